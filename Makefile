@@ -101,7 +101,7 @@ HEADER_OKS := $(PUBLIC_HEADERS:include/%.h=$(O)/hdrcheck/%.ok)
 headers: $(HEADER_OKS)
 $(O)/hdrcheck/%.ok: include/%.h
 	@mkdir -p $(dir $@)
-	echo '#include <$*.h>' | $(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -x c -c -o /dev/null -
+	echo '#include <$*.h>' | $(CC) $(filter-out -MMD -MP,$(ALL_CFLAGS)) -Wno-missing-prototypes -x c -c -o /dev/null -
 	@touch $@
 
 check-unit: $(TEST_UNIT)

@@ -58,8 +58,8 @@ extern "C" {
 
 /* API version of this header (bumped on incompatible change of the
  * library's own interface, not of KVM's). */
-#define EMBER_KVM_API_MAJOR 0
-#define EMBER_KVM_API_MINOR 1
+#define EMBER_KVM_API_MAJOR   0
+#define EMBER_KVM_API_MINOR   1
 #define EMBER_KVM_API_VERSION ((EMBER_KVM_API_MAJOR << 16) | EMBER_KVM_API_MINOR)
 
 /* Returns EMBER_KVM_API_VERSION of the library actually linked. */
@@ -101,11 +101,11 @@ unsigned ekvm_library_version(void);
  * size encoded in req. For ioctls that take no structure use the _raw
  * function directly with an integer argument.
  */
-#define EKVM_IOCTL(call, handle, req, argp)                                                        \
-	({                                                                                         \
-		_Static_assert(sizeof(*(argp)) == _IOC_SIZE(req),                                  \
-			       "argument size does not match the ioctl's encoded size");           \
-		call((handle), (req), (void *)(argp));                                             \
+#define EKVM_IOCTL(call, handle, req, argp)                                              \
+	({                                                                               \
+		_Static_assert(sizeof(*(argp)) == _IOC_SIZE(req),                        \
+			       "argument size does not match the ioctl's encoded size"); \
+		call((handle), (req), (void *)(argp));                                   \
 	})
 
 /* ------------------------------------------------------------------------
@@ -167,8 +167,7 @@ int ekvm_sys_get_mce_cap_supported(struct ekvm_sys *sys, uint64_t *mce_cap);
 
 /* KVM_CREATE_VM with a machine type (0 = default). *out owns the VM fd;
  * destroy with ekvm_vm_destroy(). The VM keeps no reference to sys. */
-EKVM_MUST_CHECK int ekvm_vm_create(struct ekvm_sys *sys, unsigned long type,
-				   struct ekvm_vm **out);
+EKVM_MUST_CHECK int ekvm_vm_create(struct ekvm_sys *sys, unsigned long type, struct ekvm_vm **out);
 
 /* ------------------------------------------------------------------------
  * VM
@@ -273,8 +272,7 @@ int ekvm_vm_create_device(struct ekvm_vm *vm, struct kvm_create_device *dev);
 /* Creates vCPU id: KVM_CREATE_VCPU and mmap of its kvm_run area (and the
  * coalesced MMIO ring page after it when KVM has one). *out owns both.
  * -EINVAL for an id out of range, -EEXIST for a duplicate id. */
-EKVM_MUST_CHECK int ekvm_vcpu_create(struct ekvm_vm *vm, unsigned long id,
-				     struct ekvm_vcpu **out);
+EKVM_MUST_CHECK int ekvm_vcpu_create(struct ekvm_vm *vm, unsigned long id, struct ekvm_vcpu **out);
 
 /* ------------------------------------------------------------------------
  * vCPU
@@ -301,7 +299,6 @@ int ekvm_vcpu_set_fpu(struct ekvm_vcpu *vcpu, const struct kvm_fpu *fpu);
 int ekvm_vcpu_set_cpuid2(struct ekvm_vcpu *vcpu, const struct kvm_cpuid2 *cpuid);
 int ekvm_vcpu_get_cpuid2(struct ekvm_vcpu *vcpu, struct kvm_cpuid2 *cpuid);
 int ekvm_vcpu_enable_cap(struct ekvm_vcpu *vcpu, const struct kvm_enable_cap *cap);
-int ekvm_vcpu_check_extension(struct ekvm_vcpu *vcpu, long cap); /* KVM_CAP_CHECK_EXTENSION_VM */
 int ekvm_vcpu_get_lapic(struct ekvm_vcpu *vcpu, struct kvm_lapic_state *lapic);
 int ekvm_vcpu_set_lapic(struct ekvm_vcpu *vcpu, const struct kvm_lapic_state *lapic);
 /* KVM_GET_MSRS / KVM_SET_MSRS: return the number of entries KVM processed
@@ -343,7 +340,8 @@ int ekvm_vcpu_translate(struct ekvm_vcpu *vcpu, struct kvm_translation *tr);
 int ekvm_vcpu_smi(struct ekvm_vcpu *vcpu);
 int ekvm_vcpu_nmi(struct ekvm_vcpu *vcpu);
 int ekvm_vcpu_interrupt(struct ekvm_vcpu *vcpu, uint32_t irq);
-/* KVM_TPR_ACCESS_REPORTING, KVM_SET_SIGNAL_MASK-free vCPU helpers. */
+/* KVM_TPR_ACCESS_REPORTING: report guest TPR accesses as TprAccess exits
+ * (needs the in-kernel LAPIC; KVM_CAP_VAPIC). */
 int ekvm_vcpu_tpr_access_reporting(struct ekvm_vcpu *vcpu, bool enabled);
 
 /* sync_regs (KVM_CAP_SYNC_REGS): registers exchanged through kvm_run instead

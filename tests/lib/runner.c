@@ -22,7 +22,7 @@ struct test {
 
 static struct test tests[MAX_TESTS];
 static int ntests;
-static bool failed;       /* in the child: some check failed */
+static bool failed;	    /* in the child: some check failed */
 static const char *current; /* in the child: the running test */
 
 void test_register(const char *name, const char *file, test_fn fn, unsigned flags,
@@ -83,16 +83,16 @@ const char *test_errno_name(long long err)
 	if (err >= 0)
 		return "ok";
 	switch (-err) {
-#define E(x)                                                                                       \
-	case x:                                                                                    \
+#define E(x)    \
+	case x: \
 		return #x;
-		E(EPERM) E(ENOENT) E(EINTR) E(EIO) E(ENXIO) E(E2BIG) E(EBADF) E(EAGAIN) E(ENOMEM)
-		E(EACCES) E(EFAULT) E(EBUSY) E(EEXIST) E(ENODEV) E(EINVAL) E(ENOSPC) E(ERANGE)
-		E(ENOSYS) E(ENOTTY) E(EOPNOTSUPP) E(EPROTO)
-		E(ETIMEDOUT) E(ECANCELED) E(ESRCH) E(EPIPE) E(EMSGSIZE) E(ENOEXEC) E(EOVERFLOW)
+		E(EPERM)
+		E(ENOENT) E(EINTR) E(EIO) E(ENXIO) E(E2BIG) E(EBADF) E(EAGAIN) E(ENOMEM) E(EACCES)
+		    E(EFAULT) E(EBUSY) E(EEXIST) E(ENODEV) E(EINVAL) E(ENOSPC) E(ERANGE) E(ENOSYS)
+			E(ENOTTY) E(EOPNOTSUPP) E(EPROTO) E(ETIMEDOUT) E(ECANCELED) E(ESRCH)
+			    E(EPIPE) E(EMSGSIZE) E(ENOEXEC) E(EOVERFLOW)
 #undef E
-	default:
-		return "errno";
+				default : return "errno";
 	}
 }
 
@@ -152,8 +152,9 @@ int main(int argc, char **argv)
 				printf("SKIP %s: no usable /dev/kvm (--allow-no-kvm)\n", t->name);
 				skipped++;
 			} else {
-				printf("FAIL %s: needs /dev/kvm; run it through tools/kvm-sandbox\n",
-				       t->name);
+				printf(
+				    "FAIL %s: needs /dev/kvm; run it through tools/kvm-sandbox\n",
+				    t->name);
 				nfailed++;
 			}
 			continue;
@@ -183,7 +184,8 @@ int main(int argc, char **argv)
 			if (WIFSIGNALED(ws)) {
 				int sig = WTERMSIG(ws);
 				if (sig == SIGALRM)
-					printf("FAIL %s: timed out after %u s\n", t->name, t->timeout_s);
+					printf("FAIL %s: timed out after %u s\n", t->name,
+					       t->timeout_s);
 				else
 					printf("FAIL %s: killed by signal %d (%s)\n", t->name, sig,
 					       strsignal(sig));
