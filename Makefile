@@ -65,12 +65,13 @@ LIBSO := $(O)/libember.so.$(EMBER_SOVERSION)
 TEST_UNIT := $(O)/test-unit
 TEST_KVM := $(O)/test-kvm
 
+.DEFAULT_GOAL := all
+include $(sort $(wildcard */*.mk */*/*.mk))
+
 .PHONY: all check check-unit check-kvm bench format check-format headers install clean lib tests
 all: lib tests headers $(EXTRA_ALL)
 lib: $(LIBA) $(LIBSO)
 tests: $(TEST_UNIT) $(TEST_KVM)
-
-include $(sort $(wildcard */*.mk */*/*.mk))
 
 $(O)/%.o: %.c
 	@mkdir -p $(dir $@)

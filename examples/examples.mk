@@ -1,0 +1,6 @@
+# examples/examples.mk - example programs built against libember.
+EXAMPLES := $(O)/hello
+EXTRA_ALL += $(EXAMPLES)
+
+$(O)/hello: $(O)/examples/hello.o $(LIBA)
+	$(CC) -o $@ $< $(LIBA) $(ALL_LDFLAGS)
