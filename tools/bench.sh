@@ -1,0 +1,82 @@
+#!/bin/bash
+# tools/bench.sh - run Ember's benchmarks on real KVM (natively or in one sandbox boot)
+# and write docs/PERFORMANCE.md. Benchmarks are never part of the test suite.
+#
+# Every benchmark program prints lines "BENCH <name> <value> <unit>"; each
+# comparison is made side by side in the same run and reported as a ratio.
+# Usage: tools/bench.sh [--no-write]   (make bench)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+WRITE=1
+[ "${1:-}" = --no-write ] && WRITE=0
+
+make -j2 MODE=release all >/dev/null
+
+OUT=$(mktemp -d /tmp/ember-bench.XXXXXX)
+trap 'rm -rf "$OUT"' EXIT
+
+# The programs run inside one sandbox boot, in this order. A program that
+# is not built (a later layer) is left out.
+INNER=$OUT/inner.sh
+cat > "$INNER" <<EOS
+#!/bin/sh
+cd "$ROOT"
+echo "BENCHENV kernel \$(uname -r)"
+echo "BENCHENV cpu \$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+echo "BENCHENV cpus \$(nproc)"
+rc=0
+for p in o/release/kvm-bench o/release/hv-bench; do
+	[ -x "\$p" ] || continue
+	echo "BENCHRUN \$p"
+	"\$p" || rc=1
+done
+if [ -x bench/boot_bench.sh ]; then
+	echo "BENCHRUN bench/boot_bench.sh"
+	bench/boot_bench.sh || rc=1
+fi
+exit \$rc
+EOS
+chmod +x "$INNER"
+
+CMD=(tools/kvm-sandbox/run.sh --mem 2048M --timeout 1500 -- "$INNER")
+echo "bench: ${CMD[*]}" >&2
+"${CMD[@]}" | tee "$OUT/log"
+status=${PIPESTATUS[0]}
+[ "$status" = 0 ] || { echo "bench: a benchmark failed (status $status)" >&2; exit 1; }
+[ "$WRITE" = 1 ] || exit 0
+
+host_cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+where=native
+[ -e /dev/kvm ] || where="sandbox (QEMU TCG guest with nested AMD SVM; host has no /dev/kvm)"
+{
+	echo "# Ember performance"
+	echo
+	echo "Written by \`make bench\` (tools/bench.sh) on $(date -u +%Y-%m-%d) at commit"
+	echo "$(git rev-parse --short HEAD 2>/dev/null || echo unknown). Do not edit by hand; rerun it."
+	echo
+	echo "- Machine: $host_cpu, $(nproc) cores, $(uname -r)"
+	echo "- KVM: $where"
+	grep '^BENCHENV ' "$OUT/log" | sed 's/^BENCHENV \([a-z]*\) /- KVM host \1: /'
+	echo "- Commands: \`tools/kvm-sandbox/run.sh --mem 2048M -- <each program>\`:"
+	grep '^BENCHRUN ' "$OUT/log" | sed 's/^BENCHRUN /  `/; s/$/`/'
+	echo
+	echo "Absolute times inside the sandbox are not hardware figures (an exit costs"
+	echo "tens of microseconds under nested TCG). Each comparison runs side by side in"
+	echo "the same process and boot, interleaved; the ratio is the figure."
+	echo
+	echo "| benchmark | value | unit | goal |"
+	echo "|---|---|---|---|"
+	grep '^BENCH ' "$OUT/log" | while read -r _ name value unit; do
+		goal=""
+		case "$name" in
+		kvm.pio.ratio | kvm.mmio.ratio) goal="≤ 1.02" ;;
+		kvm.vm_lifecycle.ratio) goal="≤ 1.05" ;;
+		hv.*.ratio) goal="≤ 1.05" ;;
+		boot.*ratio*) goal="≤ 0.5" ;;
+		boot.*rss*) goal="" ;;
+		esac
+		echo "| $name | $value | $unit | $goal |"
+	done
+} > docs/PERFORMANCE.md
+echo "bench: wrote docs/PERFORMANCE.md" >&2
