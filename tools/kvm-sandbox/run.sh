@@ -1,0 +1,375 @@
+#!/bin/bash
+# tools/kvm-sandbox/run.sh - run a command against a real /dev/kvm: natively
+# where /dev/kvm works, otherwise inside one QEMU (TCG, nested AMD SVM) boot.
+#
+# usage: tools/kvm-sandbox/run.sh [options] -- CMD [ARGS...]
+# See tools/kvm-sandbox/README.md. Exit status: CMD's, or 125 when the
+# harness itself failed (after one retry of the boot).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+PROG=kvm-sandbox
+HARNESS_FAILURE=125
+
+usage() {
+	cat <<EOF
+usage: $0 [options] -- CMD [ARGS...]
+
+Runs CMD with a working /dev/kvm: natively if /dev/kvm opens read-write,
+otherwise in one L1 guest booted under QEMU TCG (-cpu max: nested AMD SVM)
+that sees the host's / read-only, chrooted, in the same working directory.
+
+options:
+  --timeout SECS     kill the run after SECS seconds (default $TIMEOUT)
+  --mem SIZE         L1 guest RAM, QEMU -m syntax (default $MEM)
+  --smp N            L1 guest vCPUs (default $SMP)
+  --modules "M ..."  extra kernel modules to load in the L1 guest
+  --rw DIR           share host DIR writable at the same path (repeatable)
+  --env NAME[=VAL]   pass NAME (from the caller's environment, or VAL) to CMD
+  --native-only      never boot a guest; fail (125) without a usable /dev/kvm
+  --force-sandbox    boot a guest even when /dev/kvm works natively
+  --cache-dir DIR    cache for the vmlinux, initramfs and logs
+                     (default \${XDG_CACHE_HOME:-~/.cache}/ember-sandbox)
+  -v, --verbose      show the whole serial log (on stderr) and timings
+  -h, --help         this text
+
+exit status: CMD's exit status; 125 if the harness failed (a boot that hung
+or timed out, a kernel panic, no /dev/kvm, no exit status from CMD), after
+one retry of the boot.
+EOF
+}
+
+# ------------------------------------------------------------------ options
+TIMEOUT=900
+MEM=1024M
+SMP=1
+EXTRA_MODULES=""
+RW_DIRS=()
+ENV_VARS=()
+MODE=${EMBER_KVM_SANDBOX:-auto} # auto | native | sandbox (the options win)
+VERBOSE=0
+CACHE=${EMBER_SANDBOX_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/ember-sandbox}
+
+say() { echo "$PROG: $*" >&2; }
+die() {
+	say "error: $*"
+	exit "$HARNESS_FAILURE"
+}
+need_arg() { [ "$2" -ge 2 ] || die "option $1 needs an argument (see --help)"; }
+
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--timeout) need_arg "$1" $#; TIMEOUT=$2; shift 2 ;;
+	--mem) need_arg "$1" $#; MEM=$2; shift 2 ;;
+	--smp) need_arg "$1" $#; SMP=$2; shift 2 ;;
+	--modules) need_arg "$1" $#; EXTRA_MODULES="$EXTRA_MODULES $2"; shift 2 ;;
+	--rw) need_arg "$1" $#; RW_DIRS+=("$2"); shift 2 ;;
+	--env) need_arg "$1" $#; ENV_VARS+=("$2"); shift 2 ;;
+	--native-only) MODE=native; shift ;;
+	--force-sandbox) MODE=sandbox; shift ;;
+	--cache-dir) need_arg "$1" $#; CACHE=$2; shift 2 ;;
+	-v | --verbose) VERBOSE=1; shift ;;
+	-h | --help) usage; exit 0 ;;
+	--) shift; break ;;
+	*) usage >&2; die "unknown option '$1' (the command goes after --)" ;;
+	esac
+done
+[ $# -gt 0 ] || { usage >&2; die "no command given"; }
+[[ "$TIMEOUT" =~ ^[1-9][0-9]*$ ]] || die "--timeout wants a positive number of seconds"
+[[ "$SMP" =~ ^[1-9][0-9]*$ ]] || die "--smp wants a positive number"
+case "$MODE" in auto | native | sandbox) ;; *) die "EMBER_KVM_SANDBOX must be auto, native or sandbox" ;; esac
+
+# ------------------------------------------------------------ native run
+kvm_usable() {
+	[ -c /dev/kvm ] && { : <>/dev/kvm; } 2>/dev/null
+}
+
+if [ "$MODE" != sandbox ] && kvm_usable; then
+	[ "$VERBOSE" = 0 ] || say "/dev/kvm is usable here: running natively"
+	rc=0
+	timeout --kill-after=10 "$TIMEOUT" "$@" || rc=$?
+	if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+		say "harness failure: the command timed out after $TIMEOUT s (native run)"
+		exit "$HARNESS_FAILURE"
+	fi
+	exit "$rc"
+fi
+[ "$MODE" != native ] || die "--native-only: no usable /dev/kvm on this machine"
+
+# -------------------------------------------------------- sandbox: set up
+for tool in qemu-system-x86_64 modprobe cpio gzip xz perl flock timeout; do
+	command -v "$tool" >/dev/null ||
+		die "'$tool' is missing; run tools/install-deps.sh (or apt-get install qemu-system-x86 busybox-static cpio kmod xz-utils perl)"
+done
+BUSYBOX=/bin/busybox
+if [ ! -x "$BUSYBOX" ] || ldd "$BUSYBOX" >/dev/null 2>&1; then
+	die "$BUSYBOX is missing or not static; apt-get install busybox-static"
+fi
+mkdir -p "$CACHE" || die "cannot create the cache dir $CACHE"
+CACHE=$(cd "$CACHE" && pwd)
+
+# The kernel: the newest /boot/vmlinuz-* that has kvm_amd among its modules.
+KVER=""
+while read -r k; do
+	if modprobe -S "$k" --show-depends kvm_amd >/dev/null 2>&1; then
+		KVER=$k
+		break
+	fi
+done < <(find /boot -maxdepth 1 -name 'vmlinuz-*' -printf '%f\n' | sed 's/^vmlinuz-//' | sort -V -r)
+[ -n "$KVER" ] || die "no /boot/vmlinuz-* with a kvm_amd module; apt-get install linux-image-amd64"
+BZIMAGE=/boot/vmlinuz-$KVER
+[ -r "$BZIMAGE" ] || die "cannot read $BZIMAGE (run as root, or make it readable)"
+
+# Everything built goes into the cache, under a lock (concurrent runs share it).
+exec 9>"$CACHE/.lock"
+flock 9
+
+# Boot the uncompressed vmlinux through its PVH entry (Debian: CONFIG_PVH=y):
+# that skips the XZ decompression which costs seconds under TCG. The
+# bzImage's payload is one XZ stream starting with FD 37 7A 58 5A 00.
+VMLINUX=$CACHE/vmlinux-$KVER-$(stat -c '%s-%Y' "$BZIMAGE")
+if [ ! -s "$VMLINUX" ]; then
+	say "extracting the vmlinux of $KVER into $CACHE (once)"
+	off=$(perl -0777 -ne 'print index($_, "\xfd7zXZ\x00")' "$BZIMAGE")
+	[ "$off" -ge 0 ] || die "no XZ payload in $BZIMAGE"
+	# xz stops after the stream; tail may then die of SIGPIPE: check the result.
+	tail -c "+$((off + 1))" "$BZIMAGE" | xz -dc --single-stream >"$VMLINUX.tmp" 2>/dev/null || true
+	[ "$(head -c 4 "$VMLINUX.tmp" | od -An -tx1 | tr -d ' ')" = 7f454c46 ] ||
+		die "could not extract an ELF vmlinux from $BZIMAGE"
+	mv "$VMLINUX.tmp" "$VMLINUX"
+fi
+
+# Modules in load order (dependencies first), as modprobe would load them.
+read -r -a extra <<<"$EXTRA_MODULES"
+MODULE_NAMES=(kvm_amd virtio_pci 9pnet_virtio 9p "${extra[@]+"${extra[@]}"}")
+MODULE_PATHS=()
+for m in "${MODULE_NAMES[@]}"; do
+	deps=$(modprobe -S "$KVER" --show-depends "$m" 2>&1) ||
+		die "kernel $KVER has no module '$m': $deps"
+	while read -r cmd path _; do
+		[ "$cmd" = insmod ] || continue # "builtin NAME": nothing to load
+		case " ${MODULE_PATHS[*]} " in *" $path "*) continue ;; esac
+		MODULE_PATHS+=("$path")
+	done <<<"$deps"
+done
+
+# The initramfs is keyed by everything that goes into it.
+key=$({
+	echo "$KVER"
+	printf '%s\n' "${MODULE_PATHS[@]}"
+	stat -c '%s %Y' "$BUSYBOX" "${MODULE_PATHS[@]}"
+	cat "$HERE/init.sh"
+} | sha256sum | cut -c1-16)
+INITRD=$CACHE/initramfs-$KVER-$key.cpio.gz
+if [ ! -s "$INITRD" ]; then
+	say "building the initramfs ($KVER, modules: ${MODULE_NAMES[*]})"
+	root=$(mktemp -d "$CACHE/root.XXXXXX")
+	mkdir -p "$root"/{bin,dev,proc,sys,modules}
+	cp "$BUSYBOX" "$root/bin/busybox"
+	install -m 0755 "$HERE/init.sh" "$root/init"
+	for path in "${MODULE_PATHS[@]}"; do
+		name=$(basename "$path")
+		case "$name" in
+		*.ko.xz) xz -dc "$path" >"$root/modules/${name%.xz}" ;;
+		*.ko.zst) zstd -qdc "$path" >"$root/modules/${name%.zst}" ;;
+		*.ko.gz) gzip -dc "$path" >"$root/modules/${name%.gz}" ;;
+		*) cp "$path" "$root/modules/$name" ;;
+		esac
+		echo "${name%.ko*}.ko" >>"$root/modules/order"
+	done
+	(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$INITRD.tmp"
+	rm -rf "$root"
+	mv "$INITRD.tmp" "$INITRD"
+fi
+exec 9>&-
+
+# ------------------------------------------------------ sandbox: one run
+# RUN holds the serial log and the FIFO (host only) and share/, the folder
+# the guest writes CMD's output and exit status into, seen by CMD at the same
+# path: HOME and TMPDIR live there.
+mkdir -p "$CACHE/runs" "$CACHE/logs"
+RUN=$(mktemp -d "$CACHE/runs/run.XXXXXX")
+SHARE=$RUN/share
+QEMU_PID=""
+FILTER_PID=""
+# shellcheck disable=SC2317 # called by the trap
+cleanup() {
+	[ -z "$QEMU_PID" ] || kill "$QEMU_PID" 2>/dev/null || true
+	[ -z "$FILTER_PID" ] || kill "$FILTER_PID" 2>/dev/null || true
+	rm -rf "$RUN"
+}
+trap cleanup EXIT
+trap 'say "interrupted"; exit 130' INT
+trap 'say "terminated"; exit 143' TERM HUP
+
+CWD=$(pwd -P)
+NONCE=$(od -An -tx1 -N8 /dev/urandom | tr -d ' \n')
+BEGIN_MARK="@@kvm-sandbox-begin-$NONCE@@"
+END_MARK="@@kvm-sandbox-end-$NONCE@@"
+
+# shellcheck disable=SC2054 # commas belong to QEMU's option syntax
+QEMU=(qemu-system-x86_64 -M pc,i8042=off -cpu max -m "$MEM" -smp "$SMP"
+	-nodefaults -no-user-config -display none -monitor none -serial stdio -no-reboot
+	-kernel "$VMLINUX" -initrd "$INITRD"
+	-append "console=ttyS0 panic=-1 quiet i8042.noaux i8042.nokbd i8042.nopnp"
+	-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap
+	-virtfs "local,path=$SHARE,mount_tag=emberrun,security_model=none")
+# Multi-threaded TCG hung in testing: one host thread for all vCPUs.
+if [ "$SMP" -gt 1 ]; then
+	# shellcheck disable=SC2054
+	QEMU+=(-accel tcg,thread=single)
+else
+	QEMU+=(-accel tcg)
+fi
+rw_list=""
+for i in "${!RW_DIRS[@]}"; do
+	d=$(cd "${RW_DIRS[$i]}" 2>/dev/null && pwd -P) || die "--rw ${RW_DIRS[$i]}: no such folder"
+	[[ "$d" != *$'\n'* && "$d" != *,* ]] || die "--rw $d: the path may not hold a comma or newline"
+	QEMU+=(-virtfs "local,path=$d,mount_tag=emberrw$i,security_model=none")
+	rw_list+="emberrw$i $d"$'\n'
+done
+[[ "$SHARE" != *,* ]] || die "the cache path $CACHE may not hold a comma"
+
+# cmd.sh runs inside the chroot under the host's bash, with a clean env.
+write_cmd_script() {
+	local v name
+	{
+		echo "# generated by tools/kvm-sandbox/run.sh"
+		printf 'export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n'
+		printf 'export HOME=%q TMPDIR=%q LANG=C.UTF-8 TERM=dumb USER=root\n' \
+			"$SHARE/home" "$SHARE/tmp"
+		printf 'export EMBER_SANDBOX=1\n'
+		# sanitizer settings and EMBER_*/TEST_* variables follow the command
+		while read -r name; do
+			printf 'export %s=%q\n' "$name" "${!name}"
+		done < <(compgen -e | grep -E '^(ASAN_OPTIONS|UBSAN_OPTIONS|LSAN_OPTIONS|EMBER_.*|TEST_.*)$' |
+			grep -v -E '^EMBER_SANDBOX')
+		for v in "${ENV_VARS[@]+"${ENV_VARS[@]}"}"; do
+			if [[ "$v" == *=* ]]; then
+				printf 'export %s=%q\n' "${v%%=*}" "${v#*=}"
+			else
+				printf 'export %s=%q\n' "$v" "${!v-}"
+			fi
+		done
+		printf 'share=%q\n' "$SHARE"
+		# shellcheck disable=SC2016 # $share is expanded in the guest
+		printf 'cd %q || { echo "cannot cd to %q in the guest" >"$share/harness-error"; exit 1; }\n' \
+			"$CWD" "$CWD"
+		printf 'cmd=('
+		printf '%q ' "$@"
+		printf ')\n'
+		printf 'begin=%q end=%q\n' "$BEGIN_MARK" "$END_MARK"
+		# shellcheck disable=SC2016 # expanded in the guest
+		cat <<'EOF'
+printf '%s\n' "$begin" >/dev/console
+"${cmd[@]}" </dev/null 2>&1 | tee "$share/output" >/dev/console
+rc=${PIPESTATUS[0]}
+echo "$rc" >"$share/status.tmp" && mv "$share/status.tmp" "$share/status"
+printf '%s\n' "$end" >/dev/console
+echo "kvm-sandbox-guest: command exited with status $rc" >/dev/console
+EOF
+	} >"$SHARE/cmd.sh"
+}
+
+# The serial console goes through this filter: every line into the log with
+# a host timestamp; the lines between the markers (CMD's output) to stdout
+# as they come; with -v everything else to stderr.
+# shellcheck disable=SC2016 # perl code
+FILTER='
+use strict; use warnings; use Time::HiRes qw(time);
+my ($log, $begin, $end, $verbose) = @ARGV;
+my $t0 = time;
+open(my $lf, ">", $log) or die "$log: $!";
+$lf->autoflush(1); STDOUT->autoflush(1); STDERR->autoflush(1);
+my $in = 0;
+while (my $line = <STDIN>) {
+	printf $lf "[%8.3f] %s", time - $t0, $line;
+	if (!$in) {
+		if (index($line, $begin) >= 0) { $in = 1; next; }
+		if ($verbose) { (my $l = $line) =~ s/\r//g; print STDERR $l; }
+	} else {
+		my $i = index($line, $end);
+		if ($i >= 0) { print STDOUT substr($line, 0, $i); $in = 0; next; }
+		print STDOUT $line;
+	}
+}
+'
+
+# boot ATTEMPT: one boot; sets REASON (empty on success) and CMD_RC.
+boot() {
+	local attempt=$1 log=$RUN/serial-$1.log qrc=0
+	shift
+	rm -rf "$SHARE"
+	mkdir -p "$SHARE/home" "$SHARE/tmp"
+	printf '%s\n' "$SHARE" >"$SHARE/rundir"
+	printf '%s' "$rw_list" >"$SHARE/rw"
+	write_cmd_script "$@"
+	rm -f "$RUN/serial.fifo"
+	mkfifo "$RUN/serial.fifo"
+	perl -e "$FILTER" "$log" "$BEGIN_MARK" "$END_MARK" "$VERBOSE" <"$RUN/serial.fifo" &
+	FILTER_PID=$!
+	local t0=$SECONDS
+	timeout --kill-after=10 "$TIMEOUT" "${QEMU[@]}" </dev/null >"$RUN/serial.fifo" 2>"$RUN/qemu.err" &
+	QEMU_PID=$!
+	wait "$QEMU_PID" || qrc=$?
+	QEMU_PID=""
+	wait "$FILTER_PID" || true
+	FILTER_PID=""
+	sed 's/^/[host] qemu: /' "$RUN/qemu.err" >>"$log"
+	echo "[host] qemu exit status $qrc after $((SECONDS - t0)) s (attempt $attempt)" >>"$log"
+	cp "$log" "$CACHE/logs/last-boot.log.tmp" && mv "$CACHE/logs/last-boot.log.tmp" "$CACHE/logs/last-boot.log"
+
+	REASON=""
+	CMD_RC=""
+	if [ -s "$SHARE/status" ]; then
+		CMD_RC=$(cat "$SHARE/status")
+		[[ "$CMD_RC" =~ ^[0-9]+$ ]] || REASON="bad exit-status file: '$CMD_RC'"
+		if [ -z "$REASON" ] && [ "$qrc" != 0 ]; then
+			say "warning: qemu exited with status $qrc after the command finished"
+		fi
+	elif [ "$qrc" = 124 ] || [ "$qrc" = 137 ]; then
+		if grep -q -F "$BEGIN_MARK" "$log"; then
+			REASON="timed out after $TIMEOUT s while the command ran"
+		else
+			REASON="timed out after $TIMEOUT s before the command started (boot hung)"
+		fi
+	elif [ -s "$SHARE/harness-error" ]; then
+		REASON="in the guest: $(head -n 3 "$SHARE/harness-error" | tr '\n' ' ')"
+	elif grep -q 'kvm-sandbox-guest: FATAL:' "$log"; then
+		REASON="in the guest: $(grep -m1 'kvm-sandbox-guest: FATAL:' "$log" | sed 's/.*FATAL: //' | tr -d '\r')"
+	elif grep -q 'Kernel panic' "$log"; then
+		REASON="L1 kernel panic: $(grep -m1 'Kernel panic' "$log" | sed 's/^\[[ 0-9.]*\] //' | tr -d '\r')"
+	elif [ "$qrc" != 0 ]; then
+		REASON="qemu exited with status $qrc: $(tail -n 1 "$RUN/qemu.err")"
+	else
+		REASON="no exit-status file from the command (the guest stopped early)"
+	fi
+	if [ -n "$REASON" ]; then
+		local keep
+		keep=$CACHE/logs/failed-$(date +%Y%m%d-%H%M%S)-$$-$attempt.log
+		cp "$log" "$keep"
+		# keep the 10 newest failure logs
+		find "$CACHE/logs" -name 'failed-*.log' -printf '%T@ %p\n' | sort -rn | tail -n +11 |
+			cut -d' ' -f2- | xargs -r rm -f
+		say "harness failure: $REASON"
+		say "serial log: $keep; its last lines:"
+		grep -v -F -e "$BEGIN_MARK" "$log" | tail -n 15 | sed 's/^/    /' | tr -d '\r' >&2
+	elif [ "$VERBOSE" = 1 ]; then
+		local kvm_at cmd_at end_at
+		kvm_at=$(sed -n 's/^\[ *\([0-9.]*\)\] kvm-sandbox-guest: kvm ready.*/\1/p' "$log" | head -n 1)
+		cmd_at=$(grep -F "$BEGIN_MARK" "$log" | sed -n 's/^\[ *\([0-9.]*\)\].*/\1/p' | head -n 1)
+		end_at=$(grep -F "$END_MARK" "$log" | sed -n 's/^\[ *\([0-9.]*\)\].*/\1/p' | head -n 1)
+		say "timings (host clock from qemu start): /dev/kvm ready at ${kvm_at:-?} s," \
+			"command started at ${cmd_at:-?} s, ended at ${end_at:-?} s; qemu ran $((SECONDS - t0)) s"
+	fi
+}
+
+for attempt in 1 2; do
+	boot "$attempt" "$@"
+	if [ -z "$REASON" ]; then
+		exit "$CMD_RC"
+	fi
+	[ "$attempt" = 2 ] || say "retrying the boot once (attempt 2 of 2)"
+done
+say "harness failure: giving up after 2 boots; exit status $HARNESS_FAILURE"
+exit "$HARNESS_FAILURE"
