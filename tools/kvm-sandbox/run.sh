@@ -181,6 +181,10 @@ if [ ! -s "$INITRD" ]; then
 	rm -rf "$root"
 	mv "$INITRD.tmp" "$INITRD"
 fi
+touch "$INITRD" "$VMLINUX"
+# Forget builds unused for a week and runs left behind by killed harnesses.
+find "$CACHE" -maxdepth 1 \( -name 'initramfs-*' -o -name 'vmlinux-*' \) -mtime +7 -delete
+find "$CACHE/runs" -mindepth 1 -maxdepth 1 -mmin +1440 -exec rm -rf {} + 2>/dev/null || true
 exec 9>&-
 
 # ------------------------------------------------------ sandbox: one run
