@@ -78,22 +78,34 @@ void test_log(const char *fmt, ...)
 	fflush(stdout);
 }
 
+static const struct {
+	int err;
+	const char *name;
+} errno_names[] = {
+    {EPERM, "EPERM"},		{ENOENT, "ENOENT"},
+    {EINTR, "EINTR"},		{EIO, "EIO"},
+    {ENXIO, "ENXIO"},		{E2BIG, "E2BIG"},
+    {EBADF, "EBADF"},		{EAGAIN, "EAGAIN"},
+    {ENOMEM, "ENOMEM"},		{EACCES, "EACCES"},
+    {EFAULT, "EFAULT"},		{EBUSY, "EBUSY"},
+    {EEXIST, "EEXIST"},		{ENODEV, "ENODEV"},
+    {EINVAL, "EINVAL"},		{ENOSPC, "ENOSPC"},
+    {ERANGE, "ERANGE"},		{ENOSYS, "ENOSYS"},
+    {ENOTTY, "ENOTTY"},		{EPROTO, "EPROTO"},
+    {ESRCH, "ESRCH"},		{EPIPE, "EPIPE"},
+    {EOPNOTSUPP, "EOPNOTSUPP"}, {ENOEXEC, "ENOEXEC"},
+    {EMSGSIZE, "EMSGSIZE"},	{EOVERFLOW, "EOVERFLOW"},
+    {ETIMEDOUT, "ETIMEDOUT"},	{ECANCELED, "ECANCELED"},
+};
+
 const char *test_errno_name(long long err)
 {
 	if (err >= 0)
 		return "ok";
-	switch (-err) {
-#define E(x)    \
-	case x: \
-		return #x;
-		E(EPERM)
-		E(ENOENT) E(EINTR) E(EIO) E(ENXIO) E(E2BIG) E(EBADF) E(EAGAIN) E(ENOMEM) E(EACCES)
-		    E(EFAULT) E(EBUSY) E(EEXIST) E(ENODEV) E(EINVAL) E(ENOSPC) E(ERANGE) E(ENOSYS)
-			E(ENOTTY) E(EOPNOTSUPP) E(EPROTO) E(ETIMEDOUT) E(ECANCELED) E(ESRCH)
-			    E(EPIPE) E(EMSGSIZE) E(ENOEXEC) E(EOVERFLOW)
-#undef E
-				default : return "errno";
-	}
+	for (size_t i = 0; i < sizeof(errno_names) / sizeof(errno_names[0]); i++)
+		if (errno_names[i].err == -err)
+			return errno_names[i].name;
+	return "errno";
 }
 
 static bool matches(const struct test *t, int argc, char **argv, int first)
