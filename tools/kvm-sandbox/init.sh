@@ -57,6 +57,8 @@ mount -t 9p -o "ro,$opts,cache=loose" hostroot /host || fatal "cannot mount the 
 mount -t 9p -o "$opts" emberrun /share || fatal "cannot mount the run's share (9p)"
 read -r rundir </share/rundir || fatal "no /share/rundir"
 mount -o bind /share "/host$rundir" || fatal "cannot bind the share at $rundir"
+# TMPDIR: a tmpfs, since 9p cannot hold unix sockets (bind fails with ENXIO).
+mount -t tmpfs -o mode=1777 tmpfs "/host$rundir/tmp" || fatal "cannot mount the tmpfs TMPDIR"
 # /share/rw: "TAG PATH" lines, host folders shared writable at the same path.
 if [ -s /share/rw ]; then
 	while read -r tag path; do

@@ -281,6 +281,7 @@ EOF
 # shellcheck disable=SC2016 # perl code
 FILTER='
 use strict; use warnings; use Time::HiRes qw(time);
+$SIG{PIPE} = "IGNORE"; # a reader that went away must not stop the log
 my ($log, $begin, $end, $verbose) = @ARGV;
 my $t0 = time;
 open(my $lf, ">", $log) or die "$log: $!";
@@ -297,6 +298,7 @@ while (my $line = <STDIN>) {
 		print STDOUT $line;
 	}
 }
+close(STDOUT); # quietly, even if the reader went away
 '
 
 # boot ATTEMPT: one boot; sets REASON (empty on success) and CMD_RC.

@@ -74,6 +74,13 @@ EMBER_SELFTEST_VAR='a b' expect args-cwd-env 0 "$T/want" -- --force-sandbox --rw
 cd /
 if [ "$(cat "$T/rw/file" 2>/dev/null)" = hello ]; then ok rw-share; else bad rw-share "no $T/rw/file"; fi
 
+if command -v python3 >/dev/null; then
+	expect unix-socket-in-tmpdir 0 -- --force-sandbox -- python3 -c '
+import os, socket, tempfile
+p = os.path.join(tempfile.mkdtemp(), "s")
+s = socket.socket(socket.AF_UNIX); s.bind(p); s.listen(1)
+socket.socket(socket.AF_UNIX).connect(p)'
+fi
 expect extra-module 0 -- --force-sandbox --modules tun -- test -d /sys/module/tun
 # shellcheck disable=SC2016 # expanded in the guest
 expect smp2 0 -- --force-sandbox --smp 2 -- sh -c '[ "$(nproc)" = 2 ] && "$0"' "$T/kvm-probe"
