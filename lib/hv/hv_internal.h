@@ -1,0 +1,126 @@
+/* lib/hv/hv_internal.h - private definitions of the vCPU layer: handles and the backend ops table. */
+#ifndef EMBER_LIB_HV_INTERNAL_H
+#define EMBER_LIB_HV_INTERNAL_H
+
+#include <ember/hv.h>
+
+#include <errno.h>
+#include <stdatomic.h>
+
+/* What the last exit left for the caller to answer (or for the next run to
+ * complete). Filled by the backend's vcpu_run, used by ehv_vcpu_handle_*. */
+enum ehvi_pend_kind {
+	EHVI_PEND_NONE = 0,
+	EHVI_PEND_IO,
+	EHVI_PEND_MMIO,
+	EHVI_PEND_SYSREG,
+	EHVI_PEND_HYPERCALL,
+};
+
+struct ehvi_pending {
+	uint8_t kind;	      /* enum ehvi_pend_kind */
+	bool answer_required; /* a read or hypercall: run refuses until handled */
+	bool handled;	      /* ehv_vcpu_handle_* was called */
+	bool write;
+	uint8_t size;	 /* bytes per element */
+	uint32_t count;	 /* I/O elements */
+	uint64_t addr;	 /* port, GPA, MSR index */
+	uint8_t *data;	 /* I/O and MMIO: the backend's buffer (count * size bytes) */
+	uint64_t *value; /* sysreg: value slot; hypercall: ret slot */
+	uint8_t *fault;	 /* sysreg: error slot (1 = fault) */
+	uint64_t nr;	 /* hypercall */
+	uint64_t args[6];
+};
+
+struct ehvi_ops;
+
+struct ehv_hypervisor {
+	const struct ehvi_ops *ops;
+	enum ehv_backend backend;
+	void *be;
+};
+
+struct ehv_vm {
+	const struct ehvi_ops *ops;
+	enum ehv_backend backend;
+	atomic_int refs; /* the caller's + one per vCPU */
+	void *be;
+};
+
+struct ehv_vcpu {
+	const struct ehvi_ops *ops;
+	struct ehv_vm *vm;
+	uint32_t id;
+	void *be;
+	/* the backend's immediate_exit byte (KVM: kvm_run->immediate_exit) */
+	uint8_t *imm;
+	/* kicks: seq counts kicks, ack is seq as seen at the last Canceled */
+	uint32_t kick_seq, kick_ack;
+	/* kernel tid of the thread inside run, 0 when none */
+	int run_tid;
+	/* set once the backend failed in a way that leaves the vCPU unusable */
+	bool broken;
+	/* the last exit's pending answer / completion */
+	struct ehvi_pending pend;
+	bool needs_completion;
+	/* attached runner (at most one) */
+	void *runner;
+	/* per-reason exit counters: one writer (the vCPU thread), relaxed atomics */
+	uint64_t counts[EHV_EXIT_REASON_MAX];
+};
+
+/* The backend ops. Every function receives initialised core handles; the
+ * backend keeps its state in ->be. vcpu_run fills *exit and vcpu->pend, and
+ * returns 0 or -errno; it maps an interrupted run to EHV_EXIT_CANCELED. */
+struct ehvi_ops {
+	const char *name;
+	int (*hyp_open)(struct ehv_hypervisor *hyp, const struct ehv_hypervisor_options *opts);
+	void (*hyp_close)(struct ehv_hypervisor *hyp);
+	int (*hyp_check_cap)(struct ehv_hypervisor *hyp, long cap);
+	int (*vm_create)(struct ehv_hypervisor *hyp, struct ehv_vm *vm);
+	void (*vm_destroy)(struct ehv_vm *vm);
+	void *(*vm_handle)(struct ehv_vm *vm);
+	int (*vm_set_memory)(struct ehv_vm *vm, uint32_t slot, uint64_t gpa, uint64_t size,
+			     void *hva, unsigned flags);
+	int (*vm_enable_cap)(struct ehv_vm *vm, uint32_t cap, const uint64_t args[4]);
+	int (*vm_check_cap)(struct ehv_vm *vm, long cap);
+	int (*vm_trap_sysregs)(struct ehv_vm *vm, const struct ehv_sysreg_trap *traps, size_t n,
+			       unsigned flags);
+	int (*vm_trap_hypercalls)(struct ehv_vm *vm, uint64_t nr_mask);
+	/* must set vcpu->be and vcpu->imm */
+	int (*vcpu_create)(struct ehv_vcpu *vcpu);
+	void (*vcpu_destroy)(struct ehv_vcpu *vcpu);
+	void *(*vcpu_handle)(struct ehv_vcpu *vcpu);
+	int (*vcpu_run)(struct ehv_vcpu *vcpu, struct ehv_exit *exit);
+	int (*vcpu_enable_cap)(struct ehv_vcpu *vcpu, uint32_t cap, const uint64_t args[4]);
+	int (*vcpu_on_suspend)(struct ehv_vcpu *vcpu);
+	int (*vcpu_get_regs)(struct ehv_vcpu *vcpu, struct ehv_x86_regs *regs);
+	int (*vcpu_set_regs)(struct ehv_vcpu *vcpu, const struct ehv_x86_regs *regs);
+	int (*vcpu_get_sregs)(struct ehv_vcpu *vcpu, struct ehv_x86_sregs *sregs);
+	int (*vcpu_set_sregs)(struct ehv_vcpu *vcpu, const struct ehv_x86_sregs *sregs);
+	int (*vcpu_set_cpuid)(struct ehv_vcpu *vcpu, const struct ehv_x86_cpuid_entry *e, size_t n);
+	int (*vcpu_set_debug)(struct ehv_vcpu *vcpu, unsigned flags);
+	int (*vcpu_request_irq_window)(struct ehv_vcpu *vcpu, bool on);
+	int (*vcpu_inject_interrupt)(struct ehv_vcpu *vcpu, uint32_t vector);
+};
+
+extern const struct ehvi_ops ehvi_mock_ops;
+extern const struct ehvi_ops ehvi_kvm_ops;
+
+/* Ops for a backend, NULL if not built in. */
+const struct ehvi_ops *ehvi_backend_ops(enum ehv_backend backend);
+
+/* True when the vCPU's immediate_exit is set (relaxed; for the mock). */
+static inline bool ehvi_imm_pending(const struct ehv_vcpu *vcpu)
+{
+	return __atomic_load_n(vcpu->imm, __ATOMIC_SEQ_CST) != 0;
+}
+
+/* Runner hook: the runner attached to a vCPU (core.c keeps the pointer). */
+int ehvi_vcpu_attach_runner(struct ehv_vcpu *vcpu, void *runner);
+void ehvi_vcpu_detach_runner(struct ehv_vcpu *vcpu, void *runner);
+
+/* Current thread's kernel tid (cached per thread). */
+int ehvi_thread_tid(void);
+
+#endif
