@@ -27,6 +27,8 @@ SANDBOX_SUITES=(
 	"kvm-release o/release/test-kvm"
 	"kvm-asan o/asan/test-kvm"
 )
+# Extra tools/kvm-sandbox/run.sh options for that boot (e.g. --modules "tun").
+SANDBOX_OPTS=()
 BUILD_MODES=(release asan)
 PROBE=o/release/kvm-probe
 
@@ -34,6 +36,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 SUITE_TIMEOUT=${EMBER_CHECK_SUITE_TIMEOUT:-420}
 SUMMARY_RE='^([0-9]+) passed, ([0-9]+) failed(, ([0-9]+) skipped)?$'
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
 
 # ------------------------------------------------- inside the sandbox boot
 # tools/check.sh --inner OUTDIR: runs the probe and SANDBOX_SUITES, writing
@@ -48,9 +51,11 @@ if [ "${1:-}" = --inner ]; then
 		cmd=${entry#* }
 		echo "=== $name: $cmd"
 		s=0
+		t0=$SECONDS
 		timeout --kill-after=10 "$SUITE_TIMEOUT" bash -c "$cmd" </dev/null 2>&1 |
 			tee "$out/$name.log" || s=${PIPESTATUS[0]}
 		[ "$s" != 124 ] || echo "check: $name timed out after $SUITE_TIMEOUT s" | tee -a "$out/$name.log"
+		echo $((SECONDS - t0)) >"$out/$name.time"
 		echo "$s" >"$out/$name.status"
 		[ "$s" = 0 ] || rc=1
 		if [ "$name" = probe ] && [ "$s" != 0 ]; then
@@ -86,8 +91,10 @@ FAILED=0
 SKIPPED=0
 SUMMARY=()
 phase() { printf '\n=== %s (at %d s)\n' "$*" $((SECONDS - START)); }
-result() { # NAME TEXT
-	SUMMARY+=("$(printf '%-14s %s' "$1" "$2")")
+result() { # NAME TEXT: one summary line (with the suite's time when known)
+	local t=""
+	[ ! -s "$OUT/$1.time" ] || t=" ($(cat "$OUT/$1.time") s)"
+	SUMMARY+=("$(printf '%-14s %s%s' "$1" "$2" "$t")")
 }
 fail_step() { # NAME WHY: a check that is not a test runner failed
 	FAILED=$((FAILED + 1))
@@ -148,8 +155,10 @@ if [ "$MODE" != kvm ]; then
 			continue
 		fi
 		s=0
+		t0=$SECONDS
 		timeout --kill-after=10 900 bash -c "$cmd" </dev/null 2>&1 | tee "$OUT/$name.log" ||
 			s=${PIPESTATUS[0]}
+		echo $((SECONDS - t0)) >"$OUT/$name.time"
 		account "$name" "$OUT/$name.log" "$s"
 	done
 fi
@@ -163,7 +172,7 @@ if [ "$MODE" != unit ]; then
 		hrc=skip
 	else
 		tools/kvm-sandbox/run.sh --rw "$OUT" --timeout $((120 + n * (SUITE_TIMEOUT + 10))) \
-			-- tools/check.sh --inner "$OUT" || hrc=$?
+			"${SANDBOX_OPTS[@]+"${SANDBOX_OPTS[@]}"}" -- tools/check.sh --inner "$OUT" || hrc=$?
 	fi
 	if [ "$hrc" = skip ]; then
 		fail_step "kvm" "not run: the release build failed"

@@ -1,6 +1,6 @@
 #!/bin/bash
 # tools/kvm-sandbox/run.sh - run a command against a real /dev/kvm: natively
-# where /dev/kvm works, otherwise inside one QEMU (TCG, nested AMD SVM) boot.
+# where hardware KVM works, otherwise inside one QEMU (TCG, nested AMD SVM) boot.
 #
 # usage: tools/kvm-sandbox/run.sh [options] -- CMD [ARGS...]
 # See tools/kvm-sandbox/README.md. Exit status: CMD's, or 125 when the
@@ -15,9 +15,10 @@ usage() {
 	cat <<EOF
 usage: $0 [options] -- CMD [ARGS...]
 
-Runs CMD with a working /dev/kvm: natively if /dev/kvm opens read-write,
-otherwise in one L1 guest booted under QEMU TCG (-cpu max: nested AMD SVM)
-that sees the host's / read-only, chrooted, in the same working directory.
+Runs CMD with a working /dev/kvm: natively if /dev/kvm opens read-write and
+is hardware KVM (kvm_intel/kvm_amd), otherwise in one L1 guest booted under
+QEMU TCG (-cpu max: nested AMD SVM) that sees the host's / read-only,
+chrooted, in the same working directory.
 
 options:
   --timeout SECS     kill the run after SECS seconds (default $TIMEOUT)
@@ -26,7 +27,7 @@ options:
   --modules "M ..."  extra kernel modules to load in the L1 guest
   --rw DIR           share host DIR writable at the same path (repeatable)
   --env NAME[=VAL]   pass NAME (from the caller's environment, or VAL) to CMD
-  --native-only      never boot a guest; fail (125) without a usable /dev/kvm
+  --native-only      never boot a guest; use any usable /dev/kvm, else fail (125)
   --force-sandbox    boot a guest even when /dev/kvm works natively
   --cache-dir DIR    cache for the vmlinux, initramfs and logs
                      (default \${XDG_CACHE_HOME:-~/.cache}/ember-sandbox)
@@ -84,6 +85,18 @@ kvm_usable() {
 	[ -c /dev/kvm ] && { : <>/dev/kvm; } 2>/dev/null
 }
 
+# Hardware KVM has kvm_intel or kvm_amd loaded. Another provider (the build
+# VMs offer kvm_pvm, a software hypervisor that behaves differently) is used
+# only when asked for (--native-only, EMBER_KVM_SANDBOX=native).
+kvm_hardware() {
+	[ -d /sys/module/kvm_intel ] || [ -d /sys/module/kvm_amd ]
+}
+
+if [ "$MODE" = auto ] && kvm_usable && ! kvm_hardware; then
+	say "/dev/kvm here is not hardware KVM ($(cd /sys/module && echo kvm_*)):" \
+		"using the sandbox (EMBER_KVM_SANDBOX=native or --native-only to use it)"
+	MODE=sandbox
+fi
 if [ "$MODE" != sandbox ] && kvm_usable; then
 	[ "$VERBOSE" = 0 ] || say "/dev/kvm is usable here: running natively"
 	rc=0
