@@ -95,7 +95,6 @@ VCPU_GET(sregs, KVM_GET_SREGS, struct kvm_sregs)
 VCPU_SET(sregs, KVM_SET_SREGS, struct kvm_sregs)
 VCPU_GET(fpu, KVM_GET_FPU, struct kvm_fpu)
 VCPU_SET(fpu, KVM_SET_FPU, struct kvm_fpu)
-VCPU_GET(cpuid2, KVM_GET_CPUID2, struct kvm_cpuid2)
 VCPU_SET(cpuid2, KVM_SET_CPUID2, struct kvm_cpuid2)
 VCPU_GET(lapic, KVM_GET_LAPIC, struct kvm_lapic_state)
 VCPU_SET(lapic, KVM_SET_LAPIC, struct kvm_lapic_state)
@@ -112,6 +111,68 @@ VCPU_SET(debugregs, KVM_SET_DEBUGREGS, struct kvm_debugregs)
 VCPU_GET(vcpu_events, KVM_GET_VCPU_EVENTS, struct kvm_vcpu_events)
 VCPU_SET(vcpu_events, KVM_SET_VCPU_EVENTS, struct kvm_vcpu_events)
 VCPU_SET(guest_debug, KVM_SET_GUEST_DEBUG, struct kvm_guest_debug)
+
+/* Entries KVM_GET_CPUID2 did not write keep this pattern (every byte 0xff:
+ * no real entry has it, its padding is 0). */
+static void cpuid_mark(struct kvm_cpuid2 *c, uint32_t n)
+{
+	memset(c->entries, 0xff, (size_t)n * sizeof(c->entries[0]));
+}
+
+static uint32_t cpuid_count(const struct kvm_cpuid2 *c, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		const uint8_t *p = (const uint8_t *)&c->entries[i];
+		size_t j = 0;
+		while (j < sizeof(c->entries[i]) && p[j] == 0xff)
+			j++;
+		if (j == sizeof(c->entries[i]))
+			return i;
+	}
+	return n;
+}
+
+/*
+ * KVM_GET_CPUID2 reports the count in nent only on success and only since
+ * Linux 6.4; on -E2BIG it reports nothing. The header promises the count on
+ * success and the needed count on -E2BIG on every kernel: count the entries
+ * KVM wrote, and on -E2BIG find the count with a temporary buffer.
+ */
+int ekvm_vcpu_get_cpuid2(struct ekvm_vcpu *vcpu, struct kvm_cpuid2 *cpuid)
+{
+	if (!vcpu || !cpuid)
+		return -EINVAL;
+	uint32_t cap = cpuid->nent;
+	cpuid_mark(cpuid, cap);
+	int r = EKVM_FD_IOCTL(vcpu->fd, KVM_GET_CPUID2, cpuid);
+	if (r == 0) {
+		if (cpuid->nent == cap) /* not updated by this kernel */
+			cpuid->nent = cpuid_count(cpuid, cap);
+		return 0;
+	}
+	if (r != -E2BIG)
+		return r;
+	for (uint32_t n = 256; n <= 65536; n *= 2) {
+		if (n <= cap)
+			continue;
+		struct kvm_cpuid2 *tmp =
+		    calloc(1, sizeof(*tmp) + (size_t)n * sizeof(tmp->entries[0]));
+		if (!tmp)
+			return -ENOMEM;
+		tmp->nent = n;
+		cpuid_mark(tmp, n);
+		int rr = EKVM_FD_IOCTL(vcpu->fd, KVM_GET_CPUID2, tmp);
+		if (rr == 0) {
+			cpuid->nent = tmp->nent < n ? tmp->nent : cpuid_count(tmp, n);
+			free(tmp);
+			return -E2BIG;
+		}
+		free(tmp);
+		if (rr != -E2BIG)
+			return r;
+	}
+	return r;
+}
 
 int ekvm_vcpu_enable_cap(struct ekvm_vcpu *vcpu, const struct kvm_enable_cap *cap)
 {
