@@ -1,0 +1,277 @@
+/* ember/vmm.h - layer 3: the VMM as a library: configure, build and run a Linux guest. */
+#ifndef EMBER_VMM_H
+#define EMBER_VMM_H
+
+/*
+ * Overview
+ * --------
+ * Running a guest is three steps, each a library call:
+ *
+ *   1. Configuration is data. struct ember_config is filled from defaults
+ *      (ember_config_init), then from key/value settings (ember_config_set) or
+ *      from a command line in the style of kvmtool and crosvm
+ *      (ember_config_parse_args). ember_config_resolve() validates it and
+ *      resolves every default (the host's kernel, the built-in initramfs, the
+ *      kernel command line, the image format) so that ember_config_format()
+ *      prints exactly what will be built (`ember run --dry-run`).
+ *   2. ember_vm_create() builds the machine from a resolved configuration:
+ *      guest memory, the KVM VM, vCPUs, the board's devices, ACPI tables, and
+ *      loads the kernel. Bad or truncated images are rejected here, before any
+ *      vCPU runs.
+ *   3. ember_vm_run() starts the vCPUs and returns when the guest stops:
+ *      power-off, reboot, crash (triple fault), ember_vm_request_stop() or a
+ *      host failure. ember_run() does 2 and 3 and cleans up.
+ *
+ * Error contract
+ * --------------
+ * Functions return 0 (or a documented non-negative value) on success and a
+ * negative errno on failure. Functions that take a struct ember_error *err
+ * (may be NULL) also fill err->msg with one line saying what was wrong, for
+ * the caller to print; err->code holds the same negative errno. The library
+ * never prints and never exits: diagnostics go through the optional log
+ * callback in the configuration, and only the caller decides what to do.
+ *
+ * Thread-safety
+ * -------------
+ * A struct ember_config is plain data. A struct ember_vm is used from one
+ * thread (the one that calls ember_vm_run), except ember_vm_request_stop(),
+ * which is async-signal-safe and may be called from any thread or a signal
+ * handler. The library runs one thread per vCPU and one console thread while
+ * ember_vm_run() is running; none survive its return.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define EMBER_VMM_API_MAJOR   0
+#define EMBER_VMM_API_MINOR   1
+#define EMBER_VMM_API_VERSION ((EMBER_VMM_API_MAJOR << 16) | EMBER_VMM_API_MINOR)
+
+/* Returns EMBER_VMM_API_VERSION of the library actually linked. */
+unsigned ember_library_version(void);
+
+/* ------------------------------------------------------------------------
+ * Errors
+ * ------------------------------------------------------------------------ */
+#define EMBER_ERROR_MAX 512
+struct ember_error {
+	int code;		   /* the negative errno also returned */
+	char msg[EMBER_ERROR_MAX]; /* one line, no trailing newline; "" if none */
+};
+
+/* ------------------------------------------------------------------------
+ * Configuration
+ * ------------------------------------------------------------------------ */
+#define EMBER_PATH_MAX	  4096
+#define EMBER_CMDLINE_MAX 4096
+#define EMBER_MAX_CPUS	  254 /* xAPIC IDs 0..253 (255 is broadcast) */
+#define EMBER_MIN_MEM	  (16ULL << 20)
+#define EMBER_MAX_MEM	  (1ULL << 40)
+#define EMBER_DEFAULT_MEM (256ULL << 20)
+
+enum ember_mem_backing {
+	EMBER_MEM_ANON = 0, /* anonymous private mmap (default) */
+	EMBER_MEM_MEMFD,    /* a memfd, shared mapping (shareable with other processes later) */
+};
+
+enum ember_kernel_format {
+	EMBER_KERNEL_UNKNOWN = 0, /* not resolved yet */
+	EMBER_KERNEL_BZIMAGE,	  /* x86 boot protocol (vmlinuz) */
+	EMBER_KERNEL_ELF_PVH,	  /* ELF vmlinux entered through its PVH note */
+};
+
+enum ember_log_level { EMBER_LOG_ERROR, EMBER_LOG_WARN, EMBER_LOG_INFO, EMBER_LOG_DEBUG };
+/* Log callback: called from any of the VMM's threads, possibly concurrently;
+ * msg is one line without a newline, valid during the call only. */
+typedef void (*ember_log_fn)(void *opaque, enum ember_log_level level, const char *msg);
+
+struct ember_config {
+	/* Kernel image: a bzImage or an ELF vmlinux with a PVH note. "" means
+	 * the host's own kernel (/boot/vmlinuz-$(uname -r), else the newest in
+	 * /boot) with the built-in initramfs. */
+	char kernel[EMBER_PATH_MAX];
+	/* Initial ramdisk (any format the kernel reads). "" means none, or the
+	 * built-in initramfs when the kernel is the default one. */
+	char initrd[EMBER_PATH_MAX];
+	/* Kernel command line: "" means Ember's default (EMBER_DEFAULT_CMDLINE
+	 * plus what the built-in init needs); cmdline_append is added after. */
+	char cmdline[EMBER_CMDLINE_MAX];
+	char cmdline_append[EMBER_CMDLINE_MAX];
+	uint64_t mem_size; /* bytes, multiple of 4 KiB (2 MiB with hugepages) */
+	unsigned cpus;	   /* 1..EMBER_MAX_CPUS */
+	enum ember_mem_backing mem_backing;
+	bool hugepages; /* back guest memory with hugetlb pages */
+
+	/* The built-in initramfs (a busybox shell or a report-and-power-off
+	 * init), built by Ember in guest memory. Set by ember_config_resolve()
+	 * when kernel and initrd are both left to their defaults, or explicitly
+	 * with the key "initrd" = "builtin". */
+	bool builtin_initrd;
+	char busybox[EMBER_PATH_MAX]; /* static busybox to put in it (/bin/busybox) */
+	/* Built-in init: 1 drops the user at a shell on the console, 0 reports
+	 * what the guest sees (kernel, CPUs, memory) and powers off, -1 (the
+	 * default) picks 1 when console_in is a terminal. Resolved to 0 or 1. */
+	int interactive;
+
+	/* Console (the 8250 UART on ttyS0). -1 for none. The library reads and
+	 * writes these fds; it never changes terminal modes (the caller does). */
+	int console_in;
+	int console_out;
+	/* Typed on console_in, Ctrl-A then 'x' stops the VM (as in QEMU); Ctrl-A
+	 * Ctrl-A sends one Ctrl-A. Default on. */
+	bool console_escape;
+
+	/* CLOCK_MONOTONIC nanoseconds when the run started, for boot-time
+	 * marks (0: the time of ember_vm_create). */
+	uint64_t start_ns;
+	ember_log_fn log;
+	void *log_opaque;
+	enum ember_log_level log_level; /* messages above this level are dropped */
+
+	/* Filled by ember_config_resolve() */
+	bool resolved;
+	enum ember_kernel_format kernel_format;
+};
+
+/* The command line Ember gives a guest when none is configured. The
+ * i8042.* options skip slow probes of absent PS/2 devices. */
+#define EMBER_DEFAULT_CMDLINE "console=ttyS0 panic=-1 i8042.noaux i8042.nomux i8042.dumbkbd"
+
+/* Fills *cfg with the defaults: host kernel, 256 MiB, 1 vCPU, anonymous
+ * memory, console on fds 0/1, escape on. */
+void ember_config_init(struct ember_config *cfg);
+
+/*
+ * Sets one configuration key from a string, as the command line does:
+ *   kernel PATH | initrd PATH|"builtin" | cmdline STR | append STR |
+ *   mem SIZE (bytes with a K/M/G/T suffix, a bare number is MiB) |
+ *   cpus N | mem-backing anon|memfd | hugepages on|off | busybox PATH |
+ *   interactive on|off|auto
+ * Returns 0, or -EINVAL (bad value), -ENOENT (unknown key), -ENAMETOOLONG
+ * (string too long); err says which key and why.
+ */
+int ember_config_set(struct ember_config *cfg, const char *key, const char *value,
+		     struct ember_error *err);
+
+/* Flags returned by ember_config_parse_args. */
+#define EMBER_ARGS_HELP	   (1u << 0) /* --help / -h was given */
+#define EMBER_ARGS_DRY_RUN (1u << 1) /* --dry-run was given */
+
+/*
+ * Parses the arguments of `ember run` (argv[0] is the first option, not the
+ * program name): --kernel/-k PATH, --initrd/-i PATH, --cmdline STR,
+ * --append/-p STR, --mem/-m SIZE, --cpus/-c N, --mem-backing anon|memfd,
+ * --hugepages, --busybox PATH, --interactive/--no-interactive, --dry-run,
+ * --help/-h; both "--opt value" and "--opt=value". *flags receives the
+ * EMBER_ARGS_* seen. Returns 0 or a negative errno with err naming the
+ * argument (-EINVAL for an unknown option, a missing or a bad value).
+ */
+int ember_config_parse_args(struct ember_config *cfg, int argc, char *const argv[], unsigned *flags,
+			    struct ember_error *err);
+
+/* The usage text of `ember run` (static storage). */
+const char *ember_config_usage(void);
+
+/*
+ * Validates *cfg and resolves its defaults (kernel path, built-in initramfs,
+ * final command line, interactive mode, kernel format detected from the
+ * file). Touches the file system (reads the kernel's first bytes, checks
+ * the initrd and busybox exist) but builds nothing. Idempotent.
+ * Errors: -EINVAL (bad value), -ENOENT (no such kernel/initrd/busybox, or no
+ * kernel in /boot), -ENOEXEC (kernel is neither a bzImage nor an ELF),
+ * -E2BIG (command line too long), or the errno of a failed read.
+ */
+int ember_config_resolve(struct ember_config *cfg, struct ember_error *err);
+
+/*
+ * Formats the configuration as "key: value" lines (the output of
+ * `ember run --dry-run`), snprintf style: writes at most len bytes
+ * (NUL-terminated if len > 0) and returns the length the full text needs.
+ */
+int ember_config_format(const struct ember_config *cfg, char *buf, size_t len);
+
+/*
+ * Parses a size: a decimal number with an optional suffix K, M, G or T
+ * (powers of 1024, case-insensitive, optionally followed by "B" or "iB");
+ * a bare number counts in units of default_unit (e.g. 1 << 20 for MiB).
+ * Returns 0, -EINVAL (not a size) or -ERANGE (overflows 64 bits).
+ */
+int ember_parse_size(const char *s, uint64_t default_unit, uint64_t *out);
+
+/* ------------------------------------------------------------------------
+ * The VM
+ * ------------------------------------------------------------------------ */
+struct ember_vm;
+
+/* Why ember_vm_run returned. */
+enum ember_stop_reason {
+	EMBER_STOP_POWEROFF = 0, /* the guest powered off (ACPI S5) */
+	EMBER_STOP_REBOOT,	 /* the guest asked for a reset (ACPI reset register, i8042) */
+	EMBER_STOP_CRASH,	 /* triple fault, failed entry, KVM internal error */
+	EMBER_STOP_REQUESTED,	 /* ember_vm_request_stop() (a signal, the console escape) */
+	EMBER_STOP_ERROR,	 /* a host-side failure while running (see error) */
+};
+
+/* Exit statuses of `ember run` for each reason (documented in ember(1)). */
+#define EMBER_EXIT_POWEROFF 0
+#define EMBER_EXIT_ERROR    1 /* host error, bad image */
+#define EMBER_EXIT_USAGE    2 /* bad command line or configuration */
+#define EMBER_EXIT_REBOOT   32
+#define EMBER_EXIT_CRASH    33
+#define EMBER_EXIT_STOPPED  34 /* stopped by request (SIGINT/SIGTERM, Ctrl-A x) */
+
+struct ember_run_result {
+	enum ember_stop_reason reason;
+	int error;	  /* EMBER_STOP_ERROR: the negative errno */
+	int vcpu;	  /* the vCPU that caused the stop, -1 if none */
+	uint64_t run_ns;  /* time spent in ember_vm_run */
+	char detail[256]; /* one line: what happened (exit reason names) */
+};
+
+/*
+ * Builds the machine described by a resolved configuration (*cfg is copied;
+ * fds in it are borrowed, not closed). On success *out owns the VM; free it
+ * with ember_vm_destroy(). No vCPU runs until ember_vm_run().
+ * Errors: -EINVAL (configuration not resolved or invalid), -ENOEXEC (bad
+ * kernel image), -E2BIG (image, initrd or command line does not fit in guest
+ * memory), -ENOMEM, -ENOENT/-EACCES (/dev/kvm or a file), or an errno from
+ * KVM. err says which.
+ */
+int ember_vm_create(const struct ember_config *cfg, struct ember_vm **out, struct ember_error *err);
+
+/*
+ * Runs the guest until it stops; fills *res. Returns 0 when the guest
+ * stopped for any reason in enum ember_stop_reason (including
+ * EMBER_STOP_ERROR for a failure after the guest started), or a negative
+ * errno when the VM could not start at all. Call once per VM.
+ */
+int ember_vm_run(struct ember_vm *vm, struct ember_run_result *res);
+
+/* Asks a running (or about to run) VM to stop: ember_vm_run returns with
+ * EMBER_STOP_REQUESTED. Async-signal-safe; callable from any thread. */
+void ember_vm_request_stop(struct ember_vm *vm);
+
+/*
+ * Formats the registers of every vCPU as captured when the VM stopped (one
+ * block per vCPU), snprintf style. Meaningful after ember_vm_run returned;
+ * returns 0 ("") if no registers were captured.
+ */
+int ember_vm_format_registers(const struct ember_vm *vm, char *buf, size_t len);
+
+/* Frees the VM and everything it owns. NULL is allowed. */
+void ember_vm_destroy(struct ember_vm *vm);
+
+/* Name of a stop reason ("poweroff", "reboot", "crash", "stopped", "error"). */
+const char *ember_stop_reason_name(enum ember_stop_reason reason);
+/* Exit status `ember run` uses for a stop reason (EMBER_EXIT_*). */
+int ember_stop_reason_exit_status(enum ember_stop_reason reason);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* EMBER_VMM_H */

@@ -1,0 +1,552 @@
+/* tests/unit/vmm_acpi.c - unit tests of the AML encoder and the ACPI tables: checksums, lengths, pointers, what a guest parses. */
+#include "../lib/test.h"
+
+#include "../../vmm/arch/x86/acpi.h"
+#include "../../vmm/arch/x86/aml.h"
+#include "../../vmm/arch/x86/layout.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint32_t le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static uint64_t le64(const uint8_t *p)
+{
+	return le32(p) | (uint64_t)le32(p + 4) << 32;
+}
+
+/* ---------------------------------------------------------------- AML walker */
+
+/* A tiny AML reader for the subset the builder emits, written from the
+ * spec independently of the encoder: what a guest's interpreter sees. */
+struct found_dev {
+	char path[128];
+	uint64_t hid_int;
+	char hid_str[16];
+	uint64_t uid;
+	uint8_t crs[64];
+	size_t crs_len;
+};
+struct walk {
+	const uint8_t *p;
+	size_t n;
+	struct found_dev devs[300];
+	int ndevs;
+	int s5_count;
+	uint64_t s5_first;
+	bool bad;
+};
+
+static size_t pkglen(const uint8_t *p, size_t avail, size_t *len_bytes)
+{
+	*len_bytes = 0;
+	if (!avail)
+		return 0;
+	unsigned follow = p[0] >> 6;
+	if (follow + 1 > avail)
+		return 0;
+	size_t v = follow ? (p[0] & 0xf) : (p[0] & 0x3f);
+	for (unsigned i = 0; i < follow; i++)
+		v |= (size_t)p[1 + i] << (4 + 8 * i);
+	*len_bytes = follow + 1;
+	return v;
+}
+
+/* NameString -> dotted text; returns bytes consumed or 0. */
+static size_t namestr(const uint8_t *p, size_t avail, char *out, size_t cap)
+{
+	size_t i = 0, o = 0;
+	out[0] = 0;
+	if (i < avail && p[i] == '\\') {
+		out[o++] = '\\';
+		i++;
+	}
+	unsigned segs = 1;
+	if (i < avail && p[i] == 0x2e) {
+		segs = 2;
+		i++;
+	} else if (i < avail && p[i] == 0x2f) {
+		segs = p[i + 1];
+		i += 2;
+	} else if (i < avail && p[i] == 0) {
+		out[o] = 0;
+		return i + 1;
+	}
+	for (unsigned s = 0; s < segs; s++) {
+		if (i + 4 > avail || o + 6 > cap)
+			return 0;
+		if (s)
+			out[o++] = '.';
+		memcpy(out + o, p + i, 4);
+		o += 4;
+		i += 4;
+	}
+	out[o] = 0;
+	return i;
+}
+
+/* Reads a data object; returns bytes consumed (0 on error). */
+static size_t data_obj(struct walk *w, const uint8_t *p, size_t avail, uint64_t *ival, char *sval,
+		       const uint8_t **buf, size_t *buflen, int *pkg_count)
+{
+	if (!avail)
+		return 0;
+	*ival = 0;
+	switch (p[0]) {
+	case 0x00:
+	case 0x01:
+		*ival = p[0];
+		return 1;
+	case 0xff:
+		*ival = UINT64_MAX;
+		return 1;
+	case 0x0a:
+		*ival = p[1];
+		return 2;
+	case 0x0b:
+		*ival = (uint64_t)p[1] | (uint64_t)p[2] << 8;
+		return 3;
+	case 0x0c:
+		*ival = le32(p + 1);
+		return 5;
+	case 0x0e:
+		*ival = le64(p + 1);
+		return 9;
+	case 0x0d: {
+		size_t l = strnlen((const char *)p + 1, avail - 1);
+		if (l + 2 > avail)
+			return 0;
+		if (sval)
+			snprintf(sval, 16, "%s", (const char *)p + 1);
+		return l + 2;
+	}
+	case 0x11: { /* Buffer: PkgLength BufferSize bytes */
+		size_t lb, len = pkglen(p + 1, avail - 1, &lb);
+		if (!len || 1 + len > avail)
+			return 0;
+		uint64_t size;
+		size_t k = data_obj(w, p + 1 + lb, len - lb, &size, NULL, NULL, NULL, NULL);
+		if (!k || lb + k + size != len)
+			return 0;
+		if (buf) {
+			*buf = p + 1 + lb + k;
+			*buflen = (size_t)size;
+		}
+		return 1 + len;
+	}
+	case 0x12: { /* Package: PkgLength NumElements elements */
+		size_t lb, len = pkglen(p + 1, avail - 1, &lb);
+		if (!len || 1 + len > avail)
+			return 0;
+		int count = p[1 + lb];
+		size_t off = 1 + lb + 1;
+		uint64_t first = 0;
+		for (int i = 0; i < count; i++) {
+			uint64_t v;
+			size_t k = data_obj(w, p + off, 1 + len - off, &v, NULL, NULL, NULL, NULL);
+			if (!k)
+				return 0;
+			if (i == 0)
+				first = v;
+			off += k;
+		}
+		if (off != 1 + len)
+			return 0;
+		if (pkg_count)
+			*pkg_count = count;
+		*ival = first;
+		return 1 + len;
+	}
+	}
+	return 0;
+}
+
+static void walk_terms(struct walk *w, const uint8_t *p, size_t n, const char *scope,
+		       struct found_dev *dev)
+{
+	size_t i = 0;
+	while (i < n && !w->bad) {
+		char name[64], path[128];
+		if (p[i] == 0x10 || (p[i] == 0x5b && i + 1 < n && p[i + 1] == 0x82)) {
+			bool device = p[i] != 0x10;
+			size_t op = device ? 2 : 1, lb;
+			size_t len = pkglen(p + i + op, n - i - op, &lb);
+			if (!len || i + op + len > n) {
+				w->bad = true;
+				return;
+			}
+			size_t k = namestr(p + i + op + lb, len - lb, name, sizeof(name));
+			if (!k) {
+				w->bad = true;
+				return;
+			}
+			snprintf(path, sizeof(path), "%s%s%s", name[0] == '\\' ? "" : scope,
+				 name[0] == '\\' || !scope[0] ? "" : ".", name);
+			struct found_dev *d = NULL;
+			if (device && w->ndevs < 300) {
+				d = &w->devs[w->ndevs++];
+				memset(d, 0, sizeof(*d));
+				snprintf(d->path, sizeof(d->path), "%s", path);
+			}
+			walk_terms(w, p + i + op + lb + k, len - lb - k, path, d);
+			i += op + len;
+		} else if (p[i] == 0x08) {
+			size_t k = namestr(p + i + 1, n - i - 1, name, sizeof(name));
+			if (!k) {
+				w->bad = true;
+				return;
+			}
+			uint64_t v;
+			char s[16] = "";
+			const uint8_t *buf = NULL;
+			size_t buflen = 0;
+			int count = 0;
+			size_t d =
+			    data_obj(w, p + i + 1 + k, n - i - 1 - k, &v, s, &buf, &buflen, &count);
+			if (!d) {
+				w->bad = true;
+				return;
+			}
+			if (dev && !strcmp(name, "_HID")) {
+				dev->hid_int = v;
+				snprintf(dev->hid_str, sizeof(dev->hid_str), "%s", s);
+			} else if (dev && !strcmp(name, "_UID")) {
+				dev->uid = v;
+			} else if (dev && !strcmp(name, "_CRS") && buf && buflen <= 64) {
+				memcpy(dev->crs, buf, buflen);
+				dev->crs_len = buflen;
+			} else if (!strcmp(name, "\\_S5_")) {
+				w->s5_count = count;
+				w->s5_first = v;
+			}
+			i += 1 + k + d;
+		} else {
+			w->bad = true;
+			return;
+		}
+	}
+}
+
+static struct found_dev *find_dev(struct walk *w, const char *path)
+{
+	for (int i = 0; i < w->ndevs; i++)
+		if (!strcmp(w->devs[i].path, path))
+			return &w->devs[i];
+	return NULL;
+}
+
+/* ---------------------------------------------------------------- AML encoder */
+
+TEST(vmm_aml_integers_and_names)
+{
+	struct aml a;
+	aml_init(&a);
+	aml_integer(&a, 0);
+	aml_integer(&a, 1);
+	aml_integer(&a, 0x7f);
+	aml_integer(&a, 0x1234);
+	aml_integer(&a, 0xfec00000);
+	aml_integer(&a, 0x100000000ull);
+	aml_integer(&a, UINT64_MAX);
+	static const uint8_t want[] = {0x00, 0x01, 0x0a, 0x7f, 0x0b, 0x34, 0x12, 0x0c,
+				       0x00, 0x00, 0xc0, 0xfe, 0x0e, 0,	   0,	 0,
+				       0,    1,	   0,	 0,    0,    0xff};
+	REQUIRE(aml_ok(&a));
+	REQUIRE_EQ(a.len, sizeof(want));
+	CHECK(!memcmp(a.buf, want, sizeof(want)));
+	aml_free(&a);
+
+	aml_init(&a);
+	aml_namestring(&a, "\\_SB_.COM1");
+	aml_namestring(&a, "_HID");
+	aml_namestring(&a, "C0");
+	aml_namestring(&a, "\\A.B.C");
+	static const uint8_t names[] = {'\\', 0x2e, '_', 'S', 'B', '_', 'C', 'O',  'M',	 '1', '_',
+					'H',  'I',  'D', 'C', '0', '_', '_', '\\', 0x2f, 3,   'A',
+					'_',  '_',  '_', 'B', '_', '_', '_', 'C',  '_',	 '_', '_'};
+	REQUIRE(aml_ok(&a));
+	REQUIRE_EQ(a.len, sizeof(names));
+	CHECK(!memcmp(a.buf, names, sizeof(names)));
+	aml_free(&a);
+
+	const char *bad[] = {"com1", "ABCDE", "1ABC", "A..B", "\\_SB_.", "A-B"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		aml_init(&a);
+		aml_namestring(&a, bad[i]);
+		if (aml_ok(&a))
+			TEST_FAIL("name \"%s\" accepted", bad[i]);
+		aml_free(&a);
+	}
+}
+
+TEST(vmm_aml_eisaid)
+{
+	struct aml a;
+	aml_init(&a);
+	aml_eisaid(&a, "PNP0A03");
+	aml_eisaid(&a, "PNP0501");
+	REQUIRE(aml_ok(&a));
+	REQUIRE_EQ(a.len, 10);
+	CHECK_EQ(a.buf[0], 0x0c);
+	CHECK_EQ(le32(a.buf + 1), 0x030ad041); /* iasl's EISAID("PNP0A03") */
+	CHECK_EQ(le32(a.buf + 6), 0x0105d041);
+	aml_free(&a);
+	CHECK(aml_is_eisaid("PNP0B00"));
+	CHECK(!aml_is_eisaid("LNRO0005"));
+	CHECK(!aml_is_eisaid("pnp0501"));
+	CHECK(!aml_is_eisaid("PNP050G"));
+	aml_init(&a);
+	aml_eisaid(&a, "ACPI0007");
+	CHECK(!aml_ok(&a));
+	aml_free(&a);
+}
+
+/* PkgLength around bodies of every encoding size. */
+TEST(vmm_aml_pkglength_sizes)
+{
+	size_t sizes[] = {0, 1, 60, 61, 62, 63, 64, 300, 4090, 4093, 4094, 5000, 70000};
+	for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
+		struct aml a;
+		aml_init(&a);
+		size_t m = aml_package_begin(&a, 0);
+		uint8_t *body = calloc(1, sizes[s] ? sizes[s] : 1);
+		aml_bytes(&a, body, sizes[s]);
+		free(body);
+		aml_end(&a, m);
+		REQUIRE(aml_ok(&a));
+		size_t lb = 0;
+		size_t len = pkglen(a.buf + 1, a.len - 1, &lb);
+		/* PkgLength covers itself and everything after it */
+		CHECK_EQ(len, a.len - 1);
+		CHECK_EQ(len, lb + 1 + sizes[s]);
+		if (lb > 1)
+			CHECK_EQ(a.buf[1] & 0x30, 0); /* reserved bits */
+		aml_free(&a);
+	}
+}
+
+TEST(vmm_aml_resources)
+{
+	struct aml r;
+	aml_init(&r);
+	aml_res_io(&r, 0x3f8, 8);
+	aml_res_mem32(&r, 0xd0000000, 0x200, true);
+	aml_res_irq(&r, 5, false, false);
+	aml_res_end(&r);
+	static const uint8_t want[] = {
+	    0x47, 0x01, 0xf8, 0x03, 0xf8, 0x03, 0x01, 0x08,			    /* IO */
+	    0x86, 0x09, 0x00, 0x01, 0x00, 0x00, 0x00, 0xd0, 0x00, 0x02, 0x00, 0x00, /* Mem32 */
+	    0x89, 0x06, 0x00, 0x03, 0x01, 0x05, 0x00, 0x00, 0x00,		    /* Interrupt */
+	    0x79, 0x00};
+	REQUIRE(aml_ok(&r));
+	REQUIRE_EQ(r.len, sizeof(want));
+	CHECK(!memcmp(r.buf, want, sizeof(want)));
+	aml_free(&r);
+}
+
+/* ---------------------------------------------------------------- tables */
+
+static const struct vmm_acpi_device devices[] = {
+    {.name = "COM1",
+     .hid = "PNP0501",
+     .uid = 1,
+     .nres = 2,
+     .res = {{VMM_ACPI_RES_IO, 0x3f8, 8, false, false}, {VMM_ACPI_RES_IRQ, 4, 0, false, false}}},
+    {.name = "V000",
+     .hid = "LNRO0005",
+     .uid = 0,
+     .nres = 2,
+     .res = {{VMM_ACPI_RES_MEM32, 0xd0000000, 0x200, false, false},
+	     {VMM_ACPI_RES_IRQ, 5, 0, false, false}}},
+};
+
+static struct vmm_acpi_config config(unsigned ncpus)
+{
+	return (struct vmm_acpi_config){
+	    .ncpus = ncpus,
+	    .lapic_addr = X86_LAPIC_ADDR,
+	    .ioapic_addr = X86_IOAPIC_ADDR,
+	    .sleep_control_port = X86_PORT_ACPI_SLEEP_CTL,
+	    .sleep_status_port = X86_PORT_ACPI_SLEEP_STS,
+	    .reset_port = X86_PORT_ACPI_RESET,
+	    .reset_value = X86_ACPI_RESET_VALUE,
+	    .s5_sleep_type = X86_ACPI_S5_SLP_TYP,
+	    .iapc_boot_arch = 0x1f,
+	    .rtc_century = 0x32,
+	    .devices = devices,
+	    .ndevices = 2,
+	};
+}
+
+static void check_table(const uint8_t *buf, size_t off, const char *sig, size_t *len)
+{
+	const uint8_t *t = buf + off;
+	if (memcmp(t, sig, 4))
+		TEST_FAIL("table at %zu is \"%.4s\", want %s", off, (const char *)t, sig);
+	*len = le32(t + 4);
+	CHECK(*len >= 36);
+	CHECK_EQ(vmm_acpi_checksum(t, *len), 0);
+	CHECK(!memcmp(t + 10, "EMBER ", 6));
+}
+
+TEST(vmm_acpi_tables_consistent)
+{
+	unsigned counts[] = {1, 2, 4, 254};
+	for (size_t ci = 0; ci < sizeof(counts) / sizeof(counts[0]); ci++) {
+		unsigned ncpus = counts[ci];
+		struct vmm_acpi_config cfg = config(ncpus);
+		uint8_t *buf = malloc(X86_ACPI_SIZE);
+		memset(buf, 0xcc, X86_ACPI_SIZE);
+		struct vmm_acpi_layout lay;
+		struct ember_error err = {0};
+		int r = vmm_acpi_build(&cfg, buf, X86_ACPI_SIZE, X86_ACPI_ADDR, &lay, &err);
+		if (r < 0)
+			TEST_FAIL("%u cpus: %s", ncpus, err.msg);
+		const uint64_t base = X86_ACPI_ADDR;
+
+		/* RSDP: signature, both checksums, revision 2, XSDT pointer */
+		const uint8_t *rsdp = buf + lay.rsdp;
+		CHECK(!memcmp(rsdp, "RSD PTR ", 8));
+		CHECK_EQ(vmm_acpi_checksum(rsdp, 20), 0);
+		CHECK_EQ(vmm_acpi_checksum(rsdp, 36), 0);
+		CHECK_EQ(rsdp[15], 2);
+		CHECK_EQ(le32(rsdp + 20), 36);
+		CHECK_EQ(le64(rsdp + 24), base + lay.xsdt);
+		CHECK_EQ((base + lay.rsdp) % 16, 0);
+
+		size_t len;
+		check_table(buf, lay.xsdt, "XSDT", &len);
+		CHECK_EQ(len, 36 + 16);
+		CHECK_EQ(le64(buf + lay.xsdt + 36), base + lay.fadt);
+		CHECK_EQ(le64(buf + lay.xsdt + 44), base + lay.madt);
+
+		check_table(buf, lay.fadt, "FACP", &len);
+		const uint8_t *f = buf + lay.fadt;
+		CHECK_EQ(len, 276);
+		CHECK_EQ(f[8], 6);   /* revision */
+		CHECK_EQ(f[131], 5); /* minor */
+		uint32_t flags = le32(f + 112);
+		CHECK(flags & (1u << 20)); /* HW_REDUCED_ACPI */
+		CHECK(flags & (1u << 4));  /* PWR_BUTTON */
+		CHECK(flags & (1u << 5));  /* SLP_BUTTON */
+		CHECK(flags & (1u << 10)); /* RESET_REG_SUP */
+		CHECK_EQ(le32(f + 40), base + lay.dsdt);
+		CHECK_EQ(le64(f + 140), base + lay.dsdt);
+		/* reset register: I/O, 8 bits at the reset port, value */
+		CHECK_EQ(f[116], 1);
+		CHECK_EQ(f[117], 8);
+		CHECK_EQ(le64(f + 120), X86_PORT_ACPI_RESET);
+		CHECK_EQ(f[128], X86_ACPI_RESET_VALUE);
+		/* sleep control/status registers */
+		CHECK_EQ(f[244], 1);
+		CHECK_EQ(le64(f + 248), X86_PORT_ACPI_SLEEP_CTL);
+		CHECK_EQ(f[256], 1);
+		CHECK_EQ(le64(f + 260), X86_PORT_ACPI_SLEEP_STS);
+		CHECK_EQ(f[108], 0x32);
+		CHECK_EQ(f[109] | f[110] << 8, 0x1f);
+		CHECK(!memcmp(f + 268, "EMBERVMM", 8));
+
+		/* MADT: every vCPU, the IOAPIC, the IRQ0 override */
+		check_table(buf, lay.madt, "APIC", &len);
+		const uint8_t *m = buf + lay.madt;
+		CHECK_EQ(le32(m + 36), X86_LAPIC_ADDR);
+		unsigned lapics = 0, ioapics = 0, isos = 0;
+		for (size_t off = 44; off < len;) {
+			const uint8_t *e = m + off;
+			REQUIRE(e[1] >= 2 && off + e[1] <= len);
+			if (e[0] == 0) {
+				CHECK_EQ(e[1], 8);
+				CHECK_EQ(e[2], lapics); /* UID */
+				CHECK_EQ(e[3], lapics); /* APIC ID */
+				CHECK_EQ(le32(e + 4) & 1, 1);
+				lapics++;
+			} else if (e[0] == 1) {
+				CHECK_EQ(le32(e + 4), X86_IOAPIC_ADDR);
+				CHECK_EQ(le32(e + 8), 0);
+				ioapics++;
+			} else if (e[0] == 2) {
+				CHECK_EQ(e[3], 0);
+				CHECK_EQ(le32(e + 4), 2);
+				isos++;
+			}
+			off += e[1];
+		}
+		CHECK_EQ(lapics, ncpus);
+		CHECK_EQ(ioapics, 1);
+		CHECK_EQ(isos, 1);
+
+		/* DSDT: what a guest's AML interpreter sees */
+		check_table(buf, lay.dsdt, "DSDT", &len);
+		struct walk *w = calloc(1, sizeof(*w));
+		walk_terms(w, buf + lay.dsdt + 36, len - 36, "", NULL);
+		CHECK(!w->bad);
+		CHECK_EQ(w->ndevs, (int)ncpus + 2);
+		for (unsigned i = 0; i < ncpus; i++) {
+			char path[32];
+			snprintf(path, sizeof(path), "\\_SB_.C%03X", i);
+			struct found_dev *d = find_dev(w, path);
+			if (!d) {
+				TEST_FAIL("no %s", path);
+				continue;
+			}
+			CHECK_STR(d->hid_str, "ACPI0007");
+			CHECK_EQ(d->uid, i);
+		}
+		struct found_dev *com = find_dev(w, "\\_SB_.COM1");
+		REQUIRE(com);
+		CHECK_EQ(com->hid_int, 0x0105d041);
+		CHECK_EQ(com->uid, 1);
+		REQUIRE_EQ(com->crs_len, 8 + 9 + 2);
+		CHECK_EQ(com->crs[0], 0x47);
+		CHECK_EQ(com->crs[2] | com->crs[3] << 8, 0x3f8);
+		CHECK_EQ(com->crs[8], 0x89);
+		CHECK_EQ(le32(com->crs + 8 + 5), 4);
+		struct found_dev *v = find_dev(w, "\\_SB_.V000");
+		REQUIRE(v);
+		CHECK_STR(v->hid_str, "LNRO0005");
+		CHECK_EQ(v->crs[0], 0x86);
+		CHECK_EQ(le32(v->crs + 4), 0xd0000000);
+		CHECK_EQ(w->s5_count, 4);
+		CHECK_EQ(w->s5_first, X86_ACPI_S5_SLP_TYP);
+		free(w);
+
+		/* tables do not overlap and fit */
+		CHECK(lay.xsdt >= 36 && lay.fadt >= lay.xsdt + 52 && lay.madt >= lay.fadt + 276 &&
+		      lay.dsdt >= lay.madt + 44);
+		CHECK(lay.size <= X86_ACPI_SIZE);
+		CHECK_EQ(buf[lay.size], 0xcc); /* nothing written past the end */
+		free(buf);
+	}
+}
+
+TEST(vmm_acpi_rejects_bad_config)
+{
+	uint8_t *buf = malloc(X86_ACPI_SIZE);
+	struct vmm_acpi_layout lay;
+	struct ember_error err = {0};
+	struct vmm_acpi_config cfg = config(2);
+	CHECK_ERR(vmm_acpi_build(&cfg, buf, 200, X86_ACPI_ADDR, &lay, &err), -E2BIG);
+	CHECK(strstr(err.msg, "need") != NULL);
+	CHECK_ERR(vmm_acpi_build(&cfg, buf, X86_ACPI_SIZE, X86_ACPI_ADDR + 4, &lay, &err), -EINVAL);
+	cfg.ncpus = 0;
+	CHECK_ERR(vmm_acpi_build(&cfg, buf, X86_ACPI_SIZE, X86_ACPI_ADDR, &lay, &err), -EINVAL);
+	cfg = config(1);
+	struct vmm_acpi_device bad = devices[0];
+	memcpy(bad.name, "com1", 5);
+	cfg.devices = &bad;
+	cfg.ndevices = 1;
+	CHECK_ERR(vmm_acpi_build(&cfg, buf, X86_ACPI_SIZE, X86_ACPI_ADDR, &lay, &err), -EINVAL);
+	CHECK(strstr(err.msg, "com1") != NULL);
+	bad = devices[0];
+	bad.res[0].len = 0;
+	cfg.devices = &bad;
+	CHECK_ERR(vmm_acpi_build(&cfg, buf, X86_ACPI_SIZE, X86_ACPI_ADDR, &lay, &err), -EINVAL);
+	bad = devices[0];
+	bad.hid = "pnp\xff";
+	CHECK_ERR(vmm_acpi_build(&cfg, buf, X86_ACPI_SIZE, X86_ACPI_ADDR, &lay, &err), -EINVAL);
+	free(buf);
+}

@@ -1,0 +1,361 @@
+/* tests/unit/vmm_config.c - unit tests of the configuration: sizes, keys, `ember run` arguments, resolve, --dry-run output. */
+#include "../lib/test.h"
+#include "vmm_fixtures.h"
+
+#include <ember/vmm.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+TEST(vmm_parse_size_suffixes)
+{
+	uint64_t v;
+	CHECK_OK(ember_parse_size("256M", 1 << 20, &v));
+	CHECK_EQ(v, 256ull << 20);
+	CHECK_OK(ember_parse_size("1G", 1 << 20, &v));
+	CHECK_EQ(v, 1ull << 30);
+	CHECK_OK(ember_parse_size("2g", 1 << 20, &v));
+	CHECK_EQ(v, 2ull << 30);
+	CHECK_OK(ember_parse_size("1024K", 1 << 20, &v));
+	CHECK_EQ(v, 1ull << 20);
+	CHECK_OK(ember_parse_size("512", 1 << 20, &v));
+	CHECK_EQ(v, 512ull << 20);
+	CHECK_OK(ember_parse_size("4096B", 1 << 20, &v));
+	CHECK_EQ(v, 4096);
+	CHECK_OK(ember_parse_size("16MiB", 1 << 20, &v));
+	CHECK_EQ(v, 16ull << 20);
+	CHECK_OK(ember_parse_size("16MB", 1 << 20, &v));
+	CHECK_EQ(v, 16ull << 20);
+	CHECK_OK(ember_parse_size("1T", 1 << 20, &v));
+	CHECK_EQ(v, 1ull << 40);
+	CHECK_OK(ember_parse_size("0", 1, &v));
+	CHECK_EQ(v, 0);
+	const char *bad[] = {"",       "M",	"-1", "1.5G", "10X", "10 M",
+			     "10MiBs", "0x100", " 1", "1Bi",  NULL};
+	for (int i = 0; bad[i]; i++)
+		if (ember_parse_size(bad[i], 1 << 20, &v) != -EINVAL)
+			TEST_FAIL("\"%s\" accepted as a size", bad[i]);
+	CHECK_ERR(ember_parse_size(NULL, 1, &v), -EINVAL);
+	CHECK_ERR(ember_parse_size("99999999999999999999", 1, &v), -ERANGE);
+	CHECK_ERR(ember_parse_size("17179869184G", 1, &v), -ERANGE);
+	CHECK_ERR(ember_parse_size("18446744073709551615", 2, &v), -ERANGE);
+}
+
+TEST(vmm_config_defaults)
+{
+	struct ember_config c;
+	ember_config_init(&c);
+	CHECK_EQ(c.mem_size, 256ull << 20);
+	CHECK_EQ(c.cpus, 1);
+	CHECK_EQ(c.mem_backing, EMBER_MEM_ANON);
+	CHECK(!c.hugepages);
+	CHECK_STR(c.busybox, "/bin/busybox");
+	CHECK_EQ(c.interactive, -1);
+	CHECK_EQ(c.console_in, 0);
+	CHECK_EQ(c.console_out, 1);
+	CHECK(c.console_escape);
+	CHECK_STR(c.kernel, "");
+	CHECK(!c.resolved);
+}
+
+#define CHECK_SET_BAD(c, key, val, want, what)                                                \
+	do {                                                                                  \
+		struct ember_error e_ = {0};                                                  \
+		CHECK_ERR(ember_config_set((c), (key), (val), &e_), (want));                  \
+		if (!strstr(e_.msg, (what)))                                                  \
+			TEST_FAIL("%s=%s: message \"%s\" lacks \"%s\"", (key), (val), e_.msg, \
+				  (what));                                                    \
+		CHECK_EQ(e_.code, (want));                                                    \
+	} while (0)
+
+TEST(vmm_config_set_values)
+{
+	struct ember_config c;
+	ember_config_init(&c);
+	CHECK_OK(ember_config_set(&c, "mem", "1G", NULL));
+	CHECK_EQ(c.mem_size, 1ull << 30);
+	CHECK_OK(ember_config_set(&c, "mem", "64", NULL));
+	CHECK_EQ(c.mem_size, 64ull << 20);
+	CHECK_OK(ember_config_set(&c, "cpus", "4", NULL));
+	CHECK_EQ(c.cpus, 4);
+	CHECK_OK(ember_config_set(&c, "cpus", "254", NULL));
+	CHECK_OK(ember_config_set(&c, "kernel", "/k", NULL));
+	CHECK_STR(c.kernel, "/k");
+	CHECK_OK(ember_config_set(&c, "initrd", "builtin", NULL));
+	CHECK(c.builtin_initrd);
+	CHECK_OK(ember_config_set(&c, "initrd", "/i", NULL));
+	CHECK(!c.builtin_initrd);
+	CHECK_STR(c.initrd, "/i");
+	CHECK_OK(ember_config_set(&c, "append", "a=1", NULL));
+	CHECK_OK(ember_config_set(&c, "append", "b=2", NULL));
+	CHECK_STR(c.cmdline_append, "a=1 b=2");
+	CHECK_OK(ember_config_set(&c, "mem-backing", "memfd", NULL));
+	CHECK_EQ(c.mem_backing, EMBER_MEM_MEMFD);
+	CHECK_OK(ember_config_set(&c, "hugepages", "on", NULL));
+	CHECK(c.hugepages);
+	CHECK_OK(ember_config_set(&c, "interactive", "off", NULL));
+	CHECK_EQ(c.interactive, 0);
+	CHECK_OK(ember_config_set(&c, "interactive", "auto", NULL));
+	CHECK_EQ(c.interactive, -1);
+
+	CHECK_SET_BAD(&c, "mem", "lots", -EINVAL, "not a size");
+	CHECK_SET_BAD(&c, "mem", "1M", -EINVAL, "less than the minimum 16 MiB");
+	CHECK_SET_BAD(&c, "mem", "2T", -EINVAL, "more than the maximum");
+	CHECK_SET_BAD(&c, "mem", "99999999999999999999", -EINVAL, "too large");
+	CHECK_SET_BAD(&c, "mem", "33M1", -EINVAL, "not a size");
+	CHECK_SET_BAD(&c, "mem", "16388K", -EINVAL, "2 MiB"); /* hugepages is on */
+	CHECK_OK(ember_config_set(&c, "hugepages", "off", NULL));
+	CHECK_SET_BAD(&c, "mem", "16387K", -EINVAL, "4 KiB");
+	CHECK_SET_BAD(&c, "cpus", "0", -EINVAL, "out of range 1..254");
+	CHECK_SET_BAD(&c, "cpus", "255", -EINVAL, "out of range");
+	CHECK_SET_BAD(&c, "cpus", "two", -EINVAL, "not a number");
+	CHECK_SET_BAD(&c, "cpus", "2x", -EINVAL, "not a number");
+	CHECK_SET_BAD(&c, "cpus", "-1", -EINVAL, "not a number");
+	CHECK_SET_BAD(&c, "cpus", "99999999999999999999999", -EINVAL, "not a number");
+	CHECK_SET_BAD(&c, "mem-backing", "file", -EINVAL, "anon or memfd");
+	CHECK_SET_BAD(&c, "hugepages", "maybe", -EINVAL, "on or off");
+	CHECK_SET_BAD(&c, "interactive", "sometimes", -EINVAL, "on, off or auto");
+	CHECK_SET_BAD(&c, "kernel", "", -EINVAL, "empty");
+	CHECK_SET_BAD(&c, "colour", "blue", -ENOENT, "unknown configuration key 'colour'");
+	char *longv = malloc(5000);
+	memset(longv, 'x', 4999);
+	longv[4999] = 0;
+	CHECK_SET_BAD(&c, "cmdline", longv, -ENAMETOOLONG, "at most 4095");
+	CHECK_SET_BAD(&c, "kernel", longv, -ENAMETOOLONG, "kernel");
+	longv[3000] = 0;
+	CHECK_OK(ember_config_set(&c, "append", longv, NULL));
+	CHECK_SET_BAD(&c, "append", longv, -ENAMETOOLONG, "append");
+	free(longv);
+	/* values that failed left the old ones */
+	CHECK_EQ(c.cpus, 254);
+	CHECK_EQ(c.mem_size, 64ull << 20);
+}
+
+static int parse(struct ember_config *c, unsigned *flags, struct ember_error *err, ...)
+{
+	char *argv[32];
+	int argc = 0;
+	va_list ap;
+	va_start(ap, err);
+	for (char *a; argc < 32 && (a = va_arg(ap, char *));)
+		argv[argc++] = a;
+	va_end(ap);
+	return ember_config_parse_args(c, argc, argv, flags, err);
+}
+
+TEST(vmm_config_parse_args)
+{
+	struct ember_config c;
+	unsigned fl = 99;
+	struct ember_error err = {0};
+	ember_config_init(&c);
+	REQUIRE_OK(parse(&c, &fl, &err, "--kernel", "/boot/k", "-i", "/tmp/i", "--cmdline=a b",
+			 "-p", "x=1", "--append=y=2", "-m", "512M", "--cpus=4", "--mem-backing",
+			 "memfd", "--dry-run", "--no-interactive", NULL));
+	CHECK_EQ(fl, EMBER_ARGS_DRY_RUN);
+	CHECK_STR(c.kernel, "/boot/k");
+	CHECK_STR(c.initrd, "/tmp/i");
+	CHECK_STR(c.cmdline, "a b");
+	CHECK_STR(c.cmdline_append, "x=1 y=2");
+	CHECK_EQ(c.mem_size, 512ull << 20);
+	CHECK_EQ(c.cpus, 4);
+	CHECK_EQ(c.mem_backing, EMBER_MEM_MEMFD);
+	CHECK_EQ(c.interactive, 0);
+
+	ember_config_init(&c);
+	REQUIRE_OK(parse(&c, &fl, &err, "-h", NULL));
+	CHECK_EQ(fl, EMBER_ARGS_HELP);
+	REQUIRE_OK(parse(&c, &fl, &err, "-kvmlinux", "-c2", "-m1G", "--hugepages", "-n", NULL));
+	CHECK_STR(c.kernel, "vmlinux");
+	CHECK_EQ(c.cpus, 2);
+	CHECK_EQ(c.mem_size, 1ull << 30);
+	CHECK(c.hugepages);
+	CHECK_EQ(fl, EMBER_ARGS_DRY_RUN);
+	REQUIRE_OK(parse(&c, &fl, &err, NULL));
+	CHECK_EQ(fl, 0);
+
+#define CHECK_ARGS_BAD(what, ...)                                                 \
+	do {                                                                      \
+		struct ember_config c_;                                           \
+		struct ember_error e_ = {0};                                      \
+		ember_config_init(&c_);                                           \
+		CHECK_ERR(parse(&c_, NULL, &e_, __VA_ARGS__, NULL), -EINVAL);     \
+		if (!strstr(e_.msg, (what)))                                      \
+			TEST_FAIL("message \"%s\" lacks \"%s\"", e_.msg, (what)); \
+	} while (0)
+	CHECK_ARGS_BAD("unknown option '--frobnicate'", "--frobnicate");
+	CHECK_ARGS_BAD("unknown option '-z'", "-z");
+	CHECK_ARGS_BAD("unknown option '--kern'", "--kern", "x");
+	CHECK_ARGS_BAD("needs a value", "--kernel");
+	CHECK_ARGS_BAD("needs a value", "-m");
+	CHECK_ARGS_BAD("unexpected argument 'vmlinuz'", "vmlinuz");
+	CHECK_ARGS_BAD("takes no value", "--dry-run=yes");
+	CHECK_ARGS_BAD("takes no value", "--hugepages=1");
+	CHECK_ARGS_BAD("not a size", "--mem", "big");
+	CHECK_ARGS_BAD("out of range", "--cpus", "0");
+	CHECK_ARGS_BAD("not a number", "-c", "");
+	CHECK_ARGS_BAD("2 MiB", "--mem", "17M", "--hugepages");
+	CHECK_ARGS_BAD("2 MiB", "--hugepages", "--mem", "17M");
+	CHECK(strstr(ember_config_usage(), "--kernel") != NULL);
+	CHECK(strstr(ember_config_usage(), "Exit status") != NULL);
+}
+
+static char *tmpfile_with(const void *data, size_t len)
+{
+	static char names[4][64];
+	static int next;
+	char *name = names[next++ % 4];
+	snprintf(name, 64, "/tmp/ember-unit-XXXXXX");
+	int fd = mkstemp(name);
+	if (fd < 0 || write(fd, data, len) != (ssize_t)len)
+		TEST_FAIL("temp file");
+	close(fd);
+	return name;
+}
+
+TEST(vmm_config_resolve_and_format)
+{
+	size_t len;
+	uint8_t *bz = fx_bzimage(4096, &len);
+	char *kernel = tmpfile_with(bz, len);
+	char *initrd = tmpfile_with("initrd", 6);
+	char *junk = tmpfile_with("junk junk junk", 14);
+	struct ember_config c;
+	struct ember_error err = {0};
+
+	ember_config_init(&c);
+	c.console_in = -1;
+	REQUIRE_OK(ember_config_set(&c, "kernel", kernel, NULL));
+	REQUIRE_OK(ember_config_set(&c, "initrd", initrd, NULL));
+	REQUIRE_OK(ember_config_set(&c, "append", "foo=bar", NULL));
+	REQUIRE_OK(ember_config_set(&c, "cpus", "2", NULL));
+	int r = ember_config_resolve(&c, &err);
+	if (r < 0)
+		TEST_FAIL("%s", err.msg);
+	CHECK(c.resolved);
+	CHECK_EQ(c.kernel_format, EMBER_KERNEL_BZIMAGE);
+	CHECK(!c.builtin_initrd);
+	CHECK_STR(c.cmdline, EMBER_DEFAULT_CMDLINE " foo=bar");
+	CHECK_STR(c.cmdline_append, "");
+	CHECK_EQ(c.interactive, 0);		  /* no console input */
+	CHECK_OK(ember_config_resolve(&c, &err)); /* idempotent */
+	CHECK_STR(c.cmdline, EMBER_DEFAULT_CMDLINE " foo=bar");
+
+	char out[4096];
+	int n = ember_config_format(&c, out, sizeof(out));
+	CHECK_EQ(n, (int)strlen(out));
+	char want[4096];
+	snprintf(want, sizeof(want),
+		 "kernel: %s\n"
+		 "kernel-format: bzImage\n"
+		 "initrd: %s\n"
+		 "cmdline: " EMBER_DEFAULT_CMDLINE " foo=bar\n"
+		 "mem: 256M (268435456 bytes)\n"
+		 "mem-backing: anon\n"
+		 "hugepages: off\n"
+		 "cpus: 2\n"
+		 "console: ttyS0 in=fd-1 out=fd1 escape=ctrl-a\n",
+		 kernel, initrd);
+	CHECK_STR(out, want);
+	/* snprintf contract: short buffers are cut and NUL-terminated */
+	char small[10];
+	CHECK_EQ(ember_config_format(&c, small, sizeof(small)), n);
+	CHECK_EQ(strlen(small), 9);
+	CHECK_EQ(ember_config_format(&c, NULL, 0), n);
+
+	/* a given cmdline replaces the default; append still appends */
+	ember_config_init(&c);
+	REQUIRE_OK(ember_config_set(&c, "kernel", kernel, NULL));
+	REQUIRE_OK(ember_config_set(&c, "cmdline", "console=ttyS0", NULL));
+	REQUIRE_OK(ember_config_set(&c, "append", "x", NULL));
+	REQUIRE_OK(ember_config_resolve(&c, &err));
+	CHECK_STR(c.cmdline, "console=ttyS0 x");
+
+	/* errors name the file and the reason */
+	ember_config_init(&c);
+	REQUIRE_OK(ember_config_set(&c, "kernel", "/nonexistent/vmlinuz", NULL));
+	CHECK_ERR(ember_config_resolve(&c, &err), -ENOENT);
+	CHECK(strstr(err.msg, "/nonexistent/vmlinuz") != NULL);
+	ember_config_init(&c);
+	REQUIRE_OK(ember_config_set(&c, "kernel", junk, NULL));
+	CHECK_ERR(ember_config_resolve(&c, &err), -ENOEXEC);
+	CHECK(strstr(err.msg, "not a Linux kernel") != NULL);
+	CHECK(strstr(err.msg, junk) != NULL);
+	ember_config_init(&c);
+	REQUIRE_OK(ember_config_set(&c, "kernel", "/tmp", NULL));
+	CHECK_ERR(ember_config_resolve(&c, &err), -EINVAL);
+	CHECK(strstr(err.msg, "not a regular file") != NULL);
+	ember_config_init(&c);
+	REQUIRE_OK(ember_config_set(&c, "kernel", kernel, NULL));
+	REQUIRE_OK(ember_config_set(&c, "initrd", "/nonexistent/initrd", NULL));
+	CHECK_ERR(ember_config_resolve(&c, &err), -ENOENT);
+	CHECK(strstr(err.msg, "initrd /nonexistent/initrd") != NULL);
+	ember_config_init(&c);
+	REQUIRE_OK(ember_config_set(&c, "kernel", kernel, NULL));
+	REQUIRE_OK(ember_config_set(&c, "initrd", "builtin", NULL));
+	REQUIRE_OK(ember_config_set(&c, "busybox", "/bin/true", NULL));
+	CHECK_ERR(ember_config_resolve(&c, &err), -ENOEXEC);
+	CHECK(strstr(err.msg, "static") != NULL);
+	/* a command line that grows too long with the appended part */
+	ember_config_init(&c);
+	REQUIRE_OK(ember_config_set(&c, "kernel", kernel, NULL));
+	char *longv = malloc(4000);
+	memset(longv, 'x', 3999);
+	longv[3999] = 0;
+	REQUIRE_OK(ember_config_set(&c, "cmdline", longv, NULL));
+	REQUIRE_OK(ember_config_set(&c, "append", longv, NULL));
+	CHECK_ERR(ember_config_resolve(&c, &err), -E2BIG);
+	free(longv);
+	/* bad values set directly in the struct are caught */
+	ember_config_init(&c);
+	REQUIRE_OK(ember_config_set(&c, "kernel", kernel, NULL));
+	c.cpus = 0;
+	CHECK_ERR(ember_config_resolve(&c, &err), -EINVAL);
+	c.cpus = 1;
+	c.mem_size = 12345;
+	CHECK_ERR(ember_config_resolve(&c, &err), -EINVAL);
+	unlink(kernel);
+	unlink(initrd);
+	unlink(junk);
+	free(bz);
+}
+
+/* With no kernel, the host's own kernel and the built-in initramfs. */
+TEST(vmm_config_resolve_default_kernel)
+{
+	struct ember_config c;
+	struct ember_error err = {0};
+	ember_config_init(&c);
+	c.console_in = -1;
+	int r = ember_config_resolve(&c, &err);
+	if (r == -ENOENT || r == -EACCES)
+		TEST_SKIP("no host kernel or busybox here: %s", err.msg);
+	if (r < 0)
+		TEST_FAIL("%s", err.msg);
+	CHECK(!strncmp(c.kernel, "/boot/vmlinuz-", 14));
+	CHECK(c.builtin_initrd);
+	CHECK_EQ(c.interactive, 0);
+	CHECK(strstr(c.cmdline, "quiet") != NULL);
+	char out[8192];
+	ember_config_format(&c, out, sizeof(out));
+	CHECK(strstr(out, "initrd: builtin\n") != NULL);
+	CHECK(strstr(out, "interactive: off\n") != NULL);
+}
+
+TEST(vmm_stop_reasons)
+{
+	CHECK_STR(ember_stop_reason_name(EMBER_STOP_POWEROFF), "poweroff");
+	CHECK_STR(ember_stop_reason_name(EMBER_STOP_REBOOT), "reboot");
+	CHECK_STR(ember_stop_reason_name(EMBER_STOP_CRASH), "crash");
+	CHECK_STR(ember_stop_reason_name((enum ember_stop_reason)99), "invalid");
+	CHECK_EQ(ember_stop_reason_exit_status(EMBER_STOP_POWEROFF), 0);
+	CHECK_EQ(ember_stop_reason_exit_status(EMBER_STOP_REBOOT), 32);
+	CHECK_EQ(ember_stop_reason_exit_status(EMBER_STOP_CRASH), 33);
+	CHECK_EQ(ember_stop_reason_exit_status(EMBER_STOP_REQUESTED), 34);
+	CHECK_EQ(ember_stop_reason_exit_status(EMBER_STOP_ERROR), 1);
+	CHECK_EQ(ember_library_version(), EMBER_VMM_API_VERSION);
+}

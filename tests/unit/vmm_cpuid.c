@@ -1,0 +1,169 @@
+/* tests/unit/vmm_cpuid.c - unit tests of the CPUID filter: hidden SVM/VMX, hypervisor bit, KVM leaves, topology. */
+#include "../lib/test.h"
+
+#include "../../vmm/arch/x86/x86.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#define SIG KVM_CPUID_FLAG_SIGNIFCANT_INDEX
+
+/* A host table shaped like KVM_GET_SUPPORTED_CPUID's answer. */
+static struct kvm_cpuid2 *host_table(bool amd)
+{
+	static const struct kvm_cpuid_entry2 common[] = {
+	    {.function = 1,
+	     .eax = 0x00a20f12,
+	     .ebx = 0x00100800,
+	     .ecx = 0x7ef8320b | (1u << 5),
+	     .edx = 0x178bfbff},
+	    {.function = 4, .index = 0, .flags = SIG, .eax = 0x00000121},
+	    {.function = 4, .index = 1, .flags = SIG, .eax = 0x00000122},
+	    {.function = 4, .index = 2, .flags = SIG, .eax = 0x00000143},
+	    {.function = 4, .index = 3, .flags = SIG, .eax = 0x00000163},
+	    {.function = 4, .index = 4, .flags = SIG, .eax = 0},
+	    {.function = 7, .index = 0, .flags = SIG, .ebx = 0x219c91a9},
+	    {.function = 0xb, .index = 0, .flags = SIG, .eax = 1, .ebx = 2, .ecx = 0x100},
+	    {.function = 0xb, .index = 1, .flags = SIG, .eax = 5, .ebx = 16, .ecx = 0x201},
+	    {.function = 0x40000000,
+	     .eax = 0x40000001,
+	     .ebx = 0x4b4d564b,
+	     .ecx = 0x564b4d56,
+	     .edx = 0x4d},
+	    {.function = 0x40000001, .eax = 0x01007afb},
+	    {.function = 0x80000000, .eax = 0x80000021},
+	    {.function = 0x80000001, .ecx = 0x75c237ff, .edx = 0x2fd3fbff},
+	    {.function = 0x80000008, .eax = 0x3030, .ecx = 0x700f},
+	    {.function = 0x8000000a, .eax = 1, .ebx = 0x8000, .edx = 0x1ebfbcff},
+	    {.function = 0x8000001e, .eax = 0x12, .ebx = 0x0103, .ecx = 0x0301},
+	};
+	size_t n = sizeof(common) / sizeof(common[0]) + 1;
+	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]));
+	c->entries[0] = (struct kvm_cpuid_entry2){.function = 0, .eax = 0x10};
+	if (amd) {
+		c->entries[0].ebx = 0x68747541; /* Auth enti cAMD */
+		c->entries[0].edx = 0x69746e65;
+		c->entries[0].ecx = 0x444d4163;
+	} else {
+		c->entries[0].ebx = 0x756e6547; /* Genu ineI ntel */
+		c->entries[0].edx = 0x49656e69;
+		c->entries[0].ecx = 0x6c65746e;
+	}
+	for (size_t i = 1; i < n; i++)
+		c->entries[i] = common[i - 1];
+	c->nent = (uint32_t)n;
+	return c;
+}
+
+static const struct kvm_cpuid_entry2 *get(const struct kvm_cpuid2 *c, uint32_t f, uint32_t i)
+{
+	const struct kvm_cpuid_entry2 *e = vmm_x86_cpuid_find(c, f, i);
+	if (!e)
+		TEST_FAIL("no CPUID leaf %#x.%u", f, i);
+	return e;
+}
+
+TEST(vmm_cpuid_hides_virtualisation_sets_hypervisor)
+{
+	struct kvm_cpuid2 *host = host_table(true), *c;
+	uint32_t nent = host->nent;
+	REQUIRE_OK(vmm_x86_cpuid(host, 0, 1, &c));
+	CHECK_EQ(host->nent, nent); /* input untouched */
+	CHECK(host->entries[1].ecx & (1u << 5));
+	CHECK_EQ(get(c, 1, 0)->ecx & (1u << 5), 0);	     /* VMX */
+	CHECK(get(c, 1, 0)->ecx & (1u << 31));		     /* hypervisor */
+	CHECK(get(c, 1, 0)->ecx & (1u << 24));		     /* TSC deadline */
+	CHECK_EQ(get(c, 0x80000001, 0)->ecx & (1u << 2), 0); /* SVM */
+	CHECK(vmm_x86_cpuid_find(c, 0x8000000a, 0) == NULL);
+	/* KVM's leaves are kept: signature and kvmclock */
+	CHECK_EQ(get(c, 0x40000000, 0)->ebx, 0x4b4d564b);
+	CHECK(get(c, 0x40000001, 0)->eax & (1u << 3));
+	/* other leaves pass through */
+	CHECK_EQ(get(c, 7, 0)->ebx, 0x219c91a9);
+	free(c);
+	free(host);
+}
+
+TEST(vmm_cpuid_topology_consistent)
+{
+	for (int amd = 0; amd <= 1; amd++) {
+		struct kvm_cpuid2 *host = host_table(amd);
+		for (unsigned ncpus = 1; ncpus <= 6; ncpus++) {
+			for (unsigned v = 0; v < ncpus; v++) {
+				struct kvm_cpuid2 *c;
+				REQUIRE_OK(vmm_x86_cpuid(host, v, ncpus, &c));
+				const struct kvm_cpuid_entry2 *l1 = get(c, 1, 0);
+				CHECK_EQ(l1->ebx >> 24, v);		       /* APIC ID */
+				CHECK((l1->ebx >> 16 & 0xff) >= ncpus);	       /* logical count */
+				CHECK_EQ(l1->ebx & 0xffff, 0x0800);	       /* CLFLUSH kept */
+				CHECK_EQ(!!(l1->edx & (1u << 28)), ncpus > 1); /* HTT */
+				/* leaf 0xB: SMT level 1 thread, core level ncpus */
+				CHECK_EQ(get(c, 0xb, 0)->ebx, 1);
+				CHECK_EQ(get(c, 0xb, 0)->ecx, 0x100);
+				CHECK_EQ(get(c, 0xb, 0)->edx, v);
+				CHECK_EQ(get(c, 0xb, 1)->ebx, ncpus);
+				CHECK_EQ(get(c, 0xb, 1)->ecx, 0x201);
+				CHECK((1u << get(c, 0xb, 1)->eax) >= ncpus);
+				CHECK_EQ(get(c, 0xb, 1)->edx, v);
+				CHECK_EQ(get(c, 0xb, 2)->ecx, 2); /* end of levels */
+				/* leaf 4: cores per package; L1/L2 private, L3 shared */
+				unsigned cores = (get(c, 4, 0)->eax >> 26) + 1;
+				CHECK(cores >= ncpus && cores < 2 * ncpus);
+				CHECK_EQ(get(c, 4, 0)->eax >> 14 & 0xfff, 0);
+				CHECK_EQ((get(c, 4, 3)->eax >> 14 & 0xfff) + 1, cores);
+				CHECK_EQ(get(c, 4, 0)->eax & 0x3fff, 0x121); /* cache type kept */
+				CHECK_EQ(get(c, 4, 4)->eax, 0);
+				if (amd) {
+					CHECK_EQ((get(c, 0x80000008, 0)->ecx & 0xff) + 1, ncpus);
+					CHECK((1u << (get(c, 0x80000008, 0)->ecx >> 12 & 0xf)) >=
+					      ncpus);
+					CHECK_EQ(get(c, 0x8000001e, 0)->eax, v);
+					CHECK_EQ(get(c, 0x8000001e, 0)->ecx & 0x7ff, 0);
+				} else {
+					CHECK_EQ(get(c, 0x80000008, 0)->ecx, 0x700f);
+				}
+				/* exactly three 0xB subleaves */
+				unsigned nb = 0;
+				for (uint32_t i = 0; i < c->nent; i++)
+					nb += c->entries[i].function == 0xb;
+				CHECK_EQ(nb, 3);
+				free(c);
+			}
+		}
+		free(host);
+	}
+}
+
+TEST(vmm_cpuid_adds_missing_kvm_leaves)
+{
+	struct kvm_cpuid2 *host = host_table(false), *c;
+	/* drop 0x40000000/1 from the host table */
+	uint32_t w = 0;
+	for (uint32_t i = 0; i < host->nent; i++)
+		if ((host->entries[i].function & 0xffff0000) != 0x40000000)
+			host->entries[w++] = host->entries[i];
+	host->nent = w;
+	REQUIRE_OK(vmm_x86_cpuid(host, 1, 2, &c));
+	CHECK_EQ(get(c, 0x40000000, 0)->eax, 0x40000001);
+	CHECK_EQ(get(c, 0x40000000, 0)->ecx, 0x564b4d56);
+	CHECK(get(c, 0x40000001, 0)->eax & 1);
+	free(c);
+	free(host);
+}
+
+TEST(vmm_cpuid_rejects_bad_arguments)
+{
+	struct kvm_cpuid2 *host = host_table(true), *c = NULL;
+	CHECK_ERR(vmm_x86_cpuid(NULL, 0, 1, &c), -EINVAL);
+	CHECK_ERR(vmm_x86_cpuid(host, 0, 0, &c), -EINVAL);
+	CHECK_ERR(vmm_x86_cpuid(host, 2, 2, &c), -EINVAL);
+	CHECK_ERR(vmm_x86_cpuid(host, 0, 255, &c), -EINVAL);
+	CHECK_ERR(vmm_x86_cpuid(host, 0, 1, NULL), -EINVAL);
+	/* a table with no leaf 0 or 0xB: no topology leaves are invented */
+	host->nent = 0;
+	REQUIRE_OK(vmm_x86_cpuid(host, 0, 1, &c));
+	CHECK(vmm_x86_cpuid_find(c, 0xb, 0) == NULL);
+	CHECK(vmm_x86_cpuid_find(c, 0x40000000, 0) != NULL);
+	free(c);
+	free(host);
+}

@@ -1,0 +1,175 @@
+/* vmm/arch/x86/cpuid.c - the guest's CPUID: KVM's supported set, filtered, with a consistent topology. */
+#include "x86.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Leaf 1 */
+#define L1_ECX_VMX	    (1u << 5)
+#define L1_ECX_TSC_DEADLINE (1u << 24)
+#define L1_ECX_HYPERVISOR   (1u << 31)
+#define L1_EDX_HTT	    (1u << 28)
+/* Leaf 0x80000001 */
+#define LX1_ECX_SVM (1u << 2)
+
+#define KVM_SIG_LEAF	  0x40000000u
+#define KVM_FEATURES_LEAF 0x40000001u
+
+const struct kvm_cpuid_entry2 *vmm_x86_cpuid_find(const struct kvm_cpuid2 *c, uint32_t function,
+						  uint32_t index)
+{
+	for (uint32_t i = 0; c && i < c->nent; i++) {
+		const struct kvm_cpuid_entry2 *e = &c->entries[i];
+		if (e->function != function)
+			continue;
+		if ((e->flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) && e->index != index)
+			continue;
+		return e;
+	}
+	return NULL;
+}
+
+/* Bits needed to number n items: ceil(log2(n)). */
+static unsigned id_bits(unsigned n)
+{
+	unsigned b = 0;
+	while ((1u << b) < n)
+		b++;
+	return b;
+}
+
+static bool is_amd(const struct kvm_cpuid2 *c)
+{
+	const struct kvm_cpuid_entry2 *e = vmm_x86_cpuid_find(c, 0, 0);
+	if (!e)
+		return false;
+	/* "AuthenticAMD" / "HygonGenuine": EBX, EDX, ECX */
+	return (e->ebx == 0x68747541 && e->edx == 0x69746e65 && e->ecx == 0x444d4163) ||
+	       (e->ebx == 0x6f677948 && e->edx == 0x6e65476e && e->ecx == 0x656e6975);
+}
+
+static void add(struct kvm_cpuid2 *c, uint32_t cap, struct kvm_cpuid_entry2 e)
+{
+	if (c->nent < cap)
+		c->entries[c->nent++] = e;
+}
+
+static void add_topology_leaf(struct kvm_cpuid2 *c, uint32_t cap, uint32_t leaf, unsigned apic,
+			      unsigned ncpus)
+{
+	const uint32_t f = KVM_CPUID_FLAG_SIGNIFCANT_INDEX;
+	/* level 0: SMT, one thread per core; level 1: cores in the package */
+	add(c, cap,
+	    (struct kvm_cpuid_entry2){.function = leaf,
+				      .index = 0,
+				      .flags = f,
+				      .eax = 0,
+				      .ebx = 1,
+				      .ecx = (1u << 8) | 0,
+				      .edx = apic});
+	add(c, cap,
+	    (struct kvm_cpuid_entry2){.function = leaf,
+				      .index = 1,
+				      .flags = f,
+				      .eax = id_bits(ncpus),
+				      .ebx = ncpus,
+				      .ecx = (2u << 8) | 1,
+				      .edx = apic});
+	add(c, cap,
+	    (struct kvm_cpuid_entry2){.function = leaf,
+				      .index = 2,
+				      .flags = f,
+				      .eax = 0,
+				      .ebx = 0,
+				      .ecx = 2,
+				      .edx = apic});
+}
+
+int vmm_x86_cpuid(const struct kvm_cpuid2 *host, unsigned vcpu_index, unsigned ncpus,
+		  struct kvm_cpuid2 **out)
+{
+	if (!host || !out || ncpus == 0 || ncpus > 254 || vcpu_index >= ncpus || host->nent > 4096)
+		return -EINVAL;
+	uint32_t cap = host->nent + 8;
+	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + cap * sizeof(c->entries[0]));
+	if (!c)
+		return -ENOMEM;
+	const unsigned apic = vcpu_index;
+	const unsigned pow2 = 1u << id_bits(ncpus);
+	const bool amd = is_amd(host);
+	const struct kvm_cpuid_entry2 *l0 = vmm_x86_cpuid_find(host, 0, 0);
+	const uint32_t max_basic = l0 ? l0->eax : 0;
+	bool have_sig = false, have_features = false;
+
+	for (uint32_t i = 0; i < host->nent; i++) {
+		struct kvm_cpuid_entry2 e = host->entries[i];
+		switch (e.function) {
+		case 0xb:
+		case 0x1f:
+		case 0x8000000a:  /* SVM features */
+			continue; /* topology leaves are rebuilt below; SVM is hidden */
+		case 1:
+			e.ecx &= ~L1_ECX_VMX;
+			e.ecx |= L1_ECX_HYPERVISOR | L1_ECX_TSC_DEADLINE;
+			e.ebx = (e.ebx & 0x0000ffffu) | (apic << 24) | ((pow2 & 0xff) << 16);
+			if (ncpus > 1)
+				e.edx |= L1_EDX_HTT;
+			else
+				e.edx &= ~L1_EDX_HTT;
+			break;
+		case 4: {
+			/* EAX[31:26] cores per package - 1; EAX[25:14] threads
+			 * sharing the cache - 1: L1/L2 per core, L3 per package */
+			if ((e.eax & 0x1f) == 0)
+				break; /* no more caches */
+			unsigned level = (e.eax >> 5) & 7;
+			unsigned sharing = level >= 3 ? pow2 - 1 : 0;
+			e.eax = (e.eax & 0x3fffu) | ((sharing & 0xfffu) << 14) |
+				(((pow2 - 1) & 0x3fu) << 26);
+			break;
+		}
+		case KVM_SIG_LEAF:
+			have_sig = true;
+			break;
+		case KVM_FEATURES_LEAF:
+			have_features = true;
+			break;
+		case 0x80000001:
+			e.ecx &= ~LX1_ECX_SVM;
+			break;
+		case 0x80000008:
+			if (amd) /* ECX[15:12] APIC ID bits, [7:0] cores - 1 */
+				e.ecx = (e.ecx & ~0xf0ffu) | (id_bits(ncpus) << 12) |
+					((ncpus - 1) & 0xff);
+			break;
+		case 0x8000001e:
+			e.eax = apic;					  /* extended APIC ID */
+			e.ebx = (e.ebx & ~0xffffu) | (vcpu_index & 0xff); /* 1 thread/unit */
+			e.ecx = e.ecx & ~0x7ffu;			  /* one node, node 0 */
+			break;
+		default:
+			break;
+		}
+		add(c, cap, e);
+	}
+	if (max_basic >= 0xb)
+		add_topology_leaf(c, cap, 0xb, apic, ncpus);
+	if (max_basic >= 0x1f)
+		add_topology_leaf(c, cap, 0x1f, apic, ncpus);
+	if (!have_sig)
+		/* "KVMKVMKVM\0\0\0" in EBX, ECX, EDX */
+		add(c, cap,
+		    (struct kvm_cpuid_entry2){.function = KVM_SIG_LEAF,
+					      .eax = KVM_FEATURES_LEAF,
+					      .ebx = 0x4b4d564b,
+					      .ecx = 0x564b4d56,
+					      .edx = 0x4d});
+	if (!have_features)
+		/* kvmclock (both MSR sets) with the stable bit, as KVM offers */
+		add(c, cap,
+		    (struct kvm_cpuid_entry2){.function = KVM_FEATURES_LEAF,
+					      .eax = (1u << 0) | (1u << 3) | (1u << 24)});
+	*out = c;
+	return 0;
+}

@@ -1,0 +1,71 @@
+/* vmm/arch/x86/layout.h - the x86 machine's guest physical address map and port numbers. */
+#ifndef EMBER_VMM_X86_LAYOUT_H
+#define EMBER_VMM_X86_LAYOUT_H
+
+/*
+ * Guest physical memory (the board's datasheet):
+ *
+ *   0x0000_0000  real-mode IVT and BDA (left zero)
+ *   0x0000_0500  boot GDT (null, null, code64 0x10, data 0x18, code32 0x20, tss 0x28)
+ *   0x0000_6000  PVH hvm_start_info, then its module list and memory map
+ *   0x0000_7000  boot_params ("zero page") for the x86 boot protocol
+ *   0x0000_9000  boot page tables: PML4, PDPT, 4 PDs (identity map 0..4 GiB, 2 MiB pages)
+ *   0x0002_0000  kernel command line (up to 64 KiB)
+ *   0x0009_fc00  top of low RAM in the E820 map (the rest up to 1 MiB is not RAM)
+ *   0x000e_0000  ACPI tables (RSDP first, found by the legacy scan too), up to 1 MiB
+ *   0x0010_0000  bzImage protected-mode kernel (ELF kernels load at their p_paddr)
+ *   ...          RAM up to min(mem, 3 GiB); the initrd at the top of it
+ *   0xc000_0000  MMIO hole: 0xd000_0000 virtio-mmio windows (later issues),
+ *                0xfec0_0000 IOAPIC, 0xfee0_0000 LAPIC
+ *   0x1_0000_0000  RAM above 3 GiB continues here
+ */
+#define X86_GDT_ADDR	      0x500ULL
+#define X86_PVH_INFO_ADDR     0x6000ULL
+#define X86_PVH_MODLIST_ADDR  0x6040ULL
+#define X86_PVH_MEMMAP_ADDR   0x6080ULL
+#define X86_PVH_MEMMAP_MAX    128
+#define X86_ZERO_PAGE_ADDR    0x7000ULL
+#define X86_PML4_ADDR	      0x9000ULL
+#define X86_PDPT_ADDR	      0xa000ULL
+#define X86_PD_ADDR	      0xb000ULL /* 4 pages */
+#define X86_CMDLINE_ADDR      0x20000ULL
+#define X86_CMDLINE_MAX	      0x10000ULL
+#define X86_EBDA_START	      0x9fc00ULL
+#define X86_ACPI_ADDR	      0xe0000ULL
+#define X86_ACPI_SIZE	      0x20000ULL
+#define X86_HIMEM_START	      0x100000ULL
+#define X86_BZIMAGE_LOAD_ADDR 0x100000ULL
+
+#define X86_MMIO_HOLE_START  0xc0000000ULL
+#define X86_MMIO_HOLE_END    0x100000000ULL
+#define X86_VIRTIO_MMIO_BASE 0xd0000000ULL
+#define X86_IOAPIC_ADDR	     0xfec00000ULL
+#define X86_LAPIC_ADDR	     0xfee00000ULL
+
+/* GDT selectors (the boot protocol needs __BOOT_CS 0x10 and __BOOT_DS 0x18). */
+#define X86_SEL_CODE64	0x10
+#define X86_SEL_DATA	0x18
+#define X86_SEL_CODE32	0x20
+#define X86_SEL_TSS	0x28
+#define X86_GDT_ENTRIES 6
+
+/*
+ * I/O ports. The legacy devices sit at their PC addresses; the ACPI
+ * hardware-reduced sleep and reset registers are Ember's own.
+ */
+#define X86_PORT_I8042_DATA	0x60
+#define X86_PORT_I8042_CMD	0x64
+#define X86_PORT_RTC		0x70
+#define X86_PORT_COM1		0x3f8
+#define X86_PORT_ACPI_SLEEP_CTL 0x600 /* FADT SLEEP_CONTROL_REG (8 bits) */
+#define X86_PORT_ACPI_SLEEP_STS 0x601 /* FADT SLEEP_STATUS_REG (8 bits) */
+#define X86_PORT_ACPI_RESET	0x602 /* FADT RESET_REG (8 bits) */
+#define X86_ACPI_RESET_VALUE	0x01
+#define X86_ACPI_S5_SLP_TYP	5 /* the _S5 sleep type the DSDT declares */
+
+/* ISA interrupts (GSIs; the in-kernel IOAPIC pins equal GSIs except IRQ 0 -> pin 2). */
+#define X86_IRQ_KEYBOARD 1
+#define X86_IRQ_COM1	 4
+#define X86_IRQ_RTC	 8
+
+#endif /* EMBER_VMM_X86_LAYOUT_H */

@@ -1,0 +1,48 @@
+/* vmm/arch/x86/x86.h - x86 board pieces: E820 map, CPUID filter, initial MSRs. */
+#ifndef EMBER_VMM_X86_H
+#define EMBER_VMM_X86_H
+
+#include <linux/kvm.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../../boot/boot.h"
+#include "../../mem.h"
+
+/* The E820 map of guest memory: low RAM up to the EBDA, the reserved BIOS
+ * area with the ACPI tables, RAM from 1 MiB to the hole, RAM above 4 GiB.
+ * Returns the number of entries written to out (max >= VMM_E820_MAX). */
+unsigned vmm_x86_e820(const struct vmm_mem *mem, struct vmm_e820 *out, unsigned max);
+
+/*
+ * CPUID for one vCPU, from what KVM supports (KVM_GET_SUPPORTED_CPUID):
+ *  - SVM and VMX are hidden (leaf 1 ECX.VMX, 0x80000001 ECX.SVM, leaf
+ *    0x8000000A), so guests do not try nested virtualisation;
+ *  - the hypervisor bit (leaf 1 ECX[31]) is set and KVM's paravirtual leaves
+ *    0x40000000 ("KVMKVMKVM") and 0x40000001 (kvmclock and the other PV
+ *    features KVM offers) are kept;
+ *  - the topology is one package of ncpus cores, one thread each: leaf 1
+ *    EBX (APIC ID, logical count), leaf 4 EAX core counts, leaves 0xB and
+ *    0x1F (x2APIC topology), 0x80000008 ECX (core count) and 0x8000001E
+ *    agree with APIC ID = vcpu_index.
+ * host is not modified. On success *out is a new struct (free() it).
+ * Returns 0, -EINVAL (vcpu_index >= ncpus, ncpus 0 or > 254, or host NULL)
+ * or -ENOMEM.
+ */
+int vmm_x86_cpuid(const struct kvm_cpuid2 *host, unsigned vcpu_index, unsigned ncpus,
+		  struct kvm_cpuid2 **out);
+
+/* Finds an entry (NULL if absent); for tests and the board. */
+const struct kvm_cpuid_entry2 *vmm_x86_cpuid_find(const struct kvm_cpuid2 *c, uint32_t function,
+						  uint32_t index);
+
+/* The MSRs a booting kernel expects (SYSENTER/SYSCALL MSRs zeroed, TSC 0,
+ * fast strings enabled, MTRRs enabled with write-back default). Fills up to
+ * max entries and returns how many. */
+struct vmm_msr {
+	uint32_t index;
+	uint64_t value;
+};
+unsigned vmm_x86_boot_msrs(struct vmm_msr *out, unsigned max);
+
+#endif /* EMBER_VMM_X86_H */

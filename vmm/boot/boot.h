@@ -1,0 +1,185 @@
+/* vmm/boot/boot.h - Linux x86-64 kernel loaders (bzImage, ELF/PVH), initrd placement, built-in initramfs. */
+#ifndef EMBER_VMM_BOOT_H
+#define EMBER_VMM_BOOT_H
+
+#include <ember/vmm.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../mem.h"
+
+/*
+ * The loaders are split in two steps so that every check runs on a byte
+ * buffer before anything touches guest memory (and so that a fuzzer can
+ * drive them): *_parse() validates an image and extracts what the boot
+ * needs; *_load() copies it into guest memory after checking every range
+ * against it. All errors are -ENOEXEC (a malformed image) or -E2BIG (it does
+ * not fit in guest memory), with a message in err.
+ */
+
+/* ------------------------------------------------------------ E820 map */
+enum { VMM_E820_RAM = 1, VMM_E820_RESERVED = 2, VMM_E820_ACPI = 3 };
+struct vmm_e820 {
+	uint64_t addr;
+	uint64_t size;
+	uint32_t type;
+};
+#define VMM_E820_MAX 8
+
+/* ------------------------------------------------------------ bzImage */
+struct vmm_bzimage {
+	uint16_t version;	/* boot protocol, e.g. 0x020f */
+	unsigned setup_sects;	/* 512-byte sectors of real-mode setup (0 read as 4) */
+	uint64_t setup_size;	/* (setup_sects + 1) * 512: offset of the protected-mode code */
+	uint64_t payload_size;	/* bytes of protected-mode code (rest of the file) */
+	uint32_t syssize_bytes; /* what the header claims, 16 * syssize */
+	uint8_t loadflags;
+	uint16_t xloadflags;
+	bool relocatable;
+	uint32_t kernel_alignment;
+	uint64_t pref_address;
+	uint32_t init_size;
+	uint32_t initrd_addr_max; /* highest address the initrd may occupy */
+	uint32_t cmdline_size;	  /* longest command line, without the NUL */
+	uint32_t header_end;	  /* end offset of the setup header in the image */
+};
+
+/* Validates a bzImage (boot sector flag, "HdrS", protocol >= 2.12 with a
+ * 64-bit entry, setup_sects range, truncation) and fills *out. */
+int vmm_bzimage_parse(const uint8_t *img, uint64_t len, struct vmm_bzimage *out,
+		      struct ember_error *err);
+
+/* Memory the kernel occupies from load_addr once it runs: the copied image
+ * and the decompressor's [runtime address, + init_size) area. Returns the
+ * end address (exclusive). */
+uint64_t vmm_bzimage_end(const struct vmm_bzimage *bz, uint64_t load_addr);
+
+/* Copies the protected-mode code to load_addr; -E2BIG if the kernel (up to
+ * vmm_bzimage_end) does not fit in RAM below the hole. */
+int vmm_bzimage_load(const struct vmm_mem *mem, const uint8_t *img, uint64_t len,
+		     const struct vmm_bzimage *bz, uint64_t load_addr, struct ember_error *err);
+
+/* What goes into the zero page besides the setup header. */
+struct vmm_linux_boot {
+	uint64_t cmdline_gpa;
+	uint32_t cmdline_len; /* without the NUL */
+	uint64_t initrd_gpa;  /* 0 and size 0: none */
+	uint64_t initrd_size;
+	uint64_t rsdp_gpa;
+	const struct vmm_e820 *e820;
+	unsigned e820_count;
+};
+
+/* Builds struct boot_params at zero_page_gpa: the image's setup header,
+ * loader type, command line, initrd, E820 map and RSDP address. */
+int vmm_bzimage_write_zero_page(const struct vmm_mem *mem, uint64_t zero_page_gpa,
+				const uint8_t *img, uint64_t len, const struct vmm_bzimage *bz,
+				const struct vmm_linux_boot *lb, struct ember_error *err);
+
+/* ------------------------------------------------------------ ELF / PVH */
+#define VMM_ELF_MAX_SEGMENTS 16
+struct vmm_elf_segment {
+	uint64_t offset;
+	uint64_t filesz;
+	uint64_t paddr;
+	uint64_t memsz;
+};
+struct vmm_elf {
+	uint32_t pvh_entry; /* XEN_ELFNOTE_PHYS32_ENTRY */
+	unsigned nsegments;
+	struct vmm_elf_segment segments[VMM_ELF_MAX_SEGMENTS];
+	uint64_t low;  /* lowest p_paddr of a PT_LOAD */
+	uint64_t high; /* end of the highest PT_LOAD (p_paddr + p_memsz) */
+};
+
+/* Validates an ELF64 x86-64 executable (header, program headers, PT_LOAD
+ * ranges inside the file, the PVH note) and fills *out. */
+int vmm_elf_parse(const uint8_t *img, uint64_t len, struct vmm_elf *out, struct ember_error *err);
+
+/* Copies every PT_LOAD segment to its p_paddr (the zero-filled tail of a
+ * segment is left as fresh memory already is); -E2BIG if a segment is
+ * outside guest RAM, -ENOEXEC if one overlaps the low 1 MiB the VMM uses. */
+int vmm_elf_load(const struct vmm_mem *mem, const uint8_t *img, uint64_t len,
+		 const struct vmm_elf *elf, struct ember_error *err);
+
+/* Builds the PVH struct hvm_start_info (version 1) at info_gpa with its
+ * module list (the initrd) at modlist_gpa and memory map at memmap_gpa. */
+int vmm_pvh_write_start_info(const struct vmm_mem *mem, uint64_t info_gpa, uint64_t modlist_gpa,
+			     uint64_t memmap_gpa, const struct vmm_linux_boot *lb,
+			     struct ember_error *err);
+
+/* ------------------------------------------------------------ common */
+
+/* Detects the format of an image from its first bytes: EMBER_KERNEL_BZIMAGE,
+ * EMBER_KERNEL_ELF_PVH (any ELF; the PVH note is checked when loading), or
+ * -ENOEXEC. */
+int vmm_kernel_detect(const uint8_t *img, uint64_t len, enum ember_kernel_format *fmt,
+		      struct ember_error *err);
+int vmm_kernel_detect_file(const char *path, enum ember_kernel_format *fmt,
+			   struct ember_error *err);
+
+/* Picks the initrd's address: page aligned, as high as possible with its end
+ * <= min(top, max_end), not below floor. -E2BIG if it does not fit. */
+int vmm_initrd_place(uint64_t size, uint64_t floor, uint64_t top, uint64_t max_end, uint64_t *gpa,
+		     struct ember_error *err);
+
+/* ------------------------------------------------------------ built-in initramfs */
+
+/* Checks that path is a statically linked x86-64 ELF executable. */
+int vmm_busybox_check(const char *path, struct ember_error *err);
+
+/*
+ * Writes Ember's built-in initramfs (an uncompressed newc cpio archive: the
+ * directories, /dev/console, /bin/busybox and an /init script that either
+ * starts a shell or reports what it sees and powers off) into buf, or, with
+ * buf NULL, only computes its size. Returns the size in bytes, -E2BIG if cap
+ * is too small.
+ */
+int64_t vmm_initramfs_build(uint8_t *buf, uint64_t cap, const uint8_t *busybox,
+			    uint64_t busybox_size, bool interactive);
+
+/* ------------------------------------------------------------ the whole boot */
+
+/* Where and how vCPU 0 starts. */
+enum vmm_entry_mode {
+	VMM_ENTRY_LONG64, /* 64-bit boot protocol: paging on, rsi = boot_params */
+	VMM_ENTRY_PVH32,  /* PVH: 32-bit protected mode, paging off, ebx = start_info */
+};
+struct vmm_boot_entry {
+	enum vmm_entry_mode mode;
+	uint64_t rip;
+	uint64_t rsi;
+	uint64_t rbx;
+	uint64_t cr3; /* LONG64: the boot page tables */
+	uint64_t gdt_base;
+	uint16_t gdt_limit;
+};
+
+struct vmm_boot_request {
+	enum ember_kernel_format format;
+	const uint8_t *kernel;
+	uint64_t kernel_size;
+	const uint8_t *initrd; /* NULL: none, unless builtin */
+	uint64_t initrd_size;
+	const uint8_t *busybox; /* builtin initramfs: the busybox to put in it */
+	uint64_t busybox_size;
+	bool builtin_initrd;
+	bool interactive;
+	const char *cmdline;
+	uint64_t rsdp_gpa; /* 0: none */
+	const struct vmm_e820 *e820;
+	unsigned e820_count;
+};
+
+/*
+ * Loads a kernel (and initrd, command line, zero page or start_info, boot
+ * GDT and page tables) into guest memory and fills *entry. Everything is
+ * validated before it is written. Errors as the loaders above, plus -E2BIG
+ * for a command line longer than the kernel accepts.
+ */
+int vmm_boot_load(const struct vmm_mem *mem, const struct vmm_boot_request *req,
+		  struct vmm_boot_entry *entry, struct ember_error *err);
+
+#endif /* EMBER_VMM_BOOT_H */

@@ -1,0 +1,218 @@
+/* vmm/boot/linux.c - boots Linux on x86-64: picks the loader, places cmdline and initrd, builds GDT and page tables. */
+#include "boot.h"
+#include "../internal.h"
+#include "../arch/x86/layout.h"
+
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+int vmm_kernel_detect(const uint8_t *img, uint64_t len, enum ember_kernel_format *fmt,
+		      struct ember_error *err)
+{
+	if (img && len >= SELFMAG && !memcmp(img, ELFMAG, SELFMAG)) {
+		*fmt = EMBER_KERNEL_ELF_PVH;
+		return 0;
+	}
+	if (img && len >= 0x206 && vmm_le16(img + 0x1fe) == 0xaa55 &&
+	    !memcmp(img + 0x202, "HdrS", 4)) {
+		*fmt = EMBER_KERNEL_BZIMAGE;
+		return 0;
+	}
+	*fmt = EMBER_KERNEL_UNKNOWN;
+	return vmm_errf(err, -ENOEXEC,
+			"not a Linux kernel: neither a bzImage (boot sector and "
+			"\"HdrS\" header) nor an ELF vmlinux");
+}
+
+int vmm_kernel_detect_file(const char *path, enum ember_kernel_format *fmt, struct ember_error *err)
+{
+	uint8_t buf[0x400];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return vmm_errf(err, -errno, "kernel %s: %s", path, strerror(errno));
+	ssize_t n = pread(fd, buf, sizeof(buf), 0);
+	int e = errno;
+	close(fd);
+	if (n < 0)
+		return vmm_errf(err, -e, "kernel %s: %s", path, strerror(e));
+	int r = vmm_kernel_detect(buf, (uint64_t)n, fmt, err);
+	if (r < 0)
+		return vmm_err_prefix(err, r, "kernel %s", path);
+	return 0;
+}
+
+int vmm_initrd_place(uint64_t size, uint64_t floor, uint64_t top, uint64_t max_end, uint64_t *gpa,
+		     struct ember_error *err)
+{
+	uint64_t end = top < max_end ? top : max_end;
+	end = vmm_align_down(end, 4096);
+	if (size == 0 || size > end || vmm_align_down(end - size, 4096) < floor)
+		return vmm_errf(err, -E2BIG,
+				"initrd: %llu KiB does not fit between the kernel's end (%llu MiB) "
+				"and %llu MiB; use more --mem or a smaller initrd",
+				(unsigned long long)size >> 10, (unsigned long long)floor >> 20,
+				(unsigned long long)end >> 20);
+	*gpa = vmm_align_down(end - size, 4096);
+	return 0;
+}
+
+/* The boot GDT: flat segments for both entry modes. */
+static int write_gdt(const struct vmm_mem *mem)
+{
+	uint64_t gdt[X86_GDT_ENTRIES] = {
+	    [0] = 0,
+	    [1] = 0,
+	    [X86_SEL_CODE64 / 8] = 0x00af9b000000ffffULL, /* 64-bit code, present, DPL 0 */
+	    [X86_SEL_DATA / 8] = 0x00cf93000000ffffULL,	  /* 4 GiB flat data, read/write */
+	    [X86_SEL_CODE32 / 8] = 0x00cf9b000000ffffULL, /* 4 GiB flat 32-bit code */
+	    [X86_SEL_TSS / 8] = 0x00008b0000000067ULL,	  /* 32-bit busy TSS, base 0 */
+	};
+	uint8_t raw[sizeof(gdt)];
+	for (unsigned i = 0; i < X86_GDT_ENTRIES; i++)
+		vmm_put64(raw + 8 * i, gdt[i]);
+	return vmm_mem_write(mem, X86_GDT_ADDR, raw, sizeof(raw));
+}
+
+/* Identity map of 0..4 GiB with 2 MiB pages: PML4[0] -> PDPT, PDPT[0..3] -> PDs. */
+static int write_page_tables(const struct vmm_mem *mem)
+{
+	uint8_t *pml4 = vmm_mem_ptr(mem, X86_PML4_ADDR, 4096);
+	uint8_t *pdpt = vmm_mem_ptr(mem, X86_PDPT_ADDR, 4096);
+	uint8_t *pd = vmm_mem_ptr(mem, X86_PD_ADDR, 4 * 4096);
+	if (!pml4 || !pdpt || !pd)
+		return -EFAULT;
+	memset(pml4, 0, 4096);
+	memset(pdpt, 0, 4096);
+	vmm_put64(pml4, X86_PDPT_ADDR | 0x3); /* present, writable */
+	for (unsigned i = 0; i < 4; i++)
+		vmm_put64(pdpt + 8 * i, (X86_PD_ADDR + 4096ULL * i) | 0x3);
+	for (uint64_t i = 0; i < 4 * 512; i++)
+		vmm_put64(pd + 8 * i, (i << 21) | 0x83); /* present, writable, 2 MiB page */
+	return 0;
+}
+
+int vmm_boot_load(const struct vmm_mem *mem, const struct vmm_boot_request *req,
+		  struct vmm_boot_entry *entry, struct ember_error *err)
+{
+	int r;
+	struct vmm_bzimage bz;
+	struct vmm_elf elf;
+	uint64_t kernel_end;
+	uint64_t cmdline_max;
+	uint64_t initrd_max_end = UINT64_MAX;
+
+	memset(entry, 0, sizeof(*entry));
+	/* 1. validate the image, before anything is written */
+	switch (req->format) {
+	case EMBER_KERNEL_BZIMAGE:
+		r = vmm_bzimage_parse(req->kernel, req->kernel_size, &bz, err);
+		if (r < 0)
+			return r;
+		kernel_end = vmm_bzimage_end(&bz, X86_BZIMAGE_LOAD_ADDR);
+		cmdline_max = bz.cmdline_size;
+		initrd_max_end = (uint64_t)bz.initrd_addr_max + 1;
+		break;
+	case EMBER_KERNEL_ELF_PVH:
+		r = vmm_elf_parse(req->kernel, req->kernel_size, &elf, err);
+		if (r < 0)
+			return r;
+		kernel_end = elf.high;
+		cmdline_max = X86_CMDLINE_MAX - 1;
+		break;
+	default:
+		return vmm_errf(err, -EINVAL, "unknown kernel format %d", req->format);
+	}
+	size_t cmdline_len = req->cmdline ? strlen(req->cmdline) : 0;
+	if (cmdline_len > cmdline_max || cmdline_len >= X86_CMDLINE_MAX)
+		return vmm_errf(err, -E2BIG,
+				"cmdline: %zu bytes is longer than this kernel accepts (%llu)",
+				cmdline_len, (unsigned long long)cmdline_max);
+	if (req->e820_count > VMM_E820_MAX || req->e820_count > X86_PVH_MEMMAP_MAX)
+		return vmm_errf(err, -EINVAL, "too many E820 entries");
+
+	/* 2. the initrd: size and place */
+	uint64_t initrd_size = 0, initrd_gpa = 0;
+	if (req->builtin_initrd) {
+		int64_t n =
+		    vmm_initramfs_build(NULL, 0, req->busybox, req->busybox_size, req->interactive);
+		if (n < 0)
+			return vmm_errf(err, (int)n, "built-in initramfs: cannot size it");
+		initrd_size = (uint64_t)n;
+	} else if (req->initrd) {
+		initrd_size = req->initrd_size;
+		if (!initrd_size)
+			return vmm_errf(err, -EINVAL, "initrd: the file is empty");
+	}
+	if (initrd_size) {
+		r = vmm_initrd_place(initrd_size, vmm_align_up(kernel_end, 4096),
+				     vmm_mem_low_end(mem), initrd_max_end, &initrd_gpa, err);
+		if (r < 0)
+			return r;
+	}
+
+	/* 3. load the kernel */
+	if (req->format == EMBER_KERNEL_BZIMAGE)
+		r = vmm_bzimage_load(mem, req->kernel, req->kernel_size, &bz, X86_BZIMAGE_LOAD_ADDR,
+				     err);
+	else
+		r = vmm_elf_load(mem, req->kernel, req->kernel_size, &elf, err);
+	if (r < 0)
+		return r;
+
+	/* 4. initrd, command line, GDT */
+	if (req->builtin_initrd) {
+		uint8_t *dst = vmm_mem_ptr(mem, initrd_gpa, initrd_size);
+		if (!dst)
+			return vmm_errf(err, -E2BIG, "initrd outside guest memory");
+		int64_t n = vmm_initramfs_build(dst, initrd_size, req->busybox, req->busybox_size,
+						req->interactive);
+		if (n < 0 || (uint64_t)n != initrd_size)
+			return vmm_errf(err, -EIO,
+					"built-in initramfs: size changed while writing");
+	} else if (initrd_size) {
+		if (vmm_mem_write(mem, initrd_gpa, req->initrd, initrd_size) < 0)
+			return vmm_errf(err, -E2BIG, "initrd outside guest memory");
+	}
+	if (vmm_mem_write(mem, X86_CMDLINE_ADDR, req->cmdline ? req->cmdline : "",
+			  cmdline_len + 1) < 0 ||
+	    write_gdt(mem) < 0)
+		return vmm_errf(err, -E2BIG, "guest memory too small for the boot structures");
+
+	struct vmm_linux_boot lb = {
+	    .cmdline_gpa = X86_CMDLINE_ADDR,
+	    .cmdline_len = (uint32_t)cmdline_len,
+	    .initrd_gpa = initrd_gpa,
+	    .initrd_size = initrd_size,
+	    .rsdp_gpa = req->rsdp_gpa,
+	    .e820 = req->e820,
+	    .e820_count = req->e820_count,
+	};
+	entry->gdt_base = X86_GDT_ADDR;
+	entry->gdt_limit = X86_GDT_ENTRIES * 8 - 1;
+
+	/* 5. the entry state */
+	if (req->format == EMBER_KERNEL_BZIMAGE) {
+		r = vmm_bzimage_write_zero_page(mem, X86_ZERO_PAGE_ADDR, req->kernel,
+						req->kernel_size, &bz, &lb, err);
+		if (r < 0)
+			return r;
+		if (write_page_tables(mem) < 0)
+			return vmm_errf(err, -E2BIG, "guest memory too small for page tables");
+		entry->mode = VMM_ENTRY_LONG64;
+		entry->rip = X86_BZIMAGE_LOAD_ADDR + 0x200; /* startup_64 */
+		entry->rsi = X86_ZERO_PAGE_ADDR;
+		entry->cr3 = X86_PML4_ADDR;
+	} else {
+		r = vmm_pvh_write_start_info(mem, X86_PVH_INFO_ADDR, X86_PVH_MODLIST_ADDR,
+					     X86_PVH_MEMMAP_ADDR, &lb, err);
+		if (r < 0)
+			return r;
+		entry->mode = VMM_ENTRY_PVH32;
+		entry->rip = elf.pvh_entry;
+		entry->rbx = X86_PVH_INFO_ADDR;
+	}
+	return 0;
+}

@@ -1,0 +1,581 @@
+/* vmm/config.c - the VMM's configuration: defaults, key/value settings, arguments, resolve, format. */
+#include "internal.h"
+#include "boot/boot.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+void ember_config_init(struct ember_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->mem_size = EMBER_DEFAULT_MEM;
+	cfg->cpus = 1;
+	cfg->mem_backing = EMBER_MEM_ANON;
+	snprintf(cfg->busybox, sizeof(cfg->busybox), "/bin/busybox");
+	cfg->interactive = -1;
+	cfg->console_in = 0;
+	cfg->console_out = 1;
+	cfg->console_escape = true;
+	cfg->log_level = EMBER_LOG_INFO;
+}
+
+int ember_parse_size(const char *s, uint64_t default_unit, uint64_t *out)
+{
+	if (!s || !isdigit((unsigned char)*s))
+		return -EINVAL;
+	uint64_t v = 0;
+	const char *p = s;
+	for (; isdigit((unsigned char)*p); p++) {
+		unsigned d = (unsigned)(*p - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return -ERANGE;
+		v = v * 10 + d;
+	}
+	uint64_t unit = default_unit;
+	if (*p) {
+		switch (tolower((unsigned char)*p)) {
+		case 'b':
+			unit = 1;
+			break;
+		case 'k':
+			unit = 1ull << 10;
+			break;
+		case 'm':
+			unit = 1ull << 20;
+			break;
+		case 'g':
+			unit = 1ull << 30;
+			break;
+		case 't':
+			unit = 1ull << 40;
+			break;
+		default:
+			return -EINVAL;
+		}
+		p++;
+		if (unit != 1) {
+			if (strcasecmp(p, "ib") == 0)
+				p += 2;
+			else if (strcasecmp(p, "b") == 0)
+				p += 1;
+		}
+		if (*p)
+			return -EINVAL;
+	}
+	if (unit && v > UINT64_MAX / unit)
+		return -ERANGE;
+	*out = v * unit;
+	return 0;
+}
+
+static int set_string(char *dst, size_t cap, const char *key, const char *value,
+		      struct ember_error *err)
+{
+	size_t n = strlen(value);
+	if (n >= cap)
+		return vmm_errf(err, -ENAMETOOLONG,
+				"%s: value is %zu bytes long, at most %zu allowed", key, n,
+				cap - 1);
+	memcpy(dst, value, n + 1);
+	return 0;
+}
+
+static int parse_bool(const char *key, const char *value, bool *out, struct ember_error *err)
+{
+	if (!strcmp(value, "on") || !strcmp(value, "yes") || !strcmp(value, "true") ||
+	    !strcmp(value, "1")) {
+		*out = true;
+		return 0;
+	}
+	if (!strcmp(value, "off") || !strcmp(value, "no") || !strcmp(value, "false") ||
+	    !strcmp(value, "0")) {
+		*out = false;
+		return 0;
+	}
+	return vmm_errf(err, -EINVAL, "%s: '%s' is not on or off", key, value);
+}
+
+static int check_mem(uint64_t mem, bool hugepages, struct ember_error *err)
+{
+	if (mem < EMBER_MIN_MEM)
+		return vmm_errf(err, -EINVAL,
+				"mem: %" PRIu64 " bytes is less than the minimum %llu MiB", mem,
+				EMBER_MIN_MEM >> 20);
+	if (mem > EMBER_MAX_MEM)
+		return vmm_errf(err, -EINVAL,
+				"mem: %" PRIu64 " bytes is more than the maximum %llu GiB", mem,
+				EMBER_MAX_MEM >> 30);
+	if (mem & 4095)
+		return vmm_errf(err, -EINVAL, "mem: %" PRIu64 " bytes is not a multiple of 4 KiB",
+				mem);
+	if (hugepages && (mem & ((2u << 20) - 1)))
+		return vmm_errf(err, -EINVAL,
+				"mem: %" PRIu64
+				" bytes is not a multiple of 2 MiB (needed for hugepages)",
+				mem);
+	return 0;
+}
+
+int ember_config_set(struct ember_config *cfg, const char *key, const char *value,
+		     struct ember_error *err)
+{
+	if (!cfg || !key || !value)
+		return vmm_errf(err, -EINVAL, "missing key or value");
+	cfg->resolved = false;
+	if (!strcmp(key, "kernel")) {
+		if (!*value)
+			return vmm_errf(err, -EINVAL, "kernel: empty path");
+		return set_string(cfg->kernel, sizeof(cfg->kernel), key, value, err);
+	}
+	if (!strcmp(key, "initrd")) {
+		if (!*value)
+			return vmm_errf(err, -EINVAL, "initrd: empty path");
+		if (!strcmp(value, "builtin")) {
+			cfg->builtin_initrd = true;
+			cfg->initrd[0] = 0;
+			return 0;
+		}
+		cfg->builtin_initrd = false;
+		return set_string(cfg->initrd, sizeof(cfg->initrd), key, value, err);
+	}
+	if (!strcmp(key, "cmdline"))
+		return set_string(cfg->cmdline, sizeof(cfg->cmdline), key, value, err);
+	if (!strcmp(key, "append")) {
+		size_t have = strlen(cfg->cmdline_append), n = strlen(value);
+		if (have + (have ? 1 : 0) + n >= sizeof(cfg->cmdline_append))
+			return vmm_errf(err, -ENAMETOOLONG,
+					"append: the appended command line is longer "
+					"than %zu bytes",
+					sizeof(cfg->cmdline_append) - 1);
+		if (have)
+			cfg->cmdline_append[have++] = ' ';
+		memcpy(cfg->cmdline_append + have, value, n + 1);
+		return 0;
+	}
+	if (!strcmp(key, "mem")) {
+		uint64_t v;
+		int r = ember_parse_size(value, 1ull << 20, &v);
+		if (r == -ERANGE)
+			return vmm_errf(err, -EINVAL, "mem: '%s' is too large", value);
+		if (r < 0)
+			return vmm_errf(err, -EINVAL,
+					"mem: '%s' is not a size (examples: 256M, 1G, 512 for MiB)",
+					value);
+		r = check_mem(v, cfg->hugepages, err);
+		if (r < 0)
+			return r;
+		cfg->mem_size = v;
+		return 0;
+	}
+	if (!strcmp(key, "cpus")) {
+		char *end;
+		errno = 0;
+		if (!isdigit((unsigned char)*value))
+			return vmm_errf(err, -EINVAL, "cpus: '%s' is not a number", value);
+		unsigned long v = strtoul(value, &end, 10);
+		if (*end || errno)
+			return vmm_errf(err, -EINVAL, "cpus: '%s' is not a number", value);
+		if (v < 1 || v > EMBER_MAX_CPUS)
+			return vmm_errf(err, -EINVAL, "cpus: %s is out of range 1..%d", value,
+					EMBER_MAX_CPUS);
+		cfg->cpus = (unsigned)v;
+		return 0;
+	}
+	if (!strcmp(key, "mem-backing")) {
+		if (!strcmp(value, "anon"))
+			cfg->mem_backing = EMBER_MEM_ANON;
+		else if (!strcmp(value, "memfd"))
+			cfg->mem_backing = EMBER_MEM_MEMFD;
+		else
+			return vmm_errf(err, -EINVAL, "mem-backing: '%s' is not anon or memfd",
+					value);
+		return 0;
+	}
+	if (!strcmp(key, "hugepages"))
+		return parse_bool(key, value, &cfg->hugepages, err);
+	if (!strcmp(key, "busybox")) {
+		if (!*value)
+			return vmm_errf(err, -EINVAL, "busybox: empty path");
+		return set_string(cfg->busybox, sizeof(cfg->busybox), key, value, err);
+	}
+	if (!strcmp(key, "interactive")) {
+		if (!strcmp(value, "auto")) {
+			cfg->interactive = -1;
+			return 0;
+		}
+		bool b;
+		int r = parse_bool(key, value, &b, err);
+		if (r == 0)
+			cfg->interactive = b;
+		else
+			vmm_errf(err, -EINVAL, "interactive: '%s' is not on, off or auto", value);
+		return r;
+	}
+	return vmm_errf(err, -ENOENT, "unknown configuration key '%s'", key);
+}
+
+/* ---------------------------------------------------------------- arguments */
+
+struct opt {
+	const char *lng;
+	char shrt;
+	const char *key;   /* config key, or NULL for a flag */
+	unsigned flag;	   /* EMBER_ARGS_* or a special action */
+	const char *fixed; /* value for a valueless option mapped to a key */
+};
+
+static const struct opt opts[] = {
+    {"kernel", 'k', "kernel", 0, NULL},
+    {"initrd", 'i', "initrd", 0, NULL},
+    {"cmdline", 0, "cmdline", 0, NULL},
+    {"append", 'p', "append", 0, NULL},
+    {"params", 0, "append", 0, NULL},
+    {"mem", 'm', "mem", 0, NULL},
+    {"cpus", 'c', "cpus", 0, NULL},
+    {"mem-backing", 0, "mem-backing", 0, NULL},
+    {"hugepages", 0, "hugepages", 0, "on"},
+    {"busybox", 0, "busybox", 0, NULL},
+    {"interactive", 0, "interactive", 0, "on"},
+    {"no-interactive", 0, "interactive", 0, "off"},
+    {"dry-run", 'n', NULL, EMBER_ARGS_DRY_RUN, NULL},
+    {"help", 'h', NULL, EMBER_ARGS_HELP, NULL},
+};
+
+int ember_config_parse_args(struct ember_config *cfg, int argc, char *const argv[], unsigned *flags,
+			    struct ember_error *err)
+{
+	unsigned fl = 0;
+	/* mem is checked against hugepages after all options are seen */
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i];
+		const struct opt *o = NULL;
+		const char *inline_val = NULL;
+		if (a[0] == '-' && a[1] == '-' && a[2]) {
+			const char *name = a + 2;
+			const char *eq = strchr(name, '=');
+			size_t n = eq ? (size_t)(eq - name) : strlen(name);
+			for (size_t k = 0; k < sizeof(opts) / sizeof(opts[0]); k++)
+				if (strlen(opts[k].lng) == n && !strncmp(opts[k].lng, name, n))
+					o = &opts[k];
+			if (eq)
+				inline_val = eq + 1;
+		} else if (a[0] == '-' && a[1] && a[1] != '-') {
+			for (size_t k = 0; k < sizeof(opts) / sizeof(opts[0]); k++)
+				if (opts[k].shrt && opts[k].shrt == a[1])
+					o = &opts[k];
+			if (o && a[2])
+				inline_val = a + 2;
+		} else {
+			return vmm_errf(
+			    err, -EINVAL,
+			    "unexpected argument '%s' (options start with --; see --help)", a);
+		}
+		if (!o)
+			return vmm_errf(err, -EINVAL, "unknown option '%s' (see --help)", a);
+		if (!o->key || o->fixed) {
+			if (inline_val)
+				return vmm_errf(err, -EINVAL, "option '%s' takes no value", a);
+			if (!o->key) {
+				fl |= o->flag;
+				continue;
+			}
+			int r = ember_config_set(cfg, o->key, o->fixed, err);
+			if (r < 0)
+				return r;
+			continue;
+		}
+		const char *val = inline_val;
+		if (!val) {
+			if (i + 1 >= argc)
+				return vmm_errf(err, -EINVAL, "option '%s' needs a value", a);
+			val = argv[++i];
+		}
+		int r = ember_config_set(cfg, o->key, val, err);
+		if (r < 0)
+			return r;
+	}
+	int r = check_mem(cfg->mem_size, cfg->hugepages, err);
+	if (r < 0)
+		return r;
+	if (flags)
+		*flags = fl;
+	return 0;
+}
+
+const char *ember_config_usage(void)
+{
+	return "usage: ember run [OPTIONS]\n"
+	       "\n"
+	       "Boots a Linux guest and returns when it stops. With no --kernel, boots the\n"
+	       "host's own kernel with a built-in busybox initramfs: a shell on the console\n"
+	       "when stdin is a terminal, otherwise a report of what the guest sees.\n"
+	       "\n"
+	       "  -k, --kernel PATH       bzImage or ELF vmlinux (PVH note) to boot\n"
+	       "                          (default: /boot/vmlinuz-$(uname -r), else newest)\n"
+	       "  -i, --initrd PATH       initial ramdisk; 'builtin' for Ember's busybox one\n"
+	       "      --cmdline STR       kernel command line (replaces the default)\n"
+	       "  -p, --append STR        appended to the kernel command line (repeatable)\n"
+	       "  -m, --mem SIZE          guest memory: 256M, 1G, 2048K, a bare number is MiB\n"
+	       "                          (default 256M; 16M..1T)\n"
+	       "  -c, --cpus N            vCPUs, 1..254 (default 1)\n"
+	       "      --mem-backing KIND  anon (default) or memfd\n"
+	       "      --hugepages         back guest memory with hugetlb pages\n"
+	       "      --busybox PATH      static busybox for the built-in initramfs\n"
+	       "                          (default /bin/busybox, from busybox-static)\n"
+	       "      --interactive       built-in init: always start a shell\n"
+	       "      --no-interactive    built-in init: report and power off\n"
+	       "  -n, --dry-run           print the resolved configuration and exit\n"
+	       "  -h, --help              this help\n"
+	       "\n"
+	       "Console: the guest's ttyS0 is on stdin/stdout; on a terminal, Ctrl-A x stops\n"
+	       "the VM. SIGINT/SIGTERM stop it too.\n"
+	       "\n"
+	       "Exit status: 0 guest powered off, 32 guest rebooted, 33 guest crashed (triple\n"
+	       "fault; every vCPU's registers are printed), 34 stopped by a signal or Ctrl-A x,\n"
+	       "1 host error or bad image, 2 bad command line or configuration.\n";
+}
+
+/* ---------------------------------------------------------------- resolve */
+
+static int vercmp_entry(const void *a, const void *b)
+{
+	return strverscmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The host's kernel: /boot/vmlinuz-$(uname -r), else the newest vmlinuz-*. */
+static int find_host_kernel(char *out, size_t cap, struct ember_error *err)
+{
+	struct utsname u;
+	struct stat st;
+	if (uname(&u) == 0) {
+		snprintf(out, cap, "/boot/vmlinuz-%s", u.release);
+		if (stat(out, &st) == 0 && S_ISREG(st.st_mode))
+			return 0;
+	}
+	DIR *d = opendir("/boot");
+	if (!d)
+		return vmm_errf(err, -ENOENT,
+				"no kernel given and /boot is not readable; use --kernel PATH");
+	char *names[256];
+	size_t n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)) && n < 256) {
+		if (strncmp(e->d_name, "vmlinuz-", 8) != 0)
+			continue;
+		names[n] = strdup(e->d_name + 8);
+		if (names[n])
+			n++;
+	}
+	closedir(d);
+	if (!n)
+		return vmm_errf(
+		    err, -ENOENT,
+		    "no kernel given and none in /boot (install linux-image-amd64 or use "
+		    "--kernel PATH)");
+	qsort(names, n, sizeof(names[0]), vercmp_entry);
+	snprintf(out, cap, "/boot/vmlinuz-%s", names[n - 1]);
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	return 0;
+}
+
+static int check_readable(const char *what, const char *path, struct ember_error *err)
+{
+	struct stat st;
+	if (stat(path, &st) < 0)
+		return vmm_errf(err, -errno, "%s %s: %s", what, path, strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return vmm_errf(err, -EINVAL, "%s %s: not a regular file", what, path);
+	if (access(path, R_OK) < 0)
+		return vmm_errf(err, -errno, "%s %s: %s", what, path, strerror(errno));
+	return 0;
+}
+
+int ember_config_resolve(struct ember_config *cfg, struct ember_error *err)
+{
+	int r;
+	if (!cfg)
+		return vmm_errf(err, -EINVAL, "no configuration");
+	if (cfg->resolved)
+		return 0;
+	r = check_mem(cfg->mem_size, cfg->hugepages, err);
+	if (r < 0)
+		return r;
+	if (cfg->cpus < 1 || cfg->cpus > EMBER_MAX_CPUS)
+		return vmm_errf(err, -EINVAL, "cpus: %u is out of range 1..%d", cfg->cpus,
+				EMBER_MAX_CPUS);
+	if (cfg->mem_backing != EMBER_MEM_ANON && cfg->mem_backing != EMBER_MEM_MEMFD)
+		return vmm_errf(err, -EINVAL, "mem-backing: invalid value %d", cfg->mem_backing);
+
+	bool default_kernel = !cfg->kernel[0];
+	if (default_kernel) {
+		r = find_host_kernel(cfg->kernel, sizeof(cfg->kernel), err);
+		if (r < 0)
+			return r;
+		if (!cfg->initrd[0])
+			cfg->builtin_initrd = true;
+	}
+	r = check_readable("kernel", cfg->kernel, err);
+	if (r < 0)
+		return r;
+	r = vmm_kernel_detect_file(cfg->kernel, &cfg->kernel_format, err);
+	if (r < 0)
+		return r;
+	if (cfg->builtin_initrd) {
+		r = vmm_busybox_check(cfg->busybox, err);
+		if (r < 0)
+			return r;
+	} else if (cfg->initrd[0]) {
+		r = check_readable("initrd", cfg->initrd, err);
+		if (r < 0)
+			return r;
+	}
+	if (cfg->interactive < 0)
+		cfg->interactive = cfg->console_in >= 0 && isatty(cfg->console_in);
+
+	/* The final command line: default or given, then the appended part. */
+	char line[EMBER_CMDLINE_MAX];
+	int n;
+	if (!cfg->cmdline[0])
+		n = snprintf(line, sizeof(line), "%s%s", EMBER_DEFAULT_CMDLINE,
+			     cfg->builtin_initrd ? " quiet" : "");
+	else
+		n = snprintf(line, sizeof(line), "%s", cfg->cmdline);
+	if (cfg->cmdline_append[0] && n >= 0 && (size_t)n < sizeof(line))
+		n += snprintf(line + n, sizeof(line) - (size_t)n, "%s%s", n ? " " : "",
+			      cfg->cmdline_append);
+	if (n < 0 || (size_t)n >= sizeof(line))
+		return vmm_errf(err, -E2BIG,
+				"cmdline: the kernel command line is longer than %zu bytes",
+				sizeof(line) - 1);
+	memcpy(cfg->cmdline, line, (size_t)n + 1);
+	cfg->cmdline_append[0] = 0;
+	cfg->resolved = true;
+	return 0;
+}
+
+/* ---------------------------------------------------------------- format */
+
+static const char *format_name(enum ember_kernel_format f)
+{
+	switch (f) {
+	case EMBER_KERNEL_BZIMAGE:
+		return "bzImage";
+	case EMBER_KERNEL_ELF_PVH:
+		return "elf-pvh";
+	default:
+		return "unknown";
+	}
+}
+
+static void size_str(uint64_t v, char *buf, size_t len)
+{
+	if (v && !(v & ((1ull << 30) - 1)))
+		snprintf(buf, len, "%" PRIu64 "G", v >> 30);
+	else if (v && !(v & ((1ull << 20) - 1)))
+		snprintf(buf, len, "%" PRIu64 "M", v >> 20);
+	else if (v && !(v & ((1ull << 10) - 1)))
+		snprintf(buf, len, "%" PRIu64 "K", v >> 10);
+	else
+		snprintf(buf, len, "%" PRIu64 "B", v);
+}
+
+struct fmtbuf {
+	char *buf;
+	size_t len;
+	size_t used;
+};
+
+static void fmt_add(struct fmtbuf *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fmt_add(struct fmtbuf *f, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *dst = f->used < f->len ? f->buf + f->used : NULL;
+	size_t room = f->used < f->len ? f->len - f->used : 0;
+	int n = vsnprintf(dst, room, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		f->used += (size_t)n;
+}
+
+int ember_config_format(const struct ember_config *cfg, char *buf, size_t len)
+{
+	struct fmtbuf f = {buf, len, 0};
+	char sz[32];
+	if (len)
+		buf[0] = 0;
+	fmt_add(&f, "kernel: %s\n", cfg->kernel[0] ? cfg->kernel : "(host kernel)");
+	fmt_add(&f, "kernel-format: %s\n", format_name(cfg->kernel_format));
+	if (cfg->builtin_initrd)
+		fmt_add(&f, "initrd: builtin\n");
+	else
+		fmt_add(&f, "initrd: %s\n", cfg->initrd[0] ? cfg->initrd : "none");
+	if (cfg->builtin_initrd) {
+		fmt_add(&f, "busybox: %s\n", cfg->busybox);
+		fmt_add(&f, "interactive: %s\n",
+			cfg->interactive < 0 ? "auto"
+			: cfg->interactive   ? "on"
+					     : "off");
+	}
+	fmt_add(&f, "cmdline: %s\n", cfg->cmdline[0] ? cfg->cmdline : "(default)");
+	if (cfg->cmdline_append[0])
+		fmt_add(&f, "append: %s\n", cfg->cmdline_append);
+	size_str(cfg->mem_size, sz, sizeof(sz));
+	fmt_add(&f, "mem: %s (%" PRIu64 " bytes)\n", sz, cfg->mem_size);
+	fmt_add(&f, "mem-backing: %s\n", cfg->mem_backing == EMBER_MEM_MEMFD ? "memfd" : "anon");
+	fmt_add(&f, "hugepages: %s\n", cfg->hugepages ? "on" : "off");
+	fmt_add(&f, "cpus: %u\n", cfg->cpus);
+	if (cfg->console_in >= 0 || cfg->console_out >= 0)
+		fmt_add(&f, "console: ttyS0 in=fd%d out=fd%d escape=%s\n", cfg->console_in,
+			cfg->console_out, cfg->console_escape ? "ctrl-a" : "off");
+	else
+		fmt_add(&f, "console: none\n");
+	if (f.used > INT32_MAX)
+		return -EOVERFLOW;
+	return (int)f.used;
+}
+
+/* ---------------------------------------------------------------- stop reasons */
+
+const char *ember_stop_reason_name(enum ember_stop_reason reason)
+{
+	switch (reason) {
+	case EMBER_STOP_POWEROFF:
+		return "poweroff";
+	case EMBER_STOP_REBOOT:
+		return "reboot";
+	case EMBER_STOP_CRASH:
+		return "crash";
+	case EMBER_STOP_REQUESTED:
+		return "stopped";
+	case EMBER_STOP_ERROR:
+		return "error";
+	}
+	return "invalid";
+}
+
+int ember_stop_reason_exit_status(enum ember_stop_reason reason)
+{
+	switch (reason) {
+	case EMBER_STOP_POWEROFF:
+		return EMBER_EXIT_POWEROFF;
+	case EMBER_STOP_REBOOT:
+		return EMBER_EXIT_REBOOT;
+	case EMBER_STOP_CRASH:
+		return EMBER_EXIT_CRASH;
+	case EMBER_STOP_REQUESTED:
+		return EMBER_EXIT_STOPPED;
+	case EMBER_STOP_ERROR:
+		return EMBER_EXIT_ERROR;
+	}
+	return EMBER_EXIT_ERROR;
+}

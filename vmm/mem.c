@@ -1,0 +1,168 @@
+/* vmm/mem.c - guest memory mapping and its bounds-checked accessors. */
+#include "mem.h"
+#include "internal.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#ifndef MFD_HUGETLB
+#define MFD_HUGETLB 0x0004U
+#endif
+
+int vmm_mem_create(struct vmm_mem *m, uint64_t size, uint64_t hole_start, uint64_t hole_end,
+		   enum ember_mem_backing backing, bool hugepages, struct ember_error *err)
+{
+	memset(m, 0, sizeof(*m));
+	m->fd = -1;
+	uint64_t align = hugepages ? (2u << 20) : 4096;
+	if (!size || size & (align - 1))
+		return vmm_errf(err, -EINVAL,
+				"guest memory size %#llx is not a multiple of %llu KiB",
+				(unsigned long long)size, (unsigned long long)align >> 10);
+	if (hole_start > hole_end || (hole_start | hole_end) & 4095 ||
+	    (hole_end > hole_start && hole_start == 0))
+		return vmm_errf(err, -EINVAL, "bad memory hole [%#llx, %#llx)",
+				(unsigned long long)hole_start, (unsigned long long)hole_end);
+	if (size > (uint64_t)SIZE_MAX || vmm_range_exceeds(hole_end, size, UINT64_MAX - 1))
+		return vmm_errf(err, -EINVAL, "guest memory size %#llx is too large",
+				(unsigned long long)size);
+
+	void *p;
+	int flags = MAP_NORESERVE;
+	if (backing == EMBER_MEM_MEMFD) {
+		m->fd =
+		    memfd_create("ember-guest-ram", MFD_CLOEXEC | (hugepages ? MFD_HUGETLB : 0));
+		if (m->fd < 0)
+			return vmm_errf(err, -errno, "memfd_create%s: %s",
+					hugepages ? " (hugetlb)" : "", strerror(errno));
+		if (ftruncate(m->fd, (off_t)size) < 0) {
+			int e = -errno;
+			vmm_mem_destroy(m);
+			return vmm_errf(err, e,
+					"ftruncate of the guest memory memfd to %llu bytes: %s",
+					(unsigned long long)size, strerror(-e));
+		}
+		p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED | flags, m->fd, 0);
+	} else if (backing == EMBER_MEM_ANON) {
+		flags |= MAP_PRIVATE | MAP_ANONYMOUS | (hugepages ? MAP_HUGETLB : 0);
+		p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, flags, -1, 0);
+	} else {
+		return vmm_errf(err, -EINVAL, "unknown memory backing %d", backing);
+	}
+	if (p == MAP_FAILED) {
+		int e = -errno;
+		vmm_mem_destroy(m);
+		if (hugepages)
+			return vmm_errf(
+			    err, e,
+			    "cannot map %llu MiB of hugetlb memory: %s (reserve pages in "
+			    "/proc/sys/vm/nr_hugepages)",
+			    (unsigned long long)size >> 20, strerror(-e));
+		return vmm_errf(err, e, "cannot map %llu MiB of guest memory: %s",
+				(unsigned long long)size >> 20, strerror(-e));
+	}
+	m->host = p;
+	m->size = size;
+	m->hugepages = hugepages;
+	/* Transparent huge pages help the guest's TLB and the kernel's page
+	 * tables without touching anything now. */
+	if (!hugepages)
+		madvise(p, (size_t)size, MADV_HUGEPAGE);
+	/* Guest RAM is not for core dumps or fork()ed children. */
+	madvise(p, (size_t)size, MADV_DONTDUMP);
+	madvise(p, (size_t)size, MADV_DONTFORK);
+
+	uint64_t low = size;
+	if (hole_end > hole_start && size > hole_start)
+		low = hole_start;
+	m->regions[0] = (struct vmm_mem_region){.gpa = 0, .size = low, .offset = 0};
+	m->nregions = 1;
+	if (low < size) {
+		m->regions[1] =
+		    (struct vmm_mem_region){.gpa = hole_end, .size = size - low, .offset = low};
+		m->nregions = 2;
+	}
+	return 0;
+}
+
+void vmm_mem_destroy(struct vmm_mem *m)
+{
+	if (!m)
+		return;
+	if (m->host && m->size)
+		munmap(m->host, (size_t)m->size);
+	if (m->fd >= 0)
+		close(m->fd);
+	m->host = NULL;
+	m->size = 0;
+	m->fd = -1;
+	m->nregions = 0;
+}
+
+static const struct vmm_mem_region *find(const struct vmm_mem *m, uint64_t gpa, uint64_t len)
+{
+	if (!m || !m->host)
+		return NULL;
+	if (len == 0)
+		len = 1;
+	for (unsigned i = 0; i < m->nregions && i < VMM_MEM_MAX_REGIONS; i++) {
+		const struct vmm_mem_region *r = &m->regions[i];
+		if (gpa < r->gpa)
+			continue;
+		uint64_t off = gpa - r->gpa;
+		if (off >= r->size || len > r->size - off)
+			continue;
+		return r;
+	}
+	return NULL;
+}
+
+void *vmm_mem_ptr(const struct vmm_mem *m, uint64_t gpa, uint64_t len)
+{
+	const struct vmm_mem_region *r = find(m, gpa, len);
+	if (!r)
+		return NULL;
+	return m->host + r->offset + (gpa - r->gpa);
+}
+
+bool vmm_mem_contains(const struct vmm_mem *m, uint64_t gpa, uint64_t len)
+{
+	return find(m, gpa, len) != NULL;
+}
+
+int vmm_mem_write(const struct vmm_mem *m, uint64_t gpa, const void *src, uint64_t len)
+{
+	void *p = vmm_mem_ptr(m, gpa, len);
+	if (!p)
+		return -EFAULT;
+	if (len)
+		memcpy(p, src, (size_t)len);
+	return 0;
+}
+
+int vmm_mem_read(const struct vmm_mem *m, uint64_t gpa, void *dst, uint64_t len)
+{
+	const void *p = vmm_mem_ptr(m, gpa, len);
+	if (!p)
+		return -EFAULT;
+	if (len)
+		memcpy(dst, p, (size_t)len);
+	return 0;
+}
+
+int vmm_mem_zero(const struct vmm_mem *m, uint64_t gpa, uint64_t len)
+{
+	void *p = vmm_mem_ptr(m, gpa, len);
+	if (!p)
+		return -EFAULT;
+	if (len)
+		memset(p, 0, (size_t)len);
+	return 0;
+}
+
+uint64_t vmm_mem_low_end(const struct vmm_mem *m)
+{
+	return m && m->nregions ? m->regions[0].gpa + m->regions[0].size : 0;
+}

@@ -1,0 +1,106 @@
+/* vmm/util.c - error messages, logging and file mapping for the VMM. */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+unsigned ember_library_version(void)
+{
+	return EMBER_VMM_API_VERSION;
+}
+
+int vmm_errf(struct ember_error *err, int code, const char *fmt, ...)
+{
+	if (err) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+		va_end(ap);
+		err->code = code;
+	}
+	return code;
+}
+
+int vmm_err_prefix(struct ember_error *err, int code, const char *fmt, ...)
+{
+	if (!err)
+		return code;
+	char prefix[EMBER_ERROR_MAX], old[EMBER_ERROR_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(prefix, sizeof(prefix), fmt, ap);
+	va_end(ap);
+	memcpy(old, err->msg, sizeof(old));
+	old[sizeof(old) - 1] = 0;
+	if (!err->code)
+		err->code = code;
+	const char *rest = old[0] ? old : strerror(-err->code);
+	int n = snprintf(err->msg, sizeof(err->msg), "%s: %s", prefix, rest);
+	if (n < 0)
+		err->msg[0] = 0;
+	return err->code;
+}
+
+void vmm_logf(const struct ember_config *cfg, enum ember_log_level level, const char *fmt, ...)
+{
+	if (!cfg || !cfg->log || level > cfg->log_level)
+		return;
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	cfg->log(cfg->log_opaque, level, msg);
+}
+
+uint64_t vmm_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int vmm_map_file(const char *path, const uint8_t **data, uint64_t *size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		close(fd);
+		return -EISDIR;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size == 0) {
+		/* empty or not a regular file: nothing to map */
+		close(fd);
+		static const uint8_t empty[1];
+		*data = empty;
+		*size = 0;
+		return S_ISREG(st.st_mode) ? 0 : -EINVAL;
+	}
+	void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	int e = -errno;
+	close(fd);
+	if (p == MAP_FAILED)
+		return e;
+	*data = p;
+	*size = (uint64_t)st.st_size;
+	return 0;
+}
+
+void vmm_unmap_file(const uint8_t *data, uint64_t size)
+{
+	if (data && size)
+		munmap((void *)data, (size_t)size);
+}
