@@ -4,8 +4,8 @@
 # usage: tools/check.sh [--unit-only | --kvm-only]
 #
 # Builds o/release and o/asan, runs the unit suites natively, runs every KVM
-# suite in ONE run of tools/kvm-sandbox/run.sh (natively where /dev/kvm
-# works, else one QEMU TCG boot with nested KVM), then check-format and
+# suite in ONE run of tools/kvm-sandbox/run.sh (natively on hardware KVM,
+# else one QEMU TCG boot with nested KVM), then check-format and
 # headers. Prints one summary line per suite and ends with the plain total
 # "N passed, N failed" (", N skipped" when some were). Exit status 0 only if
 # every suite ran, printed its summary and had no failure, and the harness
@@ -46,7 +46,7 @@ if [ "${1:-}" = --inner ]; then
 	echo "check: KVM suites on $(uname -r)$([ "${EMBER_SANDBOX:-}" = 1 ] &&
 		echo ' (in the KVM sandbox)' || echo ' (native /dev/kvm)')"
 	rc=0
-	for entry in "probe $PROBE" "${SANDBOX_SUITES[@]}"; do
+	for entry in "kvm-probe $PROBE" "${SANDBOX_SUITES[@]}"; do
 		name=${entry%% *}
 		cmd=${entry#* }
 		echo "=== $name: $cmd"
@@ -58,7 +58,7 @@ if [ "${1:-}" = --inner ]; then
 		echo $((SECONDS - t0)) >"$out/$name.time"
 		echo "$s" >"$out/$name.status"
 		[ "$s" = 0 ] || rc=1
-		if [ "$name" = probe ] && [ "$s" != 0 ]; then
+		if [ "$name" = kvm-probe ] && [ "$s" != 0 ]; then
 			echo "check: kvm-probe failed: /dev/kvm does not work; not running the KVM suites"
 			break
 		fi
@@ -105,7 +105,10 @@ fail_step() { # NAME WHY: a check that is not a test runner failed
 account() {
 	local name=$1 log=$2 status=$3 line p f s
 	line=$(grep -E "$SUMMARY_RE" "$log" 2>/dev/null | tail -n 1 || true)
-	if [ -z "$line" ]; then
+	if [ -z "$line" ] && [ "$status" = 124 ]; then
+		fail_step "$name" "timed out, no summary line; see $log"
+		return
+	elif [ -z "$line" ]; then
 		fail_step "$name" "no summary line (exit status ${status:-none}); see $log"
 		return
 	fi
@@ -165,7 +168,7 @@ fi
 
 # ------------------------------------------ KVM suites: one sandbox boot
 if [ "$MODE" != unit ]; then
-	phase "KVM suites (one tools/kvm-sandbox/run.sh run): probe ${SANDBOX_SUITES[*]%% *}"
+	phase "KVM suites (one tools/kvm-sandbox/run.sh run): kvm-probe ${SANDBOX_SUITES[*]%% *}"
 	n=$((${#SANDBOX_SUITES[@]} + 1))
 	hrc=0
 	if ! built "$PROBE"; then
@@ -179,9 +182,9 @@ if [ "$MODE" != unit ]; then
 	elif [ "$hrc" = 125 ]; then
 		echo "check: kvm-sandbox: harness failure: the KVM suites did not run (see above)"
 		fail_step "kvm-sandbox" "harness failure: the KVM suites did not run"
-	elif [ "$(cat "$OUT/probe.status" 2>/dev/null)" != 0 ]; then
-		fail_step "kvm-probe" "/dev/kvm does not work (status $(cat "$OUT/probe.status" 2>/dev/null ||
-			echo none)); see $OUT/probe.log"
+	elif [ "$(cat "$OUT/kvm-probe.status" 2>/dev/null)" != 0 ]; then
+		fail_step "kvm-probe" "/dev/kvm does not work (status $(cat "$OUT/kvm-probe.status" 2>/dev/null ||
+			echo none)); see $OUT/kvm-probe.log"
 	else
 		result "kvm-probe" "ok"
 		for entry in "${SANDBOX_SUITES[@]}"; do
