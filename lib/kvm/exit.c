@@ -31,6 +31,14 @@ static void decode_io(struct ekvm_vcpu *vcpu, struct ekvm_exit *exit)
 
 void ekvm_vcpu_decode_exit(struct ekvm_vcpu *vcpu, struct ekvm_exit *exit)
 {
+	if (!exit)
+		return;
+	if (!vcpu) {
+		/* a caller's mistake: an exit that says nothing, not a crash */
+		exit->kind = EKVM_EXIT_UNSUPPORTED;
+		exit->raw_reason = KVM_EXIT_UNKNOWN;
+		return;
+	}
 	struct kvm_run *run = vcpu->run;
 	uint32_t reason = run->exit_reason;
 	exit->raw_reason = reason;
