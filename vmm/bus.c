@@ -236,6 +236,29 @@ int bus_access(struct bus *bus, uint64_t addr, uint8_t *data, unsigned len, bool
 	return 0;
 }
 
+int bus_access_u64(struct bus *bus, uint64_t addr, uint64_t *value, unsigned len, bool is_write,
+		   unsigned vcpu)
+{
+	uint8_t buf[8];
+	if (len == 0 || len > 8) {
+		count(&bus->rejected);
+		if (!is_write)
+			*value = UINT64_MAX;
+		return -EINVAL;
+	}
+	if (is_write)
+		for (unsigned i = 0; i < len; i++)
+			buf[i] = (uint8_t)(*value >> (8 * i));
+	int ret = bus_access(bus, addr, buf, len, is_write, vcpu);
+	if (!is_write) {
+		uint64_t v = 0;
+		for (unsigned i = 0; i < len; i++)
+			v |= (uint64_t)buf[i] << (8 * i);
+		*value = v;
+	}
+	return ret;
+}
+
 static void range_info(const struct bus_range *r, struct bus_range_info *out)
 {
 	*out = (struct bus_range_info){r->base, r->last - r->base + 1, r->dev_offset, r->ops,

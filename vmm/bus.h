@@ -141,6 +141,16 @@ int bus_unregister_opaque(struct bus *bus, void *opaque);
 int bus_access(struct bus *bus, uint64_t addr, uint8_t *data, unsigned len, bool is_write,
 	       unsigned vcpu);
 
+/*
+ * bus_access with the data as an integer, for exit structures that carry
+ * one (struct ehv_io_access.value): on a write the low len bytes of *value
+ * are the data (little-endian); on a read *value receives them, zero
+ * extended (all-ones in those len bytes when the access failed). Returns
+ * as bus_access; a len of 0 or above 8 is -EINVAL (counted as rejected).
+ */
+int bus_access_u64(struct bus *bus, uint64_t addr, uint64_t *value, unsigned len, bool is_write,
+		   unsigned vcpu);
+
 /* Fills *out with the range covering addr. Returns 0, -ENOENT, -EINVAL
  * (NULL argument). Thread-safe like bus_access. */
 int bus_find(struct bus *bus, uint64_t addr, struct bus_range_info *out);

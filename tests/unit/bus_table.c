@@ -405,3 +405,28 @@ TEST(bus_dispatch_while_registering)
 	}
 	bus_destroy(b);
 }
+
+TEST(bus_access_u64_values)
+{
+	struct bus *b = new_bus(BUS_MMIO_LAST);
+	struct rec r = {.tag = 0x10};
+	REQUIRE_OK(bus_register(b, 0x1000, 8, &rec_ops_124, &r));
+	uint64_t v = 0xdeadbeefcafef00dull;
+	CHECK_OK(bus_access_u64(b, 0x1000, &v, 2, true, 5));
+	CHECK_EQ(r.len, 2);
+	CHECK_EQ(r.vcpu, 5);
+	CHECK_EQ(r.wdata[0], 0x0d);
+	CHECK_EQ(r.wdata[1], 0xf0);
+	v = 0;
+	CHECK_OK(bus_access_u64(b, 0x1004, &v, 4, false, 0));
+	CHECK_EQ(v, 0x13121110); /* little-endian, zero-extended */
+	CHECK_ERR(bus_access_u64(b, 0x1000, &v, 8, false, 0), -EINVAL); /* not a valid width */
+	CHECK_EQ(v, UINT64_MAX);
+	CHECK_ERR(bus_access_u64(b, 0x2000, &v, 2, false, 0), -ENOENT);
+	CHECK_EQ(v, 0xffff);
+	CHECK_ERR(bus_access_u64(b, 0x1000, &v, 16, false, 0), -EINVAL);
+	CHECK_EQ(v, UINT64_MAX);
+	CHECK_ERR(bus_access_u64(b, 0x1000, &v, 0, true, 0), -EINVAL);
+	CHECK_EQ(r.calls, 2);
+	bus_destroy(b);
+}
