@@ -308,6 +308,13 @@ while (my $line = <STDIN>) {
 	} else {
 		my $i = index($line, $end);
 		if ($i >= 0) { print STDOUT substr($line, 0, $i); $in = 0; next; }
+		# L1 kernel messages (timestamped, \r\n-terminated by the serial
+		# console; the command'"'"'s own output has bare \n) go to stderr.
+		if ($line =~ /^(.*?)(\[ *[0-9]+\.[0-9]{6}\] [^\r\n]*)\r\n\z/s) {
+			print STDOUT $1;
+			print STDERR "kvm-sandbox: L1 kernel: $2\n";
+			next;
+		}
 		print STDOUT $line;
 	}
 }
