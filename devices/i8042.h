@@ -38,9 +38,10 @@
  *    -> fe (resend). It never sends key codes. With i8042.dumbkbd Linux
  *    does not talk to it.
  *  - The keyboard interrupt line (set_irq) is high while the output buffer
- *    holds a byte and the command byte enables the keyboard interrupt (bit
- *    0); after each data port read that leaves more bytes it is lowered
- *    and raised again, so an edge-triggered IRQ 1 sees every byte.
+ *    holds a keyboard or controller byte (not an AUX one) and the command
+ *    byte enables the keyboard interrupt (bit 0); after each data port read
+ *    that leaves more bytes it is lowered and raised again, so an
+ *    edge-triggered IRQ 1 sees every byte.
  *
  * Thread-safety: any thread; a per-device mutex. set_irq() runs with it
  * held (must not call into this device); reset() runs after it is released
