@@ -57,10 +57,14 @@ grep -q '^kvm-probe: ok' "$T/out" || bad sandbox-probe-output "no 'kvm-probe: ok
 expect sandbox-probe-asan 0 -- --force-sandbox -- "$T/kvm-probe-asan"
 expect exit-status 7 -- --force-sandbox -- sh -c 'exit 7'
 
-# stdout and stderr merged, byte for byte, including a last line without \n
-printf 'line one\n\ttab and  spaces\nerr line\nno newline at end' >"$T/want"
+# stdout and stderr merged, byte for byte, including a last line without \n;
+# a kernel message in the middle of a line goes to stderr
+printf 'line one\n\ttab and  spaces\nerr line\nhalf and half\nno newline at end' >"$T/want"
 expect exact-output 0 "$T/want" -- --force-sandbox -- \
-	sh -c 'printf "line one\n\ttab and  spaces\n"; echo "err line" >&2; printf "no newline at end"'
+	sh -c 'printf "line one\n\ttab and  spaces\n"; echo "err line" >&2; printf "half"
+		echo "<3>selftest kernel line" >/dev/kmsg; sleep 0.2; echo " and half"
+		printf "no newline at end"'
+grep -q 'L1 kernel: .*selftest kernel line' "$T/err" || bad kernel-line "not on stderr"
 
 # quoting, cwd with a space, environment, read-only /, writable --rw
 mkdir -p "$T/a dir" "$T/rw"
