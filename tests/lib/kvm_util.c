@@ -3,10 +3,12 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Live VMs stay reachable from here, so that a test ending early (a failed
  * REQUIRE exits the test process) is not reported as a leak by LSan. */
@@ -61,6 +63,7 @@ void kvmu_vm_destroy(struct kvmu_vm *vm)
 	for (int i = 0; i < KVMU_MAX_VCPUS; i++) {
 		if (vm->vcpus[i]) {
 			ekvm_vcpu_destroy(vm->vcpus[i]->vcpu);
+			free(vm->vcpus[i]->cpuid);
 			free(vm->vcpus[i]);
 			vm->vcpus[i] = NULL;
 		}
@@ -298,16 +301,38 @@ void kvmu_vcpu_set_mode(struct kvmu_vcpu *v, enum kvmu_mode mode, uint64_t entry
 	v->mode = mode;
 }
 
+static void get_supported_cpuid(struct kvmu_vm *vm)
+{
+	if (!vm->cpuid)
+		REQUIRE_OK(ekvm_sys_supported_cpuid(vm->sys, &vm->cpuid));
+}
+
+bool kvmu_host_is_amd(struct kvmu_vm *vm)
+{
+	get_supported_cpuid(vm);
+	for (uint32_t i = 0; i < vm->cpuid->nent; i++) {
+		const struct kvm_cpuid_entry2 *e = &vm->cpuid->entries[i];
+		if (e->function == 0)
+			return e->ebx == 0x68747541 || e->ebx == 0x6f677948; /* "Auth", "Hygo" */
+	}
+	return false;
+}
+
+static size_t cpuid_size(uint32_t nent)
+{
+	return sizeof(struct kvm_cpuid2) + nent * sizeof(struct kvm_cpuid_entry2);
+}
+
 /* KVM's supported CPUID, with this vCPU's APIC id in leaves 1, 0xb, 0x1f. */
 static void set_cpuid(struct kvmu_vcpu *v)
 {
 	struct kvmu_vm *vm = v->vm;
-	if (!vm->cpuid)
-		REQUIRE_OK(ekvm_sys_supported_cpuid(vm->sys, &vm->cpuid));
-	size_t size = sizeof(struct kvm_cpuid2) + vm->cpuid->nent * sizeof(struct kvm_cpuid_entry2);
+	get_supported_cpuid(vm);
+	size_t size = cpuid_size(vm->cpuid->nent);
 	struct kvm_cpuid2 *c = malloc(size);
 	REQUIRE(c != NULL);
 	memcpy(c, vm->cpuid, size);
+	v->cpuid = c;
 	for (uint32_t i = 0; i < c->nent; i++) {
 		struct kvm_cpuid_entry2 *e = &c->entries[i];
 		if (e->function == 1)
@@ -315,9 +340,25 @@ static void set_cpuid(struct kvmu_vcpu *v)
 		else if (e->function == 0xb || e->function == 0x1f)
 			e->edx = v->id;
 	}
-	int r = ekvm_vcpu_set_cpuid2(v->vcpu, c);
-	free(c);
-	REQUIRE_OK(r);
+	REQUIRE_OK(ekvm_vcpu_set_cpuid2(v->vcpu, c));
+}
+
+void kvmu_vcpu_set_cpuid_entry(struct kvmu_vcpu *v, const struct kvm_cpuid_entry2 *entry)
+{
+	struct kvm_cpuid2 *c = v->cpuid;
+	uint32_t i;
+	for (i = 0; i < c->nent; i++)
+		if (c->entries[i].function == entry->function &&
+		    c->entries[i].index == entry->index)
+			break;
+	if (i == c->nent) {
+		c = realloc(c, cpuid_size(c->nent + 1));
+		REQUIRE(c != NULL);
+		v->cpuid = c;
+		c->nent++;
+	}
+	c->entries[i] = *entry;
+	REQUIRE_OK(ekvm_vcpu_set_cpuid2(v->vcpu, c));
 }
 
 struct kvmu_vcpu *kvmu_vcpu_add(struct kvmu_vm *vm, unsigned id, enum kvmu_mode mode,
@@ -330,6 +371,7 @@ struct kvmu_vcpu *kvmu_vcpu_add(struct kvmu_vm *vm, unsigned id, enum kvmu_mode 
 	vm->vcpus[id] = v;
 	v->vm = vm;
 	v->id = id;
+	v->timeout_ms = KVMU_RUN_TIMEOUT_MS;
 	REQUIRE_OK(ekvm_vcpu_create(vm->vm, id, &v->vcpu));
 	v->run = ekvm_vcpu_run_area(v->vcpu);
 	REQUIRE(v->run != NULL);
@@ -358,11 +400,79 @@ struct kvmu_vm *kvmu_vm_create_with_guest(unsigned mem_mib, const struct kvmu_gu
 
 /* ---------------------------------------------------------------- running */
 
+/* The run watchdog: a per-thread POSIX timer signalling this thread; its
+ * handler sets immediate_exit on the vCPU being run, so KVM_RUN returns
+ * EINTR (an Intr exit). */
+#define WATCHDOG_SIGNAL (SIGRTMIN + 3)
+static __thread struct kvmu_vcpu *wd_vcpu;
+static __thread volatile sig_atomic_t wd_fired;
+static __thread timer_t wd_timer;
+static __thread bool wd_have_timer;
+
+static void wd_handler(int sig)
+{
+	(void)sig;
+	struct kvmu_vcpu *v = wd_vcpu;
+	wd_fired = 1;
+	if (v)
+		ekvm_vcpu_set_immediate_exit(v->vcpu, true);
+}
+
+static void wd_arm(struct kvmu_vcpu *v)
+{
+	if (!wd_have_timer) {
+		struct sigaction sa = {.sa_handler = wd_handler};
+		sigemptyset(&sa.sa_mask);
+		REQUIRE(sigaction(WATCHDOG_SIGNAL, &sa, NULL) == 0);
+		struct sigevent sev = {.sigev_notify = SIGEV_THREAD_ID,
+				       .sigev_signo = WATCHDOG_SIGNAL};
+		sev._sigev_un._tid = gettid();
+		if (timer_create(CLOCK_MONOTONIC, &sev, &wd_timer) != 0)
+			TEST_FAIL("timer_create: %s", strerror(errno));
+		wd_have_timer = true;
+	}
+	struct itimerspec its = {.it_value = {.tv_sec = v->timeout_ms / 1000,
+					      .tv_nsec = (long)(v->timeout_ms % 1000) * 1000000}};
+	wd_fired = 0;
+	wd_vcpu = v;
+	REQUIRE(timer_settime(wd_timer, 0, &its, NULL) == 0);
+}
+
+/* Returns whether the watchdog fired during the run. */
+static bool wd_disarm(struct kvmu_vcpu *v)
+{
+	struct itimerspec off = {0};
+	REQUIRE(timer_settime(wd_timer, 0, &off, NULL) == 0);
+	wd_vcpu = NULL;
+	if (!wd_fired)
+		return false;
+	ekvm_vcpu_set_immediate_exit(v->vcpu, false);
+	return true;
+}
+
 const struct ekvm_exit *kvmu_run(struct kvmu_vcpu *v)
 {
-	int r = ekvm_vcpu_run(v->vcpu, &v->exit);
+	bool fired = false;
+	int r;
+	v->timed_out = false;
+	if (v->timeout_ms) {
+		wd_arm(v);
+		r = ekvm_vcpu_run(v->vcpu, &v->exit);
+		fired = wd_disarm(v);
+	} else {
+		r = ekvm_vcpu_run(v->vcpu, &v->exit);
+	}
 	if (r < 0)
 		TEST_FAIL("KVM_RUN of vCPU %u failed: %d (%s)", v->id, r, test_errno_name(r));
+	if (fired && v->exit.kind == EKVM_EXIT_INTR) {
+		v->timed_out = true;
+		if (!v->timeout_ok) {
+			struct kvm_regs regs = {0};
+			ekvm_vcpu_get_regs(v->vcpu, &regs);
+			TEST_FAIL("vCPU %u: no exit within %u ms (guest rip 0x%llx)", v->id,
+				  v->timeout_ms, (unsigned long long)regs.rip);
+		}
+	}
 	return &v->exit;
 }
 
@@ -527,12 +637,29 @@ const char *kvmu_exit_str(const struct ekvm_exit *e, char *buf, size_t size)
 
 void kvmu_fail_exit_at(const char *file, int line, struct kvmu_vcpu *v, const char *what)
 {
-	char desc[256];
+	char desc[256], extra[400] = "";
 	struct kvm_regs regs;
 	kvmu_exit_str(&v->exit, desc, sizeof(desc));
+	if (kvmu_exit_is_ucall(&v->exit) && v->exit.u.io.size == 4 && v->exit.u.io.data) {
+		/* say which ucall it was: often a guest assertion */
+		uint32_t gpa;
+		struct ucall_msg msg;
+		memcpy(&gpa, v->exit.u.io.data, sizeof(gpa));
+		if (kvmu_gpa_ok(v->vm, gpa, sizeof(msg))) {
+			struct kvmu_ucall uc = {0};
+			kvmu_read(v->vm, gpa, &msg, sizeof(msg));
+			read_guest_str(v->vm, msg.file, uc.file, sizeof(uc.file));
+			read_guest_str(v->vm, msg.text, uc.text, sizeof(uc.text));
+			snprintf(extra, sizeof(extra),
+				 " = ucall %s from %s:%u %s (args 0x%" PRIx64 ", 0x%" PRIx64 ")",
+				 ucall_name(msg.cmd), uc.file, msg.line, uc.text, msg.args[0],
+				 msg.args[1]);
+		}
+	}
 	if (ekvm_vcpu_get_regs(v->vcpu, &regs) == 0)
-		test_fail_at(file, line, true, "vCPU %u: %s: unexpected exit %s (rip 0x%llx)",
-			     v->id, what, desc, (unsigned long long)regs.rip);
-	test_fail_at(file, line, true, "vCPU %u: %s: unexpected exit %s", v->id, what, desc);
+		test_fail_at(file, line, true, "vCPU %u: %s: unexpected exit %s%s (rip 0x%llx)",
+			     v->id, what, desc, extra, (unsigned long long)regs.rip);
+	test_fail_at(file, line, true, "vCPU %u: %s: unexpected exit %s%s", v->id, what, desc,
+		     extra);
 	__builtin_unreachable();
 }

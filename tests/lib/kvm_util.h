@@ -101,8 +101,18 @@ struct kvmu_vcpu {
 	struct kvm_run *run;
 	unsigned id;
 	enum kvmu_mode mode;
-	struct ekvm_exit exit; /* the last exit, from kvmu_run */
+	struct ekvm_exit exit;	  /* the last exit, from kvmu_run */
+	struct kvm_cpuid2 *cpuid; /* what KVM_SET_CPUID2 got */
+	/* kvmu_run's watchdog: a KVM_RUN that has not returned after
+	 * timeout_ms (default KVMU_RUN_TIMEOUT_MS) is kicked out (a signal,
+	 * immediate_exit) and fails the test with the guest's RIP; with
+	 * timeout_ok set it returns the Intr exit and sets timed_out instead. */
+	unsigned timeout_ms;
+	bool timeout_ok;
+	bool timed_out;
 };
+
+#define KVMU_RUN_TIMEOUT_MS 30000
 
 /* A decoded ucall (strings copied out of guest memory, NUL-terminated). */
 struct kvmu_ucall {
@@ -154,6 +164,10 @@ struct kvmu_vm *kvmu_vm_create_with_guest(unsigned mem_mib, const struct kvmu_gu
  * RDI = id, RSI = arg, RFLAGS = 0x2. */
 void kvmu_vcpu_set_mode(struct kvmu_vcpu *v, enum kvmu_mode mode, uint64_t entry, uint64_t arg);
 
+/* Adds or replaces CPUID leaf (entry->function, entry->index) of v and
+ * hands KVM the new table (before the vCPU first runs). */
+void kvmu_vcpu_set_cpuid_entry(struct kvmu_vcpu *v, const struct kvm_cpuid_entry2 *entry);
+
 void kvmu_get_regs(struct kvmu_vcpu *v, struct kvm_regs *regs);
 void kvmu_set_regs(struct kvmu_vcpu *v, const struct kvm_regs *regs);
 void kvmu_get_sregs(struct kvmu_vcpu *v, struct kvm_sregs *sregs);
@@ -161,8 +175,9 @@ void kvmu_set_sregs(struct kvmu_vcpu *v, const struct kvm_sregs *sregs);
 
 /* ---------------------------------------------------------------- running */
 
-/* One KVM_RUN (failing the test if it returns an error); the decoded exit
- * is kept in v->exit and returned. */
+/* One KVM_RUN (failing the test if it returns an error, or on the
+ * watchdog, see struct kvmu_vcpu); the decoded exit is kept in v->exit and
+ * returned. Not async-signal-safe; one thread per vCPU at a time. */
 const struct ekvm_exit *kvmu_run(struct kvmu_vcpu *v);
 
 /* Whether exit is a ucall (a 4-byte OUT to UCALL_PORT). */
@@ -196,6 +211,9 @@ void kvmu_fail_exit_at(const char *file, int line, struct kvmu_vcpu *v, const ch
 	} while (0)
 /* One line describing an exit (kind and its main fields) into buf. */
 const char *kvmu_exit_str(const struct ekvm_exit *exit, char *buf, size_t size);
+
+/* Whether KVM's supported CPUID says AMD (or Hygon): SVM rather than VMX. */
+bool kvmu_host_is_amd(struct kvmu_vm *vm);
 
 /* CLOCK_MONOTONIC in ns. */
 uint64_t kvmu_now_ns(void);
