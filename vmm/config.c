@@ -206,6 +206,16 @@ int ember_config_set(struct ember_config *cfg, const char *key, const char *valu
 			return vmm_errf(err, -EINVAL, "busybox: empty path");
 		return set_string(cfg->busybox, sizeof(cfg->busybox), key, value, err);
 	}
+	if (!strcmp(key, "log-level")) {
+		static const char *const names[] = {"error", "warn", "info", "debug"};
+		for (int i = 0; i < 4; i++)
+			if (!strcmp(value, names[i])) {
+				cfg->log_level = (enum ember_log_level)i;
+				return 0;
+			}
+		return vmm_errf(err, -EINVAL, "log-level: '%s' is not error, warn, info or debug",
+				value);
+	}
 	if (!strcmp(key, "interactive")) {
 		if (!strcmp(value, "auto")) {
 			cfg->interactive = -1;
@@ -245,6 +255,9 @@ static const struct opt opts[] = {
     {"busybox", 0, "busybox", 0, NULL},
     {"interactive", 0, "interactive", 0, "on"},
     {"no-interactive", 0, "interactive", 0, "off"},
+    {"log-level", 0, "log-level", 0, NULL},
+    {"quiet", 'q', "log-level", 0, "warn"},
+    {"verbose", 'v', "log-level", 0, "debug"},
     {"dry-run", 'n', NULL, EMBER_ARGS_DRY_RUN, NULL},
     {"help", 'h', NULL, EMBER_ARGS_HELP, NULL},
 };
@@ -332,6 +345,8 @@ const char *ember_config_usage(void)
 	       "                          (default /bin/busybox, from busybox-static)\n"
 	       "      --interactive       built-in init: always start a shell\n"
 	       "      --no-interactive    built-in init: report and power off\n"
+	       "  -q, --quiet             only warnings and errors from Ember on stderr\n"
+	       "  -v, --verbose           debug messages too (--log-level error|warn|info|debug)\n"
 	       "  -n, --dry-run           print the resolved configuration and exit\n"
 	       "  -h, --help              this help\n"
 	       "\n"

@@ -151,7 +151,7 @@ void ember_config_init(struct ember_config *cfg);
  *   kernel PATH | initrd PATH|"builtin" | cmdline STR | append STR |
  *   mem SIZE (bytes with a K/M/G/T suffix, a bare number is MiB) |
  *   cpus N | mem-backing anon|memfd | hugepages on|off | busybox PATH |
- *   interactive on|off|auto
+ *   interactive on|off|auto | log-level error|warn|info|debug
  * Returns 0, or -EINVAL (bad value), -ENOENT (unknown key), -ENAMETOOLONG
  * (string too long); err says which key and why.
  */
@@ -166,8 +166,9 @@ int ember_config_set(struct ember_config *cfg, const char *key, const char *valu
  * Parses the arguments of `ember run` (argv[0] is the first option, not the
  * program name): --kernel/-k PATH, --initrd/-i PATH, --cmdline STR,
  * --append/-p STR, --mem/-m SIZE, --cpus/-c N, --mem-backing anon|memfd,
- * --hugepages, --busybox PATH, --interactive/--no-interactive, --dry-run,
- * --help/-h; both "--opt value" and "--opt=value". *flags receives the
+ * --hugepages, --busybox PATH, --interactive/--no-interactive,
+ * --log-level LEVEL, --quiet/-q, --verbose/-v, --dry-run/-n, --help/-h;
+ * both "--opt value" and "--opt=value". *flags receives the
  * EMBER_ARGS_* seen. Returns 0 or a negative errno with err naming the
  * argument (-EINVAL for an unknown option, a missing or a bad value).
  */

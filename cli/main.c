@@ -1,0 +1,249 @@
+/* cli/main.c - the `ember` command: a thin front on the VMM library (ember run). */
+#include <ember/vmm.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------ the terminal */
+
+/* Raw mode is set only when stdin is a terminal we own (foreground), and
+ * restored on every exit path: normal return, exit(), and every signal
+ * that ends the process (the handlers restore it, then die by the signal). */
+static struct termios saved_tio;
+static volatile sig_atomic_t tio_saved;
+static struct ember_vm *volatile running_vm;
+
+static void tty_restore(void)
+{
+	if (tio_saved) {
+		tcsetattr(STDIN_FILENO, TCSANOW, &saved_tio);
+		tio_saved = 0;
+	}
+}
+
+static void tty_raw(void)
+{
+	if (!isatty(STDIN_FILENO) || tcgetpgrp(STDIN_FILENO) != getpgrp())
+		return;
+	struct termios t;
+	if (tcgetattr(STDIN_FILENO, &saved_tio) < 0)
+		return;
+	t = saved_tio;
+	cfmakeraw(&t);
+	t.c_cc[VMIN] = 1;
+	t.c_cc[VTIME] = 0;
+	tio_saved = 1;
+	if (tcsetattr(STDIN_FILENO, TCSANOW, &t) < 0)
+		tio_saved = 0;
+}
+
+/* SIGINT, SIGTERM, SIGHUP, SIGQUIT: stop the VM cleanly; ember_vm_run then
+ * returns and main restores the terminal. A second one ends the process. */
+static volatile sig_atomic_t stop_signal;
+static void on_stop_signal(int sig)
+{
+	if (stop_signal || !running_vm) {
+		tty_restore();
+		signal(sig, SIG_DFL);
+		raise(sig);
+		return;
+	}
+	stop_signal = sig;
+	ember_vm_request_stop(running_vm);
+}
+
+/* Crashes of the VMM itself: restore the terminal, then die as usual. */
+static void on_fatal_signal(int sig)
+{
+	tty_restore();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void install_signals(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = on_stop_signal;
+	int stops[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+	for (size_t i = 0; i < sizeof(stops) / sizeof(stops[0]); i++)
+		sigaction(stops[i], &sa, NULL);
+	sa.sa_handler = on_fatal_signal;
+	sa.sa_flags = SA_RESETHAND;
+	int fatal[] = {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL, SIGTRAP, SIGSYS};
+	for (size_t i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++)
+		sigaction(fatal[i], &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGTTOU, SIG_IGN);
+}
+
+/* ------------------------------------------------------------ messages */
+
+static enum ember_log_level log_level = EMBER_LOG_INFO;
+
+/* One line on stderr; "\r\n" while the terminal is raw. */
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	fprintf(stderr, "ember: %s%s", line, tio_saved ? "\r\n" : "\n");
+	fflush(stderr);
+}
+
+static void on_log(void *opaque, enum ember_log_level level, const char *msg)
+{
+	(void)opaque;
+	static const char *const prefix[] = {"error: ", "warning: ", "", "debug: "};
+	if (level <= log_level)
+		say("%s%s", prefix[level <= EMBER_LOG_DEBUG ? level : EMBER_LOG_DEBUG], msg);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: ember run [OPTIONS]     boot a Linux guest (ember run --help)\n"
+		   "       ember version           print the version\n"
+		   "       ember help              this text\n");
+}
+
+/* ------------------------------------------------------------ ember run */
+
+static int cmd_run(int argc, char **argv, uint64_t start_ns)
+{
+	struct ember_config cfg;
+	struct ember_error err = {0};
+	unsigned flags = 0;
+
+	ember_config_init(&cfg);
+	cfg.start_ns = start_ns;
+	cfg.console_in = STDIN_FILENO;
+	cfg.console_out = STDOUT_FILENO;
+	if (ember_config_parse_args(&cfg, argc, argv, &flags, &err) < 0) {
+		say("%s", err.msg);
+		return EMBER_EXIT_USAGE;
+	}
+	if (flags & EMBER_ARGS_HELP) {
+		fputs(ember_config_usage(), stdout);
+		return 0;
+	}
+	log_level = cfg.log_level;
+	cfg.log = on_log;
+	int r = ember_config_resolve(&cfg, &err);
+	if (r < 0) {
+		say("%s", err.msg);
+		return r == -ENOEXEC ? EMBER_EXIT_ERROR : EMBER_EXIT_USAGE;
+	}
+	if (flags & EMBER_ARGS_DRY_RUN) {
+		char buf[16384];
+		ember_config_format(&cfg, buf, sizeof(buf));
+		fputs(buf, stdout);
+		return 0;
+	}
+
+	struct ember_vm *vm;
+	r = ember_vm_create(&cfg, &vm, &err);
+	if (r < 0) {
+		say("%s", err.msg[0] ? err.msg : strerror(-r));
+		return r == -EINVAL ? EMBER_EXIT_USAGE : EMBER_EXIT_ERROR;
+	}
+	running_vm = vm;
+	install_signals();
+	/* Raw only on an interactive console: then Ctrl-C goes to the guest and
+	 * Ctrl-A x stops the VM. */
+	tty_raw();
+	atexit(tty_restore);
+
+	struct ember_run_result res;
+	r = ember_vm_run(vm, &res);
+	running_vm = NULL;
+	tty_restore();
+	int status;
+	if (r < 0) {
+		say("cannot run the VM: %s", strerror(-r));
+		status = EMBER_EXIT_ERROR;
+	} else {
+		status = ember_stop_reason_exit_status(res.reason);
+		double secs = (double)(now_ns() - start_ns) / 1e9;
+		switch (res.reason) {
+		case EMBER_STOP_POWEROFF:
+			if (log_level >= EMBER_LOG_INFO)
+				say("guest powered off after %.3f s", secs);
+			break;
+		case EMBER_STOP_REBOOT:
+			say("guest rebooted after %.3f s (%s); exit status %d", secs, res.detail,
+			    status);
+			break;
+		case EMBER_STOP_CRASH: {
+			say("guest crashed after %.3f s: %s; exit status %d", secs, res.detail,
+			    status);
+			int n = ember_vm_format_registers(vm, NULL, 0);
+			if (n > 0) {
+				char *buf = malloc((size_t)n + 1);
+				if (buf) {
+					ember_vm_format_registers(vm, buf, (size_t)n + 1);
+					fputs(buf, stderr);
+					free(buf);
+				}
+			}
+			break;
+		}
+		case EMBER_STOP_REQUESTED:
+			if (stop_signal)
+				say("stopped by %s after %.3f s", strsignal(stop_signal), secs);
+			else
+				say("stopped after %.3f s (%s)", secs, res.detail);
+			break;
+		case EMBER_STOP_ERROR:
+			say("the VM failed after %.3f s: %s (%s)", secs, res.detail,
+			    strerror(-res.error));
+			break;
+		}
+	}
+	ember_vm_destroy(vm);
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t start_ns = now_ns();
+	if (argc < 2) {
+		usage(stderr);
+		return EMBER_EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "run"))
+		return cmd_run(argc - 2, argv + 2, start_ns);
+	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
+		unsigned v = ember_library_version();
+		printf("ember %u.%u (libember VMM API %u.%u)\n", EMBER_VMM_API_MAJOR,
+		       EMBER_VMM_API_MINOR, v >> 16, v & 0xffff);
+		return 0;
+	}
+	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		usage(stdout);
+		return 0;
+	}
+	fprintf(stderr, "ember: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return EMBER_EXIT_USAGE;
+}

@@ -1,0 +1,446 @@
+/* vmm/arch/x86/board.c - the x86 machine, wired explicitly: interrupt controllers, legacy devices, ACPI, boot. */
+#include "acpi.h"
+#include "acpi_pm.h"
+#include "layout.h"
+#include "x86.h"
+
+#include "../../boot/boot.h"
+#include "../../internal.h"
+#include "../../vm.h"
+
+#include "../../../devices/bootmarker.h"
+#include "../../../devices/i8042.h"
+#include "../../../devices/rtc_cmos.h"
+#include "../../../devices/serial8250.h"
+
+#include <ember/kvm.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/*
+ * The board, as a datasheet
+ * -------------------------
+ *   in KVM:  PIC (master/slave), IOAPIC at 0xfec00000 (24 pins, GSI = pin,
+ *            except ISA IRQ 0 -> pin 2), one LAPIC per vCPU at 0xfee00000,
+ *            PIT (ports 0x40-0x43, 0x61 speaker dummy). TSS/identity-map pages
+ *            at 0xfffbc000-0xfffbffff (inside the MMIO hole).
+ *   PIO bus: 0x060/0x064 i8042 (IRQ 1)        0x070-0x071 CMOS RTC (IRQ 8)
+ *            0x080      boot-time marker       0x3f8-0x3ff 16550A, ttyS0 (IRQ 4)
+ *            0x600-0x602 ACPI sleep control, sleep status, reset registers
+ *   MMIO bus: empty (virtio-mmio windows from 0xd0000000 in later issues)
+ *   ACPI:    RSDP/XSDT/FADT (hardware-reduced)/MADT/DSDT at 0xe0000; the DSDT
+ *            lists the CPUs, COM1, the PS/2 keyboard and the RTC.
+ * Reset comes from the ACPI reset register or the i8042 (port 0x64, 0xfe);
+ * power-off from the ACPI sleep control register (S5).
+ */
+
+#define TSS_ADDR	  0xfffbd000ULL
+#define IDENTITY_MAP_ADDR 0xfffbc000ULL
+#define BOOT_MARKER_PORT  0x80
+
+struct vmm_board {
+	struct ember_vm *vm;
+	struct ekvm_vm *kvm;
+	struct kvm_cpuid2 *supported;
+	struct serial8250 *uart;
+	struct i8042 *kbd;
+	struct rtc_cmos *rtc;
+	struct bootmarker *marker;
+	struct acpi_pm pm;
+	bool registered;
+};
+
+void vmm_board_memory_hole(uint64_t *start, uint64_t *end)
+{
+	*start = X86_MMIO_HOLE_START;
+	*end = X86_MMIO_HOLE_END;
+}
+
+/* ------------------------------------------------------------ callbacks */
+
+static void irq_line(struct vmm_board *b, uint32_t gsi, bool level)
+{
+	ekvm_vm_irq_line(b->kvm, gsi, level ? 1 : 0);
+}
+
+static void uart_tx(void *opaque, const uint8_t *buf, size_t len)
+{
+	struct vmm_board *b = opaque;
+	vmm_vm_console_write(b->vm, buf, len);
+}
+static void uart_irq(void *opaque, bool level)
+{
+	irq_line(opaque, X86_IRQ_COM1, level);
+}
+static void uart_rx_ready(void *opaque)
+{
+	struct vmm_board *b = opaque;
+	vmm_vm_wake(b->vm);
+}
+static void kbd_irq(void *opaque, bool level)
+{
+	irq_line(opaque, X86_IRQ_KEYBOARD, level);
+}
+static void kbd_reset(void *opaque)
+{
+	struct vmm_board *b = opaque;
+	vmm_vm_request_stop(b->vm, EMBER_STOP_REBOOT, -1, 0, "reset through the i8042 (port 0x64)");
+}
+static void rtc_irq(void *opaque, bool level)
+{
+	irq_line(opaque, X86_IRQ_RTC, level);
+}
+static void marker(void *opaque, uint8_t value, uint64_t ns)
+{
+	struct vmm_board *b = opaque;
+	vmm_logf(&b->vm->cfg, EMBER_LOG_INFO, "guest boot marker %#04x at %.1f ms", value,
+		 (double)ns / 1e6);
+}
+static void pm_poweroff(void *opaque)
+{
+	struct vmm_board *b = opaque;
+	vmm_vm_request_stop(b->vm, EMBER_STOP_POWEROFF, -1, 0, "ACPI S5 (power off)");
+}
+static void pm_reset(void *opaque)
+{
+	struct vmm_board *b = opaque;
+	vmm_vm_request_stop(b->vm, EMBER_STOP_REBOOT, -1, 0, "ACPI reset register");
+}
+static void pm_sleep(void *opaque, unsigned type)
+{
+	struct vmm_board *b = opaque;
+	vmm_logf(&b->vm->cfg, EMBER_LOG_WARN, "guest asked for sleep type %u: not supported", type);
+}
+
+/* ------------------------------------------------------------ create */
+
+int vmm_board_create(struct ember_vm *vm, struct ember_error *err)
+{
+	int r;
+	struct vmm_board *b = calloc(1, sizeof(*b));
+	if (!b)
+		return vmm_errf(err, -ENOMEM, "out of memory");
+	vm->board = b;
+	b->vm = vm;
+	if (ehv_vm_backend(vm->hv) != EHV_BACKEND_KVM || !(b->kvm = ehv_vm_backend_handle(vm->hv)))
+		return vmm_errf(err, -EOPNOTSUPP, "the x86 board needs the KVM backend");
+
+	/* What KVM can offer the guest's CPUID. */
+	struct ekvm_sys *sys;
+	r = ekvm_sys_open(&sys);
+	if (r == 0) {
+		r = ekvm_sys_supported_cpuid(sys, &b->supported);
+		ekvm_sys_close(sys);
+	}
+	if (r < 0)
+		return vmm_errf(err, r, "KVM_GET_SUPPORTED_CPUID: %s", strerror(-r));
+
+	/* In-kernel interrupt controllers and timer, before any vCPU. */
+	r = ekvm_vm_set_tss_addr(b->kvm, TSS_ADDR);
+	if (r < 0)
+		return vmm_errf(err, r, "KVM_SET_TSS_ADDR: %s", strerror(-r));
+	r = ekvm_vm_set_identity_map_addr(b->kvm, IDENTITY_MAP_ADDR);
+	if (r < 0 && r != -EINVAL && r != -ENOTTY)
+		return vmm_errf(err, r, "KVM_SET_IDENTITY_MAP_ADDR: %s", strerror(-r));
+	r = ekvm_vm_create_irqchip(b->kvm);
+	if (r < 0)
+		return vmm_errf(err, r, "KVM_CREATE_IRQCHIP: %s", strerror(-r));
+	r = ekvm_vm_create_pit2(b->kvm, KVM_PIT_SPEAKER_DUMMY);
+	if (r < 0)
+		return vmm_errf(err, r, "KVM_CREATE_PIT2: %s", strerror(-r));
+
+	/* The legacy devices. */
+	r = serial8250_create(
+	    &(struct serial8250_config){
+		.tx = uart_tx, .set_irq = uart_irq, .rx_ready = uart_rx_ready, .opaque = b},
+	    &b->uart);
+	if (r == 0)
+		r = i8042_create(
+		    &(struct i8042_config){.reset = kbd_reset, .set_irq = kbd_irq, .opaque = b},
+		    &b->kbd);
+	if (r == 0)
+		r = rtc_cmos_create(&(struct rtc_cmos_config){.set_irq = rtc_irq, .opaque = b},
+				    &b->rtc);
+	if (r == 0)
+		r = bootmarker_create(&(struct bootmarker_config){.mark = marker,
+								  .opaque = b,
+								  .start_ns = vm->start_ns},
+				      &b->marker);
+	if (r < 0)
+		return vmm_errf(err, r, "cannot create the legacy devices: %s", strerror(-r));
+	b->pm = (struct acpi_pm){
+	    .poweroff = pm_poweroff,
+	    .reset = pm_reset,
+	    .sleep = pm_sleep,
+	    .opaque = b,
+	    .s5_sleep_type = X86_ACPI_S5_SLP_TYP,
+	    .reset_value = X86_ACPI_RESET_VALUE,
+	};
+
+	b->registered = true;
+	if ((r = dev_register(vm->pio, X86_PORT_COM1, SERIAL8250_WINDOW,
+			      serial8250_dev(b->uart))) ||
+	    (r = dev_register_at(vm->pio, X86_PORT_I8042_DATA, 1, i8042_dev(b->kbd), I8042_DATA)) ||
+	    (r = dev_register_at(vm->pio, X86_PORT_I8042_CMD, 1, i8042_dev(b->kbd),
+				 I8042_COMMAND)) ||
+	    (r = dev_register(vm->pio, X86_PORT_RTC, RTC_CMOS_WINDOW, rtc_cmos_dev(b->rtc))) ||
+	    (r = dev_register(vm->pio, BOOT_MARKER_PORT, 1, bootmarker_dev(b->marker))) ||
+	    (r = bus_register(vm->pio, X86_PORT_ACPI_SLEEP_CTL, ACPI_PM_WINDOW, &acpi_pm_ops,
+			      &b->pm)))
+		return vmm_errf(err, r, "cannot place the legacy devices on the PIO bus: %s",
+				strerror(-r));
+	return 0;
+}
+
+void vmm_board_destroy(struct ember_vm *vm)
+{
+	struct vmm_board *b = vm->board;
+	if (!b)
+		return;
+	/* the buses are destroyed first (vm.c) or never dispatch again */
+	if (b->uart)
+		dev_destroy(serial8250_dev(b->uart));
+	if (b->kbd)
+		dev_destroy(i8042_dev(b->kbd));
+	if (b->rtc)
+		dev_destroy(rtc_cmos_dev(b->rtc));
+	if (b->marker)
+		dev_destroy(bootmarker_dev(b->marker));
+	free(b->supported);
+	free(b);
+	vm->board = NULL;
+}
+
+/* ------------------------------------------------------------ vCPUs */
+
+int vmm_board_setup_vcpu(struct ember_vm *vm, unsigned idx, struct ember_error *err)
+{
+	struct vmm_board *b = vm->board;
+	struct ehv_vcpu *vcpu = vm->vcpus[idx];
+	struct kvm_cpuid2 *c;
+	int r = vmm_x86_cpuid(b->supported, idx, vm->ncpus, &c);
+	if (r < 0)
+		return vmm_errf(err, r, "vCPU %u: cannot build its CPUID", idx);
+	struct ehv_x86_cpuid_entry *e = calloc(c->nent ? c->nent : 1, sizeof(*e));
+	if (!e) {
+		free(c);
+		return vmm_errf(err, -ENOMEM, "out of memory");
+	}
+	for (uint32_t i = 0; i < c->nent; i++) {
+		const struct kvm_cpuid_entry2 *k = &c->entries[i];
+		e[i] = (struct ehv_x86_cpuid_entry){
+		    .function = k->function,
+		    .index = k->index,
+		    .flags = (k->flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX)
+				 ? EHV_CPUID_SIGNIFICANT_INDEX
+				 : 0,
+		    .eax = k->eax,
+		    .ebx = k->ebx,
+		    .ecx = k->ecx,
+		    .edx = k->edx,
+		};
+	}
+	r = ehv_vcpu_set_cpuid(vcpu, e, c->nent);
+	free(e);
+	free(c);
+	if (r < 0)
+		return vmm_errf(err, r, "vCPU %u: KVM_SET_CPUID2: %s", idx, strerror(-r));
+
+	struct vmm_msr msrs[16];
+	unsigned n = vmm_x86_boot_msrs(msrs, 16);
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e[16];
+	} m;
+	memset(&m, 0, sizeof(m));
+	m.hdr.nmsrs = n;
+	for (unsigned i = 0; i < n; i++) {
+		m.e[i].index = msrs[i].index;
+		m.e[i].data = msrs[i].value;
+	}
+	struct ekvm_vcpu *kv = ehv_vcpu_backend_handle(vcpu);
+	r = kv ? ekvm_vcpu_set_msrs(kv, &m.hdr) : -EOPNOTSUPP;
+	if (r < 0)
+		return vmm_errf(err, r, "vCPU %u: KVM_SET_MSRS: %s", idx, strerror(-r));
+	if ((unsigned)r != n)
+		return vmm_errf(err, -EIO, "vCPU %u: KVM refused MSR %#x", idx, m.e[r].index);
+	return 0;
+}
+
+static struct ehv_x86_segment seg(uint16_t sel, uint8_t type, bool code64)
+{
+	return (struct ehv_x86_segment){
+	    .base = 0,
+	    .limit = 0xffffffff,
+	    .selector = sel,
+	    .type = type,
+	    .present = 1,
+	    .dpl = 0,
+	    .db = code64 ? 0 : 1,
+	    .s = 1,
+	    .l = code64 ? 1 : 0,
+	    .g = 1,
+	};
+}
+
+static int set_entry_state(struct ehv_vcpu *vcpu, const struct vmm_boot_entry *entry)
+{
+	struct ehv_x86_sregs s;
+	int r = ehv_vcpu_get_sregs(vcpu, &s);
+	if (r < 0)
+		return r;
+	bool lm = entry->mode == VMM_ENTRY_LONG64;
+	struct ehv_x86_segment data = seg(X86_SEL_DATA, 0x3, false);
+	s.cs = lm ? seg(X86_SEL_CODE64, 0xb, true) : seg(X86_SEL_CODE32, 0xb, false);
+	s.ds = s.es = s.fs = s.gs = s.ss = data;
+	s.tr = (struct ehv_x86_segment){
+	    .base = 0, .limit = 0x67, .selector = X86_SEL_TSS, .type = 0xb, .present = 1};
+	s.ldt = (struct ehv_x86_segment){.selector = 0, .type = 0x2, .present = 1, .unusable = 1};
+	s.gdt = (struct ehv_x86_dtable){.base = entry->gdt_base, .limit = entry->gdt_limit};
+	s.idt = (struct ehv_x86_dtable){.base = 0, .limit = 0};
+	if (lm) {
+		s.cr0 = 0x80050033; /* PG WP NE ET MP PE */
+		s.cr3 = entry->cr3;
+		s.cr4 = 0x20;	/* PAE */
+		s.efer = 0x500; /* LMA LME */
+	} else {
+		s.cr0 = 0x11; /* ET PE: PVH enters in 32-bit protected mode, paging off */
+		s.cr3 = 0;
+		s.cr4 = 0;
+		s.efer = 0;
+	}
+	r = ehv_vcpu_set_sregs(vcpu, &s);
+	if (r < 0)
+		return r;
+	struct ehv_x86_regs regs = {
+	    .rip = entry->rip,
+	    .rsi = entry->rsi,
+	    .rbx = entry->rbx,
+	    .rflags = 0x2,
+	};
+	return ehv_vcpu_set_regs(vcpu, &regs);
+}
+
+/* ------------------------------------------------------------ boot */
+
+static const struct vmm_acpi_device legacy_devices[] = {
+    {.name = "COM1",
+     .hid = "PNP0501",
+     .uid = 1,
+     .nres = 2,
+     .res = {{.kind = VMM_ACPI_RES_IO, .base = X86_PORT_COM1, .len = 8},
+	     {.kind = VMM_ACPI_RES_IRQ, .base = X86_IRQ_COM1}}},
+    {.name = "PS2K",
+     .hid = "PNP0303",
+     .uid = 0,
+     .nres = 3,
+     .res = {{.kind = VMM_ACPI_RES_IO, .base = X86_PORT_I8042_DATA, .len = 1},
+	     {.kind = VMM_ACPI_RES_IO, .base = X86_PORT_I8042_CMD, .len = 1},
+	     {.kind = VMM_ACPI_RES_IRQ, .base = X86_IRQ_KEYBOARD}}},
+    {.name = "RTC_",
+     .hid = "PNP0B00",
+     .uid = 0,
+     .nres = 2,
+     .res = {{.kind = VMM_ACPI_RES_IO, .base = X86_PORT_RTC, .len = 2},
+	     {.kind = VMM_ACPI_RES_IRQ, .base = X86_IRQ_RTC}}},
+};
+
+int vmm_board_load(struct ember_vm *vm, struct ember_error *err)
+{
+	const struct ember_config *cfg = &vm->cfg;
+	int r;
+
+	/* ACPI, written straight into guest memory */
+	struct vmm_acpi_config acfg = {
+	    .ncpus = vm->ncpus,
+	    .lapic_addr = (uint32_t)X86_LAPIC_ADDR,
+	    .ioapic_addr = (uint32_t)X86_IOAPIC_ADDR,
+	    .ioapic_id = 0,
+	    .sleep_control_port = X86_PORT_ACPI_SLEEP_CTL,
+	    .sleep_status_port = X86_PORT_ACPI_SLEEP_STS,
+	    .reset_port = X86_PORT_ACPI_RESET,
+	    .reset_value = X86_ACPI_RESET_VALUE,
+	    .s5_sleep_type = X86_ACPI_S5_SLP_TYP,
+	    .iapc_boot_arch = VMM_ACPI_IAPC_LEGACY_DEVICES | VMM_ACPI_IAPC_8042 |
+			      VMM_ACPI_IAPC_VGA_NOT_PRESENT | VMM_ACPI_IAPC_MSI_NOT_SUPPORTED |
+			      VMM_ACPI_IAPC_PCIE_ASPM_CONTROLS,
+	    .rtc_century = RTC_CMOS_CENTURY,
+	    .devices = legacy_devices,
+	    .ndevices = sizeof(legacy_devices) / sizeof(legacy_devices[0]),
+	};
+	uint8_t *acpi = vmm_mem_ptr(&vm->mem, X86_ACPI_ADDR, X86_ACPI_SIZE);
+	struct vmm_acpi_layout lay;
+	if (!acpi)
+		return vmm_errf(err, -E2BIG, "guest memory too small for the ACPI tables");
+	r = vmm_acpi_build(&acfg, acpi, X86_ACPI_SIZE, X86_ACPI_ADDR, &lay, err);
+	if (r < 0)
+		return r;
+
+	struct vmm_e820 e820[VMM_E820_MAX];
+	unsigned ne820 = vmm_x86_e820(&vm->mem, e820, VMM_E820_MAX);
+
+	/* the kernel, initrd and busybox, mapped read-only for the copy */
+	const uint8_t *kernel = NULL, *initrd = NULL, *busybox = NULL;
+	uint64_t kernel_size = 0, initrd_size = 0, busybox_size = 0;
+	r = vmm_map_file(cfg->kernel, &kernel, &kernel_size);
+	if (r < 0) {
+		r = vmm_errf(err, r, "kernel %s: %s", cfg->kernel, strerror(-r));
+		goto out;
+	}
+	if (cfg->builtin_initrd) {
+		r = vmm_map_file(cfg->busybox, &busybox, &busybox_size);
+		if (r < 0) {
+			r = vmm_errf(err, r, "busybox %s: %s", cfg->busybox, strerror(-r));
+			goto out;
+		}
+	} else if (cfg->initrd[0]) {
+		r = vmm_map_file(cfg->initrd, &initrd, &initrd_size);
+		if (r < 0) {
+			r = vmm_errf(err, r, "initrd %s: %s", cfg->initrd, strerror(-r));
+			goto out;
+		}
+	}
+	struct vmm_boot_request req = {
+	    .format = cfg->kernel_format,
+	    .kernel = kernel,
+	    .kernel_size = kernel_size,
+	    .initrd = initrd,
+	    .initrd_size = initrd_size,
+	    .busybox = busybox,
+	    .busybox_size = busybox_size,
+	    .builtin_initrd = cfg->builtin_initrd,
+	    .interactive = cfg->interactive > 0,
+	    .cmdline = cfg->cmdline,
+	    .rsdp_gpa = X86_ACPI_ADDR + lay.rsdp,
+	    .e820 = e820,
+	    .e820_count = ne820,
+	};
+	struct vmm_boot_entry entry;
+	r = vmm_boot_load(&vm->mem, &req, &entry, err);
+	if (r < 0) {
+		vmm_err_prefix(err, r, "%s", cfg->kernel);
+		goto out;
+	}
+	r = set_entry_state(vm->vcpus[0], &entry);
+	if (r < 0)
+		r = vmm_errf(err, r, "vCPU 0: cannot set the entry registers: %s", strerror(-r));
+	else
+		vmm_logf(cfg, EMBER_LOG_DEBUG, "%s entry at %#" PRIx64 " (%s)",
+			 entry.mode == VMM_ENTRY_LONG64 ? "64-bit boot protocol" : "PVH", entry.rip,
+			 cfg->kernel);
+out:
+	vmm_unmap_file(kernel, kernel_size);
+	vmm_unmap_file(initrd, initrd_size);
+	vmm_unmap_file(busybox, busybox_size);
+	return r;
+}
+
+size_t vmm_board_console_input(struct ember_vm *vm, const uint8_t *buf, size_t len)
+{
+	struct vmm_board *b = vm->board;
+	return b && b->uart ? serial8250_rx_push(b->uart, buf, len) : 0;
+}
