@@ -122,7 +122,8 @@ struct ekvm_vcpu;
 EKVM_MUST_CHECK int ekvm_sys_open(struct ekvm_sys **out);
 /* Same with an explicit device path. */
 EKVM_MUST_CHECK int ekvm_sys_open_path(const char *path, struct ekvm_sys **out);
-/* Wraps an already open /dev/kvm fd; the handle takes ownership of fd. */
+/* Wraps an already open /dev/kvm fd; on success the handle owns fd, on
+ * failure fd stays the caller's (not closed). */
 EKVM_MUST_CHECK int ekvm_sys_from_fd(int fd, struct ekvm_sys **out);
 /* Closes the handle. NULL is allowed. VMs created from it stay valid. */
 void ekvm_sys_close(struct ekvm_sys *sys);
@@ -212,8 +213,8 @@ int ekvm_vm_create_irqchip(struct ekvm_vm *vm);
 int ekvm_vm_get_irqchip(struct ekvm_vm *vm, struct kvm_irqchip *chip);
 int ekvm_vm_set_irqchip(struct ekvm_vm *vm, const struct kvm_irqchip *chip);
 int ekvm_vm_irq_line(struct ekvm_vm *vm, uint32_t irq, uint32_t level);
-/* Returns the status KVM reports (>0 delivered, 0 coalesced, <0 masked is
- * reported by KVM as a negative status value in *status). */
+/* KVM_IRQ_LINE_STATUS: returns 0 or -errno; on success *status (if not
+ * NULL) holds KVM's verdict: > 0 delivered, 0 coalesced, < 0 masked. */
 int ekvm_vm_irq_line_status(struct ekvm_vm *vm, uint32_t irq, uint32_t level, int32_t *status);
 /* KVM_SET_GSI_ROUTING: the caller builds struct kvm_irq_routing with nr
  * entries following it; size is computed from nr. */
@@ -292,6 +293,8 @@ int ekvm_vcpu_get_regs(struct ekvm_vcpu *vcpu, struct kvm_regs *regs);
 int ekvm_vcpu_set_regs(struct ekvm_vcpu *vcpu, const struct kvm_regs *regs);
 int ekvm_vcpu_get_sregs(struct ekvm_vcpu *vcpu, struct kvm_sregs *sregs);
 int ekvm_vcpu_set_sregs(struct ekvm_vcpu *vcpu, const struct kvm_sregs *sregs);
+/* KVM_GET_FPU / KVM_SET_FPU: x87 and SSE registers. x86 KVM ignores the
+ * mxcsr field here; XSAVE (ekvm_vcpu_get_xsave) carries MXCSR. */
 int ekvm_vcpu_get_fpu(struct ekvm_vcpu *vcpu, struct kvm_fpu *fpu);
 int ekvm_vcpu_set_fpu(struct ekvm_vcpu *vcpu, const struct kvm_fpu *fpu);
 /* KVM_SET_CPUID2 / KVM_GET_CPUID2 (get: nent = capacity on entry; -E2BIG
