@@ -4,3 +4,11 @@ EXTRA_ALL += $(BENCH_BINS)
 
 $(O)/kvm-bench: $(O)/bench/kvm_bench.o $(LIBA)
 	$(CC) -o $@ $< $(LIBA) $(ALL_LDFLAGS)
+
+# The vCPU layer's benchmark (bench/hv_bench.c): neutral layer vs raw binding, kick latency.
+ifneq ($(wildcard bench/hv_bench.c),)
+BENCH_BINS += $(O)/hv-bench
+EXTRA_ALL += $(O)/hv-bench
+$(O)/hv-bench: $(O)/bench/hv_bench.o $(LIBA)
+	$(CC) -o $@ $< $(LIBA) $(ALL_LDFLAGS)
+endif
