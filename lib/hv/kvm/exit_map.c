@@ -26,10 +26,13 @@ static void copy_data(uint64_t *dst, uint32_t *ndst, const uint64_t *src, uint32
 	memcpy(dst, src, n * sizeof(uint64_t));
 }
 
+/* The hot exits (I/O, MMIO) fill every field they define and leave the rest
+ * of *e alone; the others start from a zeroed *e. *p needs no clearing: each
+ * pending kind sets every field it uses. */
 int ehvi_kvm_map_exit(const struct ekvm_exit *ke, struct ehv_exit *e, struct ehvi_pending *p)
 {
-	memset(e, 0, sizeof(*e));
-	e->raw_reason = ke->raw_reason;
+	p->kind = EHVI_PEND_NONE;
+	p->handled = false;
 	switch (ke->kind) {
 	case EKVM_EXIT_IO_IN:
 	case EKVM_EXIT_IO_OUT: {
@@ -37,6 +40,7 @@ int ehvi_kvm_map_exit(const struct ekvm_exit *ke, struct ehv_exit *e, struct ehv
 		if (!ke->u.io.data || ke->u.io.size == 0 || ke->u.io.size > 8 ||
 		    ke->u.io.count == 0)
 			return -EIO;
+		e->raw_reason = ke->raw_reason;
 		p->kind = EHVI_PEND_IO;
 		p->answer_required = !out;
 		p->write = out;
@@ -63,6 +67,7 @@ int ehvi_kvm_map_exit(const struct ekvm_exit *ke, struct ehv_exit *e, struct ehv
 		bool wr = ke->kind == EKVM_EXIT_MMIO_WRITE;
 		if (!ke->u.mmio.data || ke->u.mmio.len == 0 || ke->u.mmio.len > 8)
 			return -EIO;
+		e->raw_reason = ke->raw_reason;
 		p->kind = EHVI_PEND_MMIO;
 		p->answer_required = !wr;
 		p->write = wr;
@@ -86,6 +91,12 @@ int ehvi_kvm_map_exit(const struct ekvm_exit *ke, struct ehv_exit *e, struct ehv
 		}
 		return 0;
 	}
+	default:
+		break;
+	}
+	memset(e, 0, sizeof(*e));
+	e->raw_reason = ke->raw_reason;
+	switch (ke->kind) {
 	case EKVM_EXIT_HYPERCALL:
 		if (!ke->u.hypercall.ret)
 			return -EIO;

@@ -191,7 +191,7 @@ static inline struct ekvm_vcpu *kv(struct ehv_vcpu *v)
 static int kvm_vcpu_run(struct ehv_vcpu *v, struct ehv_exit *e)
 {
 	struct kvm_vcpu_be *b = v->be;
-	memset(&v->pend, 0, sizeof(v->pend));
+	v->pend.kind = EHVI_PEND_NONE;
 	int r = ekvm_vcpu_run(b->vcpu, &b->kexit);
 	if (r < 0)
 		return r;
