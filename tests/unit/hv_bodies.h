@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -119,19 +120,25 @@ static inline void hvt_body_kick_before_run(const struct hvt_backend *B)
 struct hvt_kick_loop {
 	struct ehv_vcpu *vcpu;
 	unsigned n;
-	atomic_uint armed; /* iteration the vCPU thread is about to run */
-	atomic_uint done;  /* iterations whose run returned */
-	atomic_bool quit;
+	/* blocking hand-offs: a spinning waiter would steal the CPU the vCPU
+	 * thread needs (the sandbox has one) */
+	sem_t armed;	  /* the vCPU thread is about to run */
+	sem_t done;	  /* its run returned */
 	uint64_t *lat_ns; /* kick-to-return latency per iteration */
-	uint64_t kick_ns;
+	_Atomic uint64_t kick_ns;
 };
+
+static void hvt_sem_wait(sem_t *s)
+{
+	while (sem_wait(s) < 0)
+		;
+}
 
 static void *hvt_kick_loop_thread(void *arg)
 {
 	struct hvt_kick_loop *s = arg;
-	for (unsigned i = 1; i <= s->n && !atomic_load(&s->quit); i++) {
-		while (atomic_load(&s->armed) < i && !atomic_load(&s->quit))
-			sched_yield();
+	for (unsigned i = 1; i <= s->n; i++) {
+		hvt_sem_wait(&s->armed);
 		/* land at different points: before entry, right at it, in the guest */
 		switch (i % 4) {
 		case 0:
@@ -147,10 +154,9 @@ static void *hvt_kick_loop_thread(void *arg)
 			hvt_sleep_us(300);
 			break;
 		}
-		__atomic_store_n(&s->kick_ns, hvt_now_ns(), __ATOMIC_SEQ_CST);
+		atomic_store(&s->kick_ns, hvt_now_ns());
 		ehv_vcpu_kick(s->vcpu);
-		while (atomic_load(&s->done) < i && !atomic_load(&s->quit))
-			sched_yield();
+		hvt_sem_wait(&s->done);
 	}
 	return NULL;
 }
@@ -174,21 +180,24 @@ static inline void hvt_body_kick_loop(const struct hvt_backend *B, unsigned n)
 	s.n = n;
 	s.lat_ns = calloc(n, sizeof(uint64_t));
 	REQUIRE(s.lat_ns);
+	sem_init(&s.armed, 0, 0);
+	sem_init(&s.done, 0, 0);
 	pthread_t t;
 	REQUIRE(pthread_create(&t, NULL, hvt_kick_loop_thread, &s) == 0);
 	unsigned bad = 0;
 	for (unsigned i = 1; i <= n; i++) {
-		atomic_store(&s.armed, i);
+		sem_post(&s.armed);
 		int r = ehv_vcpu_run(s.vcpu, NULL);
 		uint64_t now = hvt_now_ns();
 		if (r != EHV_EXIT_CANCELED && bad++ < 5)
 			TEST_LOG("iteration %u: run returned %d", i, r);
-		uint64_t k = __atomic_load_n(&s.kick_ns, __ATOMIC_SEQ_CST);
+		uint64_t k = atomic_load(&s.kick_ns);
 		s.lat_ns[i - 1] = now > k ? now - k : 0;
-		atomic_store(&s.done, i);
+		sem_post(&s.done);
 	}
-	atomic_store(&s.quit, true);
 	pthread_join(t, NULL);
+	sem_destroy(&s.armed);
+	sem_destroy(&s.done);
 	CHECK_EQ(bad, 0);
 	CHECK_EQ(ehv_vcpu_exit_count(s.vcpu, EHV_EXIT_CANCELED), n);
 	CHECK_EQ(ehv_vcpu_exit_counts(s.vcpu, NULL), n);
