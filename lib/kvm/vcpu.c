@@ -250,25 +250,27 @@ int ekvm_vcpu_set_xsave2(struct ekvm_vcpu *vcpu, const void *buf, size_t size)
 	return ekvm_ioctl_fd(vcpu->fd, KVM_SET_XSAVE, (void *)buf);
 }
 
-int ekvm_vcpu_kvmclock_ctrl(struct ekvm_vcpu *vcpu)
+/* An ioctl whose argument is a value, not a structure (KVM_SMI, KVM_NMI, ...). */
+static int vcpu_ioctl_val(struct ekvm_vcpu *vcpu, unsigned long req, unsigned long val)
 {
 	if (!vcpu)
 		return -EINVAL;
-	return ekvm_ioctl_val(vcpu->fd, KVM_KVMCLOCK_CTRL, 0);
+	return ekvm_ioctl_val(vcpu->fd, req, val);
+}
+
+int ekvm_vcpu_kvmclock_ctrl(struct ekvm_vcpu *vcpu)
+{
+	return vcpu_ioctl_val(vcpu, KVM_KVMCLOCK_CTRL, 0);
 }
 
 int ekvm_vcpu_get_tsc_khz(struct ekvm_vcpu *vcpu)
 {
-	if (!vcpu)
-		return -EINVAL;
-	return ekvm_ioctl_val(vcpu->fd, KVM_GET_TSC_KHZ, 0);
+	return vcpu_ioctl_val(vcpu, KVM_GET_TSC_KHZ, 0);
 }
 
 int ekvm_vcpu_set_tsc_khz(struct ekvm_vcpu *vcpu, uint32_t khz)
 {
-	if (!vcpu)
-		return -EINVAL;
-	return ekvm_ioctl_val(vcpu->fd, KVM_SET_TSC_KHZ, khz);
+	return vcpu_ioctl_val(vcpu, KVM_SET_TSC_KHZ, khz);
 }
 
 int ekvm_vcpu_translate(struct ekvm_vcpu *vcpu, struct kvm_translation *tr)
@@ -280,16 +282,12 @@ int ekvm_vcpu_translate(struct ekvm_vcpu *vcpu, struct kvm_translation *tr)
 
 int ekvm_vcpu_smi(struct ekvm_vcpu *vcpu)
 {
-	if (!vcpu)
-		return -EINVAL;
-	return ekvm_ioctl_val(vcpu->fd, KVM_SMI, 0);
+	return vcpu_ioctl_val(vcpu, KVM_SMI, 0);
 }
 
 int ekvm_vcpu_nmi(struct ekvm_vcpu *vcpu)
 {
-	if (!vcpu)
-		return -EINVAL;
-	return ekvm_ioctl_val(vcpu->fd, KVM_NMI, 0);
+	return vcpu_ioctl_val(vcpu, KVM_NMI, 0);
 }
 
 int ekvm_vcpu_interrupt(struct ekvm_vcpu *vcpu, uint32_t irq)
