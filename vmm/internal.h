@@ -73,6 +73,8 @@ static inline void vmm_put64(uint8_t *p, uint64_t v)
  * its length. Unmap with vmm_unmap_file. Empty files map to a 1-byte dummy
  * with *size = 0. Errors: -errno of open/fstat/mmap, -EISDIR. */
 int vmm_map_file(const char *path, const uint8_t **data, uint64_t *size);
+/* The same for an open file (fd stays open and the caller's). */
+int vmm_map_fd(int fd, const uint8_t **data, uint64_t *size);
 void vmm_unmap_file(const uint8_t *data, uint64_t size);
 
 #endif /* EMBER_VMM_INTERNAL_H */

@@ -66,6 +66,7 @@ int vmm_mem_create(struct vmm_mem *m, uint64_t size, uint64_t hole_start, uint64
 	m->host = p;
 	m->size = size;
 	m->hugepages = hugepages;
+	m->anon = backing == EMBER_MEM_ANON;
 	/* Transparent huge pages help the guest's TLB and the kernel's page
 	 * tables without touching anything now. */
 	if (!hugepages)
@@ -159,6 +160,32 @@ int vmm_mem_zero(const struct vmm_mem *m, uint64_t gpa, uint64_t len)
 		return -EFAULT;
 	if (len)
 		memset(p, 0, (size_t)len);
+	return 0;
+}
+
+int vmm_mem_map_file(const struct vmm_mem *m, uint64_t gpa, int fd, uint64_t offset, uint64_t len)
+{
+	const uint64_t page = 4096;
+	if (!m || !m->anon || m->hugepages || fd < 0 || !len || (gpa | offset) & (page - 1) ||
+	    len > UINT64_MAX - page)
+		return -EOPNOTSUPP;
+	uint64_t maplen = vmm_align_up(len, page);
+	uint8_t *dst = vmm_mem_ptr(m, gpa, maplen);
+	if (!dst)
+		return -EOPNOTSUPP;
+	void *p = mmap(dst, (size_t)maplen, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, fd, (off_t)offset);
+	if (p == MAP_FAILED) {
+		int e = -errno;
+		/* MAP_FIXED may have unmapped the range: put anonymous memory back */
+		mmap(dst, (size_t)maplen, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+		return e;
+	}
+	madvise(p, (size_t)maplen, MADV_DONTDUMP);
+	madvise(p, (size_t)maplen, MADV_DONTFORK);
+	if (maplen > len)
+		memset(dst + len, 0, (size_t)(maplen - len));
 	return 0;
 }
 

@@ -66,37 +66,36 @@ uint64_t vmm_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-int vmm_map_file(const char *path, const uint8_t **data, uint64_t *size)
+int vmm_map_fd(int fd, const uint8_t **data, uint64_t *size)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
 	struct stat st;
-	if (fstat(fd, &st) < 0) {
-		int e = -errno;
-		close(fd);
-		return e;
-	}
-	if (S_ISDIR(st.st_mode)) {
-		close(fd);
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (S_ISDIR(st.st_mode))
 		return -EISDIR;
-	}
 	if (!S_ISREG(st.st_mode) || st.st_size == 0) {
 		/* empty or not a regular file: nothing to map */
-		close(fd);
 		static const uint8_t empty[1];
 		*data = empty;
 		*size = 0;
 		return S_ISREG(st.st_mode) ? 0 : -EINVAL;
 	}
 	void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-	int e = -errno;
-	close(fd);
 	if (p == MAP_FAILED)
-		return e;
+		return -errno;
 	*data = p;
 	*size = (uint64_t)st.st_size;
 	return 0;
+}
+
+int vmm_map_file(const char *path, const uint8_t **data, uint64_t *size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int r = vmm_map_fd(fd, data, size);
+	close(fd);
+	return r;
 }
 
 void vmm_unmap_file(const uint8_t *data, uint64_t size)

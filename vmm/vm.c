@@ -199,6 +199,7 @@ static int create(struct ember_vm *vm, struct ember_error *err)
 	if (r < 0)
 		return r;
 
+	vmm_logf(cfg, EMBER_LOG_DEBUG, "guest memory mapped at %.1f ms", vmm_vm_ms(vm));
 	r = ehv_hypervisor_open(NULL, &vm->hyp);
 	if (r < 0)
 		return vmm_errf(err, r, "cannot open /dev/kvm: %s%s", strerror(-r),
@@ -220,9 +221,11 @@ static int create(struct ember_vm *vm, struct ember_error *err)
 		r = bus_create("mmio", BUS_MMIO_LAST, &vm->mmio);
 	if (r < 0)
 		return vmm_errf(err, r, "cannot create the buses");
+	vmm_logf(cfg, EMBER_LOG_DEBUG, "KVM VM created at %.1f ms", vmm_vm_ms(vm));
 	r = vmm_board_create(vm, err);
 	if (r < 0)
 		return r;
+	vmm_logf(cfg, EMBER_LOG_DEBUG, "board created at %.1f ms", vmm_vm_ms(vm));
 
 	vm->vcpus = calloc(vm->ncpus, sizeof(vm->vcpus[0]));
 	vm->dumps = calloc(vm->ncpus, sizeof(vm->dumps[0]));
@@ -236,6 +239,7 @@ static int create(struct ember_vm *vm, struct ember_error *err)
 		if (r < 0)
 			return r;
 	}
+	vmm_logf(cfg, EMBER_LOG_DEBUG, "vCPUs created at %.1f ms", vmm_vm_ms(vm));
 	r = vmm_board_load(vm, err);
 	if (r < 0)
 		return r;

@@ -138,9 +138,12 @@ struct ember_config {
 	enum ember_kernel_format kernel_format;
 };
 
-/* The command line Ember gives a guest when none is configured. The
- * i8042.* options skip slow probes of absent PS/2 devices. */
-#define EMBER_DEFAULT_CMDLINE "console=ttyS0 panic=-1 i8042.noaux i8042.nomux i8042.dumbkbd"
+/* The command line Ember gives a guest when none is configured. The board
+ * has no PCI (pci=off also skips early PCI probes such as the AMD GART
+ * aperture scan); the i8042.* options skip slow probes of absent PS/2
+ * devices. */
+#define EMBER_DEFAULT_CMDLINE                                                                      \
+	"console=ttyS0 panic=-1 pci=off i8042.noaux i8042.nomux i8042.dumbkbd"
 
 /* Fills *cfg with the defaults: host kernel, 256 MiB, 1 vCPU, anonymous
  * memory, console on fds 0/1, escape on. */

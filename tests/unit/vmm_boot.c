@@ -500,7 +500,7 @@ TEST(vmm_elf_load_rejects_bad_placement)
 	img = fx_elf(&len);
 	set_phdr(img, 1, ph_paddr_low);
 	REQUIRE_OK(vmm_elf_parse(img, len, &elf, &err));
-	CHECK_ERR(vmm_elf_load(&m, img, len, &elf, &err), -ENOEXEC);
+	CHECK_ERR(vmm_elf_load(&m, img, len, -1, &elf, &err), -ENOEXEC);
 	CHECK(strstr(err.msg, "low 1 MiB") != NULL);
 	free(img);
 
@@ -508,7 +508,7 @@ TEST(vmm_elf_load_rejects_bad_placement)
 	img = fx_elf(&len);
 	set_phdr(img, 1, ph_paddr_high);
 	REQUIRE_OK(vmm_elf_parse(img, len, &elf, &err));
-	CHECK_ERR(vmm_elf_load(&m, img, len, &elf, &err), -E2BIG);
+	CHECK_ERR(vmm_elf_load(&m, img, len, -1, &elf, &err), -E2BIG);
 	CHECK(strstr(err.msg, "outside guest memory") != NULL);
 	vmm_mem_destroy(&m);
 	free(img);

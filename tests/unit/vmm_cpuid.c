@@ -151,6 +151,43 @@ TEST(vmm_cpuid_adds_missing_kvm_leaves)
 	free(host);
 }
 
+TEST(vmm_cpuid_xsave_leaf_matches_features)
+{
+	struct kvm_cpuid2 *host = host_table(true), *c;
+	size_t n = host->nent;
+	host = realloc(host, sizeof(*host) + (n + 4) * sizeof(host->entries[0]));
+	/* XCR0 x87|SSE|AVX|PKRU; AVX state at 576 (256 bytes), PKRU at 2688 */
+	host->entries[n++] = (struct kvm_cpuid_entry2){
+	    .function = 0xd, .index = 0, .flags = SIG, .eax = 0x207, .ebx = 0x240, .ecx = 0xa88};
+	host->entries[n++] =
+	    (struct kvm_cpuid_entry2){.function = 0xd, .index = 1, .flags = SIG, .eax = 5};
+	host->entries[n++] = (struct kvm_cpuid_entry2){
+	    .function = 0xd, .index = 2, .flags = SIG, .eax = 0x100, .ebx = 0x240};
+	host->entries[n++] = (struct kvm_cpuid_entry2){
+	    .function = 0xd, .index = 9, .flags = SIG, .eax = 8, .ebx = 0xa80};
+	host->nent = (uint32_t)n;
+	/* leaf 1 ECX of the table has no AVX (bit 28); leaf 7 ECX has no PKU */
+	host->entries[1].ecx &= ~(1u << 28);
+	REQUIRE_OK(vmm_x86_cpuid(host, 0, 1, &c));
+	CHECK_EQ(get(c, 0xd, 0)->eax, 0x3);
+	CHECK_EQ(get(c, 0xd, 0)->ecx, 576);
+	CHECK(vmm_x86_cpuid_find(c, 0xd, 2) == NULL);
+	CHECK(vmm_x86_cpuid_find(c, 0xd, 9) == NULL);
+	CHECK_EQ(get(c, 0xd, 1)->eax, 5);
+	free(c);
+	/* with AVX and PKU visible, both stay and the size covers PKRU */
+	host->entries[1].ecx |= 1u << 28;
+	for (uint32_t i = 0; i < host->nent; i++)
+		if (host->entries[i].function == 7)
+			host->entries[i].ecx |= 1u << 3;
+	REQUIRE_OK(vmm_x86_cpuid(host, 0, 1, &c));
+	CHECK_EQ(get(c, 0xd, 0)->eax, 0x207);
+	CHECK_EQ(get(c, 0xd, 0)->ecx, 0xa88);
+	CHECK_EQ(get(c, 0xd, 2)->eax, 0x100);
+	free(c);
+	free(host);
+}
+
 TEST(vmm_cpuid_rejects_bad_arguments)
 {
 	struct kvm_cpuid2 *host = host_table(true), *c = NULL;

@@ -56,9 +56,11 @@ int vmm_bzimage_parse(const uint8_t *img, uint64_t len, struct vmm_bzimage *out,
  * end address (exclusive). */
 uint64_t vmm_bzimage_end(const struct vmm_bzimage *bz, uint64_t load_addr);
 
-/* Copies the protected-mode code to load_addr; -E2BIG if the kernel (up to
- * vmm_bzimage_end) does not fit in RAM below the hole. */
-int vmm_bzimage_load(const struct vmm_mem *mem, const uint8_t *img, uint64_t len,
+/* Copies the protected-mode code to load_addr (or maps it from fd, the
+ * file img maps, when fd >= 0 and the offsets allow: see vmm_boot_copy);
+ * -E2BIG if the kernel (up to vmm_bzimage_end) does not fit in RAM below
+ * the hole. */
+int vmm_bzimage_load(const struct vmm_mem *mem, const uint8_t *img, uint64_t len, int fd,
 		     const struct vmm_bzimage *bz, uint64_t load_addr, struct ember_error *err);
 
 /* What goes into the zero page besides the setup header. */
@@ -101,7 +103,7 @@ int vmm_elf_parse(const uint8_t *img, uint64_t len, struct vmm_elf *out, struct 
 /* Copies every PT_LOAD segment to its p_paddr (the zero-filled tail of a
  * segment is left as fresh memory already is); -E2BIG if a segment is
  * outside guest RAM, -ENOEXEC if one overlaps the low 1 MiB the VMM uses. */
-int vmm_elf_load(const struct vmm_mem *mem, const uint8_t *img, uint64_t len,
+int vmm_elf_load(const struct vmm_mem *mem, const uint8_t *img, uint64_t len, int fd,
 		 const struct vmm_elf *elf, struct ember_error *err);
 
 /* Builds the PVH struct hvm_start_info (version 1) at info_gpa with its
@@ -119,6 +121,12 @@ int vmm_kernel_detect(const uint8_t *img, uint64_t len, enum ember_kernel_format
 		      struct ember_error *err);
 int vmm_kernel_detect_file(const char *path, enum ember_kernel_format *fmt,
 			   struct ember_error *err);
+
+/* Puts img[offset, offset + len) at gpa: mapped from fd when fd >= 0, the
+ * range is at least 1 MiB and vmm_mem_map_file accepts it, copied
+ * otherwise. 0 or -EFAULT (not inside guest memory). */
+int vmm_boot_copy(const struct vmm_mem *mem, uint64_t gpa, const uint8_t *img, int fd,
+		  uint64_t offset, uint64_t len);
 
 /* Picks the initrd's address: page aligned, as high as possible with its end
  * <= min(top, max_end), not below floor. -E2BIG if it does not fit. */
@@ -161,6 +169,8 @@ struct vmm_boot_request {
 	enum ember_kernel_format format;
 	const uint8_t *kernel;
 	uint64_t kernel_size;
+	bool map_kernel; /* kernel_fd is the file kernel maps: map, not copy */
+	int kernel_fd;
 	const uint8_t *initrd; /* NULL: none, unless builtin */
 	uint64_t initrd_size;
 	const uint8_t *busybox; /* builtin initramfs: the busybox to put in it */

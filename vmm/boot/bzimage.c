@@ -152,7 +152,7 @@ uint64_t vmm_bzimage_end(const struct vmm_bzimage *bz, uint64_t load_addr)
 	return copied > end ? copied : end;
 }
 
-int vmm_bzimage_load(const struct vmm_mem *mem, const uint8_t *img, uint64_t len,
+int vmm_bzimage_load(const struct vmm_mem *mem, const uint8_t *img, uint64_t len, int fd,
 		     const struct vmm_bzimage *bz, uint64_t load_addr, struct ember_error *err)
 {
 	if (bz->setup_size + bz->payload_size != len)
@@ -167,7 +167,7 @@ int vmm_bzimage_load(const struct vmm_mem *mem, const uint8_t *img, uint64_t len
 		    "--mem",
 		    (unsigned long long)(end + (1 << 20) - 1) >> 20,
 		    (unsigned long long)bz->init_size >> 20, (unsigned long long)low >> 20);
-	int r = vmm_mem_write(mem, load_addr, img + bz->setup_size, bz->payload_size);
+	int r = vmm_boot_copy(mem, load_addr, img, fd, bz->setup_size, bz->payload_size);
 	if (r < 0)
 		return vmm_errf(err, -E2BIG,
 				"bzImage: kernel at %#llx does not fit in guest memory",

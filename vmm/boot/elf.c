@@ -188,7 +188,7 @@ int vmm_elf_parse(const uint8_t *img, uint64_t len, struct vmm_elf *out, struct 
 	return 0;
 }
 
-int vmm_elf_load(const struct vmm_mem *mem, const uint8_t *img, uint64_t len,
+int vmm_elf_load(const struct vmm_mem *mem, const uint8_t *img, uint64_t len, int fd,
 		 const struct vmm_elf *elf, struct ember_error *err)
 {
 	/* check everything first, then copy */
@@ -212,7 +212,7 @@ int vmm_elf_load(const struct vmm_mem *mem, const uint8_t *img, uint64_t len,
 	}
 	for (unsigned i = 0; i < elf->nsegments; i++) {
 		const struct vmm_elf_segment *s = &elf->segments[i];
-		int r = vmm_mem_write(mem, s->paddr, img + s->offset, s->filesz);
+		int r = vmm_boot_copy(mem, s->paddr, img, fd, s->offset, s->filesz);
 		if (r < 0)
 			return vmm_errf(err, r, "ELF: cannot write segment %u", i);
 	}

@@ -44,6 +44,14 @@ int vmm_kernel_detect_file(const char *path, enum ember_kernel_format *fmt, stru
 	return 0;
 }
 
+int vmm_boot_copy(const struct vmm_mem *mem, uint64_t gpa, const uint8_t *img, int fd,
+		  uint64_t offset, uint64_t len)
+{
+	if (fd >= 0 && len >= (1u << 20) && vmm_mem_map_file(mem, gpa, fd, offset, len) == 0)
+		return 0;
+	return vmm_mem_write(mem, gpa, img + offset, len);
+}
+
 int vmm_initrd_place(uint64_t size, uint64_t floor, uint64_t top, uint64_t max_end, uint64_t *gpa,
 		     struct ember_error *err)
 {
@@ -154,11 +162,12 @@ int vmm_boot_load(const struct vmm_mem *mem, const struct vmm_boot_request *req,
 	}
 
 	/* 3. load the kernel */
+	int kfd = req->map_kernel ? req->kernel_fd : -1;
 	if (req->format == EMBER_KERNEL_BZIMAGE)
-		r = vmm_bzimage_load(mem, req->kernel, req->kernel_size, &bz, X86_BZIMAGE_LOAD_ADDR,
-				     err);
+		r = vmm_bzimage_load(mem, req->kernel, req->kernel_size, kfd, &bz,
+				     X86_BZIMAGE_LOAD_ADDR, err);
 	else
-		r = vmm_elf_load(mem, req->kernel, req->kernel_size, &elf, err);
+		r = vmm_elf_load(mem, req->kernel, req->kernel_size, kfd, &elf, err);
 	if (r < 0)
 		return r;
 

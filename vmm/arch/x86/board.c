@@ -16,10 +16,12 @@
 #include <ember/kvm.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /*
  * The board, as a datasheet
@@ -386,7 +388,9 @@ int vmm_board_load(struct ember_vm *vm, struct ember_error *err)
 	/* the kernel, initrd and busybox, mapped read-only for the copy */
 	const uint8_t *kernel = NULL, *initrd = NULL, *busybox = NULL;
 	uint64_t kernel_size = 0, initrd_size = 0, busybox_size = 0;
-	r = vmm_map_file(cfg->kernel, &kernel, &kernel_size);
+	/* With anonymous memory the kernel's pages are mapped, not copied. */
+	int kfd = open(cfg->kernel, O_RDONLY | O_CLOEXEC);
+	r = kfd < 0 ? -errno : vmm_map_fd(kfd, &kernel, &kernel_size);
 	if (r < 0) {
 		r = vmm_errf(err, r, "kernel %s: %s", cfg->kernel, strerror(-r));
 		goto out;
@@ -408,6 +412,8 @@ int vmm_board_load(struct ember_vm *vm, struct ember_error *err)
 	    .format = cfg->kernel_format,
 	    .kernel = kernel,
 	    .kernel_size = kernel_size,
+	    .map_kernel = true,
+	    .kernel_fd = kfd,
 	    .initrd = initrd,
 	    .initrd_size = initrd_size,
 	    .busybox = busybox,
@@ -420,7 +426,10 @@ int vmm_board_load(struct ember_vm *vm, struct ember_error *err)
 	    .e820_count = ne820,
 	};
 	struct vmm_boot_entry entry;
+	uint64_t t0 = vmm_now_ns();
 	r = vmm_boot_load(&vm->mem, &req, &entry, err);
+	vmm_logf(cfg, EMBER_LOG_DEBUG, "kernel, initrd and boot structures loaded in %.1f ms",
+		 (double)(vmm_now_ns() - t0) / 1e6);
 	if (r < 0) {
 		vmm_err_prefix(err, r, "%s", cfg->kernel);
 		goto out;
@@ -433,6 +442,8 @@ int vmm_board_load(struct ember_vm *vm, struct ember_error *err)
 			 entry.mode == VMM_ENTRY_LONG64 ? "64-bit boot protocol" : "PVH", entry.rip,
 			 cfg->kernel);
 out:
+	if (kfd >= 0)
+		close(kfd);
 	vmm_unmap_file(kernel, kernel_size);
 	vmm_unmap_file(initrd, initrd_size);
 	vmm_unmap_file(busybox, busybox_size);

@@ -86,6 +86,71 @@ static void add_topology_leaf(struct kvm_cpuid2 *c, uint32_t cap, uint32_t leaf,
 				      .edx = apic});
 }
 
+/* XSAVE components and the CPUID feature bit each needs (leaf, register,
+ * bit): a component whose feature the guest does not see is dropped from
+ * leaf 0xD, so that the sizes there agree with what the kernel enables.
+ * (Seen under nested KVM on TCG: leaf 0xD offered AVX and PKRU state while
+ * leaf 1/7 did not offer AVX or PKU, and Linux warned "XSAVE consistency
+ * problem" and fell back to FXSAVE.) */
+struct xfeature_need {
+	unsigned first, last; /* component numbers */
+	uint32_t leaf;
+	int reg; /* 1 = EBX, 2 = ECX, 3 = EDX */
+	unsigned bit;
+};
+static const struct xfeature_need xneeds[] = {
+    {2, 2, 1, 2, 28},	/* AVX: 1.ECX.AVX */
+    {3, 4, 7, 1, 14},	/* MPX: 7.EBX.MPX */
+    {5, 7, 7, 1, 16},	/* AVX-512: 7.EBX.AVX512F */
+    {9, 9, 7, 2, 3},	/* PKRU: 7.ECX.PKU */
+    {17, 18, 7, 3, 24}, /* AMX: 7.EDX.AMX-TILE */
+};
+
+static bool has_bit(const struct kvm_cpuid2 *c, uint32_t leaf, int reg, unsigned bit)
+{
+	const struct kvm_cpuid_entry2 *e = vmm_x86_cpuid_find(c, leaf, 0);
+	if (!e)
+		return false;
+	uint32_t v = reg == 1 ? e->ebx : reg == 2 ? e->ecx : e->edx;
+	return (v >> bit) & 1;
+}
+
+/* Rewrites leaf 0xD of c in place (c already filtered). */
+static void fix_xsave_leaf(struct kvm_cpuid2 *c)
+{
+	struct kvm_cpuid_entry2 *d0 = NULL;
+	for (uint32_t i = 0; i < c->nent; i++)
+		if (c->entries[i].function == 0xd && c->entries[i].index == 0)
+			d0 = &c->entries[i];
+	if (!d0)
+		return;
+	uint64_t mask = d0->eax | (uint64_t)d0->edx << 32;
+	for (size_t k = 0; k < sizeof(xneeds) / sizeof(xneeds[0]); k++)
+		if (!has_bit(c, xneeds[k].leaf, xneeds[k].reg, xneeds[k].bit))
+			for (unsigned b = xneeds[k].first; b <= xneeds[k].last; b++)
+				mask &= ~(1ull << b);
+	uint32_t max_size = 576; /* legacy area + XSAVE header */
+	uint32_t w = 0;
+	for (uint32_t i = 0; i < c->nent; i++) {
+		struct kvm_cpuid_entry2 e = c->entries[i];
+		if (e.function == 0xd && e.index >= 2 && e.index < 64) {
+			if (!(mask & (1ull << e.index)))
+				continue; /* a component the guest cannot enable */
+			if (e.index < 32 && e.eax && e.ebx && e.eax + e.ebx > max_size)
+				max_size = e.eax + e.ebx; /* user components: offset + size */
+		}
+		c->entries[w++] = e;
+	}
+	c->nent = w;
+	for (uint32_t i = 0; i < c->nent; i++)
+		if (c->entries[i].function == 0xd && c->entries[i].index == 0) {
+			c->entries[i].eax = (uint32_t)mask;
+			c->entries[i].edx = (uint32_t)(mask >> 32);
+			c->entries[i].ecx = max_size;
+			c->entries[i].ebx = 576; /* XCR0 = x87 at reset; KVM updates it */
+		}
+}
+
 int vmm_x86_cpuid(const struct kvm_cpuid2 *host, unsigned vcpu_index, unsigned ncpus,
 		  struct kvm_cpuid2 **out)
 {
@@ -170,6 +235,7 @@ int vmm_x86_cpuid(const struct kvm_cpuid2 *host, unsigned vcpu_index, unsigned n
 		add(c, cap,
 		    (struct kvm_cpuid_entry2){.function = KVM_FEATURES_LEAF,
 					      .eax = (1u << 0) | (1u << 3) | (1u << 24)});
+	fix_xsave_leaf(c);
 	*out = c;
 	return 0;
 }

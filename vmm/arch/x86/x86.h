@@ -24,7 +24,9 @@ unsigned vmm_x86_e820(const struct vmm_mem *mem, struct vmm_e820 *out, unsigned 
  *  - the topology is one package of ncpus cores, one thread each: leaf 1
  *    EBX (APIC ID, logical count), leaf 4 EAX core counts, leaves 0xB and
  *    0x1F (x2APIC topology), 0x80000008 ECX (core count) and 0x8000001E
- *    agree with APIC ID = vcpu_index.
+ *    agree with APIC ID = vcpu_index;
+ *  - leaf 0xD lists only the XSAVE components whose features the guest
+ *    sees (AVX, MPX, AVX-512, PKRU, AMX), with the maximum size to match.
  * host is not modified. On success *out is a new struct (free() it).
  * Returns 0, -EINVAL (vcpu_index >= ncpus, ncpus 0 or > 254, or host NULL)
  * or -ENOMEM.
