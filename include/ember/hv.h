@@ -439,7 +439,8 @@ int ehv_vm_trap_hypercalls(struct ehv_vm *vm, uint64_t nr_mask);
  * time. Errors: -EINVAL, -EEXIST (duplicate id), -ENOMEM, the backend's. */
 EHV_MUST_CHECK int ehv_vcpu_create(struct ehv_vm *vm, uint32_t id, struct ehv_vcpu **out);
 /* Destroys it (KVM: unmaps the run area, closes the fd). The vCPU must not
- * be in run or attached to a live runner. NULL is allowed. */
+ * be in run. A vCPU still attached to a runner is left alone (the call does
+ * nothing; destroy the runner first). NULL is allowed. */
 void ehv_vcpu_destroy(struct ehv_vcpu *vcpu);
 /* The id given at creation. Any thread. 0 for NULL. */
 uint32_t ehv_vcpu_id(const struct ehv_vcpu *vcpu);
@@ -454,7 +455,8 @@ void *ehv_vcpu_backend_handle(struct ehv_vcpu *vcpu);
  *    answer with the matching ehv_vcpu_handle_*() before the next run;
  *    otherwise run returns -EBUSY and does not enter the guest.
  *  - Counts the exit in the vCPU's counters.
- * Errors: -EINVAL, -EBUSY (unanswered exit), -EBADFD (vCPU broken by an earlier
+ * Errors: -EINVAL, -EBUSY (unanswered exit, or the vCPU is attached to a
+ * runner and this is not the runner's thread), -EBADFD (vCPU broken by an earlier
  * failure: the backend could not complete), the backend's (KVM: KVM_RUN's
  * errno except EINTR, e.g. -EFAULT). On the exit path it allocates nothing,
  * takes no lock and makes no syscall besides the backend's run (KVM_RUN).

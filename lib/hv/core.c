@@ -85,6 +85,12 @@ static pthread_mutex_t kick_lock = PTHREAD_MUTEX_INITIALIZER;
 static __thread struct ehv_vcpu *tls_vcpu __attribute__((tls_model("initial-exec")));
 static __thread int tls_tid __attribute__((tls_model("initial-exec")));
 static __thread int tls_unblocked_signo __attribute__((tls_model("initial-exec")));
+static __thread struct ehv_vcpu *tls_runner_vcpu __attribute__((tls_model("initial-exec")));
+
+void ehvi_set_runner_thread_vcpu(struct ehv_vcpu *vcpu)
+{
+	tls_runner_vcpu = vcpu;
+}
 
 static void kick_handler(int sig, siginfo_t *info, void *uc)
 {
@@ -375,6 +381,10 @@ void ehv_vcpu_destroy(struct ehv_vcpu *vcpu)
 {
 	if (!vcpu)
 		return;
+	/* still attached to a runner whose thread may run it: refuse (the
+	 * vCPU stays valid; destroy the runner first) */
+	if (__atomic_load_n(&vcpu->runner, __ATOMIC_SEQ_CST))
+		return;
 	if (tls_vcpu == vcpu)
 		tls_vcpu = NULL;
 	struct ehv_vm *vm = vcpu->vm;
@@ -405,6 +415,10 @@ static int vcpu_run(struct ehv_vcpu *v, struct ehv_exit *exit, bool completion)
 {
 	if (__builtin_expect(v->broken, 0))
 		return -EBADFD;
+	/* attached to a runner: only its thread runs the vCPU */
+	if (__builtin_expect(__atomic_load_n(&v->runner, __ATOMIC_RELAXED) != NULL, 0) &&
+	    tls_runner_vcpu != v)
+		return -EBUSY;
 	if (v->pend.kind != EHVI_PEND_NONE && v->pend.answer_required && !v->pend.handled)
 		return -EBUSY;
 	if (__builtin_expect(tls_unblocked_signo == 0, 0))

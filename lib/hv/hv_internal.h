@@ -120,6 +120,10 @@ static inline bool ehvi_imm_pending(const struct ehv_vcpu *vcpu)
 int ehvi_vcpu_attach_runner(struct ehv_vcpu *vcpu, void *runner);
 void ehvi_vcpu_detach_runner(struct ehv_vcpu *vcpu, void *runner);
 
+/* Set by a runner thread to the vCPU it drives: a vCPU attached to a runner
+ * runs only there. */
+void ehvi_set_runner_thread_vcpu(struct ehv_vcpu *vcpu);
+
 /* Current thread's kernel tid (cached per thread). */
 int ehvi_thread_tid(void);
 

@@ -188,6 +188,7 @@ static void *vcpu_thread(void *arg)
 {
 	struct rvcpu *rv = arg;
 	tls_self = rv;
+	ehvi_set_runner_thread_vcpu(rv->vcpu);
 	char name[16];
 	snprintf(name, sizeof(name), "ember-vcpu-%u", ehv_vcpu_id(rv->vcpu));
 	pthread_setname_np(pthread_self(), name);
@@ -257,6 +258,7 @@ static void *vcpu_thread(void *arg)
 	pthread_cond_broadcast(&rv->r->wait_cond);
 	pthread_mutex_unlock(&rv->r->wait_lock);
 	tls_self = NULL;
+	ehvi_set_runner_thread_vcpu(NULL);
 	return NULL;
 }
 

@@ -822,3 +822,69 @@ TEST(hv_mock_runner_kicks)
 	ehv_runner_destroy(r);
 	env_close(&e);
 }
+
+/* A vCPU driven by a runner is not run from elsewhere, nor destroyed. */
+TEST(hv_mock_runner_owns_vcpu)
+{
+	struct ehv_mock_step s[1] = {{.kind = EHV_MOCK_SPIN}};
+	struct env e;
+	env_open(&e, s, 1);
+	struct ehv_runner_config cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.vcpus = &e.v;
+	cfg.nr_vcpus = 1;
+	struct ehv_runner *r;
+	REQUIRE_OK(ehv_runner_create(&cfg, &r));
+	CHECK_ERR(ehv_vcpu_run(e.v, NULL), -EBUSY);
+	CHECK_EQ(ehv_vcpu_complete_pending(e.v, NULL), EHV_EXIT_CANCELED); /* nothing pending */
+	ehv_vcpu_destroy(e.v); /* refused: still attached */
+	CHECK_EQ(ehv_vcpu_id(e.v), 0);
+	CHECK_OK(ehv_runner_start(r, 0));
+	CHECK_ERR(ehv_vcpu_run(e.v, NULL), -EBUSY);
+	ehv_runner_destroy(r);
+	/* detached: the caller's again */
+	CHECK_OK(ehv_vcpu_kick(e.v));
+	CHECK_EQ(ehv_vcpu_run(e.v, NULL), EHV_EXIT_CANCELED);
+	env_close(&e);
+}
+
+static struct ehv_vcpu *sig_target;
+
+static void kick_from_handler(int sig)
+{
+	(void)sig;
+	ehv_vcpu_kick(sig_target); /* async-signal-safe */
+}
+
+static void *raise_later(void *arg)
+{
+	(void)arg;
+	hvt_sleep_us(20000);
+	raise(SIGUSR2); /* handled on this thread */
+	return NULL;
+}
+
+/* The kick works from a signal handler (on another thread, and on the vCPU
+ * thread itself). */
+TEST(hv_mock_kick_from_signal_handler)
+{
+	struct ehv_mock_step s[1] = {{.kind = EHV_MOCK_SPIN}};
+	struct env e;
+	env_open(&e, s, 1);
+	sig_target = e.v;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = kick_from_handler;
+	sigemptyset(&sa.sa_mask);
+	REQUIRE(sigaction(SIGUSR2, &sa, NULL) == 0);
+	pthread_t t;
+	REQUIRE(pthread_create(&t, NULL, raise_later, NULL) == 0);
+	uint64_t t0 = hvt_now_ns();
+	CHECK_EQ(ehv_vcpu_run(e.v, NULL), EHV_EXIT_CANCELED);
+	CHECK(hvt_now_ns() - t0 >= 15000000ull);
+	pthread_join(t, NULL);
+	/* on the vCPU thread, before run */
+	raise(SIGUSR2);
+	CHECK_EQ(ehv_vcpu_run(e.v, NULL), EHV_EXIT_CANCELED);
+	env_close(&e);
+}
