@@ -661,8 +661,8 @@ enum ehv_action {
 };
 
 /* An exit handler: runs on the vCPU thread; answers the exit with
- * ehv_vcpu_handle_*() where needed. opaque is the config's. It must not call
- * blocking runner requests on its own vCPU (they return -EDEADLK). */
+ * ehv_vcpu_handle_*() where needed. opaque is the config's. Blocking runner
+ * requests from it return -EDEADLK. */
 typedef int (*ehv_exit_handler_fn)(struct ehv_vcpu *vcpu, const struct ehv_exit *exit,
 				   void *opaque);
 /* A function run on a vCPU thread by ehv_runner_call(). */
@@ -700,7 +700,9 @@ void ehv_runner_destroy(struct ehv_runner *runner);
 /*
  * Requests, for vCPU index idx (0..nr_vcpus-1, the order of cfg->vcpus) or
  * EHV_ALL_VCPUS. Each waits until every addressed vCPU has acknowledged.
- * Any thread but a vCPU thread of the runner addressing itself (-EDEADLK).
+ * Any thread but the runner's own vCPU threads (-EDEADLK: a handler could
+ * wait for itself, or two vCPUs for each other; handlers return an
+ * EHV_ACTION_* instead, and may use ehv_runner_kick).
  * Errors: -EINVAL (NULL, bad index), -ESRCH (a vCPU is stopped: for
  * EHV_ALL_VCPUS the request still goes to the others), -EDEADLK.
  *
@@ -716,7 +718,7 @@ int ehv_runner_resume(struct ehv_runner *runner, int idx);
 int ehv_runner_stop(struct ehv_runner *runner, int idx);
 /* Runs fn(vcpu, arg) on vCPU idx's thread (between two runs when RUNNING,
  * half-done I/O completed first) and returns its result. -ESRCH when the
- * vCPU is stopped, -EDEADLK from its own thread. */
+ * vCPU is stopped, -EDEADLK from a vCPU thread of the runner. */
 int ehv_runner_call(struct ehv_runner *runner, int idx, ehv_vcpu_fn fn, void *arg);
 /* Kicks vCPU idx out of run without a request (its handlers then see
  * nothing: the runner consumes Canceled). -ESRCH when stopped. Any thread. */

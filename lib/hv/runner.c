@@ -314,10 +314,13 @@ static int wait_ack(struct rvcpu *rv, int64_t seq)
 	return 0;
 }
 
+/* A blocking request from one of the runner's own vCPU threads could wait
+ * for itself, or for a vCPU that waits for it: refused. */
 static bool is_own_thread(struct ehv_runner *r, int idx)
 {
+	(void)idx;
 	struct rvcpu *self = tls_self;
-	return self && self->r == r && (idx == EHV_ALL_VCPUS || idx == self->idx);
+	return self && self->r == r;
 }
 
 static int request(struct ehv_runner *r, int idx, enum req_kind kind)

@@ -406,7 +406,8 @@ struct hvt_call_info {
 	pid_t tid;
 	char name[16];
 	uint32_t id;
-	int self_req; /* a blocking request from the vCPU's own thread */
+	int self_req;	   /* a blocking request from the vCPU's own thread */
+	int self_req_kick; /* a kick of another vCPU from it */
 	struct ehv_runner *r;
 };
 
@@ -416,8 +417,14 @@ static int hvt_call_fn(struct ehv_vcpu *v, void *arg)
 	ci->tid = (pid_t)syscall(SYS_gettid);
 	prctl(PR_GET_NAME, ci->name, 0, 0, 0);
 	ci->id = ehv_vcpu_id(v);
-	if (ci->r)
+	if (ci->r) {
 		ci->self_req = ehv_runner_pause(ci->r, 0);
+		/* another vCPU of the same runner: refused too (could deadlock) */
+		if (ehv_runner_call(ci->r, 1, hvt_call_fn, NULL) != -EDEADLK ||
+		    ehv_runner_wait(ci->r, 0) != -EDEADLK)
+			ci->self_req = -EINVAL;
+		ci->self_req_kick = ehv_runner_kick(ci->r, 1);
+	}
 	return 42;
 }
 
@@ -464,6 +471,7 @@ static inline void hvt_body_runner_call(const struct hvt_backend *B)
 	ci.r = r;
 	CHECK_EQ(ehv_runner_call(r, 0, hvt_call_fn, &ci), 42);
 	CHECK_EQ(ci.self_req, -EDEADLK);
+	CHECK_EQ(ci.self_req_kick, 0);
 	CHECK_EQ(ehv_runner_state(r, 0), EHV_VCPU_PAUSED);
 	/* stopped */
 	CHECK_OK(ehv_runner_stop(r, 0));
