@@ -20,6 +20,8 @@ set -euo pipefail
 NATIVE_SUITES=(
 	"unit-release o/release/test-unit"
 	"unit-asan o/asan/test-unit"
+	# libFuzzer targets (fuzz/), 20 s each: clang builds them (make fuzz)
+	"fuzz fuzz/run.sh 20"
 )
 # Suites run in one sandbox boot, in order, after the kvm-probe smoke test.
 # Each must end its output with the runner's "N passed, N failed" line.

@@ -12,6 +12,8 @@ PACKAGES=(
 	gcc make libc6-dev linux-libc-dev
 	# make check-format; git ls-files lists the sources
 	clang-format git
+	# make fuzz (fuzz/): clang with -fsanitize=fuzzer
+	clang libclang-rt-14-dev
 	# the KVM sandbox (tools/kvm-sandbox): QEMU TCG, Debian's kernel and its
 	# modules, a static busybox for the initramfs; perl for Time::HiRes
 	qemu-system-x86 linux-image-amd64 busybox-static cpio kmod xz-utils perl
