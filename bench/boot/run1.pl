@@ -1,0 +1,128 @@
+#!/usr/bin/perl
+# bench/boot/run1.pl - run one VMM boot and time it on the host clock.
+#
+#   run1.pl TIMEOUT_S MARKER GUEST_KIB STDERR_LOG KERNEL_PATH -- CMD [ARGS...]
+#
+# Starts CMD (stdin /dev/null, stdout to a pipe read here, stderr to
+# STDERR_LOG) and prints one line on stdout:
+#   init_ms exit_ms status rss_total_kib rss_excl_guest_kib guest_span_kib
+# init_ms: CLOCK_MONOTONIC from just before fork to the moment the first line
+# containing MARKER is read from CMD's stdout; exit_ms: to waitpid() returning.
+# At the marker, /proc/PID/smaps is read once (GUEST_KIB > 0): rss_total_kib
+# is the sum of Rss over all mappings; the guest RAM is the largest anonymous
+# mapping (or memfd) grown through adjacent anonymous mappings or mappings of
+# KERNEL_PATH (ember maps the kernel's page-aligned ranges from its file into
+# guest RAM) up to GUEST_KIB + 2 MiB; rss_excl_guest_kib = total - that
+# range's Rss. "-" where not sampled.
+# Exits 1 with a message on stderr if the marker does not come, or CMD does
+# not exit, within TIMEOUT_S (CMD is then killed).
+use strict;
+use warnings;
+no warnings "portable";
+use POSIX qw(:sys_wait_h);
+use Time::HiRes qw(clock_gettime CLOCK_MONOTONIC);
+
+my ($timeout, $marker, $guest_kib, $errlog, $kpath, $dd, @cmd) = @ARGV;
+die "usage: $0 TIMEOUT MARKER GUEST_KIB STDERR_LOG KERNEL -- CMD...\n"
+    unless defined $dd && $dd eq '--' && @cmd;
+
+sub smaps_rss {
+	my ($pid) = @_;
+	open(my $f, '<', "/proc/$pid/smaps") or return;
+	my (@maps, $cur);
+	while (<$f>) {
+		if (/^([0-9a-f]+)-([0-9a-f]+)\s+\S+\s+\S+\s+\S+\s+\d+\s*(.*?)\s*$/) {
+			$cur = {start => hex($1), end => hex($2), name => $3, rss => 0};
+			push @maps, $cur;
+		} elsif ($cur && /^Rss:\s+(\d+)\s+kB/) {
+			$cur->{rss} = $1;
+		}
+	}
+	close $f;
+	my $total = 0;
+	$total += $_->{rss} for @maps;
+	my $anon = sub { my $n = $_[0]{name}; $n eq '' || $n =~ /^\[anon|^\/memfd:|^\/dev\/zero/ };
+	my $guestish = sub { $anon->($_[0]) || $_[0]{name} eq $kpath };
+	my $big = -1;
+	for my $i (0 .. $#maps) {
+		next unless $anon->($maps[$i]);
+		$big = $i if $big < 0 ||
+		    $maps[$i]{end} - $maps[$i]{start} > $maps[$big]{end} - $maps[$big]{start};
+	}
+	return ($total, '-', 0) if $big < 0;
+	my $limit = ($guest_kib + 2048) * 1024;
+	my ($lo, $hi) = ($big, $big);
+	my $grew = 1;
+	while ($grew) {
+		$grew = 0;
+		if ($lo > 0 && $maps[$lo - 1]{end} == $maps[$lo]{start} && $guestish->($maps[$lo - 1]) &&
+		    $maps[$hi]{end} - $maps[$lo - 1]{start} <= $limit) {
+			$lo--;
+			$grew = 1;
+		}
+		if ($hi < $#maps && $maps[$hi + 1]{start} == $maps[$hi]{end} && $guestish->($maps[$hi + 1]) &&
+		    $maps[$hi + 1]{end} - $maps[$lo]{start} <= $limit) {
+			$hi++;
+			$grew = 1;
+		}
+	}
+	my $grss = 0;
+	$grss += $maps[$_]{rss} for $lo .. $hi;
+	my $span = ($maps[$hi]{end} - $maps[$lo]{start}) / 1024;
+	return ($total, $total - $grss, $span);
+}
+
+pipe(my $r, my $w) or die "pipe: $!\n";
+my $t0 = clock_gettime(CLOCK_MONOTONIC);
+my $pid = fork() // die "fork: $!\n";
+if ($pid == 0) {
+	close $r;
+	open(STDIN, '<', '/dev/null') or die;
+	open(STDOUT, '>&', $w) or die;
+	open(STDERR, '>', $errlog) or die;
+	exec { $cmd[0] } @cmd or do { print STDERR "exec $cmd[0]: $!\n"; POSIX::_exit(127) };
+}
+close $w;
+my $deadline = $t0 + $timeout;
+my ($t_init, $buf, $line, @rss) = (undef, '', '');
+my $rin = '';
+vec($rin, fileno($r), 1) = 1;
+sub fail {
+	kill 'KILL', $pid;
+	waitpid($pid, 0);
+	print STDERR "boot-bench: $cmd[0]: $_[0] (after ${timeout}s limit or less); last output: $line\n";
+	exit 1;
+}
+while (1) {
+	my $left = $deadline - clock_gettime(CLOCK_MONOTONIC);
+	fail($t_init ? 'did not exit' : 'no init marker') if $left <= 0;
+	my $n = select(my $rout = $rin, undef, undef, $left);
+	next if $n <= 0;
+	my $got = sysread($r, $buf, 65536, length $buf);
+	last if !$got;
+	while ($buf =~ s/^([^\n]*)\n//) {
+		$line = $1;
+		$line =~ s/\r//g;
+		if (!defined $t_init && index($line, $marker) >= 0) {
+			$t_init = clock_gettime(CLOCK_MONOTONIC);
+			@rss = smaps_rss($pid) if $guest_kib > 0;
+		}
+	}
+	if (!defined $t_init && index($buf, $marker) >= 0) {	# marker without newline yet
+		$t_init = clock_gettime(CLOCK_MONOTONIC);
+		@rss = smaps_rss($pid) if $guest_kib > 0;
+	}
+}
+close $r;
+my $st;
+while (1) {
+	my $p = waitpid($pid, WNOHANG);
+	if ($p == $pid) { $st = $?; last }
+	fail('did not exit after closing its stdout') if clock_gettime(CLOCK_MONOTONIC) > $deadline;
+	Time::HiRes::sleep(0.0005);
+}
+my $t_exit = clock_gettime(CLOCK_MONOTONIC);
+fail('no init marker before exit') unless defined $t_init;
+my $status = WIFEXITED($st) ? WEXITSTATUS($st) : 128 + WTERMSIG($st);
+@rss = ('-', '-', '-') unless @rss;
+printf "%.1f %.1f %d %s %s %s\n", ($t_init - $t0) * 1e3, ($t_exit - $t0) * 1e3, $status, @rss;
