@@ -116,6 +116,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* the command line is in guest memory, NUL-terminated */
 		const char *g = vmm_mem_ptr(mem, X86_CMDLINE_ADDR, cmd_len + 1);
 		FUZZ_CHECK(g && !memcmp(g, cmdline, cmd_len + 1));
+		uint64_t isize = req.initrd_size, gpa;
+		if (req.builtin_initrd) {
+			int64_t n = vmm_initramfs_build(NULL, 0, req.busybox, req.busybox_size,
+							req.interactive);
+			FUZZ_CHECK(n > 0);
+			isize = (uint64_t)n;
+		}
+		if (flags & 1) {
+			gpa = fuzz_check_start_info(mem, FX_ELF_DATA_PADDR + FX_ELF_DATA_MEMSZ,
+						    isize, e820_count);
+		} else {
+			struct vmm_bzimage bzh;
+			FUZZ_CHECK(vmm_bzimage_parse(bz, bz_len, &bzh, &err) == 0);
+			gpa = fuzz_check_zero_page(mem, &bzh, isize, e820_count);
+		}
+		if (req.builtin_initrd) /* a newc cpio archive */
+			FUZZ_CHECK(!memcmp(vmm_mem_ptr(mem, gpa, 6), "070701", 6));
 	}
 	free(cmdline);
 	return 0;

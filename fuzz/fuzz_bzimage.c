@@ -49,8 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (b == 0) {
 		FUZZ_CHECK(entry.mode == VMM_ENTRY_LONG64);
 		FUZZ_CHECK(entry.rip == X86_BZIMAGE_LOAD_ADDR + 0x200);
-		const uint8_t *zp = vmm_mem_ptr(mem, X86_ZERO_PAGE_ADDR, 4096);
-		FUZZ_CHECK(zp && !memcmp(zp + 0x202, "HdrS", 4));
+		fuzz_check_zero_page(mem, &bz, sizeof(initrd), 2);
 	}
 	return 0;
 }

@@ -56,6 +56,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* the entry point's byte was copied from the file */
 		uint8_t byte;
 		FUZZ_CHECK(vmm_mem_read(mem, entry.rip, &byte, 1) == 0);
+		fuzz_check_start_info(mem, elf.high, sizeof(initrd), 2);
 	}
 	return 0;
 }
