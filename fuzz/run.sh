@@ -22,8 +22,8 @@ case "$SECS" in
 	;;
 esac
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
-TARGETS=(${FUZZ_TARGETS:-bzimage elf boot config})
+cd "$ROOT" || exit 2
+read -r -a TARGETS <<<"${FUZZ_TARGETS:-bzimage elf boot config}"
 OUT=o/fuzz
 mkdir -p "$OUT"
 
@@ -36,7 +36,7 @@ fi
 
 # fresh working corpora from the generated seeds (the committed ones are read too)
 kernel=/boot/vmlinuz-$(uname -r)
-[ -r "$kernel" ] || kernel=$(ls -1 /boot/vmlinuz-* 2>/dev/null | sort -V | tail -n 1)
+[ -r "$kernel" ] || kernel=$(printf '%s\n' /boot/vmlinuz-* | sort -V | tail -n 1)
 for t in "${TARGETS[@]}"; do
 	rm -rf "$OUT/corpus/$t"
 	mkdir -p "$OUT/corpus/$t"
