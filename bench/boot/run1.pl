@@ -5,15 +5,16 @@
 #
 # Starts CMD (stdin /dev/null, stdout to a pipe read here, stderr to
 # STDERR_LOG) and prints one line on stdout:
-#   init_ms exit_ms status rss_total_kib rss_excl_guest_kib guest_span_kib
+#   init_ms exit_ms status rss_total_kib rss_excl_guest_kib guest_span_kib stdout_bytes
 # init_ms: CLOCK_MONOTONIC from just before fork to the moment the first line
 # containing MARKER is read from CMD's stdout; exit_ms: to waitpid() returning.
 # At the marker, /proc/PID/smaps is read once (GUEST_KIB > 0): rss_total_kib
 # is the sum of Rss over all mappings; the guest RAM is the largest anonymous
-# mapping (or memfd) grown through adjacent anonymous mappings or mappings of
-# KERNEL_PATH (ember maps the kernel's page-aligned ranges from its file into
-# guest RAM) up to GUEST_KIB + 2 MiB; rss_excl_guest_kib = total - that
-# range's Rss. "-" where not sampled.
+# mapping (or memfd) if it is at least GUEST_KIB, else the run of adjacent
+# anonymous mappings or mappings of KERNEL_PATH around it (ember maps the
+# kernel's page-aligned ranges from its file into guest RAM) that spans
+# exactly GUEST_KIB; rss_excl_guest_kib = total - that range's Rss;
+# guest_span_kib = the range's size (to check). "-" where not sampled.
 # Exits 1 with a message on stderr if the marker does not come, or CMD does
 # not exit, within TIMEOUT_S (CMD is then killed).
 use strict;
@@ -50,20 +51,19 @@ sub smaps_rss {
 		    $maps[$i]{end} - $maps[$i]{start} > $maps[$big]{end} - $maps[$big]{start};
 	}
 	return ($total, '-', 0) if $big < 0;
-	my $limit = ($guest_kib + 2048) * 1024;
+	# the chain of adjacent guest-like mappings around the biggest one, then
+	# inside it the range [lo, hi] around it that spans exactly the guest size
+	# (or the biggest mapping alone if that is as big: QEMU adds guard pages)
+	my $size = sub { $maps[$_[1]]{end} - $maps[$_[0]]{start} };
+	my $target = $guest_kib * 1024;
+	$target = $size->($big, $big) if $size->($big, $big) >= $target;
+	my ($l, $h) = ($big, $big);
+	$l-- while $l > 0 && $maps[$l - 1]{end} == $maps[$l]{start} && $guestish->($maps[$l - 1]);
+	$h++ while $h < $#maps && $maps[$h + 1]{start} == $maps[$h]{end} && $guestish->($maps[$h + 1]);
 	my ($lo, $hi) = ($big, $big);
-	my $grew = 1;
-	while ($grew) {
-		$grew = 0;
-		if ($lo > 0 && $maps[$lo - 1]{end} == $maps[$lo]{start} && $guestish->($maps[$lo - 1]) &&
-		    $maps[$hi]{end} - $maps[$lo - 1]{start} <= $limit) {
-			$lo--;
-			$grew = 1;
-		}
-		if ($hi < $#maps && $maps[$hi + 1]{start} == $maps[$hi]{end} && $guestish->($maps[$hi + 1]) &&
-		    $maps[$hi + 1]{end} - $maps[$lo]{start} <= $limit) {
-			$hi++;
-			$grew = 1;
+	OUTER: for my $i ($l .. $big) {
+		for my $j ($big .. $h) {
+			if ($size->($i, $j) == $target) { ($lo, $hi) = ($i, $j); last OUTER }
 		}
 	}
 	my $grss = 0;
@@ -84,7 +84,7 @@ if ($pid == 0) {
 }
 close $w;
 my $deadline = $t0 + $timeout;
-my ($t_init, $buf, $line, @rss) = (undef, '', '');
+my ($t_init, $buf, $line, $bytes, @rss) = (undef, '', '', 0);
 my $rin = '';
 vec($rin, fileno($r), 1) = 1;
 sub fail {
@@ -100,6 +100,7 @@ while (1) {
 	next if $n <= 0;
 	my $got = sysread($r, $buf, 65536, length $buf);
 	last if !$got;
+	$bytes += $got;
 	while ($buf =~ s/^([^\n]*)\n//) {
 		$line = $1;
 		$line =~ s/\r//g;
@@ -125,4 +126,4 @@ my $t_exit = clock_gettime(CLOCK_MONOTONIC);
 fail('no init marker before exit') unless defined $t_init;
 my $status = WIFEXITED($st) ? WEXITSTATUS($st) : 128 + WTERMSIG($st);
 @rss = ('-', '-', '-') unless @rss;
-printf "%.1f %.1f %d %s %s %s\n", ($t_init - $t0) * 1e3, ($t_exit - $t0) * 1e3, $status, @rss;
+printf "%.1f %.1f %d %s %s %s %d\n", ($t_init - $t0) * 1e3, ($t_exit - $t0) * 1e3, $status, @rss, $bytes;
