@@ -90,12 +90,12 @@ vec($rin, fileno($r), 1) = 1;
 sub fail {
 	kill 'KILL', $pid;
 	waitpid($pid, 0);
-	print STDERR "boot-bench: $cmd[0]: $_[0] (after ${timeout}s limit or less); last output: $line\n";
+	print STDERR "boot-bench: $cmd[0]: $_[0]; last line on its stdout: '$line'\n";
 	exit 1;
 }
 while (1) {
 	my $left = $deadline - clock_gettime(CLOCK_MONOTONIC);
-	fail($t_init ? 'did not exit' : 'no init marker') if $left <= 0;
+	fail($t_init ? "did not exit within ${timeout} s" : "no init marker '$marker' within ${timeout} s") if $left <= 0;
 	my $n = select(my $rout = $rin, undef, undef, $left);
 	next if $n <= 0;
 	my $got = sysread($r, $buf, 65536, length $buf);
@@ -119,11 +119,11 @@ my $st;
 while (1) {
 	my $p = waitpid($pid, WNOHANG);
 	if ($p == $pid) { $st = $?; last }
-	fail('did not exit after closing its stdout') if clock_gettime(CLOCK_MONOTONIC) > $deadline;
+	fail("did not exit within ${timeout} s (stdout closed)") if clock_gettime(CLOCK_MONOTONIC) > $deadline;
 	Time::HiRes::sleep(0.0005);
 }
 my $t_exit = clock_gettime(CLOCK_MONOTONIC);
-fail('no init marker before exit') unless defined $t_init;
+fail("exited without printing the init marker '$marker'") unless defined $t_init;
 my $status = WIFEXITED($st) ? WEXITSTATUS($st) : 128 + WTERMSIG($st);
 @rss = ('-', '-', '-') unless @rss;
 printf "%.1f %.1f %d %s %s %s %d\n", ($t_init - $t0) * 1e3, ($t_exit - $t0) * 1e3, $status, @rss, $bytes;
