@@ -142,8 +142,7 @@ struct ember_config {
  * has no PCI (pci=off also skips early PCI probes such as the AMD GART
  * aperture scan); the i8042.* options skip slow probes of absent PS/2
  * devices. */
-#define EMBER_DEFAULT_CMDLINE                                                                      \
-	"console=ttyS0 panic=-1 pci=off i8042.noaux i8042.nomux i8042.dumbkbd"
+#define EMBER_DEFAULT_CMDLINE "console=ttyS0 panic=-1 pci=off i8042.noaux i8042.nomux i8042.dumbkbd"
 
 /* Fills *cfg with the defaults: host kernel, 256 MiB, 1 vCPU, anonymous
  * memory, console on fds 0/1, escape on. */
