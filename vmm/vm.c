@@ -485,6 +485,15 @@ int ember_vm_run(struct ember_vm *vm, struct ember_run_result *res)
 				ehv_runner_call(vm->runner, (int)i, capture_regs, vm);
 	ehv_runner_stop(vm->runner, EHV_ALL_VCPUS);
 
+	struct bus_stats ps, ms;
+	bus_get_stats(vm->pio, &ps);
+	bus_get_stats(vm->mmio, &ms);
+	vmm_logf(&vm->cfg, EMBER_LOG_DEBUG,
+		 "stopped (%s: %s); unclaimed PIO reads %" PRIu64 " writes %" PRIu64
+		 ", MMIO reads %" PRIu64 " writes %" PRIu64 ", rejected %" PRIu64,
+		 ember_stop_reason_name((enum ember_stop_reason)reason), vm->stop_detail,
+		 ps.unhandled_reads, ps.unhandled_writes, ms.unhandled_reads, ms.unhandled_writes,
+		 ps.rejected + ms.rejected);
 	res->reason = (enum ember_stop_reason)reason;
 	res->error = vm->stop_error;
 	res->vcpu = atomic_load(&vm->stop_vcpu);

@@ -270,6 +270,18 @@ int vmm_board_setup_vcpu(struct ember_vm *vm, unsigned idx, struct ember_error *
 		return vmm_errf(err, r, "vCPU %u: KVM_SET_MSRS: %s", idx, strerror(-r));
 	if ((unsigned)r != n)
 		return vmm_errf(err, -EIO, "vCPU %u: KVM refused MSR %#x", idx, m.e[r].index);
+
+	/* Application processors wait for the guest's INIT/SIPI. KVM creates
+	 * them UNINITIALIZED, a state in which KVM_RUN returns EAGAIN when the
+	 * SIPI wakes them (user space is expected to run again); starting them
+	 * as "INIT received" lets KVM go from SIPI to running inside one
+	 * KVM_RUN. */
+	if (idx > 0) {
+		struct kvm_mp_state mp = {.mp_state = KVM_MP_STATE_INIT_RECEIVED};
+		r = ekvm_vcpu_set_mp_state(kv, &mp);
+		if (r < 0)
+			return vmm_errf(err, r, "vCPU %u: KVM_SET_MP_STATE: %s", idx, strerror(-r));
+	}
 	return 0;
 }
 
@@ -381,6 +393,21 @@ int vmm_board_load(struct ember_vm *vm, struct ember_error *err)
 	r = vmm_acpi_build(&acfg, acpi, X86_ACPI_SIZE, X86_ACPI_ADDR, &lay, err);
 	if (r < 0)
 		return r;
+
+	/* No firmware: at the reset vector (where Linux jumps for a BIOS reboot,
+	 * its choice with hardware-reduced ACPI and no EFI) a stub writes the
+	 * ACPI reset register: mov al, 1; mov dx, 0x602; out dx, al; hlt; jmp $-1 */
+	static const uint8_t reset_stub[] = {0xb0,
+					     X86_ACPI_RESET_VALUE,
+					     0xba,
+					     X86_PORT_ACPI_RESET & 0xff,
+					     X86_PORT_ACPI_RESET >> 8,
+					     0xee,
+					     0xf4,
+					     0xeb,
+					     0xfd};
+	if (vmm_mem_write(&vm->mem, X86_RESET_VECTOR, reset_stub, sizeof(reset_stub)) < 0)
+		return vmm_errf(err, -E2BIG, "guest memory too small for the reset vector");
 
 	struct vmm_e820 e820[VMM_E820_MAX];
 	unsigned ne820 = vmm_x86_e820(&vm->mem, e820, VMM_E820_MAX);

@@ -12,7 +12,8 @@
  *   0x0000_9000  boot page tables: PML4, PDPT, 4 PDs (identity map 0..4 GiB, 2 MiB pages)
  *   0x0002_0000  kernel command line (up to 64 KiB)
  *   0x0009_fc00  top of low RAM in the E820 map (the rest up to 1 MiB is not RAM)
- *   0x000e_0000  ACPI tables (RSDP first, found by the legacy scan too), up to 1 MiB
+ *   0x000e_0000  ACPI tables (RSDP first, found by the legacy scan too)
+ *   0x000f_fff0  the reset vector: a stub that writes the ACPI reset register
  *   0x0010_0000  bzImage protected-mode kernel (ELF kernels load at their p_paddr)
  *   ...          RAM up to min(mem, 3 GiB); the initrd at the top of it
  *   0xc000_0000  MMIO hole: 0xd000_0000 virtio-mmio windows (later issues),
@@ -32,7 +33,8 @@
 #define X86_CMDLINE_MAX	      0x10000ULL
 #define X86_EBDA_START	      0x9fc00ULL
 #define X86_ACPI_ADDR	      0xe0000ULL
-#define X86_ACPI_SIZE	      0x20000ULL
+#define X86_ACPI_SIZE	      0x1f000ULL /* up to 0xff000; the last page holds the reset vector */
+#define X86_RESET_VECTOR      0xffff0ULL /* F000:FFF0, where a BIOS would start */
 #define X86_HIMEM_START	      0x100000ULL
 #define X86_BZIMAGE_LOAD_ADDR 0x100000ULL
 

@@ -1,0 +1,24 @@
+# tests/e2e/e2e.mk - artifacts of the end-to-end tests, built on the host: the test initramfs and the PVH vmlinux.
+#
+#   make check-e2e    runs tests/e2e/run.sh on /dev/kvm (natively or in the KVM sandbox)
+#
+# The artifacts do not depend on MODE and live in o/e2e/. They are part of
+# `make` when the host has a Debian kernel in /boot and a static busybox.
+E2E_DIR := o/e2e
+E2E_KERNEL ?= $(shell ls -1v /boot/vmlinuz-* 2>/dev/null | tail -n1)
+E2E_ARTIFACTS := $(E2E_DIR)/initramfs.cpio $(E2E_DIR)/vmlinux
+ifneq ($(E2E_KERNEL),)
+ifneq ($(wildcard /bin/busybox),)
+EXTRA_ALL += $(E2E_ARTIFACTS)
+endif
+endif
+
+$(E2E_DIR)/initramfs.cpio: tests/e2e/init.sh tests/e2e/mkinitramfs.sh
+	tests/e2e/mkinitramfs.sh $@
+
+$(E2E_DIR)/vmlinux: $(E2E_KERNEL) tests/e2e/extract-vmlinux.sh
+	tests/e2e/extract-vmlinux.sh $(E2E_KERNEL) $@
+
+.PHONY: check-e2e
+check-e2e: $(O)/ember $(E2E_ARTIFACTS)
+	EMBER_BIN=$(O)/ember tools/kvm-sandbox/run.sh --mem 1536M --timeout 1200 -- tests/e2e/run.sh

@@ -1,0 +1,91 @@
+#!/bin/busybox sh
+# tests/e2e/init.sh - /init of the end-to-end test initramfs: checks what the guest sees, then powers off (or reboots, or triple-faults).
+#
+# Kernel command line parameters (set by tests/e2e/run.sh):
+#   e2e.cpus=N       vCPUs the VMM was given
+#   e2e.mem=BYTES    guest memory the VMM was given
+#   e2e.echo=0|1     1: print "E2E ready", read one line "e2e-line TOKEN EPOCH" from the
+#                    console, print "E2E echo TOKEN", check the RTC against EPOCH
+#   e2e.action=A     poweroff (default) | reboot | hang (wait for the host to stop the VM)
+# Output: "E2E <key> <value>" lines, "E2E-FAIL <why>" for each failed check, and finally
+# "E2E result checks=N failures=M" before the action.
+export PATH=/bin
+/bin/busybox --install -s /bin
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+[ -t 1 ] || exec </dev/console >/dev/console 2>&1
+# boot-time marker for the VMM (port 0x80): init reached
+printf '\173' | dd of=/dev/port bs=1 seek=128 count=1 2>/dev/null
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+
+checks=0
+failures=0
+check() { # check NAME CONDITION-COMMAND...
+	name=$1
+	shift
+	checks=$((checks + 1))
+	if "$@"; then
+		echo "E2E ok $name"
+	else
+		failures=$((failures + 1))
+		echo "E2E-FAIL $name"
+	fi
+}
+
+cpus=1 mem=0 echo=0 action=poweroff
+for a in $(cat /proc/cmdline); do
+	case "$a" in
+	e2e.cpus=*) cpus=${a#e2e.cpus=} ;;
+	e2e.mem=*) mem=${a#e2e.mem=} ;;
+	e2e.echo=*) echo=${a#e2e.echo=} ;;
+	e2e.action=*) action=${a#e2e.action=} ;;
+	esac
+done
+echo "E2E kernel $(uname -r)"
+read up _ </proc/uptime
+echo "E2E uptime_at_init $up"
+
+# CPUs: every vCPU the VMM made, brought up by the guest (INIT/SIPI)
+seen=$(grep -c '^processor' /proc/cpuinfo)
+online=$(cat /sys/devices/system/cpu/online)
+echo "E2E cpus $seen online $online"
+want_online=0
+[ "$cpus" -gt 1 ] && want_online="0-$((cpus - 1))"
+check cpus [ "$seen" = "$cpus" ]
+check cpus_online [ "$online" = "$want_online" ]
+
+# Memory: the E820 map the kernel got adds up to --mem minus the legacy hole
+# (0x9fc00-0x100000), and MemTotal is plausible.
+ram=0
+for r in $(dmesg | sed -n 's/.*BIOS-e820: \[mem \(0x[0-9a-f]*\)-\(0x[0-9a-f]*\)\] usable.*/\1:\2/p'); do
+	ram=$((ram + ${r#*:} - ${r%:*} + 1))
+done
+total_kb=$(sed -n 's/^MemTotal: *\([0-9]*\) kB/\1/p' /proc/meminfo)
+echo "E2E memory e820_usable $ram memtotal_kb $total_kb"
+check e820_ram [ "$ram" = "$((mem - 0x60400))" ]
+check memtotal [ "$((total_kb * 1024))" -le "$mem" -a "$((total_kb * 1024 * 10))" -ge "$((mem * 6))" ]
+
+# ACPI: the tables the VMM built were found and parsed
+check acpi_tables [ -d /sys/firmware/acpi/tables ] && [ -e /sys/firmware/acpi/tables/DSDT ]
+check rtc_device [ -e /sys/class/rtc/rtc0/since_epoch ]
+check ttyS0_16550A sh -c "dmesg | grep -q 'ttyS0 at I/O 0x3f8.*16550A'"
+
+if [ "$echo" = 1 ]; then
+	echo "E2E ready"
+	line=""
+	read -t 120 line tok hostnow
+	echo "E2E echo $tok"
+	check echo [ "$line" = e2e-line ]
+	rtc=$(cat /sys/class/rtc/rtc0/since_epoch 2>/dev/null || echo 0)
+	echo "E2E rtc $rtc host $hostnow diff $((rtc - hostnow))"
+	check rtc_vs_host [ "$((rtc - hostnow))" -ge -3 -a "$((rtc - hostnow))" -le 5 ]
+fi
+
+echo "E2E result checks=$checks failures=$failures"
+case "$action" in
+reboot) reboot -f ;;
+hang) while :; do sleep 1000; done ;;
+*) poweroff -f ;;
+esac
+sleep 30
+echo "E2E-FAIL $action did not end the VM"

@@ -1,0 +1,27 @@
+#!/bin/sh
+# tests/e2e/mkinitramfs.sh - builds the end-to-end test initramfs: static busybox + tests/e2e/init.sh.
+# usage: tests/e2e/mkinitramfs.sh OUT.cpio [BUSYBOX]   (an uncompressed newc archive)
+set -eu
+out=$1
+busybox=${2:-/bin/busybox}
+here=$(cd "$(dirname "$0")" && pwd)
+[ -x "$busybox" ] || {
+	echo "mkinitramfs: no $busybox (install busybox-static)" >&2
+	exit 1
+}
+command -v cpio >/dev/null || {
+	echo "mkinitramfs: no cpio (install cpio)" >&2
+	exit 1
+}
+root=$(mktemp -d "${TMPDIR:-/tmp}/ember-e2e-root.XXXXXX")
+trap 'rm -rf "$root"' EXIT
+mkdir -p "$root/bin" "$root/dev" "$root/proc" "$root/sys" "$root/tmp"
+cp "$busybox" "$root/bin/busybox"
+ln -s busybox "$root/bin/sh"
+install -m 0755 "$here/init.sh" "$root/init"
+# The kernel opens /dev/console for init; as root we can make the node,
+# otherwise init reopens its console after mounting devtmpfs.
+mknod -m 600 "$root/dev/console" c 5 1 2>/dev/null || true
+mkdir -p "$(dirname "$out")"
+(cd "$root" && find . -mindepth 1 | sort | cpio -o -H newc --quiet -R 0:0) >"$out.tmp"
+mv "$out.tmp" "$out"

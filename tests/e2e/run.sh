@@ -1,0 +1,235 @@
+#!/bin/bash
+# tests/e2e/run.sh - end-to-end tests: `ember run` boots Debian's kernel (bzImage and PVH vmlinux) and the guest checks what it sees.
+#
+# usage: tests/e2e/run.sh [FILTER...]     (needs /dev/kvm: run it through tools/kvm-sandbox/run.sh)
+#   make check-e2e   does: tools/kvm-sandbox/run.sh -- tests/e2e/run.sh
+# Environment:
+#   EMBER_BIN=o/release/ember the binary under test
+#   E2E_DIR=o/e2e             initramfs.cpio and vmlinux (built by make: tests/e2e/e2e.mk)
+#   E2E_KERNEL=/boot/vmlinuz-<newest>   the bzImage (vmlinux is cut out of it)
+#   E2E_TIMEOUT=240           seconds per boot
+# Prints "PASS name" / "FAIL name: why" per test and ends with "N passed, N failed".
+# Each boot's log is kept in $TMPDIR/ember-e2e.*/NAME.log and shown on failure.
+set -uo pipefail
+trap "" PIPE # a VMM that ended early must not end this script
+cd "$(dirname "$0")/../.."
+EMBER=${EMBER_BIN:-o/release/ember}
+E2E_DIR=${E2E_DIR:-o/e2e}
+E2E_KERNEL=${E2E_KERNEL:-$(ls -1v /boot/vmlinuz-* 2>/dev/null | tail -n1)}
+E2E_TIMEOUT=${E2E_TIMEOUT:-240}
+INITRD=$E2E_DIR/initramfs.cpio
+VMLINUX=$E2E_DIR/vmlinux
+T=$(mktemp -d "${TMPDIR:-/tmp}/ember-e2e.XXXXXX")
+FILTERS=("$@")
+pass=0
+fail=0
+# the guest's command line: quiet, no PCI, no slow PS/2 probes
+BASE_CMDLINE="console=ttyS0 panic=-1 pci=off quiet i8042.noaux i8042.nomux i8042.dumbkbd"
+
+for f in "$EMBER" "$INITRD" "$VMLINUX" "$E2E_KERNEL"; do
+	if [ ! -r "$f" ]; then
+		echo "e2e: missing $f (run make; needs linux-image-amd64, busybox-static, cpio, xz-utils)"
+		echo "0 passed, 1 failed"
+		exit 1
+	fi
+done
+echo "e2e: $EMBER on $(uname -r), kernel $E2E_KERNEL"
+
+selected() {
+	[ ${#FILTERS[@]} = 0 ] && return 0
+	local f
+	for f in "${FILTERS[@]}"; do [[ $1 == *"$f"* ]] && return 0; done
+	return 1
+}
+ok() {
+	echo "PASS $1"
+	pass=$((pass + 1))
+}
+bad() {
+	echo "FAIL $1: $2"
+	fail=$((fail + 1))
+	if [ -r "$T/$1.log" ]; then
+		sed 's/^/    | /' "$T/$1.log" | tail -n 60
+	fi
+}
+now_ms() { date +%s%3N; }
+
+# boot NAME KERNEL CPUS MEM ACTION ECHO [extra cmdline]: runs ember with the test
+# initramfs; with ECHO=1 answers the guest's "E2E ready" with a console line.
+# Sets STATUS and leaves the log in $T/NAME.log.
+boot() {
+	local name=$1 kernel=$2 cpus=$3 mem=$4 action=$5 echo=$6 extra=${7:-}
+	local log=$T/$name.log fifo=$T/$name.in bytes
+	bytes=$(($(numfmt --from=iec "$mem")))
+	rm -f "$fifo"
+	mkfifo "$fifo"
+	"$EMBER" run -k "$kernel" -i "$INITRD" -c "$cpus" -m "$mem" \
+		--cmdline "$BASE_CMDLINE e2e.cpus=$cpus e2e.mem=$bytes e2e.echo=$echo \
+e2e.action=$action $extra" <"$fifo" >"$log" 2>&1 &
+	local pid=$!
+	exec 3>"$fifo" # the VMM's console input
+	# a watchdog: SIGKILL after E2E_TIMEOUT (status 137)
+	(sleep "$E2E_TIMEOUT" && kill -KILL "$pid" 2>/dev/null) &
+	local dog=$!
+	if [ "$echo" = 1 ]; then
+		local t0=$SECONDS
+		while kill -0 "$pid" 2>/dev/null && ! grep -q '^E2E ready' "$log"; do
+			[ $((SECONDS - t0)) -gt "$E2E_TIMEOUT" ] && break
+			sleep 0.2
+		done
+		TOKEN="tok$RANDOM$RANDOM"
+		echo "e2e-line $TOKEN $(date +%s)" >&3
+	fi
+	if [ "$action" = hang ]; then
+		local t0=$SECONDS
+		while kill -0 "$pid" 2>/dev/null && ! grep -q '^E2E result' "$log"; do
+			[ $((SECONDS - t0)) -gt "$E2E_TIMEOUT" ] && break
+			sleep 0.2
+		done
+		sleep 0.5
+		kill -TERM "$pid" 2>/dev/null
+	fi
+	wait "$pid"
+	STATUS=$?
+	kill "$dog" 2>/dev/null
+	wait "$dog" 2>/dev/null
+	exec 3>&-
+	rm -f "$fifo"
+	tr -d '\r' <"$log" >"$log.tmp" && mv "$log.tmp" "$log"
+}
+
+# check_guest NAME WANT_STATUS: the guest's checks passed and the VMM ended as expected
+check_guest() {
+	local name=$1 want=$2 log=$T/$1.log
+	if [ "$STATUS" != "$want" ]; then
+		bad "$name" "exit status $STATUS, want $want"
+	elif ! grep -q '^E2E result checks=[0-9]* failures=0' "$log"; then
+		bad "$name" "guest checks failed: $(grep -E '^E2E-FAIL|^E2E result' "$log" | tr '\n' ' ')"
+	elif grep -q '^E2E-FAIL' "$log"; then
+		bad "$name" "$(grep '^E2E-FAIL' "$log" | tr '\n' ' ')"
+	elif [ "${TOKEN:-}" ] && grep -q '^E2E ready' "$log" && ! grep -q "^E2E echo $TOKEN" "$log"; then
+		bad "$name" "the console line did not come back"
+	else
+		ok "$name"
+	fi
+}
+
+# --- the guest sees --cpus and --mem, the RTC and the console work; power-off is 0
+for kind in bzimage pvh; do
+	kernel=$E2E_KERNEL
+	[ "$kind" = pvh ] && kernel=$VMLINUX
+	for spec in 1:256M 2:384M 4:512M; do
+		cpus=${spec%:*}
+		mem=${spec#*:}
+		name=boot_${kind}_cpus${cpus}_mem${mem}
+		selected "$name" || continue
+		TOKEN=""
+		t0=$(now_ms)
+		boot "$name" "$kernel" "$cpus" "$mem" poweroff 1
+		check_guest "$name" 0
+		echo "     $name: $(($(now_ms) - t0)) ms, $(grep -m1 'boot marker' "$T/$name.log" | sed 's/^ember: //')"
+	done
+done
+
+# --- endings: reboot (Linux's default path, ACPI reset register, i8042), triple fault, SIGTERM
+name=reboot_default
+if selected $name; then
+	TOKEN=""
+	boot $name "$VMLINUX" 1 256M reboot 0
+	check_guest $name 32
+fi
+name=reboot_acpi
+if selected $name; then
+	TOKEN=""
+	boot $name "$VMLINUX" 1 256M reboot 0 "reboot=acpi"
+	if [ "$STATUS" = 32 ] && ! grep -q 'ACPI reset register' "$T/$name.log"; then
+		bad $name "rebooted, but not through the ACPI reset register"
+	else
+		check_guest $name 32
+	fi
+fi
+name=reboot_i8042
+if selected $name; then
+	TOKEN=""
+	boot $name "$VMLINUX" 1 256M reboot 0 "reboot=k"
+	if [ "$STATUS" = 32 ] && ! grep -q 'i8042' "$T/$name.log"; then
+		bad $name "rebooted, but not through the i8042"
+	else
+		check_guest $name 32
+	fi
+fi
+name=triple_fault
+if selected $name; then
+	TOKEN=""
+	boot $name "$VMLINUX" 2 256M reboot 0 "reboot=t"
+	if [ "$STATUS" != 33 ]; then
+		bad $name "exit status $STATUS, want 33"
+	elif ! grep -q 'triple fault' "$T/$name.log" || ! grep -q '^vCPU 0:' "$T/$name.log" ||
+		! grep -q '^vCPU 1:' "$T/$name.log" || ! grep -q ' rip ' "$T/$name.log"; then
+		bad $name "no crash report with every vCPU's registers"
+	else
+		ok $name
+	fi
+fi
+name=sigterm_stops
+if selected $name; then
+	TOKEN=""
+	boot $name "$VMLINUX" 1 256M hang 0
+	if [ "$STATUS" = 34 ] && grep -q 'stopped by' "$T/$name.log"; then
+		ok $name
+	else
+		bad $name "exit status $STATUS, want 34 and 'stopped by'"
+	fi
+fi
+
+# --- the README's first command: no arguments, the host's kernel, the built-in initramfs
+name=default_run
+if selected $name; then
+	"$EMBER" run </dev/null >"$T/$name.log" 2>&1
+	STATUS=$?
+	if [ "$STATUS" = 0 ] && grep -q 'ember guest: cpus 1' "$T/$name.log" &&
+		grep -q 'ember guest: memory' "$T/$name.log"; then
+		ok $name
+	else
+		bad $name "exit status $STATUS; no report from the built-in init"
+	fi
+fi
+
+# --- bad images are refused before any vCPU runs (status 1, a clear message)
+badimg() { # badimg NAME FILE WANT-IN-MESSAGE
+	local name=$1
+	selected "$name" || return 0
+	"$EMBER" run -v -k "$2" -i "$INITRD" </dev/null >"$T/$name.log" 2>&1
+	STATUS=$?
+	if [ "$STATUS" != 1 ]; then
+		bad "$name" "exit status $STATUS, want 1"
+	elif ! grep -q -- "$3" "$T/$name.log"; then
+		bad "$name" "message lacks '$3'"
+	elif grep -q 'vCPUs running' "$T/$name.log"; then
+		bad "$name" "a vCPU ran"
+	else
+		ok "$name"
+	fi
+}
+head -c 300000 "$E2E_KERNEL" >"$T/truncated.bzImage"
+badimg bad_truncated_bzimage "$T/truncated.bzImage" "truncated"
+{ head -c 514 "$E2E_KERNEL"; printf 'HdrX'; tail -c +519 "$E2E_KERNEL"; } >"$T/magic.bzImage"
+badimg bad_magic_bzimage "$T/magic.bzImage" "not a Linux kernel"
+{ head -c 497 "$E2E_KERNEL"; printf '\x50'; tail -c +499 "$E2E_KERNEL"; } >"$T/sects.bzImage"
+badimg bad_setup_sects "$T/sects.bzImage" "setup_sects 80 is out of range"
+head -c 1000000 "$VMLINUX" >"$T/truncated.vmlinux"
+badimg bad_truncated_vmlinux "$T/truncated.vmlinux" "truncated"
+# an ELF without the PVH note: retype the note segment (program header 4) to PT_NULL
+cp "$VMLINUX" "$T/nonote.vmlinux"
+phoff=$(od -An -t u8 -j 32 -N 8 "$VMLINUX" | tr -d ' ')
+phnum=$(od -An -t u2 -j 56 -N 2 "$VMLINUX" | tr -d ' ')
+for i in $(seq 0 $((phnum - 1))); do
+	type=$(od -An -t u4 -j $((phoff + 56 * i)) -N 4 "$VMLINUX" | tr -d ' ')
+	[ "$type" = 4 ] && printf '\0\0\0\0' |
+		dd of="$T/nonote.vmlinux" bs=1 seek=$((phoff + 56 * i)) conv=notrunc 2>/dev/null
+done
+badimg bad_no_pvh_note "$T/nonote.vmlinux" "no PVH entry note"
+
+rm -rf "$T"
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
