@@ -74,8 +74,8 @@ for t in "${TARGETS[@]}"; do
 	else
 		failed=$((failed + 1))
 		grep -E 'ERROR: |SUMMARY: |runtime error|invariant failed' "$log" | head -n 5
-		lines+=("$(printf 'fuzz_%-8s FAILED (exit %s): %s; input: %s; log: %s' "$t" "$s" \
-			"$stats" "${artifact:-none}" "$log")")
+		lines+=("$(printf 'fuzz_%-8s FAILED (exit %s): %s; input: %s (reproduce: %s %s); log: %s' \
+			"$t" "$s" "$stats" "${artifact:-none}" "$bin" "${artifact:-INPUT}" "$log")")
 	fi
 	echo "${lines[-1]}"
 done
