@@ -12,6 +12,12 @@ WRITE=1
 [ "${1:-}" = --no-write ] && WRITE=0
 
 make -j2 MODE=release all >/dev/null
+if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+	echo "bench: note: the working tree has uncommitted changes; the figures are of them" >&2
+	DIRTY=" (plus uncommitted changes)"
+else
+	DIRTY=""
+fi
 
 OUT=$(mktemp -d /tmp/ember-bench.XXXXXX)
 trap 'rm -rf "$OUT"' EXIT
@@ -25,6 +31,11 @@ cd "$ROOT"
 echo "BENCHENV kernel \$(uname -r)"
 echo "BENCHENV cpu \$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 echo "BENCHENV cpus \$(nproc)"
+if [ "\${EMBER_SANDBOX:-0}" = 1 ]; then
+	echo "BENCHENV where sandbox: a QEMU TCG guest with nested AMD SVM (kvm_amd)"
+else
+	echo "BENCHENV where native: \$(cd /sys/module && echo kvm_*)"
+fi
 rc=0
 for p in o/release/kvm-bench o/release/hv-bench; do
 	[ -x "\$p" ] || continue
@@ -47,17 +58,14 @@ status=${PIPESTATUS[0]}
 [ "$WRITE" = 1 ] || exit 0
 
 host_cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
-where=native
-[ -e /dev/kvm ] || where="sandbox (QEMU TCG guest with nested AMD SVM; host has no /dev/kvm)"
 {
 	echo "# Ember performance"
 	echo
 	echo "Written by \`make bench\` (tools/bench.sh) on $(date -u +%Y-%m-%d) at commit"
-	echo "$(git rev-parse --short HEAD 2>/dev/null || echo unknown). Do not edit by hand; rerun it."
+	echo "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$DIRTY. Do not edit by hand; rerun it."
 	echo
 	echo "- Machine: $host_cpu, $(nproc) cores, $(uname -r)"
-	echo "- KVM: $where"
-	grep '^BENCHENV ' "$OUT/log" | sed 's/^BENCHENV \([a-z]*\) /- KVM host \1: /'
+	grep '^BENCHENV ' "$OUT/log" | sed 's/^BENCHENV \([a-z]*\) /- KVM host \1: /; s/^- KVM host where: /- KVM: /'
 	echo "- Commands: \`tools/kvm-sandbox/run.sh --mem 2048M -- <each program>\`:"
 	grep '^BENCHRUN ' "$OUT/log" | sed 's/^BENCHRUN /  `/; s/$/`/'
 	echo
