@@ -8,15 +8,17 @@
 # over its own host path inside /host, plus any --rw shares, then chroots into
 # /host and runs the command script run.sh wrote into the share. Powers off.
 #
-# Lines starting with "kvm-sandbox-guest:" go to the serial console, which
-# run.sh logs; "kvm-sandbox-guest: FATAL:" marks a harness failure.
+# Two serial ports: ttyS0 is the console (kernel messages, these
+# "kvm-sandbox-guest:" lines, run.sh's markers), which run.sh logs;
+# "kvm-sandbox-guest: FATAL:" marks a harness failure. ttyS1 carries the
+# command's output only (raw: bytes pass unchanged), streamed to run.sh's
+# stdout.
 export PATH=/bin
 /bin/busybox --install -s /bin
 
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-# The command's output goes to the console byte for byte: no \n -> \r\n.
 stty -F /dev/console -onlcr 2>/dev/null
 
 say() { echo "kvm-sandbox-guest: $*"; }
@@ -36,6 +38,11 @@ fatal() {
 }
 
 say "init at uptime $(uptime_s) s"
+
+# The command's channel: no output processing (no \n -> \r\n), no echo.
+# Serial ports keep their settings between opens.
+[ -c /dev/ttyS1 ] || fatal "no /dev/ttyS1 (the command's output channel)"
+stty -F /dev/ttyS1 115200 raw -echo -opost || fatal "cannot set /dev/ttyS1 raw"
 
 while read -r mod; do
 	[ -n "$mod" ] || continue
@@ -79,6 +86,9 @@ chroot /host /usr/bin/env -i /bin/bash --noprofile --norc "$rundir/cmd.sh"
 say "command script exited with $? at uptime $(uptime_s) s"
 [ -s /share/status ] || fatal "the command script wrote no exit status"
 
+# Wait until ttyS1 has sent everything (stty sets with TCSADRAIN), in case
+# something the command left behind still holds it open.
+stty -F /dev/ttyS1 raw 2>/dev/null
 sync
 umount /host/dev/pts /host/dev/shm /host/dev /host/sys /host/proc 2>/dev/null
 poweroff -f

@@ -201,7 +201,7 @@ find "$CACHE/runs" -mindepth 1 -maxdepth 1 -mmin +1440 -exec rm -rf {} + 2>/dev/
 exec 9>&-
 
 # ------------------------------------------------------ sandbox: one run
-# RUN holds the serial log and the FIFO (host only) and share/, the folder
+# RUN holds the serial log and the FIFOs (host only) and share/, the folder
 # the guest writes CMD's output and exit status into, seen by CMD at the same
 # path: HOME and TMPDIR live there.
 mkdir -p "$CACHE/runs" "$CACHE/logs"
@@ -209,10 +209,12 @@ RUN=$(mktemp -d "$CACHE/runs/run.XXXXXX")
 SHARE=$RUN/share
 QEMU_PID=""
 FILTER_PID=""
+RELAY_PID=""
 # shellcheck disable=SC2317 # called by the trap
 cleanup() {
 	[ -z "$QEMU_PID" ] || kill "$QEMU_PID" 2>/dev/null || true
 	[ -z "$FILTER_PID" ] || kill "$FILTER_PID" 2>/dev/null || true
+	[ -z "$RELAY_PID" ] || kill "$RELAY_PID" 2>/dev/null || true
 	rm -rf "$RUN"
 }
 trap cleanup EXIT
@@ -224,9 +226,12 @@ NONCE=$(od -An -tx1 -N8 /dev/urandom | tr -d ' \n')
 BEGIN_MARK="@@kvm-sandbox-begin-$NONCE@@"
 END_MARK="@@kvm-sandbox-end-$NONCE@@"
 
+# Two serial ports: ttyS0, the L1 console, on QEMU's stdout; ttyS1, the
+# command's output, into fd 3 (QEMU opens /dev/fd/3, a FIFO boot() sets up).
 # shellcheck disable=SC2054 # commas belong to QEMU's option syntax
 QEMU=(qemu-system-x86_64 -M pc,i8042=off -cpu max -m "$MEM" -smp "$SMP"
-	-nodefaults -no-user-config -display none -monitor none -serial stdio -no-reboot
+	-nodefaults -no-user-config -display none -monitor none -no-reboot
+	-serial stdio -chardev file,id=cmdout,path=/dev/fd/3 -serial chardev:cmdout
 	-kernel "$VMLINUX" -initrd "$INITRD"
 	-append "console=ttyS0 panic=-1 quiet i8042.noaux i8042.nokbd i8042.nopnp"
 	-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap
@@ -279,7 +284,7 @@ write_cmd_script() {
 		# shellcheck disable=SC2016 # expanded in the guest
 		cat <<'EOF'
 printf '%s\n' "$begin" >/dev/console
-"${cmd[@]}" </dev/null 2>&1 | tee "$share/output" >/dev/console
+"${cmd[@]}" </dev/null 2>&1 | tee "$share/output" >/dev/ttyS1
 rc=${PIPESTATUS[0]}
 echo "$rc" >"$share/status.tmp" && mv "$share/status.tmp" "$share/status"
 printf '%s\n' "$end" >/dev/console
@@ -288,9 +293,10 @@ EOF
 	} >"$SHARE/cmd.sh"
 }
 
-# The serial console goes through this filter: every line into the log with
-# a host timestamp; the lines between the markers (CMD's output) to stdout
-# as they come; with -v everything else to stderr.
+# The serial console (ttyS0) goes through this filter: every line into the
+# log with a host timestamp; with -v every line to stderr; without, the lines
+# between the markers (L1 kernel messages that come while the command runs,
+# e.g. KVM's "Unhandled WRMSR" notes) to stderr, prefixed.
 # shellcheck disable=SC2016 # perl code
 FILTER='
 use strict; use warnings; use Time::HiRes qw(time);
@@ -298,27 +304,35 @@ $SIG{PIPE} = "IGNORE"; # a reader that went away must not stop the log
 my ($log, $begin, $end, $verbose) = @ARGV;
 my $t0 = time;
 open(my $lf, ">", $log) or die "$log: $!";
-$lf->autoflush(1); STDOUT->autoflush(1); STDERR->autoflush(1);
+$lf->autoflush(1); STDERR->autoflush(1);
 my $in = 0;
 while (my $line = <STDIN>) {
 	printf $lf "[%8.3f] %s", time - $t0, $line;
-	if (!$in) {
-		if (index($line, $begin) >= 0) { $in = 1; next; }
-		if ($verbose) { (my $l = $line) =~ s/\r//g; print STDERR $l; }
-	} else {
-		my $i = index($line, $end);
-		if ($i >= 0) { print STDOUT substr($line, 0, $i); $in = 0; next; }
-		# L1 kernel messages (timestamped, \r\n-terminated by the serial
-		# console; the command'"'"'s own output has bare \n) go to stderr.
-		if ($line =~ /^(.*?)(\[ *[0-9]+\.[0-9]{6}\] [^\r\n]*)\r\n\z/s) {
-			print STDOUT $1;
-			print STDERR "kvm-sandbox: L1 kernel: $2\n";
-			next;
-		}
-		print STDOUT $line;
+	(my $l = $line) =~ s/\r//g;
+	$l .= "\n" unless $l =~ /\n\z/;
+	if (index($line, $begin) >= 0) { $in = 1; next; }
+	if (index($line, $end) >= 0) { $in = 0; next; }
+	if ($verbose) { print STDERR $l; }
+	elsif ($in) { print STDERR "kvm-sandbox: L1 kernel: $l"; }
+}
+'
+
+# The command's channel (ttyS1) goes to stdout unchanged, as it comes; if
+# the reader goes away, the rest is read and dropped so the guest goes on.
+# shellcheck disable=SC2016 # perl code
+RELAY='
+$SIG{PIPE} = "IGNORE";
+my ($buf, $ok) = ("", 1);
+while (1) {
+	my $n = sysread(STDIN, $buf, 65536);
+	last unless $n;
+	my $off = 0;
+	while ($ok && $off < $n) {
+		my $w = syswrite(STDOUT, $buf, $n - $off, $off);
+		if (!defined $w) { $ok = 0 unless $!{EINTR}; next; }
+		$off += $w;
 	}
 }
-close(STDOUT); # quietly, even if the reader went away
 '
 
 # boot ATTEMPT: one boot; sets REASON (empty on success) and CMD_RC.
@@ -330,17 +344,23 @@ boot() {
 	printf '%s\n' "$SHARE" >"$SHARE/rundir"
 	printf '%s' "$rw_list" >"$SHARE/rw"
 	write_cmd_script "$@"
-	rm -f "$RUN/serial.fifo"
-	mkfifo "$RUN/serial.fifo"
+	rm -f "$RUN/serial.fifo" "$RUN/output.fifo"
+	mkfifo "$RUN/serial.fifo" "$RUN/output.fifo"
 	perl -e "$FILTER" "$log" "$BEGIN_MARK" "$END_MARK" "$VERBOSE" <"$RUN/serial.fifo" &
 	FILTER_PID=$!
+	perl -e "$RELAY" <"$RUN/output.fifo" &
+	RELAY_PID=$!
 	local t0=$SECONDS
-	timeout --kill-after=10 "$TIMEOUT" "${QEMU[@]}" </dev/null >"$RUN/serial.fifo" 2>"$RUN/qemu.err" &
+	# The shell opens both FIFOs for QEMU, so the readers see EOF once it is gone.
+	timeout --kill-after=10 "$TIMEOUT" "${QEMU[@]}" </dev/null >"$RUN/serial.fifo" 3>"$RUN/output.fifo" \
+		2>"$RUN/qemu.err" &
 	QEMU_PID=$!
 	wait "$QEMU_PID" || qrc=$?
 	QEMU_PID=""
 	wait "$FILTER_PID" || true
 	FILTER_PID=""
+	wait "$RELAY_PID" || true
+	RELAY_PID=""
 	sed 's/^/[host] qemu: /' "$RUN/qemu.err" >>"$log"
 	echo "[host] qemu exit status $qrc after $((SECONDS - t0)) s (attempt $attempt)" >>"$log"
 	cp "$log" "$CACHE/logs/last-boot.log.tmp" && mv "$CACHE/logs/last-boot.log.tmp" "$CACHE/logs/last-boot.log"

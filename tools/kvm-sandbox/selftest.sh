@@ -2,7 +2,9 @@
 # tools/kvm-sandbox/selftest.sh - checks the sandbox harness itself (about 2 minutes).
 #
 # Boots the sandbox (--force-sandbox) a dozen times: kvm-probe (plain and
-# ASan), exit-status propagation, byte-exact output streaming, quoting, cwd,
+# ASan), exit-status propagation, byte-exact output streaming (text that looks
+# like kernel messages, all 256 byte values), L1 kernel messages on stderr
+# only, quoting, cwd,
 # environment, read-only root and --rw, and the harness-failure paths (a
 # timeout, a guest that powers off early, a kernel panic, a bad module) that
 # must end in 125 after one retry. Prints "N passed, N failed".
@@ -58,13 +60,38 @@ expect sandbox-probe-asan 0 -- --force-sandbox -- "$T/kvm-probe-asan"
 expect exit-status 7 -- --force-sandbox -- sh -c 'exit 7'
 
 # stdout and stderr merged, byte for byte, including a last line without \n;
-# a kernel message in the middle of a line goes to stderr
+# an L1 kernel message that comes in the middle of a line goes to stderr only
 printf 'line one\n\ttab and  spaces\nerr line\nhalf and half\nno newline at end' >"$T/want"
 expect exact-output 0 "$T/want" -- --force-sandbox -- \
 	sh -c 'printf "line one\n\ttab and  spaces\n"; echo "err line" >&2; printf "half"
 		echo "<3>selftest kernel line" >/dev/kmsg; sleep 0.2; echo " and half"
 		printf "no newline at end"'
 grep -q 'L1 kernel: .*selftest kernel line' "$T/err" || bad kernel-line "not on stderr"
+
+# output that looks like kernel messages (an L2 guest's console, copied by a
+# VMM) is the command's: on stdout, unchanged, not on stderr
+printf '[    1.234567] looks like a kernel line\r\n[    2.000001] another\r\nplain\n' >"$T/want"
+expect kernel-like-output 0 "$T/want" -- --force-sandbox -- \
+	printf '[    1.234567] looks like a kernel line\r\n[    2.000001] another\r\nplain\n'
+if grep -q 'looks like a kernel line' "$T/err"; then
+	bad kernel-like-output-stderr "the line is on stderr too"
+fi
+
+# every byte value passes unchanged (no \n -> \r\n, no echo, no mangling)
+perl -e 'print map { chr } 0 .. 255' >"$T/bytes"
+cat "$T/bytes" "$T/bytes" >"$T/want"
+expect binary-output 0 "$T/want" -- --force-sandbox -- cat "$T/bytes" "$T/bytes"
+
+# a reader that goes away early changes neither the exit status nor the run
+set +e
+"$RUN" --force-sandbox -- sh -c 'seq 200000; exit 3' 2>"$T/err" | head -n 1 >"$T/out"
+st=("${PIPESTATUS[@]}")
+set -e
+if [ "${st[0]}" = 3 ] && [ "$(cat "$T/out")" = 1 ]; then
+	ok reader-goes-away
+else
+	bad reader-goes-away "exit status ${st[0]}, want 3; stdout '$(cat "$T/out")'"
+fi
 
 # quoting, cwd with a space, environment, read-only /, writable --rw
 mkdir -p "$T/a dir" "$T/rw"
