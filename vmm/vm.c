@@ -199,7 +199,8 @@ static int create(struct ember_vm *vm, struct ember_error *err)
 	if (r < 0)
 		return r;
 
-	vmm_logf(cfg, EMBER_LOG_DEBUG, "guest memory mapped at %.1f ms", vmm_vm_ms(vm));
+	vmm_logf(cfg, EMBER_LOG_DEBUG, "guest memory mapped at %.1f ms (guest RAM at host %p-%p)",
+		 vmm_vm_ms(vm), (void *)vm->mem.host, (void *)(vm->mem.host + vm->mem.size));
 	r = ehv_hypervisor_open(NULL, &vm->hyp);
 	if (r < 0)
 		return vmm_errf(err, r, "cannot open /dev/kvm: %s%s", strerror(-r),
@@ -494,6 +495,22 @@ int ember_vm_run(struct ember_vm *vm, struct ember_run_result *res)
 		 ember_stop_reason_name((enum ember_stop_reason)reason), vm->stop_detail,
 		 ps.unhandled_reads, ps.unhandled_writes, ms.unhandled_reads, ms.unhandled_writes,
 		 ps.rejected + ms.rejected);
+	if (vm->cfg.log_level >= EMBER_LOG_DEBUG) {
+		for (unsigned i = 0; i < vm->ncpus; i++) {
+			uint64_t c[EHV_EXIT_REASON_MAX];
+			char line[512];
+			int n = 0;
+			uint64_t total = ehv_vcpu_exit_counts(vm->vcpus[i], c);
+			for (int k = 0; k < EHV_EXIT_REASON_MAX && n >= 0 && n < (int)sizeof(line);
+			     k++)
+				if (c[k])
+					n += snprintf(
+					    line + n, sizeof(line) - (size_t)n, " %s %" PRIu64,
+					    ehv_exit_reason_name((enum ehv_exit_reason)k), c[k]);
+			vmm_logf(&vm->cfg, EMBER_LOG_DEBUG, "vCPU %u: %" PRIu64 " exits:%s", i,
+				 total, n > 0 ? line : "");
+		}
+	}
 	res->reason = (enum ember_stop_reason)reason;
 	res->error = vm->stop_error;
 	res->vcpu = atomic_load(&vm->stop_vcpu);

@@ -118,7 +118,9 @@ check_guest() {
 for kind in bzimage pvh; do
 	kernel=$E2E_KERNEL
 	[ "$kind" = pvh ] && kernel=$VMLINUX
-	for spec in 1:256M 2:384M 4:512M; do
+	specs="1:256M 4:512M" # bzImage: 1 and 4 vCPUs; PVH: 1, 2 and 4
+	[ "$kind" = pvh ] && specs="1:256M 2:384M 4:512M"
+	for spec in $specs; do
 		cpus=${spec%:*}
 		mem=${spec#*:}
 		name=boot_${kind}_cpus${cpus}_mem${mem}
@@ -192,6 +194,43 @@ if selected $name; then
 		ok $name
 	else
 		bad $name "exit status $STATUS; no report from the built-in init"
+	fi
+fi
+
+# --- on a terminal: the built-in init's shell, Ctrl-A x, the terminal restored
+name=interactive_shell
+if selected $name && command -v script >/dev/null; then
+	fifo=$T/$name.in
+	mkfifo "$fifo"
+	script -qfec "sh -c '$EMBER run -m 256M; s=\$?; stty -a | grep -q \" icanon\" && echo TTY-RESTORED; exit \$s'" \
+		/dev/null <"$fifo" >"$T/$name.log" 2>&1 &
+	pid=$!
+	exec 4>"$fifo"
+	waitfor() { # waitfor PATTERN: until it shows in the log, or 120 s
+		local t0=$SECONDS
+		while kill -0 "$pid" 2>/dev/null && ! grep -q "$1" "$T/$name.log"; do
+			[ $((SECONDS - t0)) -gt 120 ] && return 1
+			sleep 0.2
+		done
+		grep -q "$1" "$T/$name.log"
+	}
+	waitfor 'ember:/# ' && printf 'echo inter$((6*7))active\r' >&4 && waitfor 'inter42active'
+	printf '\001x' >&4
+	(sleep 60 && kill -KILL "$pid" 2>/dev/null) &
+	dog=$!
+	wait "$pid"
+	STATUS=$?
+	kill "$dog" 2>/dev/null
+	exec 4>&-
+	tr -d '\r' <"$T/$name.log" >"$T/$name.log.tmp" && mv "$T/$name.log.tmp" "$T/$name.log"
+	if [ "$STATUS" != 34 ]; then
+		bad $name "exit status $STATUS, want 34 (Ctrl-A x)"
+	elif ! grep -q '^inter42active' "$T/$name.log"; then
+		bad $name "the shell did not run the command typed on the console"
+	elif ! grep -q 'TTY-RESTORED' "$T/$name.log"; then
+		bad $name "the terminal was not restored (no icanon)"
+	else
+		ok $name
 	fi
 fi
 
