@@ -107,11 +107,13 @@ static int check_mem(uint64_t mem, bool hugepages, struct ember_error *err)
 {
 	if (mem < EMBER_MIN_MEM)
 		return vmm_errf(err, -EINVAL,
-				"mem: %" PRIu64 " bytes is less than the minimum %llu MiB", mem,
-				EMBER_MIN_MEM >> 20);
+				"mem: %" PRIu64
+				" KiB is less than the minimum 16 MiB (a kernel and "
+				"its initrd need room)",
+				mem >> 10);
 	if (mem > EMBER_MAX_MEM)
 		return vmm_errf(err, -EINVAL,
-				"mem: %" PRIu64 " bytes is more than the maximum %llu GiB", mem,
+				"mem: %" PRIu64 " GiB is more than the maximum %llu GiB", mem >> 30,
 				EMBER_MAX_MEM >> 30);
 	if (mem & 4095)
 		return vmm_errf(err, -EINVAL, "mem: %" PRIu64 " bytes is not a multiple of 4 KiB",

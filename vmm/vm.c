@@ -456,6 +456,19 @@ int ember_vm_format_registers(const struct ember_vm *vm, char *buf, size_t len)
 	return (int)used;
 }
 
+int ember_run(const struct ember_config *cfg, struct ember_run_result *res, struct ember_error *err)
+{
+	struct ember_vm *vm;
+	int r = ember_vm_create(cfg, &vm, err);
+	if (r < 0)
+		return r;
+	r = ember_vm_run(vm, res);
+	if (r < 0)
+		vmm_errf(err, r, "cannot run the VM: %s", strerror(-r));
+	ember_vm_destroy(vm);
+	return r;
+}
+
 int ember_vm_run(struct ember_vm *vm, struct ember_run_result *res)
 {
 	if (!vm || !res)

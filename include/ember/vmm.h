@@ -36,8 +36,9 @@
  * A struct ember_config is plain data. A struct ember_vm is used from one
  * thread (the one that calls ember_vm_run), except ember_vm_request_stop(),
  * which is async-signal-safe and may be called from any thread or a signal
- * handler. The library runs one thread per vCPU and one console thread while
- * ember_vm_run() is running; none survive its return.
+ * handler. The library runs one thread per vCPU, from ember_vm_create() to
+ * ember_vm_destroy() (they wait until ember_vm_run() starts the guest);
+ * ember_vm_run() serves the console in the calling thread.
  */
 
 #include <stdbool.h>
@@ -268,6 +269,15 @@ int ember_vm_format_registers(const struct ember_vm *vm, char *buf, size_t len);
 
 /* Frees the VM and everything it owns. NULL is allowed. */
 void ember_vm_destroy(struct ember_vm *vm);
+
+/*
+ * ember_vm_create + ember_vm_run + ember_vm_destroy: boots the guest and
+ * returns when it stops, with *res filled (0), or a negative errno when the
+ * VM could not be built or started (err says why). The crash register dump
+ * is not kept: use the three calls to get it.
+ */
+int ember_run(const struct ember_config *cfg, struct ember_run_result *res,
+	      struct ember_error *err);
 
 /* Name of a stop reason ("poweroff", "reboot", "crash", "stopped", "error"). */
 const char *ember_stop_reason_name(enum ember_stop_reason reason);

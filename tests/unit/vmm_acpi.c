@@ -550,3 +550,64 @@ TEST(vmm_acpi_rejects_bad_config)
 	CHECK_ERR(vmm_acpi_build(&cfg, buf, X86_ACPI_SIZE, X86_ACPI_ADDR, &lay, &err), -EINVAL);
 	free(buf);
 }
+
+/* ---------------------------------------------------------------- sleep/reset registers */
+
+#include "../../vmm/arch/x86/acpi_pm.h"
+
+static int pm_off, pm_reset, pm_sleep_type = -1;
+static void on_off(void *o)
+{
+	(void)o;
+	pm_off++;
+}
+static void on_reset(void *o)
+{
+	(void)o;
+	pm_reset++;
+}
+static void on_sleep(void *o, unsigned t)
+{
+	(void)o;
+	pm_sleep_type = (int)t;
+}
+
+TEST(vmm_acpi_pm_registers)
+{
+	struct acpi_pm pm = {.poweroff = on_off,
+			     .reset = on_reset,
+			     .sleep = on_sleep,
+			     .s5_sleep_type = X86_ACPI_S5_SLP_TYP,
+			     .reset_value = X86_ACPI_RESET_VALUE};
+	uint8_t b;
+	/* Linux's S5 entry (hardware-reduced): WAK_STS to status, then
+	 * SLP_TYP << 2 | SLP_EN to control */
+	b = 0x80;
+	acpi_pm_ops.access(&pm, 1, X86_PORT_ACPI_SLEEP_STS, 0, &b, 1, true);
+	CHECK_EQ(pm_off, 0);
+	b = (uint8_t)(X86_ACPI_S5_SLP_TYP << 2); /* no SLP_EN: nothing */
+	acpi_pm_ops.access(&pm, 0, X86_PORT_ACPI_SLEEP_CTL, 0, &b, 1, true);
+	CHECK_EQ(pm_off, 0);
+	b = (uint8_t)(X86_ACPI_S5_SLP_TYP << 2 | 0x20);
+	acpi_pm_ops.access(&pm, 0, X86_PORT_ACPI_SLEEP_CTL, 0, &b, 1, true);
+	CHECK_EQ(pm_off, 1);
+	b = (uint8_t)(3 << 2 | 0x20); /* S3: reported, not a power-off */
+	acpi_pm_ops.access(&pm, 0, X86_PORT_ACPI_SLEEP_CTL, 0, &b, 1, true);
+	CHECK_EQ(pm_off, 1);
+	CHECK_EQ(pm_sleep_type, 3);
+	/* reset: only the FADT's reset value */
+	b = 0x02;
+	acpi_pm_ops.access(&pm, 2, X86_PORT_ACPI_RESET, 0, &b, 1, true);
+	CHECK_EQ(pm_reset, 0);
+	b = X86_ACPI_RESET_VALUE;
+	acpi_pm_ops.access(&pm, 2, X86_PORT_ACPI_RESET, 0, &b, 1, true);
+	CHECK_EQ(pm_reset, 1);
+	/* reads: WAK_STS in status, 0 elsewhere */
+	b = 0xff;
+	acpi_pm_ops.access(&pm, 1, X86_PORT_ACPI_SLEEP_STS, 0, &b, 1, false);
+	CHECK_EQ(b, 0x80);
+	b = 0xff;
+	acpi_pm_ops.access(&pm, 0, X86_PORT_ACPI_SLEEP_CTL, 0, &b, 1, false);
+	CHECK_EQ(b, 0);
+	CHECK_EQ(acpi_pm_ops.sizes, 1);
+}

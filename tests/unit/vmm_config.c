@@ -359,3 +359,23 @@ TEST(vmm_stop_reasons)
 	CHECK_EQ(ember_stop_reason_exit_status(EMBER_STOP_ERROR), 1);
 	CHECK_EQ(ember_library_version(), EMBER_VMM_API_VERSION);
 }
+
+TEST(vmm_vm_create_needs_resolved_config)
+{
+	struct ember_config c;
+	struct ember_error err = {0};
+	struct ember_vm *vm = (struct ember_vm *)1;
+	ember_config_init(&c);
+	CHECK_ERR(ember_vm_create(&c, &vm, &err), -EINVAL);
+	CHECK(strstr(err.msg, "not resolved") != NULL);
+	CHECK(vm == (struct ember_vm *)1 || vm == NULL);
+	CHECK_ERR(ember_vm_create(NULL, &vm, &err), -EINVAL);
+	struct ember_run_result res;
+	CHECK_ERR(ember_run(&c, &res, &err), -EINVAL);
+	CHECK_ERR(ember_vm_run(NULL, &res), -EINVAL);
+	ember_vm_destroy(NULL);
+	ember_vm_request_stop(NULL);
+	char buf[8];
+	CHECK_EQ(ember_vm_format_registers(NULL, buf, sizeof(buf)), 0);
+	CHECK_STR(buf, "");
+}
