@@ -11,6 +11,36 @@
 #define MFD_HUGETLB 0x0004U
 #endif
 
+/*
+ * A PROT_NONE reservation of size bytes starting at a multiple of align,
+ * or NULL. Half an alignment of it stays PROT_NONE below the returned
+ * address (a guard, never freed: address space only): whatever the process
+ * maps next below (a thread's stack, mapped top-down) then ends off the
+ * 2 MiB grid, so its touched top pages do not become a 2 MiB transparent
+ * huge page of the VMM's own memory.
+ */
+#define GUARD_BELOW(align) ((align) / 2)
+static void *reserve_aligned(uint64_t size, uint64_t align)
+{
+	size_t len = (size_t)(size + 2 * align);
+	uint8_t *r = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (r == MAP_FAILED)
+		return NULL;
+	uint8_t *a = (uint8_t *)vmm_align_up((uintptr_t)r + align, align);
+	uint8_t *keep = a - GUARD_BELOW(align);
+	if (keep > r)
+		munmap(r, (size_t)(keep - r));
+	uint8_t *end = r + len, *aend = a + size;
+	if (end > aend)
+		munmap(aend, (size_t)(end - aend));
+	return a;
+}
+
+static void unreserve(void *at, uint64_t size)
+{
+	munmap((uint8_t *)at - GUARD_BELOW(2u << 20), (size_t)size + GUARD_BELOW(2u << 20));
+}
+
 int vmm_mem_create(struct vmm_mem *m, uint64_t size, uint64_t hole_start, uint64_t hole_end,
 		   enum ember_mem_backing backing, bool hugepages, struct ember_error *err)
 {
@@ -29,30 +59,46 @@ int vmm_mem_create(struct vmm_mem *m, uint64_t size, uint64_t hole_start, uint64
 		return vmm_errf(err, -EINVAL, "guest memory size %#llx is too large",
 				(unsigned long long)size);
 
+	/* Guest RAM starts 2 MiB aligned in the host too: KVM maps a 2 MiB
+	 * guest page with one large nested page only when the host address has
+	 * the same offset within 2 MiB as the guest one (and transparent huge
+	 * pages only fill aligned 2 MiB ranges). mmap alone gives 4 KiB
+	 * alignment, so reserve a larger range and place the mapping in it. */
+	void *at = reserve_aligned(size, 2u << 20);
+	if (!at)
+		return vmm_errf(err, -ENOMEM,
+				"cannot reserve %llu MiB of address space for guest memory",
+				(unsigned long long)size >> 20);
 	void *p;
-	int flags = MAP_NORESERVE;
+	int flags = MAP_NORESERVE | MAP_FIXED;
 	if (backing == EMBER_MEM_MEMFD) {
 		m->fd =
 		    memfd_create("ember-guest-ram", MFD_CLOEXEC | (hugepages ? MFD_HUGETLB : 0));
-		if (m->fd < 0)
-			return vmm_errf(err, -errno, "memfd_create%s: %s",
-					hugepages ? " (hugetlb)" : "", strerror(errno));
+		if (m->fd < 0) {
+			int e = -errno;
+			unreserve(at, size);
+			return vmm_errf(err, e, "memfd_create%s: %s", hugepages ? " (hugetlb)" : "",
+					strerror(-e));
+		}
 		if (ftruncate(m->fd, (off_t)size) < 0) {
 			int e = -errno;
+			unreserve(at, size);
 			vmm_mem_destroy(m);
 			return vmm_errf(err, e,
 					"ftruncate of the guest memory memfd to %llu bytes: %s",
 					(unsigned long long)size, strerror(-e));
 		}
-		p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED | flags, m->fd, 0);
+		p = mmap(at, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED | flags, m->fd, 0);
 	} else if (backing == EMBER_MEM_ANON) {
 		flags |= MAP_PRIVATE | MAP_ANONYMOUS | (hugepages ? MAP_HUGETLB : 0);
-		p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, flags, -1, 0);
+		p = mmap(at, (size_t)size, PROT_READ | PROT_WRITE, flags, -1, 0);
 	} else {
+		unreserve(at, size);
 		return vmm_errf(err, -EINVAL, "unknown memory backing %d", backing);
 	}
 	if (p == MAP_FAILED) {
 		int e = -errno;
+		unreserve(at, size); /* the reservation, if MAP_FIXED left it */
 		vmm_mem_destroy(m);
 		if (hugepages)
 			return vmm_errf(
@@ -93,7 +139,7 @@ void vmm_mem_destroy(struct vmm_mem *m)
 	if (!m)
 		return;
 	if (m->host && m->size)
-		munmap(m->host, (size_t)m->size);
+		munmap(m->host - GUARD_BELOW(2u << 20), (size_t)m->size + GUARD_BELOW(2u << 20));
 	if (m->fd >= 0)
 		close(m->fd);
 	m->host = NULL;
@@ -160,32 +206,6 @@ int vmm_mem_zero(const struct vmm_mem *m, uint64_t gpa, uint64_t len)
 		return -EFAULT;
 	if (len)
 		memset(p, 0, (size_t)len);
-	return 0;
-}
-
-int vmm_mem_map_file(const struct vmm_mem *m, uint64_t gpa, int fd, uint64_t offset, uint64_t len)
-{
-	const uint64_t page = 4096;
-	if (!m || !m->anon || m->hugepages || fd < 0 || !len || (gpa | offset) & (page - 1) ||
-	    len > UINT64_MAX - page)
-		return -EOPNOTSUPP;
-	uint64_t maplen = vmm_align_up(len, page);
-	uint8_t *dst = vmm_mem_ptr(m, gpa, maplen);
-	if (!dst)
-		return -EOPNOTSUPP;
-	void *p = mmap(dst, (size_t)maplen, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, fd, (off_t)offset);
-	if (p == MAP_FAILED) {
-		int e = -errno;
-		/* MAP_FIXED may have unmapped the range: put anonymous memory back */
-		mmap(dst, (size_t)maplen, PROT_READ | PROT_WRITE,
-		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
-		return e;
-	}
-	madvise(p, (size_t)maplen, MADV_DONTDUMP);
-	madvise(p, (size_t)maplen, MADV_DONTFORK);
-	if (maplen > len)
-		memset(dst + len, 0, (size_t)(maplen - len));
 	return 0;
 }
 

@@ -66,18 +66,6 @@ int vmm_mem_read(const struct vmm_mem *m, uint64_t gpa, void *dst, uint64_t len)
 /* Sets [gpa, gpa + len) to zero (only where the loader must; fresh memory is
  * already zero); -EFAULT if not RAM. */
 int vmm_mem_zero(const struct vmm_mem *m, uint64_t gpa, uint64_t len);
-/*
- * Maps bytes [offset, offset + len) of file fd at gpa instead of copying
- * them: a private copy-on-write mapping, read from the page cache when the
- * guest first touches a page (so a 60 MiB vmlinux costs nothing until it
- * runs, and its pages are shared with the host's cache). The bytes of the
- * last page past len are zeroed. Only for anonymous memory without
- * hugepages, with gpa and offset page aligned and the range inside one
- * region; -EOPNOTSUPP otherwise (copy instead), or the errno of mmap.
- * The file must not change while the guest runs (MAP_PRIVATE), and a later
- * MADV_DONTNEED of these pages would bring back the file's bytes, not zeros.
- */
-int vmm_mem_map_file(const struct vmm_mem *m, uint64_t gpa, int fd, uint64_t offset, uint64_t len);
 /* End (exclusive) of the first region: the top of RAM below the hole. */
 uint64_t vmm_mem_low_end(const struct vmm_mem *m);
 

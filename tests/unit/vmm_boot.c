@@ -660,3 +660,54 @@ TEST(vmm_bzimage_parse_host_kernel)
 	CHECK(bz.xloadflags & XLF_KERNEL_64);
 	free(img);
 }
+
+/* SHT_NOBITS sections inside a segment's file bytes are left to fresh memory. */
+TEST(vmm_elf_nobits_ranges_not_loaded)
+{
+	size_t len;
+	uint8_t *img = fx_elf(&len);
+	/* append a section table: null, .bss (NOBITS, ALLOC) over the data segment's
+	 * file page, and one malformed entry pointing nowhere */
+	size_t shoff = len;
+	Elf64_Shdr sh[3];
+	memset(sh, 0, sizeof(sh));
+	sh[1].sh_type = SHT_NOBITS;
+	sh[1].sh_flags = SHF_ALLOC | SHF_WRITE;
+	sh[1].sh_addr = 0xffffffff81400000ull; /* the data segment's vaddr */
+	sh[1].sh_size = FX_ELF_DATA_MEMSZ;
+	sh[2].sh_type = SHT_NOBITS;
+	sh[2].sh_flags = SHF_ALLOC;
+	sh[2].sh_addr = 0x1234;
+	sh[2].sh_size = 0x1000;
+	img = realloc(img, len + sizeof(sh));
+	memcpy(img + shoff, sh, sizeof(sh));
+	len += sizeof(sh);
+	Elf64_Ehdr eh;
+	memcpy(&eh, img, sizeof(eh));
+	eh.e_shoff = shoff;
+	eh.e_shentsize = sizeof(Elf64_Shdr);
+	eh.e_shnum = 3;
+	memcpy(img, &eh, sizeof(eh));
+
+	struct vmm_elf elf;
+	struct ember_error err = {0};
+	REQUIRE_OK(vmm_elf_parse(img, len, &elf, &err));
+	REQUIRE_EQ(elf.nzero, 1);
+	CHECK_EQ(elf.zero[0].offset, FX_ELF_DATA_OFF);
+	CHECK_EQ(elf.zero[0].len, FX_ELF_DATA_SIZE);
+	struct vmm_mem m = mem_of(64 << 20);
+	REQUIRE_OK(vmm_elf_load(&m, img, len, -1, &elf, &err));
+	const uint8_t *d = vmm_mem_ptr(&m, FX_ELF_DATA_PADDR, FX_ELF_DATA_SIZE);
+	for (int i = 0; i < FX_ELF_DATA_SIZE; i++)
+		if (d[i])
+			TEST_FAIL("NOBITS byte %d was loaded (%u)", i, d[i]);
+	CHECK(!memcmp(vmm_mem_ptr(&m, FX_ELF_TEXT_PADDR, FX_ELF_TEXT_SIZE), img + FX_ELF_TEXT_OFF,
+		      FX_ELF_TEXT_SIZE));
+	/* a section table past the end of the file is ignored, not an error */
+	eh.e_shoff = len;
+	memcpy(img, &eh, sizeof(eh));
+	REQUIRE_OK(vmm_elf_parse(img, len, &elf, &err));
+	CHECK_EQ(elf.nzero, 0);
+	vmm_mem_destroy(&m);
+	free(img);
+}

@@ -56,8 +56,8 @@ int vmm_bzimage_parse(const uint8_t *img, uint64_t len, struct vmm_bzimage *out,
  * end address (exclusive). */
 uint64_t vmm_bzimage_end(const struct vmm_bzimage *bz, uint64_t load_addr);
 
-/* Copies the protected-mode code to load_addr (or maps it from fd, the
- * file img maps, when fd >= 0 and the offsets allow: see vmm_boot_copy);
+/* Copies the protected-mode code to load_addr (read from fd, the file img
+ * maps, when fd >= 0: see vmm_boot_copy);
  * -E2BIG if the kernel (up to vmm_bzimage_end) does not fit in RAM below
  * the hole. */
 int vmm_bzimage_load(const struct vmm_mem *mem, const uint8_t *img, uint64_t len, int fd,
@@ -87,6 +87,16 @@ struct vmm_elf_segment {
 	uint64_t filesz;
 	uint64_t paddr;
 	uint64_t memsz;
+	uint64_t vaddr;
+};
+/* File ranges of a segment that hold a zero-initialised (SHT_NOBITS)
+ * section: the linker wrote zeros there (Linux's .bss and .brk sit in the
+ * file because .init.scratch follows them); the loader leaves them to fresh,
+ * already zero guest memory instead of copying or mapping 18 MiB of zeros. */
+#define VMM_ELF_MAX_ZERO 8
+struct vmm_elf_zero {
+	uint64_t offset; /* page aligned */
+	uint64_t len;	 /* a multiple of 4 KiB */
 };
 struct vmm_elf {
 	uint32_t pvh_entry; /* XEN_ELFNOTE_PHYS32_ENTRY */
@@ -94,6 +104,8 @@ struct vmm_elf {
 	struct vmm_elf_segment segments[VMM_ELF_MAX_SEGMENTS];
 	uint64_t low;  /* lowest p_paddr of a PT_LOAD */
 	uint64_t high; /* end of the highest PT_LOAD (p_paddr + p_memsz) */
+	unsigned nzero;
+	struct vmm_elf_zero zero[VMM_ELF_MAX_ZERO];
 };
 
 /* Validates an ELF64 x86-64 executable (header, program headers, PT_LOAD
@@ -122,9 +134,10 @@ int vmm_kernel_detect(const uint8_t *img, uint64_t len, enum ember_kernel_format
 int vmm_kernel_detect_file(const char *path, enum ember_kernel_format *fmt,
 			   struct ember_error *err);
 
-/* Puts img[offset, offset + len) at gpa: mapped from fd when fd >= 0, the
- * range is at least 1 MiB and vmm_mem_map_file accepts it, copied
- * otherwise. 0 or -EFAULT (not inside guest memory). */
+/* Puts img[offset, offset + len) at gpa: read from fd (the file img maps)
+ * when fd >= 0, copied from img otherwise. 0 or -EFAULT (not inside guest
+ * memory). (Mapping the file privately instead was measured slower: the
+ * kernel then takes a copy-on-write fault for every text page it patches.) */
 int vmm_boot_copy(const struct vmm_mem *mem, uint64_t gpa, const uint8_t *img, int fd,
 		  uint64_t offset, uint64_t len);
 
@@ -169,7 +182,7 @@ struct vmm_boot_request {
 	enum ember_kernel_format format;
 	const uint8_t *kernel;
 	uint64_t kernel_size;
-	bool map_kernel; /* kernel_fd is the file kernel maps: map, not copy */
+	bool map_kernel; /* kernel_fd is the file kernel maps: read it from there */
 	int kernel_fd;
 	const uint8_t *initrd; /* NULL: none, unless builtin */
 	uint64_t initrd_size;

@@ -83,6 +83,38 @@ static int scan_notes(const uint8_t *p, uint64_t n, uint32_t *entry, struct embe
 	return 0;
 }
 
+/* Section headers are optional for loading: a malformed table only means
+ * no zero ranges. */
+static void find_zero_ranges(const uint8_t *img, uint64_t len, const Elf64_Ehdr *eh,
+			     struct vmm_elf *out)
+{
+	if (eh->e_shentsize != sizeof(Elf64_Shdr) || eh->e_shnum == 0 || eh->e_shnum > 4096 ||
+	    vmm_range_exceeds(eh->e_shoff, (uint64_t)eh->e_shnum * sizeof(Elf64_Shdr), len))
+		return;
+	for (unsigned i = 0; i < eh->e_shnum && out->nzero < VMM_ELF_MAX_ZERO; i++) {
+		Elf64_Shdr sh;
+		memcpy(&sh, img + eh->e_shoff + (uint64_t)i * sizeof(sh), sizeof(sh));
+		if (sh.sh_type != SHT_NOBITS || !(sh.sh_flags & SHF_ALLOC) || sh.sh_size == 0)
+			continue;
+		for (unsigned k = 0; k < out->nsegments; k++) {
+			const struct vmm_elf_segment *s = &out->segments[k];
+			if (sh.sh_addr < s->vaddr || sh.sh_addr - s->vaddr >= s->filesz)
+				continue;
+			uint64_t start = s->offset + (sh.sh_addr - s->vaddr);
+			uint64_t end = s->offset + s->filesz;
+			if (sh.sh_size < end - start)
+				end = start + sh.sh_size;
+			/* whole pages only, so that the rest can still be mapped */
+			start = vmm_align_up(start, 4096);
+			end = vmm_align_down(end, 4096);
+			if (end > start)
+				out->zero[out->nzero++] =
+				    (struct vmm_elf_zero){.offset = start, .len = end - start};
+			break;
+		}
+	}
+}
+
 int vmm_elf_parse(const uint8_t *img, uint64_t len, struct vmm_elf *out, struct ember_error *err)
 {
 	memset(out, 0, sizeof(*out));
@@ -163,6 +195,7 @@ int vmm_elf_parse(const uint8_t *img, uint64_t len, struct vmm_elf *out, struct 
 		    .filesz = ph.p_filesz,
 		    .paddr = ph.p_paddr,
 		    .memsz = ph.p_memsz,
+		    .vaddr = ph.p_vaddr,
 		};
 		if (ph.p_paddr < out->low)
 			out->low = ph.p_paddr;
@@ -171,6 +204,7 @@ int vmm_elf_parse(const uint8_t *img, uint64_t len, struct vmm_elf *out, struct 
 	}
 	if (!out->nsegments)
 		return vmm_errf(err, -ENOEXEC, "ELF: no loadable segment");
+	find_zero_ranges(img, len, &eh, out);
 	if (!found)
 		return vmm_errf(err, -ENOEXEC,
 				"ELF: no PVH entry note (Xen note XEN_ELFNOTE_PHYS32_ENTRY); the "
@@ -212,9 +246,25 @@ int vmm_elf_load(const struct vmm_mem *mem, const uint8_t *img, uint64_t len, in
 	}
 	for (unsigned i = 0; i < elf->nsegments; i++) {
 		const struct vmm_elf_segment *s = &elf->segments[i];
-		int r = vmm_boot_copy(mem, s->paddr, img, fd, s->offset, s->filesz);
-		if (r < 0)
-			return vmm_errf(err, r, "ELF: cannot write segment %u", i);
+		/* the segment's file bytes, minus the zero ranges inside it */
+		uint64_t off = s->offset, end = s->offset + s->filesz;
+		while (off < end) {
+			uint64_t next = end, skip = 0;
+			for (unsigned k = 0; k < elf->nzero; k++) {
+				const struct vmm_elf_zero *z = &elf->zero[k];
+				if (z->len && z->offset >= off && z->offset < next &&
+				    z->len <= end - z->offset) {
+					next = z->offset;
+					skip = z->len;
+				}
+			}
+			int r = next > off ? vmm_boot_copy(mem, s->paddr + (off - s->offset), img,
+							   fd, off, next - off)
+					   : 0;
+			if (r < 0)
+				return vmm_errf(err, r, "ELF: cannot write segment %u", i);
+			off = next + skip;
+		}
 	}
 	return 0;
 }

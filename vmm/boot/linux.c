@@ -47,9 +47,22 @@ int vmm_kernel_detect_file(const char *path, enum ember_kernel_format *fmt, stru
 int vmm_boot_copy(const struct vmm_mem *mem, uint64_t gpa, const uint8_t *img, int fd,
 		  uint64_t offset, uint64_t len)
 {
-	if (fd >= 0 && len >= (1u << 20) && vmm_mem_map_file(mem, gpa, fd, offset, len) == 0)
-		return 0;
-	return vmm_mem_write(mem, gpa, img + offset, len);
+	uint8_t *dst = vmm_mem_ptr(mem, gpa, len);
+	if (!dst)
+		return -EFAULT;
+	/* read(): the kernel copies straight from the page cache, without
+	 * faulting the source mapping in page by page first */
+	uint64_t done = 0;
+	while (fd >= 0 && done < len) {
+		size_t chunk = (size_t)(len - done < (1u << 30) ? len - done : (1u << 30));
+		ssize_t n = pread(fd, dst + done, chunk, (off_t)(offset + done));
+		if (n <= 0)
+			break; /* finish from the mapping */
+		done += (uint64_t)n;
+	}
+	if (done < len)
+		memcpy(dst + done, img + offset + done, (size_t)(len - done));
+	return 0;
 }
 
 int vmm_initrd_place(uint64_t size, uint64_t floor, uint64_t top, uint64_t max_end, uint64_t *gpa,

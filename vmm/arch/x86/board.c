@@ -415,7 +415,7 @@ int vmm_board_load(struct ember_vm *vm, struct ember_error *err)
 	/* the kernel, initrd and busybox, mapped read-only for the copy */
 	const uint8_t *kernel = NULL, *initrd = NULL, *busybox = NULL;
 	uint64_t kernel_size = 0, initrd_size = 0, busybox_size = 0;
-	/* With anonymous memory the kernel's pages are mapped, not copied. */
+	/* The kernel is read into guest memory from its file (see vmm_boot_copy). */
 	int kfd = open(cfg->kernel, O_RDONLY | O_CLOEXEC);
 	r = kfd < 0 ? -errno : vmm_map_fd(kfd, &kernel, &kernel_size);
 	if (r < 0) {
