@@ -12,7 +12,7 @@
 # worked. Logs: o/check/<suite>.log.
 #   --unit-only   builds, unit suites, check-format, headers (no /dev/kvm needed)
 #   --kvm-only    builds, KVM suites
-# Environment: EMBER_CHECK_SUITE_TIMEOUT (s per KVM suite, default 420),
+# Environment: EMBER_CHECK_SUITE_TIMEOUT (s per KVM suite, default 600),
 # EMBER_KVM_SANDBOX=auto|native|sandbox (see tools/kvm-sandbox/README.md).
 set -euo pipefail
 
@@ -28,15 +28,18 @@ NATIVE_SUITES=(
 SANDBOX_SUITES=(
 	"kvm-release o/release/test-kvm"
 	"kvm-asan o/asan/test-kvm"
+	# end to end: ember run boots Debian's kernel (tests/e2e/run.sh; artifacts in o/e2e)
+	"e2e env EMBER_BIN=o/release/ember tests/e2e/run.sh"
 )
 # Extra tools/kvm-sandbox/run.sh options for that boot (e.g. --modules "tun").
-SANDBOX_OPTS=()
+# The e2e guests (up to 512M) take their RAM out of the sandbox's.
+SANDBOX_OPTS=(--mem 1536M)
 BUILD_MODES=(release asan)
 PROBE=o/release/kvm-probe
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-SUITE_TIMEOUT=${EMBER_CHECK_SUITE_TIMEOUT:-420}
+SUITE_TIMEOUT=${EMBER_CHECK_SUITE_TIMEOUT:-600}
 SUMMARY_RE='^([0-9]+) passed, ([0-9]+) failed(, ([0-9]+) skipped)?$'
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
 
