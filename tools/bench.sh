@@ -37,10 +37,12 @@ else
 	echo "BENCHENV where native: \$(cd /sys/module && echo kvm_*)"
 fi
 rc=0
-for p in o/release/kvm-bench o/release/hv-bench; do
-	[ -x "\$p" ] || continue
+# program and arguments: exits per round, rounds (paired, interleaved), then
+# VM cycles (kvm-bench) or kicks (hv-bench)
+for p in "o/release/kvm-bench 5000 15 21" "o/release/hv-bench 3000 15 200"; do
+	[ -x "\${p%% *}" ] || continue
 	echo "BENCHRUN \$p"
-	"\$p" || rc=1
+	\$p || rc=1
 done
 if [ -x bench/boot_bench.sh ]; then
 	echo "BENCHRUN bench/boot_bench.sh"
