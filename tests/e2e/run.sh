@@ -35,6 +35,23 @@ for f in "$EMBER" "$INITRD" "$VMLINUX" "$E2E_KERNEL"; do
 done
 echo "e2e: $EMBER on $(uname -r), kernel $E2E_KERNEL"
 
+# watchdog SECS PID: SIGKILL PID after SECS, in the background ($! is the
+# watchdog). Its output goes nowhere: a sleeping watchdog must not hold the
+# caller's pipe (make check's tee) open after this script ends.
+watchdog() {
+	(
+		sleep "$1" &
+		s=$!
+		trap 'kill $s 2>/dev/null; exit 0' TERM
+		wait $s && kill -KILL "$2" 2>/dev/null
+	) >/dev/null 2>&1 </dev/null &
+}
+# unwatch DOG: stop a watchdog (and its sleep)
+unwatch() {
+	kill "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+}
+
 selected() {
 	[ ${#FILTERS[@]} = 0 ] && return 0
 	local f
@@ -69,7 +86,7 @@ e2e.action=$action $extra" <"$fifo" >"$log" 2>&1 &
 	local pid=$!
 	exec 3>"$fifo" # the VMM's console input
 	# a watchdog: SIGKILL after E2E_TIMEOUT (status 137)
-	(sleep "$E2E_TIMEOUT" && kill -KILL "$pid" 2>/dev/null) &
+	watchdog "$E2E_TIMEOUT" "$pid"
 	local dog=$!
 	if [ "$echo" = 1 ]; then
 		local t0=$SECONDS
@@ -91,7 +108,7 @@ e2e.action=$action $extra" <"$fifo" >"$log" 2>&1 &
 	fi
 	wait "$pid"
 	STATUS=$?
-	kill "$dog" 2>/dev/null
+	unwatch "$dog"
 	wait "$dog" 2>/dev/null
 	exec 3>&-
 	rm -f "$fifo"
@@ -216,11 +233,11 @@ if selected $name && command -v script >/dev/null; then
 	}
 	waitfor 'ember:/# ' && printf 'echo inter$((6*7))active\r' >&4 && waitfor 'inter42active'
 	printf '\001x' >&4
-	(sleep 60 && kill -KILL "$pid" 2>/dev/null) &
+	watchdog 60 "$pid"
 	dog=$!
 	wait "$pid"
 	STATUS=$?
-	kill "$dog" 2>/dev/null
+	unwatch "$dog"
 	exec 4>&-
 	tr -d '\r' <"$T/$name.log" >"$T/$name.log.tmp" && mv "$T/$name.log.tmp" "$T/$name.log"
 	if [ "$STATUS" != 34 ]; then
