@@ -70,7 +70,10 @@ int vmm_mem_create(struct vmm_mem *m, uint64_t size, uint64_t hole_start, uint64
 				"cannot reserve %llu MiB of address space for guest memory",
 				(unsigned long long)size >> 20);
 	void *p;
-	int flags = MAP_NORESERVE | MAP_FIXED;
+	/* hugetlb pages are reserved at mmap time (no MAP_NORESERVE): a host
+	 * without enough of them fails here, not with SIGBUS when the guest
+	 * touches its memory */
+	int flags = MAP_FIXED | (hugepages ? 0 : MAP_NORESERVE);
 	if (backing == EMBER_MEM_MEMFD) {
 		m->fd =
 		    memfd_create("ember-guest-ram", MFD_CLOEXEC | (hugepages ? MFD_HUGETLB : 0));

@@ -75,12 +75,13 @@ now_ms() { date +%s%3N; }
 # initramfs; with ECHO=1 answers the guest's "E2E ready" with a console line.
 # Sets STATUS and leaves the log in $T/NAME.log.
 boot() {
-	local name=$1 kernel=$2 cpus=$3 mem=$4 action=$5 echo=$6 extra=${7:-}
+	local name=$1 kernel=$2 cpus=$3 mem=$4 action=$5 echo=$6 extra=${7:-} args=${8:-}
 	local log=$T/$name.log fifo=$T/$name.in bytes
 	bytes=$(($(numfmt --from=iec "$mem")))
 	rm -f "$fifo"
 	mkfifo "$fifo"
-	"$EMBER" run -k "$kernel" -i "$INITRD" -c "$cpus" -m "$mem" \
+	# shellcheck disable=SC2086 # args: extra ember options, word-split
+	"$EMBER" run -k "$kernel" -i "$INITRD" -c "$cpus" -m "$mem" $args \
 		--cmdline "$BASE_CMDLINE e2e.cpus=$cpus e2e.mem=$bytes e2e.echo=$echo \
 e2e.action=$action $extra" <"$fifo" >"$log" 2>&1 &
 	local pid=$!
@@ -144,7 +145,10 @@ for kind in bzimage pvh; do
 		selected "$name" || continue
 		TOKEN=""
 		t0=$(now_ms)
-		boot "$name" "$kernel" "$cpus" "$mem" poweroff 1
+		# one of them with memfd-backed guest memory
+		args=""
+		[ "$kind$cpus" = pvh2 ] && args="--mem-backing memfd"
+		boot "$name" "$kernel" "$cpus" "$mem" poweroff 1 "" "$args"
 		check_guest "$name" 0
 		echo "     $name: $(($(now_ms) - t0)) ms, $(grep -m1 'boot marker' "$T/$name.log" | sed 's/^ember: //')"
 	done
