@@ -19,6 +19,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
+MANDIR ?= $(PREFIX)/share/man
 
 EMBER_SOVERSION := 0
 EMBER_VERSION := 0.1.0
@@ -56,6 +57,7 @@ PUBLIC_HEADERS := $(wildcard include/ember/*.h)
 # UNIT_EXTRA_OBJS, KVM_EXTRA_OBJS, rules.
 GUEST_OBJS :=
 BINS :=
+MAN1 :=
 EXTRA_ALL :=
 UNIT_EXTRA_OBJS :=
 KVM_EXTRA_OBJS :=
@@ -135,6 +137,7 @@ install: lib
 	ln -sf libember.so.$(EMBER_SOVERSION) $(DESTDIR)$(LIBDIR)/libember.so
 	install -m 0644 $(O)/ember.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
 	$(foreach b,$(BINS),install -D -m 0755 $(b) $(DESTDIR)$(PREFIX)/bin/$(notdir $(b));)
+	$(foreach m,$(MAN1),install -D -m 0644 $(m) $(DESTDIR)$(MANDIR)/man1/$(notdir $(m));)
 
 clean:
 	rm -rf o
