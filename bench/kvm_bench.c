@@ -7,6 +7,7 @@
  *   BENCH <name> <value> <unit>
  * Usage: kvm-bench [exits-per-round] [rounds] [vm-cycles]
  */
+#include "bench.h"
 #include <ember/kvm.h>
 
 #include <errno.h>
@@ -35,40 +36,10 @@ static const uint8_t mmio_loop[] = {
 };
 static const uint8_t hlt_code[] = {0xf4};
 
-static double now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
 static void die(const char *what, int err)
 {
 	fprintf(stderr, "kvm-bench: %s: %s\n", what, strerror(err < 0 ? -err : err));
 	exit(1);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-/* The median of the per-round ratios num[i] / den[i]: rounds are paired
- * (run back to back), so slow drifts of the machine cancel out. Call it
- * before median(), which sorts its argument in place. */
-static double paired_ratio(const double *num, const double *den, int n)
-{
-	double r[64];
-	for (int i = 0; i < n; i++)
-		r[i] = num[i] / den[i];
-	return median(r, n);
 }
 
 /* ------------------------------------------------------------------ raw */
