@@ -218,6 +218,10 @@ static int cmd_run(int argc, char **argv, uint64_t start_ns)
 			say("the VM failed after %.3f s: %s (%s)", secs, res.detail,
 			    strerror(-res.error));
 			break;
+		case EMBER_STOP_PANIC:
+			say("guest panicked after %.3f s: %s; exit status %d", secs, res.detail,
+			    status);
+			break;
 		}
 	}
 	ember_vm_destroy(vm);

@@ -119,7 +119,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		uint64_t isize = req.initrd_size, gpa;
 		if (req.builtin_initrd) {
 			int64_t n = vmm_initramfs_build(NULL, 0, req.busybox, req.busybox_size,
-							req.interactive);
+							req.interactive, NULL, 0);
 			FUZZ_CHECK(n > 0);
 			isize = (uint64_t)n;
 		}

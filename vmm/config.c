@@ -357,7 +357,8 @@ const char *ember_config_usage(void)
 	       "\n"
 	       "Exit status: 0 guest powered off, 32 guest rebooted, 33 guest crashed (triple\n"
 	       "fault; every vCPU's registers are printed), 34 stopped by a signal or Ctrl-A x,\n"
-	       "1 host error or bad image, 2 bad command line or configuration.\n";
+	       "35 guest kernel panicked (pvpanic), 1 host error or bad image, 2 bad command\n"
+	       "line or configuration.\n";
 }
 
 /* ---------------------------------------------------------------- resolve */
@@ -576,6 +577,8 @@ const char *ember_stop_reason_name(enum ember_stop_reason reason)
 		return "stopped";
 	case EMBER_STOP_ERROR:
 		return "error";
+	case EMBER_STOP_PANIC:
+		return "panic";
 	}
 	return "invalid";
 }
@@ -593,6 +596,8 @@ int ember_stop_reason_exit_status(enum ember_stop_reason reason)
 		return EMBER_EXIT_STOPPED;
 	case EMBER_STOP_ERROR:
 		return EMBER_EXIT_ERROR;
+	case EMBER_STOP_PANIC:
+		return EMBER_EXIT_PANIC;
 	}
 	return EMBER_EXIT_ERROR;
 }

@@ -219,6 +219,7 @@ enum ember_stop_reason {
 	EMBER_STOP_CRASH,	 /* triple fault, failed entry, KVM internal error */
 	EMBER_STOP_REQUESTED,	 /* ember_vm_request_stop() (a signal, the console escape) */
 	EMBER_STOP_ERROR,	 /* a host-side failure while running (see error) */
+	EMBER_STOP_PANIC,	 /* the guest kernel panicked (it said so on the pvpanic port) */
 };
 
 /* Exit statuses of `ember run` for each reason (documented in ember(1)). */
@@ -228,6 +229,7 @@ enum ember_stop_reason {
 #define EMBER_EXIT_REBOOT   32
 #define EMBER_EXIT_CRASH    33
 #define EMBER_EXIT_STOPPED  34 /* stopped by request (SIGINT/SIGTERM, Ctrl-A x) */
+#define EMBER_EXIT_PANIC    35 /* the guest kernel panicked (pvpanic) */
 
 struct ember_run_result {
 	enum ember_stop_reason reason;
@@ -279,7 +281,8 @@ void ember_vm_destroy(struct ember_vm *vm);
 int ember_run(const struct ember_config *cfg, struct ember_run_result *res,
 	      struct ember_error *err);
 
-/* Name of a stop reason ("poweroff", "reboot", "crash", "stopped", "error"). */
+/* Name of a stop reason ("poweroff", "reboot", "crash", "stopped", "error",
+ * "panic"). */
 const char *ember_stop_reason_name(enum ember_stop_reason reason);
 /* Exit status `ember run` uses for a stop reason (EMBER_EXIT_*). */
 int ember_stop_reason_exit_status(enum ember_stop_reason reason);

@@ -13,8 +13,10 @@ EXTRA_ALL += $(E2E_ARTIFACTS)
 endif
 endif
 
-$(E2E_DIR)/initramfs.cpio: tests/e2e/init.sh tests/e2e/mkinitramfs.sh
-	tests/e2e/mkinitramfs.sh $@
+# the kernel's release, for its pvpanic modules (/boot/vmlinuz-RELEASE)
+E2E_RELEASE := $(patsubst vmlinuz-%,%,$(notdir $(E2E_KERNEL)))
+$(E2E_DIR)/initramfs.cpio: tests/e2e/init.sh tests/e2e/mkinitramfs.sh $(E2E_KERNEL)
+	tests/e2e/mkinitramfs.sh $@ /bin/busybox $(E2E_RELEASE)
 
 $(E2E_DIR)/vmlinux: $(E2E_KERNEL) tests/e2e/extract-vmlinux.sh
 	tests/e2e/extract-vmlinux.sh $(E2E_KERNEL) $@

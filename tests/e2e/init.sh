@@ -6,7 +6,8 @@
 #   e2e.mem=BYTES    guest memory the VMM was given
 #   e2e.echo=0|1     1: print "E2E ready", read one line "e2e-line TOKEN EPOCH" from the
 #                    console, print "E2E echo TOKEN", check the RTC against EPOCH
-#   e2e.action=A     poweroff (default) | reboot | hang (wait for the host to stop the VM)
+#   e2e.action=A     poweroff (default) | reboot | hang (wait for the host to stop the VM) |
+#                    panic (sysrq-c: the kernel panics; pvpanic tells the VMM)
 # Output: "E2E <key> <value>" lines, "E2E-FAIL <why>" for each failed check, and finally
 # "E2E result checks=N failures=M" before the action.
 export PATH=/bin
@@ -17,6 +18,8 @@ mount -t devtmpfs devtmpfs /dev 2>/dev/null
 printf '\173' | dd of=/dev/port bs=1 seek=128 count=1 2>/dev/null
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
+# pvpanic (lib/modules/N-NAME.ko, in load order, when mkinitramfs.sh found them)
+for m in /lib/modules/*.ko; do [ -e "$m" ] && insmod "$m"; done
 
 checks=0
 failures=0
@@ -84,6 +87,7 @@ fi
 echo "E2E result checks=$checks failures=$failures"
 case "$action" in
 reboot) reboot -f ;;
+panic) echo c >/proc/sysrq-trigger ;;
 hang) while :; do sleep 1000; done ;;
 *) poweroff -f ;;
 esac

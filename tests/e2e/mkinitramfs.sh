@@ -1,9 +1,12 @@
 #!/bin/sh
 # tests/e2e/mkinitramfs.sh - builds the end-to-end test initramfs: static busybox + tests/e2e/init.sh.
-# usage: tests/e2e/mkinitramfs.sh OUT.cpio [BUSYBOX]   (an uncompressed newc archive)
+# usage: tests/e2e/mkinitramfs.sh OUT.cpio [BUSYBOX [KERNEL_RELEASE]]   (an uncompressed newc archive)
+# With KERNEL_RELEASE, the pvpanic modules of /lib/modules/KERNEL_RELEASE go in
+# lib/modules/ (init.sh loads them), so a guest panic reaches Ember's pvpanic.
 set -eu
 out=$1
 busybox=${2:-/bin/busybox}
+release=${3:-}
 here=$(cd "$(dirname "$0")" && pwd)
 [ -x "$busybox" ] || {
 	echo "mkinitramfs: no $busybox (install busybox-static)" >&2
@@ -19,6 +22,12 @@ mkdir -p "$root/bin" "$root/dev" "$root/proc" "$root/sys" "$root/tmp"
 cp "$busybox" "$root/bin/busybox"
 ln -s busybox "$root/bin/sh"
 install -m 0755 "$here/init.sh" "$root/init"
+pv=/lib/modules/$release/kernel/drivers/misc/pvpanic
+if [ "$release" ] && [ -r "$pv/pvpanic.ko" ] && [ -r "$pv/pvpanic-mmio.ko" ]; then
+	mkdir -p "$root/lib/modules"
+	cp "$pv/pvpanic.ko" "$root/lib/modules/0-pvpanic.ko"
+	cp "$pv/pvpanic-mmio.ko" "$root/lib/modules/1-pvpanic-mmio.ko"
+fi
 # The kernel opens /dev/console for init; as root we can make the node,
 # otherwise init reopens its console after mounting devtmpfs.
 mknod -m 600 "$root/dev/console" c 5 1 2>/dev/null || true

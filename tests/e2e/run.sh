@@ -194,6 +194,29 @@ if selected $name; then
 		ok $name
 	fi
 fi
+name=reboot_cf9
+if selected $name; then
+	TOKEN=""
+	boot $name "$VMLINUX" 1 256M reboot 0 "reboot=p"
+	if [ "$STATUS" = 32 ] && ! grep -q '0xcf9' "$T/$name.log"; then
+		bad $name "rebooted, but not through port 0xcf9"
+	else
+		check_guest $name 32
+	fi
+fi
+# a kernel panic (sysrq-c) is reported through pvpanic: "guest panicked", status 35
+name=panic_pvpanic
+if selected $name; then
+	TOKEN=""
+	boot $name "$VMLINUX" 2 256M panic 0
+	if [ "$STATUS" != 35 ]; then
+		bad $name "exit status $STATUS, want 35 (guest panicked)"
+	elif ! grep -q 'guest panicked' "$T/$name.log" || ! grep -q 'Kernel panic' "$T/$name.log"; then
+		bad $name "no 'guest panicked' line after the kernel's panic message"
+	else
+		check_guest $name 35
+	fi
+fi
 name=sigterm_stops
 if selected $name; then
 	TOKEN=""
@@ -252,6 +275,31 @@ if selected $name && command -v script >/dev/null; then
 		bad $name "the terminal was not restored (no icanon)"
 	else
 		ok $name
+	fi
+fi
+
+# --- the built-in initramfs loads the host's pvpanic modules: a panic typed at its shell is reported
+name=builtin_panic
+if selected $name && command -v script >/dev/null; then
+	fifo=$T/$name.in
+	mkfifo "$fifo"
+	script -qfec "$EMBER run -m 256M" /dev/null <"$fifo" >"$T/$name.log" 2>&1 &
+	pid=$!
+	exec 4>"$fifo"
+	t0=$SECONDS
+	while kill -0 "$pid" 2>/dev/null && ! grep -q 'ember:/# ' "$T/$name.log" &&
+		[ $((SECONDS - t0)) -le 120 ]; do sleep 0.2; done
+	printf 'echo c >/proc/sysrq-trigger\r' >&4
+	watchdog 60 "$pid"
+	dog=$!
+	wait "$pid"
+	STATUS=$?
+	unwatch "$dog"
+	exec 4>&-
+	if [ "$STATUS" = 35 ] && grep -q 'guest panicked' "$T/$name.log"; then
+		ok $name
+	else
+		bad $name "exit status $STATUS, want 35 and 'guest panicked'"
 	fi
 fi
 

@@ -582,12 +582,13 @@ static int cpio_walk(const uint8_t *p, size_t n, const char *want, size_t *want_
 TEST(vmm_initramfs_builds_newc)
 {
 	static const uint8_t bb[1234] = {0x7f, 'E', 'L', 'F'};
-	int64_t n = vmm_initramfs_build(NULL, 0, bb, sizeof(bb), false);
+	int64_t n = vmm_initramfs_build(NULL, 0, bb, sizeof(bb), false, NULL, 0);
 	REQUIRE(n > 0);
 	CHECK_EQ(n % 4, 0);
 	uint8_t *buf = malloc((size_t)n);
-	CHECK_ERR(vmm_initramfs_build(buf, (uint64_t)n - 1, bb, sizeof(bb), false), -E2BIG);
-	CHECK_EQ(vmm_initramfs_build(buf, (uint64_t)n, bb, sizeof(bb), false), n);
+	CHECK_ERR(vmm_initramfs_build(buf, (uint64_t)n - 1, bb, sizeof(bb), false, NULL, 0),
+		  -E2BIG);
+	CHECK_EQ(vmm_initramfs_build(buf, (uint64_t)n, bb, sizeof(bb), false, NULL, 0), n);
 	size_t sz = 0;
 	const uint8_t *data = NULL;
 	unsigned mode = 0;
@@ -603,13 +604,13 @@ TEST(vmm_initramfs_builds_newc)
 	free(buf);
 
 	/* the interactive init starts a shell */
-	n = vmm_initramfs_build(NULL, 0, bb, sizeof(bb), true);
+	n = vmm_initramfs_build(NULL, 0, bb, sizeof(bb), true, NULL, 0);
 	buf = malloc((size_t)n);
-	CHECK_EQ(vmm_initramfs_build(buf, (uint64_t)n, bb, sizeof(bb), true), n);
+	CHECK_EQ(vmm_initramfs_build(buf, (uint64_t)n, bb, sizeof(bb), true, NULL, 0), n);
 	CHECK(cpio_walk(buf, (size_t)n, "init", &sz, &data, &mode) > 0);
 	CHECK(data && memmem(data, sz, "cttyhack sh", 11) != NULL);
 	free(buf);
-	CHECK_ERR(vmm_initramfs_build(NULL, 0, NULL, 0, false), -EINVAL);
+	CHECK_ERR(vmm_initramfs_build(NULL, 0, NULL, 0, false, NULL, 0), -EINVAL);
 }
 
 TEST(vmm_busybox_check_static)
@@ -710,4 +711,72 @@ TEST(vmm_elf_nobits_ranges_not_loaded)
 	CHECK_EQ(elf.nzero, 0);
 	vmm_mem_destroy(&m);
 	free(img);
+}
+
+TEST(vmm_initramfs_carries_modules_in_order)
+{
+	static const uint8_t bb[64] = {0x7f, 'E', 'L', 'F'};
+	static const uint8_t m0[10] = "module0", m1[20] = "module1";
+	const struct vmm_initramfs_module mods[] = {
+	    {.name = "pvpanic.ko", .data = m0, .size = 10},
+	    {.name = "pvpanic-mmio.ko", .data = m1, .size = 20}};
+	int64_t n = vmm_initramfs_build(NULL, 0, bb, sizeof(bb), false, mods, 2);
+	REQUIRE(n > 0);
+	uint8_t *buf = malloc((size_t)n);
+	REQUIRE_EQ(vmm_initramfs_build(buf, (uint64_t)n, bb, sizeof(bb), false, mods, 2), n);
+	size_t sz = 0;
+	const uint8_t *data = NULL;
+	unsigned mode = 0;
+	/* the index prefix makes glob order the given order (pvpanic-mmio.ko
+	 * sorts before pvpanic.ko by name, but needs it) */
+	CHECK(cpio_walk(buf, (size_t)n, "lib/modules/0-pvpanic.ko", &sz, &data, &mode) > 0);
+	CHECK_EQ(sz, 10);
+	CHECK(data && memcmp(data, m0, 10) == 0);
+	CHECK(cpio_walk(buf, (size_t)n, "lib/modules/1-pvpanic-mmio.ko", &sz, &data, &mode) > 0);
+	CHECK_EQ(sz, 20);
+	CHECK(cpio_walk(buf, (size_t)n, "init", &sz, &data, &mode) > 0);
+	CHECK(data && memmem(data, sz, "insmod", 6) != NULL);
+	free(buf);
+	/* bad names and counts */
+	const struct vmm_initramfs_module bad[] = {{.name = "../x.ko", .data = m0, .size = 1}};
+	CHECK_ERR(vmm_initramfs_build(NULL, 0, bb, sizeof(bb), false, bad, 1), -EINVAL);
+	const struct vmm_initramfs_module noko[] = {{.name = "pvpanic", .data = m0, .size = 1}};
+	CHECK_ERR(vmm_initramfs_build(NULL, 0, bb, sizeof(bb), false, noko, 1), -EINVAL);
+	CHECK_ERR(vmm_initramfs_build(NULL, 0, bb, sizeof(bb), false, NULL, 1), -EINVAL);
+	CHECK_ERR(vmm_initramfs_build(NULL, 0, bb, sizeof(bb), false, mods,
+				      VMM_INITRAMFS_MODULES_MAX + 1),
+		  -EINVAL);
+}
+
+TEST(vmm_kernel_release_from_bzimage_and_elf)
+{
+	char rel[64];
+	/* bzImage: "HdrS" at 0x202, kernel_version (offset from 0x200) at 0x20e */
+	uint8_t *bz = calloc(1, 0x1000);
+	REQUIRE(bz);
+	memcpy(bz + 0x202, "HdrS", 4);
+	bz[0x20e] = 0x00;
+	bz[0x20f] = 0x04; /* string at 0x600 */
+	strcpy((char *)bz + 0x600, "6.1.0-57-amd64 (debian-kernel@lists.debian.org) #1 SMP");
+	CHECK_EQ(vmm_kernel_release(bz, 0x1000, rel, sizeof(rel)), 14);
+	CHECK_STR(rel, "6.1.0-57-amd64");
+	CHECK_ERR(vmm_kernel_release(bz, 0x1000, rel, 8), -ENOSPC);
+	/* a pointer past the image, or not a release */
+	bz[0x20f] = 0x10;
+	CHECK_ERR(vmm_kernel_release(bz, 0x1000, rel, sizeof(rel)), -ENOENT);
+	bz[0x20f] = 0x04;
+	strcpy((char *)bz + 0x600, "garbage");
+	CHECK_ERR(vmm_kernel_release(bz, 0x1000, rel, sizeof(rel)), -ENOENT);
+	free(bz);
+	/* ELF vmlinux: the banner */
+	uint8_t elf[256] = {0x7f, 'E', 'L', 'F'};
+	strcpy((char *)elf + 100, "Linux version 6.1.99-cloud-amd64 (x@y) #1");
+	CHECK_EQ(vmm_kernel_release(elf, sizeof(elf), rel, sizeof(rel)), 18);
+	CHECK_STR(rel, "6.1.99-cloud-amd64");
+	memset(elf + 100, 0, 50);
+	CHECK_ERR(vmm_kernel_release(elf, sizeof(elf), rel, sizeof(rel)), -ENOENT);
+	/* a release with a slash never names a module directory */
+	struct vmm_initramfs_module mods[VMM_INITRAMFS_MODULES_MAX];
+	CHECK_EQ(vmm_initramfs_modules("../../etc", mods, VMM_INITRAMFS_MODULES_MAX), 0);
+	CHECK_EQ(vmm_initramfs_modules("no-such-release", mods, VMM_INITRAMFS_MODULES_MAX), 0);
 }

@@ -151,15 +151,46 @@ int vmm_initrd_place(uint64_t size, uint64_t floor, uint64_t top, uint64_t max_e
 /* Checks that path is a statically linked x86-64 ELF executable. */
 int vmm_busybox_check(const char *path, struct ember_error *err);
 
+/* A kernel module for the built-in initramfs: stored as lib/modules/NAME
+ * (NAME a plain file name ending in ".ko"), loaded by /init with insmod in
+ * the order given, before anything else runs. */
+struct vmm_initramfs_module {
+	const char *name;
+	const uint8_t *data;
+	uint64_t size;
+};
+#define VMM_INITRAMFS_MODULES_MAX 8
+
 /*
  * Writes Ember's built-in initramfs (an uncompressed newc cpio archive: the
- * directories, /dev/console, /bin/busybox and an /init script that either
- * starts a shell or reports what it sees and powers off) into buf, or, with
- * buf NULL, only computes its size. Returns the size in bytes, -E2BIG if cap
- * is too small.
+ * directories, /dev/console, /bin/busybox, the modules and an /init script
+ * that loads them, then either starts a shell or reports what it sees and
+ * powers off) into buf, or, with buf NULL, only computes its size. Returns
+ * the size in bytes, -E2BIG if cap is too small, -EINVAL for no busybox, more
+ * than VMM_INITRAMFS_MODULES_MAX modules or a bad module name.
  */
 int64_t vmm_initramfs_build(uint8_t *buf, uint64_t cap, const uint8_t *busybox,
-			    uint64_t busybox_size, bool interactive);
+			    uint64_t busybox_size, bool interactive,
+			    const struct vmm_initramfs_module *modules, unsigned nmodules);
+
+/*
+ * The kernel's release (`uname -r`, e.g. "6.1.0-57-amd64") read from its
+ * image: a bzImage's kernel_version string, or an ELF vmlinux's
+ * "Linux version " banner. Writes it NUL-terminated to out. Returns its
+ * length, or -ENOENT (not found, or not a plausible release), -ENOSPC.
+ */
+int vmm_kernel_release(const uint8_t *kernel, uint64_t size, char *out, size_t len);
+
+/*
+ * The modules the built-in initramfs carries for a kernel release, when the
+ * host has them in /lib/modules/RELEASE as plain .ko files: pvpanic and
+ * pvpanic-mmio (so a guest panic reaches the pvpanic device). Maps each into
+ * mods[] (unmap with vmm_initramfs_modules_free). Returns how many were
+ * found (0 when none: not an error).
+ */
+unsigned vmm_initramfs_modules(const char *release, struct vmm_initramfs_module *mods,
+			       unsigned max);
+void vmm_initramfs_modules_free(struct vmm_initramfs_module *mods, unsigned n);
 
 /* ------------------------------------------------------------ the whole boot */
 
@@ -190,6 +221,8 @@ struct vmm_boot_request {
 	uint64_t busybox_size;
 	bool builtin_initrd;
 	bool interactive;
+	const struct vmm_initramfs_module *modules; /* builtin initramfs: modules to load */
+	unsigned nmodules;
 	const char *cmdline;
 	uint64_t rsdp_gpa; /* 0: none */
 	const struct vmm_e820 *e820;

@@ -2,6 +2,7 @@
 #include "boot.h"
 #include "../internal.h"
 
+#include <ctype.h>
 #include <elf.h>
 #include <errno.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 	"mount -t devtmpfs devtmpfs /dev 2>/dev/null\n"                                            \
 	"mkdir -p /dev/pts && mount -t devpts devpts /dev/pts 2>/dev/null\n"                       \
 	"hostname ember\n"                                                                         \
+	"for m in /lib/modules/*.ko; do [ -e \"$m\" ] && insmod \"$m\" 2>/dev/null; done\n"        \
 	"report() {\n"                                                                             \
 	"  echo \"ember guest: kernel $(uname -r) ($(uname -m))\"\n"                               \
 	"  echo \"ember guest: cpus $(grep -c ^processor /proc/cpuinfo):$(grep -m1 '^model name' " \
@@ -89,15 +91,40 @@ static void entry(struct cpio *c, const char *name, uint32_t mode, uint32_t rmaj
 	pad4(c);
 }
 
-int64_t vmm_initramfs_build(uint8_t *buf, uint64_t cap, const uint8_t *busybox,
-			    uint64_t busybox_size, bool interactive)
+static bool module_name_ok(const char *name)
 {
-	if (!busybox || !busybox_size || busybox_size > UINT32_MAX)
+	size_t n = name ? strlen(name) : 0;
+	if (n < 4 || n > 64 || strcmp(name + n - 3, ".ko") != 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)name[i]) && !strchr("-_.", name[i]))
+			return false;
+	return true;
+}
+
+int64_t vmm_initramfs_build(uint8_t *buf, uint64_t cap, const uint8_t *busybox,
+			    uint64_t busybox_size, bool interactive,
+			    const struct vmm_initramfs_module *modules, unsigned nmodules)
+{
+	if (!busybox || !busybox_size || busybox_size > UINT32_MAX ||
+	    nmodules > VMM_INITRAMFS_MODULES_MAX || (nmodules && !modules))
 		return -EINVAL;
+	for (unsigned i = 0; i < nmodules; i++)
+		if (!module_name_ok(modules[i].name) || !modules[i].data ||
+		    modules[i].size > UINT32_MAX)
+			return -EINVAL;
 	struct cpio c = {.buf = buf, .cap = buf ? cap : 0};
-	static const char *const dirs[] = {"bin", "dev", "etc", "proc", "root", "sys", "tmp"};
+	static const char *const dirs[] = {"bin",  "dev",  "etc", "lib", "lib/modules",
+					   "proc", "root", "sys", "tmp"};
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
 		entry(&c, dirs[i], S_IFDIR | 0755, 0, 0, NULL, 0);
+	/* /init loads the lib/modules/ files ending in .ko in glob order: an index prefix keeps
+	 * the caller's order (a module before the ones that need it). */
+	for (unsigned i = 0; i < nmodules; i++) {
+		char path[96];
+		snprintf(path, sizeof(path), "lib/modules/%u-%s", i, modules[i].name);
+		entry(&c, path, S_IFREG | 0644, 0, 0, modules[i].data, modules[i].size);
+	}
 	entry(&c, "dev/console", S_IFCHR | 0600, 5, 1, NULL, 0);
 	entry(&c, "bin/busybox", S_IFREG | 0755, 0, 0, busybox, busybox_size);
 	entry(&c, "bin/sh", S_IFLNK | 0777, 0, 0, "busybox", 7);
@@ -149,4 +176,75 @@ int vmm_busybox_check(const char *path, struct ember_error *err)
 out:
 	vmm_unmap_file(data, size);
 	return r;
+}
+
+/* ------------------------------------------------------------ the kernel's modules */
+
+/* A release looks like "6.1.0-57-amd64": a digit first, then [A-Za-z0-9._+-]. */
+static int copy_release(const uint8_t *p, const uint8_t *end, char *out, size_t len)
+{
+	size_t n = 0;
+	if (p >= end || !isdigit(*p))
+		return -ENOENT;
+	while (p + n < end && n < 128 &&
+	       (isalnum(p[n]) || p[n] == '.' || p[n] == '-' || p[n] == '_' || p[n] == '+'))
+		n++;
+	if (n == 0 || n >= 128)
+		return -ENOENT;
+	if (n >= len)
+		return -ENOSPC;
+	memcpy(out, p, n);
+	out[n] = 0;
+	return (int)n;
+}
+
+int vmm_kernel_release(const uint8_t *kernel, uint64_t size, char *out, size_t len)
+{
+	if (!kernel || !out || !len)
+		return -ENOENT;
+	/* bzImage: setup header "HdrS" at 0x202, kernel_version at 0x20e is an
+	 * offset from 0x200 (boot protocol 2.00+) */
+	if (size > 0x210 && memcmp(kernel + 0x202, "HdrS", 4) == 0) {
+		uint64_t off = (uint64_t)vmm_le16(kernel + 0x20e) + 0x200;
+		if (off > 0x200 && off < size)
+			return copy_release(kernel + off, kernel + size, out, len);
+		return -ENOENT;
+	}
+	if (size >= SELFMAG && memcmp(kernel, ELFMAG, SELFMAG) == 0) {
+		static const char banner[] = "Linux version ";
+		const uint8_t *p = memmem(kernel, size, banner, sizeof(banner) - 1);
+		if (p)
+			return copy_release(p + sizeof(banner) - 1, kernel + size, out, len);
+	}
+	return -ENOENT;
+}
+
+unsigned vmm_initramfs_modules(const char *release, struct vmm_initramfs_module *mods, unsigned max)
+{
+	static const char *const wanted[] = {"drivers/misc/pvpanic/pvpanic.ko",
+					     "drivers/misc/pvpanic/pvpanic-mmio.ko"};
+	unsigned n = 0;
+	if (!release || !*release || strchr(release, '/'))
+		return 0;
+	for (size_t i = 0; i < sizeof(wanted) / sizeof(wanted[0]) && n < max; i++) {
+		char path[512];
+		snprintf(path, sizeof(path), "/lib/modules/%s/kernel/%s", release, wanted[i]);
+		const uint8_t *data;
+		uint64_t size;
+		if (vmm_map_file(path, &data, &size) < 0)
+			break; /* a module without what it needs would not load */
+		if (!size) {
+			vmm_unmap_file(data, size);
+			break;
+		}
+		mods[n++] = (struct vmm_initramfs_module){
+		    .name = strrchr(wanted[i], '/') + 1, .data = data, .size = size};
+	}
+	return n;
+}
+
+void vmm_initramfs_modules_free(struct vmm_initramfs_module *mods, unsigned n)
+{
+	for (unsigned i = 0; mods && i < n; i++)
+		vmm_unmap_file(mods[i].data, mods[i].size);
 }

@@ -157,8 +157,8 @@ int vmm_boot_load(const struct vmm_mem *mem, const struct vmm_boot_request *req,
 	/* 2. the initrd: size and place */
 	uint64_t initrd_size = 0, initrd_gpa = 0;
 	if (req->builtin_initrd) {
-		int64_t n =
-		    vmm_initramfs_build(NULL, 0, req->busybox, req->busybox_size, req->interactive);
+		int64_t n = vmm_initramfs_build(NULL, 0, req->busybox, req->busybox_size,
+						req->interactive, req->modules, req->nmodules);
 		if (n < 0)
 			return vmm_errf(err, (int)n, "built-in initramfs: cannot size it");
 		initrd_size = (uint64_t)n;
@@ -190,7 +190,7 @@ int vmm_boot_load(const struct vmm_mem *mem, const struct vmm_boot_request *req,
 		if (!dst)
 			return vmm_errf(err, -E2BIG, "initrd outside guest memory");
 		int64_t n = vmm_initramfs_build(dst, initrd_size, req->busybox, req->busybox_size,
-						req->interactive);
+						req->interactive, req->modules, req->nmodules);
 		if (n < 0 || (uint64_t)n != initrd_size)
 			return vmm_errf(err, -EIO,
 					"built-in initramfs: size changed while writing");

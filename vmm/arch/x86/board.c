@@ -10,6 +10,8 @@
 
 #include "../../../devices/bootmarker.h"
 #include "../../../devices/i8042.h"
+#include "../../../devices/pvpanic.h"
+#include "../../../devices/reset_cf9.h"
 #include "../../../devices/rtc_cmos.h"
 #include "../../../devices/serial8250.h"
 
@@ -32,12 +34,14 @@
  *            at 0xfffbc000-0xfffbffff (inside the MMIO hole).
  *   PIO bus: 0x060/0x064 i8042 (IRQ 1)        0x070-0x071 CMOS RTC (IRQ 8)
  *            0x080      boot-time marker       0x3f8-0x3ff 16550A, ttyS0 (IRQ 4)
+ *            0x505      pvpanic (QEMU0001)      0xcf9      reset control register
  *            0x600-0x602 ACPI sleep control, sleep status, reset registers
  *   MMIO bus: empty (virtio-mmio windows from 0xd0000000 in later issues)
  *   ACPI:    RSDP/XSDT/FADT (hardware-reduced)/MADT/DSDT at 0xe0000; the DSDT
- *            lists the CPUs, COM1, the PS/2 keyboard and the RTC.
- * Reset comes from the ACPI reset register or the i8042 (port 0x64, 0xfe);
- * power-off from the ACPI sleep control register (S5).
+ *            lists the CPUs, COM1, the PS/2 keyboard, the RTC and pvpanic.
+ * Reset comes from the ACPI reset register, the i8042 (port 0x64, 0xfe) or
+ * port 0xcf9; power-off from the ACPI sleep control register (S5); a guest
+ * kernel panic from the pvpanic port.
  */
 
 #define TSS_ADDR	  0xfffbd000ULL
@@ -52,6 +56,8 @@ struct vmm_board {
 	struct i8042 *kbd;
 	struct rtc_cmos *rtc;
 	struct bootmarker *marker;
+	struct pvpanic *pvpanic;
+	struct reset_cf9 *cf9;
 	struct acpi_pm pm;
 	bool registered;
 };
@@ -101,6 +107,21 @@ static void marker(void *opaque, uint8_t value, uint64_t ns)
 	struct vmm_board *b = opaque;
 	vmm_logf(&b->vm->cfg, EMBER_LOG_INFO, "guest boot marker %#04x at %.1f ms", value,
 		 (double)ns / 1e6);
+}
+static void on_pvpanic(void *opaque, unsigned events)
+{
+	struct vmm_board *b = opaque;
+	if (events & PVPANIC_PANICKED)
+		vmm_vm_request_stop(b->vm, EMBER_STOP_PANIC, -1, 0,
+				    "the guest kernel panicked (pvpanic)");
+	else
+		vmm_logf(&b->vm->cfg, EMBER_LOG_INFO, "pvpanic: the guest loaded a crash kernel");
+}
+static void cf9_reset(void *opaque, bool hard)
+{
+	struct vmm_board *b = opaque;
+	vmm_vm_request_stop(b->vm, EMBER_STOP_REBOOT, -1, 0,
+			    hard ? "reset through port 0xcf9 (hard)" : "reset through port 0xcf9");
 }
 static void pm_poweroff(void *opaque)
 {
@@ -172,6 +193,12 @@ int vmm_board_create(struct ember_vm *vm, struct ember_error *err)
 								  .opaque = b,
 								  .start_ns = vm->start_ns},
 				      &b->marker);
+	if (r == 0)
+		r = pvpanic_create(&(struct pvpanic_config){.event = on_pvpanic, .opaque = b},
+				   &b->pvpanic);
+	if (r == 0)
+		r = reset_cf9_create(&(struct reset_cf9_config){.reset = cf9_reset, .opaque = b},
+				     &b->cf9);
 	if (r < 0)
 		return vmm_errf(err, r, "cannot create the legacy devices: %s", strerror(-r));
 	b->pm = (struct acpi_pm){
@@ -191,6 +218,10 @@ int vmm_board_create(struct ember_vm *vm, struct ember_error *err)
 				 I8042_COMMAND)) ||
 	    (r = dev_register(vm->pio, X86_PORT_RTC, RTC_CMOS_WINDOW, rtc_cmos_dev(b->rtc))) ||
 	    (r = dev_register(vm->pio, BOOT_MARKER_PORT, 1, bootmarker_dev(b->marker))) ||
+	    (r = dev_register(vm->pio, X86_PORT_PVPANIC, PVPANIC_WINDOW,
+			      pvpanic_dev(b->pvpanic))) ||
+	    (r = dev_register(vm->pio, X86_PORT_RESET_CF9, RESET_CF9_WINDOW,
+			      reset_cf9_dev(b->cf9))) ||
 	    (r = bus_register(vm->pio, X86_PORT_ACPI_SLEEP_CTL, ACPI_PM_WINDOW, &acpi_pm_ops,
 			      &b->pm)))
 		return vmm_errf(err, r, "cannot place the legacy devices on the PIO bus: %s",
@@ -212,6 +243,10 @@ void vmm_board_destroy(struct ember_vm *vm)
 		dev_destroy(rtc_cmos_dev(b->rtc));
 	if (b->marker)
 		dev_destroy(bootmarker_dev(b->marker));
+	if (b->pvpanic)
+		dev_destroy(pvpanic_dev(b->pvpanic));
+	if (b->cf9)
+		dev_destroy(reset_cf9_dev(b->cf9));
 	free(b->supported);
 	free(b);
 	vm->board = NULL;
@@ -361,6 +396,13 @@ static const struct vmm_acpi_device legacy_devices[] = {
      .nres = 2,
      .res = {{.kind = VMM_ACPI_RES_IO, .base = X86_PORT_RTC, .len = 2},
 	     {.kind = VMM_ACPI_RES_IRQ, .base = X86_IRQ_RTC}}},
+    /* Linux's pvpanic-mmio driver (a module: the built-in initramfs loads
+     * it) takes this I/O port resource as QEMU's ISA pvpanic offers it. */
+    {.name = "PEVT",
+     .hid = "QEMU0001",
+     .uid = 0,
+     .nres = 1,
+     .res = {{.kind = VMM_ACPI_RES_IO, .base = X86_PORT_PVPANIC, .len = PVPANIC_WINDOW}}},
 };
 
 int vmm_board_load(struct ember_vm *vm, struct ember_error *err)
@@ -415,6 +457,8 @@ int vmm_board_load(struct ember_vm *vm, struct ember_error *err)
 	/* the kernel, initrd and busybox, mapped read-only for the copy */
 	const uint8_t *kernel = NULL, *initrd = NULL, *busybox = NULL;
 	uint64_t kernel_size = 0, initrd_size = 0, busybox_size = 0;
+	struct vmm_initramfs_module mods[VMM_INITRAMFS_MODULES_MAX];
+	unsigned nmods = 0;
 	/* The kernel is read into guest memory from its file (see vmm_boot_copy). */
 	int kfd = open(cfg->kernel, O_RDONLY | O_CLOEXEC);
 	r = kfd < 0 ? -errno : vmm_map_fd(kfd, &kernel, &kernel_size);
@@ -428,6 +472,12 @@ int vmm_board_load(struct ember_vm *vm, struct ember_error *err)
 			r = vmm_errf(err, r, "busybox %s: %s", cfg->busybox, strerror(-r));
 			goto out;
 		}
+		/* the host's modules for this kernel, when it has them (pvpanic) */
+		char release[128];
+		if (vmm_kernel_release(kernel, kernel_size, release, sizeof(release)) > 0)
+			nmods = vmm_initramfs_modules(release, mods, VMM_INITRAMFS_MODULES_MAX);
+		vmm_logf(cfg, EMBER_LOG_DEBUG, "built-in initramfs: %u module(s) for %s", nmods,
+			 nmods ? release : "this kernel");
 	} else if (cfg->initrd[0]) {
 		r = vmm_map_file(cfg->initrd, &initrd, &initrd_size);
 		if (r < 0) {
@@ -447,6 +497,8 @@ int vmm_board_load(struct ember_vm *vm, struct ember_error *err)
 	    .busybox_size = busybox_size,
 	    .builtin_initrd = cfg->builtin_initrd,
 	    .interactive = cfg->interactive > 0,
+	    .modules = mods,
+	    .nmodules = nmods,
 	    .cmdline = cfg->cmdline,
 	    .rsdp_gpa = X86_ACPI_ADDR + lay.rsdp,
 	    .e820 = e820,
@@ -474,6 +526,7 @@ out:
 	vmm_unmap_file(kernel, kernel_size);
 	vmm_unmap_file(initrd, initrd_size);
 	vmm_unmap_file(busybox, busybox_size);
+	vmm_initramfs_modules_free(mods, nmods);
 	return r;
 }
 
