@@ -129,17 +129,16 @@ static void usage(FILE *f)
 
 /* ------------------------------------------------------------ ember run */
 
-static int cmd_run(int argc, char **argv, uint64_t start_ns)
+/* The configuration's part of `ember run`: parse, resolve, --help and
+ * --dry-run. Returns -1 to go on and boot, else the exit status. */
+static int configure(struct ember_config *cfg, int argc, char **argv, uint64_t start_ns)
 {
-	struct ember_config cfg;
 	struct ember_error err = {0};
 	unsigned flags = 0;
 
-	ember_config_init(&cfg);
-	cfg.start_ns = start_ns;
-	cfg.console_in = STDIN_FILENO;
-	cfg.console_out = STDOUT_FILENO;
-	if (ember_config_parse_args(&cfg, argc, argv, &flags, &err) < 0) {
+	ember_config_set_start_ns(cfg, start_ns);
+	ember_config_set_console(cfg, STDIN_FILENO, STDOUT_FILENO);
+	if (ember_config_parse_args(cfg, argc, argv, &flags, &err) < 0) {
 		say("%s", err.msg);
 		return EMBER_EXIT_USAGE;
 	}
@@ -147,22 +146,45 @@ static int cmd_run(int argc, char **argv, uint64_t start_ns)
 		fputs(ember_config_usage(), stdout);
 		return 0;
 	}
-	log_level = cfg.log_level;
-	cfg.log = on_log;
-	int r = ember_config_resolve(&cfg, &err);
+	log_level = ember_config_log_level(cfg);
+	ember_config_set_log(cfg, on_log, NULL);
+	int r = ember_config_resolve(cfg, &err);
 	if (r < 0) {
 		say("%s", err.msg);
 		return r == -ENOEXEC ? EMBER_EXIT_ERROR : EMBER_EXIT_USAGE;
 	}
 	if (flags & EMBER_ARGS_DRY_RUN) {
-		char buf[16384];
-		ember_config_format(&cfg, buf, sizeof(buf));
+		int n = ember_config_format(cfg, NULL, 0);
+		char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
+		if (!buf) {
+			say("out of memory");
+			return EMBER_EXIT_ERROR;
+		}
+		ember_config_format(cfg, buf, (size_t)n + 1);
 		fputs(buf, stdout);
+		free(buf);
 		return 0;
+	}
+	return -1;
+}
+
+static int cmd_run(int argc, char **argv, uint64_t start_ns)
+{
+	struct ember_config *cfg;
+	struct ember_error err = {0};
+	if (ember_config_new(&cfg) < 0) {
+		say("out of memory");
+		return EMBER_EXIT_ERROR;
+	}
+	int r = configure(cfg, argc, argv, start_ns);
+	if (r >= 0) {
+		ember_config_free(cfg);
+		return r;
 	}
 
 	struct ember_vm *vm;
-	r = ember_vm_create(&cfg, &vm, &err);
+	r = ember_vm_create(cfg, &vm, &err);
+	ember_config_free(cfg); /* the VM has its own copy */
 	if (r < 0) {
 		say("%s", err.msg[0] ? err.msg : strerror(-r));
 		return r == -EINVAL ? EMBER_EXIT_USAGE : EMBER_EXIT_ERROR;

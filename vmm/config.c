@@ -1,10 +1,12 @@
 /* vmm/config.c - the VMM's configuration: defaults, key/value settings, arguments, resolve, format. */
+#include "config.h"
 #include "internal.h"
 #include "boot/boot.h"
 
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +15,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
-void ember_config_init(struct ember_config *cfg)
+void vmm_config_init(struct ember_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->mem_size = EMBER_DEFAULT_MEM;
@@ -25,6 +27,92 @@ void ember_config_init(struct ember_config *cfg)
 	cfg->console_out = 1;
 	cfg->console_escape = true;
 	cfg->log_level = EMBER_LOG_INFO;
+}
+
+static void devopt_free(struct vmm_devopt *d)
+{
+	free(d->spec);
+	free(d->buf);
+	memset(d, 0, sizeof(*d));
+}
+
+void vmm_config_fini(struct ember_config *cfg)
+{
+	for (unsigned i = 0; i < cfg->ndevs; i++)
+		devopt_free(&cfg->devs[i]);
+	free(cfg->devs);
+	cfg->devs = NULL;
+	cfg->ndevs = 0;
+}
+
+int vmm_config_copy(struct ember_config *dst, const struct ember_config *src)
+{
+	*dst = *src;
+	dst->devs = NULL;
+	dst->ndevs = 0;
+	for (unsigned i = 0; i < src->ndevs; i++) {
+		int r = vmm_config_add_device(dst, src->devs[i].type, src->devs[i].spec, NULL);
+		if (r < 0) {
+			vmm_config_fini(dst);
+			return r;
+		}
+	}
+	return 0;
+}
+
+int ember_config_new(struct ember_config **out)
+{
+	if (!out)
+		return -EINVAL;
+	*out = malloc(sizeof(**out));
+	if (!*out)
+		return -ENOMEM;
+	vmm_config_init(*out);
+	return 0;
+}
+
+void ember_config_free(struct ember_config *cfg)
+{
+	if (!cfg)
+		return;
+	vmm_config_fini(cfg);
+	free(cfg);
+}
+
+int ember_config_set_console(struct ember_config *cfg, int in_fd, int out_fd)
+{
+	if (!cfg || in_fd < -1 || out_fd < -1)
+		return -EINVAL;
+	cfg->console_in = in_fd;
+	cfg->console_out = out_fd;
+	cfg->resolved = false; /* interactive=auto depends on console_in */
+	return 0;
+}
+
+void ember_config_set_log(struct ember_config *cfg, ember_log_fn log, void *opaque)
+{
+	cfg->log = log;
+	cfg->log_opaque = opaque;
+}
+
+void ember_config_set_start_ns(struct ember_config *cfg, uint64_t start_ns)
+{
+	cfg->start_ns = start_ns;
+}
+
+uint64_t ember_config_mem_size(const struct ember_config *cfg)
+{
+	return cfg->mem_size;
+}
+
+unsigned ember_config_cpus(const struct ember_config *cfg)
+{
+	return cfg->cpus;
+}
+
+enum ember_log_level ember_config_log_level(const struct ember_config *cfg)
+{
+	return cfg->log_level;
 }
 
 int ember_parse_size(const char *s, uint64_t default_unit, uint64_t *out)
@@ -101,6 +189,235 @@ static int parse_bool(const char *key, const char *value, bool *out, struct embe
 		return 0;
 	}
 	return vmm_errf(err, -EINVAL, "%s: '%s' is not on or off", key, value);
+}
+
+/* ---------------------------------------------------------------- device options */
+
+static int disk_resolve(const struct ember_config *cfg, const struct vmm_devopt *d,
+			struct ember_error *err);
+
+/* The device option table: one entry per kind (see config.h). */
+static const struct vmm_devopt_type devopt_types[] = {
+    {
+	.name = "disk",
+	.what = "virtio-blk disk",
+	.keys = {{.name = "path", .type = VMM_DEVOPT_STRING, .required = true},
+		 {.name = "ro", .type = VMM_DEVOPT_BOOL},
+		 {.name = "serial", .type = VMM_DEVOPT_STRING, .max_len = 20}},
+	.implied_key = "path",
+	.resolve = disk_resolve,
+    },
+};
+#define NDEVOPT_TYPES (sizeof(devopt_types) / sizeof(devopt_types[0]))
+
+const struct vmm_devopt_type *vmm_devopt_type_find(const char *name)
+{
+	for (size_t i = 0; name && i < NDEVOPT_TYPES; i++)
+		if (!strcmp(devopt_types[i].name, name))
+			return &devopt_types[i];
+	return NULL;
+}
+
+static const struct vmm_devopt_key *devopt_key(const struct vmm_devopt_type *t, const char *k)
+{
+	for (size_t i = 0; i < VMM_DEVOPT_MAX_KEYS && t->keys[i].name; i++)
+		if (!strcmp(t->keys[i].name, k))
+			return &t->keys[i];
+	return NULL;
+}
+
+const char *vmm_devopt_get(const struct vmm_devopt *d, const char *key)
+{
+	for (unsigned i = 0; i < d->nkv; i++)
+		if (!strcmp(d->kv[i].key, key))
+			return d->kv[i].value;
+	return NULL;
+}
+
+static int bool_value(const char *v, bool *out)
+{
+	static const char *const on[] = {"on", "yes", "true", "1"};
+	static const char *const off[] = {"off", "no", "false", "0"};
+	for (size_t i = 0; i < 4; i++) {
+		if (!strcmp(v, on[i])) {
+			*out = true;
+			return 0;
+		}
+		if (!strcmp(v, off[i])) {
+			*out = false;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+static int u64_value(const char *v, uint64_t *out)
+{
+	if (!isdigit((unsigned char)*v))
+		return -EINVAL;
+	uint64_t n = 0;
+	for (; *v; v++) {
+		if (!isdigit((unsigned char)*v))
+			return -EINVAL;
+		unsigned digit = (unsigned)(*v - '0');
+		if (n > (UINT64_MAX - digit) / 10)
+			return -ERANGE;
+		n = n * 10 + digit;
+	}
+	*out = n;
+	return 0;
+}
+
+bool vmm_devopt_bool(const struct vmm_devopt *d, const char *key, bool dflt)
+{
+	const char *v = vmm_devopt_get(d, key);
+	bool b;
+	return v && bool_value(v, &b) == 0 ? b : dflt;
+}
+
+uint64_t vmm_devopt_u64(const struct vmm_devopt *d, const char *key, uint64_t dflt)
+{
+	const char *v = vmm_devopt_get(d, key);
+	uint64_t n;
+	return v && u64_value(v, &n) == 0 ? n : dflt;
+}
+
+/* Checks one key=value against the table entry. */
+static int devopt_check_value(const struct vmm_devopt_type *t, const struct vmm_devopt_key *k,
+			      const char *v, struct ember_error *err)
+{
+	bool b;
+	uint64_t n;
+	size_t max = k->max_len ? k->max_len : EMBER_PATH_MAX - 1;
+	switch (k->type) {
+	case VMM_DEVOPT_STRING:
+		if (!*v)
+			return vmm_errf(err, -EINVAL, "--%s: key '%s' has an empty value", t->name,
+					k->name);
+		if (strlen(v) > max)
+			return vmm_errf(err, -ENAMETOOLONG,
+					"--%s: the value of key '%s' is longer than %zu bytes",
+					t->name, k->name, max);
+		return 0;
+	case VMM_DEVOPT_BOOL:
+		if (bool_value(v, &b) < 0)
+			return vmm_errf(err, -EINVAL, "--%s: key '%s': '%s' is not on or off",
+					t->name, k->name, v);
+		return 0;
+	case VMM_DEVOPT_U64:
+		if (u64_value(v, &n) < 0)
+			return vmm_errf(err, -EINVAL, "--%s: key '%s': '%s' is not a number",
+					t->name, k->name, v);
+		return 0;
+	}
+	return vmm_errf(err, -EINVAL, "--%s: key '%s' has an invalid type", t->name, k->name);
+}
+
+/* Splits spec into d->kv and checks every sub-option. */
+static int devopt_parse(const struct vmm_devopt_type *t, const char *spec, struct vmm_devopt *d,
+			struct ember_error *err)
+{
+	d->type = t;
+	if (!*spec) {
+		if (t->value_optional)
+			return 0;
+		return vmm_errf(err, -EINVAL, "--%s: no sub-options given", t->name);
+	}
+	if (strlen(spec) >= EMBER_PATH_MAX + 256)
+		return vmm_errf(err, -ENAMETOOLONG, "--%s: the sub-options are too long", t->name);
+	if (!(d->spec = strdup(spec)) || !(d->buf = strdup(spec)))
+		return vmm_errf(err, -ENOMEM, "out of memory");
+	char *p = d->buf;
+	for (unsigned tok = 0;; tok++) {
+		char *comma = strchr(p, ',');
+		if (comma)
+			*comma = 0;
+		if (!*p)
+			return vmm_errf(err, -EINVAL, "--%s: empty sub-option in '%s'", t->name,
+					spec);
+		const char *key = p, *value;
+		char *eq = strchr(p, '=');
+		if (eq) {
+			*eq = 0;
+			value = eq + 1;
+		} else if (tok == 0 && t->implied_key) {
+			key = t->implied_key;
+			value = p;
+		} else {
+			return vmm_errf(err, -EINVAL, "--%s: '%s' is not key=value", t->name, p);
+		}
+		const struct vmm_devopt_key *k = devopt_key(t, key);
+		if (!k)
+			return vmm_errf(err, -EINVAL, "--%s: unknown key '%s'", t->name, key);
+		if (vmm_devopt_get(d, key))
+			return vmm_errf(err, -EINVAL, "--%s: key '%s' given twice", t->name, key);
+		if (d->nkv >= VMM_DEVOPT_MAX_KEYS)
+			return vmm_errf(err, -EINVAL, "--%s: too many sub-options", t->name);
+		int r = devopt_check_value(t, k, value, err);
+		if (r < 0)
+			return r;
+		d->kv[d->nkv].key = k->name; /* static storage: the table's */
+		d->kv[d->nkv].value = value;
+		d->nkv++;
+		if (!comma)
+			break;
+		p = comma + 1;
+	}
+	for (size_t i = 0; i < VMM_DEVOPT_MAX_KEYS && t->keys[i].name; i++)
+		if (t->keys[i].required && !vmm_devopt_get(d, t->keys[i].name))
+			return vmm_errf(err, -EINVAL, "--%s: missing key '%s'", t->name,
+					t->keys[i].name);
+	return 0;
+}
+
+int vmm_config_add_device(struct ember_config *cfg, const struct vmm_devopt_type *type,
+			  const char *spec, struct ember_error *err)
+{
+	if (cfg->ndevs >= VMM_CONFIG_MAX_DEVICES)
+		return vmm_errf(err, -E2BIG, "--%s: more than %d devices", type->name,
+				VMM_CONFIG_MAX_DEVICES);
+	struct vmm_devopt d = {0};
+	int r = devopt_parse(type, spec ? spec : "", &d, err);
+	if (r < 0) {
+		devopt_free(&d);
+		return r;
+	}
+	struct vmm_devopt *n = realloc(cfg->devs, (cfg->ndevs + 1) * sizeof(*n));
+	if (!n) {
+		devopt_free(&d);
+		return vmm_errf(err, -ENOMEM, "out of memory");
+	}
+	for (unsigned i = 0; i < cfg->ndevs; i++)
+		if (n[i].type == type)
+			d.index++;
+	cfg->devs = n;
+	cfg->devs[cfg->ndevs++] = d;
+	return 0;
+}
+
+/* A disk image exists, is a file or a block device, and opens read-write
+ * (read-only with ro=on). */
+static int disk_resolve(const struct ember_config *cfg, const struct vmm_devopt *d,
+			struct ember_error *err)
+{
+	(void)cfg;
+	const char *path = vmm_devopt_get(d, "path");
+	bool ro = vmm_devopt_bool(d, "ro", false);
+	int fd = open(path, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	if (fd < 0)
+		return vmm_errf(err, -errno, "--disk path=%s: %s%s", path, strerror(errno),
+				!ro && (errno == EACCES || errno == EROFS)
+				    ? " (opened read-write; add ro=on for a read-only disk)"
+				    : "");
+	struct stat st;
+	int r = fstat(fd, &st) < 0 ? -errno : 0;
+	close(fd);
+	if (r < 0)
+		return vmm_errf(err, r, "--disk path=%s: %s", path, strerror(-r));
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+		return vmm_errf(err, -EINVAL, "--disk path=%s: not a regular file or block device",
+				path);
+	return 0;
 }
 
 static int check_mem(uint64_t mem, bool hugepages, struct ember_error *err)
@@ -231,6 +548,11 @@ int ember_config_set(struct ember_config *cfg, const char *key, const char *valu
 			vmm_errf(err, -EINVAL, "interactive: '%s' is not on, off or auto", value);
 		return r;
 	}
+	if (!strcmp(key, "console-escape"))
+		return parse_bool(key, value, &cfg->console_escape, err);
+	const struct vmm_devopt_type *t = vmm_devopt_type_find(key);
+	if (t)
+		return vmm_config_add_device(cfg, t, value, err);
 	return vmm_errf(err, -ENOENT, "unknown configuration key '%s'", key);
 }
 
@@ -272,6 +594,7 @@ int ember_config_parse_args(struct ember_config *cfg, int argc, char *const argv
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i];
 		const struct opt *o = NULL;
+		const struct vmm_devopt_type *dt = NULL;
 		const char *inline_val = NULL;
 		if (a[0] == '-' && a[1] == '-' && a[2]) {
 			const char *name = a + 2;
@@ -280,6 +603,10 @@ int ember_config_parse_args(struct ember_config *cfg, int argc, char *const argv
 			for (size_t k = 0; k < sizeof(opts) / sizeof(opts[0]); k++)
 				if (strlen(opts[k].lng) == n && !strncmp(opts[k].lng, name, n))
 					o = &opts[k];
+			for (size_t k = 0; !o && k < NDEVOPT_TYPES; k++)
+				if (strlen(devopt_types[k].name) == n &&
+				    !strncmp(devopt_types[k].name, name, n))
+					dt = &devopt_types[k];
 			if (eq)
 				inline_val = eq + 1;
 		} else if (a[0] == '-' && a[1] && a[1] != '-') {
@@ -292,6 +619,21 @@ int ember_config_parse_args(struct ember_config *cfg, int argc, char *const argv
 			return vmm_errf(
 			    err, -EINVAL,
 			    "unexpected argument '%s' (options start with --; see --help)", a);
+		}
+		if (dt) {
+			/* a device option: --disk SUBOPTS or --disk=SUBOPTS; one
+			 * whose value is optional takes only the inline form */
+			const char *val = inline_val;
+			if (!val && !dt->value_optional) {
+				if (i + 1 >= argc)
+					return vmm_errf(err, -EINVAL, "option '%s' needs a value",
+							a);
+				val = argv[++i];
+			}
+			int r = vmm_config_add_device(cfg, dt, val ? val : "", err);
+			if (r < 0)
+				return r == -ENOMEM ? r : -EINVAL;
+			continue;
 		}
 		if (!o)
 			return vmm_errf(err, -EINVAL, "unknown option '%s' (see --help)", a);
@@ -347,6 +689,9 @@ const char *ember_config_usage(void)
 	       "                          (default /bin/busybox, from busybox-static)\n"
 	       "      --interactive       built-in init: always start a shell\n"
 	       "      --no-interactive    built-in init: report and power off\n"
+	       "      --disk path=IMG[,ro=on][,serial=ID]\n"
+	       "                          a disk image (repeatable; checked, not attached yet:\n"
+	       "                          virtio-blk comes with the virtio devices)\n"
 	       "  -q, --quiet             only warnings and errors from Ember on stderr\n"
 	       "  -v, --verbose           debug messages too (--log-level error|warn|info|debug)\n"
 	       "  -n, --dry-run           print the resolved configuration and exit\n"
@@ -417,14 +762,14 @@ static int check_readable(const char *what, const char *path, struct ember_error
 	return 0;
 }
 
-int ember_config_resolve(struct ember_config *cfg, struct ember_error *err)
+/* ember_config_resolve is a sequence of checks, one function each, run in
+ * order; the first that fails stops it. A check may fill in a default. The
+ * command line comes last: it folds the appended part in, which must
+ * happen once and only when everything else passed. */
+
+static int resolve_limits(struct ember_config *cfg, struct ember_error *err)
 {
-	int r;
-	if (!cfg)
-		return vmm_errf(err, -EINVAL, "no configuration");
-	if (cfg->resolved)
-		return 0;
-	r = check_mem(cfg->mem_size, cfg->hugepages, err);
+	int r = check_mem(cfg->mem_size, cfg->hugepages, err);
 	if (r < 0)
 		return r;
 	if (cfg->cpus < 1 || cfg->cpus > EMBER_MAX_CPUS)
@@ -432,9 +777,13 @@ int ember_config_resolve(struct ember_config *cfg, struct ember_error *err)
 				EMBER_MAX_CPUS);
 	if (cfg->mem_backing != EMBER_MEM_ANON && cfg->mem_backing != EMBER_MEM_MEMFD)
 		return vmm_errf(err, -EINVAL, "mem-backing: invalid value %d", cfg->mem_backing);
+	return 0;
+}
 
-	bool default_kernel = !cfg->kernel[0];
-	if (default_kernel) {
+static int resolve_kernel(struct ember_config *cfg, struct ember_error *err)
+{
+	int r;
+	if (!cfg->kernel[0]) {
 		r = find_host_kernel(cfg->kernel, sizeof(cfg->kernel), err);
 		if (r < 0)
 			return r;
@@ -444,22 +793,41 @@ int ember_config_resolve(struct ember_config *cfg, struct ember_error *err)
 	r = check_readable("kernel", cfg->kernel, err);
 	if (r < 0)
 		return r;
-	r = vmm_kernel_detect_file(cfg->kernel, &cfg->kernel_format, err);
-	if (r < 0)
-		return r;
-	if (cfg->builtin_initrd) {
-		r = vmm_busybox_check(cfg->busybox, err);
-		if (r < 0)
-			return r;
-	} else if (cfg->initrd[0]) {
-		r = check_readable("initrd", cfg->initrd, err);
+	return vmm_kernel_detect_file(cfg->kernel, &cfg->kernel_format, err);
+}
+
+static int resolve_initrd(struct ember_config *cfg, struct ember_error *err)
+{
+	if (cfg->builtin_initrd)
+		return vmm_busybox_check(cfg->busybox, err);
+	if (cfg->initrd[0])
+		return check_readable("initrd", cfg->initrd, err);
+	return 0;
+}
+
+static int resolve_console(struct ember_config *cfg, struct ember_error *err)
+{
+	(void)err;
+	if (cfg->interactive < 0)
+		cfg->interactive = cfg->console_in >= 0 && isatty(cfg->console_in);
+	return 0;
+}
+
+/* Each device entry through its kind's check (the disk image opens). */
+static int resolve_devices(struct ember_config *cfg, struct ember_error *err)
+{
+	for (unsigned i = 0; i < cfg->ndevs; i++) {
+		const struct vmm_devopt *d = &cfg->devs[i];
+		int r = d->type->resolve ? d->type->resolve(cfg, d, err) : 0;
 		if (r < 0)
 			return r;
 	}
-	if (cfg->interactive < 0)
-		cfg->interactive = cfg->console_in >= 0 && isatty(cfg->console_in);
+	return 0;
+}
 
-	/* The final command line: default or given, then the appended part. */
+/* The final command line: default or given, then the appended part. */
+static int resolve_cmdline(struct ember_config *cfg, struct ember_error *err)
+{
 	char line[EMBER_CMDLINE_MAX];
 	int n;
 	if (!cfg->cmdline[0])
@@ -476,6 +844,25 @@ int ember_config_resolve(struct ember_config *cfg, struct ember_error *err)
 				sizeof(line) - 1);
 	memcpy(cfg->cmdline, line, (size_t)n + 1);
 	cfg->cmdline_append[0] = 0;
+	return 0;
+}
+
+static int (*const resolve_steps[])(struct ember_config *, struct ember_error *) = {
+    resolve_limits,  resolve_kernel,  resolve_initrd,
+    resolve_console, resolve_devices, resolve_cmdline, /* last: see above */
+};
+
+int ember_config_resolve(struct ember_config *cfg, struct ember_error *err)
+{
+	if (!cfg)
+		return vmm_errf(err, -EINVAL, "no configuration");
+	if (cfg->resolved)
+		return 0;
+	for (size_t i = 0; i < sizeof(resolve_steps) / sizeof(resolve_steps[0]); i++) {
+		int r = resolve_steps[i](cfg, err);
+		if (r < 0)
+			return r;
+	}
 	cfg->resolved = true;
 	return 0;
 }
@@ -557,9 +944,67 @@ int ember_config_format(const struct ember_config *cfg, char *buf, size_t len)
 			cfg->console_out, cfg->console_escape ? "ctrl-a" : "off");
 	else
 		fmt_add(&f, "console: none\n");
+	for (unsigned i = 0; i < cfg->ndevs; i++) {
+		const struct vmm_devopt *d = &cfg->devs[i];
+		fmt_add(&f, "%s %u:", d->type->name, d->index);
+		for (unsigned k = 0; k < d->nkv; k++)
+			fmt_add(&f, "%s%s=%s", k ? "," : " ", d->kv[k].key, d->kv[k].value);
+		fmt_add(&f, "\n");
+	}
 	if (f.used > INT32_MAX)
 		return -EOVERFLOW;
 	return (int)f.used;
+}
+
+static const char *onoff(bool b)
+{
+	return b ? "on" : "off";
+}
+
+int ember_config_get(const struct ember_config *cfg, const char *key, char *buf, size_t len)
+{
+	static const char *const levels[] = {"error", "warn", "info", "debug"};
+	char tmp[32];
+	const char *v = NULL;
+	if (!cfg || !key)
+		return -EINVAL;
+	if (!strcmp(key, "kernel"))
+		v = cfg->kernel;
+	else if (!strcmp(key, "initrd"))
+		v = cfg->builtin_initrd ? "builtin" : cfg->initrd;
+	else if (!strcmp(key, "cmdline"))
+		v = cfg->cmdline;
+	else if (!strcmp(key, "append"))
+		v = cfg->cmdline_append;
+	else if (!strcmp(key, "busybox"))
+		v = cfg->busybox;
+	else if (!strcmp(key, "mem"))
+		size_str(cfg->mem_size, tmp, sizeof(tmp)), v = tmp;
+	else if (!strcmp(key, "cpus"))
+		snprintf(tmp, sizeof(tmp), "%u", cfg->cpus), v = tmp;
+	else if (!strcmp(key, "disks")) {
+		unsigned n = 0;
+		for (unsigned i = 0; i < cfg->ndevs; i++)
+			n += !strcmp(cfg->devs[i].type->name, "disk");
+		snprintf(tmp, sizeof(tmp), "%u", n);
+		v = tmp;
+	} else if (!strcmp(key, "mem-backing"))
+		v = cfg->mem_backing == EMBER_MEM_MEMFD ? "memfd" : "anon";
+	else if (!strcmp(key, "hugepages"))
+		v = onoff(cfg->hugepages);
+	else if (!strcmp(key, "console-escape"))
+		v = onoff(cfg->console_escape);
+	else if (!strcmp(key, "resolved"))
+		v = onoff(cfg->resolved);
+	else if (!strcmp(key, "interactive"))
+		v = cfg->interactive < 0 ? "auto" : onoff(cfg->interactive > 0);
+	else if (!strcmp(key, "log-level"))
+		v = (unsigned)cfg->log_level < 4 ? levels[cfg->log_level] : "debug";
+	else if (!strcmp(key, "kernel-format"))
+		v = format_name(cfg->kernel_format);
+	if (!v)
+		return -ENOENT;
+	return snprintf(buf, len, "%s", v);
 }
 
 /* ---------------------------------------------------------------- stop reasons */

@@ -1,4 +1,5 @@
 /* vmm/util.c - error messages, logging and file mapping for the VMM. */
+#include "config.h"
 #include "internal.h"
 
 #include <errno.h>

@@ -282,7 +282,10 @@ int ember_vm_create(const struct ember_config *cfg, struct ember_vm **out, struc
 	struct ember_vm *vm = calloc(1, sizeof(*vm));
 	if (!vm)
 		return vmm_errf(err, -ENOMEM, "out of memory");
-	vm->cfg = *cfg;
+	if (vmm_config_copy(&vm->cfg, cfg) < 0) {
+		free(vm);
+		return vmm_errf(err, -ENOMEM, "out of memory");
+	}
 	vm->ncpus = cfg->cpus;
 	vm->mem.fd = -1;
 	vm->start_ns = cfg->start_ns ? cfg->start_ns : vmm_now_ns();
@@ -321,6 +324,7 @@ void ember_vm_destroy(struct ember_vm *vm)
 		close(vm->wake_fd);
 	free(vm->vcpus);
 	free(vm->dumps);
+	vmm_config_fini(&vm->cfg);
 	free(vm);
 }
 

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "bus.h"
+#include "config.h"
 #include "mem.h"
 
 struct vmm_board; /* the architecture's machine: devices and their state */
@@ -22,7 +23,7 @@ struct vmm_vcpu_dump {
 };
 
 struct ember_vm {
-	struct ember_config cfg;
+	struct ember_config cfg; /* a deep copy of the caller's (vmm_config_copy) */
 	struct vmm_mem mem;
 	struct ehv_hypervisor *hyp;
 	struct ehv_vm *hv;

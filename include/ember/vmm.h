@@ -7,8 +7,9 @@
  * --------
  * Running a guest is three steps, each a library call:
  *
- *   1. Configuration is data. struct ember_config is filled from defaults
- *      (ember_config_init), then from key/value settings (ember_config_set) or
+ *   1. Configuration is data. A struct ember_config (opaque) starts with
+ *      defaults (ember_config_new), then takes key/value settings
+ *      (ember_config_set) or
  *      from a command line in the style of kvmtool and crosvm
  *      (ember_config_parse_args). ember_config_resolve() validates it and
  *      resolves every default (the host's kernel, the built-in initramfs, the
@@ -33,7 +34,7 @@
  *
  * Thread-safety
  * -------------
- * A struct ember_config is plain data. A struct ember_vm is used from one
+ * A struct ember_config is used by one thread at a time. A struct ember_vm is used from one
  * thread (the one that calls ember_vm_run), except ember_vm_request_stop(),
  * which is async-signal-safe and may be called from any thread or a signal
  * handler. The library runs one thread per vCPU, from ember_vm_create() to
@@ -50,7 +51,7 @@ extern "C" {
 #endif
 
 #define EMBER_VMM_API_MAJOR   0
-#define EMBER_VMM_API_MINOR   1
+#define EMBER_VMM_API_MINOR   2 /* 2: struct ember_config became opaque */
 #define EMBER_VMM_API_VERSION ((EMBER_VMM_API_MAJOR << 16) | EMBER_VMM_API_MINOR)
 
 /* Returns EMBER_VMM_API_VERSION of the library actually linked. */
@@ -91,53 +92,22 @@ enum ember_log_level { EMBER_LOG_ERROR, EMBER_LOG_WARN, EMBER_LOG_INFO, EMBER_LO
  * msg is one line without a newline, valid during the call only. */
 typedef void (*ember_log_fn)(void *opaque, enum ember_log_level level, const char *msg);
 
-struct ember_config {
-	/* Kernel image: a bzImage or an ELF vmlinux with a PVH note. "" means
-	 * the host's own kernel (/boot/vmlinuz-$(uname -r), else the newest in
-	 * /boot) with the built-in initramfs. */
-	char kernel[EMBER_PATH_MAX];
-	/* Initial ramdisk (any format the kernel reads). "" means none, or the
-	 * built-in initramfs when the kernel is the default one. */
-	char initrd[EMBER_PATH_MAX];
-	/* Kernel command line: "" means Ember's default (EMBER_DEFAULT_CMDLINE
-	 * plus what the built-in init needs); cmdline_append is added after. */
-	char cmdline[EMBER_CMDLINE_MAX];
-	char cmdline_append[EMBER_CMDLINE_MAX];
-	uint64_t mem_size; /* bytes, multiple of 4 KiB (2 MiB with hugepages) */
-	unsigned cpus;	   /* 1..EMBER_MAX_CPUS */
-	enum ember_mem_backing mem_backing;
-	bool hugepages; /* back guest memory with hugetlb pages */
-
-	/* The built-in initramfs (a busybox shell or a report-and-power-off
-	 * init), built by Ember in guest memory. Set by ember_config_resolve()
-	 * when kernel and initrd are both left to their defaults, or explicitly
-	 * with the key "initrd" = "builtin". */
-	bool builtin_initrd;
-	char busybox[EMBER_PATH_MAX]; /* static busybox to put in it (/bin/busybox) */
-	/* Built-in init: 1 drops the user at a shell on the console, 0 reports
-	 * what the guest sees (kernel, CPUs, memory) and powers off, -1 (the
-	 * default) picks 1 when console_in is a terminal. Resolved to 0 or 1. */
-	int interactive;
-
-	/* Console (the 8250 UART on ttyS0). -1 for none. The library reads and
-	 * writes these fds; it never changes terminal modes (the caller does). */
-	int console_in;
-	int console_out;
-	/* Typed on console_in, Ctrl-A then 'x' stops the VM (as in QEMU); Ctrl-A
-	 * Ctrl-A sends one Ctrl-A. Default on. */
-	bool console_escape;
-
-	/* CLOCK_MONOTONIC nanoseconds when the run started, for boot-time
-	 * marks (0: the time of ember_vm_create). */
-	uint64_t start_ns;
-	ember_log_fn log;
-	void *log_opaque;
-	enum ember_log_level log_level; /* messages above this level are dropped */
-
-	/* Filled by ember_config_resolve() */
-	bool resolved;
-	enum ember_kernel_format kernel_format;
-};
+/*
+ * The configuration is opaque. Its layout is private to the library, so that
+ * new device kinds and settings (disks now, network, vsock and the rest
+ * later) are new keys and accessors, not a new struct layout: a program
+ * built against this header keeps working with a newer library, which a
+ * public struct of fixed fields could not promise without a version field
+ * and reserved room in every release. It is created with ember_config_new(),
+ * filled with ember_config_set() (string keys, the same as the command line)
+ * or ember_config_parse_args(), plus typed setters for what is not a string
+ * (file descriptors, the log callback, a clock value), and read back with
+ * ember_config_get() and the typed getters.
+ *
+ * Thread-safety: a configuration is used by one thread at a time;
+ * ember_vm_create() copies it, so it may be changed or freed afterwards.
+ */
+struct ember_config;
 
 /* The command line Ember gives a guest when none is configured. The board
  * has no PCI (pci=off also skips early PCI probes such as the AMD GART
@@ -145,21 +115,66 @@ struct ember_config {
  * devices. */
 #define EMBER_DEFAULT_CMDLINE "console=ttyS0 panic=-1 pci=off i8042.noaux i8042.nomux i8042.dumbkbd"
 
-/* Fills *cfg with the defaults: host kernel, 256 MiB, 1 vCPU, anonymous
- * memory, console on fds 0/1, escape on. */
-void ember_config_init(struct ember_config *cfg);
+/*
+ * Allocates a configuration with the defaults: host kernel, 256 MiB, 1 vCPU,
+ * anonymous memory, console on fds 0/1, escape on, no devices. *out owns it;
+ * free it with ember_config_free(). Errors: -EINVAL (out NULL), -ENOMEM.
+ */
+int ember_config_new(struct ember_config **out);
+
+/* Frees a configuration and everything it owns. NULL is allowed. */
+void ember_config_free(struct ember_config *cfg);
 
 /*
  * Sets one configuration key from a string, as the command line does:
  *   kernel PATH | initrd PATH|"builtin" | cmdline STR | append STR |
  *   mem SIZE (bytes with a K/M/G/T suffix, a bare number is MiB) |
  *   cpus N | mem-backing anon|memfd | hugepages on|off | busybox PATH |
- *   interactive on|off|auto | log-level error|warn|info|debug
- * Returns 0, or -EINVAL (bad value), -ENOENT (unknown key), -ENAMETOOLONG
- * (string too long); err says which key and why.
+ *   interactive on|off|auto | log-level error|warn|info|debug |
+ *   console-escape on|off |
+ *   disk SUBOPTS (repeatable: each call appends one disk; see below)
+ * Device keys take comma-separated key=value sub-options, as --disk does:
+ *   disk: path=IMG (required; a bare IMG means path=IMG), ro=on|off
+ *         (default off), serial=ID (up to 20 bytes)
+ * A value may not contain a comma. Sub-options are checked here (unknown
+ * key, bad value, missing path); the image itself by ember_config_resolve.
+ * Any set un-resolves the configuration. Returns 0, or -EINVAL (bad value),
+ * -ENOENT (unknown key), -ENAMETOOLONG (string too long), -E2BIG (too many
+ * devices), -ENOMEM; err says which key and why (device errors name the
+ * option and the sub-option: "--disk: unknown key 'rw'").
  */
 int ember_config_set(struct ember_config *cfg, const char *key, const char *value,
 		     struct ember_error *err);
+
+/*
+ * The current value of a key as a string (the form ember_config_set takes;
+ * after ember_config_resolve, the resolved one), snprintf style: writes at
+ * most len bytes (NUL-terminated if len > 0) and returns the length of the
+ * full value, or -ENOENT (unknown key), -EINVAL (cfg or key NULL). Keys:
+ * those of ember_config_set except disk, plus "disks" (the number of disk
+ * entries), "kernel-format" (unknown|bzImage|elf-pvh) and "resolved"
+ * (on|off).
+ */
+int ember_config_get(const struct ember_config *cfg, const char *key, char *buf, size_t len);
+
+/* Typed getters (cfg must not be NULL). */
+uint64_t ember_config_mem_size(const struct ember_config *cfg);
+unsigned ember_config_cpus(const struct ember_config *cfg);
+enum ember_log_level ember_config_log_level(const struct ember_config *cfg);
+
+/*
+ * The console: the fds the guest's ttyS0 reads from and writes to, -1 for
+ * none (the default is 0 and 1). The fds are borrowed: the library never
+ * closes them nor changes terminal modes. Returns 0 or -EINVAL (an fd < -1).
+ */
+int ember_config_set_console(struct ember_config *cfg, int in_fd, int out_fd);
+
+/* The log callback (NULL: no messages) and its opaque argument. */
+void ember_config_set_log(struct ember_config *cfg, ember_log_fn log, void *opaque);
+
+/* CLOCK_MONOTONIC nanoseconds when the run started, for the boot-time marks
+ * (0, the default: the time of ember_vm_create). */
+void ember_config_set_start_ns(struct ember_config *cfg, uint64_t start_ns);
 
 /* Flags returned by ember_config_parse_args. */
 #define EMBER_ARGS_HELP	   (1u << 0) /* --help / -h was given */
@@ -170,7 +185,8 @@ int ember_config_set(struct ember_config *cfg, const char *key, const char *valu
  * program name): --kernel/-k PATH, --initrd/-i PATH, --cmdline STR,
  * --append/-p STR, --mem/-m SIZE, --cpus/-c N, --mem-backing anon|memfd,
  * --hugepages, --busybox PATH, --interactive/--no-interactive,
- * --log-level LEVEL, --quiet/-q, --verbose/-v, --dry-run/-n, --help/-h;
+ * --log-level LEVEL, --quiet/-q, --verbose/-v, --dry-run/-n, --help/-h,
+ * and the repeatable device options (--disk SUBOPTS, as the key "disk");
  * both "--opt value" and "--opt=value". *flags receives the
  * EMBER_ARGS_* seen. Returns 0 or a negative errno with err naming the
  * argument (-EINVAL for an unknown option, a missing or a bad value).
@@ -185,10 +201,12 @@ const char *ember_config_usage(void);
  * Validates *cfg and resolves its defaults (kernel path, built-in initramfs,
  * final command line, interactive mode, kernel format detected from the
  * file). Touches the file system (reads the kernel's first bytes, checks
- * the initrd and busybox exist) but builds nothing. Idempotent.
+ * the initrd and busybox exist, opens each disk image with the mode asked
+ * and closes it) but builds nothing. Idempotent.
  * Errors: -EINVAL (bad value), -ENOENT (no such kernel/initrd/busybox, or no
  * kernel in /boot), -ENOEXEC (kernel is neither a bzImage nor an ELF),
- * -E2BIG (command line too long), or the errno of a failed read.
+ * -E2BIG (command line too long), or the errno of a failed read or open
+ * (a disk: "--disk path=IMG: Permission denied").
  */
 int ember_config_resolve(struct ember_config *cfg, struct ember_error *err);
 

@@ -2,6 +2,8 @@
 #include "../lib/test.h"
 #include "vmm_fixtures.h"
 
+#include "../../vmm/config.h"
+
 #include <ember/vmm.h>
 
 #include <errno.h>
@@ -48,7 +50,7 @@ TEST(vmm_parse_size_suffixes)
 TEST(vmm_config_defaults)
 {
 	struct ember_config c;
-	ember_config_init(&c);
+	vmm_config_init(&c);
 	CHECK_EQ(c.mem_size, 256ull << 20);
 	CHECK_EQ(c.cpus, 1);
 	CHECK_EQ(c.mem_backing, EMBER_MEM_ANON);
@@ -75,7 +77,7 @@ TEST(vmm_config_defaults)
 TEST(vmm_config_set_values)
 {
 	struct ember_config c;
-	ember_config_init(&c);
+	vmm_config_init(&c);
 	CHECK_OK(ember_config_set(&c, "mem", "1G", NULL));
 	CHECK_EQ(c.mem_size, 1ull << 30);
 	CHECK_OK(ember_config_set(&c, "mem", "64", NULL));
@@ -152,7 +154,7 @@ TEST(vmm_config_parse_args)
 	struct ember_config c;
 	unsigned fl = 99;
 	struct ember_error err = {0};
-	ember_config_init(&c);
+	vmm_config_init(&c);
 	REQUIRE_OK(parse(&c, &fl, &err, "--kernel", "/boot/k", "-i", "/tmp/i", "--cmdline=a b",
 			 "-p", "x=1", "--append=y=2", "-m", "512M", "--cpus=4", "--mem-backing",
 			 "memfd", "--dry-run", "--no-interactive", NULL));
@@ -166,7 +168,7 @@ TEST(vmm_config_parse_args)
 	CHECK_EQ(c.mem_backing, EMBER_MEM_MEMFD);
 	CHECK_EQ(c.interactive, 0);
 
-	ember_config_init(&c);
+	vmm_config_init(&c);
 	REQUIRE_OK(parse(&c, &fl, &err, "-h", NULL));
 	CHECK_EQ(fl, EMBER_ARGS_HELP);
 	REQUIRE_OK(parse(&c, &fl, &err, "-kvmlinux", "-c2", "-m1G", "--hugepages", "-n", NULL));
@@ -182,7 +184,7 @@ TEST(vmm_config_parse_args)
 	do {                                                                      \
 		struct ember_config c_;                                           \
 		struct ember_error e_ = {0};                                      \
-		ember_config_init(&c_);                                           \
+		vmm_config_init(&c_);                                             \
 		CHECK_ERR(parse(&c_, NULL, &e_, __VA_ARGS__, NULL), -EINVAL);     \
 		if (!strstr(e_.msg, (what)))                                      \
 			TEST_FAIL("message \"%s\" lacks \"%s\"", e_.msg, (what)); \
@@ -227,7 +229,7 @@ TEST(vmm_config_resolve_and_format)
 	struct ember_config c;
 	struct ember_error err = {0};
 
-	ember_config_init(&c);
+	vmm_config_init(&c);
 	c.console_in = -1;
 	REQUIRE_OK(ember_config_set(&c, "kernel", kernel, NULL));
 	REQUIRE_OK(ember_config_set(&c, "initrd", initrd, NULL));
@@ -268,7 +270,7 @@ TEST(vmm_config_resolve_and_format)
 	CHECK_EQ(ember_config_format(&c, NULL, 0), n);
 
 	/* a given cmdline replaces the default; append still appends */
-	ember_config_init(&c);
+	vmm_config_init(&c);
 	REQUIRE_OK(ember_config_set(&c, "kernel", kernel, NULL));
 	REQUIRE_OK(ember_config_set(&c, "cmdline", "console=ttyS0", NULL));
 	REQUIRE_OK(ember_config_set(&c, "append", "x", NULL));
@@ -276,32 +278,32 @@ TEST(vmm_config_resolve_and_format)
 	CHECK_STR(c.cmdline, "console=ttyS0 x");
 
 	/* errors name the file and the reason */
-	ember_config_init(&c);
+	vmm_config_init(&c);
 	REQUIRE_OK(ember_config_set(&c, "kernel", "/nonexistent/vmlinuz", NULL));
 	CHECK_ERR(ember_config_resolve(&c, &err), -ENOENT);
 	CHECK(strstr(err.msg, "/nonexistent/vmlinuz") != NULL);
-	ember_config_init(&c);
+	vmm_config_init(&c);
 	REQUIRE_OK(ember_config_set(&c, "kernel", junk, NULL));
 	CHECK_ERR(ember_config_resolve(&c, &err), -ENOEXEC);
 	CHECK(strstr(err.msg, "not a Linux kernel") != NULL);
 	CHECK(strstr(err.msg, junk) != NULL);
-	ember_config_init(&c);
+	vmm_config_init(&c);
 	REQUIRE_OK(ember_config_set(&c, "kernel", "/tmp", NULL));
 	CHECK_ERR(ember_config_resolve(&c, &err), -EINVAL);
 	CHECK(strstr(err.msg, "not a regular file") != NULL);
-	ember_config_init(&c);
+	vmm_config_init(&c);
 	REQUIRE_OK(ember_config_set(&c, "kernel", kernel, NULL));
 	REQUIRE_OK(ember_config_set(&c, "initrd", "/nonexistent/initrd", NULL));
 	CHECK_ERR(ember_config_resolve(&c, &err), -ENOENT);
 	CHECK(strstr(err.msg, "initrd /nonexistent/initrd") != NULL);
-	ember_config_init(&c);
+	vmm_config_init(&c);
 	REQUIRE_OK(ember_config_set(&c, "kernel", kernel, NULL));
 	REQUIRE_OK(ember_config_set(&c, "initrd", "builtin", NULL));
 	REQUIRE_OK(ember_config_set(&c, "busybox", "/bin/true", NULL));
 	CHECK_ERR(ember_config_resolve(&c, &err), -ENOEXEC);
 	CHECK(strstr(err.msg, "static") != NULL);
 	/* a command line that grows too long with the appended part */
-	ember_config_init(&c);
+	vmm_config_init(&c);
 	REQUIRE_OK(ember_config_set(&c, "kernel", kernel, NULL));
 	char *longv = malloc(4000);
 	memset(longv, 'x', 3999);
@@ -311,7 +313,7 @@ TEST(vmm_config_resolve_and_format)
 	CHECK_ERR(ember_config_resolve(&c, &err), -E2BIG);
 	free(longv);
 	/* bad values set directly in the struct are caught */
-	ember_config_init(&c);
+	vmm_config_init(&c);
 	REQUIRE_OK(ember_config_set(&c, "kernel", kernel, NULL));
 	c.cpus = 0;
 	CHECK_ERR(ember_config_resolve(&c, &err), -EINVAL);
@@ -329,7 +331,7 @@ TEST(vmm_config_resolve_default_kernel)
 {
 	struct ember_config c;
 	struct ember_error err = {0};
-	ember_config_init(&c);
+	vmm_config_init(&c);
 	c.console_in = -1;
 	int r = ember_config_resolve(&c, &err);
 	if (r == -ENOENT || r == -EACCES)
@@ -344,6 +346,169 @@ TEST(vmm_config_resolve_default_kernel)
 	ember_config_format(&c, out, sizeof(out));
 	CHECK(strstr(out, "initrd: builtin\n") != NULL);
 	CHECK(strstr(out, "interactive: off\n") != NULL);
+}
+
+/* The public, opaque API: new/free, typed setters and getters, get. */
+TEST(vmm_config_opaque_api)
+{
+	struct ember_config *c = NULL;
+	char v[64];
+	CHECK_ERR(ember_config_new(NULL), -EINVAL);
+	REQUIRE_OK(ember_config_new(&c));
+	CHECK_EQ(ember_config_mem_size(c), 256ull << 20);
+	CHECK_EQ(ember_config_cpus(c), 1);
+	CHECK_EQ(ember_config_log_level(c), EMBER_LOG_INFO);
+	CHECK_EQ(ember_config_get(c, "mem", v, sizeof(v)), 4);
+	CHECK_STR(v, "256M");
+	CHECK_OK(ember_config_set(c, "cpus", "3", NULL));
+	CHECK_OK(ember_config_set(c, "log-level", "debug", NULL));
+	CHECK_OK(ember_config_set(c, "console-escape", "off", NULL));
+	CHECK_EQ(ember_config_cpus(c), 3);
+	CHECK_EQ(ember_config_log_level(c), EMBER_LOG_DEBUG);
+	CHECK_EQ(ember_config_get(c, "cpus", v, sizeof(v)), 1);
+	CHECK_STR(v, "3");
+	CHECK(ember_config_get(c, "console-escape", v, sizeof(v)) > 0);
+	CHECK_STR(v, "off");
+	CHECK(ember_config_get(c, "interactive", v, sizeof(v)) > 0);
+	CHECK_STR(v, "auto");
+	CHECK(ember_config_get(c, "resolved", v, sizeof(v)) > 0);
+	CHECK_STR(v, "off");
+	CHECK_OK(ember_config_set(c, "initrd", "builtin", NULL));
+	CHECK(ember_config_get(c, "initrd", v, sizeof(v)) > 0);
+	CHECK_STR(v, "builtin");
+	/* snprintf contract, unknown keys */
+	CHECK_EQ(ember_config_get(c, "busybox", NULL, 0), (int)strlen("/bin/busybox"));
+	CHECK_ERR(ember_config_get(c, "colour", v, sizeof(v)), -ENOENT);
+	CHECK_ERR(ember_config_get(NULL, "cpus", v, sizeof(v)), -EINVAL);
+	/* the typed setters reach the fields the VMM uses */
+	CHECK_OK(ember_config_set_console(c, -1, 7));
+	CHECK_ERR(ember_config_set_console(c, -2, 1), -EINVAL);
+	ember_config_set_start_ns(c, 1234);
+	ember_config_set_log(c, NULL, c);
+	CHECK_EQ(c->console_in, -1);
+	CHECK_EQ(c->console_out, 7);
+	CHECK_EQ(c->start_ns, 1234);
+	CHECK(c->log_opaque == c);
+	CHECK_OK(ember_config_set(c, "disk", "path=/a.img", NULL));
+	CHECK_OK(ember_config_set(c, "disk", "/b.img,ro=on", NULL));
+	CHECK_EQ(ember_config_get(c, "disks", v, sizeof(v)), 1);
+	CHECK_STR(v, "2");
+	ember_config_free(c); /* frees the disk list too (ASan checks) */
+	ember_config_free(NULL);
+}
+
+#define CHECK_DISK_BAD(spec, want, what)                                                           \
+	do {                                                                                       \
+		struct ember_config c_;                                                            \
+		struct ember_error e_ = {0};                                                       \
+		vmm_config_init(&c_);                                                              \
+		CHECK_ERR(ember_config_set(&c_, "disk", (spec), &e_), (want));                     \
+		if (!strstr(e_.msg, (what)))                                                       \
+			TEST_FAIL("disk %s: message \"%s\" lacks \"%s\"", (spec), e_.msg, (what)); \
+		CHECK_EQ(c_.ndevs, 0);                                                             \
+		vmm_config_fini(&c_);                                                              \
+	} while (0)
+
+/* --disk: sub-options parsed and checked when given, entries appended. */
+TEST(vmm_config_disk_options)
+{
+	struct ember_config c;
+	struct ember_error err = {0};
+	unsigned fl;
+	vmm_config_init(&c);
+	REQUIRE_OK(parse(&c, &fl, &err, "--disk", "path=/x.img,ro=on,serial=abc", "--disk=/y.img",
+			 "--disk", "ro=off,path=/z.img", NULL));
+	REQUIRE_EQ(c.ndevs, 3);
+	CHECK_STR(c.devs[0].type->name, "disk");
+	CHECK_STR(vmm_devopt_get(&c.devs[0], "path"), "/x.img");
+	CHECK(vmm_devopt_bool(&c.devs[0], "ro", false));
+	CHECK_STR(vmm_devopt_get(&c.devs[0], "serial"), "abc");
+	CHECK_STR(vmm_devopt_get(&c.devs[1], "path"), "/y.img"); /* a bare value is the path */
+	CHECK(!vmm_devopt_bool(&c.devs[1], "ro", false));
+	CHECK(vmm_devopt_get(&c.devs[1], "serial") == NULL);
+	CHECK(!vmm_devopt_bool(&c.devs[2], "ro", true));
+	CHECK_EQ(c.devs[0].index, 0);
+	CHECK_EQ(c.devs[2].index, 2);
+	/* a deep copy owns its own strings */
+	struct ember_config copy;
+	REQUIRE_OK(vmm_config_copy(&copy, &c));
+	vmm_config_fini(&c);
+	REQUIRE_EQ(copy.ndevs, 3);
+	CHECK_STR(vmm_devopt_get(&copy.devs[2], "path"), "/z.img");
+	CHECK_STR(copy.devs[0].spec, "path=/x.img,ro=on,serial=abc");
+	vmm_config_fini(&copy);
+	CHECK_EQ(copy.ndevs, 0);
+
+	CHECK_DISK_BAD("path=/x,rw=on", -EINVAL, "--disk: unknown key 'rw'");
+	CHECK_DISK_BAD("path=/x,ro=maybe", -EINVAL, "--disk: key 'ro': 'maybe' is not on or off");
+	CHECK_DISK_BAD("ro=on", -EINVAL, "--disk: missing key 'path'");
+	CHECK_DISK_BAD("", -EINVAL, "--disk: no sub-options");
+	CHECK_DISK_BAD("path=", -EINVAL, "key 'path' has an empty value");
+	CHECK_DISK_BAD("path=/x,,ro=on", -EINVAL, "empty sub-option");
+	CHECK_DISK_BAD("path=/x,", -EINVAL, "empty sub-option");
+	CHECK_DISK_BAD("path=/x,ro", -EINVAL, "'ro' is not key=value");
+	CHECK_DISK_BAD("path=/x,path=/y", -EINVAL, "key 'path' given twice");
+	CHECK_DISK_BAD("path=/x,serial=123456789012345678901", -ENAMETOOLONG,
+		       "'serial' is longer than 20 bytes");
+	CHECK_ARGS_BAD("--disk: unknown key 'rw'", "--disk", "path=/x,rw=on");
+	CHECK_ARGS_BAD("option '--disk' needs a value", "--disk");
+	CHECK_ARGS_BAD("--disk: missing key 'path'", "--disk=ro=on");
+	CHECK(strstr(ember_config_usage(), "--disk path=IMG") != NULL);
+}
+
+/* resolve: each disk image must open with the mode asked; --dry-run lists them. */
+TEST(vmm_config_disk_resolve)
+{
+	size_t len;
+	uint8_t *bz = fx_bzimage(4096, &len);
+	char *kernel = tmpfile_with(bz, len);
+	char *img = tmpfile_with("disk image", 10);
+	struct ember_config c;
+	struct ember_error err = {0};
+	char spec[256];
+
+	vmm_config_init(&c);
+	c.console_in = -1;
+	REQUIRE_OK(ember_config_set(&c, "kernel", kernel, NULL));
+	snprintf(spec, sizeof(spec), "path=%s,serial=s1", img);
+	REQUIRE_OK(ember_config_set(&c, "disk", spec, NULL));
+	snprintf(spec, sizeof(spec), "%s,ro=on", img);
+	REQUIRE_OK(ember_config_set(&c, "disk", spec, NULL));
+	int r = ember_config_resolve(&c, &err);
+	if (r < 0)
+		TEST_FAIL("%s", err.msg);
+	char out[8192], want[1024];
+	ember_config_format(&c, out, sizeof(out));
+	snprintf(want, sizeof(want), "disk 0: path=%s,serial=s1\ndisk 1: path=%s,ro=on\n", img,
+		 img);
+	if (!strstr(out, want))
+		TEST_FAIL("--dry-run output lacks the disks:\n%s", out);
+	vmm_config_fini(&c);
+
+	/* a missing image names the option and the path */
+	vmm_config_init(&c);
+	REQUIRE_OK(ember_config_set(&c, "kernel", kernel, NULL));
+	REQUIRE_OK(ember_config_set(&c, "disk", "path=/nonexistent/disk.img", NULL));
+	CHECK_ERR(ember_config_resolve(&c, &err), -ENOENT);
+	CHECK(strstr(err.msg, "--disk path=/nonexistent/disk.img") != NULL);
+	CHECK(!c.resolved);
+	vmm_config_fini(&c);
+	/* a directory: read-write open fails; read-only opens but is no disk */
+	vmm_config_init(&c);
+	REQUIRE_OK(ember_config_set(&c, "kernel", kernel, NULL));
+	REQUIRE_OK(ember_config_set(&c, "disk", "path=/tmp", NULL));
+	CHECK_ERR(ember_config_resolve(&c, &err), -EISDIR);
+	CHECK(strstr(err.msg, "--disk path=/tmp") != NULL);
+	vmm_config_fini(&c);
+	vmm_config_init(&c);
+	REQUIRE_OK(ember_config_set(&c, "kernel", kernel, NULL));
+	REQUIRE_OK(ember_config_set(&c, "disk", "path=/tmp,ro=on", NULL));
+	CHECK_ERR(ember_config_resolve(&c, &err), -EINVAL);
+	CHECK(strstr(err.msg, "not a regular file or block device") != NULL);
+	vmm_config_fini(&c);
+	unlink(kernel);
+	unlink(img);
+	free(bz);
 }
 
 TEST(vmm_stop_reasons)
@@ -367,7 +532,7 @@ TEST(vmm_vm_create_needs_resolved_config)
 	struct ember_config c;
 	struct ember_error err = {0};
 	struct ember_vm *vm = (struct ember_vm *)1;
-	ember_config_init(&c);
+	vmm_config_init(&c);
 	CHECK_ERR(ember_vm_create(&c, &vm, &err), -EINVAL);
 	CHECK(strstr(err.msg, "not resolved") != NULL);
 	CHECK(vm == (struct ember_vm *)1 || vm == NULL);

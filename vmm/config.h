@@ -1,0 +1,147 @@
+/* vmm/config.h - the configuration's private layout (public callers see struct ember_config as opaque) and device options. */
+#ifndef EMBER_VMM_CONFIG_H
+#define EMBER_VMM_CONFIG_H
+
+#include <ember/vmm.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Device options
+ * --------------
+ * A device option is repeatable (`--disk path=a.img --disk path=b.img,ro=on`)
+ * and takes a list of key=value sub-options separated by commas. Each kind
+ * is one entry of a table in config.c (struct vmm_devopt_type: its option
+ * name, its keys with their types, which keys are required, and a resolve
+ * check); adding --net or --vsock is adding an entry. Sub-options are parsed
+ * and their keys and values checked when the option is set (an unknown key,
+ * a bad on/off, a missing required key: "--disk: unknown key 'rw'"); what
+ * needs the file system (the disk image exists and opens with the mode
+ * asked) is checked by ember_config_resolve(), before anything is built.
+ */
+enum vmm_devopt_val {
+	VMM_DEVOPT_STRING, /* any non-empty string */
+	VMM_DEVOPT_BOOL,   /* on|off (also yes/no, true/false, 1/0) */
+	VMM_DEVOPT_U64,	   /* a decimal number */
+};
+
+struct vmm_devopt_key {
+	const char *name;
+	enum vmm_devopt_val type;
+	bool required;
+	size_t max_len; /* VMM_DEVOPT_STRING: longest value accepted (0: EMBER_PATH_MAX - 1) */
+};
+
+struct vmm_devopt;
+struct ember_config;
+
+#define VMM_DEVOPT_MAX_KEYS 8
+struct vmm_devopt_type {
+	const char *name; /* the option without "--" and the ember_config_set key */
+	const char *what; /* for messages and --dry-run: "virtio-blk disk" */
+	/* the keys this kind accepts, NULL-terminated by name */
+	const struct vmm_devopt_key keys[VMM_DEVOPT_MAX_KEYS];
+	/* a bare value (no '=') is this key's value, e.g. "--disk IMG"; NULL: none */
+	const char *implied_key;
+	/* the option may be given with no value at all (--rng) */
+	bool value_optional;
+	/* ember_config_resolve's check of one entry (NULL: nothing to check) */
+	int (*resolve)(const struct ember_config *cfg, const struct vmm_devopt *d,
+		       struct ember_error *err);
+};
+
+/* One entry of a device option, as given. */
+struct vmm_devopt {
+	const struct vmm_devopt_type *type;
+	unsigned index; /* among the entries of its type: 0 for the first --disk */
+	char *spec;	/* the sub-option string as given (owned) */
+	char *buf;	/* spec split in place; keys and values point into it (owned) */
+	unsigned nkv;
+	struct {
+		const char *key;
+		const char *value;
+	} kv[VMM_DEVOPT_MAX_KEYS];
+};
+
+/* A sub-option's value, or NULL if it was not given. */
+const char *vmm_devopt_get(const struct vmm_devopt *d, const char *key);
+/* A VMM_DEVOPT_BOOL sub-option's value, or dflt if not given. */
+bool vmm_devopt_bool(const struct vmm_devopt *d, const char *key, bool dflt);
+/* A VMM_DEVOPT_U64 sub-option's value, or dflt if not given. */
+uint64_t vmm_devopt_u64(const struct vmm_devopt *d, const char *key, uint64_t dflt);
+/* The table entry for an option name ("disk"), or NULL. */
+const struct vmm_devopt_type *vmm_devopt_type_find(const char *name);
+
+#define VMM_CONFIG_MAX_DEVICES 64
+
+/* The configuration. Only vmm/ sees these fields; the public API reaches
+ * them through ember_config_set/get and the typed accessors. */
+struct ember_config {
+	/* Kernel image: a bzImage or an ELF vmlinux with a PVH note. "" means
+	 * the host's own kernel (/boot/vmlinuz-$(uname -r), else the newest in
+	 * /boot) with the built-in initramfs. */
+	char kernel[EMBER_PATH_MAX];
+	/* Initial ramdisk (any format the kernel reads). "" means none, or the
+	 * built-in initramfs when the kernel is the default one. */
+	char initrd[EMBER_PATH_MAX];
+	/* Kernel command line: "" means Ember's default (EMBER_DEFAULT_CMDLINE
+	 * plus what the built-in init needs); cmdline_append is added after. */
+	char cmdline[EMBER_CMDLINE_MAX];
+	char cmdline_append[EMBER_CMDLINE_MAX];
+	uint64_t mem_size; /* bytes, multiple of 4 KiB (2 MiB with hugepages) */
+	unsigned cpus;	   /* 1..EMBER_MAX_CPUS */
+	enum ember_mem_backing mem_backing;
+	bool hugepages; /* back guest memory with hugetlb pages */
+
+	/* The built-in initramfs (a busybox shell or a report-and-power-off
+	 * init), built by Ember in guest memory. Set by ember_config_resolve()
+	 * when kernel and initrd are both left to their defaults, or explicitly
+	 * with the key "initrd" = "builtin". */
+	bool builtin_initrd;
+	char busybox[EMBER_PATH_MAX]; /* static busybox to put in it (/bin/busybox) */
+	/* Built-in init: 1 drops the user at a shell on the console, 0 reports
+	 * what the guest sees (kernel, CPUs, memory) and powers off, -1 (the
+	 * default) picks 1 when console_in is a terminal. Resolved to 0 or 1. */
+	int interactive;
+
+	/* Console (the 8250 UART on ttyS0). -1 for none. The library reads and
+	 * writes these fds; it never changes terminal modes (the caller does). */
+	int console_in;
+	int console_out;
+	/* Typed on console_in, Ctrl-A then 'x' stops the VM (as in QEMU); Ctrl-A
+	 * Ctrl-A sends one Ctrl-A. Default on. */
+	bool console_escape;
+
+	/* CLOCK_MONOTONIC nanoseconds when the run started, for boot-time
+	 * marks (0: the time of ember_vm_create). */
+	uint64_t start_ns;
+	ember_log_fn log;
+	void *log_opaque;
+	enum ember_log_level log_level; /* messages above this level are dropped */
+
+	/* Device options in the order given (owned: vmm_config_fini frees). */
+	struct vmm_devopt *devs;
+	unsigned ndevs;
+
+	/* Filled by ember_config_resolve() */
+	bool resolved;
+	enum ember_kernel_format kernel_format;
+};
+
+/* Fills *cfg with the defaults (what ember_config_new returns). Owns
+ * nothing until a device option is added. */
+void vmm_config_init(struct ember_config *cfg);
+/* Frees what *cfg owns (its device list) and leaves it empty; the struct
+ * itself is the caller's. A zeroed struct is fine. */
+void vmm_config_fini(struct ember_config *cfg);
+/* Deep copy of src into *dst (uninitialised): -ENOMEM. */
+int vmm_config_copy(struct ember_config *dst, const struct ember_config *src);
+/* Appends one device option entry ("disk", "path=x,ro=on"): parses and
+ * checks its sub-options. Errors: -EINVAL (syntax, unknown key, bad value,
+ * missing key), -ENAMETOOLONG, -E2BIG (too many devices), -ENOMEM. */
+int vmm_config_add_device(struct ember_config *cfg, const struct vmm_devopt_type *type,
+			  const char *spec, struct ember_error *err);
+
+#endif /* EMBER_VMM_CONFIG_H */
