@@ -146,8 +146,8 @@ static int walk(const struct virtq *q, struct vq_chain *c, uint16_t head)
 			if (*sum + d.len > UINT32_MAX)
 				return -EOVERFLOW;
 			*sum += d.len;
-			c->bufs[c->nbufs++] =
-			    (struct vq_buf){.gpa = d.addr, .host = host, .len = d.len, .device_writes = w};
+			c->bufs[c->nbufs++] = (struct vq_buf){
+			    .gpa = d.addr, .host = host, .len = d.len, .device_writes = w};
 			if (!w)
 				c->nreadable++;
 		}

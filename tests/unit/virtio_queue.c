@@ -7,13 +7,13 @@
 #include <string.h>
 
 /* Guest layout for the tests: 1 MiB of RAM, one queue of QSZ entries. */
-#define MEM_SIZE   (1u << 20)
-#define QSZ	   8
-#define DESC_GPA   0x1000
-#define AVAIL_GPA  0x2000
-#define USED_GPA   0x3000
-#define INDIR_GPA  0x4000
-#define BUFS_GPA   0x10000
+#define MEM_SIZE  (1u << 20)
+#define QSZ	  8
+#define DESC_GPA  0x1000
+#define AVAIL_GPA 0x2000
+#define USED_GPA  0x3000
+#define INDIR_GPA 0x4000
+#define BUFS_GPA  0x10000
 
 struct drv {
 	struct vmm_mem mem;
@@ -26,8 +26,10 @@ struct drv {
 static void drv_init(struct drv *d, bool event_idx, bool indirect)
 {
 	memset(d, 0, sizeof(*d));
-	REQUIRE_OK(vmm_mem_create(&d->mem, MEM_SIZE, MEM_SIZE, MEM_SIZE, EMBER_MEM_ANON, false, NULL));
-	REQUIRE_OK(vq_enable(&d->q, &d->mem, QSZ, DESC_GPA, AVAIL_GPA, USED_GPA, event_idx, indirect));
+	REQUIRE_OK(
+	    vmm_mem_create(&d->mem, MEM_SIZE, MEM_SIZE, MEM_SIZE, EMBER_MEM_ANON, false, NULL));
+	REQUIRE_OK(
+	    vq_enable(&d->q, &d->mem, QSZ, DESC_GPA, AVAIL_GPA, USED_GPA, event_idx, indirect));
 	d->chain = (struct vq_chain){.bufs = d->bufs, .max_bufs = 16};
 }
 
@@ -127,8 +129,8 @@ TEST(virtq_pops_chain_and_pushes_used)
 	CHECK_EQ(rd16(&d, BUFS_GPA + 0x400) & 0xff, 0);
 	CHECK_EQ(vq_pop(&d.q, &d.chain), 0);
 	REQUIRE_OK(vq_push(&d.q, 3, 513));
-	CHECK_EQ(rd16(&d, USED_GPA + 2), 1);  /* used.idx */
-	CHECK_EQ(rd32(&d, USED_GPA + 4), 3);  /* used.ring[0].id */
+	CHECK_EQ(rd16(&d, USED_GPA + 2), 1);   /* used.idx */
+	CHECK_EQ(rd32(&d, USED_GPA + 4), 3);   /* used.ring[0].id */
 	CHECK_EQ(rd32(&d, USED_GPA + 8), 513); /* used.ring[0].len */
 	CHECK(vq_need_interrupt(&d.q));
 	CHECK(!vq_need_interrupt(&d.q)); /* nothing new */
