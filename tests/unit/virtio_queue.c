@@ -1,5 +1,5 @@
 /* tests/unit/virtio_queue.c - the split virtqueue, device side: good chains, indirect tables, hostile rings, notification suppression. */
-#include "../lib/test.h"
+#include "virtio_driver.h"
 #include "../../devices/virtio/virtqueue.h"
 
 #include <errno.h>
@@ -18,7 +18,7 @@
 struct drv {
 	struct vmm_mem mem;
 	struct virtq q;
-	uint16_t avail_idx;
+	struct tdrv_queue t;
 	struct vq_buf bufs[16];
 	struct vq_chain chain;
 };
@@ -31,6 +31,8 @@ static void drv_init(struct drv *d, bool event_idx, bool indirect)
 	REQUIRE_OK(
 	    vq_enable(&d->q, &d->mem, QSZ, DESC_GPA, AVAIL_GPA, USED_GPA, event_idx, indirect));
 	d->chain = (struct vq_chain){.bufs = d->bufs, .max_bufs = 16};
+	d->t = (struct tdrv_queue){
+	    .mem = &d->mem, .size = QSZ, .desc = DESC_GPA, .avail = AVAIL_GPA, .used = USED_GPA};
 }
 
 static void drv_fini(struct drv *d)
@@ -38,37 +40,11 @@ static void drv_fini(struct drv *d)
 	vmm_mem_destroy(&d->mem);
 }
 
-static void put_desc(struct drv *d, uint64_t table, unsigned i, uint64_t addr, uint32_t len,
-		     uint16_t flags, uint16_t next)
-{
-	uint8_t raw[16];
-	memcpy(raw, &addr, 8);
-	memcpy(raw + 8, &len, 4);
-	memcpy(raw + 12, &flags, 2);
-	memcpy(raw + 14, &next, 2);
-	REQUIRE_OK(vmm_mem_write(&d->mem, table + 16ull * i, raw, 16));
-}
-
-static void publish(struct drv *d, uint16_t head)
-{
-	uint16_t slot = d->avail_idx % QSZ;
-	REQUIRE_OK(vmm_mem_write(&d->mem, AVAIL_GPA + 4 + 2ull * slot, &head, 2));
-	d->avail_idx++;
-	REQUIRE_OK(vmm_mem_write(&d->mem, AVAIL_GPA + 2, &d->avail_idx, 2));
-}
-
-static uint16_t rd16(struct drv *d, uint64_t gpa)
-{
-	uint16_t v = 0;
-	vmm_mem_read(&d->mem, gpa, &v, 2);
-	return v;
-}
-static uint32_t rd32(struct drv *d, uint64_t gpa)
-{
-	uint32_t v = 0;
-	vmm_mem_read(&d->mem, gpa, &v, 4);
-	return v;
-}
+#define put_desc(d, table, i, addr, len, flags, next) \
+	tdrv_desc(&(d)->t, table, i, addr, len, flags, next)
+#define publish(d, head) tdrv_publish(&(d)->t, head)
+#define rd16(d, gpa)	 tdrv_rd16(&(d)->mem, gpa)
+#define rd32(d, gpa)	 tdrv_rd32(&(d)->mem, gpa)
 
 TEST(virtq_enable_checks_layout)
 {
@@ -272,13 +248,13 @@ TEST(virtq_broken_ring_needs_reset)
 	CHECK(!vq_has_work(&d.q));
 	/* re-enabled by the driver (after a reset): works again */
 	REQUIRE_OK(vq_enable(&d.q, &d.mem, QSZ, DESC_GPA, AVAIL_GPA, USED_GPA, false, false));
-	d.avail_idx = 0;
-	REQUIRE_OK(vmm_mem_write(&d.mem, AVAIL_GPA + 2, &d.avail_idx, 2));
+	d.t.avail_idx = 0;
+	REQUIRE_OK(vmm_mem_write(&d.mem, AVAIL_GPA + 2, &d.t.avail_idx, 2));
 	put_desc(&d, DESC_GPA, 0, BUFS_GPA, 8, 0, 0);
 	publish(&d, 0);
 	CHECK_EQ(vq_pop(&d.q, &d.chain), 1);
 	/* the available index runs ahead by more than the queue size */
-	uint16_t idx = (uint16_t)(d.avail_idx + QSZ + 1);
+	uint16_t idx = (uint16_t)(d.t.avail_idx + QSZ + 1);
 	REQUIRE_OK(vmm_mem_write(&d.mem, AVAIL_GPA + 2, &idx, 2));
 	CHECK_ERR(vq_pop(&d.q, &d.chain), -EIO);
 	drv_fini(&d);

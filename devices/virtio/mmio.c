@@ -1,0 +1,378 @@
+/* devices/virtio/mmio.c - the virtio-mmio transport (version 2): registers, negotiation, status, queues. */
+#include "mmio.h"
+
+#include <errno.h>
+#include <linux/virtio_config.h>
+#include <linux/virtio_ring.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RING_FEATURES                                                       \
+	((1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_RING_F_EVENT_IDX) | \
+	 (1ull << VIRTIO_RING_F_INDIRECT_DESC))
+
+/* What the driver wrote for one queue, before it sets QueueReady. */
+struct queue_cfg {
+	uint16_t num;
+	uint64_t desc, avail, used;
+	bool ready;
+};
+
+struct virtio_mmio {
+	struct dev dev;
+	struct virtio_mmio_config cfg;
+	pthread_mutex_t lock;
+	uint64_t offered; /* device features | ring features */
+	uint64_t driver_features;
+	uint32_t dev_features_sel, drv_features_sel, queue_sel;
+	uint8_t status;		   /* relaxed atomic for readers without the lock */
+	uint32_t interrupt_status; /* atomic: set by signal, cleared by ACK */
+	uint32_t config_generation;
+	uint64_t negotiated; /* relaxed atomic: driver_features once FEATURES_OK */
+	struct queue_cfg qcfg[VIRTIO_MMIO_MAX_QUEUES];
+	struct virtq vq[VIRTIO_MMIO_MAX_QUEUES];
+};
+
+_Static_assert(offsetof(struct virtio_mmio, dev) == 0, "struct dev must come first");
+
+void virtio_mmio_lock(struct virtio_mmio *t)
+{
+	pthread_mutex_lock(&t->lock);
+}
+void virtio_mmio_unlock(struct virtio_mmio *t)
+{
+	pthread_mutex_unlock(&t->lock);
+}
+
+uint8_t virtio_mmio_status(struct virtio_mmio *t)
+{
+	return __atomic_load_n(&t->status, __ATOMIC_RELAXED);
+}
+uint64_t virtio_mmio_features(struct virtio_mmio *t)
+{
+	return __atomic_load_n(&t->negotiated, __ATOMIC_RELAXED);
+}
+
+static void set_status(struct virtio_mmio *t, uint8_t s)
+{
+	__atomic_store_n(&t->status, s, __ATOMIC_RELAXED);
+}
+
+static void raise(struct virtio_mmio *t, uint32_t why)
+{
+	__atomic_fetch_or(&t->interrupt_status, why, __ATOMIC_SEQ_CST);
+	if (t->cfg.interrupt)
+		t->cfg.interrupt(t->cfg.opaque);
+}
+
+void virtio_mmio_needs_reset(struct virtio_mmio *t)
+{
+	uint8_t s = virtio_mmio_status(t);
+	if (s & VIRTIO_CONFIG_S_NEEDS_RESET)
+		return;
+	set_status(t, s | VIRTIO_CONFIG_S_NEEDS_RESET);
+	if (s & VIRTIO_CONFIG_S_DRIVER_OK)
+		raise(t, VIRTIO_MMIO_INT_CONFIG);
+}
+
+void virtio_mmio_config_changed(struct virtio_mmio *t)
+{
+	t->config_generation++;
+	if (virtio_mmio_status(t) & VIRTIO_CONFIG_S_DRIVER_OK)
+		raise(t, VIRTIO_MMIO_INT_CONFIG);
+}
+
+struct virtq *virtio_mmio_queue(struct virtio_mmio *t, unsigned q)
+{
+	return q < t->cfg.ops->nqueues ? &t->vq[q] : NULL;
+}
+
+void virtio_mmio_signal(struct virtio_mmio *t, unsigned q)
+{
+	if (q < t->cfg.ops->nqueues && vq_need_interrupt(&t->vq[q]))
+		raise(t, VIRTIO_MMIO_INT_VRING);
+}
+
+static bool running(const struct virtio_mmio *t)
+{
+	uint8_t s = t->status;
+	return (s & VIRTIO_CONFIG_S_DRIVER_OK) &&
+	       !(s & (VIRTIO_CONFIG_S_NEEDS_RESET | VIRTIO_CONFIG_S_FAILED));
+}
+
+void virtio_mmio_process(struct virtio_mmio *t, unsigned q)
+{
+	virtio_mmio_lock(t);
+	if (q < t->cfg.ops->nqueues && running(t) && t->vq[q].enabled && t->cfg.ops->process)
+		t->cfg.ops->process(t->cfg.dev, t, q);
+	virtio_mmio_unlock(t);
+}
+
+/* Lock held. */
+static void reset(struct virtio_mmio *t)
+{
+	if (t->cfg.ops->reset)
+		t->cfg.ops->reset(t->cfg.dev);
+	t->driver_features = 0;
+	t->dev_features_sel = t->drv_features_sel = t->queue_sel = 0;
+	__atomic_store_n(&t->interrupt_status, 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&t->negotiated, 0, __ATOMIC_RELAXED);
+	memset(t->qcfg, 0, sizeof(t->qcfg));
+	for (unsigned i = 0; i < VIRTIO_MMIO_MAX_QUEUES; i++) {
+		vq_reset(&t->vq[i]);
+		t->qcfg[i].num = t->cfg.ops->queue_max;
+	}
+	set_status(t, 0);
+}
+
+/* Lock held: the driver wrote Status. */
+static void write_status(struct virtio_mmio *t, uint8_t v)
+{
+	uint8_t old = t->status;
+	if (v == 0) {
+		reset(t);
+		return;
+	}
+	/* the device's own bit stays; the driver only adds bits (4.2.3.1) */
+	v = (uint8_t)((v & ~VIRTIO_CONFIG_S_NEEDS_RESET) | (old & VIRTIO_CONFIG_S_NEEDS_RESET));
+	if ((v & VIRTIO_CONFIG_S_FEATURES_OK) && !(old & VIRTIO_CONFIG_S_FEATURES_OK)) {
+		uint64_t f = t->driver_features;
+		bool ok = (f & ~t->offered) == 0 && (f & (1ull << VIRTIO_F_VERSION_1));
+		if (!ok)
+			v &= (uint8_t)~VIRTIO_CONFIG_S_FEATURES_OK; /* the driver reads it back */
+		else
+			__atomic_store_n(&t->negotiated, f, __ATOMIC_RELAXED);
+	}
+	if ((v & VIRTIO_CONFIG_S_DRIVER_OK) && !(old & VIRTIO_CONFIG_S_DRIVER_OK)) {
+		if (!(v & VIRTIO_CONFIG_S_FEATURES_OK)) {
+			v |= VIRTIO_CONFIG_S_NEEDS_RESET; /* DRIVER_OK without features */
+		} else if (t->cfg.ops->activate &&
+			   t->cfg.ops->activate(t->cfg.dev, t->negotiated) < 0) {
+			v |= VIRTIO_CONFIG_S_NEEDS_RESET;
+		}
+	}
+	set_status(t, v); /* buffers published before DRIVER_OK wait for the next kick */
+}
+
+/* Lock held: QueueReady written. */
+static void queue_ready(struct virtio_mmio *t, struct queue_cfg *qc, unsigned q, bool ready)
+{
+	if (!ready) {
+		vq_reset(&t->vq[q]);
+		qc->ready = false;
+		return;
+	}
+	if (qc->ready)
+		return;
+	uint64_t f = t->driver_features;
+	int r = vq_enable(&t->vq[q], t->cfg.mem, qc->num, qc->desc, qc->avail, qc->used,
+			  f & (1ull << VIRTIO_RING_F_EVENT_IDX),
+			  f & (1ull << VIRTIO_RING_F_INDIRECT_DESC));
+	if (r < 0) {
+		virtio_mmio_needs_reset(t); /* the driver gave a queue we cannot use */
+		return;
+	}
+	qc->ready = true;
+}
+
+static uint32_t read_reg(struct virtio_mmio *t, uint64_t off)
+{
+	const struct virtio_dev_ops *ops = t->cfg.ops;
+	struct queue_cfg *qc = t->queue_sel < ops->nqueues ? &t->qcfg[t->queue_sel] : NULL;
+	switch (off) {
+	case VIRTIO_MMIO_MAGIC_VALUE:
+		return VIRTIO_MMIO_MAGIC;
+	case VIRTIO_MMIO_VERSION:
+		return 2;
+	case VIRTIO_MMIO_DEVICE_ID:
+		return ops->device_id;
+	case VIRTIO_MMIO_VENDOR_ID:
+		return VIRTIO_MMIO_VENDOR;
+	case VIRTIO_MMIO_DEVICE_FEATURES:
+		return t->dev_features_sel < 2
+			   ? (uint32_t)(t->offered >> (32 * t->dev_features_sel))
+			   : 0;
+	case VIRTIO_MMIO_QUEUE_NUM_MAX:
+		return qc ? ops->queue_max : 0;
+	case VIRTIO_MMIO_QUEUE_READY:
+		return qc ? qc->ready : 0;
+	case VIRTIO_MMIO_INTERRUPT_STATUS:
+		return __atomic_load_n(&t->interrupt_status, __ATOMIC_SEQ_CST);
+	case VIRTIO_MMIO_STATUS:
+		return t->status;
+	case VIRTIO_MMIO_SHM_LEN_LOW:
+	case VIRTIO_MMIO_SHM_LEN_HIGH:
+		return 0xffffffffu; /* no shared memory regions */
+	case VIRTIO_MMIO_CONFIG_GENERATION:
+		return t->config_generation;
+	}
+	return 0;
+}
+
+static void set_half(uint64_t *v, bool high, uint32_t x)
+{
+	*v = high ? (*v & 0xffffffffull) | ((uint64_t)x << 32) : (*v & ~0xffffffffull) | x;
+}
+
+static void write_reg(struct virtio_mmio *t, uint64_t off, uint32_t v, bool *notify, unsigned *nq)
+{
+	const struct virtio_dev_ops *ops = t->cfg.ops;
+	struct queue_cfg *qc = t->queue_sel < ops->nqueues ? &t->qcfg[t->queue_sel] : NULL;
+	/* a ready queue's configuration is frozen until it is reset */
+	bool qwritable = qc && !qc->ready && (t->status & VIRTIO_CONFIG_S_FEATURES_OK) &&
+			 !(t->status & VIRTIO_CONFIG_S_DRIVER_OK);
+	switch (off) {
+	case VIRTIO_MMIO_DEVICE_FEATURES_SEL:
+		t->dev_features_sel = v;
+		break;
+	case VIRTIO_MMIO_DRIVER_FEATURES_SEL:
+		t->drv_features_sel = v;
+		break;
+	case VIRTIO_MMIO_DRIVER_FEATURES:
+		/* only before FEATURES_OK (afterwards the set is fixed) */
+		if (t->drv_features_sel < 2 && !(t->status & VIRTIO_CONFIG_S_FEATURES_OK))
+			set_half(&t->driver_features, t->drv_features_sel == 1, v);
+		break;
+	case VIRTIO_MMIO_QUEUE_SEL:
+		t->queue_sel = v;
+		break;
+	case VIRTIO_MMIO_QUEUE_NUM:
+		if (qwritable && v && v <= ops->queue_max && !(v & (v - 1)))
+			qc->num = (uint16_t)v;
+		else if (qwritable)
+			virtio_mmio_needs_reset(t);
+		break;
+	case VIRTIO_MMIO_QUEUE_READY:
+		if (qc && (t->status & VIRTIO_CONFIG_S_FEATURES_OK))
+			queue_ready(t, qc, t->queue_sel, v & 1);
+		break;
+	case VIRTIO_MMIO_QUEUE_NOTIFY:
+		if (v < ops->nqueues) {
+			*notify = true;
+			*nq = v;
+		}
+		break;
+	case VIRTIO_MMIO_INTERRUPT_ACK:
+		__atomic_fetch_and(&t->interrupt_status, ~v, __ATOMIC_SEQ_CST);
+		break;
+	case VIRTIO_MMIO_STATUS:
+		write_status(t, (uint8_t)v);
+		break;
+	case VIRTIO_MMIO_QUEUE_DESC_LOW:
+	case VIRTIO_MMIO_QUEUE_DESC_HIGH:
+		if (qwritable)
+			set_half(&qc->desc, off == VIRTIO_MMIO_QUEUE_DESC_HIGH, v);
+		break;
+	case VIRTIO_MMIO_QUEUE_AVAIL_LOW:
+	case VIRTIO_MMIO_QUEUE_AVAIL_HIGH:
+		if (qwritable)
+			set_half(&qc->avail, off == VIRTIO_MMIO_QUEUE_AVAIL_HIGH, v);
+		break;
+	case VIRTIO_MMIO_QUEUE_USED_LOW:
+	case VIRTIO_MMIO_QUEUE_USED_HIGH:
+		if (qwritable)
+			set_half(&qc->used, off == VIRTIO_MMIO_QUEUE_USED_HIGH, v);
+		break;
+	default:
+		break; /* read-only or reserved: ignored */
+	}
+}
+
+static void mmio_access(void *opaque, uint64_t offset, uint64_t addr, unsigned vcpu, uint8_t *data,
+			unsigned len, bool is_write)
+{
+	(void)addr;
+	(void)vcpu;
+	struct virtio_mmio *t = opaque;
+	const struct virtio_dev_ops *ops = t->cfg.ops;
+	if (offset >= VIRTIO_MMIO_CONFIG) {
+		uint64_t off = offset - VIRTIO_MMIO_CONFIG;
+		if (off >= ops->config_size || len > ops->config_size - off) {
+			if (!is_write)
+				memset(data, 0, len);
+			return;
+		}
+		virtio_mmio_lock(t);
+		if (!is_write)
+			ops->config_read(t->cfg.dev, (uint32_t)off, data, len);
+		else if (ops->config_write)
+			ops->config_write(t->cfg.dev, (uint32_t)off, data, len);
+		virtio_mmio_unlock(t);
+		return;
+	}
+	if (len != 4 || (offset & 3)) {
+		if (!is_write)
+			memset(data, 0, len);
+		return;
+	}
+	bool notify = false;
+	unsigned nq = 0;
+	virtio_mmio_lock(t);
+	if (is_write) {
+		uint32_t v;
+		memcpy(&v, data, 4);
+		write_reg(t, offset, v, &notify, &nq);
+	} else {
+		uint32_t v = read_reg(t, offset);
+		memcpy(data, &v, 4);
+	}
+	virtio_mmio_unlock(t);
+	if (notify) {
+		if (t->cfg.notify)
+			t->cfg.notify(t->cfg.opaque, nq);
+		else
+			virtio_mmio_process(t, nq);
+	}
+}
+
+static void mmio_reset(struct dev *dev)
+{
+	struct virtio_mmio *t = (struct virtio_mmio *)dev;
+	virtio_mmio_lock(t);
+	reset(t);
+	t->config_generation = 0;
+	virtio_mmio_unlock(t);
+}
+
+static void mmio_destroy(struct dev *dev)
+{
+	struct virtio_mmio *t = (struct virtio_mmio *)dev;
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+}
+
+static const struct dev_ops virtio_mmio_ops = {
+    .bus = {.name = "virtio-mmio",
+	    .sizes = BUS_W1 | BUS_W2 | BUS_W4 | BUS_W8,
+	    .access = mmio_access},
+    .reset = mmio_reset,
+    .destroy = mmio_destroy,
+};
+
+int virtio_mmio_create(const struct virtio_mmio_config *cfg, struct virtio_mmio **out)
+{
+	if (!cfg || !out)
+		return -EINVAL;
+	*out = NULL;
+	const struct virtio_dev_ops *ops = cfg->ops;
+	if (!ops || !cfg->mem || !ops->config_read || ops->nqueues == 0 ||
+	    ops->nqueues > VIRTIO_MMIO_MAX_QUEUES || ops->queue_max == 0 ||
+	    ops->queue_max > VQ_MAX_SIZE || (ops->queue_max & (ops->queue_max - 1)) ||
+	    ops->config_size > VIRTIO_MMIO_WINDOW - VIRTIO_MMIO_CONFIG)
+		return -EINVAL;
+	struct virtio_mmio *t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->dev.ops = &virtio_mmio_ops;
+	t->cfg = *cfg;
+	t->offered = ops->features | RING_FEATURES;
+	pthread_mutex_init(&t->lock, NULL);
+	reset(t);
+	*out = t;
+	return 0;
+}
+
+struct dev *virtio_mmio_dev(struct virtio_mmio *t)
+{
+	return &t->dev;
+}

@@ -1,0 +1,146 @@
+/* devices/virtio/mmio.h - the virtio-mmio transport, version 2 (VIRTIO 1.2, 4.2), modern devices only. */
+#ifndef EMBER_DEVICES_VIRTIO_MMIO_H
+#define EMBER_DEVICES_VIRTIO_MMIO_H
+
+/*
+ * One virtio-mmio window (VIRTIO_MMIO_WINDOW bytes) in front of one virtio
+ * device. The transport owns the registers, the feature negotiation, the
+ * device status and the virtqueues' configuration; the device (its struct
+ * virtio_dev_ops) owns its configuration space and the work on its queues.
+ *
+ * What the transport enforces:
+ *   - registers are 32-bit accesses at 4-byte aligned offsets (others are
+ *     ignored, reads give 0); configuration space takes 1, 2, 4 and 8 bytes;
+ *   - the driver must accept VIRTIO_F_VERSION_1 and nothing the device did
+ *     not offer, or FEATURES_OK does not stick (the driver sees it clear);
+ *   - queue sizes are powers of two up to the device's maximum; a queue is
+ *     checked (vq_enable: aligned, inside guest RAM) when the driver sets
+ *     QueueReady, and a queue that does not check out stays not ready and
+ *     the device is marked DEVICE_NEEDS_RESET;
+ *   - writing 0 to Status resets the device and every queue.
+ * Ring features offered on top of the device's: VIRTIO_F_VERSION_1,
+ * VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC.
+ *
+ * Threads: register accesses come from vCPU threads (any, concurrently);
+ * queue work runs where the VMM decides (its event loop): notify() tells
+ * it a queue was kicked through QueueNotify (a VMM that registers an
+ * ioeventfd on the QueueNotify address never sees those writes). One mutex
+ * per transport serialises register accesses, resets and the device's
+ * queue work (virtio_mmio_lock): the device processes its queues holding it,
+ * so a reset never races a request. No allocation after creation.
+ */
+
+#include "../device.h"
+#include "virtqueue.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define VIRTIO_MMIO_WINDOW     0x1000
+#define VIRTIO_MMIO_MAX_QUEUES 16
+#define VIRTIO_MMIO_MAGIC      0x74726976u /* "virt" */
+#define VIRTIO_MMIO_VENDOR     0x52424d45u /* "EMBR" */
+
+/* Register offsets (VIRTIO 1.2, 4.2.2). */
+#define VIRTIO_MMIO_MAGIC_VALUE		0x000
+#define VIRTIO_MMIO_VERSION		0x004
+#define VIRTIO_MMIO_DEVICE_ID		0x008
+#define VIRTIO_MMIO_VENDOR_ID		0x00c
+#define VIRTIO_MMIO_DEVICE_FEATURES	0x010
+#define VIRTIO_MMIO_DEVICE_FEATURES_SEL 0x014
+#define VIRTIO_MMIO_DRIVER_FEATURES	0x020
+#define VIRTIO_MMIO_DRIVER_FEATURES_SEL 0x024
+#define VIRTIO_MMIO_QUEUE_SEL		0x030
+#define VIRTIO_MMIO_QUEUE_NUM_MAX	0x034
+#define VIRTIO_MMIO_QUEUE_NUM		0x038
+#define VIRTIO_MMIO_QUEUE_READY		0x044
+#define VIRTIO_MMIO_QUEUE_NOTIFY	0x050
+#define VIRTIO_MMIO_INTERRUPT_STATUS	0x060
+#define VIRTIO_MMIO_INTERRUPT_ACK	0x064
+#define VIRTIO_MMIO_STATUS		0x070
+#define VIRTIO_MMIO_QUEUE_DESC_LOW	0x080
+#define VIRTIO_MMIO_QUEUE_DESC_HIGH	0x084
+#define VIRTIO_MMIO_QUEUE_AVAIL_LOW	0x090
+#define VIRTIO_MMIO_QUEUE_AVAIL_HIGH	0x094
+#define VIRTIO_MMIO_QUEUE_USED_LOW	0x0a0
+#define VIRTIO_MMIO_QUEUE_USED_HIGH	0x0a4
+#define VIRTIO_MMIO_SHM_SEL		0x0ac
+#define VIRTIO_MMIO_SHM_LEN_LOW		0x0b0
+#define VIRTIO_MMIO_SHM_LEN_HIGH	0x0b4
+#define VIRTIO_MMIO_SHM_BASE_LOW	0x0b8
+#define VIRTIO_MMIO_SHM_BASE_HIGH	0x0bc
+#define VIRTIO_MMIO_CONFIG_GENERATION	0x0fc
+#define VIRTIO_MMIO_CONFIG		0x100
+
+#define VIRTIO_MMIO_INT_VRING  1u /* InterruptStatus: used buffer notification */
+#define VIRTIO_MMIO_INT_CONFIG 2u /* InterruptStatus: configuration change */
+
+struct virtio_mmio;
+
+/* What a virtio device gives the transport. dev is the device's opaque. */
+struct virtio_dev_ops {
+	const char *name;   /* e.g. "virtio-rng" */
+	uint32_t device_id; /* VIRTIO_ID_* */
+	unsigned nqueues;   /* 1..VIRTIO_MMIO_MAX_QUEUES */
+	uint16_t queue_max; /* QueueNumMax: a power of two, <= VQ_MAX_SIZE */
+	uint64_t features;  /* device-specific feature bits offered */
+	uint32_t config_size;
+	/* Configuration space, [off, off + len) inside config_size (checked). */
+	void (*config_read)(void *dev, uint32_t off, uint8_t *data, unsigned len);
+	void (*config_write)(void *dev, uint32_t off, const uint8_t *data,
+			     unsigned len); /* NULL: RO */
+	/* The driver set DRIVER_OK with these features: the device may start
+	 * (return 0), or refuse (-errno: DEVICE_NEEDS_RESET). Lock held. */
+	int (*activate)(void *dev, uint64_t features);
+	/* Queue q has new buffers: called with the lock held by whoever
+	 * calls virtio_mmio_process (the VMM, on its loop). Use vq_pop/vq_push
+	 * on virtio_mmio_queue(t, q), then virtio_mmio_signal. */
+	void (*process)(void *dev, struct virtio_mmio *t, unsigned q);
+	/* Back to the state before activate (driver reset). Lock held. */
+	void (*reset)(void *dev);
+};
+
+struct virtio_mmio_config {
+	const struct virtio_dev_ops *ops;
+	void *dev;
+	const struct vmm_mem *mem;
+	/* Interrupt the driver (edge: the line is pulsed, or an irqfd written). */
+	void (*interrupt)(void *opaque);
+	/* A QueueNotify write for queue q (from a vCPU thread, lock not held):
+	 * the VMM arranges for virtio_mmio_process(t, q) to run. NULL: it runs
+	 * at once on the vCPU thread (tests). */
+	void (*notify)(void *opaque, unsigned q);
+	void *opaque;
+};
+
+/* Returns 0 and *out, or -EINVAL (bad ops: queue counts, sizes), -ENOMEM. */
+int virtio_mmio_create(const struct virtio_mmio_config *cfg, struct virtio_mmio **out);
+/* The bus-facing device (window VIRTIO_MMIO_WINDOW). */
+struct dev *virtio_mmio_dev(struct virtio_mmio *t);
+
+/* Runs the device's process() for queue q under the lock, if the driver has
+ * finished setup (DRIVER_OK) and the queue is ready. Any thread. */
+void virtio_mmio_process(struct virtio_mmio *t, unsigned q);
+
+/* For the device, lock held: queue q (NULL if q is out of range). */
+struct virtq *virtio_mmio_queue(struct virtio_mmio *t, unsigned q);
+/* For the device, lock held, after vq_push on queue q: interrupts the driver
+ * if the queue asks for it. */
+void virtio_mmio_signal(struct virtio_mmio *t, unsigned q);
+/* For the device, lock held: something is wrong beyond one request: set
+ * DEVICE_NEEDS_RESET and tell the driver (configuration interrupt). */
+void virtio_mmio_needs_reset(struct virtio_mmio *t);
+/* For the device, lock held: its configuration changed (generation + 1,
+ * configuration interrupt). */
+void virtio_mmio_config_changed(struct virtio_mmio *t);
+
+void virtio_mmio_lock(struct virtio_mmio *t);
+void virtio_mmio_unlock(struct virtio_mmio *t);
+
+/* Introspection (for --dry-run, tests, the query API): the device status
+ * byte and the negotiated features. Any thread. */
+uint8_t virtio_mmio_status(struct virtio_mmio *t);
+uint64_t virtio_mmio_features(struct virtio_mmio *t);
+
+#endif /* EMBER_DEVICES_VIRTIO_MMIO_H */

@@ -1,0 +1,271 @@
+/* tests/unit/virtio_mmio.c - the virtio-mmio transport and virtio-rng, driven through the MMIO bus as Linux's virtio_mmio driver does. */
+#include "virtio_driver.h"
+#include "../../devices/virtio/mmio.h"
+#include "../../devices/virtio/rng.h"
+
+#include <errno.h>
+#include <linux/virtio_config.h>
+#include <linux/virtio_ids.h>
+#include <linux/virtio_ring.h>
+
+#define MEM_SIZE  (1u << 20)
+#define BASE	  0xd0000000ull
+#define QSZ	  8
+#define DESC_GPA  0x1000
+#define AVAIL_GPA 0x2000
+#define USED_GPA  0x3000
+#define BUF_GPA	  0x10000
+
+struct rig {
+	struct vmm_mem mem;
+	struct bus *bus;
+	struct virtio_rng *rng;
+	struct virtio_mmio *t;
+	struct tdrv_queue q;
+	int irqs;
+	int notifies;
+	unsigned last_notify;
+	bool defer; /* notify() only records (the VMM's loop would process) */
+};
+
+static void on_irq(void *opaque)
+{
+	((struct rig *)opaque)->irqs++;
+}
+
+static void on_notify(void *opaque, unsigned q)
+{
+	struct rig *r = opaque;
+	r->notifies++;
+	r->last_notify = q;
+	if (!r->defer)
+		virtio_mmio_process(r->t, q);
+}
+
+static uint32_t rd(struct rig *r, uint64_t off)
+{
+	uint64_t v = 0;
+	bus_access_u64(r->bus, BASE + off, &v, 4, false, 0);
+	return (uint32_t)v;
+}
+static void wr(struct rig *r, uint64_t off, uint32_t v)
+{
+	uint64_t x = v;
+	bus_access_u64(r->bus, BASE + off, &x, 4, true, 0);
+}
+
+static void rig_init(struct rig *r)
+{
+	memset(r, 0, sizeof(*r));
+	REQUIRE_OK(
+	    vmm_mem_create(&r->mem, MEM_SIZE, MEM_SIZE, MEM_SIZE, EMBER_MEM_ANON, false, NULL));
+	REQUIRE_OK(bus_create("mmio", UINT64_MAX, &r->bus));
+	struct virtio_mmio_config cfg = {
+	    .mem = &r->mem, .interrupt = on_irq, .notify = on_notify, .opaque = r};
+	REQUIRE_OK(virtio_rng_create(cfg, &r->rng, &r->t));
+	REQUIRE_OK(dev_register(r->bus, BASE, VIRTIO_MMIO_WINDOW, virtio_mmio_dev(r->t)));
+	r->q = (struct tdrv_queue){
+	    .mem = &r->mem, .size = QSZ, .desc = DESC_GPA, .avail = AVAIL_GPA, .used = USED_GPA};
+}
+
+static void rig_fini(struct rig *r)
+{
+	bus_destroy(r->bus);
+	dev_destroy(virtio_mmio_dev(r->t));
+	virtio_rng_destroy(r->rng);
+	vmm_mem_destroy(&r->mem);
+}
+
+/* Linux's virtio_mmio probe + virtio core's feature negotiation + vm_setup_vq. */
+static void linux_probe(struct rig *r, uint64_t features)
+{
+	CHECK_EQ(rd(r, VIRTIO_MMIO_MAGIC_VALUE), 0x74726976);
+	CHECK_EQ(rd(r, VIRTIO_MMIO_VERSION), 2);
+	CHECK_EQ(rd(r, VIRTIO_MMIO_DEVICE_ID), VIRTIO_ID_RNG);
+	wr(r, VIRTIO_MMIO_STATUS, 0);
+	wr(r, VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE);
+	wr(r, VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
+	wr(r, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
+	uint64_t offered = (uint64_t)rd(r, VIRTIO_MMIO_DEVICE_FEATURES) << 32;
+	wr(r, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
+	offered |= rd(r, VIRTIO_MMIO_DEVICE_FEATURES);
+	CHECK(offered & (1ull << VIRTIO_F_VERSION_1));
+	CHECK(offered & (1ull << VIRTIO_RING_F_EVENT_IDX));
+	CHECK(offered & (1ull << VIRTIO_RING_F_INDIRECT_DESC));
+	wr(r, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
+	wr(r, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(features >> 32));
+	wr(r, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
+	wr(r, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)features);
+	wr(r, VIRTIO_MMIO_STATUS,
+	   VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK);
+}
+
+static void linux_setup_queue(struct rig *r, uint64_t desc)
+{
+	wr(r, VIRTIO_MMIO_QUEUE_SEL, 0);
+	CHECK_EQ(rd(r, VIRTIO_MMIO_QUEUE_READY), 0);
+	CHECK_EQ(rd(r, VIRTIO_MMIO_QUEUE_NUM_MAX), 256);
+	wr(r, VIRTIO_MMIO_QUEUE_NUM, QSZ);
+	wr(r, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)desc);
+	wr(r, VIRTIO_MMIO_QUEUE_DESC_HIGH, (uint32_t)(desc >> 32));
+	wr(r, VIRTIO_MMIO_QUEUE_AVAIL_LOW, AVAIL_GPA);
+	wr(r, VIRTIO_MMIO_QUEUE_AVAIL_HIGH, 0);
+	wr(r, VIRTIO_MMIO_QUEUE_USED_LOW, USED_GPA);
+	wr(r, VIRTIO_MMIO_QUEUE_USED_HIGH, 0);
+	wr(r, VIRTIO_MMIO_QUEUE_READY, 1);
+}
+
+static const uint32_t DRIVER_ALL = VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
+				   VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK;
+
+TEST(virtio_mmio_rng_serves_a_linux_like_driver)
+{
+	struct rig r;
+	rig_init(&r);
+	uint64_t f = (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_RING_F_EVENT_IDX);
+	linux_probe(&r, f);
+	CHECK(rd(&r, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_FEATURES_OK);
+	CHECK_EQ(virtio_mmio_features(r.t), f);
+	linux_setup_queue(&r, DESC_GPA);
+	CHECK_EQ(rd(&r, VIRTIO_MMIO_QUEUE_READY), 1);
+	wr(&r, VIRTIO_MMIO_STATUS, DRIVER_ALL);
+	CHECK_EQ(rd(&r, VIRTIO_MMIO_STATUS), DRIVER_ALL);
+
+	/* hwrng asks for 64 bytes */
+	uint8_t zero[64] = {0};
+	REQUIRE_OK(vmm_mem_write(&r.mem, BUF_GPA, zero, 64));
+	tdrv_desc(&r.q, DESC_GPA, 0, BUF_GPA, 64, VRING_DESC_F_WRITE, 0);
+	tdrv_publish(&r.q, 0);
+	wr(&r, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	CHECK_EQ(r.notifies, 1);
+	CHECK_EQ(tdrv_rd16(&r.mem, USED_GPA + 2), 1);
+	CHECK_EQ(tdrv_rd32(&r.mem, USED_GPA + 4), 0);
+	CHECK_EQ(tdrv_rd32(&r.mem, USED_GPA + 8), 64);
+	uint8_t got[64];
+	REQUIRE_OK(vmm_mem_read(&r.mem, BUF_GPA, got, 64));
+	CHECK(memcmp(got, zero, 64) != 0); /* 2^-512 to fail by chance */
+	CHECK_EQ(r.irqs, 1);
+	CHECK_EQ(rd(&r, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_MMIO_INT_VRING);
+	wr(&r, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_MMIO_INT_VRING);
+	CHECK_EQ(rd(&r, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
+	CHECK_EQ(virtio_rng_bytes(r.rng), 64);
+	/* a request larger than the per-request cap is served in part */
+	tdrv_desc(&r.q, DESC_GPA, 1, BUF_GPA, 16384, VRING_DESC_F_WRITE, 0);
+	tdrv_publish(&r.q, 1);
+	wr(&r, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	CHECK_EQ(tdrv_rd32(&r.mem, USED_GPA + 8 + 8), VIRTIO_RNG_MAX_REQUEST);
+	/* a notify for a queue that does not exist is dropped */
+	wr(&r, VIRTIO_MMIO_QUEUE_NOTIFY, 5);
+	CHECK_EQ(r.notifies, 2);
+
+	/* the driver resets the device (module unload): everything goes */
+	wr(&r, VIRTIO_MMIO_STATUS, 0);
+	CHECK_EQ(rd(&r, VIRTIO_MMIO_STATUS), 0);
+	CHECK_EQ(rd(&r, VIRTIO_MMIO_QUEUE_READY), 0);
+	CHECK_EQ(virtio_mmio_features(r.t), 0);
+	/* and comes back (module reload): the queue starts from index 0 again */
+	linux_probe(&r, f);
+	linux_setup_queue(&r, DESC_GPA);
+	wr(&r, VIRTIO_MMIO_STATUS, DRIVER_ALL);
+	memset(r.mem.host + USED_GPA, 0, 64); /* a new driver's zeroed rings */
+	memset(r.mem.host + AVAIL_GPA, 0, 64);
+	r.q.avail_idx = 0;
+	tdrv_publish(&r.q, 0);
+	wr(&r, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	CHECK_EQ(tdrv_rd16(&r.mem, USED_GPA + 2), 1);
+	rig_fini(&r);
+}
+
+TEST(virtio_mmio_refuses_bad_negotiation_and_queues)
+{
+	struct rig r;
+	rig_init(&r);
+	/* no VERSION_1 (a legacy driver): FEATURES_OK does not stick */
+	linux_probe(&r, 1ull << VIRTIO_RING_F_EVENT_IDX);
+	CHECK_EQ(rd(&r, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_FEATURES_OK, 0);
+	/* a feature the device never offered */
+	linux_probe(&r, (1ull << VIRTIO_F_VERSION_1) | (1ull << 5));
+	CHECK_EQ(rd(&r, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_FEATURES_OK, 0);
+	/* queue registers are ignored before FEATURES_OK */
+	wr(&r, VIRTIO_MMIO_QUEUE_READY, 1);
+	CHECK_EQ(rd(&r, VIRTIO_MMIO_QUEUE_READY), 0);
+	/* DRIVER_OK without FEATURES_OK: the device needs a reset */
+	wr(&r, VIRTIO_MMIO_STATUS,
+	   VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_DRIVER_OK);
+	CHECK(rd(&r, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
+
+	/* a queue whose descriptor table is past guest RAM */
+	linux_probe(&r, 1ull << VIRTIO_F_VERSION_1);
+	CHECK(rd(&r, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_FEATURES_OK);
+	CHECK_EQ(rd(&r, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET, 0);
+	linux_setup_queue(&r, MEM_SIZE + 0x1000);
+	CHECK_EQ(rd(&r, VIRTIO_MMIO_QUEUE_READY), 0);
+	CHECK(rd(&r, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	/* a queue size that is not a power of two */
+	linux_probe(&r, 1ull << VIRTIO_F_VERSION_1);
+	wr(&r, VIRTIO_MMIO_QUEUE_NUM, 6);
+	CHECK(rd(&r, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
+
+	/* registers: only aligned 32-bit accesses; SHM absent; config empty */
+	linux_probe(&r, 1ull << VIRTIO_F_VERSION_1);
+	uint64_t v = 0x1234;
+	bus_access_u64(r.bus, BASE + VIRTIO_MMIO_MAGIC_VALUE, &v, 2, false, 0);
+	CHECK_EQ(v, 0);
+	v = 0;
+	bus_access_u64(r.bus, BASE + VIRTIO_MMIO_STATUS, &v, 1, true, 0);
+	CHECK(rd(&r, VIRTIO_MMIO_STATUS) != 0); /* the byte write did not reset it */
+	CHECK_EQ(rd(&r, VIRTIO_MMIO_SHM_LEN_LOW), 0xffffffffu);
+	v = 0x55;
+	bus_access_u64(r.bus, BASE + VIRTIO_MMIO_CONFIG, &v, 1, false, 0);
+	CHECK_EQ(v, 0);
+	rig_fini(&r);
+}
+
+TEST(virtio_mmio_hostile_ring_marks_needs_reset_and_interrupts)
+{
+	struct rig r;
+	rig_init(&r);
+	linux_probe(&r, 1ull << VIRTIO_F_VERSION_1);
+	linux_setup_queue(&r, DESC_GPA);
+	wr(&r, VIRTIO_MMIO_STATUS, DRIVER_ALL);
+	/* a bad chain (a loop) is answered with 0 bytes; the device goes on */
+	tdrv_desc(&r.q, DESC_GPA, 0, BUF_GPA, 8, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 1);
+	tdrv_desc(&r.q, DESC_GPA, 1, BUF_GPA, 8, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 0);
+	tdrv_publish(&r.q, 0);
+	wr(&r, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	CHECK_EQ(tdrv_rd16(&r.mem, USED_GPA + 2), 1);
+	CHECK_EQ(tdrv_rd32(&r.mem, USED_GPA + 8), 0);
+	CHECK_EQ(rd(&r, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET, 0);
+	/* a head past the queue breaks the ring: NEEDS_RESET and a config interrupt */
+	int irqs = r.irqs;
+	tdrv_publish(&r.q, QSZ + 1);
+	wr(&r, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	CHECK(rd(&r, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	CHECK(rd(&r, VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_MMIO_INT_CONFIG);
+	CHECK_EQ(r.irqs, irqs + 1);
+	/* no more work until the driver resets */
+	r.defer = true;
+	tdrv_desc(&r.q, DESC_GPA, 2, BUF_GPA, 8, VRING_DESC_F_WRITE, 0);
+	tdrv_publish(&r.q, 2);
+	wr(&r, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	virtio_mmio_process(r.t, 0);
+	CHECK_EQ(tdrv_rd16(&r.mem, USED_GPA + 2), 1);
+	/* the driver's status write cannot clear the device's NEEDS_RESET */
+	wr(&r, VIRTIO_MMIO_STATUS, DRIVER_ALL);
+	CHECK(rd(&r, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	wr(&r, VIRTIO_MMIO_STATUS, 0);
+	CHECK_EQ(rd(&r, VIRTIO_MMIO_STATUS), 0);
+	rig_fini(&r);
+}
+
+TEST(virtio_mmio_create_checks_ops)
+{
+	struct vmm_mem mem = {0};
+	struct virtio_mmio *t;
+	static const struct virtio_dev_ops bad_queues = {.name = "x", .nqueues = 0, .queue_max = 8};
+	struct virtio_mmio_config cfg = {.ops = &bad_queues, .mem = &mem};
+	CHECK_ERR(virtio_mmio_create(&cfg, &t), -EINVAL);
+	CHECK_ERR(virtio_mmio_create(NULL, &t), -EINVAL);
+	struct virtio_rng *rng;
+	CHECK_ERR(virtio_rng_create((struct virtio_mmio_config){0}, &rng, &t), -EINVAL);
+}
