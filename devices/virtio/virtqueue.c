@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <linux/virtio_ring.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #define DESC_SIZE 16u
 
@@ -271,4 +272,28 @@ uint64_t vq_chain_read(const struct vq_chain *c, uint64_t off, void *dst, uint64
 uint64_t vq_chain_write(const struct vq_chain *c, uint64_t off, const void *src, uint64_t len)
 {
 	return copy_chain(c, true, off, (uint8_t *)(uintptr_t)src, len, true);
+}
+
+int vq_chain_iov(const struct vq_chain *c, bool writable, uint64_t off, uint64_t len,
+		 struct iovec *iov, unsigned max)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < c->nbufs && len; i++) {
+		const struct vq_buf *b = &c->bufs[i];
+		if (b->device_writes != writable)
+			continue;
+		if (off >= b->len) {
+			off -= b->len;
+			continue;
+		}
+		if (n == max)
+			return -E2BIG;
+		uint64_t take = b->len - off;
+		if (take > len)
+			take = len;
+		iov[n++] = (struct iovec){.iov_base = b->host + off, .iov_len = (size_t)take};
+		len -= take;
+		off = 0;
+	}
+	return len ? -ERANGE : (int)n;
 }

@@ -136,4 +136,12 @@ bool vq_has_work(const struct virtq *q);
 uint64_t vq_chain_read(const struct vq_chain *c, uint64_t off, void *dst, uint64_t len);
 uint64_t vq_chain_write(const struct vq_chain *c, uint64_t off, const void *src, uint64_t len);
 
+/* Describes [off, off + len) of the chain's readable (writable false) or
+ * writable bytes as at most max iovecs (host pointers into guest RAM, for
+ * preadv/pwritev). Returns the count, or -E2BIG (more than max needed),
+ * -ERANGE (the buffers end before off + len). */
+struct iovec;
+int vq_chain_iov(const struct vq_chain *c, bool writable, uint64_t off, uint64_t len,
+		 struct iovec *iov, unsigned max);
+
 #endif /* EMBER_DEVICES_VIRTIO_VIRTQUEUE_H */

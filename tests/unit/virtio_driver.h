@@ -3,7 +3,10 @@
 #define EMBER_TESTS_VIRTIO_DRIVER_H
 
 #include "../lib/test.h"
+#include "../../devices/virtio/mmio.h"
 #include "../../vmm/mem.h"
+
+#include <linux/virtio_config.h>
 
 #include <string.h>
 
@@ -46,6 +49,69 @@ static inline uint32_t tdrv_rd32(const struct vmm_mem *mem, uint64_t gpa)
 	uint32_t v = 0;
 	vmm_mem_read(mem, gpa, &v, 4);
 	return v;
+}
+
+/* A virtio-mmio window on a test bus, driven as Linux's virtio_mmio does. */
+struct tdrv_mmio {
+	struct bus *bus;
+	uint64_t base;
+};
+
+static inline uint32_t tdrv_rd(const struct tdrv_mmio *m, uint64_t off)
+{
+	uint64_t v = 0;
+	bus_access_u64(m->bus, m->base + off, &v, 4, false, 0);
+	return (uint32_t)v;
+}
+static inline void tdrv_wr(const struct tdrv_mmio *m, uint64_t off, uint32_t v)
+{
+	uint64_t x = v;
+	bus_access_u64(m->bus, m->base + off, &x, 4, true, 0);
+}
+
+#define TDRV_DRIVER_ALL                                                                       \
+	(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK | \
+	 VIRTIO_CONFIG_S_DRIVER_OK)
+
+/* virtio_mmio's probe and the virtio core's negotiation: reset,
+ * ACKNOWLEDGE, DRIVER, read the offered features, write features, set
+ * FEATURES_OK. Returns the offered features. */
+static inline uint64_t tdrv_probe(const struct tdrv_mmio *m, uint32_t device_id, uint64_t features)
+{
+	CHECK_EQ(tdrv_rd(m, VIRTIO_MMIO_MAGIC_VALUE), VIRTIO_MMIO_MAGIC);
+	CHECK_EQ(tdrv_rd(m, VIRTIO_MMIO_VERSION), 2);
+	CHECK_EQ(tdrv_rd(m, VIRTIO_MMIO_DEVICE_ID), device_id);
+	tdrv_wr(m, VIRTIO_MMIO_STATUS, 0);
+	tdrv_wr(m, VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE);
+	tdrv_wr(m, VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
+	tdrv_wr(m, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
+	uint64_t offered = (uint64_t)tdrv_rd(m, VIRTIO_MMIO_DEVICE_FEATURES) << 32;
+	tdrv_wr(m, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
+	offered |= tdrv_rd(m, VIRTIO_MMIO_DEVICE_FEATURES);
+	tdrv_wr(m, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
+	tdrv_wr(m, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(features >> 32));
+	tdrv_wr(m, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
+	tdrv_wr(m, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)features);
+	tdrv_wr(m, VIRTIO_MMIO_STATUS,
+		VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK);
+	return offered;
+}
+
+/* vm_setup_vq: queue index, size, the three addresses, ready. */
+static inline void tdrv_setup_queue(const struct tdrv_mmio *m, unsigned index,
+				    const struct tdrv_queue *q)
+{
+	tdrv_wr(m, VIRTIO_MMIO_QUEUE_SEL, index);
+	CHECK_EQ(tdrv_rd(m, VIRTIO_MMIO_QUEUE_READY), 0);
+	CHECK(tdrv_rd(m, VIRTIO_MMIO_QUEUE_NUM_MAX) >= q->size);
+	tdrv_wr(m, VIRTIO_MMIO_QUEUE_NUM, q->size);
+	tdrv_wr(m, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)q->desc);
+	tdrv_wr(m, VIRTIO_MMIO_QUEUE_DESC_HIGH, (uint32_t)(q->desc >> 32));
+	tdrv_wr(m, VIRTIO_MMIO_QUEUE_AVAIL_LOW, (uint32_t)q->avail);
+	tdrv_wr(m, VIRTIO_MMIO_QUEUE_AVAIL_HIGH, (uint32_t)(q->avail >> 32));
+	tdrv_wr(m, VIRTIO_MMIO_QUEUE_USED_LOW, (uint32_t)q->used);
+	tdrv_wr(m, VIRTIO_MMIO_QUEUE_USED_HIGH, (uint32_t)(q->used >> 32));
+	tdrv_wr(m, VIRTIO_MMIO_QUEUE_READY, 1);
 }
 
 #endif /* EMBER_TESTS_VIRTIO_DRIVER_H */

@@ -22,6 +22,7 @@ struct rig {
 	struct virtio_rng *rng;
 	struct virtio_mmio *t;
 	struct tdrv_queue q;
+	struct tdrv_mmio m;
 	int irqs;
 	int notifies;
 	unsigned last_notify;
@@ -42,17 +43,8 @@ static void on_notify(void *opaque, unsigned q)
 		virtio_mmio_process(r->t, q);
 }
 
-static uint32_t rd(struct rig *r, uint64_t off)
-{
-	uint64_t v = 0;
-	bus_access_u64(r->bus, BASE + off, &v, 4, false, 0);
-	return (uint32_t)v;
-}
-static void wr(struct rig *r, uint64_t off, uint32_t v)
-{
-	uint64_t x = v;
-	bus_access_u64(r->bus, BASE + off, &x, 4, true, 0);
-}
+#define rd(r, off)    tdrv_rd(&(r)->m, off)
+#define wr(r, off, v) tdrv_wr(&(r)->m, off, v)
 
 static void rig_init(struct rig *r)
 {
@@ -66,6 +58,7 @@ static void rig_init(struct rig *r)
 	REQUIRE_OK(dev_register(r->bus, BASE, VIRTIO_MMIO_WINDOW, virtio_mmio_dev(r->t)));
 	r->q = (struct tdrv_queue){
 	    .mem = &r->mem, .size = QSZ, .desc = DESC_GPA, .avail = AVAIL_GPA, .used = USED_GPA};
+	r->m = (struct tdrv_mmio){.bus = r->bus, .base = BASE};
 }
 
 static void rig_fini(struct rig *r)
@@ -76,47 +69,23 @@ static void rig_fini(struct rig *r)
 	vmm_mem_destroy(&r->mem);
 }
 
-/* Linux's virtio_mmio probe + virtio core's feature negotiation + vm_setup_vq. */
 static void linux_probe(struct rig *r, uint64_t features)
 {
-	CHECK_EQ(rd(r, VIRTIO_MMIO_MAGIC_VALUE), 0x74726976);
-	CHECK_EQ(rd(r, VIRTIO_MMIO_VERSION), 2);
-	CHECK_EQ(rd(r, VIRTIO_MMIO_DEVICE_ID), VIRTIO_ID_RNG);
-	wr(r, VIRTIO_MMIO_STATUS, 0);
-	wr(r, VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE);
-	wr(r, VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
-	wr(r, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
-	uint64_t offered = (uint64_t)rd(r, VIRTIO_MMIO_DEVICE_FEATURES) << 32;
-	wr(r, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
-	offered |= rd(r, VIRTIO_MMIO_DEVICE_FEATURES);
+	uint64_t offered = tdrv_probe(&r->m, VIRTIO_ID_RNG, features);
 	CHECK(offered & (1ull << VIRTIO_F_VERSION_1));
 	CHECK(offered & (1ull << VIRTIO_RING_F_EVENT_IDX));
 	CHECK(offered & (1ull << VIRTIO_RING_F_INDIRECT_DESC));
-	wr(r, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-	wr(r, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(features >> 32));
-	wr(r, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-	wr(r, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)features);
-	wr(r, VIRTIO_MMIO_STATUS,
-	   VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK);
 }
 
 static void linux_setup_queue(struct rig *r, uint64_t desc)
 {
-	wr(r, VIRTIO_MMIO_QUEUE_SEL, 0);
-	CHECK_EQ(rd(r, VIRTIO_MMIO_QUEUE_READY), 0);
+	struct tdrv_queue q = r->q;
+	q.desc = desc;
+	tdrv_setup_queue(&r->m, 0, &q);
 	CHECK_EQ(rd(r, VIRTIO_MMIO_QUEUE_NUM_MAX), 256);
-	wr(r, VIRTIO_MMIO_QUEUE_NUM, QSZ);
-	wr(r, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)desc);
-	wr(r, VIRTIO_MMIO_QUEUE_DESC_HIGH, (uint32_t)(desc >> 32));
-	wr(r, VIRTIO_MMIO_QUEUE_AVAIL_LOW, AVAIL_GPA);
-	wr(r, VIRTIO_MMIO_QUEUE_AVAIL_HIGH, 0);
-	wr(r, VIRTIO_MMIO_QUEUE_USED_LOW, USED_GPA);
-	wr(r, VIRTIO_MMIO_QUEUE_USED_HIGH, 0);
-	wr(r, VIRTIO_MMIO_QUEUE_READY, 1);
 }
 
-static const uint32_t DRIVER_ALL = VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
-				   VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK;
+#define DRIVER_ALL TDRV_DRIVER_ALL
 
 TEST(virtio_mmio_rng_serves_a_linux_like_driver)
 {

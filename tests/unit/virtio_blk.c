@@ -1,0 +1,294 @@
+/* tests/unit/virtio_blk.c - virtio-blk on a temporary image, driven through virtio-mmio like Linux's virtio_blk. */
+#include "virtio_driver.h"
+#include "../../devices/virtio/blk.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/virtio_blk.h>
+#include <linux/virtio_ids.h>
+#include <linux/virtio_ring.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MEM_SIZE  (1u << 20)
+#define BASE	  0xd0000000ull
+#define QSZ	  16
+#define DESC_GPA  0x1000
+#define AVAIL_GPA 0x2000
+#define USED_GPA  0x3000
+#define HDR_GPA	  0x8000
+#define STS_GPA	  0x8100
+#define SEG_GPA	  0x8200
+#define DATA_GPA  0x10000
+#define IMG_SIZE  ((1u << 20) + 100) /* not a whole number of sectors */
+
+struct rig {
+	struct vmm_mem mem;
+	struct bus *bus;
+	struct virtio_blk *blk;
+	struct virtio_mmio *t;
+	struct tdrv_queue q;
+	struct tdrv_mmio m;
+	char path[64];
+	uint16_t next_used;
+};
+
+static void make_image(char *path, size_t len)
+{
+	snprintf(path, len, "/tmp/ember-blk-XXXXXX");
+	int fd = mkstemp(path);
+	REQUIRE(fd >= 0);
+	uint8_t *buf = malloc(IMG_SIZE);
+	REQUIRE(buf);
+	for (unsigned i = 0; i < IMG_SIZE; i++)
+		buf[i] = (uint8_t)(i / 512 + i);
+	REQUIRE_EQ(write(fd, buf, IMG_SIZE), IMG_SIZE);
+	free(buf);
+	close(fd);
+}
+
+static int open_disk(struct rig *r, bool ro, const char *serial, char *err, size_t errlen)
+{
+	struct virtio_mmio_config cfg = {.mem = &r->mem};
+	struct virtio_blk_options o = {
+	    .path = r->path, .read_only = ro, .serial = serial, .queues = 2};
+	return virtio_blk_create(cfg, &o, &r->blk, &r->t, err, errlen);
+}
+
+static void rig_init(struct rig *r, bool ro)
+{
+	memset(r, 0, sizeof(*r));
+	make_image(r->path, sizeof(r->path));
+	REQUIRE_OK(
+	    vmm_mem_create(&r->mem, MEM_SIZE, MEM_SIZE, MEM_SIZE, EMBER_MEM_ANON, false, NULL));
+	REQUIRE_OK(bus_create("mmio", UINT64_MAX, &r->bus));
+	char err[256];
+	REQUIRE_OK(open_disk(r, ro, "ember-disk-0", err, sizeof(err)));
+	REQUIRE_OK(dev_register(r->bus, BASE, VIRTIO_MMIO_WINDOW, virtio_mmio_dev(r->t)));
+	r->m = (struct tdrv_mmio){.bus = r->bus, .base = BASE};
+	r->q = (struct tdrv_queue){
+	    .mem = &r->mem, .size = QSZ, .desc = DESC_GPA, .avail = AVAIL_GPA, .used = USED_GPA};
+	uint64_t offered = tdrv_probe(&r->m, VIRTIO_ID_BLOCK, 1ull << VIRTIO_F_VERSION_1);
+	CHECK(offered & (1ull << VIRTIO_BLK_F_FLUSH));
+	CHECK(offered & (1ull << VIRTIO_BLK_F_DISCARD));
+	CHECK(offered & (1ull << VIRTIO_BLK_F_MQ));
+	CHECK_EQ((offered >> VIRTIO_BLK_F_RO) & 1, ro);
+	tdrv_setup_queue(&r->m, 0, &r->q);
+	tdrv_wr(&r->m, VIRTIO_MMIO_STATUS, TDRV_DRIVER_ALL);
+	CHECK_EQ(tdrv_rd(&r->m, VIRTIO_MMIO_STATUS), TDRV_DRIVER_ALL);
+}
+
+static void rig_fini(struct rig *r)
+{
+	bus_destroy(r->bus);
+	dev_destroy(virtio_mmio_dev(r->t));
+	virtio_blk_destroy(r->blk);
+	vmm_mem_destroy(&r->mem);
+	unlink(r->path);
+}
+
+/* Sends one request: header, optional data (out or in), status; returns
+ * the status byte and *used_len. */
+static uint8_t req(struct rig *r, uint32_t type, uint64_t sector, uint32_t data_len, bool data_in,
+		   uint32_t *used_len)
+{
+	uint8_t hdr[16] = {0};
+	memcpy(hdr, &type, 4);
+	memcpy(hdr + 8, &sector, 8);
+	REQUIRE_OK(vmm_mem_write(&r->mem, HDR_GPA, hdr, 16));
+	uint8_t ff = 0xff;
+	REQUIRE_OK(vmm_mem_write(&r->mem, STS_GPA, &ff, 1));
+	unsigned n = 0;
+	tdrv_desc(&r->q, DESC_GPA, n, HDR_GPA, 16, VRING_DESC_F_NEXT, (uint16_t)(n + 1));
+	n++;
+	if (data_len) {
+		uint64_t addr = type == VIRTIO_BLK_T_DISCARD || type == VIRTIO_BLK_T_WRITE_ZEROES
+				    ? SEG_GPA
+				    : DATA_GPA;
+		tdrv_desc(&r->q, DESC_GPA, n, addr, data_len,
+			  VRING_DESC_F_NEXT | (data_in ? VRING_DESC_F_WRITE : 0),
+			  (uint16_t)(n + 1));
+		n++;
+	}
+	tdrv_desc(&r->q, DESC_GPA, n, STS_GPA, 1, VRING_DESC_F_WRITE, 0);
+	tdrv_publish(&r->q, 0);
+	tdrv_wr(&r->m, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	uint16_t slot = r->next_used % QSZ;
+	r->next_used++;
+	CHECK_EQ(tdrv_rd16(&r->mem, USED_GPA + 2), r->next_used);
+	*used_len = tdrv_rd32(&r->mem, USED_GPA + 8 + 8ull * slot);
+	uint8_t st = 0xee;
+	vmm_mem_read(&r->mem, STS_GPA, &st, 1);
+	return st;
+}
+
+TEST(virtio_blk_read_write_flush_id)
+{
+	struct rig r;
+	rig_init(&r, false);
+	CHECK_EQ(virtio_blk_capacity(r.blk), 2048); /* 1 MiB + 100 bytes: 2048 whole sectors */
+	/* configuration space: capacity, seg_max, num_queues */
+	uint64_t cap = 0;
+	bus_access_u64(r.bus, BASE + VIRTIO_MMIO_CONFIG, &cap, 8, false, 0);
+	CHECK_EQ(cap, 2048);
+	uint64_t nq = 0;
+	bus_access_u64(r.bus,
+		       BASE + VIRTIO_MMIO_CONFIG + offsetof(struct virtio_blk_config, num_queues),
+		       &nq, 2, false, 0);
+	CHECK_EQ(nq, 2);
+
+	uint32_t used;
+	/* read sectors 3-4 */
+	CHECK_EQ(req(&r, VIRTIO_BLK_T_IN, 3, 1024, true, &used), VIRTIO_BLK_S_OK);
+	CHECK_EQ(used, 1025);
+	uint8_t got[1024];
+	REQUIRE_OK(vmm_mem_read(&r.mem, DATA_GPA, got, sizeof(got)));
+	CHECK_EQ(got[0], (uint8_t)(3 + 3 * 512));
+	CHECK_EQ(got[1023], (uint8_t)(4 + 3 * 512 + 1023));
+	/* write sector 10, read it back through the file */
+	uint8_t pat[512];
+	memset(pat, 0x5a, sizeof(pat));
+	REQUIRE_OK(vmm_mem_write(&r.mem, DATA_GPA, pat, sizeof(pat)));
+	CHECK_EQ(req(&r, VIRTIO_BLK_T_OUT, 10, 512, false, &used), VIRTIO_BLK_S_OK);
+	CHECK_EQ(used, 1);
+	int fd = open(r.path, O_RDONLY);
+	REQUIRE(fd >= 0);
+	uint8_t file[512];
+	REQUIRE_EQ(pread(fd, file, 512, 10 * 512), 512);
+	CHECK(memcmp(file, pat, 512) == 0);
+	CHECK_EQ(req(&r, VIRTIO_BLK_T_FLUSH, 0, 0, false, &used), VIRTIO_BLK_S_OK);
+	/* get-id: the serial, zero padded */
+	CHECK_EQ(req(&r, VIRTIO_BLK_T_GET_ID, 0, 20, true, &used), VIRTIO_BLK_S_OK);
+	CHECK_EQ(used, 21);
+	char id[21] = {0};
+	REQUIRE_OK(vmm_mem_read(&r.mem, DATA_GPA, id, 20));
+	CHECK_STR(id, "ember-disk-0");
+	/* past the end: the last whole sector reads, the partial one does not */
+	CHECK_EQ(req(&r, VIRTIO_BLK_T_IN, 2047, 512, true, &used), VIRTIO_BLK_S_OK);
+	CHECK_EQ(req(&r, VIRTIO_BLK_T_IN, 2048, 512, true, &used), VIRTIO_BLK_S_IOERR);
+	CHECK_EQ(used, 1);
+	CHECK_EQ(req(&r, VIRTIO_BLK_T_IN, UINT64_MAX, 512, true, &used), VIRTIO_BLK_S_IOERR);
+	/* not whole sectors; an unknown type */
+	CHECK_EQ(req(&r, VIRTIO_BLK_T_IN, 0, 100, true, &used), VIRTIO_BLK_S_IOERR);
+	CHECK_EQ(req(&r, 77, 0, 0, false, &used), VIRTIO_BLK_S_UNSUPP);
+
+	/* discard punches a hole; write-zeroes zeroes */
+	uint8_t seg[16] = {0};
+	uint64_t s0 = 16;
+	uint32_t num = 8, flags = 0;
+	memcpy(seg, &s0, 8);
+	memcpy(seg + 8, &num, 4);
+	memcpy(seg + 12, &flags, 4);
+	REQUIRE_OK(vmm_mem_write(&r.mem, SEG_GPA, seg, 16));
+	CHECK_EQ(req(&r, VIRTIO_BLK_T_WRITE_ZEROES, 0, 16, false, &used), VIRTIO_BLK_S_OK);
+	REQUIRE_EQ(pread(fd, file, 512, 16 * 512), 512);
+	uint8_t zero[512] = {0};
+	CHECK(memcmp(file, zero, 512) == 0);
+	s0 = 2040; /* 2040 + 8 = 2048: the last whole sectors */
+	memcpy(seg, &s0, 8);
+	REQUIRE_OK(vmm_mem_write(&r.mem, SEG_GPA, seg, 16));
+	CHECK_EQ(req(&r, VIRTIO_BLK_T_DISCARD, 0, 16, false, &used), VIRTIO_BLK_S_OK);
+	REQUIRE_EQ(pread(fd, file, 512, 2047 * 512), 512);
+	CHECK(memcmp(file, zero, 512) == 0);
+	s0 = 2041; /* one past */
+	memcpy(seg, &s0, 8);
+	REQUIRE_OK(vmm_mem_write(&r.mem, SEG_GPA, seg, 16));
+	CHECK_EQ(req(&r, VIRTIO_BLK_T_DISCARD, 0, 16, false, &used), VIRTIO_BLK_S_IOERR);
+	/* the partial tail sector was never touched */
+	struct stat sb;
+	REQUIRE_OK(fstat(fd, &sb));
+	CHECK_EQ(sb.st_size, IMG_SIZE);
+	close(fd);
+	struct virtio_blk_stats st;
+	virtio_blk_get_stats(r.blk, &st);
+	CHECK_EQ(st.writes, 1);
+	CHECK_EQ(st.flushes, 1);
+	CHECK_EQ(st.unsupported, 1);
+	CHECK_EQ(st.errors, 4);
+	rig_fini(&r);
+}
+
+TEST(virtio_blk_read_only_refuses_writes_and_locks)
+{
+	struct rig r;
+	rig_init(&r, true);
+	uint32_t used;
+	CHECK_EQ(req(&r, VIRTIO_BLK_T_OUT, 0, 512, false, &used), VIRTIO_BLK_S_IOERR);
+	CHECK_EQ(req(&r, VIRTIO_BLK_T_IN, 0, 512, true, &used), VIRTIO_BLK_S_OK);
+	/* a second opener for writing is refused while this one reads; another
+	 * reader is fine */
+	struct rig r2 = r;
+	char err[256];
+	CHECK_ERR(open_disk(&r2, false, NULL, err, sizeof(err)), -EBUSY);
+	CHECK(strstr(err, "locked") != NULL);
+	/* OFD locks are per open file description: test from a child process
+	 * too, as another VM would be */
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct rig r3 = r;
+		int rc = open_disk(&r3, false, NULL, err, sizeof(err));
+		_exit(rc == -EBUSY ? 0 : 1);
+	}
+	int ws;
+	REQUIRE(waitpid(pid, &ws, 0) == pid);
+	CHECK(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+	REQUIRE_OK(open_disk(&r2, true, NULL, err, sizeof(err)));
+	dev_destroy(virtio_mmio_dev(r2.t));
+	virtio_blk_destroy(r2.blk);
+	/* bad options and files */
+	struct virtio_mmio_config cfg = {.mem = &r.mem};
+	struct virtio_blk_options o = {.path = "/nonexistent/disk.img", .queues = 1};
+	CHECK_ERR(virtio_blk_create(cfg, &o, &r2.blk, &r2.t, err, sizeof(err)), -ENOENT);
+	CHECK(strstr(err, "/nonexistent/disk.img") != NULL);
+	o.path = "/tmp";
+	CHECK(virtio_blk_create(cfg, &o, &r2.blk, &r2.t, err, sizeof(err)) < 0);
+	o.path = r.path;
+	o.queues = 0;
+	CHECK_ERR(virtio_blk_create(cfg, &o, &r2.blk, &r2.t, err, sizeof(err)), -EINVAL);
+	o.queues = 1;
+	o.serial = "a-serial-longer-than-twenty-bytes";
+	CHECK_ERR(virtio_blk_create(cfg, &o, &r2.blk, &r2.t, err, sizeof(err)), -EINVAL);
+	rig_fini(&r);
+}
+
+TEST(virtio_blk_bad_requests_keep_the_device_running)
+{
+	struct rig r;
+	rig_init(&r, false);
+	/* a header shorter than 16 bytes: IOERR in the status byte */
+	tdrv_desc(&r.q, DESC_GPA, 0, HDR_GPA, 8, VRING_DESC_F_NEXT, 1);
+	tdrv_desc(&r.q, DESC_GPA, 1, STS_GPA, 1, VRING_DESC_F_WRITE, 0);
+	tdrv_publish(&r.q, 0);
+	tdrv_wr(&r.m, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	uint8_t st = 0;
+	vmm_mem_read(&r.mem, STS_GPA, &st, 1);
+	CHECK_EQ(st, VIRTIO_BLK_S_IOERR);
+	r.next_used++;
+	/* no status byte at all: only a used entry of length 0 */
+	tdrv_desc(&r.q, DESC_GPA, 0, HDR_GPA, 16, 0, 0);
+	tdrv_publish(&r.q, 0);
+	tdrv_wr(&r.m, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	CHECK_EQ(tdrv_rd16(&r.mem, USED_GPA + 2), 2);
+	CHECK_EQ(tdrv_rd32(&r.mem, USED_GPA + 8 + 8), 0);
+	r.next_used++;
+	/* a data buffer past guest memory: the virtqueue refuses the chain */
+	tdrv_desc(&r.q, DESC_GPA, 0, HDR_GPA, 16, VRING_DESC_F_NEXT, 1);
+	tdrv_desc(&r.q, DESC_GPA, 1, MEM_SIZE - 256, 4096, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE,
+		  2);
+	tdrv_desc(&r.q, DESC_GPA, 2, STS_GPA, 1, VRING_DESC_F_WRITE, 0);
+	tdrv_publish(&r.q, 0);
+	tdrv_wr(&r.m, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	CHECK_EQ(tdrv_rd32(&r.mem, USED_GPA + 8 + 16), 0);
+	r.next_used++;
+	/* and a good request still works */
+	uint32_t used;
+	CHECK_EQ(req(&r, VIRTIO_BLK_T_IN, 0, 512, true, &used), VIRTIO_BLK_S_OK);
+	struct virtio_blk_stats s;
+	virtio_blk_get_stats(r.blk, &s);
+	CHECK_EQ(s.bad_chains, 3);
+	CHECK_EQ(tdrv_rd(&r.m, VIRTIO_MMIO_STATUS), TDRV_DRIVER_ALL);
+	rig_fini(&r);
+}
