@@ -1,4 +1,4 @@
-# fuzz/fuzz.mk - `make fuzz`: libFuzzer targets for the kernel loaders, the config parser and the virtqueue walker (clang only; not part of `make`).
+# fuzz/fuzz.mk - `make fuzz`: libFuzzer targets for the kernel loaders, the config parser, the virtqueue walker and virtio-blk (clang only; not part of `make`).
 #
 # Each target links its harness with just the library sources it needs,
 # compiled with -fsanitize=fuzzer-no-link,address,undefined into o/fuzz/obj.
@@ -10,7 +10,7 @@ FUZZ_O := o/fuzz
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -fno-omit-frame-pointer $(WARN) -D_GNU_SOURCE -Iinclude \
 	-fno-strict-aliasing -pthread -MMD -MP $(FUZZ_SAN)
-FUZZ_TARGETS := bzimage elf boot config virtqueue
+FUZZ_TARGETS := bzimage elf boot config virtqueue virtio_blk
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_O)/fuzz_%) $(FUZZ_O)/mkseeds
 
 # What the loaders pull in; the config parser adds vmm/config.c.
@@ -34,8 +34,10 @@ $(FUZZ_O)/fuzz_bzimage: $(FUZZ_O)/obj/fuzz/fuzz_bzimage.o $(FUZZ_BOOT_OBJS)
 $(FUZZ_O)/fuzz_elf: $(FUZZ_O)/obj/fuzz/fuzz_elf.o $(FUZZ_BOOT_OBJS)
 $(FUZZ_O)/fuzz_boot: $(FUZZ_O)/obj/fuzz/fuzz_boot.o $(FUZZ_BOOT_OBJS)
 $(FUZZ_O)/fuzz_config: $(FUZZ_O)/obj/fuzz/fuzz_config.o $(FUZZ_CONFIG_OBJS)
-$(FUZZ_O)/fuzz_virtqueue: $(FUZZ_O)/obj/fuzz/fuzz_virtqueue.o $(FUZZ_O)/obj/devices/virtio/virtqueue.o \
-	$(FUZZ_BOOT_OBJS)
+FUZZ_VIRTIO_OBJS := $(addprefix $(FUZZ_O)/obj/,devices/virtio/virtqueue.o devices/virtio/mmio.o \
+	devices/virtio/blk.o vmm/bus.o) $(FUZZ_BOOT_OBJS)
+$(FUZZ_O)/fuzz_virtqueue: $(FUZZ_O)/obj/fuzz/fuzz_virtqueue.o $(FUZZ_VIRTIO_OBJS)
+$(FUZZ_O)/fuzz_virtio_blk: $(FUZZ_O)/obj/fuzz/fuzz_virtio_blk.o $(FUZZ_VIRTIO_OBJS)
 $(FUZZ_TARGETS:%=$(FUZZ_O)/fuzz_%):
 	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -pthread -o $@ $^
 
