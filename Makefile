@@ -63,6 +63,9 @@ UNIT_EXTRA_OBJS :=
 KVM_EXTRA_OBJS :=
 
 LIBA := $(O)/libember.a
+# Every object with every symbol global: what the tests link (they reach
+# private code such as the bus and the devices); never installed.
+LIBA_INTERNAL := $(O)/libember-internal.a
 LIBSO := $(O)/libember.so.$(EMBER_SOVERSION)
 TEST_UNIT := $(O)/test-unit
 TEST_KVM := $(O)/test-kvm
@@ -70,8 +73,9 @@ TEST_KVM := $(O)/test-kvm
 .DEFAULT_GOAL := all
 include $(sort $(wildcard */*.mk */*/*.mk))
 
-.PHONY: all check check-unit check-kvm bench format check-format headers install clean lib tests
-all: lib tests headers $(EXTRA_ALL)
+.PHONY: all check check-unit check-kvm bench format check-format headers symbols install clean \
+	lib tests
+all: lib tests headers symbols $(EXTRA_ALL)
 lib: $(LIBA) $(LIBSO)
 tests: $(TEST_UNIT) $(TEST_KVM)
 
@@ -83,7 +87,26 @@ $(O)/%.o: %.S
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-$(LIBA): $(LIB_OBJS)
+# libember.a exports what libember.so exports: the objects are linked into
+# one relocatable object (ld -r), then every defined global symbol but those
+# the version script lib/libember.map makes global is made local (objcopy
+# --keep-global-symbol, with the map's wildcards). Private code (bus_*,
+# aml_*, the devices, ...) is then invisible to a program linking the archive.
+LD ?= ld
+OBJCOPY ?= objcopy
+EXPORT_PATTERNS := $(shell sed -n '/global:/,/local:/s/^[[:space:]]*\([A-Za-z0-9_*]*\);.*/\1/p' \
+	lib/libember.map)
+$(O)/libember.o: $(LIB_OBJS) lib/libember.map
+	@mkdir -p $(dir $@)
+	$(LD) -r -o $@.tmp $(LIB_OBJS)
+	$(OBJCOPY) -w $(EXPORT_PATTERNS:%=--keep-global-symbol='%') $@.tmp $@
+	rm -f $@.tmp
+
+$(LIBA): $(O)/libember.o
+	rm -f $@
+	ar rcs $@ $^
+
+$(LIBA_INTERNAL): $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	rm -f $@
 	ar rcs $@ $^
@@ -92,12 +115,13 @@ $(LIBSO): $(LIB_OBJS) lib/libember.map
 	$(CC) -shared -Wl,-soname,libember.so.$(EMBER_SOVERSION) \
 		-Wl,--version-script=lib/libember.map -Wl,-z,defs -o $@ $(LIB_OBJS) $(ALL_LDFLAGS)
 
-$(TEST_UNIT): $(UNIT_OBJS) $(UNIT_EXTRA_OBJS) $(TESTLIB_OBJS) $(LIBA)
-	$(CC) -o $@ $(UNIT_OBJS) $(UNIT_EXTRA_OBJS) $(TESTLIB_OBJS) $(LIBA) $(ALL_LDFLAGS)
-
-$(TEST_KVM): $(KVM_OBJS) $(KVM_EXTRA_OBJS) $(GUEST_OBJS) $(TESTLIB_OBJS) $(LIBA)
-	$(CC) -o $@ $(KVM_OBJS) $(KVM_EXTRA_OBJS) $(GUEST_OBJS) $(TESTLIB_OBJS) $(LIBA) \
+$(TEST_UNIT): $(UNIT_OBJS) $(UNIT_EXTRA_OBJS) $(TESTLIB_OBJS) $(LIBA_INTERNAL)
+	$(CC) -o $@ $(UNIT_OBJS) $(UNIT_EXTRA_OBJS) $(TESTLIB_OBJS) $(LIBA_INTERNAL) \
 		$(ALL_LDFLAGS)
+
+$(TEST_KVM): $(KVM_OBJS) $(KVM_EXTRA_OBJS) $(GUEST_OBJS) $(TESTLIB_OBJS) $(LIBA_INTERNAL)
+	$(CC) -o $@ $(KVM_OBJS) $(KVM_EXTRA_OBJS) $(GUEST_OBJS) $(TESTLIB_OBJS) \
+		$(LIBA_INTERNAL) $(ALL_LDFLAGS)
 
 # Every public header compiles on its own (C and C++ not required).
 HEADER_OKS := $(PUBLIC_HEADERS:include/%.h=$(O)/hdrcheck/%.ok)
@@ -105,6 +129,20 @@ headers: $(HEADER_OKS)
 $(O)/hdrcheck/%.ok: include/%.h
 	@mkdir -p $(dir $@)
 	echo '#include <$*.h>' | $(CC) $(filter-out -MMD -MP,$(ALL_CFLAGS)) -Wno-missing-prototypes -x c -c -o /dev/null -
+	@touch $@
+
+# Both libraries export only the public prefixes (the symbol check is
+# independent of lib/libember.map: it lists what the archive and the shared
+# object really define as global).
+symbols: $(O)/symbols.ok
+$(O)/symbols.ok: $(LIBA) $(LIBSO)
+	@{ nm -g --defined-only $(LIBA) | awk 'NF == 3 { print $$3 }'; \
+	   nm -D --defined-only $(LIBSO) | awk 'NF == 3 && $$2 != "A" { print $$3 }' | sed 's/@.*//'; } | \
+		grep -vE '^(ekvm_|ehv_|ember_)' | sort -u >$@.bad || true
+	@if [ -s $@.bad ]; then \
+		echo "symbols: libember exports symbols outside ekvm_/ehv_/ember_:"; \
+		cat $@.bad; rm -f $@.bad; exit 1; fi
+	@rm -f $@.bad
 	@touch $@
 
 check-unit: $(TEST_UNIT)

@@ -5,12 +5,13 @@
 #
 # Builds o/release and o/asan, runs the unit suites natively, runs every KVM
 # suite in ONE run of tools/kvm-sandbox/run.sh (natively on hardware KVM,
-# else one QEMU TCG boot with nested KVM), then check-format and
-# headers. Prints one summary line per suite and ends with the plain total
-# "N passed, N failed" (", N skipped" when some were). Exit status 0 only if
+# else one QEMU TCG boot with nested KVM), then check-format, headers and
+# the exported-symbol check (make symbols). Prints one summary line per
+# suite and ends with the plain total "N passed, N failed" (", N skipped"
+# when some were). Exit status 0 only if
 # every suite ran, printed its summary and had no failure, and the harness
 # worked. Logs: o/check/<suite>.log.
-#   --unit-only   builds, unit suites, check-format, headers (no /dev/kvm needed)
+#   --unit-only   builds, unit suites, check-format, headers, symbols (no /dev/kvm needed)
 #   --kvm-only    builds, KVM suites
 # Environment: EMBER_CHECK_SUITE_TIMEOUT (s per KVM suite, default 600),
 # EMBER_KVM_SANDBOX=auto|native|sandbox (see tools/kvm-sandbox/README.md).
@@ -221,6 +222,14 @@ if [ "$MODE" != kvm ]; then
 	else
 		head -n 40 "$OUT/headers.log"
 		fail_step headers "make headers: see $OUT/headers.log"
+	fi
+	phase "symbols"
+	if make -s -j2 MODE=release symbols >"$OUT/symbols.log" 2>&1 &&
+		make -s -j2 MODE=asan symbols >>"$OUT/symbols.log" 2>&1; then
+		result symbols ok
+	else
+		head -n 40 "$OUT/symbols.log"
+		fail_step symbols "make symbols: libember exports private symbols; see $OUT/symbols.log"
 	fi
 fi
 
