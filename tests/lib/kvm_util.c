@@ -6,7 +6,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,14 +44,12 @@ struct kvmu_vm *kvmu_vm_create(unsigned mem_mib)
 	REQUIRE_OK(ekvm_sys_open(&vm->sys));
 	REQUIRE_OK(ekvm_vm_create(vm->sys, 0, &vm->vm));
 	vm->mem_size = (uint64_t)mem_mib << 20;
-	void *mem = mmap(NULL, vm->mem_size, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (mem == MAP_FAILED)
-		TEST_FAIL("mmap of %u MiB of guest memory: %s", mem_mib, strerror(errno));
-	vm->mem = mem;
 	/* Intel wants a TSS area below 4 GiB that no slot uses; harmless on AMD */
 	REQUIRE_OK(ekvm_vm_set_tss_addr(vm->vm, 0xfffbd000));
-	REQUIRE_OK(ekvm_vm_set_memory(vm->vm, 0, 0, 0, vm->mem_size, vm->mem));
+	int r = ekvm_guest_mem_create(vm->vm, 0, 0, vm->mem_size, &vm->gmem);
+	if (r < 0)
+		TEST_FAIL("%u MiB of guest memory: %s", mem_mib, strerror(-r));
+	vm->mem = ekvm_guest_mem_host(vm->gmem);
 	return vm;
 }
 
@@ -68,10 +65,9 @@ void kvmu_vm_destroy(struct kvmu_vm *vm)
 			vm->vcpus[i] = NULL;
 		}
 	}
+	ekvm_guest_mem_destroy(vm->gmem);
 	ekvm_vm_destroy(vm->vm);
 	ekvm_sys_close(vm->sys);
-	if (vm->mem)
-		munmap(vm->mem, vm->mem_size);
 	free(vm->cpuid);
 	track_vm(vm, false);
 	free(vm);
@@ -79,16 +75,17 @@ void kvmu_vm_destroy(struct kvmu_vm *vm)
 
 bool kvmu_gpa_ok(const struct kvmu_vm *vm, uint64_t gpa, uint64_t len)
 {
-	return gpa <= vm->mem_size && len <= vm->mem_size - gpa;
+	return ekvm_guest_mem_ptr(vm->gmem, gpa, len) != NULL;
 }
 
 void *kvmu_gpa(struct kvmu_vm *vm, uint64_t gpa, uint64_t len)
 {
-	if (!kvmu_gpa_ok(vm, gpa, len))
+	void *p = ekvm_guest_mem_ptr(vm->gmem, gpa, len);
+	if (!p)
 		TEST_FAIL("guest memory access [0x%" PRIx64 ", +0x%" PRIx64
 			  ") outside the 0x%" PRIx64 " bytes of guest memory",
 			  gpa, len, vm->mem_size);
-	return vm->mem + gpa;
+	return p;
 }
 
 void kvmu_read(struct kvmu_vm *vm, uint64_t gpa, void *buf, uint64_t len)
@@ -134,84 +131,6 @@ void kvmu_load_guest(struct kvmu_vm *vm, const struct kvmu_guest *g)
 	vm->loaded = g->data;
 }
 
-/* ------------------------------------------------ descriptor tables, paging */
-
-static struct kvm_segment flat_seg(uint16_t sel, uint8_t type, bool l, bool db)
-{
-	return (struct kvm_segment){
-	    .base = 0,
-	    .limit = 0xffffffff,
-	    .selector = sel,
-	    .type = type,
-	    .present = 1,
-	    .dpl = 0,
-	    .db = db,
-	    .s = 1,
-	    .l = l,
-	    .g = 1,
-	};
-}
-
-static struct kvm_segment tss_seg(void)
-{
-	return (struct kvm_segment){
-	    .base = KVMU_TSS_GPA,
-	    .limit = 0x67,
-	    .selector = KVMU_SEL_TSS,
-	    .type = 11, /* busy TSS (32- or 64-bit) */
-	    .present = 1,
-	    .s = 0,
-	};
-}
-
-/* The 8-byte GDT descriptor for what a kvm_segment describes. */
-static uint64_t gdt_desc(const struct kvm_segment *s)
-{
-	uint32_t limit = s->g ? s->limit >> 12 : s->limit;
-	return (limit & 0xffffull) | ((uint64_t)(s->base & 0xffffff) << 16) |
-	       ((uint64_t)(s->type & 0xf) << 40) | ((uint64_t)(s->s & 1) << 44) |
-	       ((uint64_t)(s->dpl & 3) << 45) | ((uint64_t)(s->present & 1) << 47) |
-	       ((uint64_t)((limit >> 16) & 0xf) << 48) | ((uint64_t)(s->avl & 1) << 52) |
-	       ((uint64_t)(s->l & 1) << 53) | ((uint64_t)(s->db & 1) << 54) |
-	       ((uint64_t)(s->g & 1) << 55) | ((uint64_t)((s->base >> 24) & 0xff) << 56);
-}
-
-#define GDT_LIMIT (KVMU_SEL_TSS + 16 - 1)
-
-static void build_gdt(struct kvmu_vm *vm)
-{
-	struct kvm_segment code64 = flat_seg(KVMU_SEL_CODE64, 11, true, false);
-	struct kvm_segment data = flat_seg(KVMU_SEL_DATA, 3, false, true);
-	struct kvm_segment code32 = flat_seg(KVMU_SEL_CODE32, 11, false, true);
-	struct kvm_segment tss = tss_seg();
-	uint64_t gdt[(GDT_LIMIT + 1) / 8] = {0};
-	gdt[KVMU_SEL_CODE64 / 8] = gdt_desc(&code64);
-	gdt[KVMU_SEL_DATA / 8] = gdt_desc(&data);
-	gdt[KVMU_SEL_CODE32 / 8] = gdt_desc(&code32);
-	gdt[KVMU_SEL_TSS / 8] = gdt_desc(&tss);
-	gdt[KVMU_SEL_TSS / 8 + 1] = tss.base >> 32;
-	kvmu_write(vm, KVMU_GDT_GPA, gdt, sizeof(gdt));
-	uint8_t tss_img[0x68] = {0};
-	tss_img[0x66] = 0x68; /* I/O map base past the limit: no I/O bitmap */
-	kvmu_write(vm, KVMU_TSS_GPA, tss_img, sizeof(tss_img));
-}
-
-/* 4 GiB identity map: PML4[0] -> PDPT[0..3] -> 4 PDs of 2 MiB pages. */
-static void build_page_tables(struct kvmu_vm *vm)
-{
-	uint64_t *pml4 = kvmu_gpa(vm, KVMU_PML4_GPA, 4096);
-	uint64_t *pdpt = kvmu_gpa(vm, KVMU_PDPT_GPA, 4096);
-	uint64_t *pd = kvmu_gpa(vm, KVMU_PD_GPA, 4 * 4096);
-	memset(pml4, 0, 4096);
-	memset(pdpt, 0, 4096);
-	pml4[0] = KVMU_PDPT_GPA | 3; /* present, writable */
-	for (uint64_t i = 0; i < 4; i++) {
-		pdpt[i] = (KVMU_PD_GPA + i * 4096) | 3;
-		for (uint64_t j = 0; j < 512; j++)
-			pd[i * 512 + j] = ((i * 512 + j) << 21) | 0x83; /* present, rw, 2 MiB */
-	}
-}
-
 /* ---------------------------------------------------------------- vCPUs */
 
 void kvmu_get_regs(struct kvmu_vcpu *v, struct kvm_regs *regs)
@@ -234,67 +153,41 @@ void kvmu_set_sregs(struct kvmu_vcpu *v, const struct kvm_sregs *sregs)
 	REQUIRE_OK(ekvm_vcpu_set_sregs(v->vcpu, sregs));
 }
 
+/* The tables block of kvmu VMs: KVMU_GDT_GPA on, 4 GiB identity-mapped with
+ * 2 MiB pages (so KVMU_MMIO_GPA is mapped). */
+static const struct ekvm_guest_tables kvmu_tables = {
+    .gpa = KVMU_GDT_GPA,
+    .map_size = 4ull << 30,
+    .page_size = EKVM_GUEST_PAGE_2M,
+};
+
 void kvmu_vcpu_set_mode(struct kvmu_vcpu *v, enum kvmu_mode mode, uint64_t entry, uint64_t arg)
 {
 	struct kvmu_vm *vm = v->vm;
-	struct kvm_sregs sregs;
-	struct kvm_regs regs = {0};
 	uint64_t stack_top = KVMU_STACK_TOP(v->id);
-	kvmu_get_sregs(v, &sregs);
 	switch (mode) {
-	case KVMU_MODE_REAL: {
-		REQUIRE(entry < 0x10000);
-		struct kvm_segment *segs[] = {&sregs.cs, &sregs.ds, &sregs.es, &sregs.fs,
-					      &sregs.gs};
-		for (size_t i = 0; i < sizeof(segs) / sizeof(segs[0]); i++) {
-			segs[i]->selector = 0;
-			segs[i]->base = 0;
-		}
+	case KVMU_MODE_REAL:
 		/* the stack segment covers the vCPU's 64 KiB stack area */
-		sregs.ss.selector = (uint16_t)((stack_top - 0x10000) >> 4);
-		sregs.ss.base = stack_top - 0x10000;
-		sregs.cr0 &= ~0x80000001ull; /* PG, PE off */
-		regs.rsp = 0xfff0;
+		REQUIRE(entry < 0x10000);
+		REQUIRE_OK(ekvm_vcpu_setup_real(v->vcpu, 0, (uint16_t)entry,
+						(uint16_t)((stack_top - 0x10000) >> 4), 0xfff0));
 		break;
-	}
 	case KVMU_MODE_PROT32:
-	case KVMU_MODE_LONG64: {
-		bool lm = mode == KVMU_MODE_LONG64;
 		REQUIRE(kvmu_gpa_ok(vm, 0, 0x200000));
-		build_gdt(vm);
-		sregs.gdt.base = KVMU_GDT_GPA;
-		sregs.gdt.limit = GDT_LIMIT;
-		sregs.idt.base = 0; /* 64-bit guests load their own IDT (rt/crt64.S) */
-		sregs.idt.limit = 0;
-		sregs.cs = lm ? flat_seg(KVMU_SEL_CODE64, 11, true, false)
-			      : flat_seg(KVMU_SEL_CODE32, 11, false, true);
-		sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss =
-		    flat_seg(KVMU_SEL_DATA, 3, false, true);
-		sregs.tr = tss_seg();
-		memset(&sregs.ldt, 0, sizeof(sregs.ldt));
-		sregs.ldt.unusable = 1;
-		if (lm) {
-			build_page_tables(vm);
-			sregs.cr3 = KVMU_PML4_GPA;
-			sregs.cr4 = 0x20 | 0x200 | 0x400; /* PAE, OSFXSR, OSXMMEXCPT */
-			sregs.efer = 0x500;		  /* LME, LMA */
-			/* PE, MP, ET, NE, WP, PG */
-			sregs.cr0 = 0x80050033;
-		} else {
-			sregs.cr3 = 0;
-			sregs.cr4 = 0;
-			sregs.efer = 0;
-			sregs.cr0 = 0x31; /* PE, ET, NE */
-		}
-		regs.rsp = stack_top;
+		REQUIRE(entry <= UINT32_MAX);
+		REQUIRE_OK(ekvm_vcpu_setup_prot32(v->vcpu, vm->gmem, &kvmu_tables, (uint32_t)entry,
+						  (uint32_t)stack_top));
 		break;
-	}
+	case KVMU_MODE_LONG64:
+		REQUIRE(kvmu_gpa_ok(vm, 0, 0x200000));
+		REQUIRE_OK(
+		    ekvm_vcpu_setup_long64(v->vcpu, vm->gmem, &kvmu_tables, entry, stack_top));
+		break;
 	default:
 		TEST_FAIL("kvm_util: bad mode %d", (int)mode);
 	}
-	kvmu_set_sregs(v, &sregs);
-	regs.rip = entry;
-	regs.rflags = 0x2;
+	struct kvm_regs regs;
+	kvmu_get_regs(v, &regs);
 	regs.rdi = v->id;
 	regs.rsi = arg;
 	kvmu_set_regs(v, &regs);

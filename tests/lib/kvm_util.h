@@ -12,6 +12,7 @@
  *   0x01000  GDT (KVMU_SEL_*), 0x01800 TSS           (PM32 / LM64 vCPUs)
  *   0x02000  page tables: PML4, PDPT, 4 PDs -> 4 GiB identity map with
  *            2 MiB pages (LM64 vCPUs)
+ *            (the tables block of <ember/kvm_guest.h> at KVMU_GDT_GPA)
  *   0x08000  real-mode guest images (rm16_*, linked there)
  *   0x10000  vCPU stacks: vCPU i's stack ends at KVMU_STACK_TOP(i)
  *   0x90000  KVMU_SCRATCH_GPA: 64 KiB free for tests
@@ -24,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <ember/kvm.h>
+#include <ember/kvm_guest.h>
 
 #include "test.h"
 #include "ucall.h"
@@ -39,11 +41,11 @@
 #define KVMU_SCRATCH_SIZE 0x10000ull
 #define KVMU_MMIO_GPA	  0xc0000000ull
 
-/* GDT selectors */
-#define KVMU_SEL_CODE64 0x08
-#define KVMU_SEL_DATA	0x10
-#define KVMU_SEL_CODE32 0x18
-#define KVMU_SEL_TSS	0x20
+/* GDT selectors (those of <ember/kvm_guest.h>) */
+#define KVMU_SEL_CODE64 EKVM_GUEST_SEL_CODE64
+#define KVMU_SEL_DATA	EKVM_GUEST_SEL_DATA
+#define KVMU_SEL_CODE32 EKVM_GUEST_SEL_CODE32
+#define KVMU_SEL_TSS	EKVM_GUEST_SEL_TSS
 
 enum kvmu_mode {
 	KVMU_MODE_REAL = 16,   /* CS = DS = ES = SS(base) = 0, IP = entry */
@@ -88,10 +90,11 @@ struct kvmu_vcpu;
 struct kvmu_vm {
 	struct ekvm_sys *sys;
 	struct ekvm_vm *vm;
-	uint8_t *mem;		  /* host mapping of slot 0 */
-	uint64_t mem_size;	  /* bytes, at GPA 0 */
-	struct kvm_cpuid2 *cpuid; /* KVM_GET_SUPPORTED_CPUID, for every vCPU */
-	const uint8_t *loaded;	  /* image last loaded by kvmu_vcpu_add_guest */
+	struct ekvm_guest_mem *gmem; /* slot 0 */
+	uint8_t *mem;		     /* host mapping of slot 0 */
+	uint64_t mem_size;	     /* bytes, at GPA 0 */
+	struct kvm_cpuid2 *cpuid;    /* KVM_GET_SUPPORTED_CPUID, for every vCPU */
+	const uint8_t *loaded;	     /* image last loaded by kvmu_vcpu_add_guest */
 	struct kvmu_vcpu *vcpus[KVMU_MAX_VCPUS];
 };
 
