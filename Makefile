@@ -7,7 +7,8 @@
 #   make check-unit      unit tests only, this MODE
 #   make check-kvm       KVM tests only (natively or in the sandbox), both modes
 #   make bench           benchmarks (in the sandbox), writes docs/PERFORMANCE.md
-#   make format / check-format / headers / install (PREFIX, DESTDIR)
+#   make format / check-format / headers / symbols / install (PREFIX, DESTDIR)
+#                        (symbols: libember.a and .so export only ekvm_/ehv_/ember_)
 #
 # Per-directory fragments (*.mk) add sources and rules; this file holds the
 # common part. Every directory's sources are picked up by wildcard.
