@@ -12,6 +12,7 @@
  * RM_CODE + N.
  */
 #include <ember/kvm.h>
+#include <ember/kvm_guest.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -76,24 +77,12 @@ static inline void rm_add_vcpu(struct rm_vm *t)
 	REQUIRE(t->run != NULL);
 }
 
-/* Real mode, every segment base 0, IP = start, SP = RM_STACK, IF = 0. */
+/* Real mode, every segment base 0, IP = start, SP = RM_STACK, IF = 0
+ * (the convenience tier's ekvm_vcpu_setup_real). */
 static inline void rm_reset_regs(struct rm_vm *t, uint64_t start)
 {
-	struct kvm_sregs sregs;
-	struct kvm_regs regs;
-	REQUIRE_OK(ekvm_vcpu_get_sregs(t->vcpu, &sregs));
-	struct kvm_segment *segs[] = {&sregs.cs, &sregs.ds, &sregs.es,
-				      &sregs.fs, &sregs.gs, &sregs.ss};
-	for (size_t i = 0; i < sizeof(segs) / sizeof(segs[0]); i++) {
-		segs[i]->base = 0;
-		segs[i]->selector = 0;
-	}
-	REQUIRE_OK(ekvm_vcpu_set_sregs(t->vcpu, &sregs));
-	memset(&regs, 0, sizeof(regs));
-	regs.rip = start;
-	regs.rsp = RM_STACK;
-	regs.rflags = 0x2;
-	REQUIRE_OK(ekvm_vcpu_set_regs(t->vcpu, &regs));
+	REQUIRE(start < 0x10000);
+	REQUIRE_OK(ekvm_vcpu_setup_real(t->vcpu, 0, (uint16_t)start, 0, RM_STACK));
 }
 
 /* Copies code to RM_CODE and points the vCPU at it. */
