@@ -48,13 +48,13 @@ struct ekvm_guest_mem;
  * MAP_NORESERVE: pages are taken when first touched) and maps it at guest
  * physical address gpa in memory slot `slot` of vm. gpa and size must be
  * multiples of 4 KiB, size > 0 and gpa + size must not wrap. The slot must
- * be unused: KVM would take a used slot of the same size as a move of it
- * (the binding cannot tell the two apart). *out owns the
- * mapping; free it with ekvm_guest_mem_destroy() before destroying the VM.
- * On failure *out is NULL (when out is not NULL) and nothing stays mapped.
- * Errors: -EINVAL (NULL vm or out, bad alignment, size 0, wrap), -ENOMEM
- * (no host memory), or the kernel's error for the slot (-EEXIST: the range
- * overlaps another slot; -EINVAL: slot number out of range or in use). */
+ * be unused: KVM takes a used slot of the same size as a move of that slot
+ * (the binding cannot tell). *out owns the mapping; free it with
+ * ekvm_guest_mem_destroy() before destroying the VM. On failure *out is NULL
+ * (when out is not NULL) and nothing stays mapped. Errors: -EINVAL (NULL vm
+ * or out, bad alignment, size 0, wrap), -ENOMEM (no host memory), or the
+ * kernel's error for the slot (-EEXIST: the range overlaps another slot;
+ * -EINVAL: slot number out of range, or a used slot of another size). */
 EKVM_MUST_CHECK int ekvm_guest_mem_create(struct ekvm_vm *vm, uint32_t slot, uint64_t gpa,
 					  uint64_t size, struct ekvm_guest_mem **out);
 /* Removes the slot from the VM and unmaps the host memory. Must be called
