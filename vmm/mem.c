@@ -3,6 +3,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -210,6 +211,23 @@ int vmm_mem_zero(const struct vmm_mem *m, uint64_t gpa, uint64_t len)
 	if (len)
 		memset(p, 0, (size_t)len);
 	return 0;
+}
+
+int vmm_mem_discard(const struct vmm_mem *m, uint64_t gpa, uint64_t len)
+{
+	const struct vmm_mem_region *r = find(m, gpa, len);
+	if (!r || !len)
+		return -EFAULT;
+	uint64_t page = m->hugepages ? 2ull << 20 : 4096;
+	if ((gpa | len) & (page - 1))
+		return -EINVAL;
+	uint64_t off = r->offset + (gpa - r->gpa);
+	if (m->fd >= 0) /* shared memfd: free the file's pages, not only this mapping's */
+		return fallocate(m->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
+				 (off_t)len) < 0
+			   ? -errno
+			   : 0;
+	return madvise(m->host + off, (size_t)len, MADV_DONTNEED) < 0 ? -errno : 0;
 }
 
 uint64_t vmm_mem_low_end(const struct vmm_mem *m)

@@ -66,6 +66,13 @@ int vmm_mem_read(const struct vmm_mem *m, uint64_t gpa, void *dst, uint64_t len)
 /* Sets [gpa, gpa + len) to zero (only where the loader must; fresh memory is
  * already zero); -EFAULT if not RAM. */
 int vmm_mem_zero(const struct vmm_mem *m, uint64_t gpa, uint64_t len);
+/* Gives [gpa, gpa + len) back to the host: the pages read as zero at the
+ * guest's next touch (the balloon, free page reporting). gpa and len must be
+ * page aligned (4 KiB, 2 MiB with hugepages) and inside one RAM region.
+ * Returns 0, -EFAULT (not RAM, or len 0), -EINVAL (alignment), or the errno
+ * of madvise(MADV_DONTNEED) / fallocate(PUNCH_HOLE) on a memfd. */
+int vmm_mem_discard(const struct vmm_mem *m, uint64_t gpa, uint64_t len);
+
 /* End (exclusive) of the first region: the top of RAM below the hole. */
 uint64_t vmm_mem_low_end(const struct vmm_mem *m);
 
