@@ -1046,6 +1046,8 @@ int ember_config_get(const struct ember_config *cfg, const char *key, char *buf,
 		v = (unsigned)cfg->log_level < 4 ? levels[cfg->log_level] : "debug";
 	else if (!strcmp(key, "boot"))
 		v = boot_names[(unsigned)cfg->boot % 3];
+	else if (!strcmp(key, "boot-path"))
+		v = cfg->resolved ? boot_names[(unsigned)cfg->boot_path % 3] : "";
 	else if (!strcmp(key, "kernel-format"))
 		v = format_name(cfg->kernel_format);
 	if (!v)

@@ -162,8 +162,8 @@ int ember_config_set(struct ember_config *cfg, const char *key, const char *valu
  * most len bytes (NUL-terminated if len > 0) and returns the length of the
  * full value, or -ENOENT (unknown key), -EINVAL (cfg or key NULL). Keys:
  * those of ember_config_set except disk, plus "disks" (the number of disk
- * entries), "kernel-format" (unknown|bzImage|elf-pvh) and "resolved"
- * (on|off).
+ * entries), "kernel-format" (unknown|bzImage|elf-pvh), "boot-path" (the
+ * path resolve chose: pvh|bzimage; "" before) and "resolved" (on|off).
  */
 int ember_config_get(const struct ember_config *cfg, const char *key, char *buf, size_t len);
 

@@ -531,6 +531,8 @@ TEST(vmm_config_boot_path)
 	REQUIRE_OK(ember_config_resolve(c, &err));
 	ember_config_format(c, out, sizeof(out));
 	CHECK(strstr(out, "\nboot: pvh (auto: the payload is decompressed on the host)\n") != NULL);
+	CHECK(ember_config_get(c, "boot-path", v, sizeof(v)) > 0);
+	CHECK_STR(v, "pvh");
 	ember_config_free(c);
 
 	/* pvh asked for, a payload Ember cannot read: resolve says so */
@@ -549,6 +551,8 @@ TEST(vmm_config_boot_path)
 	REQUIRE_OK(ember_config_resolve(c, &err));
 	ember_config_format(c, out, sizeof(out));
 	CHECK(strstr(out, "\nboot: bzimage (auto") != NULL);
+	CHECK(ember_config_get(c, "boot-path", v, sizeof(v)) > 0);
+	CHECK_STR(v, "bzimage");
 	ember_config_free(c);
 	unlink(path);
 	free(img);
