@@ -96,7 +96,7 @@ static int unxz(bool alone, const uint8_t *in, uint64_t in_len, uint8_t *out, ui
 		ret = lzma_code(&s, LZMA_FINISH);
 	while (ret == LZMA_OK);
 	*done = cap - s.avail_out;
-	bool out_full = s.avail_out == 0, in_empty = s.avail_in == 0;
+	bool out_full = s.avail_out == 0;
 	lzma_end(&s);
 	switch (ret) {
 	case LZMA_STREAM_END:
@@ -114,7 +114,6 @@ static int unxz(bool alone, const uint8_t *in, uint64_t in_len, uint8_t *out, ui
 	case LZMA_FORMAT_ERROR:
 		return vmm_errf(err, -ENOEXEC, "%s: not an %s stream", name, name);
 	default:
-		(void)in_empty;
 		return vmm_errf(err, -ENOEXEC,
 				"%s: corrupt data after %llu decompressed bytes (liblzma error %d)",
 				name, (unsigned long long)*done, ret);
