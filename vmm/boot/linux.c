@@ -268,11 +268,11 @@ static int unpack_for_pvh(const struct vmm_mem *mem, const struct vmm_boot_reque
 	r = vmm_bzimage_unpack(req->kernel, req->kernel_size, &bz, limit, buf, buf_len, err);
 	uint64_t t1 = vmm_now_ns();
 	if (r == -ENOTSUP && !forced) {
-		snprintf(
-		    entry->note, sizeof(entry->note),
-		    "bzImage: %.120s; booting it through the boot protocol (the guest decompresses "
-		    "it)",
-		    err ? err->msg : "a payload Ember cannot decompress");
+		snprintf(entry->note, sizeof(entry->note),
+			 "%.120s; booting it through the boot protocol (the guest decompresses it)",
+			 err ? err->msg : "bzImage: a payload Ember cannot decompress");
+		if (err)
+			*err = (struct ember_error){0};
 		return 0;
 	}
 	if (r == -ENOTSUP) {
