@@ -39,7 +39,10 @@ else
   $(error MODE must be release or asan)
 endif
 ALL_CFLAGS := $(BASE_CFLAGS) $(OPT) $(CFLAGS)
-ALL_LDFLAGS := -pthread $(SAN_LDFLAGS) $(LDFLAGS)
+# Host-side decompression of bzImage payloads (vmm/boot/decompress.c):
+# liblzma (xz, lzma), zlib (gzip), libzstd, liblz4, libbz2.
+DECOMP_LIBS := -llzma -lz -lzstd -llz4 -lbz2
+ALL_LDFLAGS := -pthread $(SAN_LDFLAGS) $(LDFLAGS) $(DECOMP_LIBS)
 
 # ---------------------------------------------------------------- sources
 # The library: layer 1 (lib/kvm), layer 2 (lib/hv), layer 3 (vmm, devices).

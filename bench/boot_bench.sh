@@ -4,7 +4,9 @@
 # inside tools/kvm-sandbox/run.sh; needs a working /dev/kvm).
 #
 # Same guest for all three VMMs: the host's Debian kernel (/boot/vmlinuz-$(uname -r)),
-# booted as the bzImage (figures boot.<vmm>.*) and, unless BOOT_BENCH_PVH=0, as
+# booted as the bzImage (figures boot.<vmm>.*; ember by default decompresses it
+# on the host and enters through PVH, and once more per round with --boot
+# bzimage: boot.ember_bootproto.*) and, unless BOOT_BENCH_PVH=0, as
 # the extracted ELF vmlinux through its PVH entry (boot.pvh.<vmm>.*); the same
 # tiny initramfs (bench/boot/mkinitramfs.pl: static busybox, an /init that
 # writes EMBER-BENCH-INIT to ttyS0 and powers off); 256 MiB, 1 vCPU; the same
@@ -100,7 +102,7 @@ vmm_cmd() {
 		-kernel "$kernel" -initrd "$INITRD" -append "$cmdline")
 	case $vmm in
 	ember) CMD=("$EMBER" run -v --kernel "$kernel" --initrd "$INITRD" --cmdline "$cmdline"
-		--mem "${MEM_MIB}M" --cpus 1) ;;
+		--mem "${MEM_MIB}M" --cpus 1 ${EMBER_BOOT:+--boot "$EMBER_BOOT"}) ;;
 	qemu_microvm) CMD=("${qemu[@]}" -M microvm,pit=on,pic=on,rtc=on) ;;
 	qemu_pc) CMD=("${qemu[@]}" -M pc) ;;
 	esac
@@ -142,6 +144,9 @@ for round in $(seq 1 "$RUNS"); do
 			one_run "$vmm" "$kernel" "$CMDLINE" 0 "$tag" > "$WORK/$tag.res"
 		done
 	done
+	# ember's bzImage through the boot protocol (the guest decompresses)
+	EMBER_BOOT=bzimage one_run ember "$BZIMAGE" "$CMDLINE" 0 "bzproto.ember.$round" \
+		> "$WORK/bzproto.ember.$round.res"
 done
 
 # Memory: sampled at the marker while init sleeps.
@@ -165,6 +170,23 @@ for fmt in $FORMATS; do
 		'BEGIN {q = a < b ? a : b; printf "BENCH %s.ember_vs_fastest_qemu.exit_ratio %.3f ratio\n", p, e / q}'
 	unset INIT EXIT
 done
+
+# ember's bzImage (host decompression, then PVH) against its PVH boot of the
+# extracted vmlinux, and the boot-protocol path (--boot bzimage)
+bz_init=$(cat "$WORK"/bzimage.ember.*.res | cut -d' ' -f1 | median)
+proto_init=$(cat "$WORK"/bzproto.ember.*.res | cut -d' ' -f1 | median)
+echo "BENCH boot.ember_bootproto.init_ms $proto_init ms"
+if [ "$PVH" = 1 ]; then
+	pvh_init=$(cat "$WORK"/pvh.ember.*.res | cut -d' ' -f1 | median)
+	awk -v b="$bz_init" -v p="$pvh_init" \
+		'BEGIN {printf "BENCH boot.ember.bzimage_vs_pvh.init_ratio %.3f ratio\n", b / p}'
+	awk -v b="$proto_init" -v p="$pvh_init" \
+		'BEGIN {printf "BENCH boot.ember_bootproto_vs_pvh.init_ratio %.3f ratio\n", b / p}'
+fi
+for f in "$WORK"/bzimage.ember.*.err; do
+	sed -n 's/.*payload decompressed on the host .* in \([0-9.]*\) ms.*/\1/p' "$f" | head -n1
+done > "$WORK/unpack"
+[ -s "$WORK/unpack" ] && echo "BENCH boot.ember.host_decompress_ms $(median < "$WORK/unpack") ms"
 
 # first guest instruction (ember's log, bzImage runs)
 for f in "$WORK"/bzimage.ember.*.err; do

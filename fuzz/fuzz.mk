@@ -14,8 +14,8 @@ FUZZ_TARGETS := bzimage elf boot config virtqueue virtio_blk
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_O)/fuzz_%) $(FUZZ_O)/mkseeds
 
 # What the loaders pull in; the config parser adds vmm/config.c.
-FUZZ_BOOT_SRCS := vmm/boot/bzimage.c vmm/boot/elf.c vmm/boot/linux.c vmm/boot/initramfs.c \
-	vmm/mem.c vmm/util.c
+FUZZ_BOOT_SRCS := vmm/boot/bzimage.c vmm/boot/decompress.c vmm/boot/elf.c vmm/boot/linux.c \
+	vmm/boot/initramfs.c vmm/mem.c vmm/util.c
 FUZZ_BOOT_OBJS := $(FUZZ_BOOT_SRCS:%.c=$(FUZZ_O)/obj/%.o)
 FUZZ_CONFIG_OBJS := $(FUZZ_BOOT_OBJS) $(FUZZ_O)/obj/vmm/config.o
 
@@ -39,9 +39,9 @@ FUZZ_VIRTIO_OBJS := $(addprefix $(FUZZ_O)/obj/,devices/virtio/virtqueue.o device
 $(FUZZ_O)/fuzz_virtqueue: $(FUZZ_O)/obj/fuzz/fuzz_virtqueue.o $(FUZZ_VIRTIO_OBJS)
 $(FUZZ_O)/fuzz_virtio_blk: $(FUZZ_O)/obj/fuzz/fuzz_virtio_blk.o $(FUZZ_VIRTIO_OBJS)
 $(FUZZ_TARGETS:%=$(FUZZ_O)/fuzz_%):
-	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -pthread -o $@ $^
+	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -pthread -o $@ $^ $(DECOMP_LIBS)
 
 # the seed generator: a plain host program (no fuzzer runtime)
 $(FUZZ_O)/mkseeds: fuzz/mkseeds.c tests/unit/vmm_fixtures.h
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) -std=gnu11 -g -O1 $(WARN) -D_GNU_SOURCE -o $@ fuzz/mkseeds.c
+	$(FUZZ_CC) -std=gnu11 -g -O1 $(WARN) -D_GNU_SOURCE -o $@ fuzz/mkseeds.c $(DECOMP_LIBS)

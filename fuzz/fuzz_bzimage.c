@@ -29,7 +29,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(r == -ENOEXEC);
 	}
 
-	/* the whole boot: kernel, initrd, command line, zero page, page tables */
+	/* the whole boot, first through the boot protocol: kernel, initrd,
+	 * command line, zero page, page tables */
 	struct vmm_boot_request req = {
 	    .format = EMBER_KERNEL_BZIMAGE,
 	    .kernel = data,
@@ -41,6 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    .rsdp_gpa = X86_ACPI_ADDR,
 	    .e820 = fuzz_e820,
 	    .e820_count = 2,
+	    .boot = EMBER_BOOT_BZIMAGE,
 	};
 	struct vmm_boot_entry entry;
 	int b = vmm_boot_load(mem, &req, &entry, &err);
@@ -49,6 +51,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (b == 0) {
 		FUZZ_CHECK(entry.mode == VMM_ENTRY_LONG64);
 		FUZZ_CHECK(entry.rip == X86_BZIMAGE_LOAD_ADDR + 0x200);
+		fuzz_check_zero_page(mem, &bz, sizeof(initrd), 2);
+	}
+
+	/* then auto: the payload decompressed on the host (bounded to 16 MiB
+	 * here to stay fast) and entered through PVH, or the boot protocol */
+	req.boot = EMBER_BOOT_AUTO;
+	req.unpack_max = 16u << 20;
+	int a = vmm_boot_load(mem, &req, &entry, &err);
+	FUZZ_CHECK(a == 0 || a == -ENOEXEC || a == -E2BIG || a == -ENOMEM);
+	FUZZ_CHECK((a == 0) <= (r == 0));
+	if (a == 0 && entry.mode == VMM_ENTRY_PVH32) {
+		FUZZ_CHECK(strstr(entry.note, "decompressed on the host") != NULL);
+		const uint8_t *si = vmm_mem_ptr(mem, X86_PVH_INFO_ADDR, 56);
+		FUZZ_CHECK(si && vmm_le32(si + 12) == 1);
+	} else if (a == 0) {
+		FUZZ_CHECK(entry.mode == VMM_ENTRY_LONG64);
 		fuzz_check_zero_page(mem, &bz, sizeof(initrd), 2);
 	}
 	return 0;

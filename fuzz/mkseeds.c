@@ -2,9 +2,12 @@
 #include "../tests/unit/vmm_fixtures.h"
 
 #include <errno.h>
+#include <lzma.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
+#include <zstd.h>
 
 static int write_file(const char *dir, const char *name, const void *p, size_t n)
 {
@@ -48,6 +51,56 @@ static int real_bzimage(const char *dir, const char *path, size_t keep)
 	return r;
 }
 
+/* A bzImage whose payload is fx_elf compressed as the kernel's build does
+ * (xz with the x86 filter, gzip, zstd), so that the fuzzer starts inside
+ * the host-side decompressor and the PVH path. */
+static int compressed_bzimage(const char *dir, const char *name, int kind)
+{
+	size_t elen, used = 0, cap = 1 << 16;
+	uint8_t *elf = fx_elf(&elen);
+	uint8_t *z = calloc(1, cap);
+	int ok = 0;
+	if (kind == 0) {
+		lzma_options_lzma opt;
+		lzma_lzma_preset(&opt, 6);
+		lzma_filter f[] = {
+		    {LZMA_FILTER_X86, NULL}, {LZMA_FILTER_LZMA2, &opt}, {LZMA_VLI_UNKNOWN, NULL}};
+		ok = lzma_stream_buffer_encode(f, LZMA_CHECK_CRC32, NULL, elf, elen, z, &used,
+					       cap - 4) == LZMA_OK;
+	} else if (kind == 1) {
+		z_stream s;
+		memset(&s, 0, sizeof(s));
+		ok = deflateInit2(&s, 9, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY) == Z_OK;
+		s.next_in = elf;
+		s.avail_in = (uInt)elen;
+		s.next_out = z;
+		s.avail_out = (uInt)cap;
+		ok = ok && deflate(&s, Z_FINISH) == Z_STREAM_END;
+		used = cap - s.avail_out;
+		deflateEnd(&s);
+	} else {
+		used = ZSTD_compress(z, cap - 4, elf, elen, 19);
+		ok = !ZSTD_isError(used);
+	}
+	if (kind != 1) { /* the build's size trailer (gzip's own ends with it) */
+		fx_put32(z + used, (uint32_t)elen);
+		used += 4;
+	}
+	int r = -1;
+	if (ok) {
+		size_t n, pl = (0x40 + used + 15) & ~(size_t)15;
+		uint8_t *b = fx_bzimage(pl, &n);
+		memcpy(b + FX_BZ_SETUP_SIZE + 0x40, z, used);
+		fx_put32(b + 0x248, 0x40);
+		fx_put32(b + 0x24c, (uint32_t)used);
+		r = write_file(dir, name, b, n);
+		free(b);
+	}
+	free(z);
+	free(elf);
+	return r;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 5) {
@@ -59,6 +112,9 @@ int main(int argc, char **argv)
 	uint8_t *b = fx_bzimage(0x100, &n);
 	r |= write_file(argv[1], "fx-bzimage", b, n);
 	free(b);
+	r |= compressed_bzimage(argv[1], "fx-bzimage-xz", 0);
+	r |= compressed_bzimage(argv[1], "fx-bzimage-gzip", 1);
+	r |= compressed_bzimage(argv[1], "fx-bzimage-zstd", 2);
 	b = fx_elf(&n);
 	r |= write_file(argv[2], "fx-elf", b, n);
 	free(b);

@@ -83,6 +83,8 @@ host_cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 		kvm.pio.ratio | kvm.mmio.ratio) goal="≤ 1.02" ;;
 		kvm.vm_lifecycle.ratio) goal="≤ 1.05" ;;
 		hv.*.ratio) goal="≤ 1.05" ;;
+		boot.ember.bzimage_vs_pvh.init_ratio) goal="≤ 1.05" ;;
+		boot.ember_bootproto_vs_pvh.init_ratio) goal="" ;;
 		boot.*ratio*) goal="≤ 0.5" ;;
 		boot.*rss*) goal="" ;;
 		esac

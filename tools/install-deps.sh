@@ -10,6 +10,8 @@ PACKAGES=(
 	# build: gcc brings libasan/libubsan for MODE=asan; the KVM UAPI headers
 	# come from linux-libc-dev
 	gcc make libc6-dev linux-libc-dev
+	# libember decompresses bzImage payloads on the host (vmm/boot/decompress.c)
+	liblzma-dev zlib1g-dev libzstd-dev liblz4-dev libbz2-dev
 	# make check-format; git ls-files lists the sources
 	clang-format git
 	# make fuzz (fuzz/): clang with -fsanitize=fuzzer

@@ -443,6 +443,36 @@ static int check_mem(uint64_t mem, bool hugepages, struct ember_error *err)
 	return 0;
 }
 
+/* ---------------------------------------------------------------- boot path */
+
+static const char *const boot_names[] = {"auto", "pvh", "bzimage"};
+
+static int set_boot_path(struct ember_config *cfg, const char *value, struct ember_error *err)
+{
+	for (int i = 0; i < 3; i++)
+		if (!strcmp(value, boot_names[i])) {
+			cfg->boot = (enum ember_boot_path)i;
+			return 0;
+		}
+	return vmm_errf(err, -EINVAL, "boot: '%s' is not auto, pvh or bzimage", value);
+}
+
+/* For --dry-run: the path resolve chose, and why. */
+static const char *boot_path_text(const struct ember_config *cfg)
+{
+	if (!cfg->resolved)
+		return boot_names[(unsigned)cfg->boot % 3];
+	if (cfg->kernel_format != EMBER_KERNEL_BZIMAGE)
+		return cfg->boot == EMBER_BOOT_AUTO ? "pvh (auto)" : "pvh";
+	if (cfg->boot_path == EMBER_BOOT_PVH)
+		return cfg->boot == EMBER_BOOT_AUTO
+			   ? "pvh (auto: the payload is decompressed on the host)"
+			   : "pvh (the payload is decompressed on the host)";
+	return cfg->boot == EMBER_BOOT_AUTO
+		   ? "bzimage (auto: a payload Ember cannot decompress; the guest does)"
+		   : "bzimage";
+}
+
 int ember_config_set(struct ember_config *cfg, const char *key, const char *value,
 		     struct ember_error *err)
 {
@@ -550,6 +580,8 @@ int ember_config_set(struct ember_config *cfg, const char *key, const char *valu
 	}
 	if (!strcmp(key, "console-escape"))
 		return parse_bool(key, value, &cfg->console_escape, err);
+	if (!strcmp(key, "boot"))
+		return set_boot_path(cfg, value, err);
 	const struct vmm_devopt_type *t = vmm_devopt_type_find(key);
 	if (t)
 		return vmm_config_add_device(cfg, t, value, err);
@@ -580,6 +612,7 @@ static const struct opt opts[] = {
     {"interactive", 0, "interactive", 0, "on"},
     {"no-interactive", 0, "interactive", 0, "off"},
     {"log-level", 0, "log-level", 0, NULL},
+    {"boot", 0, "boot", 0, NULL},
     {"quiet", 'q', "log-level", 0, "warn"},
     {"verbose", 'v', "log-level", 0, "debug"},
     {"dry-run", 'n', NULL, EMBER_ARGS_DRY_RUN, NULL},
@@ -689,6 +722,9 @@ const char *ember_config_usage(void)
 	       "                          (default /bin/busybox, from busybox-static)\n"
 	       "      --interactive       built-in init: always start a shell\n"
 	       "      --no-interactive    built-in init: report and power off\n"
+	       "      --boot MODE         how a bzImage boots: auto (default: decompress it on\n"
+	       "                          the host and enter through PVH when it can), pvh,\n"
+	       "                          or bzimage (the boot protocol; the guest decompresses)\n"
 	       "      --disk path=IMG[,ro=on][,serial=ID]\n"
 	       "                          a disk image (repeatable; checked, not attached yet:\n"
 	       "                          virtio-blk comes with the virtio devices)\n"
@@ -796,6 +832,13 @@ static int resolve_kernel(struct ember_config *cfg, struct ember_error *err)
 	return vmm_kernel_detect_file(cfg->kernel, &cfg->kernel_format, err);
 }
 
+/* The boot path, from the kernel's header and payload format. */
+static int resolve_boot_path(struct ember_config *cfg, struct ember_error *err)
+{
+	return vmm_boot_choose_file(cfg->kernel, cfg->kernel_format, cfg->boot, &cfg->boot_path,
+				    err);
+}
+
 static int resolve_initrd(struct ember_config *cfg, struct ember_error *err)
 {
 	if (cfg->builtin_initrd)
@@ -848,7 +891,7 @@ static int resolve_cmdline(struct ember_config *cfg, struct ember_error *err)
 }
 
 static int (*const resolve_steps[])(struct ember_config *, struct ember_error *) = {
-    resolve_limits,  resolve_kernel,  resolve_initrd,
+    resolve_limits,  resolve_kernel,  resolve_boot_path, resolve_initrd,
     resolve_console, resolve_devices, resolve_cmdline, /* last: see above */
 };
 
@@ -920,6 +963,7 @@ int ember_config_format(const struct ember_config *cfg, char *buf, size_t len)
 		buf[0] = 0;
 	fmt_add(&f, "kernel: %s\n", cfg->kernel[0] ? cfg->kernel : "(host kernel)");
 	fmt_add(&f, "kernel-format: %s\n", format_name(cfg->kernel_format));
+	fmt_add(&f, "boot: %s\n", boot_path_text(cfg));
 	if (cfg->builtin_initrd)
 		fmt_add(&f, "initrd: builtin\n");
 	else
@@ -1000,6 +1044,10 @@ int ember_config_get(const struct ember_config *cfg, const char *key, char *buf,
 		v = cfg->interactive < 0 ? "auto" : onoff(cfg->interactive > 0);
 	else if (!strcmp(key, "log-level"))
 		v = (unsigned)cfg->log_level < 4 ? levels[cfg->log_level] : "debug";
+	else if (!strcmp(key, "boot"))
+		v = boot_names[(unsigned)cfg->boot % 3];
+	else if (!strcmp(key, "boot-path"))
+		v = cfg->resolved ? boot_names[(unsigned)cfg->boot_path % 3] : "";
 	else if (!strcmp(key, "kernel-format"))
 		v = format_name(cfg->kernel_format);
 	if (!v)

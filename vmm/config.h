@@ -90,6 +90,9 @@ struct ember_config {
 	 * plus what the built-in init needs); cmdline_append is added after. */
 	char cmdline[EMBER_CMDLINE_MAX];
 	char cmdline_append[EMBER_CMDLINE_MAX];
+	/* How a bzImage boots (key "boot"): auto (default), pvh or bzimage.
+	 * PVH skips the guest's own decompressor (and with it KASLR). */
+	enum ember_boot_path boot;
 	uint64_t mem_size; /* bytes, multiple of 4 KiB (2 MiB with hugepages) */
 	unsigned cpus;	   /* 1..EMBER_MAX_CPUS */
 	enum ember_mem_backing mem_backing;
@@ -128,6 +131,11 @@ struct ember_config {
 	/* Filled by ember_config_resolve() */
 	bool resolved;
 	enum ember_kernel_format kernel_format;
+	/* The path chosen for boot from the image's header (EMBER_BOOT_PVH or
+	 * EMBER_BOOT_BZIMAGE). With boot auto, a bzImage resolved to PVH can
+	 * still fall back to the boot protocol when the VM is built, if its
+	 * decompressed kernel has no PVH note. */
+	enum ember_boot_path boot_path;
 };
 
 /* Fills *cfg with the defaults (what ember_config_new returns). Owns

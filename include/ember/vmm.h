@@ -87,6 +87,15 @@ enum ember_kernel_format {
 	EMBER_KERNEL_ELF_PVH,	  /* ELF vmlinux entered through its PVH note */
 };
 
+/* How a bzImage is entered (an ELF vmlinux always enters through PVH): the
+ * values of the key "boot". */
+enum ember_boot_path {
+	EMBER_BOOT_AUTO = 0, /* PVH when the payload can be decompressed on the host and is
+				an ELF with a PVH note, else the boot protocol */
+	EMBER_BOOT_PVH,	     /* decompress on the host and enter through PVH, or fail */
+	EMBER_BOOT_BZIMAGE,  /* the x86 boot protocol: the guest decompresses itself */
+};
+
 enum ember_log_level { EMBER_LOG_ERROR, EMBER_LOG_WARN, EMBER_LOG_INFO, EMBER_LOG_DEBUG };
 /* Log callback: called from any of the VMM's threads, possibly concurrently;
  * msg is one line without a newline, valid during the call only. */
@@ -131,7 +140,8 @@ void ember_config_free(struct ember_config *cfg);
  *   mem SIZE (bytes with a K/M/G/T suffix, a bare number is MiB) |
  *   cpus N | mem-backing anon|memfd | hugepages on|off | busybox PATH |
  *   interactive on|off|auto | log-level error|warn|info|debug |
- *   console-escape on|off |
+ *   console-escape on|off | boot auto|pvh|bzimage (how a bzImage boots:
+ *   decompressed on the host and entered through PVH, or the boot protocol) |
  *   disk SUBOPTS (repeatable: each call appends one disk; see below)
  * Device keys take comma-separated key=value sub-options, as --disk does:
  *   disk: path=IMG (required; a bare IMG means path=IMG), ro=on|off
@@ -152,8 +162,8 @@ int ember_config_set(struct ember_config *cfg, const char *key, const char *valu
  * most len bytes (NUL-terminated if len > 0) and returns the length of the
  * full value, or -ENOENT (unknown key), -EINVAL (cfg or key NULL). Keys:
  * those of ember_config_set except disk, plus "disks" (the number of disk
- * entries), "kernel-format" (unknown|bzImage|elf-pvh) and "resolved"
- * (on|off).
+ * entries), "kernel-format" (unknown|bzImage|elf-pvh), "boot-path" (the
+ * path resolve chose: pvh|bzimage; "" before) and "resolved" (on|off).
  */
 int ember_config_get(const struct ember_config *cfg, const char *key, char *buf, size_t len);
 
@@ -185,7 +195,8 @@ void ember_config_set_start_ns(struct ember_config *cfg, uint64_t start_ns);
  * program name): --kernel/-k PATH, --initrd/-i PATH, --cmdline STR,
  * --append/-p STR, --mem/-m SIZE, --cpus/-c N, --mem-backing anon|memfd,
  * --hugepages, --busybox PATH, --interactive/--no-interactive,
- * --log-level LEVEL, --quiet/-q, --verbose/-v, --dry-run/-n, --help/-h,
+ * --log-level LEVEL, --quiet/-q, --verbose/-v, --boot auto|pvh|bzimage,
+ * --dry-run/-n, --help/-h,
  * and the repeatable device options (--disk SUBOPTS, as the key "disk");
  * both "--opt value" and "--opt=value". *flags receives the
  * EMBER_ARGS_* seen. Returns 0 or a negative errno with err naming the
@@ -200,11 +211,14 @@ const char *ember_config_usage(void);
 /*
  * Validates *cfg and resolves its defaults (kernel path, built-in initramfs,
  * final command line, interactive mode, kernel format detected from the
- * file). Touches the file system (reads the kernel's first bytes, checks
+ * file, the boot path from a bzImage's header and its payload's format, not
+ * decompressed here). Touches the file system (reads the kernel's header, checks
  * the initrd and busybox exist, opens each disk image with the mode asked
  * and closes it) but builds nothing. Idempotent.
  * Errors: -EINVAL (bad value), -ENOENT (no such kernel/initrd/busybox, or no
- * kernel in /boot), -ENOEXEC (kernel is neither a bzImage nor an ELF),
+ * kernel in /boot), -ENOEXEC (kernel is neither a bzImage nor an ELF, a
+ * malformed bzImage header when boot is not bzimage, boot pvh with a payload
+ * Ember cannot decompress), -EINVAL also for boot bzimage with an ELF,
  * -E2BIG (command line too long), or the errno of a failed read or open
  * (a disk: "--disk path=IMG: Permission denied").
  */
@@ -260,9 +274,11 @@ struct ember_run_result {
 /*
  * Builds the machine described by a resolved configuration (*cfg is copied;
  * fds in it are borrowed, not closed). On success *out owns the VM; free it
- * with ember_vm_destroy(). No vCPU runs until ember_vm_run().
+ * with ember_vm_destroy(). No vCPU runs until ember_vm_run(). A bzImage
+ * booted through PVH (key "boot") is decompressed here, into a temporary
+ * host buffer of at most min(init_size, guest RAM below 4 GiB) bytes.
  * Errors: -EINVAL (configuration not resolved or invalid), -ENOEXEC (bad
- * kernel image), -E2BIG (image, initrd or command line does not fit in guest
+ * kernel image, a corrupt bzImage payload), -E2BIG (image, initrd or command line does not fit in guest
  * memory), -ENOMEM, -ENOENT/-EACCES (/dev/kvm or a file), or an errno from
  * KVM. err says which.
  */

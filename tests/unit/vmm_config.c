@@ -254,6 +254,7 @@ TEST(vmm_config_resolve_and_format)
 	snprintf(want, sizeof(want),
 		 "kernel: %s\n"
 		 "kernel-format: bzImage\n"
+		 "boot: bzimage (auto: a payload Ember cannot decompress; the guest does)\n"
 		 "initrd: %s\n"
 		 "cmdline: " EMBER_DEFAULT_CMDLINE " foo=bar\n"
 		 "mem: 256M (268435456 bytes)\n"

@@ -44,6 +44,10 @@ struct vmm_bzimage {
 	uint32_t initrd_addr_max; /* highest address the initrd may occupy */
 	uint32_t cmdline_size;	  /* longest command line, without the NUL */
 	uint32_t header_end;	  /* end offset of the setup header in the image */
+	/* The compressed kernel, from the start of the protected-mode code
+	 * (protocol 2.08+; checked by vmm_bzimage_payload, not by parse). */
+	uint32_t payload_offset;
+	uint32_t payload_length;
 };
 
 /* Validates a bzImage (boot sector flag, "HdrS", protocol >= 2.12 with a
@@ -80,6 +84,87 @@ int vmm_bzimage_write_zero_page(const struct vmm_mem *mem, uint64_t zero_page_gp
 				const uint8_t *img, uint64_t len, const struct vmm_bzimage *bz,
 				const struct vmm_linux_boot *lb, struct ember_error *err);
 
+/* ------------------------------------------------------------ bzImage payload (decompress.c) */
+
+/* The compressions the x86 boot code can be built with (CONFIG_KERNEL_*),
+ * told apart by their magic bytes. */
+enum vmm_comp {
+	VMM_COMP_UNKNOWN = 0,
+	VMM_COMP_GZIP,
+	VMM_COMP_BZIP2,
+	VMM_COMP_LZMA,
+	VMM_COMP_XZ,
+	VMM_COMP_LZO, /* recognised, not decompressed (no liblzo2): boot protocol */
+	VMM_COMP_LZ4, /* the lz4 legacy format (lz4 -l), as the kernel's build writes it */
+	VMM_COMP_ZSTD,
+};
+/* "gzip", "xz", ...; "unknown". */
+const char *vmm_comp_name(enum vmm_comp comp);
+/* From the first bytes of a stream; VMM_COMP_UNKNOWN if none matches. */
+enum vmm_comp vmm_comp_detect(const uint8_t *p, uint64_t n);
+/* Whether vmm_decompress can decompress this format. */
+bool vmm_comp_supported(enum vmm_comp comp);
+
+/* Memory liblzma may use for an xz or lzma dictionary (the kernel's build
+ * uses 32 MiB for xz, 64 MiB for lzma -9); a header asking for more is
+ * refused as corrupt. */
+#define VMM_DECOMP_MEMLIMIT (256ull << 20)
+
+/*
+ * Decompresses one stream of the given format from in[0, in_len) into
+ * out[0, cap); *out_len receives the bytes written. Bytes after the end of
+ * the stream are ignored. Errors: -ENOEXEC (corrupt or truncated data, a
+ * failed integrity check, a dictionary above VMM_DECOMP_MEMLIMIT), -EFBIG
+ * (the data decompresses to more than cap bytes; only cap bytes were
+ * written), -ENOTSUP (a format vmm_comp_supported rejects), -ENOMEM; err
+ * says which. Thread-safe (no shared state).
+ */
+int vmm_decompress(enum vmm_comp comp, const uint8_t *in, uint64_t in_len, uint8_t *out,
+		   uint64_t cap, uint64_t *out_len, struct ember_error *err);
+
+/* Where a bzImage's compressed kernel is and what it claims. */
+struct vmm_bzpayload {
+	uint64_t offset; /* in the image */
+	uint64_t length; /* payload_length: the stream and its 4-byte size trailer */
+	uint32_t size;	 /* the trailer: the size of the decompressed kernel */
+	enum vmm_comp comp;
+};
+/* Locates the payload of a parsed bzImage (payload_offset/payload_length,
+ * inside the protected-mode code, at least 8 bytes) and reads its format
+ * and size trailer. A header that does not locate it inside the file gives
+ * length 0 and VMM_COMP_UNKNOWN (the guest's decompressor does not need
+ * those fields). -EINVAL only if bz does not match len. */
+int vmm_bzimage_payload(const uint8_t *img, uint64_t len, const struct vmm_bzimage *bz,
+			struct vmm_bzpayload *out, struct ember_error *err);
+
+/*
+ * Decompresses a bzImage's payload on the host into a new anonymous
+ * mapping of exactly the size its trailer declares (*out, *out_len; free
+ * with vmm_unmap_file). The output is bounded before anything is allocated:
+ * the declared size must be at most the kernel's init_size (the kernel's
+ * build guarantees it: the in-place decompression needs init_size bytes)
+ * and at most limit (the caller's cap: guest RAM below 4 GiB); the
+ * decompressor may not write past it. Errors: -ENOEXEC (a corrupt,
+ * truncated or inconsistent payload: size above init_size, more or less
+ * output than declared), -E2BIG (declared size above limit), -ENOTSUP (a
+ * compression vmm_decompress does not read), -ENOMEM.
+ */
+int vmm_bzimage_unpack(const uint8_t *img, uint64_t len, const struct vmm_bzimage *bz,
+		       uint64_t limit, uint8_t **out, uint64_t *out_len, struct ember_error *err);
+
+/*
+ * The boot path a bzImage takes for a requested one (auto, pvh, bzimage),
+ * from what can be told without decompressing: EMBER_BOOT_PVH when the
+ * payload's compression is one vmm_decompress reads, else
+ * EMBER_BOOT_BZIMAGE (auto) or -ENOEXEC (pvh asked for). An ELF kernel
+ * always takes PVH; bzimage asked for with an ELF is -EINVAL.
+ */
+int vmm_boot_choose(const uint8_t *img, uint64_t len, enum ember_kernel_format fmt,
+		    enum ember_boot_path want, enum ember_boot_path *out, struct ember_error *err);
+/* The same on a file (mapped, not read: only the header pages are touched). */
+int vmm_boot_choose_file(const char *path, enum ember_kernel_format fmt, enum ember_boot_path want,
+			 enum ember_boot_path *out, struct ember_error *err);
+
 /* ------------------------------------------------------------ ELF / PVH */
 #define VMM_ELF_MAX_SEGMENTS 16
 struct vmm_elf_segment {
@@ -106,6 +191,9 @@ struct vmm_elf {
 	uint64_t high; /* end of the highest PT_LOAD (p_paddr + p_memsz) */
 	unsigned nzero;
 	struct vmm_elf_zero zero[VMM_ELF_MAX_ZERO];
+	/* set when parse failed only for want of the PVH note (a valid ELF
+	 * kernel built without CONFIG_PVH) */
+	bool pvh_missing;
 };
 
 /* Validates an ELF64 x86-64 executable (header, program headers, PT_LOAD
@@ -207,6 +295,10 @@ struct vmm_boot_entry {
 	uint64_t cr3; /* LONG64: the boot page tables */
 	uint64_t gdt_base;
 	uint16_t gdt_limit;
+	/* For the log: what happened to a bzImage ("" if nothing to say): the
+	 * host decompression and its time, or why it fell back to the boot
+	 * protocol. */
+	char note[200];
 };
 
 struct vmm_boot_request {
@@ -227,6 +319,16 @@ struct vmm_boot_request {
 	uint64_t rsdp_gpa; /* 0: none */
 	const struct vmm_e820 *e820;
 	unsigned e820_count;
+	/* A bzImage's path (ignored for an ELF): EMBER_BOOT_AUTO (0) decompresses
+	 * the payload on the host and enters through PVH when it can, and falls
+	 * back to the boot protocol for a compression Ember does not read or a
+	 * kernel without a PVH note; EMBER_BOOT_PVH fails instead of falling
+	 * back; EMBER_BOOT_BZIMAGE always uses the boot protocol (the guest
+	 * decompresses itself). */
+	enum ember_boot_path boot;
+	/* Cap on the host-decompressed kernel besides init_size and guest RAM
+	 * (0: none); the fuzzers set it to stay fast. */
+	uint64_t unpack_max;
 };
 
 /*

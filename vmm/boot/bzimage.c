@@ -22,6 +22,8 @@
 #define OFF_RELOCATABLE	     0x234
 #define OFF_XLOADFLAGS	     0x236
 #define OFF_CMDLINE_SIZE     0x238
+#define OFF_PAYLOAD_OFFSET   0x248
+#define OFF_PAYLOAD_LENGTH   0x24c
 #define OFF_PREF_ADDRESS     0x258
 #define OFF_INIT_SIZE	     0x260
 #define SETUP_HEADER_START   0x1f1
@@ -104,6 +106,8 @@ int vmm_bzimage_parse(const uint8_t *img, uint64_t len, struct vmm_bzimage *out,
 	out->relocatable = img[OFF_RELOCATABLE] != 0;
 	out->cmdline_size = vmm_le32(img + OFF_CMDLINE_SIZE);
 	out->pref_address = vmm_le64(img + OFF_PREF_ADDRESS);
+	out->payload_offset = vmm_le32(img + OFF_PAYLOAD_OFFSET);
+	out->payload_length = vmm_le32(img + OFF_PAYLOAD_LENGTH);
 	out->init_size = vmm_le32(img + OFF_INIT_SIZE);
 	if (out->initrd_addr_max < 0x100000)
 		return vmm_errf(err, -ENOEXEC, "bzImage: initrd_addr_max %#x is below 1 MiB",

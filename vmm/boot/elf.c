@@ -205,6 +205,7 @@ int vmm_elf_parse(const uint8_t *img, uint64_t len, struct vmm_elf *out, struct 
 	if (!out->nsegments)
 		return vmm_errf(err, -ENOEXEC, "ELF: no loadable segment");
 	find_zero_ranges(img, len, &eh, out);
+	out->pvh_missing = !found;
 	if (!found)
 		return vmm_errf(err, -ENOEXEC,
 				"ELF: no PVH entry note (Xen note XEN_ELFNOTE_PHYS32_ENTRY); the "

@@ -6,6 +6,7 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -115,8 +116,8 @@ static int write_page_tables(const struct vmm_mem *mem)
 	return 0;
 }
 
-int vmm_boot_load(const struct vmm_mem *mem, const struct vmm_boot_request *req,
-		  struct vmm_boot_entry *entry, struct ember_error *err)
+static int load_image(const struct vmm_mem *mem, const struct vmm_boot_request *req,
+		      struct vmm_boot_entry *entry, struct ember_error *err)
 {
 	int r;
 	struct vmm_bzimage bz;
@@ -125,7 +126,6 @@ int vmm_boot_load(const struct vmm_mem *mem, const struct vmm_boot_request *req,
 	uint64_t cmdline_max;
 	uint64_t initrd_max_end = UINT64_MAX;
 
-	memset(entry, 0, sizeof(*entry));
 	/* 1. validate the image, before anything is written */
 	switch (req->format) {
 	case EMBER_KERNEL_BZIMAGE:
@@ -237,4 +237,99 @@ int vmm_boot_load(const struct vmm_mem *mem, const struct vmm_boot_request *req,
 		entry->rbx = X86_PVH_INFO_ADDR;
 	}
 	return 0;
+}
+
+/*
+ * A bzImage not forced onto the boot protocol: decompress its payload on
+ * the host and, if that is an ELF vmlinux with a PVH note, describe it as
+ * the ELF to boot. Returns 1 (use *pvh_req, whose kernel is *buf), 0 (fall
+ * back to the boot protocol: auto and a payload Ember cannot read or
+ * without a PVH note; entry->note says why) or a negative errno.
+ */
+static int unpack_for_pvh(const struct vmm_mem *mem, const struct vmm_boot_request *req,
+			  struct vmm_boot_request *pvh_req, uint8_t **buf, uint64_t *buf_len,
+			  struct vmm_boot_entry *entry, struct ember_error *err)
+{
+	struct vmm_bzimage bz;
+	int r = vmm_bzimage_parse(req->kernel, req->kernel_size, &bz, err);
+	if (r < 0)
+		return r;
+	bool forced = req->boot == EMBER_BOOT_PVH;
+	/* the kernel's own limit still holds when it is entered through PVH */
+	size_t cmdline_len = req->cmdline ? strlen(req->cmdline) : 0;
+	if (cmdline_len > bz.cmdline_size)
+		return vmm_errf(err, -E2BIG,
+				"cmdline: %zu bytes is longer than this kernel accepts (%u)",
+				cmdline_len, bz.cmdline_size);
+	uint64_t limit = vmm_mem_low_end(mem);
+	if (req->unpack_max && req->unpack_max < limit)
+		limit = req->unpack_max;
+	uint64_t t0 = vmm_now_ns();
+	r = vmm_bzimage_unpack(req->kernel, req->kernel_size, &bz, limit, buf, buf_len, err);
+	uint64_t t1 = vmm_now_ns();
+	if (r == -ENOTSUP && !forced) {
+		snprintf(entry->note, sizeof(entry->note),
+			 "%.120s; booting it through the boot protocol (the guest decompresses it)",
+			 err ? err->msg : "bzImage: a payload Ember cannot decompress");
+		if (err)
+			*err = (struct ember_error){0};
+		return 0;
+	}
+	if (r == -ENOTSUP) {
+		if (err)
+			err->code = -ENOEXEC;
+		return vmm_err_prefix(err, -ENOEXEC, "boot pvh");
+	}
+	if (r < 0)
+		return r;
+	struct vmm_elf elf;
+	struct ember_error eerr = {0};
+	r = vmm_elf_parse(*buf, *buf_len, &elf, &eerr);
+	if (r < 0 && elf.pvh_missing && !forced) {
+		vmm_unmap_file(*buf, *buf_len);
+		*buf = NULL;
+		snprintf(entry->note, sizeof(entry->note),
+			 "bzImage: the decompressed kernel has no PVH entry note; booting it "
+			 "through the boot protocol");
+		return 0;
+	}
+	if (r < 0)
+		return vmm_errf(err, r, "bzImage: the decompressed payload: %s", eerr.msg);
+	*pvh_req = *req;
+	pvh_req->format = EMBER_KERNEL_ELF_PVH;
+	pvh_req->kernel = *buf;
+	pvh_req->kernel_size = *buf_len;
+	pvh_req->map_kernel = false;
+	pvh_req->kernel_fd = -1;
+	struct vmm_bzpayload pl;
+	(void)vmm_bzimage_payload(req->kernel, req->kernel_size, &bz, &pl, NULL);
+	snprintf(entry->note, sizeof(entry->note),
+		 "bzImage: %s payload decompressed on the host (%llu -> %llu bytes) in %.1f ms; "
+		 "entering through PVH",
+		 vmm_comp_name(pl.comp), (unsigned long long)pl.length,
+		 (unsigned long long)*buf_len, (double)(t1 - t0) / 1e6);
+	return 1;
+}
+
+int vmm_boot_load(const struct vmm_mem *mem, const struct vmm_boot_request *req,
+		  struct vmm_boot_entry *entry, struct ember_error *err)
+{
+	memset(entry, 0, sizeof(*entry));
+	if (req->format != EMBER_KERNEL_BZIMAGE || req->boot == EMBER_BOOT_BZIMAGE)
+		return load_image(mem, req, entry, err);
+	if (req->boot != EMBER_BOOT_AUTO && req->boot != EMBER_BOOT_PVH)
+		return vmm_errf(err, -EINVAL, "boot: invalid value %d", req->boot);
+	struct vmm_boot_request pvh_req;
+	uint8_t *buf = NULL;
+	uint64_t buf_len = 0;
+	int r = unpack_for_pvh(mem, req, &pvh_req, &buf, &buf_len, entry, err);
+	if (r >= 0) {
+		char note[sizeof(entry->note)];
+		memcpy(note, entry->note, sizeof(note));
+		r = load_image(mem, r == 1 ? &pvh_req : req, entry, err);
+		memcpy(entry->note, note, sizeof(note));
+	}
+	if (buf)
+		vmm_unmap_file(buf, buf_len);
+	return r;
 }

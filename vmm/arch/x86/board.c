@@ -503,6 +503,7 @@ int vmm_board_load(struct ember_vm *vm, struct ember_error *err)
 	    .rsdp_gpa = X86_ACPI_ADDR + lay.rsdp,
 	    .e820 = e820,
 	    .e820_count = ne820,
+	    .boot = cfg->boot,
 	};
 	struct vmm_boot_entry entry;
 	uint64_t t0 = vmm_now_ns();
@@ -513,6 +514,8 @@ int vmm_board_load(struct ember_vm *vm, struct ember_error *err)
 		vmm_err_prefix(err, r, "%s", cfg->kernel);
 		goto out;
 	}
+	if (entry.note[0])
+		vmm_logf(cfg, EMBER_LOG_DEBUG, "%s", entry.note);
 	r = set_entry_state(vm->vcpus[0], &entry);
 	if (r < 0)
 		r = vmm_errf(err, r, "vCPU 0: cannot set the entry registers: %s", strerror(-r));
