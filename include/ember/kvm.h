@@ -19,9 +19,32 @@
  *    library, or the errno the kernel gave for the ioctl. errno itself is
  *    left as the kernel set it but callers should use the return value.
  *  - The library never prints, never exits, never aborts on a caller's
- *    mistake. A NULL handle is reported as -EINVAL (or -EBADF) where checked.
+ *    mistake. Functions that return an out-pointer (**out) set *out to NULL
+ *    on every failure, including a bad argument.
  *  - Functions that allocate say so; the caller frees with free() or with
  *    the matching _destroy/_close call.
+ *
+ * NULL handles (every function, checked by the library, no ioctl issued)
+ * ----------------------------------------------------------------------
+ *  - A function returning int returns -EINVAL; the fd accessors
+ *    (ekvm_sys_fd, ekvm_vm_fd, ekvm_vcpu_fd) return -EINVAL too.
+ *  - ekvm_vcpu_id(NULL) returns EKVM_VCPU_ID_NONE (~0UL), which is never the
+ *    id of a vCPU (ids above UINT32_MAX are refused at creation).
+ *  - ekvm_vcpu_run_area(NULL) and ekvm_vcpu_sync_regs(NULL) return NULL.
+ *  - The kvm_run setters (ekvm_vcpu_set_sync_valid/_dirty,
+ *    ekvm_vcpu_set_immediate_exit, ekvm_vcpu_set_request_interrupt_window)
+ *    and the _close/_destroy calls do nothing.
+ *  - ekvm_vcpu_decode_exit(NULL, exit) gives kind EKVM_EXIT_UNSUPPORTED with
+ *    raw_reason KVM_EXIT_UNKNOWN; a NULL exit pointer is ignored.
+ *
+ * Bad file descriptors: who rejects what
+ * --------------------------------------
+ * The library rejects a negative fd with -EINVAL before any ioctl
+ * (ekvm_sys_from_fd, ekvm_vm_irqfd/_remove, struct ekvm_ioeventfd.fd,
+ * ekvm_stats_*; resamplefd < 0 means "none", not an error). Any other fd goes
+ * to the kernel: a closed fd gives -EBADF (also for a handle whose fd was
+ * closed behind its back), a file that is not /dev/kvm -ENOTTY at
+ * ekvm_sys_from_fd, an fd that is not an eventfd -EINVAL at irqfd/ioeventfd.
  *
  * Two tiers
  * ---------
@@ -29,8 +52,27 @@
  *    non-negative result or -errno. The EKVM_IOCTL() macro checks at compile
  *    time that the argument's size equals the size encoded in the ioctl
  *    number; every typed wrapper in the library goes through it.
- *  - Typed wrappers: one per KVM ioctl (ekvm_vcpu_get_regs, ...), same
- *    -errno contract.
+ *  - Typed wrappers (ekvm_vcpu_get_regs, ...), same -errno contract, for
+ *    every x86 KVM ioctl of Linux 6.1 except the ones listed here, which go
+ *    through the raw tier:
+ *      . other architectures' ioctls (KVM_S390_*, KVM_PPC_*, KVM_ARM_*,
+ *        KVM_GET_ONE_REG / KVM_SET_ONE_REG / KVM_GET_REG_LIST, ...);
+ *      . legacy ones replaced by a wrapped successor: KVM_SET_CPUID (use
+ *        CPUID2), KVM_CREATE_PIT / KVM_GET_PIT / KVM_SET_PIT (use PIT2),
+ *        KVM_SET_MEMORY_REGION (use USER_MEMORY_REGION),
+ *        KVM_SET_NR_MMU_PAGES / KVM_GET_NR_MMU_PAGES (deprecated);
+ *      . KVM_GET_SREGS2 / KVM_SET_SREGS2, KVM_SET_VAPIC_ADDR;
+ *      . Xen and Hyper-V emulation state: KVM_XEN_HVM_CONFIG,
+ *        KVM_XEN_HVM_GET_ATTR / _SET_ATTR, KVM_XEN_VCPU_GET_ATTR / _SET_ATTR,
+ *        KVM_XEN_HVM_EVTCHN_SEND, KVM_HYPERV_EVENTFD (only
+ *        KVM_GET_SUPPORTED_HV_CPUID is wrapped);
+ *      . confidential guests: KVM_MEMORY_ENCRYPT_OP,
+ *        KVM_MEMORY_ENCRYPT_REG_REGION / _UNREG_REGION (SEV);
+ *      . ioctls newer than 6.1's headers (KVM_SET_USER_MEMORY_REGION2,
+ *        KVM_SET_MEMORY_ATTRIBUTES, KVM_CREATE_GUEST_MEMFD,
+ *        KVM_PRE_FAULT_MEMORY, ...).
+ *    The ioctls of an in-kernel device fd (from KVM_CREATE_DEVICE) are
+ *    wrapped by ekvm_device_{has,get,set}_attr.
  *  - Convenience calls on top (ekvm_sys_supported_cpuid allocates the right
  *    size, ekvm_vcpu_get_msr reads one MSR, ...).
  *
@@ -50,6 +92,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <signal.h>
 #include <linux/kvm.h>
 
 #ifdef __cplusplus
@@ -116,14 +159,21 @@ struct ekvm_vm;
 struct ekvm_vcpu;
 
 /* Opens /dev/kvm (O_RDWR|O_CLOEXEC) and checks KVM_GET_API_VERSION == 12.
- * On success *out owns the fd; release with ekvm_sys_close().
- * Errors: -ENOENT (no /dev/kvm), -EACCES, -ENOMEM, -EPROTO (API version is
- * not 12). */
+ * On success *out owns the fd; release with ekvm_sys_close(). On failure
+ * *out is NULL and no fd is left open.
+ * Errors: -EINVAL (out is NULL), the errno of open(2) (-ENOENT: no
+ * /dev/kvm, -EACCES, -EISDIR for a directory, ...), -ENOTTY for a file
+ * that is not KVM (its driver does not know KVM_GET_API_VERSION; some
+ * drivers answer -EINVAL instead), -EPROTO (API version is not 12),
+ * -ENOMEM. */
 EKVM_MUST_CHECK int ekvm_sys_open(struct ekvm_sys **out);
-/* Same with an explicit device path. */
+/* Same with an explicit device path (-EINVAL for a NULL path). */
 EKVM_MUST_CHECK int ekvm_sys_open_path(const char *path, struct ekvm_sys **out);
 /* Wraps an already open /dev/kvm fd; on success the handle owns fd, on
- * failure fd stays the caller's (not closed). */
+ * failure fd stays the caller's (not closed) and *out is NULL.
+ * Errors: -EINVAL for a negative fd or a NULL out (no ioctl issued),
+ * -EBADF for a closed fd, -ENOTTY for an fd that is not /dev/kvm (a pipe, a
+ * regular file, /dev/null), -EPROTO, -ENOMEM. */
 EKVM_MUST_CHECK int ekvm_sys_from_fd(int fd, struct ekvm_sys **out);
 /* Closes the handle. NULL is allowed. VMs created from it stay valid. */
 void ekvm_sys_close(struct ekvm_sys *sys);
@@ -163,8 +213,21 @@ EKVM_MUST_CHECK int ekvm_sys_msr_feature_index_list(struct ekvm_sys *sys,
 /* KVM_GET_MSRS on /dev/kvm (feature MSRs). Returns the number of entries
  * KVM processed (may be < msrs->nmsrs) or -errno. */
 int ekvm_sys_get_feature_msrs(struct ekvm_sys *sys, struct kvm_msrs *msrs);
-/* KVM_X86_GET_MCE_CAP_SUPPORTED. */
+/* KVM_X86_GET_MCE_CAP_SUPPORTED: the MCG_CAP bits KVM can emulate (bits
+ * 0-7: the most banks, KVM_MAX_MCE_BANKS = 32). Needs KVM_CAP_MCE. */
 int ekvm_sys_get_mce_cap_supported(struct ekvm_sys *sys, uint64_t *mce_cap);
+/* KVM_GET_SUPPORTED_HV_CPUID on /dev/kvm (KVM_CAP_SYS_HYPERV_CPUID): the
+ * Hyper-V CPUID leaves (0x40000000...) KVM can emulate, into a caller buffer
+ * (nent = capacity on entry, count on return; -E2BIG if too small). The
+ * allocating form grows the buffer like ekvm_sys_supported_cpuid. */
+int ekvm_sys_get_supported_hv_cpuid(struct ekvm_sys *sys, struct kvm_cpuid2 *cpuid);
+EKVM_MUST_CHECK int ekvm_sys_supported_hv_cpuid(struct ekvm_sys *sys, struct kvm_cpuid2 **out);
+/* KVM_HAS_DEVICE_ATTR / KVM_GET_DEVICE_ATTR on /dev/kvm (x86: group
+ * KVM_X86_GRP_SYSTEM = 0, attr KVM_X86_XCOMP_GUEST_SUPP, a u64 at
+ * attr->addr). -ENXIO for an attribute KVM does not have. There is no
+ * system-level SET. */
+int ekvm_sys_has_device_attr(struct ekvm_sys *sys, const struct kvm_device_attr *attr);
+int ekvm_sys_get_device_attr(struct ekvm_sys *sys, const struct kvm_device_attr *attr);
 
 /* KVM_CREATE_VM with a machine type (0 = default). *out owns the VM fd;
  * destroy with ekvm_vm_destroy(). The VM keeps no reference to sys. */
@@ -193,7 +256,8 @@ int ekvm_vm_set_user_memory_region(struct ekvm_vm *vm, const struct kvm_userspac
 /* Convenience: fill and set one region. */
 int ekvm_vm_set_memory(struct ekvm_vm *vm, uint32_t slot, uint32_t flags, uint64_t gpa,
 		       uint64_t size, void *hva);
-/* Convenience: delete slot (size 0). */
+/* Convenience: delete slot (size 0). -EINVAL for a slot that was never set
+ * (or is already deleted): KVM's answer, nothing changes. */
 int ekvm_vm_remove_memory(struct ekvm_vm *vm, uint32_t slot);
 /* KVM_GET_DIRTY_LOG: bitmap must hold one bit per page of the slot, rounded
  * up to 64 bits. */
@@ -259,7 +323,16 @@ int ekvm_vm_get_clock(struct ekvm_vm *vm, struct kvm_clock_data *clock);
 int ekvm_vm_set_clock(struct ekvm_vm *vm, const struct kvm_clock_data *clock);
 
 /* MSR filter (KVM_X86_SET_MSR_FILTER) and user-space MSR exits
- * (KVM_CAP_X86_USER_SPACE_MSR with a mask of KVM_MSR_EXIT_REASON_*). */
+ * (KVM_CAP_X86_USER_SPACE_MSR with a mask of KVM_MSR_EXIT_REASON_*).
+ * Each range with nmsrs > 0 needs a bitmap of (nmsrs + 7) / 8 readable
+ * bytes: KVM itself reads whole longs (EKVM_MSR_BITMAP_BYTES(nmsrs) bytes,
+ * past the end of a byte-sized buffer), so the library copies each bitmap
+ * into a buffer of that size first (allocates; -ENOMEM possible). An
+ * unreadable bitmap pointer gives -EFAULT, nmsrs above
+ * EKVM_MSR_FILTER_MAX_NMSRS -EINVAL; both before any ioctl. A range with
+ * nmsrs = 0 is ignored, as KVM does. */
+#define EKVM_MSR_BITMAP_BYTES(nmsrs) ((((size_t)(nmsrs) + 63) / 64) * 8)
+#define EKVM_MSR_FILTER_MAX_NMSRS    (KVM_MSR_FILTER_MAX_BITMAP_SIZE * 8)
 int ekvm_vm_set_msr_filter(struct ekvm_vm *vm, const struct kvm_msr_filter *filter);
 int ekvm_vm_enable_user_space_msr(struct ekvm_vm *vm, uint32_t reason_mask);
 /* Hypercall exits: KVM_CAP_EXIT_HYPERCALL with a bitmap of hypercall numbers
@@ -267,12 +340,70 @@ int ekvm_vm_enable_user_space_msr(struct ekvm_vm *vm, uint32_t reason_mask);
 int ekvm_vm_enable_hypercall_exit(struct ekvm_vm *vm, uint64_t nr_mask);
 
 /* KVM_CREATE_DEVICE (in-kernel device; on success dev->fd is a new fd the
- * caller owns). */
+ * caller owns). With KVM_CREATE_DEVICE_TEST in dev->flags only checks that
+ * the type exists (0, or -ENODEV). */
 int ekvm_vm_create_device(struct ekvm_vm *vm, struct kvm_create_device *dev);
 
+/* Device attributes: KVM_HAS_DEVICE_ATTR (0 = present, -ENXIO = absent),
+ * KVM_GET_DEVICE_ATTR (KVM writes the value at attr->addr, whose size the
+ * attribute defines), KVM_SET_DEVICE_ATTR (KVM reads it from attr->addr).
+ * On a VM fd (x86 Linux 6.1 has no VM-level attributes: -ENOTTY there), a
+ * vCPU fd (x86: group KVM_VCPU_TSC_CTRL, attr KVM_VCPU_TSC_OFFSET, a u64)
+ * or an in-kernel device fd from ekvm_vm_create_device (-EINVAL for a
+ * negative fd). */
+int ekvm_vm_has_device_attr(struct ekvm_vm *vm, const struct kvm_device_attr *attr);
+int ekvm_vm_get_device_attr(struct ekvm_vm *vm, const struct kvm_device_attr *attr);
+int ekvm_vm_set_device_attr(struct ekvm_vm *vm, const struct kvm_device_attr *attr);
+int ekvm_device_has_attr(int dev_fd, const struct kvm_device_attr *attr);
+int ekvm_device_get_attr(int dev_fd, const struct kvm_device_attr *attr);
+int ekvm_device_set_attr(int dev_fd, const struct kvm_device_attr *attr);
+
+/* KVM_SET_BOOT_CPU_ID: the vCPU id that starts runnable (the BSP) when the
+ * in-kernel LAPIC is used; the others start in KVM_MP_STATE_UNINITIALIZED
+ * waiting for INIT/SIPI. Needs KVM_CAP_SET_BOOT_CPU_ID. -EINVAL for an id
+ * above UINT32_MAX (library check: KVM would truncate it), -EBUSY once a vCPU
+ * exists. */
+int ekvm_vm_set_boot_cpu_id(struct ekvm_vm *vm, unsigned long id);
+/* KVM_REINJECT_CONTROL: whether the in-kernel PIT re-injects ticks the
+ * guest missed (true, KVM's default) or drops them. -ENXIO without a PIT
+ * (ekvm_vm_create_pit2). Needs KVM_CAP_REINJECT_CONTROL. */
+int ekvm_vm_reinject_control(struct ekvm_vm *vm, bool reinject);
+/* KVM_SET_PMU_EVENT_FILTER: the caller builds struct kvm_pmu_event_filter
+ * with nevents event codes following it (action KVM_PMU_EVENT_ALLOW or
+ * _DENY). -EINVAL for an unknown action or flags, -E2BIG above
+ * KVM_PMU_EVENT_FILTER_MAX_EVENTS (300) events. Needs
+ * KVM_CAP_PMU_EVENT_FILTER. */
+int ekvm_vm_set_pmu_event_filter(struct ekvm_vm *vm, const struct kvm_pmu_event_filter *filter);
+
+/* KVM_GET_STATS_FD of the VM (see "Binary statistics" below): a new
+ * read-only fd (O_CLOEXEC) the caller owns and closes, or -errno. Needs
+ * KVM_CAP_BINARY_STATS_FD. */
+int ekvm_vm_stats_fd(struct ekvm_vm *vm);
+
+/* Dirty ring (KVM_CAP_DIRTY_LOG_RING): ekvm_vm_enable_dirty_ring asks for a
+ * per-vCPU ring of `bytes` bytes (a power of two, at least one page, at most
+ * KVM_CHECK_EXTENSION(KVM_CAP_DIRTY_LOG_RING)); only before the first vCPU
+ * (-EINVAL after, and for a bad size). vCPUs created afterwards map their
+ * ring (the vCPU mmap at KVM_DIRTY_LOG_PAGE_OFFSET pages); pages written in a
+ * KVM_MEM_LOG_DIRTY_PAGES slot are then reported there instead of in
+ * KVM_GET_DIRTY_LOG (which fails with -ENXIO). Harvest each vCPU with
+ * ekvm_vcpu_dirty_ring_harvest, then ekvm_vm_reset_dirty_rings
+ * (KVM_RESET_DIRTY_RINGS: re-protects the harvested pages and frees their
+ * entries; returns how many, >= 0). A vCPU whose ring is full exits with
+ * EKVM_EXIT_DIRTY_RING_FULL. The caller serialises harvesting with the
+ * vCPU's runs only as far as KVM_RESET_DIRTY_RINGS goes: harvesting a
+ * running vCPU's ring is allowed (entries are published with release
+ * semantics and read with acquire). */
+int ekvm_vm_enable_dirty_ring(struct ekvm_vm *vm, uint32_t bytes);
+int ekvm_vm_reset_dirty_rings(struct ekvm_vm *vm);
+
 /* Creates vCPU id: KVM_CREATE_VCPU and mmap of its kvm_run area (and the
- * coalesced MMIO ring page after it when KVM has one). *out owns both.
- * -EINVAL for an id out of range, -EEXIST for a duplicate id. */
+ * coalesced MMIO ring page after it when KVM has one, and the dirty ring
+ * when ekvm_vm_enable_dirty_ring was called). *out owns them all.
+ * -EINVAL for an id out of range: above UINT32_MAX (checked by the library
+ * before any ioctl, since KVM would truncate the id to 32 bits and create
+ * another vCPU) or at or above KVM_CAP_MAX_VCPU_ID (KVM's check);
+ * -EEXIST for a duplicate id. */
 EKVM_MUST_CHECK int ekvm_vcpu_create(struct ekvm_vm *vm, unsigned long id, struct ekvm_vcpu **out);
 
 /* ------------------------------------------------------------------------
@@ -282,7 +413,8 @@ EKVM_MUST_CHECK int ekvm_vcpu_create(struct ekvm_vm *vm, unsigned long id, struc
 /* Unmaps kvm_run and closes the vCPU fd. NULL is allowed. */
 void ekvm_vcpu_destroy(struct ekvm_vcpu *vcpu);
 int ekvm_vcpu_fd(const struct ekvm_vcpu *vcpu);
-/* The id given at creation. */
+/* The id given at creation (0 .. UINT32_MAX), EKVM_VCPU_ID_NONE for NULL. */
+#define EKVM_VCPU_ID_NONE (~0UL)
 unsigned long ekvm_vcpu_id(const struct ekvm_vcpu *vcpu);
 /* The mmap'ed struct kvm_run (valid until ekvm_vcpu_destroy). */
 struct kvm_run *ekvm_vcpu_run_area(struct ekvm_vcpu *vcpu);
@@ -298,7 +430,9 @@ int ekvm_vcpu_set_sregs(struct ekvm_vcpu *vcpu, const struct kvm_sregs *sregs);
 int ekvm_vcpu_get_fpu(struct ekvm_vcpu *vcpu, struct kvm_fpu *fpu);
 int ekvm_vcpu_set_fpu(struct ekvm_vcpu *vcpu, const struct kvm_fpu *fpu);
 /* KVM_SET_CPUID2 / KVM_GET_CPUID2 (get: nent = capacity on entry; -E2BIG
- * with nent set to the needed count if too small). */
+ * with nent set to the needed count if too small). On -E2BIG the library
+ * finds the count with a temporary buffer it allocates and frees, so get
+ * may also fail with -ENOMEM. */
 int ekvm_vcpu_set_cpuid2(struct ekvm_vcpu *vcpu, const struct kvm_cpuid2 *cpuid);
 int ekvm_vcpu_get_cpuid2(struct ekvm_vcpu *vcpu, struct kvm_cpuid2 *cpuid);
 int ekvm_vcpu_enable_cap(struct ekvm_vcpu *vcpu, const struct kvm_enable_cap *cap);
@@ -357,11 +491,69 @@ void ekvm_vcpu_set_sync_dirty(struct ekvm_vcpu *vcpu, uint64_t dirty_mask);
 struct kvm_sync_regs *ekvm_vcpu_sync_regs(struct ekvm_vcpu *vcpu);
 
 /* immediate_exit: when set, the next KVM_RUN returns at once with an Intr
- * exit. Async-signal-safe; callable from any thread. */
+ * exit, and so does every KVM_RUN after it until the caller clears it
+ * (ekvm_vcpu_set_immediate_exit(vcpu, false)); KVM never clears it.
+ * Async-signal-safe; callable from any thread. It only affects a KVM_RUN
+ * that has not yet entered the guest: to kick a vCPU already inside KVM_RUN
+ * set it, then send the vCPU's thread a signal whose handler is installed
+ * without SA_RESTART (and that the thread does not block during KVM_RUN,
+ * see ekvm_vcpu_set_signal_mask); KVM_RUN then returns EINTR, reported as
+ * an Intr exit. The set-then-signal order closes the race with a vCPU that
+ * is just entering KVM_RUN. */
 void ekvm_vcpu_set_immediate_exit(struct ekvm_vcpu *vcpu, bool on);
 /* request_interrupt_window: ask for an IrqWindowOpen exit when the guest can
  * take an interrupt (only meaningful without an in-kernel irqchip). */
 void ekvm_vcpu_set_request_interrupt_window(struct ekvm_vcpu *vcpu, bool on);
+
+/* KVM_GET_NESTED_STATE / KVM_SET_NESTED_STATE (KVM_CAP_NESTED_STATE, whose
+ * value is the largest state size): the state of a guest hypervisor's
+ * guest. state->size holds the buffer's size on entry (header included);
+ * -E2BIG with state->size set to the needed size if too small. Set: state
+ * ->format must match the host (KVM_STATE_NESTED_FORMAT_SVM or _VMX), else
+ * -EINVAL; flags KVM refuses in the vCPU's state (e.g. no GIF_SET while
+ * EFER.SVME is clear) also give -EINVAL. ekvm_vcpu_nested_state_size gives
+ * KVM_CHECK_EXTENSION(KVM_CAP_NESTED_STATE) (0: not supported). */
+int ekvm_vcpu_nested_state_size(struct ekvm_vcpu *vcpu);
+int ekvm_vcpu_get_nested_state(struct ekvm_vcpu *vcpu, struct kvm_nested_state *state);
+int ekvm_vcpu_set_nested_state(struct ekvm_vcpu *vcpu, const struct kvm_nested_state *state);
+
+/* KVM_SET_SIGNAL_MASK: the thread's signal mask while it is inside KVM_RUN
+ * (signals 1..64 of *mask; KVM restores the thread's own mask on return).
+ * NULL removes it (KVM_RUN runs with the thread's mask). Lets a thread keep
+ * a kick signal blocked outside KVM_RUN and take it only inside, where it
+ * interrupts the guest (an Intr exit). */
+int ekvm_vcpu_set_signal_mask(struct ekvm_vcpu *vcpu, const sigset_t *mask);
+
+/* Machine check: KVM_X86_SETUP_MCE with an MCG_CAP value (bank count in
+ * bits 0-7, 1..32, other bits within ekvm_sys_get_mce_cap_supported; else
+ * -EINVAL), then KVM_X86_SET_MCE injects an error into a bank (-EINVAL for
+ * a bank beyond the count or a status without MCI_STATUS_VAL, bit 63). A
+ * corrected error (MCI_STATUS_UC clear) only lands in the bank's MSRs
+ * (MSR_IA32_MC0_STATUS + 4 * bank, ...); an uncorrected one also raises #MC
+ * in the guest when its MCG_STATUS/CR4.MCE allow, else shuts it down. */
+int ekvm_vcpu_setup_mce(struct ekvm_vcpu *vcpu, uint64_t mcg_cap);
+int ekvm_vcpu_set_mce(struct ekvm_vcpu *vcpu, const struct kvm_x86_mce *mce);
+
+/* vCPU device attributes: see ekvm_vm_has_device_attr. */
+int ekvm_vcpu_has_device_attr(struct ekvm_vcpu *vcpu, const struct kvm_device_attr *attr);
+int ekvm_vcpu_get_device_attr(struct ekvm_vcpu *vcpu, const struct kvm_device_attr *attr);
+int ekvm_vcpu_set_device_attr(struct ekvm_vcpu *vcpu, const struct kvm_device_attr *attr);
+
+/* KVM_GET_SUPPORTED_HV_CPUID on the vCPU (KVM_CAP_HYPERV_CPUID): as
+ * ekvm_sys_get_supported_hv_cpuid, with the leaves this vCPU's
+ * configuration allows. */
+int ekvm_vcpu_get_supported_hv_cpuid(struct ekvm_vcpu *vcpu, struct kvm_cpuid2 *cpuid);
+
+/* KVM_GET_STATS_FD of the vCPU: as ekvm_vm_stats_fd. */
+int ekvm_vcpu_stats_fd(struct ekvm_vcpu *vcpu);
+
+/* Harvests up to max entries of the vCPU's dirty ring into out (each: slot,
+ * offset = page index within the slot, flags), marking each for
+ * ekvm_vm_reset_dirty_rings. Returns the count (0 = nothing new), -ENODEV if
+ * the VM has no dirty ring (ekvm_vm_enable_dirty_ring was not called before
+ * this vCPU was created), -EINVAL for a NULL out with max > 0. Caller
+ * serialises harvesters of one vCPU. No allocation, no syscall. */
+int ekvm_vcpu_dirty_ring_harvest(struct ekvm_vcpu *vcpu, struct kvm_dirty_gfn *out, size_t max);
 
 /* Coalesced MMIO ring (KVM_CAP_COALESCED_MMIO; the page at
  * KVM_COALESCED_MMIO_PAGE_OFFSET of the vCPU mmap). Pops the oldest entry
@@ -441,7 +633,12 @@ struct ekvm_exit {
 		/* IO_IN / IO_OUT: `count` accesses of `size` bytes each at
 		 * `port` (count > 1 for string I/O: rep ins/outs). data holds
 		 * size * count bytes: for IO_OUT what the guest wrote, for
-		 * IO_IN the buffer the caller fills. */
+		 * IO_IN the buffer the caller fills. data is never NULL and
+		 * len never 0 for these kinds: a kvm_run I/O exit with a
+		 * direction other than in/out, a size other than 1, 2 or 4, a
+		 * count of 0 or a data_offset/length outside the vCPU mapping
+		 * decodes to EKVM_EXIT_UNSUPPORTED with port, size and count
+		 * set, data NULL and len 0. */
 		struct {
 			uint16_t port;
 			uint8_t size;
@@ -449,7 +646,9 @@ struct ekvm_exit {
 			uint8_t *data;
 			uint32_t len; /* size * count, bounded by the run area */
 		} io;
-		/* MMIO_READ / MMIO_WRITE: len is 1..8. For MMIO_READ fill data. */
+		/* MMIO_READ / MMIO_WRITE: len is 1..8. For MMIO_READ fill data.
+		 * A kvm_run MMIO exit with a len of 0 or above 8 decodes to
+		 * EKVM_EXIT_UNSUPPORTED with addr set, data NULL, len 0. */
 		struct {
 			uint64_t addr;
 			uint8_t *data;
@@ -551,6 +750,30 @@ const char *ekvm_exit_reason_name(uint32_t reason);
 const char *ekvm_system_event_name(uint32_t type);
 /* Name of a KVM_INTERNAL_ERROR_* suberror, or NULL. */
 const char *ekvm_internal_error_name(uint32_t suberror);
+
+/* ------------------------------------------------------------------------
+ * Binary statistics (the fd of ekvm_vm_stats_fd / ekvm_vcpu_stats_fd)
+ * ------------------------------------------------------------------------ */
+
+/* Reads the struct kvm_stats_header at offset 0. -EPROTO for a short read
+ * or a header the library refuses to trust (name_size 0 or above 4096,
+ * more than 65536 descriptors); -EINVAL for a negative fd. */
+int ekvm_stats_read_header(int stats_fd, struct kvm_stats_header *hdr);
+/* Size of one descriptor (struct kvm_stats_desc + name_size bytes). */
+size_t ekvm_stats_desc_size(const struct kvm_stats_header *hdr);
+/* Reads all hdr->num_desc descriptors into a buffer the caller frees with
+ * free(); descriptor i is at (char *)*out + i * ekvm_stats_desc_size(hdr).
+ * Each name is NUL-terminated by the library (the last byte of its field).
+ * -EPROTO for a short read, -ENOMEM. */
+EKVM_MUST_CHECK int ekvm_stats_read_descriptors(int stats_fd, const struct kvm_stats_header *hdr,
+						struct kvm_stats_desc **out);
+/* Reads the value(s) of one descriptor: up to n of its desc->size u64s
+ * (n < desc->size reads the first n). Returns the count read or -errno. */
+int ekvm_stats_read_values(int stats_fd, const struct kvm_stats_header *hdr,
+			   const struct kvm_stats_desc *desc, uint64_t *values, size_t n);
+/* Convenience: the first value of the statistic called name (header and
+ * descriptors read, allocated and freed inside). -ENOENT for no such name. */
+int ekvm_stats_read_by_name(int stats_fd, const char *name, uint64_t *value);
 
 #ifdef __cplusplus
 }

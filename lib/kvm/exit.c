@@ -10,23 +10,50 @@ struct memory_fault_abi {
 	uint64_t size;
 };
 
+/*
+ * An IoIn/IoOut exit always carries data != NULL and len = size * count >= 1
+ * inside the run area, so a handler can use it without checks. Anything a
+ * sane kernel never produces (a direction other than in/out, a size other
+ * than 1, 2 or 4, a count of 0, data outside the mapping) decodes to
+ * Unsupported with the fields copied and data NULL, len 0.
+ */
 static void decode_io(struct ekvm_vcpu *vcpu, struct ekvm_exit *exit)
 {
 	struct kvm_run *run = vcpu->run;
 	uint64_t len = (uint64_t)run->io.size * run->io.count;
-	exit->kind = run->io.direction == KVM_EXIT_IO_OUT ? EKVM_EXIT_IO_OUT : EKVM_EXIT_IO_IN;
 	exit->u.io.port = run->io.port;
 	exit->u.io.size = run->io.size;
 	exit->u.io.count = run->io.count;
-	if (run->io.data_offset < sizeof(*run) || run->io.data_offset > vcpu->run_size ||
-	    len > vcpu->run_size - run->io.data_offset) {
-		/* never seen from a sane kernel: refuse to hand out a wild pointer */
-		exit->u.io.data = NULL;
-		exit->u.io.len = 0;
+	exit->u.io.data = NULL;
+	exit->u.io.len = 0;
+	exit->kind = EKVM_EXIT_UNSUPPORTED;
+	if (run->io.direction != KVM_EXIT_IO_OUT && run->io.direction != KVM_EXIT_IO_IN)
 		return;
-	}
+	if (run->io.size != 1 && run->io.size != 2 && run->io.size != 4)
+		return;
+	if (len == 0 || run->io.data_offset < sizeof(*run) ||
+	    run->io.data_offset > vcpu->run_size || len > vcpu->run_size - run->io.data_offset)
+		return;
+	exit->kind = run->io.direction == KVM_EXIT_IO_OUT ? EKVM_EXIT_IO_OUT : EKVM_EXIT_IO_IN;
 	exit->u.io.data = (uint8_t *)run + run->io.data_offset;
 	exit->u.io.len = (uint32_t)len;
+}
+
+/* MmioRead/MmioWrite always carry len 1..8 (the size of kvm_run's buffer);
+ * a len of 0 or above 8 decodes to Unsupported with data NULL, len 0. */
+static void decode_mmio(struct ekvm_vcpu *vcpu, struct ekvm_exit *exit)
+{
+	struct kvm_run *run = vcpu->run;
+	exit->u.mmio.addr = run->mmio.phys_addr;
+	if (run->mmio.len == 0 || run->mmio.len > sizeof(run->mmio.data)) {
+		exit->kind = EKVM_EXIT_UNSUPPORTED;
+		exit->u.mmio.data = NULL;
+		exit->u.mmio.len = 0;
+		return;
+	}
+	exit->kind = run->mmio.is_write ? EKVM_EXIT_MMIO_WRITE : EKVM_EXIT_MMIO_READ;
+	exit->u.mmio.data = run->mmio.data;
+	exit->u.mmio.len = run->mmio.len;
 }
 
 void ekvm_vcpu_decode_exit(struct ekvm_vcpu *vcpu, struct ekvm_exit *exit)
@@ -47,10 +74,7 @@ void ekvm_vcpu_decode_exit(struct ekvm_vcpu *vcpu, struct ekvm_exit *exit)
 		decode_io(vcpu, exit);
 		return;
 	case KVM_EXIT_MMIO:
-		exit->kind = run->mmio.is_write ? EKVM_EXIT_MMIO_WRITE : EKVM_EXIT_MMIO_READ;
-		exit->u.mmio.addr = run->mmio.phys_addr;
-		exit->u.mmio.data = run->mmio.data;
-		exit->u.mmio.len = run->mmio.len <= 8 ? run->mmio.len : 8;
+		decode_mmio(vcpu, exit);
 		return;
 	case KVM_EXIT_EXCEPTION:
 		exit->u.ex.exception = run->ex.exception;

@@ -13,9 +13,10 @@ unsigned ekvm_library_version(void)
 
 int ekvm_sys_from_fd(int fd, struct ekvm_sys **out)
 {
+	if (out)
+		*out = NULL;
 	if (!out || fd < 0)
 		return -EINVAL;
-	*out = NULL;
 	int v = ekvm_ioctl_val(fd, KVM_GET_API_VERSION, 0);
 	if (v < 0)
 		return v;
@@ -31,9 +32,10 @@ int ekvm_sys_from_fd(int fd, struct ekvm_sys **out)
 
 int ekvm_sys_open_path(const char *path, struct ekvm_sys **out)
 {
+	if (out)
+		*out = NULL;
 	if (!path || !out)
 		return -EINVAL;
-	*out = NULL;
 	int fd = open(path, O_RDWR | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -107,9 +109,10 @@ int ekvm_sys_get_emulated_cpuid(struct ekvm_sys *sys, struct kvm_cpuid2 *cpuid)
 static int cpuid_alloc(struct ekvm_sys *sys, struct kvm_cpuid2 **out,
 		       int (*get)(struct ekvm_sys *, struct kvm_cpuid2 *))
 {
+	if (out)
+		*out = NULL;
 	if (!sys || !out)
 		return -EINVAL;
-	*out = NULL;
 	for (uint32_t n = 64; n <= 4096; n *= 2) {
 		struct kvm_cpuid2 *c =
 		    calloc(1, sizeof(*c) + (size_t)n * sizeof(struct kvm_cpuid_entry2));
@@ -157,9 +160,10 @@ int ekvm_sys_get_msr_feature_index_list(struct ekvm_sys *sys, struct kvm_msr_lis
 static int msr_list_alloc(struct ekvm_sys *sys, struct kvm_msr_list **out,
 			  int (*get)(struct ekvm_sys *, struct kvm_msr_list *))
 {
+	if (out)
+		*out = NULL;
 	if (!sys || !out)
 		return -EINVAL;
-	*out = NULL;
 	struct kvm_msr_list probe = {.nmsrs = 0};
 	int r = get(sys, &probe);
 	if (r < 0 && r != -E2BIG)
@@ -213,9 +217,10 @@ int ekvm_sys_get_mce_cap_supported(struct ekvm_sys *sys, uint64_t *mce_cap)
 
 int ekvm_vm_create(struct ekvm_sys *sys, unsigned long type, struct ekvm_vm **out)
 {
+	if (out)
+		*out = NULL;
 	if (!sys || !out)
 		return -EINVAL;
-	*out = NULL;
 	int run_size = ekvm_sys_vcpu_mmap_size(sys);
 	if (run_size < 0)
 		return run_size;
@@ -239,4 +244,30 @@ int ekvm_vm_create(struct ekvm_sys *sys, unsigned long type, struct ekvm_vm **ou
 	vm->coalesced_page = coalesced > 0 ? coalesced : 0;
 	*out = vm;
 	return 0;
+}
+
+int ekvm_sys_get_supported_hv_cpuid(struct ekvm_sys *sys, struct kvm_cpuid2 *cpuid)
+{
+	if (!sys || !cpuid)
+		return -EINVAL;
+	return EKVM_FD_IOCTL(sys->fd, KVM_GET_SUPPORTED_HV_CPUID, cpuid);
+}
+
+int ekvm_sys_supported_hv_cpuid(struct ekvm_sys *sys, struct kvm_cpuid2 **out)
+{
+	return cpuid_alloc(sys, out, ekvm_sys_get_supported_hv_cpuid);
+}
+
+int ekvm_sys_has_device_attr(struct ekvm_sys *sys, const struct kvm_device_attr *attr)
+{
+	if (!sys || !attr)
+		return -EINVAL;
+	return EKVM_FD_IOCTL(sys->fd, KVM_HAS_DEVICE_ATTR, attr);
+}
+
+int ekvm_sys_get_device_attr(struct ekvm_sys *sys, const struct kvm_device_attr *attr)
+{
+	if (!sys || !attr)
+		return -EINVAL;
+	return EKVM_FD_IOCTL(sys->fd, KVM_GET_DEVICE_ATTR, attr);
 }

@@ -1,6 +1,7 @@
 /* lib/kvm/vcpu.c - vCPU ioctls, the kvm_run area, sync_regs and the coalesced MMIO ring. */
 #include "internal.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -8,9 +9,12 @@
 
 int ekvm_vcpu_create(struct ekvm_vm *vm, unsigned long id, struct ekvm_vcpu **out)
 {
-	if (!vm || !out)
+	if (out)
+		*out = NULL;
+	/* KVM takes the id as a u32: a larger one would be truncated to
+	 * another, valid-looking id (1UL << 32 | 3 would create vCPU 3). */
+	if (!vm || !out || id > UINT32_MAX)
 		return -EINVAL;
-	*out = NULL;
 	struct ekvm_vcpu *v = calloc(1, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
@@ -25,6 +29,19 @@ int ekvm_vcpu_create(struct ekvm_vm *vm, unsigned long id, struct ekvm_vcpu **ou
 		close(fd);
 		free(v);
 		return e;
+	}
+	if (vm->dirty_ring_bytes > 0) {
+		void *ring = mmap(NULL, vm->dirty_ring_bytes, PROT_READ | PROT_WRITE, MAP_SHARED,
+				  fd, (off_t)KVM_DIRTY_LOG_PAGE_OFFSET * sysconf(_SC_PAGESIZE));
+		if (ring == MAP_FAILED) {
+			int e = -errno;
+			munmap(run, (size_t)vm->run_size);
+			close(fd);
+			free(v);
+			return e;
+		}
+		v->dring = ring;
+		v->dring_n = vm->dirty_ring_bytes / (uint32_t)sizeof(struct kvm_dirty_gfn);
 	}
 	v->fd = fd;
 	v->id = id;
@@ -47,6 +64,8 @@ void ekvm_vcpu_destroy(struct ekvm_vcpu *vcpu)
 	if (!vcpu)
 		return;
 	munmap(vcpu->run, vcpu->run_size);
+	if (vcpu->dring)
+		munmap(vcpu->dring, (size_t)vcpu->dring_n * sizeof(struct kvm_dirty_gfn));
 	close(vcpu->fd);
 	free(vcpu);
 }
@@ -58,7 +77,7 @@ int ekvm_vcpu_fd(const struct ekvm_vcpu *vcpu)
 
 unsigned long ekvm_vcpu_id(const struct ekvm_vcpu *vcpu)
 {
-	return vcpu ? vcpu->id : 0;
+	return vcpu ? vcpu->id : EKVM_VCPU_ID_NONE;
 }
 
 struct kvm_run *ekvm_vcpu_run_area(struct ekvm_vcpu *vcpu)
@@ -352,4 +371,122 @@ int ekvm_vcpu_coalesced_mmio_pop(struct ekvm_vcpu *vcpu, struct kvm_coalesced_mm
 	*entry = ring->coalesced_mmio[first];
 	__atomic_store_n(&ring->first, (first + 1) % max, __ATOMIC_RELEASE);
 	return 1;
+}
+
+int ekvm_vcpu_nested_state_size(struct ekvm_vcpu *vcpu)
+{
+	if (!vcpu)
+		return -EINVAL;
+	return ekvm_ioctl_val(vcpu->vm->fd, KVM_CHECK_EXTENSION, KVM_CAP_NESTED_STATE);
+}
+
+/* The header (struct kvm_nested_state without data) is what the encoding
+ * sizes; state->size tells KVM how much follows. */
+int ekvm_vcpu_get_nested_state(struct ekvm_vcpu *vcpu, struct kvm_nested_state *state)
+{
+	if (!vcpu || !state)
+		return -EINVAL;
+	return EKVM_FD_IOCTL(vcpu->fd, KVM_GET_NESTED_STATE, state);
+}
+
+int ekvm_vcpu_set_nested_state(struct ekvm_vcpu *vcpu, const struct kvm_nested_state *state)
+{
+	if (!vcpu || !state)
+		return -EINVAL;
+	return EKVM_FD_IOCTL(vcpu->fd, KVM_SET_NESTED_STATE, state);
+}
+
+/* The kernel's sigset_t on x86-64: 64 signals, 8 bytes. */
+#define KERNEL_SIGSET_BYTES 8
+
+int ekvm_vcpu_set_signal_mask(struct ekvm_vcpu *vcpu, const sigset_t *mask)
+{
+	if (!vcpu)
+		return -EINVAL;
+	if (!mask) /* no argument: KVM drops the mask */
+		return ekvm_ioctl_fd(vcpu->fd, KVM_SET_SIGNAL_MASK, NULL);
+	struct {
+		struct kvm_signal_mask hdr;
+		uint8_t set[KERNEL_SIGSET_BYTES];
+	} m;
+	uint64_t bits = 0;
+	for (int sig = 1; sig <= 64; sig++)
+		if (sig < NSIG && sigismember(mask, sig) == 1)
+			bits |= 1ull << (sig - 1);
+	m.hdr.len = KERNEL_SIGSET_BYTES;
+	memcpy(m.set, &bits, sizeof(bits));
+	/* variable-size argument: the header part is what the encoding sizes */
+	return EKVM_FD_IOCTL(vcpu->fd, KVM_SET_SIGNAL_MASK, &m.hdr);
+}
+
+int ekvm_vcpu_setup_mce(struct ekvm_vcpu *vcpu, uint64_t mcg_cap)
+{
+	if (!vcpu)
+		return -EINVAL;
+	__u64 cap = mcg_cap;
+	return EKVM_FD_IOCTL(vcpu->fd, KVM_X86_SETUP_MCE, &cap);
+}
+
+int ekvm_vcpu_set_mce(struct ekvm_vcpu *vcpu, const struct kvm_x86_mce *mce)
+{
+	if (!vcpu || !mce)
+		return -EINVAL;
+	return EKVM_FD_IOCTL(vcpu->fd, KVM_X86_SET_MCE, mce);
+}
+
+int ekvm_vcpu_has_device_attr(struct ekvm_vcpu *vcpu, const struct kvm_device_attr *attr)
+{
+	return vcpu ? ekvm_fd_device_attr(vcpu->fd, KVM_HAS_DEVICE_ATTR, attr) : -EINVAL;
+}
+
+int ekvm_vcpu_get_device_attr(struct ekvm_vcpu *vcpu, const struct kvm_device_attr *attr)
+{
+	return vcpu ? ekvm_fd_device_attr(vcpu->fd, KVM_GET_DEVICE_ATTR, attr) : -EINVAL;
+}
+
+int ekvm_vcpu_set_device_attr(struct ekvm_vcpu *vcpu, const struct kvm_device_attr *attr)
+{
+	return vcpu ? ekvm_fd_device_attr(vcpu->fd, KVM_SET_DEVICE_ATTR, attr) : -EINVAL;
+}
+
+int ekvm_vcpu_get_supported_hv_cpuid(struct ekvm_vcpu *vcpu, struct kvm_cpuid2 *cpuid)
+{
+	if (!vcpu || !cpuid)
+		return -EINVAL;
+	return EKVM_FD_IOCTL(vcpu->fd, KVM_GET_SUPPORTED_HV_CPUID, cpuid);
+}
+
+int ekvm_vcpu_stats_fd(struct ekvm_vcpu *vcpu)
+{
+	return vcpu_ioctl_val(vcpu, KVM_GET_STATS_FD, 0);
+}
+
+/*
+ * Dirty ring protocol (KVM API doc, "KVM_CAP_DIRTY_LOG_RING"): KVM publishes
+ * an entry by setting KVM_DIRTY_GFN_F_DIRTY last (release); user space reads
+ * slot and offset after seeing that flag (acquire), then sets
+ * KVM_DIRTY_GFN_F_RESET (release) so KVM_RESET_DIRTY_RINGS may recycle it.
+ */
+int ekvm_vcpu_dirty_ring_harvest(struct ekvm_vcpu *vcpu, struct kvm_dirty_gfn *out, size_t max)
+{
+	if (!vcpu || (!out && max > 0))
+		return -EINVAL;
+	if (!vcpu->dring)
+		return -ENODEV;
+	size_t got = 0;
+	if (max > INT32_MAX)
+		max = INT32_MAX;
+	while (got < max) {
+		struct kvm_dirty_gfn *e = &vcpu->dring[vcpu->dring_next & (vcpu->dring_n - 1)];
+		uint32_t flags = __atomic_load_n(&e->flags, __ATOMIC_ACQUIRE);
+		if ((flags & KVM_DIRTY_GFN_F_MASK) != KVM_DIRTY_GFN_F_DIRTY)
+			break; /* not published yet, or harvested and not reset */
+		out[got].flags = flags;
+		out[got].slot = e->slot;
+		out[got].offset = e->offset;
+		__atomic_store_n(&e->flags, KVM_DIRTY_GFN_F_RESET, __ATOMIC_RELEASE);
+		vcpu->dring_next++;
+		got++;
+	}
+	return (int)got;
 }

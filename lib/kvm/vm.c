@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 void ekvm_vm_destroy(struct ekvm_vm *vm)
@@ -263,11 +264,56 @@ int ekvm_vm_set_clock(struct ekvm_vm *vm, const struct kvm_clock_data *clock)
 	return EKVM_FD_IOCTL(vm->fd, KVM_SET_CLOCK, clock);
 }
 
+/* Copies len bytes from a caller's pointer that may be invalid: -EFAULT
+ * (as the kernel would say) instead of a crash. */
+static int copy_user_bytes(void *dst, const void *src, size_t len)
+{
+	struct iovec local = {.iov_base = dst, .iov_len = len};
+	struct iovec remote = {.iov_base = (void *)src, .iov_len = len};
+	ssize_t n = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+	if (n < 0)
+		return -errno;
+	return (size_t)n == len ? 0 : -EFAULT;
+}
+
+/*
+ * KVM copies BITS_TO_LONGS(nmsrs) * sizeof(long) bytes of each range's
+ * bitmap, more than the (nmsrs + 7) / 8 bytes that hold its bits: a caller's
+ * bitmap sized in bytes would be over-read (or fault at the end of a
+ * mapping). Each bitmap is copied into a zeroed buffer of whole 64-bit words
+ * first, so the caller only provides the bytes the bits need.
+ */
 int ekvm_vm_set_msr_filter(struct ekvm_vm *vm, const struct kvm_msr_filter *filter)
 {
 	if (!vm || !filter)
 		return -EINVAL;
-	return EKVM_FD_IOCTL(vm->fd, KVM_X86_SET_MSR_FILTER, filter);
+	struct kvm_msr_filter f = *filter;
+	int r = 0;
+	for (size_t i = 0; i < KVM_MSR_FILTER_MAX_RANGES; i++)
+		f.ranges[i].bitmap = NULL;
+	for (size_t i = 0; i < KVM_MSR_FILTER_MAX_RANGES; i++) {
+		const struct kvm_msr_filter_range *in = &filter->ranges[i];
+		if (in->nmsrs == 0)
+			continue; /* KVM ignores an empty range and its bitmap */
+		if (in->nmsrs > EKVM_MSR_FILTER_MAX_NMSRS) {
+			r = -EINVAL;
+			goto out;
+		}
+		uint64_t *words = calloc(EKVM_MSR_BITMAP_BYTES(in->nmsrs), 1);
+		if (!words) {
+			r = -ENOMEM;
+			goto out;
+		}
+		f.ranges[i].bitmap = (__u8 *)words;
+		r = copy_user_bytes(words, in->bitmap, ((size_t)in->nmsrs + 7) / 8);
+		if (r < 0)
+			goto out;
+	}
+	r = EKVM_FD_IOCTL(vm->fd, KVM_X86_SET_MSR_FILTER, &f);
+out:
+	for (size_t i = 0; i < KVM_MSR_FILTER_MAX_RANGES; i++)
+		free(f.ranges[i].bitmap);
+	return r;
 }
 
 int ekvm_vm_enable_user_space_msr(struct ekvm_vm *vm, uint32_t reason_mask)
@@ -287,4 +333,101 @@ int ekvm_vm_create_device(struct ekvm_vm *vm, struct kvm_create_device *dev)
 	if (!vm || !dev)
 		return -EINVAL;
 	return EKVM_FD_IOCTL(vm->fd, KVM_CREATE_DEVICE, dev);
+}
+
+/* KVM_{HAS,GET,SET}_DEVICE_ATTR on any KVM fd (VM, vCPU, device). */
+int ekvm_fd_device_attr(int fd, unsigned long req, const struct kvm_device_attr *attr)
+{
+	if (fd < 0 || !attr)
+		return -EINVAL;
+	switch (req) {
+	case KVM_HAS_DEVICE_ATTR:
+		return EKVM_FD_IOCTL(fd, KVM_HAS_DEVICE_ATTR, attr);
+	case KVM_GET_DEVICE_ATTR:
+		return EKVM_FD_IOCTL(fd, KVM_GET_DEVICE_ATTR, attr);
+	case KVM_SET_DEVICE_ATTR:
+		return EKVM_FD_IOCTL(fd, KVM_SET_DEVICE_ATTR, attr);
+	}
+	return -EINVAL;
+}
+
+int ekvm_vm_has_device_attr(struct ekvm_vm *vm, const struct kvm_device_attr *attr)
+{
+	return vm ? ekvm_fd_device_attr(vm->fd, KVM_HAS_DEVICE_ATTR, attr) : -EINVAL;
+}
+
+int ekvm_vm_get_device_attr(struct ekvm_vm *vm, const struct kvm_device_attr *attr)
+{
+	return vm ? ekvm_fd_device_attr(vm->fd, KVM_GET_DEVICE_ATTR, attr) : -EINVAL;
+}
+
+int ekvm_vm_set_device_attr(struct ekvm_vm *vm, const struct kvm_device_attr *attr)
+{
+	return vm ? ekvm_fd_device_attr(vm->fd, KVM_SET_DEVICE_ATTR, attr) : -EINVAL;
+}
+
+int ekvm_device_has_attr(int dev_fd, const struct kvm_device_attr *attr)
+{
+	return ekvm_fd_device_attr(dev_fd, KVM_HAS_DEVICE_ATTR, attr);
+}
+
+int ekvm_device_get_attr(int dev_fd, const struct kvm_device_attr *attr)
+{
+	return ekvm_fd_device_attr(dev_fd, KVM_GET_DEVICE_ATTR, attr);
+}
+
+int ekvm_device_set_attr(int dev_fd, const struct kvm_device_attr *attr)
+{
+	return ekvm_fd_device_attr(dev_fd, KVM_SET_DEVICE_ATTR, attr);
+}
+
+int ekvm_vm_set_boot_cpu_id(struct ekvm_vm *vm, unsigned long id)
+{
+	/* KVM stores the id in a u32 (Linux 6.1 checks no range) */
+	if (!vm || id > UINT32_MAX)
+		return -EINVAL;
+	return ekvm_ioctl_val(vm->fd, KVM_SET_BOOT_CPU_ID, id);
+}
+
+int ekvm_vm_reinject_control(struct ekvm_vm *vm, bool reinject)
+{
+	if (!vm)
+		return -EINVAL;
+	struct kvm_reinject_control c;
+	memset(&c, 0, sizeof(c));
+	c.pit_reinject = reinject ? 1 : 0;
+	return EKVM_FD_IOCTL_UNSIZED(vm->fd, KVM_REINJECT_CONTROL, &c);
+}
+
+int ekvm_vm_set_pmu_event_filter(struct ekvm_vm *vm, const struct kvm_pmu_event_filter *filter)
+{
+	if (!vm || !filter)
+		return -EINVAL;
+	/* variable-size argument: the header part is what the encoding sizes */
+	return EKVM_FD_IOCTL(vm->fd, KVM_SET_PMU_EVENT_FILTER, filter);
+}
+
+int ekvm_vm_stats_fd(struct ekvm_vm *vm)
+{
+	if (!vm)
+		return -EINVAL;
+	return ekvm_ioctl_val(vm->fd, KVM_GET_STATS_FD, 0);
+}
+
+int ekvm_vm_enable_dirty_ring(struct ekvm_vm *vm, uint32_t bytes)
+{
+	if (!vm)
+		return -EINVAL;
+	struct kvm_enable_cap cap = {.cap = KVM_CAP_DIRTY_LOG_RING, .args = {bytes}};
+	int r = ekvm_vm_enable_cap(vm, &cap);
+	if (r == 0)
+		vm->dirty_ring_bytes = bytes;
+	return r;
+}
+
+int ekvm_vm_reset_dirty_rings(struct ekvm_vm *vm)
+{
+	if (!vm)
+		return -EINVAL;
+	return ekvm_ioctl_val(vm->fd, KVM_RESET_DIRTY_RINGS, 0);
 }

@@ -170,25 +170,60 @@ KVM_TEST(exits_decode_io_mmio)
 	decode(v, KVM_EXIT_IO, &e);
 	CHECK_EQ(e.kind, EKVM_EXIT_IO_IN);
 	/* a data_offset inside struct kvm_run, or data running past the
-	 * mapping: no pointer */
+	 * mapping: Unsupported with no pointer (never an IoIn a handler would
+	 * write through), the other fields still there */
 	run->io.data_offset = 8;
 	decode(v, KVM_EXIT_IO, &e);
-	CHECK_EQ(e.kind, EKVM_EXIT_IO_IN);
+	CHECK_EQ(e.kind, EKVM_EXIT_UNSUPPORTED);
 	CHECK(e.u.io.data == NULL);
 	CHECK_EQ(e.u.io.len, 0);
+	CHECK_EQ(e.u.io.port, 0x1234);
+	CHECK_EQ(e.u.io.count, 3);
 	run->io.data_offset = (uint64_t)mmap_size - 4;
 	run->io.size = 4;
 	run->io.count = 2;
 	decode(v, KVM_EXIT_IO, &e);
+	CHECK_EQ(e.kind, EKVM_EXIT_UNSUPPORTED);
 	CHECK(e.u.io.data == NULL);
 	run->io.count = 1; /* exactly up to the end: fine */
 	decode(v, KVM_EXIT_IO, &e);
+	CHECK_EQ(e.kind, EKVM_EXIT_IO_IN);
 	CHECK(e.u.io.data == (uint8_t *)run + mmap_size - 4);
 	CHECK_EQ(e.u.io.len, 4);
 	run->io.data_offset = 0xffffffffffff0000ull;
 	run->io.count = 0xffffffffu;
 	decode(v, KVM_EXIT_IO, &e);
+	CHECK_EQ(e.kind, EKVM_EXIT_UNSUPPORTED);
 	CHECK(e.u.io.data == NULL);
+	/* a direction other than in (0) / out (1), a size other than 1/2/4,
+	 * a count of 0: Unsupported, not a silent IoIn */
+	run->io.data_offset = 4096;
+	run->io.size = 1;
+	run->io.count = 1;
+	const uint8_t bad_dir[] = {2, 0x80, 0xff};
+	for (size_t i = 0; i < sizeof(bad_dir); i++) {
+		run->io.direction = bad_dir[i];
+		decode(v, KVM_EXIT_IO, &e);
+		CHECK_EQ(e.kind, EKVM_EXIT_UNSUPPORTED);
+		CHECK(e.u.io.data == NULL);
+		CHECK_EQ(e.u.io.len, 0);
+	}
+	run->io.direction = KVM_EXIT_IO_OUT;
+	const uint8_t bad_size[] = {0, 3, 8, 0xff};
+	for (size_t i = 0; i < sizeof(bad_size); i++) {
+		run->io.size = bad_size[i];
+		decode(v, KVM_EXIT_IO, &e);
+		CHECK_EQ(e.kind, EKVM_EXIT_UNSUPPORTED);
+		CHECK(e.u.io.data == NULL);
+	}
+	run->io.size = 1;
+	run->io.count = 0;
+	decode(v, KVM_EXIT_IO, &e);
+	CHECK_EQ(e.kind, EKVM_EXIT_UNSUPPORTED);
+	run->io.count = 1;
+	decode(v, KVM_EXIT_IO, &e);
+	CHECK_EQ(e.kind, EKVM_EXIT_IO_OUT);
+	CHECK_EQ(e.u.io.len, 1);
 
 	run->mmio.phys_addr = 0xfee00030;
 	run->mmio.len = 4;
@@ -199,10 +234,24 @@ KVM_TEST(exits_decode_io_mmio)
 	CHECK_EQ(e.u.mmio.len, 4);
 	CHECK(e.u.mmio.data == run->mmio.data);
 	run->mmio.is_write = 0;
-	run->mmio.len = 200; /* clamped to the 8-byte buffer */
-	decode(v, KVM_EXIT_MMIO, &e);
-	CHECK_EQ(e.kind, EKVM_EXIT_MMIO_READ);
-	CHECK_EQ(e.u.mmio.len, 8);
+	for (uint32_t len = 1; len <= 8; len++) {
+		run->mmio.len = len;
+		decode(v, KVM_EXIT_MMIO, &e);
+		CHECK_EQ(e.kind, EKVM_EXIT_MMIO_READ);
+		CHECK_EQ(e.u.mmio.len, len);
+		CHECK(e.u.mmio.data == run->mmio.data);
+	}
+	/* a len of 0 or past the 8-byte buffer: Unsupported, no pointer (not
+	 * clamped: a truncated access cannot be emulated correctly) */
+	const uint32_t bad_len[] = {0, 9, 200, 0xffffffffu};
+	for (size_t i = 0; i < sizeof(bad_len) / sizeof(bad_len[0]); i++) {
+		run->mmio.len = bad_len[i];
+		decode(v, KVM_EXIT_MMIO, &e);
+		CHECK_EQ(e.kind, EKVM_EXIT_UNSUPPORTED);
+		CHECK(e.u.mmio.data == NULL);
+		CHECK_EQ(e.u.mmio.len, 0);
+		CHECK_EQ(e.u.mmio.addr, 0xfee00030);
+	}
 	kvmu_vm_destroy(vm);
 }
 
