@@ -112,6 +112,8 @@ VCPU_GET(regs, KVM_GET_REGS, struct kvm_regs)
 VCPU_SET(regs, KVM_SET_REGS, struct kvm_regs)
 VCPU_GET(sregs, KVM_GET_SREGS, struct kvm_sregs)
 VCPU_SET(sregs, KVM_SET_SREGS, struct kvm_sregs)
+VCPU_GET(sregs2, KVM_GET_SREGS2, struct kvm_sregs2)
+VCPU_SET(sregs2, KVM_SET_SREGS2, struct kvm_sregs2)
 VCPU_GET(fpu, KVM_GET_FPU, struct kvm_fpu)
 VCPU_SET(fpu, KVM_SET_FPU, struct kvm_fpu)
 VCPU_SET(cpuid2, KVM_SET_CPUID2, struct kvm_cpuid2)
@@ -315,6 +317,14 @@ int ekvm_vcpu_interrupt(struct ekvm_vcpu *vcpu, uint32_t irq)
 		return -EINVAL;
 	struct kvm_interrupt i = {.irq = irq};
 	return EKVM_FD_IOCTL(vcpu->fd, KVM_INTERRUPT, &i);
+}
+
+int ekvm_vcpu_set_vapic_addr(struct ekvm_vcpu *vcpu, uint64_t gpa)
+{
+	if (!vcpu)
+		return -EINVAL;
+	struct kvm_vapic_addr a = {.vapic_addr = gpa};
+	return EKVM_FD_IOCTL(vcpu->fd, KVM_SET_VAPIC_ADDR, &a);
 }
 
 int ekvm_vcpu_tpr_access_reporting(struct ekvm_vcpu *vcpu, bool enabled)

@@ -15,6 +15,21 @@ KVM_TEST(errors_vcpu_ids)
 	CHECK_ERR(ekvm_vcpu_create(t.vm, (unsigned long)max_id, &v), -EINVAL);
 	CHECK(v == NULL);
 	CHECK_ERR(ekvm_vcpu_create(t.vm, ~0ul, &v), -EINVAL);
+	/* ids that do not fit KVM's u32: refused before KVM truncates them
+	 * (KVM would create vCPU 3 and vCPU max_id - 1 here) */
+	v = (struct ekvm_vcpu *)1;
+	CHECK_ERR(ekvm_vcpu_create(t.vm, (1ul << 32) + 3, &v), -EINVAL);
+	CHECK(v == NULL);
+	CHECK_ERR(ekvm_vcpu_create(t.vm, (1ul << 32) + (unsigned long)max_id - 1, &v), -EINVAL);
+	CHECK_ERR(ekvm_vcpu_create(t.vm, 1ul << 32, &v), -EINVAL);
+	/* nothing was created: vCPU 3 and vCPU 0 are still free */
+	struct ekvm_vcpu *v3 = NULL;
+	REQUIRE_OK(ekvm_vcpu_create(t.vm, 3, &v3));
+	CHECK_EQ(ekvm_vcpu_id(v3), 3);
+	ekvm_vcpu_destroy(v3);
+	CHECK_ERR(ekvm_vcpu_create(t.vm, (1ul << 32) + 3, &v), -EINVAL);
+	/* the boot CPU id has the same 32-bit limit */
+	CHECK_ERR(ekvm_vm_set_boot_cpu_id(t.vm, (1ul << 32) + 1), -EINVAL);
 	REQUIRE_OK(ekvm_vcpu_create(t.vm, (unsigned long)max_id - 1, &v));
 	CHECK_EQ(ekvm_vcpu_id(v), max_id - 1);
 	/* the same id twice: -EEXIST, the first vCPU unharmed */
@@ -76,6 +91,15 @@ KVM_TEST(errors_null_arguments)
 	CHECK_ERR(ekvm_vcpu_create(t.vm, 1, NULL), -EINVAL);
 	CHECK_ERR(ekvm_sys_supported_cpuid(t.sys, NULL), -EINVAL);
 	CHECK_ERR(ekvm_sys_get_mce_cap_supported(t.sys, NULL), -EINVAL);
+	CHECK_ERR(ekvm_sys_get_supported_hv_cpuid(t.sys, NULL), -EINVAL);
+	CHECK_ERR(ekvm_sys_has_device_attr(t.sys, NULL), -EINVAL);
+	CHECK_ERR(ekvm_vcpu_get_nested_state(t.vcpu, NULL), -EINVAL);
+	CHECK_ERR(ekvm_vcpu_set_mce(t.vcpu, NULL), -EINVAL);
+	CHECK_ERR(ekvm_vcpu_get_device_attr(t.vcpu, NULL), -EINVAL);
+	CHECK_ERR(ekvm_vcpu_get_supported_hv_cpuid(t.vcpu, NULL), -EINVAL);
+	CHECK_ERR(ekvm_vm_set_pmu_event_filter(t.vm, NULL), -EINVAL);
+	CHECK_ERR(ekvm_vm_has_device_attr(t.vm, NULL), -EINVAL);
+	CHECK_ERR(ekvm_vcpu_dirty_ring_harvest(t.vcpu, NULL, 1), -EINVAL);
 	rm_close(&t);
 }
 

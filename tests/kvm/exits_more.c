@@ -190,27 +190,25 @@ KVM_TEST(exits_xen_hypercall)
  * (a full ring would drop entries) */
 #define DIRTY_RING_BYTES 32768u
 
-/* Collects the ring's dirty entries (slot 1 offsets into seen[]), marks them
- * for reset and resets; returns how many it took. */
-static unsigned harvest(struct kvmu_vm *vm, struct kvm_dirty_gfn *ring, uint32_t *next, bool *seen,
-			unsigned *bad)
+/* Collects the ring's dirty entries (slot 1 offsets into seen[]) through
+ * the binding, then resets; returns how many it took. */
+static unsigned harvest(struct kvmu_vm *vm, struct kvmu_vcpu *v, bool *seen, unsigned *bad)
 {
-	const uint32_t n = DIRTY_RING_BYTES / sizeof(struct kvm_dirty_gfn);
+	struct kvm_dirty_gfn g[256];
 	unsigned got = 0;
-	for (;;) {
-		struct kvm_dirty_gfn *d = &ring[*next % n];
-		uint32_t flags = __atomic_load_n(&d->flags, __ATOMIC_ACQUIRE);
-		if (!(flags & KVM_DIRTY_GFN_F_DIRTY))
-			break;
-		if (d->slot == 1 && d->offset < DIRTY_PAGES)
-			seen[d->offset] = true;
-		else
-			(*bad)++;
-		__atomic_store_n(&d->flags, KVM_DIRTY_GFN_F_RESET, __ATOMIC_RELEASE);
-		(*next)++;
-		got++;
+	int n;
+	while ((n = ekvm_vcpu_dirty_ring_harvest(v->vcpu, g, 256)) > 0) {
+		for (int i = 0; i < n; i++) {
+			if (g[i].slot == 1 && g[i].offset < DIRTY_PAGES)
+				seen[g[i].offset] = true;
+			else
+				(*bad)++;
+		}
+		got += (unsigned)n;
 	}
-	REQUIRE_OK(ekvm_vm_ioctl_raw(vm->vm, KVM_RESET_DIRTY_RINGS, NULL));
+	REQUIRE_OK(n);
+	/* KVM resets exactly the entries we marked */
+	CHECK_EQ(ekvm_vm_reset_dirty_rings(vm->vm), (int)got);
 	return got;
 }
 
@@ -227,8 +225,7 @@ KVM_TEST(exits_dirty_ring_full)
 	int max = ekvm_vm_check_extension(vm->vm, KVM_CAP_DIRTY_LOG_RING);
 	if (max < (int)DIRTY_RING_BYTES)
 		TEST_SKIP("KVM_CAP_DIRTY_LOG_RING: %d", max);
-	struct kvm_enable_cap cap = {.cap = KVM_CAP_DIRTY_LOG_RING, .args = {DIRTY_RING_BYTES}};
-	REQUIRE_OK(ekvm_vm_enable_cap(vm->vm, &cap));
+	REQUIRE_OK(ekvm_vm_enable_dirty_ring(vm->vm, DIRTY_RING_BYTES));
 	size_t slot_size = (size_t)DIRTY_PAGES * 4096;
 	void *mem = mmap(NULL, slot_size, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -237,13 +234,8 @@ KVM_TEST(exits_dirty_ring_full)
 	    ekvm_vm_set_memory(vm->vm, 1, KVM_MEM_LOG_DIRTY_PAGES, DIRTY_GPA, slot_size, mem));
 	struct kvmu_vcpu *v =
 	    kvmu_vcpu_add_guest(vm, 0, &g, MORE_ARG(MORE_DIRTY, DIRTY_GPA | DIRTY_PAGES));
-	struct kvm_dirty_gfn *ring =
-	    mmap(NULL, DIRTY_RING_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, ekvm_vcpu_fd(v->vcpu),
-		 KVM_DIRTY_LOG_PAGE_OFFSET * 4096);
-	REQUIRE(ring != MAP_FAILED);
 	bool *seen = calloc(DIRTY_PAGES, sizeof(bool));
 	REQUIRE(seen != NULL);
-	uint32_t next = 0;
 	unsigned fulls = 0, bad = 0, total = 0;
 
 	for (;;) {
@@ -254,7 +246,7 @@ KVM_TEST(exits_dirty_ring_full)
 		CHECK_EQ(e->raw_reason, KVM_EXIT_DIRTY_RING_FULL);
 		fulls++;
 		REQUIRE(fulls < 64);
-		unsigned got = harvest(vm, ring, &next, seen, &bad);
+		unsigned got = harvest(vm, v, seen, &bad);
 		if (fulls == 1 && got == DIRTY_RING_BYTES / sizeof(struct kvm_dirty_gfn) &&
 		    !kvmu_host_is_amd(vm))
 			TEST_SKIP("KVM filled the whole ring before stopping the vCPU (entries are "
@@ -267,7 +259,7 @@ KVM_TEST(exits_dirty_ring_full)
 	kvmu_decode_ucall(v, &uc);
 	REQUIRE_EQ(uc.cmd, UCALL_SYNC);
 	CHECK_EQ(uc.args[0], DIRTY_PAGES);
-	total += harvest(vm, ring, &next, seen, &bad);
+	total += harvest(vm, v, seen, &bad);
 	unsigned missing = 0;
 	for (unsigned i = 0; i < DIRTY_PAGES; i++)
 		missing += !seen[i];
@@ -281,7 +273,6 @@ KVM_TEST(exits_dirty_ring_full)
 	CHECK_EQ(missing, 0);
 	CHECK_EQ(((uint8_t *)mem)[5 * 4096], 6);
 	free(seen);
-	munmap(ring, DIRTY_RING_BYTES);
 	kvmu_vm_destroy(vm);
 	munmap(mem, slot_size);
 }

@@ -50,6 +50,12 @@ KVM_TEST(vm_memory_region_set_read_remove)
 	rm_expect_out(&t, 0x10, 2, 0xabcd);
 	rm_expect_kind(&t, EKVM_EXIT_HLT);
 
+	/* removing it again, or a slot never set: -EINVAL, slot 0 unharmed */
+	CHECK_ERR(ekvm_vm_remove_memory(t.vm, 1), -EINVAL);
+	CHECK_ERR(ekvm_vm_remove_memory(t.vm, 7), -EINVAL);
+	CHECK_OK(ekvm_vm_set_memory(t.vm, 1, 0, 0x20000, 0x10000, ram1));
+	CHECK_ERR(ekvm_vm_set_memory(t.vm, 2, 0, 0, RM_MEM_SIZE, t.mem), -EEXIST);
+
 	munmap(ram1, 0x10000);
 	rm_close(&t);
 }

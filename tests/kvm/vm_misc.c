@@ -2,6 +2,7 @@
 #include "vm_realmode.h"
 
 #include <linux/kvm_para.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 
 KVM_TEST(vm_clock_get_set)
@@ -154,6 +155,89 @@ KVM_TEST(vm_msr_filter)
 	rm_close(&t);
 }
 
+/*
+ * A range of 70 MSRs (not a multiple of 64) whose bitmap is the 9 bytes its
+ * bits need, placed at the very end of a mapping followed by an inaccessible
+ * page. KVM reads BITS_TO_LONGS(70) * 8 = 16 bytes of a bitmap: handed the
+ * caller's pointer it would run into the guard page (-EFAULT); the library
+ * copies the 9 bytes into a 16-byte buffer first. The last bit (MSR 0x1a0,
+ * in the 9th byte) is the only denied one, and the guest's RDMSR/WRMSR of
+ * it exit, so the 9th byte really reached KVM.
+ */
+KVM_TEST(vm_msr_filter_bitmap_not_multiple_of_64)
+{
+	struct rm_vm t;
+	rm_setup(&t, msr_filter_guest, msr_filter_guest_end);
+	REQUIRE(rm_has_cap(t.sys, KVM_CAP_X86_MSR_FILTER));
+	REQUIRE(rm_has_cap(t.sys, KVM_CAP_X86_USER_SPACE_MSR));
+	const uint32_t nmsrs = 70, base = 0x1a0 - 69;
+	const size_t need = (nmsrs + 7) / 8;
+	CHECK_EQ(need, 9);
+	CHECK_EQ(EKVM_MSR_BITMAP_BYTES(nmsrs), 16);
+	CHECK_EQ(EKVM_MSR_BITMAP_BYTES(64), 8);
+	CHECK_EQ(EKVM_MSR_BITMAP_BYTES(1), 8);
+	long page = sysconf(_SC_PAGESIZE);
+	uint8_t *two = mmap(NULL, 2 * (size_t)page, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	REQUIRE(two != MAP_FAILED);
+	REQUIRE(mprotect(two + page, (size_t)page, PROT_NONE) == 0);
+	uint8_t *bitmap = two + page - need; /* its last byte is the page's last */
+	memset(bitmap, 0xff, need);
+	bitmap[8] = 0x1f; /* bits 64..68 allowed, bit 69 (MSR 0x1a0) denied */
+
+	struct kvm_msr_filter f;
+	memset(&f, 0, sizeof(f));
+	f.flags = KVM_MSR_FILTER_DEFAULT_ALLOW;
+	f.ranges[0].flags = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE;
+	f.ranges[0].base = base;
+	f.ranges[0].nmsrs = nmsrs;
+	f.ranges[0].bitmap = bitmap;
+	/* the kernel itself, handed the same pointer, reads past the 9 bytes */
+	CHECK_ERR(EKVM_IOCTL(ekvm_vm_ioctl_raw, t.vm, KVM_X86_SET_MSR_FILTER, &f), -EFAULT);
+	REQUIRE_OK(ekvm_vm_set_msr_filter(t.vm, &f));
+	REQUIRE_OK(ekvm_vm_enable_user_space_msr(t.vm, KVM_MSR_EXIT_REASON_FILTER));
+
+	struct ekvm_exit ex;
+	rm_run(&t, &ex);
+	REQUIRE_EQ(ex.kind, EKVM_EXIT_X86_RDMSR);
+	CHECK_EQ(ex.u.msr.index, 0x1a0);
+	CHECK_EQ(ex.u.msr.reason, KVM_MSR_EXIT_REASON_FILTER);
+	*ex.u.msr.data = 0x0000beef00005678ull;
+	*ex.u.msr.error = 0;
+	rm_expect_out(&t, 0x10, 2, 0x5678);
+	rm_expect_out(&t, 0x12, 2, 0xbeef);
+	rm_run(&t, &ex);
+	REQUIRE_EQ(ex.kind, EKVM_EXIT_X86_WRMSR);
+	CHECK_EQ(ex.u.msr.index, 0x1a0);
+	*ex.u.msr.error = 0;
+	rm_run(&t, &ex);
+	CHECK_EQ(ex.kind, EKVM_EXIT_IO_OUT);
+	rm_expect_kind(&t, EKVM_EXIT_HLT);
+
+	/* a heap bitmap of exactly 9 bytes (ASan would flag a read past it) */
+	uint8_t *heap = malloc(need);
+	REQUIRE(heap != NULL);
+	memcpy(heap, bitmap, need);
+	f.ranges[0].bitmap = heap;
+	CHECK_OK(ekvm_vm_set_msr_filter(t.vm, &f));
+	free(heap);
+	/* the library's own checks: an unreadable bitmap, a range too big */
+	f.ranges[0].bitmap = two + page; /* the guard page */
+	CHECK_ERR(ekvm_vm_set_msr_filter(t.vm, &f), -EFAULT);
+	f.ranges[0].bitmap = bitmap;
+	f.ranges[0].nmsrs = EKVM_MSR_FILTER_MAX_NMSRS + 1;
+	CHECK_ERR(ekvm_vm_set_msr_filter(t.vm, &f), -EINVAL);
+	/* the largest range KVM takes: 0x600 bytes of bitmap (a fresh buffer) */
+	uint8_t *big = calloc(1, KVM_MSR_FILTER_MAX_BITMAP_SIZE);
+	REQUIRE(big != NULL);
+	f.ranges[0].nmsrs = EKVM_MSR_FILTER_MAX_NMSRS;
+	f.ranges[0].bitmap = big;
+	CHECK_OK(ekvm_vm_set_msr_filter(t.vm, &f));
+	free(big);
+	munmap(two, 2 * (size_t)page);
+	rm_close(&t);
+}
+
 KVM_TEST(vm_hypercall_exit_enable)
 {
 	struct rm_vm t;
@@ -203,9 +287,23 @@ KVM_TEST(vm_create_device)
 	CHECK(fd >= 0);
 	/* the new fd is a KVM device: KVM_HAS_DEVICE_ATTR answers on it */
 	struct kvm_device_attr attr = {.group = KVM_DEV_VFIO_GROUP, .attr = KVM_DEV_VFIO_GROUP_ADD};
-	CHECK_EQ(ioctl(fd, KVM_HAS_DEVICE_ATTR, &attr), 0);
+	CHECK_OK(ekvm_device_has_attr(fd, &attr));
 	attr.group = 0x7777;
-	CHECK(ioctl(fd, KVM_HAS_DEVICE_ATTR, &attr) < 0 && errno == ENXIO);
+	CHECK_ERR(ekvm_device_has_attr(fd, &attr), -ENXIO);
+	/* SET: KVM reads a group fd at attr.addr; -1 is no file (-EBADF), an
+	 * eventfd is not a VFIO group (-EINVAL) */
+	int32_t group_fd = -1;
+	attr.group = KVM_DEV_VFIO_GROUP;
+	attr.addr = (uint64_t)(uintptr_t)&group_fd;
+	CHECK_ERR(ekvm_device_set_attr(fd, &attr), -EBADF);
+	group_fd = eventfd(0, EFD_CLOEXEC);
+	REQUIRE(group_fd >= 0);
+	CHECK_ERR(ekvm_device_set_attr(fd, &attr), -EINVAL);
+	close(group_fd);
+	/* the VFIO device has no GET: KVM answers -EPERM for a missing accessor */
+	CHECK_ERR(ekvm_device_get_attr(fd, &attr), -EPERM);
+	/* a negative device fd: refused by the library */
+	CHECK_ERR(ekvm_device_has_attr(-1, &attr), -EINVAL);
 	close(fd);
 	rm_close(&t);
 }

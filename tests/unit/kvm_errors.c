@@ -4,6 +4,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "../lib/test.h"
@@ -28,12 +30,25 @@ TEST(kvm_open_path_errors)
 	CHECK(sys == NULL);
 	/* a device that is not KVM: a clean error (the ioctl is not its) */
 	sys = (struct ekvm_sys *)1;
-	int r = ekvm_sys_open_path("/dev/null", &sys);
-	CHECK(r == -ENOTTY || r == -EPROTO || r == -EINVAL);
+	CHECK_ERR(ekvm_sys_open_path("/dev/null", &sys), -ENOTTY);
 	CHECK(sys == NULL);
+	/* a regular file: the same */
+	char path[] = "/tmp/ember-kvm-errors-XXXXXX";
+	int tmp = mkstemp(path);
+	REQUIRE(tmp >= 0);
+	close(tmp);
+	sys = (struct ekvm_sys *)1;
+	CHECK_ERR(ekvm_sys_open_path(path, &sys), -ENOTTY);
+	CHECK(sys == NULL);
+	unlink(path);
 	/* a directory cannot be opened read-write */
+	sys = (struct ekvm_sys *)1;
 	CHECK_ERR(ekvm_sys_open_path("/", &sys), -EISDIR);
+	CHECK(sys == NULL);
+	/* bad arguments: *out is cleared too */
+	sys = (struct ekvm_sys *)1;
 	CHECK_ERR(ekvm_sys_open_path(NULL, &sys), -EINVAL);
+	CHECK(sys == NULL);
 	CHECK_ERR(ekvm_sys_open_path("/dev/null", NULL), -EINVAL);
 	/* no descriptor leaked by the failures */
 	CHECK_EQ(count_fds(), fds);
@@ -41,8 +56,10 @@ TEST(kvm_open_path_errors)
 
 TEST(kvm_from_fd_errors)
 {
-	struct ekvm_sys *sys = NULL;
+	struct ekvm_sys *sys = (struct ekvm_sys *)1;
 	CHECK_ERR(ekvm_sys_from_fd(-1, &sys), -EINVAL);
+	CHECK(sys == NULL);
+	CHECK_ERR(ekvm_sys_from_fd(-100, &sys), -EINVAL);
 	/* a closed fd: the library's first ioctl says -EBADF */
 	int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
 	REQUIRE(fd >= 0);
@@ -57,9 +74,16 @@ TEST(kvm_from_fd_errors)
 	close(fd);
 	int pipefd[2];
 	REQUIRE(pipe(pipefd) == 0);
+	sys = (struct ekvm_sys *)1;
 	CHECK_ERR(ekvm_sys_from_fd(pipefd[0], &sys), -ENOTTY);
+	CHECK(sys == NULL);
 	close(pipefd[0]);
 	close(pipefd[1]);
+	/* a directory fd (O_RDONLY): not KVM either */
+	fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	REQUIRE(fd >= 0);
+	CHECK_ERR(ekvm_sys_from_fd(fd, &sys), -ENOTTY);
+	close(fd);
 	CHECK_ERR(ekvm_sys_from_fd(0, NULL), -EINVAL);
 }
 
@@ -97,6 +121,14 @@ TEST(kvm_null_sys_handle)
 	NULL_OK(ekvm_sys_msr_feature_index_list(NULL, &pl));
 	NULL_OK(ekvm_sys_get_feature_msrs(NULL, &msrs));
 	NULL_OK(ekvm_sys_get_mce_cap_supported(NULL, &u64));
+	NULL_OK(ekvm_sys_get_supported_hv_cpuid(NULL, &cpuid));
+	pc = (struct kvm_cpuid2 *)1;
+	NULL_OK(ekvm_sys_supported_hv_cpuid(NULL, &pc));
+	CHECK(pc == NULL);
+	struct kvm_device_attr attr = {.group = 0};
+	NULL_OK(ekvm_sys_has_device_attr(NULL, &attr));
+	NULL_OK(ekvm_sys_get_device_attr(NULL, &attr));
+	vm = (struct ekvm_vm *)1;
 	NULL_OK(ekvm_vm_create(NULL, 0, &vm));
 	CHECK(pc == NULL && pl == NULL && vm == NULL);
 	ekvm_sys_close(NULL); /* allowed */
@@ -151,6 +183,18 @@ TEST(kvm_null_vm_handle)
 	NULL_OK(ekvm_vm_enable_user_space_msr(NULL, KVM_MSR_EXIT_REASON_FILTER));
 	NULL_OK(ekvm_vm_enable_hypercall_exit(NULL, 1ull << 12));
 	NULL_OK(ekvm_vm_create_device(NULL, &dev));
+	struct kvm_device_attr attr = {.group = 0};
+	NULL_OK(ekvm_vm_has_device_attr(NULL, &attr));
+	NULL_OK(ekvm_vm_get_device_attr(NULL, &attr));
+	NULL_OK(ekvm_vm_set_device_attr(NULL, &attr));
+	NULL_OK(ekvm_vm_set_boot_cpu_id(NULL, 0));
+	NULL_OK(ekvm_vm_reinject_control(NULL, true));
+	struct kvm_pmu_event_filter pmu = {.action = KVM_PMU_EVENT_DENY};
+	NULL_OK(ekvm_vm_set_pmu_event_filter(NULL, &pmu));
+	NULL_OK(ekvm_vm_stats_fd(NULL));
+	NULL_OK(ekvm_vm_enable_dirty_ring(NULL, 65536));
+	NULL_OK(ekvm_vm_reset_dirty_rings(NULL));
+	vcpu = (struct ekvm_vcpu *)1;
 	NULL_OK(ekvm_vcpu_create(NULL, 0, &vcpu));
 	CHECK(vcpu == NULL);
 	ekvm_vm_destroy(NULL); /* allowed */
@@ -224,11 +268,41 @@ TEST(kvm_null_vcpu_handle)
 	NULL_OK(ekvm_vcpu_tpr_access_reporting(NULL, true));
 	NULL_OK(ekvm_vcpu_coalesced_mmio_pop(NULL, &entry));
 	NULL_OK(ekvm_vcpu_run(NULL, &ex));
+	struct kvm_sregs2 sregs2;
+	memset(&sregs2, 0, sizeof(sregs2));
+	NULL_OK(ekvm_vcpu_get_sregs2(NULL, &sregs2));
+	NULL_OK(ekvm_vcpu_set_sregs2(NULL, &sregs2));
+	NULL_OK(ekvm_vcpu_set_vapic_addr(NULL, 0x8000));
+	struct kvm_nested_state nested = {.size = sizeof(nested)};
+	NULL_OK(ekvm_vcpu_nested_state_size(NULL));
+	NULL_OK(ekvm_vcpu_get_nested_state(NULL, &nested));
+	NULL_OK(ekvm_vcpu_set_nested_state(NULL, &nested));
+	sigset_t set;
+	sigemptyset(&set);
+	NULL_OK(ekvm_vcpu_set_signal_mask(NULL, &set));
+	NULL_OK(ekvm_vcpu_set_signal_mask(NULL, NULL));
+	struct kvm_x86_mce mce = {.bank = 0};
+	NULL_OK(ekvm_vcpu_setup_mce(NULL, 4));
+	NULL_OK(ekvm_vcpu_set_mce(NULL, &mce));
+	struct kvm_device_attr attr = {.group = 0};
+	NULL_OK(ekvm_vcpu_has_device_attr(NULL, &attr));
+	NULL_OK(ekvm_vcpu_get_device_attr(NULL, &attr));
+	NULL_OK(ekvm_vcpu_set_device_attr(NULL, &attr));
+	NULL_OK(ekvm_vcpu_get_supported_hv_cpuid(NULL, &cpuid));
+	NULL_OK(ekvm_vcpu_stats_fd(NULL));
+	struct kvm_dirty_gfn gfn;
+	NULL_OK(ekvm_vcpu_dirty_ring_harvest(NULL, &gfn, 1));
+	/* a device fd that is not one: refused before any ioctl */
+	CHECK_ERR(ekvm_device_has_attr(-1, &attr), -EINVAL);
+	CHECK_ERR(ekvm_device_get_attr(-1, &attr), -EINVAL);
+	CHECK_ERR(ekvm_device_set_attr(-1, &attr), -EINVAL);
 
 	/* the accessors and plain stores tolerate NULL too */
 	CHECK(ekvm_vcpu_run_area(NULL) == NULL);
 	CHECK(ekvm_vcpu_sync_regs(NULL) == NULL);
-	CHECK_EQ(ekvm_vcpu_id(NULL), 0);
+	/* not 0, a valid id: a value no vCPU can have */
+	CHECK_EQ(ekvm_vcpu_id(NULL), EKVM_VCPU_ID_NONE);
+	CHECK(EKVM_VCPU_ID_NONE > UINT32_MAX);
 	ekvm_vcpu_set_sync_valid(NULL, KVM_SYNC_X86_REGS);
 	ekvm_vcpu_set_sync_dirty(NULL, KVM_SYNC_X86_REGS);
 	ekvm_vcpu_set_immediate_exit(NULL, true);
