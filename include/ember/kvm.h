@@ -51,7 +51,12 @@
  *  - Raw: ekvm_{sys,vm,vcpu}_ioctl_raw() issue any ioctl and return its
  *    non-negative result or -errno. The EKVM_IOCTL() macro checks at compile
  *    time that the argument's size equals the size encoded in the ioctl
- *    number; every typed wrapper in the library goes through it.
+ *    number; every typed wrapper in the library goes through it (or
+ *    through an integer-argument call for ioctls that take no structure),
+ *    except: KVM_REINJECT_CONTROL, whose number encodes no size although it
+ *    takes a structure (checked at compile time to encode none);
+ *    KVM_GET_XSAVE2 / KVM_SET_XSAVE with a buffer sized by KVM_CAP_XSAVE2
+ *    (checked at run time); KVM_SET_SIGNAL_MASK with no mask (NULL).
  *  - Typed wrappers (ekvm_vcpu_get_regs, ...), same -errno contract, for
  *    every KVM ioctl that <linux/kvm.h> (Linux 6.1) defines for x86, except
  *    the ones listed here, which go through the raw tier (a name ending in

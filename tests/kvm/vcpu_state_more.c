@@ -140,12 +140,12 @@ KVM_TEST(vcpu_more_signal_mask)
 	rm_close(&t);
 }
 
-#define MSR_IA32_MCG_CAP     0x179
-#define MSR_IA32_MC0_STATUS  0x401
-#define MCI_STATUS_VAL	     (1ull << 63)
-#define MCI_STATUS_UC	     (1ull << 61)
-#define MCI_STATUS_ADDRV     (1ull << 58)
-#define MCI_STATUS_MISCV     (1ull << 59)
+#define MSR_IA32_MCG_CAP    0x179
+#define MSR_IA32_MC0_STATUS 0x401
+#define MCI_STATUS_VAL	    (1ull << 63)
+#define MCI_STATUS_UC	    (1ull << 61)
+#define MCI_STATUS_ADDRV    (1ull << 58)
+#define MCI_STATUS_MISCV    (1ull << 59)
 
 KVM_TEST(vcpu_more_mce)
 {

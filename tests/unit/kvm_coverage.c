@@ -76,7 +76,8 @@ TEST(kvm_every_ioctl_wrapped_or_listed)
 	slurp(EMBER_TEST_SRCDIR "/include/ember/kvm.h", &hdr, &hl);
 
 	unsigned total = 0, wrapped = 0, listed = 0;
-	for (char *line = uapi; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+	for (char *line = uapi; line && *line;
+	     line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
 		char name[128];
 		char rest[64];
 		if (sscanf(line, "#define %127[A-Z0-9_] %63s", name, rest) != 2)
