@@ -509,11 +509,13 @@ struct kvm_sync_regs *ekvm_vcpu_sync_regs(struct ekvm_vcpu *vcpu);
  * (ekvm_vcpu_set_immediate_exit(vcpu, false)); KVM never clears it.
  * Async-signal-safe; callable from any thread. It only affects a KVM_RUN
  * that has not yet entered the guest: to kick a vCPU already inside KVM_RUN
- * set it, then send the vCPU's thread a signal whose handler is installed
- * without SA_RESTART (and that the thread does not block during KVM_RUN,
- * see ekvm_vcpu_set_signal_mask); KVM_RUN then returns EINTR, reported as
- * an Intr exit. The set-then-signal order closes the race with a vCPU that
- * is just entering KVM_RUN. */
+ * set it, then send the vCPU's thread a signal that has a handler (not
+ * SIG_IGN, not a default action) and is not blocked while in KVM_RUN (see
+ * ekvm_vcpu_set_signal_mask); KVM_RUN then returns EINTR, reported as an
+ * Intr exit. SA_RESTART on that handler makes no difference: KVM_RUN
+ * fails with a plain EINTR, which the kernel never restarts (tested). The
+ * set-then-signal order closes the race with a vCPU that is just entering
+ * KVM_RUN. */
 void ekvm_vcpu_set_immediate_exit(struct ekvm_vcpu *vcpu, bool on);
 /* request_interrupt_window: ask for an IrqWindowOpen exit when the guest can
  * take an interrupt (only meaningful without an in-kernel irqchip). */

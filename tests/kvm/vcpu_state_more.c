@@ -1,6 +1,7 @@
 /* tests/kvm/vcpu_state_more.c - nested state, signal mask, MCE, vCPU attributes, Hyper-V CPUID, stats fd. */
 #include "vm_realmode.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <time.h>
 
@@ -391,5 +392,71 @@ KVM_TEST(vcpu_more_vapic_addr)
 	memcpy(&got, t.mem + VAPIC_GPA, 4);
 	TEST_LOG("vAPIC page word after one entry: 0x%08x", got);
 	CHECK_EQ(got & 0xff, 0x20);
+	rm_close(&t);
+}
+
+struct restart_kick {
+	struct ekvm_vcpu *vcpu;
+	pthread_t target;
+	volatile int returned; /* set by the vCPU thread once KVM_RUN is back */
+	bool needed_backup;
+};
+
+static void *restart_kicker(void *arg)
+{
+	struct restart_kick *k = arg;
+	struct timespec ts = {0, 20 * 1000000L};
+	/* the signal alone, no immediate_exit, every 20 ms (one sent before the
+	 * vCPU thread reached KVM_RUN is simply handled there) for 3 s */
+	for (int i = 0; i < 150 && !__atomic_load_n(&k->returned, __ATOMIC_ACQUIRE); i++) {
+		pthread_kill(k->target, SIGUSR1);
+		nanosleep(&ts, NULL);
+	}
+	/* a backup kick, so a KVM_RUN that kept being restarted cannot hang */
+	if (!__atomic_load_n(&k->returned, __ATOMIC_ACQUIRE)) {
+		k->needed_backup = true;
+		ekvm_vcpu_set_immediate_exit(k->vcpu, true);
+		pthread_kill(k->target, SIGUSR1);
+	}
+	return NULL;
+}
+
+/*
+ * A signal whose handler was installed WITH SA_RESTART still ends a KVM_RUN
+ * that is spinning in the guest: KVM returns EINTR (not a restartable
+ * -ERESTARTSYS), which the kernel never restarts. What a kick needs is a
+ * handler (not SIG_IGN) and the signal unblocked inside KVM_RUN.
+ */
+KVM_TEST(vcpu_more_kick_with_sa_restart)
+{
+	struct rm_vm t;
+	rm_setup(&t, out_loop_guest, out_loop_guest_end);
+	/* spin without exits: a jmp to itself right at the start */
+	static const uint8_t spin[] = {0xeb, 0xfe};
+	memcpy(t.mem + RM_CODE, spin, sizeof(spin));
+	struct sigaction sa, old_sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_usr1;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	REQUIRE(sigaction(SIGUSR1, &sa, &old_sa) == 0);
+	sigset_t usr1, old_mask;
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	REQUIRE(pthread_sigmask(SIG_UNBLOCK, &usr1, &old_mask) == 0);
+	usr1_seen = 0;
+	struct restart_kick k = {.vcpu = t.vcpu, .target = pthread_self()};
+	pthread_t th;
+	REQUIRE(pthread_create(&th, NULL, restart_kicker, &k) == 0);
+	struct ekvm_exit ex;
+	int r = ekvm_vcpu_run(t.vcpu, &ex);
+	__atomic_store_n(&k.returned, 1, __ATOMIC_RELEASE);
+	pthread_join(th, NULL);
+	CHECK_EQ(r, 0);
+	CHECK_EQ(ex.kind, EKVM_EXIT_INTR);
+	CHECK(usr1_seen >= 1);
+	CHECK(!k.needed_backup);
+	REQUIRE(pthread_sigmask(SIG_SETMASK, &old_mask, NULL) == 0);
+	REQUIRE(sigaction(SIGUSR1, &old_sa, NULL) == 0);
 	rm_close(&t);
 }
