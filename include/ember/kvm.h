@@ -334,7 +334,8 @@ int ekvm_vm_set_clock(struct ekvm_vm *vm, const struct kvm_clock_data *clock);
  * bytes: KVM itself reads whole longs (EKVM_MSR_BITMAP_BYTES(nmsrs) bytes,
  * past the end of a byte-sized buffer), so the library copies each bitmap
  * into a buffer of that size first (allocates; -ENOMEM possible). An
- * unreadable bitmap pointer gives -EFAULT, nmsrs above
+ * unreadable bitmap pointer gives -EFAULT (read with process_vm_readv; a
+ * seccomp policy that forbids it makes the copy a plain read), nmsrs above
  * EKVM_MSR_FILTER_MAX_NMSRS -EINVAL; both before any ioctl. A range with
  * nmsrs = 0 is ignored, as KVM does. */
 #define EKVM_MSR_BITMAP_BYTES(nmsrs) ((((size_t)(nmsrs) + 63) / 64) * 8)
