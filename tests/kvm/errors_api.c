@@ -1,6 +1,7 @@
 /* tests/kvm/errors_api.c - bad arguments to the binding on real KVM: documented errors, no crash. */
 #include "vm_realmode.h"
 
+#include <sys/eventfd.h>
 #include <sys/wait.h>
 
 KVM_TEST(errors_vcpu_ids)
@@ -200,5 +201,69 @@ KVM_TEST(errors_after_fork)
 	CHECK_OK(ekvm_vcpu_get_regs(t.vcpu, &r));
 	struct kvm_clock_data c;
 	CHECK_OK(ekvm_vm_get_clock(t.vm, &c));
+	rm_close(&t);
+}
+
+/* Which bad fds the library rejects (negative: -EINVAL, no ioctl) and which
+ * the kernel does (a closed fd: -EBADF; an fd that is not an eventfd:
+ * -EINVAL), as kvm.h says. */
+KVM_TEST(errors_bad_fds)
+{
+	struct rm_vm t;
+	rm_open(&t);
+	REQUIRE_OK(ekvm_vm_create_irqchip(t.vm));
+	rm_add_ram(&t);
+	rm_add_vcpu(&t);
+	int efd = eventfd(0, EFD_CLOEXEC);
+	int pipefd[2];
+	REQUIRE(pipe(pipefd) == 0);
+	/* a closed fd number: closed last, and this test opens nothing more
+	 * until it is done with it (the number would be reused) */
+	int closed = eventfd(0, EFD_CLOEXEC);
+	REQUIRE(efd >= 0 && closed >= 0);
+	REQUIRE(close(closed) == 0);
+
+	/* irqfd */
+	CHECK_ERR(ekvm_vm_irqfd(t.vm, -1, 4, -1), -EINVAL);
+	CHECK_ERR(ekvm_vm_irqfd(t.vm, -5, 4, -1), -EINVAL);
+	CHECK_ERR(ekvm_vm_irqfd_remove(t.vm, -1, 4), -EINVAL);
+	CHECK_ERR(ekvm_vm_irqfd(t.vm, closed, 4, -1), -EBADF);
+	CHECK_ERR(ekvm_vm_irqfd(t.vm, pipefd[0], 4, -1), -EINVAL);
+	/* a resample fd that is closed or not an eventfd */
+	CHECK_ERR(ekvm_vm_irqfd(t.vm, efd, 4, closed), -EBADF);
+	CHECK_ERR(ekvm_vm_irqfd(t.vm, efd, 4, pipefd[0]), -EINVAL);
+	/* and nothing was registered by the failures */
+	CHECK_OK(ekvm_vm_irqfd(t.vm, efd, 4, -1));
+	CHECK_OK(ekvm_vm_irqfd_remove(t.vm, efd, 4));
+
+	/* ioeventfd */
+	struct ekvm_ioeventfd ev = {.addr = 0x610, .len = 1, .fd = -1, .pio = true};
+	CHECK_ERR(ekvm_vm_ioeventfd(t.vm, &ev), -EINVAL);
+	CHECK_ERR(ekvm_vm_ioeventfd_remove(t.vm, &ev), -EINVAL);
+	ev.fd = closed;
+	CHECK_ERR(ekvm_vm_ioeventfd(t.vm, &ev), -EBADF);
+	ev.fd = pipefd[0];
+	CHECK_ERR(ekvm_vm_ioeventfd(t.vm, &ev), -EINVAL);
+	ev.fd = efd;
+	CHECK_OK(ekvm_vm_ioeventfd(t.vm, &ev));
+	CHECK_OK(ekvm_vm_ioeventfd_remove(t.vm, &ev));
+
+	/* /dev/kvm itself */
+	struct ekvm_sys *s = (struct ekvm_sys *)1;
+	CHECK_ERR(ekvm_sys_from_fd(closed, &s), -EBADF);
+	CHECK(s == NULL);
+	CHECK_ERR(ekvm_sys_from_fd(efd, &s), -ENOTTY);
+	CHECK(s == NULL);
+	/* a VM fd is not /dev/kvm: KVM_GET_API_VERSION is a system ioctl */
+	CHECK_ERR(ekvm_sys_from_fd(ekvm_vm_fd(t.vm), &s), -ENOTTY);
+	CHECK(s == NULL);
+
+	/* a stats or device fd that is negative */
+	struct kvm_stats_header h;
+	CHECK_ERR(ekvm_stats_read_header(-1, &h), -EINVAL);
+	CHECK_ERR(ekvm_stats_read_header(closed, &h), -EBADF);
+	close(pipefd[0]);
+	close(pipefd[1]);
+	close(efd);
 	rm_close(&t);
 }
