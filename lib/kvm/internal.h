@@ -64,7 +64,7 @@ static inline int ekvm_ioctl_val(int fd, unsigned long req, unsigned long val)
 }
 
 /* KVM_{HAS,GET,SET}_DEVICE_ATTR (req) on any KVM fd; -EINVAL for fd < 0. */
-__attribute__((visibility("hidden"))) int ekvm_fd_device_attr(int fd, unsigned long req,
-							      const struct kvm_device_attr *attr);
+__attribute__((visibility("hidden"))) int kvm_fd_device_attr(int fd, unsigned long req,
+							     const struct kvm_device_attr *attr);
 
 #endif

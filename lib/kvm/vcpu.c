@@ -446,17 +446,17 @@ int ekvm_vcpu_set_mce(struct ekvm_vcpu *vcpu, const struct kvm_x86_mce *mce)
 
 int ekvm_vcpu_has_device_attr(struct ekvm_vcpu *vcpu, const struct kvm_device_attr *attr)
 {
-	return vcpu ? ekvm_fd_device_attr(vcpu->fd, KVM_HAS_DEVICE_ATTR, attr) : -EINVAL;
+	return vcpu ? kvm_fd_device_attr(vcpu->fd, KVM_HAS_DEVICE_ATTR, attr) : -EINVAL;
 }
 
 int ekvm_vcpu_get_device_attr(struct ekvm_vcpu *vcpu, const struct kvm_device_attr *attr)
 {
-	return vcpu ? ekvm_fd_device_attr(vcpu->fd, KVM_GET_DEVICE_ATTR, attr) : -EINVAL;
+	return vcpu ? kvm_fd_device_attr(vcpu->fd, KVM_GET_DEVICE_ATTR, attr) : -EINVAL;
 }
 
 int ekvm_vcpu_set_device_attr(struct ekvm_vcpu *vcpu, const struct kvm_device_attr *attr)
 {
-	return vcpu ? ekvm_fd_device_attr(vcpu->fd, KVM_SET_DEVICE_ATTR, attr) : -EINVAL;
+	return vcpu ? kvm_fd_device_attr(vcpu->fd, KVM_SET_DEVICE_ATTR, attr) : -EINVAL;
 }
 
 int ekvm_vcpu_get_supported_hv_cpuid(struct ekvm_vcpu *vcpu, struct kvm_cpuid2 *cpuid)

@@ -342,7 +342,7 @@ int ekvm_vm_create_device(struct ekvm_vm *vm, struct kvm_create_device *dev)
 }
 
 /* KVM_{HAS,GET,SET}_DEVICE_ATTR on any KVM fd (VM, vCPU, device). */
-int ekvm_fd_device_attr(int fd, unsigned long req, const struct kvm_device_attr *attr)
+int kvm_fd_device_attr(int fd, unsigned long req, const struct kvm_device_attr *attr)
 {
 	if (fd < 0 || !attr)
 		return -EINVAL;
@@ -359,32 +359,32 @@ int ekvm_fd_device_attr(int fd, unsigned long req, const struct kvm_device_attr 
 
 int ekvm_vm_has_device_attr(struct ekvm_vm *vm, const struct kvm_device_attr *attr)
 {
-	return vm ? ekvm_fd_device_attr(vm->fd, KVM_HAS_DEVICE_ATTR, attr) : -EINVAL;
+	return vm ? kvm_fd_device_attr(vm->fd, KVM_HAS_DEVICE_ATTR, attr) : -EINVAL;
 }
 
 int ekvm_vm_get_device_attr(struct ekvm_vm *vm, const struct kvm_device_attr *attr)
 {
-	return vm ? ekvm_fd_device_attr(vm->fd, KVM_GET_DEVICE_ATTR, attr) : -EINVAL;
+	return vm ? kvm_fd_device_attr(vm->fd, KVM_GET_DEVICE_ATTR, attr) : -EINVAL;
 }
 
 int ekvm_vm_set_device_attr(struct ekvm_vm *vm, const struct kvm_device_attr *attr)
 {
-	return vm ? ekvm_fd_device_attr(vm->fd, KVM_SET_DEVICE_ATTR, attr) : -EINVAL;
+	return vm ? kvm_fd_device_attr(vm->fd, KVM_SET_DEVICE_ATTR, attr) : -EINVAL;
 }
 
 int ekvm_device_has_attr(int dev_fd, const struct kvm_device_attr *attr)
 {
-	return ekvm_fd_device_attr(dev_fd, KVM_HAS_DEVICE_ATTR, attr);
+	return kvm_fd_device_attr(dev_fd, KVM_HAS_DEVICE_ATTR, attr);
 }
 
 int ekvm_device_get_attr(int dev_fd, const struct kvm_device_attr *attr)
 {
-	return ekvm_fd_device_attr(dev_fd, KVM_GET_DEVICE_ATTR, attr);
+	return kvm_fd_device_attr(dev_fd, KVM_GET_DEVICE_ATTR, attr);
 }
 
 int ekvm_device_set_attr(int dev_fd, const struct kvm_device_attr *attr)
 {
-	return ekvm_fd_device_attr(dev_fd, KVM_SET_DEVICE_ATTR, attr);
+	return kvm_fd_device_attr(dev_fd, KVM_SET_DEVICE_ATTR, attr);
 }
 
 int ekvm_vm_set_boot_cpu_id(struct ekvm_vm *vm, unsigned long id)
