@@ -133,11 +133,8 @@ TEST(hv_mock_ioeventfd_assign_remove)
 	int fd = eventfd(0, EFD_CLOEXEC);
 	REQUIRE(fd >= 0);
 	struct ehv_ioeventfd pio = {.addr = 0x500, .len = 2, .flags = EHV_IOEVENT_PIO, .fd = fd};
-	struct ehv_ioeventfd mm = {.addr = 0xd0000050,
-				   .len = 4,
-				   .flags = EHV_IOEVENT_DATAMATCH,
-				   .datamatch = 7,
-				   .fd = fd};
+	struct ehv_ioeventfd mm = {
+	    .addr = 0xd0000050, .len = 4, .flags = EHV_IOEVENT_DATAMATCH, .datamatch = 7, .fd = fd};
 	/* bad descriptions */
 	CHECK_ERR(ehv_vm_ioeventfd(e.vm, NULL), -EINVAL);
 	struct ehv_ioeventfd bad = pio;
@@ -233,8 +230,8 @@ TEST(hv_mock_irqchip_pit_state_round_trip)
 
 	/* with a PIT */
 	vm_open(&e);
-	REQUIRE_OK(ehv_vm_setup_platform(e.vm,
-					 &(struct ehv_platform_config){.flags = EHV_PLATFORM_PIT}));
+	REQUIRE_OK(
+	    ehv_vm_setup_platform(e.vm, &(struct ehv_platform_config){.flags = EHV_PLATFORM_PIT}));
 	REQUIRE_OK(ehv_vm_get_pit(e.vm, &b));
 	b.data[3] = 0x77;
 	CHECK_OK(ehv_vm_set_pit(e.vm, &b));

@@ -14,7 +14,10 @@
 /* A small supported-CPUID table, shaped like KVM's answer on Intel. */
 static const struct ehv_x86_cpuid_entry host_cpuid[] = {
     {.function = 0, .eax = 0xd, .ebx = 0x756e6547, .edx = 0x49656e69, .ecx = 0x6c65746e},
-    {.function = 1, .eax = 0x000906ea, .ebx = 0x00100800, .ecx = 0x7ffafbff | (1u << 5),
+    {.function = 1,
+     .eax = 0x000906ea,
+     .ebx = 0x00100800,
+     .ecx = 0x7ffafbff | (1u << 5),
      .edx = 0xbfebfbff},
     {.function = 7, .index = 0, .flags = EHV_CPUID_SIGNIFICANT_INDEX, .ebx = 0x029c6fbf},
     {.function = 0xb, .index = 0, .flags = EHV_CPUID_SIGNIFICANT_INDEX, .eax = 1, .ebx = 2},
