@@ -612,6 +612,9 @@ void *ehv_vcpu_backend_handle(struct ehv_vcpu *vcpu);
  *    answer with the matching ehv_vcpu_handle_*() before the next run;
  *    otherwise run returns -EBUSY and does not enter the guest.
  *  - Counts the exit in the vCPU's counters.
+ *  - A vCPU waiting for INIT/SIPI (EHV_MP_UNINITIALIZED) stays in run until
+ *    the guest starts it, then runs it: the re-entry KVM asks for (EAGAIN)
+ *    happens inside, and a kick meanwhile still returns Canceled.
  * Errors: -EINVAL, -EBUSY (unanswered exit, or the vCPU is attached to a
  * runner and this is not the runner's thread), -EBADFD (vCPU broken by an earlier
  * failure: the backend could not complete), the backend's (KVM: KVM_RUN's

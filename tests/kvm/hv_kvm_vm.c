@@ -313,7 +313,8 @@ KVM_TEST(hv_kvm_ioeventfd_fires_on_guest_writes)
 {
 	struct hvk_env env;
 	hvk_plain_open(&env, false, 0); /* no irqchip: HLT exits */
-	int pfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), mfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	int pfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK),
+	    mfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	REQUIRE(pfd >= 0 && mfd >= 0);
 	struct ehv_ioeventfd pio = {.addr = 0x10, .len = 1, .flags = EHV_IOEVENT_PIO, .fd = pfd};
 	struct ehv_ioeventfd mm = {.addr = 0x10000, .len = 1, .flags = 0, .fd = mfd};
@@ -375,6 +376,7 @@ __asm__(".pushsection .rodata\n"
 	"sipi_bsp:\n"
 	"  mov $0x2000, %ax\n"
 	"  mov %ax, %es\n"
+	"  movl $0x000001ff, %es:0xf0\n"  /* SVR: APIC software-enabled, as an OS does */
 	"  movl $0x01000000, %es:0x310\n" /* ICR high: destination APIC ID 1 */
 	"  movl $0x00004500, %es:0x300\n" /* INIT, assert */
 	"  movl $0x01000000, %es:0x310\n"
@@ -439,6 +441,14 @@ KVM_TEST(hv_kvm_ap_wakes_on_sipi_in_one_run)
 	if (!__atomic_load_n(&a.done, __ATOMIC_SEQ_CST))
 		ehv_vcpu_kick(ap); /* the SIPI never came: end the AP's run */
 	pthread_join(t, NULL);
+	struct ehv_lapic_state l;
+	if (ehv_vcpu_get_lapic(bsp, &l) == 0) {
+		uint32_t icr, icr2, svr;
+		memcpy(&icr, l.regs + 0x300, 4);
+		memcpy(&icr2, l.regs + 0x310, 4);
+		memcpy(&svr, l.regs + 0xf0, 4);
+		TEST_LOG("BSP LAPIC: ICR %#x ICR2 %#x SVR %#x", icr, icr2, svr);
+	}
 	/* one ehv_vcpu_run took the AP from the SIPI to its first exit */
 	CHECK_EQ(a.r, EHV_EXIT_IO_WRITE);
 	CHECK_EQ(a.ex.u.io_write.port, 0x13);

@@ -102,8 +102,8 @@ TEST(vmm_layering_no_kvm_binding_above_the_hv_layer)
 		struct scan s = scan(needles[i], vmm);
 		CHECK(s.files > 10); /* the tree was found */
 		if (s.hits)
-			TEST_FAIL("%s appears in %u file(s) of vmm/ or devices/, e.g. %s", needles[i],
-				  s.hits, s.first);
+			TEST_FAIL("%s appears in %u file(s) of vmm/ or devices/, e.g. %s",
+				  needles[i], s.hits, s.first);
 	}
 }
 
