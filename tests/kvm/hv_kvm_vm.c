@@ -459,3 +459,98 @@ KVM_TEST(hv_kvm_ap_wakes_on_sipi_in_one_run)
 	ehv_vcpu_destroy(bsp);
 	hvk_env_close(&env);
 }
+
+/*
+ * An irqfd interrupt the guest sees: the guest programs the in-kernel PIC
+ * (vectors 0x20-0x27, only IRQ 5 unmasked), reports on port 0x12, enables
+ * interrupts and halts (in the kernel: the irqchip is there). The host then
+ * signals the irqfd for GSI 5; the guest's handler for vector 0x25 writes
+ * 0x25 to port 0x14, EOIs and returns.
+ */
+__asm__(".pushsection .rodata\n"
+	".code16\n"
+	"irq_guest:\n"
+	"  cli\n"
+	"  mov $0x11, %al\n" /* ICW1: edge, cascade, ICW4 */
+	"  out %al, $0x20\n"
+	"  mov $0x20, %al\n" /* ICW2: vector base 0x20 */
+	"  out %al, $0x21\n"
+	"  mov $0x04, %al\n" /* ICW3: slave on IRQ 2 */
+	"  out %al, $0x21\n"
+	"  mov $0x01, %al\n" /* ICW4: 8086 mode */
+	"  out %al, $0x21\n"
+	"  mov $0xdf, %al\n" /* OCW1: only IRQ 5 */
+	"  out %al, $0x21\n"
+	"  mov $0x12, %dx\n"
+	"  out %al, %dx\n"
+	"  sti\n"
+	"1:hlt\n"
+	"  jmp 1b\n"
+	"irq_handler:\n"
+	"  mov $0x25, %al\n"
+	"  mov $0x14, %dx\n"
+	"  out %al, %dx\n"
+	"  mov $0x20, %al\n" /* non-specific EOI */
+	"  out %al, $0x20\n"
+	"  iret\n"
+	"irq_guest_end:\n"
+	".code64\n"
+	".popsection\n");
+HVK_SYM(irq_guest);
+HVK_SYM(irq_handler);
+HVK_SYM(irq_guest_end);
+
+struct watchdog {
+	struct ehv_vcpu *v;
+	int done;
+};
+
+/* Kicks the vCPU after 10 s unless done: a lost interrupt fails the test
+ * instead of hanging it. */
+static void *watchdog_thread(void *arg)
+{
+	struct watchdog *w = arg;
+	for (int i = 0; i < 10000 && !__atomic_load_n(&w->done, __ATOMIC_SEQ_CST); i++)
+		sleep_ms(1);
+	if (!__atomic_load_n(&w->done, __ATOMIC_SEQ_CST))
+		ehv_vcpu_kick(w->v);
+	return NULL;
+}
+
+KVM_TEST(hv_kvm_irqfd_interrupt_reaches_the_guest)
+{
+	struct hvk_env env;
+	hvk_plain_open(&env, true, 0);
+	const uint16_t code = 0x5000;
+	memcpy(env.mem + code, irq_guest, (size_t)(irq_guest_end - irq_guest));
+	const uint16_t handler = (uint16_t)(code + (irq_handler - irq_guest));
+	/* the real-mode IVT entry of vector 0x25: offset, then segment 0 */
+	memcpy(env.mem + 0x25 * 4, &handler, 2);
+	memset(env.mem + 0x25 * 4 + 2, 0, 2);
+	int fd = eventfd(0, EFD_CLOEXEC);
+	REQUIRE(fd >= 0);
+	REQUIRE_OK(ehv_vm_irqfd(env.vm, fd, 5, -1));
+	struct ehv_vcpu *v = hvk_vcpu_at(&env, 0, code);
+
+	struct ehv_exit ex;
+	int r = ehv_vcpu_run(v, &ex);
+	REQUIRE_EQ(r, EHV_EXIT_IO_WRITE);
+	REQUIRE_EQ(ex.u.io_write.port, 0x12); /* the PIC is programmed */
+	REQUIRE_OK(ehv_vcpu_handle_io(v, ignore_io, NULL));
+	uint64_t one = 1;
+	REQUIRE(write(fd, &one, sizeof(one)) == sizeof(one));
+
+	struct watchdog w = {.v = v};
+	pthread_t t;
+	REQUIRE(pthread_create(&t, NULL, watchdog_thread, &w) == 0);
+	r = ehv_vcpu_run(v, &ex); /* sti; hlt: only the interrupt ends it */
+	__atomic_store_n(&w.done, 1, __ATOMIC_SEQ_CST);
+	pthread_join(t, NULL);
+	CHECK_EQ(r, EHV_EXIT_IO_WRITE);
+	CHECK_EQ(ex.u.io_write.port, 0x14);
+	CHECK_EQ(ex.u.io_write.data, 0x25);
+	CHECK_OK(ehv_vm_irqfd_remove(env.vm, fd, 5));
+	ehv_vcpu_destroy(v);
+	close(fd);
+	hvk_env_close(&env);
+}
