@@ -47,16 +47,15 @@ TEST(vmm_vm_builds_on_the_mock_hypervisor)
 	close(kfd);
 	free(bz);
 
-	struct ember_config cfg;
+	struct ember_config *cfg;
 	struct ember_error err = {0};
-	ember_config_init(&cfg);
-	cfg.console_in = -1;
-	cfg.console_out = -1;
-	REQUIRE_OK(ember_config_set(&cfg, "kernel", kernel, NULL));
-	REQUIRE_OK(ember_config_set(&cfg, "initrd", kernel, NULL)); /* any file */
-	REQUIRE_OK(ember_config_set(&cfg, "cpus", "2", NULL));
-	REQUIRE_OK(ember_config_set(&cfg, "mem", "128M", NULL));
-	int r = ember_config_resolve(&cfg, &err);
+	REQUIRE_OK(ember_config_new(&cfg));
+	REQUIRE_OK(ember_config_set_console(cfg, -1, -1));
+	REQUIRE_OK(ember_config_set(cfg, "kernel", kernel, NULL));
+	REQUIRE_OK(ember_config_set(cfg, "initrd", kernel, NULL)); /* any file */
+	REQUIRE_OK(ember_config_set(cfg, "cpus", "2", NULL));
+	REQUIRE_OK(ember_config_set(cfg, "mem", "128M", NULL));
+	int r = ember_config_resolve(cfg, &err);
 	if (r < 0)
 		TEST_FAIL("resolve: %s", err.msg);
 
@@ -67,9 +66,9 @@ TEST(vmm_vm_builds_on_the_mock_hypervisor)
 						sizeof(host_cpuid) / sizeof(host_cpuid[0])));
 
 	struct ember_vm *vm = (struct ember_vm *)1;
-	CHECK_ERR(ember_vm_create_on(&cfg, NULL, &vm, &err), -EINVAL);
+	CHECK_ERR(ember_vm_create_on(cfg, NULL, &vm, &err), -EINVAL);
 	CHECK(vm == NULL);
-	r = ember_vm_create_on(&cfg, hyp, &vm, &err);
+	r = ember_vm_create_on(cfg, hyp, &vm, &err);
 	if (r < 0)
 		TEST_FAIL("create on the mock: %s", err.msg);
 	REQUIRE(vm->hyp == hyp && vm->hv && vm->ncpus == 2);
@@ -176,5 +175,6 @@ TEST(vmm_vm_builds_on_the_mock_hypervisor)
 	CHECK_EQ(ehv_hypervisor_supported_cpuid(hyp, NULL, 0),
 		 (int)(sizeof(host_cpuid) / sizeof(host_cpuid[0])));
 	ehv_hypervisor_close(hyp);
+	ember_config_free(cfg);
 	unlink(kernel);
 }
