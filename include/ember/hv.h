@@ -396,9 +396,10 @@ EHV_MUST_CHECK int ehv_vm_create(struct ehv_hypervisor *hyp, struct ehv_vm **out
  * its last vCPU is destroyed too, so destroying a VM before its vCPUs is safe.
  * NULL is allowed. Guest memory is the caller's and is not unmapped. */
 void ehv_vm_destroy(struct ehv_vm *vm);
-/* The backend's own handle, for code that knows the backend (a VMM wiring
- * in-kernel devices): KVM: a struct ekvm_vm * (<ember/kvm.h>), owned by the
- * VM; mock: NULL. */
+/* The backend's own handle, for code that knows the backend and needs a
+ * call this layer does not offer (tests, tools; Ember's VMM uses none):
+ * KVM: a struct ekvm_vm * (<ember/kvm.h>), owned by the VM; mock: NULL.
+ * Calls on it bypass the layer's bookkeeping (e.g. the platform step). */
 void *ehv_vm_backend_handle(struct ehv_vm *vm);
 /* The backend of this VM (enum ehv_backend), or -EINVAL for NULL. */
 int ehv_vm_backend(const struct ehv_vm *vm);
@@ -533,9 +534,11 @@ struct ehv_ioeventfd {
 	int fd;		    /* an eventfd, the caller's */
 };
 /* Errors: -EINVAL (NULL, fd < 0, bad len or flags, addr + len overflows, a
- * port above 0xffff), -EEXIST (same addr, len, fd and match already
- * assigned), the backend's. ehv_vm_ioeventfd_remove takes the same
- * description and returns -ENOENT when nothing matches. */
+ * port above 0xffff, a datamatch with len 0), -EEXIST (one already covers
+ * the same address space, addr and len, with a datamatch that can match the
+ * same writes, whatever its fd: KVM's rule), the backend's.
+ * ehv_vm_ioeventfd_remove takes the description it was assigned with (fd
+ * included) and returns -ENOENT when nothing matches. */
 int ehv_vm_ioeventfd(struct ehv_vm *vm, const struct ehv_ioeventfd *ev);
 int ehv_vm_ioeventfd_remove(struct ehv_vm *vm, const struct ehv_ioeventfd *ev);
 

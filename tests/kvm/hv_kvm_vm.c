@@ -321,6 +321,11 @@ KVM_TEST(hv_kvm_ioeventfd_fires_on_guest_writes)
 	REQUIRE_OK(ehv_vm_ioeventfd(env.vm, &pio));
 	REQUIRE_OK(ehv_vm_ioeventfd(env.vm, &mm));
 	CHECK_ERR(ehv_vm_ioeventfd(env.vm, &pio), -EEXIST);
+	/* KVM's collision rule, as documented: another eventfd on the same
+	 * port collides too */
+	struct ehv_ioeventfd pio_other = pio;
+	pio_other.fd = mfd;
+	CHECK_ERR(ehv_vm_ioeventfd(env.vm, &pio_other), -EEXIST);
 
 	/* 5 OUTs to port 0x10, 3 byte writes at 0x10000, then HLT: none exits */
 	struct ehv_vcpu *v = hvk_vcpu_at(&env, 0, HVK_GPA(hvk_counted));

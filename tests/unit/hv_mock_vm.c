@@ -162,6 +162,20 @@ TEST(hv_mock_ioeventfd_assign_remove)
 	CHECK_OK(ehv_vm_ioeventfd(e.vm, &pio));
 	CHECK_OK(ehv_vm_ioeventfd(e.vm, &mm));
 	CHECK_ERR(ehv_vm_ioeventfd(e.vm, &mm), -EEXIST);
+	/* KVM's collision rule: another fd on the same words collides too,
+	 * another datamatch or address does not */
+	int fd2 = eventfd(0, EFD_CLOEXEC);
+	REQUIRE(fd2 >= 0);
+	struct ehv_ioeventfd mm2 = mm;
+	mm2.fd = fd2;
+	CHECK_ERR(ehv_vm_ioeventfd(e.vm, &mm2), -EEXIST);
+	mm2.flags = 0; /* any value: overlaps the datamatch 7 */
+	CHECK_ERR(ehv_vm_ioeventfd(e.vm, &mm2), -EEXIST);
+	struct ehv_ioeventfd pio2 = pio;
+	pio2.flags = 0; /* MMIO at 0x500: another bus */
+	CHECK_OK(ehv_vm_ioeventfd(e.vm, &pio2));
+	CHECK_OK(ehv_vm_ioeventfd_remove(e.vm, &pio2));
+	close(fd2);
 	struct ehv_mock_vm_state st = vm_state(e.vm);
 	REQUIRE_EQ(st.nioeventfds, 2);
 	CHECK_EQ(st.ioeventfds[0].addr, 0x500);

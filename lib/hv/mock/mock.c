@@ -694,13 +694,28 @@ static bool same_ioevent(const struct ehv_ioeventfd *a, const struct ehv_ioevent
 	       (!dm || a->datamatch == b->datamatch);
 }
 
+/* KVM's collision rule for a new ioeventfd: the same bus and address, a
+ * length that overlaps (0 matches any), and datamatches that can both
+ * match; the eventfd does not matter. */
+static bool ioevent_collides(const struct ehv_ioeventfd *a, const struct ehv_ioeventfd *b)
+{
+	bool adm = (a->flags & EHV_IOEVENT_DATAMATCH) != 0;
+	bool bdm = (b->flags & EHV_IOEVENT_DATAMATCH) != 0;
+	if ((a->flags & EHV_IOEVENT_PIO) != (b->flags & EHV_IOEVENT_PIO) || a->addr != b->addr)
+		return false;
+	if (!a->len || !b->len)
+		return true;
+	return a->len == b->len && (!adm || !bdm || a->datamatch == b->datamatch);
+}
+
 static int mock_ioeventfd(struct ehv_vm *vm, const struct ehv_ioeventfd *ev, bool remove)
 {
 	struct mock_vm *m = vm->be;
 	int r = remove ? -ENOENT : 0;
 	pthread_mutex_lock(&m->lock);
 	for (unsigned i = 0; i < m->st.nioeventfds; i++) {
-		if (!same_ioevent(&m->st.ioeventfds[i], ev))
+		if (remove ? !same_ioevent(&m->st.ioeventfds[i], ev)
+			   : !ioevent_collides(&m->st.ioeventfds[i], ev))
 			continue;
 		if (remove) {
 			m->st.ioeventfds[i] = m->st.ioeventfds[--m->st.nioeventfds];
