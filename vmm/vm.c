@@ -201,11 +201,14 @@ static int create(struct ember_vm *vm, struct ember_error *err)
 
 	vmm_logf(cfg, EMBER_LOG_DEBUG, "guest memory mapped at %.1f ms (guest RAM at host %p-%p)",
 		 vmm_vm_ms(vm), (void *)vm->mem.host, (void *)(vm->mem.host + vm->mem.size));
-	r = ehv_hypervisor_open(NULL, &vm->hyp);
-	if (r < 0)
-		return vmm_errf(err, r, "cannot open /dev/kvm: %s%s", strerror(-r),
-				r == -ENOENT ? " (no KVM here: run in tools/kvm-sandbox/run.sh)"
-					     : "");
+	if (!vm->hyp) { /* the one open of /dev/kvm for this VM */
+		r = ehv_hypervisor_open(NULL, &vm->hyp);
+		if (r < 0)
+			return vmm_errf(
+			    err, r, "cannot open /dev/kvm: %s%s", strerror(-r),
+			    r == -ENOENT ? " (no KVM here: run in tools/kvm-sandbox/run.sh)" : "");
+		vm->own_hyp = true;
+	}
 	r = ehv_vm_create(vm->hyp, &vm->hv);
 	if (r < 0)
 		return vmm_errf(err, r, "cannot create the VM: %s", strerror(-r));
@@ -266,7 +269,27 @@ static int create(struct ember_vm *vm, struct ember_error *err)
 	return 0;
 }
 
+static int vmm_vm_create(const struct ember_config *cfg, struct ehv_hypervisor *hyp,
+			 struct ember_vm **out, struct ember_error *err);
+
 int ember_vm_create(const struct ember_config *cfg, struct ember_vm **out, struct ember_error *err)
+{
+	return vmm_vm_create(cfg, NULL, out, err);
+}
+
+int ember_vm_create_on(const struct ember_config *cfg, struct ehv_hypervisor *hyp,
+		       struct ember_vm **out, struct ember_error *err)
+{
+	if (!hyp) {
+		if (out)
+			*out = NULL;
+		return vmm_errf(err, -EINVAL, "no hypervisor");
+	}
+	return vmm_vm_create(cfg, hyp, out, err);
+}
+
+static int vmm_vm_create(const struct ember_config *cfg, struct ehv_hypervisor *hyp,
+			 struct ember_vm **out, struct ember_error *err)
 {
 	if (err) {
 		err->code = 0;
@@ -286,6 +309,7 @@ int ember_vm_create(const struct ember_config *cfg, struct ember_vm **out, struc
 		free(vm);
 		return vmm_errf(err, -ENOMEM, "out of memory");
 	}
+	vm->hyp = hyp;
 	vm->ncpus = cfg->cpus;
 	vm->mem.fd = -1;
 	vm->start_ns = cfg->start_ns ? cfg->start_ns : vmm_now_ns();
@@ -318,7 +342,8 @@ void ember_vm_destroy(struct ember_vm *vm)
 	for (unsigned i = 0; vm->vcpus && i < vm->ncpus; i++)
 		ehv_vcpu_destroy(vm->vcpus[i]);
 	ehv_vm_destroy(vm->hv);
-	ehv_hypervisor_close(vm->hyp);
+	if (vm->own_hyp)
+		ehv_hypervisor_close(vm->hyp);
 	vmm_mem_destroy(&vm->mem);
 	if (vm->wake_fd >= 0)
 		close(vm->wake_fd);

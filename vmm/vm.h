@@ -26,6 +26,7 @@ struct ember_vm {
 	struct ember_config cfg; /* a deep copy of the caller's (vmm_config_copy) */
 	struct vmm_mem mem;
 	struct ehv_hypervisor *hyp;
+	bool own_hyp; /* opened by create (else the caller's: ember_vm_create_on) */
 	struct ehv_vm *hv;
 	unsigned ncpus;
 	struct ehv_vcpu **vcpus;

@@ -10,7 +10,9 @@
  * ArceOS's axvcpu: opaque handles backed by an ops table per backend.
  *
  *   struct ehv_hypervisor  an open hypervisor (KVM: /dev/kvm; mock: scripted)
- *   struct ehv_vm          a VM with its guest memory slots (no devices)
+ *   struct ehv_vm          a VM: guest memory slots, the in-kernel platform
+ *                          (irqchip, PIT), IRQ lines, irqfd/ioeventfd, the
+ *                          clock and device state (no user-space devices)
  *   struct ehv_vcpu        a vCPU: run, exits, kick, registers, counters
  *   struct ehv_runner      one thread per vCPU with a state machine and an
  *                          exit-handler table (below, "The vCPU runner")
@@ -89,7 +91,7 @@ extern "C" {
 
 /* API version of this header (bumped on incompatible change). */
 #define EMBER_HV_API_MAJOR   0
-#define EMBER_HV_API_MINOR   1
+#define EMBER_HV_API_MINOR   2
 #define EMBER_HV_API_VERSION ((EMBER_HV_API_MAJOR << 16) | EMBER_HV_API_MINOR)
 
 /* Returns EMBER_HV_API_VERSION of the library actually linked. */
@@ -105,6 +107,7 @@ struct ehv_hypervisor;
 struct ehv_vm;
 struct ehv_vcpu;
 struct ehv_runner;
+struct ehv_x86_cpuid_entry;
 
 /* ------------------------------------------------------------------------
  * Exit reasons
@@ -362,6 +365,25 @@ const char *ehv_backend_name(enum ehv_backend backend);
  * for numbers set with ehv_mock_set_capability(). */
 int ehv_hypervisor_check_raw_capability(struct ehv_hypervisor *hyp, long cap);
 
+/* What the hypervisor can offer a guest's CPUID (KVM:
+ * KVM_GET_SUPPORTED_CPUID on the hypervisor's /dev/kvm fd). Copies up to
+ * max entries into out (may be NULL with max 0) and returns how many exist
+ * (call again with a larger array when the result exceeds max; at most
+ * EHV_CPUID_MAX_ENTRIES). Mock: the table set with
+ * ehv_mock_set_supported_cpuid(), empty by default. Any thread. Errors:
+ * -EINVAL (NULL hyp, out NULL with max > 0), -ENOMEM, the backend's. */
+#define EHV_CPUID_MAX_ENTRIES 256
+int ehv_hypervisor_supported_cpuid(struct ehv_hypervisor *hyp, struct ehv_x86_cpuid_entry *out,
+				   size_t max);
+/* The MSR indices the hypervisor saves and restores for a vCPU (KVM:
+ * KVM_GET_MSR_INDEX_LIST), and the feature MSRs it reports (KVM: the
+ * KVM_GET_MSR_FEATURE_INDEX_LIST, -EOPNOTSUPP without
+ * KVM_CAP_GET_MSR_FEATURES). Same contract as ehv_hypervisor_supported_cpuid
+ * (at most EHV_MSR_LIST_MAX). Mock: the lists of ehv_mock_set_msr_lists(). */
+#define EHV_MSR_LIST_MAX 4096
+int ehv_hypervisor_msr_index_list(struct ehv_hypervisor *hyp, uint32_t *out, size_t max);
+int ehv_hypervisor_feature_msr_index_list(struct ehv_hypervisor *hyp, uint32_t *out, size_t max);
+
 /* ------------------------------------------------------------------------
  * VM
  * ------------------------------------------------------------------------ */
@@ -374,9 +396,10 @@ EHV_MUST_CHECK int ehv_vm_create(struct ehv_hypervisor *hyp, struct ehv_vm **out
  * its last vCPU is destroyed too, so destroying a VM before its vCPUs is safe.
  * NULL is allowed. Guest memory is the caller's and is not unmapped. */
 void ehv_vm_destroy(struct ehv_vm *vm);
-/* The backend's own handle, for code that knows the backend (a VMM wiring
- * in-kernel devices): KVM: a struct ekvm_vm * (<ember/kvm.h>), owned by the
- * VM; mock: NULL. */
+/* The backend's own handle, for code that knows the backend and needs a
+ * call this layer does not offer (tests, tools; Ember's VMM uses none):
+ * KVM: a struct ekvm_vm * (<ember/kvm.h>), owned by the VM; mock: NULL.
+ * Calls on it bypass the layer's bookkeeping (e.g. the platform step). */
 void *ehv_vm_backend_handle(struct ehv_vm *vm);
 /* The backend of this VM (enum ehv_backend), or -EINVAL for NULL. */
 int ehv_vm_backend(const struct ehv_vm *vm);
@@ -431,6 +454,143 @@ int ehv_vm_trap_sysregs(struct ehv_vm *vm, const struct ehv_sysreg_trap *traps, 
 int ehv_vm_trap_hypercalls(struct ehv_vm *vm, uint64_t nr_mask);
 
 /* ------------------------------------------------------------------------
+ * VM platform: interrupt controllers, timer, IRQ lines, eventfds, clock
+ * ------------------------------------------------------------------------
+ * What a VMM needs of the VM beyond memory, in the manner of crosvm's Vm and
+ * IrqChip traits. Thread-safety: any thread (the backends serialise inside:
+ * KVM in the kernel, the mock under its VM lock), including vCPU threads in
+ * a device callback, unless a function says otherwise.
+ *
+ * x86 reserved pages: a KVM VM on Intel without unrestricted guest needs an
+ * identity-mapped page table page and a three-page TSS in guest-physical
+ * space for real mode. The layer owns them: ehv_vm_create() places them once
+ * at EHV_X86_IDENTITY_MAP_GPA and EHV_X86_TSS_GPA (KVM_SET_IDENTITY_MAP_ADDR,
+ * KVM_SET_TSS_ADDR); nobody else issues those ioctls. Keep RAM and devices
+ * out of [EHV_X86_RESERVED_GPA, EHV_X86_RESERVED_GPA + EHV_X86_RESERVED_SIZE).
+ */
+#define EHV_X86_IDENTITY_MAP_GPA 0xfffbc000ull /* one page */
+#define EHV_X86_TSS_GPA		 0xfffbd000ull /* three pages */
+#define EHV_X86_RESERVED_GPA	 EHV_X86_IDENTITY_MAP_GPA
+#define EHV_X86_RESERVED_SIZE	 0x4000ull
+
+/* ehv_platform_config.flags */
+#define EHV_PLATFORM_PIT (1u << 0) /* an in-kernel i8254 PIT (ports 0x40-0x43) */
+#define EHV_PLATFORM_PIT_SPEAKER_DUMMY \
+	(1u << 1) /* with a dummy port 0x61 (KVM_PIT_SPEAKER_DUMMY) */
+
+struct ehv_platform_config {
+	unsigned flags; /* EHV_PLATFORM_* */
+};
+
+/*
+ * The platform step: creates the in-kernel interrupt controllers (x86: the
+ * two i8259 PICs, the IOAPIC with 24 pins, a LAPIC per vCPU; KVM:
+ * KVM_CREATE_IRQCHIP) and, with EHV_PLATFORM_PIT, the PIT (KVM:
+ * KVM_CREATE_PIT2). Once per VM, before the first vCPU is created.
+ * cfg NULL = irqchip only. Errors: -EINVAL (NULL vm, unknown flags),
+ * -EEXIST (already done), -EBUSY (a vCPU exists), the backend's; on failure
+ * after the irqchip was created the VM is unusable for another attempt
+ * (KVM cannot remove an irqchip): destroy it.
+ */
+int ehv_vm_setup_platform(struct ehv_vm *vm, const struct ehv_platform_config *cfg);
+
+/*
+ * Drives interrupt line gsi of the in-kernel irqchip (x86: GSI 0-15 go to
+ * both the PIC and the IOAPIC, 16-23 to the IOAPIC; KVM: KVM_IRQ_LINE).
+ * set_irq_line sets the level (true = asserted); pulse_irq raises then
+ * lowers it (an edge for an edge-triggered pin). No allocation; one ioctl
+ * (two for pulse) with KVM. Errors: -EINVAL (NULL, gsi >= EHV_MAX_GSI),
+ * -ENXIO (no platform yet), the backend's.
+ */
+#define EHV_MAX_GSI 1024
+int ehv_vm_set_irq_line(struct ehv_vm *vm, uint32_t gsi, bool level);
+int ehv_vm_pulse_irq(struct ehv_vm *vm, uint32_t gsi);
+
+/*
+ * irqfd: a write to eventfd fd injects gsi (KVM: KVM_IRQFD). With
+ * resample_fd >= 0 the line is level-triggered: it stays asserted until the
+ * guest EOIs it, then resample_fd is signalled (KVM_IRQFD_FLAG_RESAMPLE);
+ * -1 = edge. The fds stay the caller's (the backend keeps a reference
+ * while assigned). Errors: -EINVAL (NULL, fd < 0, gsi >= EHV_MAX_GSI),
+ * -ENXIO (no platform yet), -EEXIST (fd already assigned), the backend's
+ * (KVM: -EBADF not an eventfd).
+ * ehv_vm_irqfd_remove: deassigns fd from gsi; KVM answers 0 also for a pair
+ * never assigned, the mock -ENOENT.
+ */
+int ehv_vm_irqfd(struct ehv_vm *vm, int fd, uint32_t gsi, int resample_fd);
+int ehv_vm_irqfd_remove(struct ehv_vm *vm, int fd, uint32_t gsi);
+
+/* ioeventfd: a guest write of len bytes at addr (a port with
+ * EHV_IOEVENT_PIO, else a guest-physical MMIO address) signals fd instead
+ * of exiting, optionally only when the value equals datamatch (KVM:
+ * KVM_IOEVENTFD). */
+#define EHV_IOEVENT_PIO	      (1u << 0)
+#define EHV_IOEVENT_DATAMATCH (1u << 1)
+struct ehv_ioeventfd {
+	uint64_t addr;
+	uint32_t len; /* 1, 2, 4 or 8; 0 = any length (MMIO only) */
+	unsigned flags;
+	uint64_t datamatch; /* with EHV_IOEVENT_DATAMATCH */
+	int fd;		    /* an eventfd, the caller's */
+};
+/* Errors: -EINVAL (NULL, fd < 0, bad len or flags, addr + len overflows, a
+ * port above 0xffff, a datamatch with len 0), -EEXIST (one already covers
+ * the same address space, addr and len, with a datamatch that can match the
+ * same writes, whatever its fd: KVM's rule), the backend's.
+ * ehv_vm_ioeventfd_remove takes the description it was assigned with (fd
+ * included) and returns -ENOENT when nothing matches. */
+int ehv_vm_ioeventfd(struct ehv_vm *vm, const struct ehv_ioeventfd *ev);
+int ehv_vm_ioeventfd_remove(struct ehv_vm *vm, const struct ehv_ioeventfd *ev);
+
+/* The guest's paravirtual clock (KVM: KVM_GET_CLOCK / KVM_SET_CLOCK, the
+ * kvmclock base): ns is the guest's clock in nanoseconds. get sets flags
+ * (EHV_CLOCK_STABLE: the host clock is stable, so the value is the same on
+ * every vCPU); set ignores them. Errors: -EINVAL (NULL), the backend's. */
+#define EHV_CLOCK_STABLE (1u << 0)
+struct ehv_clock {
+	uint64_t ns;
+	unsigned flags;
+};
+int ehv_vm_get_clock(struct ehv_vm *vm, struct ehv_clock *clock);
+int ehv_vm_set_clock(struct ehv_vm *vm, const struct ehv_clock *clock);
+
+/*
+ * Saved state of the in-kernel devices, for snapshots: opaque blobs.
+ * The layouts of a PIC, IOAPIC or PIT state are the backend's (KVM: struct
+ * kvm_pic_state, struct kvm_ioapic_state, struct kvm_pit_state2), so a blob
+ * is tagged with the backend and its size; it can be stored and given back
+ * to a VM of the same backend (and, for KVM, the same kernel ABI), and set
+ * rejects any other with -EINVAL. Callers must not interpret data. The
+ * mock's blobs are EHV_MOCK_STATE_SIZE bytes, zero at creation. (Neutral
+ * structures would need a conversion per backend for no user today; the
+ * LAPIC, whose layout is architectural, is not opaque: see
+ * struct ehv_lapic_state.)
+ */
+enum ehv_irqchip_id {
+	EHV_IRQCHIP_PIC_MASTER = 0,
+	EHV_IRQCHIP_PIC_SLAVE,
+	EHV_IRQCHIP_IOAPIC,
+	EHV_IRQCHIP_MAX
+};
+#define EHV_STATE_BLOB_MAX  512
+#define EHV_MOCK_STATE_SIZE 64
+struct ehv_state_blob {
+	uint32_t backend; /* enum ehv_backend that produced it */
+	uint32_t size;	  /* bytes of data used */
+	uint8_t data[EHV_STATE_BLOB_MAX];
+};
+/* Get/set one chip's state (KVM: KVM_GET_IRQCHIP / KVM_SET_IRQCHIP).
+ * Errors: -EINVAL (NULL, bad chip, a blob of another backend or size),
+ * -ENXIO (no platform), the backend's. Pause the vCPUs around a set. */
+int ehv_vm_get_irqchip(struct ehv_vm *vm, enum ehv_irqchip_id chip, struct ehv_state_blob *st);
+int ehv_vm_set_irqchip(struct ehv_vm *vm, enum ehv_irqchip_id chip,
+		       const struct ehv_state_blob *st);
+/* The PIT's state (KVM: KVM_GET_PIT2 / KVM_SET_PIT2). -ENXIO without a
+ * PIT; otherwise as the irqchip calls. */
+int ehv_vm_get_pit(struct ehv_vm *vm, struct ehv_state_blob *st);
+int ehv_vm_set_pit(struct ehv_vm *vm, const struct ehv_state_blob *st);
+
+/* ------------------------------------------------------------------------
  * vCPU
  * ------------------------------------------------------------------------ */
 
@@ -455,6 +615,9 @@ void *ehv_vcpu_backend_handle(struct ehv_vcpu *vcpu);
  *    answer with the matching ehv_vcpu_handle_*() before the next run;
  *    otherwise run returns -EBUSY and does not enter the guest.
  *  - Counts the exit in the vCPU's counters.
+ *  - A vCPU waiting for INIT/SIPI (EHV_MP_UNINITIALIZED) stays in run until
+ *    the guest starts it, then runs it: the re-entry KVM asks for (EAGAIN)
+ *    happens inside, and a kick meanwhile still returns Canceled.
  * Errors: -EINVAL, -EBUSY (unanswered exit, or the vCPU is attached to a
  * runner and this is not the runner's thread), -EBADFD (vCPU broken by an earlier
  * failure: the backend could not complete), the backend's (KVM: KVM_RUN's
@@ -606,6 +769,52 @@ struct ehv_x86_cpuid_entry {
 /* Sets the guest's CPUID table (KVM: KVM_SET_CPUID2; before the first run).
  * At most 256 entries. Allocates nothing that outlives the call. */
 int ehv_vcpu_set_cpuid(struct ehv_vcpu *vcpu, const struct ehv_x86_cpuid_entry *entries, size_t n);
+
+/* Model-specific registers (KVM: KVM_GET_MSRS / KVM_SET_MSRS). Processes
+ * msrs[0..n-1] in order and returns how many were done: n on success,
+ * fewer when the hypervisor refused msrs[result] (the rest are untouched).
+ * At most EHV_MSRS_MAX per call. vCPU thread, not in run. Errors: -EINVAL
+ * (NULL, n > EHV_MSRS_MAX, msrs NULL with n > 0), -ENOMEM, the backend's.
+ * Mock: every index is accepted except those given to
+ * ehv_mock_vcpu_refuse_msr(); a get of an index never set reads 0. */
+#define EHV_MSRS_MAX 256
+struct ehv_msr {
+	uint32_t index;
+	uint64_t value;
+};
+int ehv_vcpu_get_msrs(struct ehv_vcpu *vcpu, struct ehv_msr *msrs, size_t n);
+int ehv_vcpu_set_msrs(struct ehv_vcpu *vcpu, const struct ehv_msr *msrs, size_t n);
+
+/* The vCPU's multiprocessing state (KVM: KVM_GET/SET_MP_STATE; the values
+ * are KVM's on x86). With an in-kernel irqchip KVM creates vCPU 0 RUNNABLE
+ * and the others UNINITIALIZED (waiting for INIT/SIPI); the mock does the
+ * same. An UNINITIALIZED vCPU woken by a SIPI needs a second KVM_RUN (the
+ * kernel returns EAGAIN): ehv_vcpu_run() re-enters by itself, callers never
+ * see it. vCPU thread, not in run. Errors: -EINVAL (NULL, unknown state),
+ * -ERANGE (get: a backend state with no neutral value, e.g. KVM's SEV-ES
+ * AP reset hold), the backend's. */
+enum ehv_mp_state {
+	EHV_MP_RUNNABLE = 0,
+	EHV_MP_UNINITIALIZED = 1,
+	EHV_MP_INIT_RECEIVED = 2,
+	EHV_MP_HALTED = 3,
+	EHV_MP_SIPI_RECEIVED = 4,
+	EHV_MP_MAX
+};
+int ehv_vcpu_get_mp_state(struct ehv_vcpu *vcpu, enum ehv_mp_state *state);
+int ehv_vcpu_set_mp_state(struct ehv_vcpu *vcpu, enum ehv_mp_state state);
+
+/* The vCPU's LAPIC register page, as the architecture lays it out (1 KiB:
+ * byte offset = the register's MMIO offset, e.g. 0x20 the ID, 0x80 the TPR;
+ * KVM: KVM_GET_LAPIC / KVM_SET_LAPIC, whose x2APIC mode keeps the ID in the
+ * x2APIC format). Needs the platform (-ENXIO before
+ * ehv_vm_setup_platform). vCPU thread, not in run. */
+#define EHV_LAPIC_SIZE 1024
+struct ehv_lapic_state {
+	uint8_t regs[EHV_LAPIC_SIZE];
+};
+int ehv_vcpu_get_lapic(struct ehv_vcpu *vcpu, struct ehv_lapic_state *lapic);
+int ehv_vcpu_set_lapic(struct ehv_vcpu *vcpu, const struct ehv_lapic_state *lapic);
 
 /* Guest debugging (KVM: KVM_SET_GUEST_DEBUG). 0 turns it off. */
 #define EHV_DEBUG_SINGLESTEP (1u << 0) /* Debug exit after every instruction */
@@ -804,6 +1013,53 @@ int ehv_mock_vcpu_stats(struct ehv_vcpu *vcpu, struct ehv_mock_stats *out);
  * for this mock hypervisor and the VMs (and their vCPUs) created from it
  * afterwards (they copy the table). At most 16 capabilities: -ENOSPC. */
 int ehv_mock_set_capability(struct ehv_hypervisor *hyp, long cap, int value);
+
+/* ---- mock: hypervisor tables and what the VM layer saw */
+
+/* The table ehv_hypervisor_supported_cpuid() answers (copied; at most
+ * EHV_CPUID_MAX_ENTRIES: -E2BIG), and the two MSR lists (at most
+ * EHV_MSR_LIST_MAX each; feature NULL with nfeature 0 makes the feature
+ * query answer -EOPNOTSUPP as KVM does without the capability). Not
+ * concurrently with the queries. -EINVAL when hyp is not a mock. */
+int ehv_mock_set_supported_cpuid(struct ehv_hypervisor *hyp,
+				 const struct ehv_x86_cpuid_entry *entries, size_t n);
+int ehv_mock_set_msr_lists(struct ehv_hypervisor *hyp, const uint32_t *index, size_t nindex,
+			   const uint32_t *feature, size_t nfeature);
+
+#define EHV_MOCK_MAX_EVENTFDS 64
+/* A snapshot of a mock VM's state: slots, platform, lines, eventfds. */
+struct ehv_mock_vm_state {
+	struct {
+		bool used;
+		uint64_t gpa, size;
+		void *hva;
+		unsigned flags;
+	} slots[EHV_MAX_MEM_SLOTS];
+	bool platform; /* ehv_vm_setup_platform succeeded */
+	unsigned platform_flags;
+	uint64_t irq_line_calls; /* set_irq_line calls (pulses count two) */
+	uint32_t last_gsi;
+	bool last_level;
+	uint8_t levels[64];  /* level of GSI 0..63 after the last call */
+	uint32_t rising[64]; /* rising edges per GSI 0..63 (a pulse is one) */
+	unsigned nirqfds;
+	struct {
+		int fd, resample_fd;
+		uint32_t gsi;
+	} irqfds[EHV_MOCK_MAX_EVENTFDS];
+	unsigned nioeventfds;
+	struct ehv_ioeventfd ioeventfds[EHV_MOCK_MAX_EVENTFDS];
+	struct ehv_clock clock; /* as last set (flags: EHV_CLOCK_STABLE) */
+	uint64_t vcpus_created;
+};
+/* Copies the VM's state. -EINVAL when vm is not a mock VM. Any thread. */
+int ehv_mock_vm_state(struct ehv_vm *vm, struct ehv_mock_vm_state *out);
+/* The CPUID table last set on the vCPU: copies up to max entries, returns
+ * how many were set (0 before any set). -EINVAL when not a mock vCPU. */
+int ehv_mock_vcpu_cpuid(struct ehv_vcpu *vcpu, struct ehv_x86_cpuid_entry *out, size_t max);
+/* Makes ehv_vcpu_get_msrs/set_msrs stop at MSR index (as KVM does for an
+ * MSR it does not know). At most 8 per vCPU: -ENOSPC. */
+int ehv_mock_vcpu_refuse_msr(struct ehv_vcpu *vcpu, uint32_t index);
 
 #ifdef __cplusplus
 }

@@ -285,6 +285,19 @@ struct ember_run_result {
 int ember_vm_create(const struct ember_config *cfg, struct ember_vm **out, struct ember_error *err);
 
 /*
+ * The same, on a hypervisor the caller opened (<ember/hv.h>): the VM is
+ * created from hyp instead of opening /dev/kvm itself, and every hypervisor
+ * query (the supported CPUID) goes through it. hyp is borrowed: it must stay
+ * open until ember_vm_destroy() returns, and may serve several VMs. With the
+ * mock backend the whole machine is built (memory, platform, devices, ACPI,
+ * kernel, vCPU state) with no KVM, for tests; running it runs the mock's
+ * scripts. Errors: as ember_vm_create, -EINVAL for a NULL hyp.
+ */
+struct ehv_hypervisor;
+int ember_vm_create_on(const struct ember_config *cfg, struct ehv_hypervisor *hyp,
+		       struct ember_vm **out, struct ember_error *err);
+
+/*
  * Runs the guest until it stops; fills *res. Returns 0 when the guest
  * stopped for any reason in enum ember_stop_reason (including
  * EMBER_STOP_ERROR for a failure after the guest started), or a negative

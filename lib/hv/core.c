@@ -263,8 +263,11 @@ int ehv_vm_create(struct ehv_hypervisor *hyp, struct ehv_vm **out)
 	vm->ops = hyp->ops;
 	vm->backend = hyp->backend;
 	atomic_init(&vm->refs, 1);
+	atomic_init(&vm->platform, false);
+	pthread_mutex_init(&vm->plat_lock, NULL);
 	int r = hyp->ops->vm_create(hyp, vm);
 	if (r < 0) {
+		pthread_mutex_destroy(&vm->plat_lock);
 		free(vm);
 		return r;
 	}
@@ -276,6 +279,7 @@ static void vm_put(struct ehv_vm *vm)
 {
 	if (atomic_fetch_sub(&vm->refs, 1) == 1) {
 		vm->ops->vm_destroy(vm);
+		pthread_mutex_destroy(&vm->plat_lock);
 		free(vm);
 	}
 }
@@ -351,6 +355,182 @@ int ehv_vm_trap_hypercalls(struct ehv_vm *vm, uint64_t nr_mask)
 	return vm->ops->vm_trap_hypercalls(vm, nr_mask);
 }
 
+/* ------------------------------------------------------- hypervisor queries */
+
+int ehv_hypervisor_supported_cpuid(struct ehv_hypervisor *hyp, struct ehv_x86_cpuid_entry *out,
+				   size_t max)
+{
+	if (!hyp || (max && !out))
+		return -EINVAL;
+	return hyp->ops->hyp_supported_cpuid(hyp, out, max);
+}
+
+int ehv_hypervisor_msr_index_list(struct ehv_hypervisor *hyp, uint32_t *out, size_t max)
+{
+	if (!hyp || (max && !out))
+		return -EINVAL;
+	return hyp->ops->hyp_msr_list(hyp, false, out, max);
+}
+
+int ehv_hypervisor_feature_msr_index_list(struct ehv_hypervisor *hyp, uint32_t *out, size_t max)
+{
+	if (!hyp || (max && !out))
+		return -EINVAL;
+	return hyp->ops->hyp_msr_list(hyp, true, out, max);
+}
+
+/* ------------------------------------------------------------ VM platform */
+
+int ehv_vm_setup_platform(struct ehv_vm *vm, const struct ehv_platform_config *cfg)
+{
+	const unsigned known = EHV_PLATFORM_PIT | EHV_PLATFORM_PIT_SPEAKER_DUMMY;
+	unsigned flags = cfg ? cfg->flags : 0;
+	if (!vm || (flags & ~known) ||
+	    ((flags & EHV_PLATFORM_PIT_SPEAKER_DUMMY) && !(flags & EHV_PLATFORM_PIT)))
+		return -EINVAL;
+	pthread_mutex_lock(&vm->plat_lock);
+	int r;
+	if (atomic_load(&vm->platform))
+		r = -EEXIST;
+	else if (vm->had_vcpu)
+		r = -EBUSY;
+	else
+		r = vm->ops->vm_setup_platform(vm, flags);
+	if (r == 0) {
+		vm->platform_flags = flags;
+		atomic_store(&vm->platform, true);
+	}
+	pthread_mutex_unlock(&vm->plat_lock);
+	return r;
+}
+
+static bool has_platform(struct ehv_vm *vm)
+{
+	return atomic_load_explicit(&vm->platform, memory_order_acquire);
+}
+
+int ehv_vm_set_irq_line(struct ehv_vm *vm, uint32_t gsi, bool level)
+{
+	if (!vm || gsi >= EHV_MAX_GSI)
+		return -EINVAL;
+	if (!has_platform(vm))
+		return -ENXIO;
+	return vm->ops->vm_irq_line(vm, gsi, level);
+}
+
+int ehv_vm_pulse_irq(struct ehv_vm *vm, uint32_t gsi)
+{
+	int r = ehv_vm_set_irq_line(vm, gsi, true);
+	return r < 0 ? r : vm->ops->vm_irq_line(vm, gsi, false);
+}
+
+int ehv_vm_irqfd(struct ehv_vm *vm, int fd, uint32_t gsi, int resample_fd)
+{
+	if (!vm || fd < 0 || gsi >= EHV_MAX_GSI || resample_fd < -1)
+		return -EINVAL;
+	if (!has_platform(vm))
+		return -ENXIO;
+	return vm->ops->vm_irqfd(vm, fd, gsi, resample_fd, false);
+}
+
+int ehv_vm_irqfd_remove(struct ehv_vm *vm, int fd, uint32_t gsi)
+{
+	if (!vm || fd < 0 || gsi >= EHV_MAX_GSI)
+		return -EINVAL;
+	if (!has_platform(vm))
+		return -ENXIO;
+	return vm->ops->vm_irqfd(vm, fd, gsi, -1, true);
+}
+
+static bool ioeventfd_valid(const struct ehv_ioeventfd *ev)
+{
+	const unsigned known = EHV_IOEVENT_PIO | EHV_IOEVENT_DATAMATCH;
+	if (!ev || ev->fd < 0 || (ev->flags & ~known))
+		return false;
+	if (ev->len != 0 && ev->len != 1 && ev->len != 2 && ev->len != 4 && ev->len != 8)
+		return false;
+	if (ev->addr + ev->len < ev->addr)
+		return false;
+	if (ev->flags & EHV_IOEVENT_PIO)
+		return ev->len != 0 && ev->addr + ev->len <= 0x10000;
+	/* KVM: a datamatch needs a length */
+	return !(ev->len == 0 && (ev->flags & EHV_IOEVENT_DATAMATCH));
+}
+
+int ehv_vm_ioeventfd(struct ehv_vm *vm, const struct ehv_ioeventfd *ev)
+{
+	if (!vm || !ioeventfd_valid(ev))
+		return -EINVAL;
+	return vm->ops->vm_ioeventfd(vm, ev, false);
+}
+
+int ehv_vm_ioeventfd_remove(struct ehv_vm *vm, const struct ehv_ioeventfd *ev)
+{
+	if (!vm || !ioeventfd_valid(ev))
+		return -EINVAL;
+	return vm->ops->vm_ioeventfd(vm, ev, true);
+}
+
+int ehv_vm_get_clock(struct ehv_vm *vm, struct ehv_clock *clock)
+{
+	if (!vm || !clock)
+		return -EINVAL;
+	return vm->ops->vm_get_clock(vm, clock);
+}
+
+int ehv_vm_set_clock(struct ehv_vm *vm, const struct ehv_clock *clock)
+{
+	if (!vm || !clock)
+		return -EINVAL;
+	return vm->ops->vm_set_clock(vm, clock);
+}
+
+static int get_state(struct ehv_vm *vm, unsigned chip, struct ehv_state_blob *st)
+{
+	if (!vm || !st)
+		return -EINVAL;
+	if (!has_platform(vm) ||
+	    (chip == EHV_IRQCHIP_MAX && !(vm->platform_flags & EHV_PLATFORM_PIT)))
+		return -ENXIO;
+	memset(st, 0, sizeof(*st));
+	st->backend = (uint32_t)vm->backend;
+	return vm->ops->vm_get_state(vm, chip, st);
+}
+
+static int set_state(struct ehv_vm *vm, unsigned chip, const struct ehv_state_blob *st)
+{
+	if (!vm || !st || st->backend != (uint32_t)vm->backend || st->size > EHV_STATE_BLOB_MAX)
+		return -EINVAL;
+	if (!has_platform(vm) ||
+	    (chip == EHV_IRQCHIP_MAX && !(vm->platform_flags & EHV_PLATFORM_PIT)))
+		return -ENXIO;
+	return vm->ops->vm_set_state(vm, chip, st);
+}
+
+int ehv_vm_get_irqchip(struct ehv_vm *vm, enum ehv_irqchip_id chip, struct ehv_state_blob *st)
+{
+	if ((unsigned)chip >= EHV_IRQCHIP_MAX)
+		return -EINVAL;
+	return get_state(vm, chip, st);
+}
+
+int ehv_vm_set_irqchip(struct ehv_vm *vm, enum ehv_irqchip_id chip, const struct ehv_state_blob *st)
+{
+	if ((unsigned)chip >= EHV_IRQCHIP_MAX)
+		return -EINVAL;
+	return set_state(vm, chip, st);
+}
+
+int ehv_vm_get_pit(struct ehv_vm *vm, struct ehv_state_blob *st)
+{
+	return get_state(vm, EHV_IRQCHIP_MAX, st);
+}
+
+int ehv_vm_set_pit(struct ehv_vm *vm, const struct ehv_state_blob *st)
+{
+	return set_state(vm, EHV_IRQCHIP_MAX, st);
+}
+
 /* ------------------------------------------------------------------- vCPU */
 
 int ehv_vcpu_create(struct ehv_vm *vm, uint32_t id, struct ehv_vcpu **out)
@@ -367,7 +547,12 @@ int ehv_vcpu_create(struct ehv_vm *vm, uint32_t id, struct ehv_vcpu **out)
 	v->ops = vm->ops;
 	v->vm = vm;
 	v->id = id;
+	/* under plat_lock: the platform step and vCPU creation are ordered */
+	pthread_mutex_lock(&vm->plat_lock);
 	r = vm->ops->vcpu_create(v);
+	if (r == 0)
+		vm->had_vcpu = true;
+	pthread_mutex_unlock(&vm->plat_lock);
 	if (r < 0) {
 		free(v);
 		return r;
@@ -700,6 +885,53 @@ int ehv_vcpu_inject_interrupt(struct ehv_vcpu *vcpu, uint32_t vector)
 	if (!vcpu || vector > 255)
 		return -EINVAL;
 	return vcpu->ops->vcpu_inject_interrupt(vcpu, vector);
+}
+
+int ehv_vcpu_get_msrs(struct ehv_vcpu *vcpu, struct ehv_msr *msrs, size_t n)
+{
+	if (!vcpu || n > EHV_MSRS_MAX || (n && !msrs))
+		return -EINVAL;
+	return n ? vcpu->ops->vcpu_msrs(vcpu, msrs, n, false) : 0;
+}
+
+int ehv_vcpu_set_msrs(struct ehv_vcpu *vcpu, const struct ehv_msr *msrs, size_t n)
+{
+	if (!vcpu || n > EHV_MSRS_MAX || (n && !msrs))
+		return -EINVAL;
+	/* the backend reads only: the cast keeps one op for both directions */
+	return n ? vcpu->ops->vcpu_msrs(vcpu, (struct ehv_msr *)msrs, n, true) : 0;
+}
+
+int ehv_vcpu_get_mp_state(struct ehv_vcpu *vcpu, enum ehv_mp_state *state)
+{
+	if (!vcpu || !state)
+		return -EINVAL;
+	return vcpu->ops->vcpu_get_mp_state(vcpu, state);
+}
+
+int ehv_vcpu_set_mp_state(struct ehv_vcpu *vcpu, enum ehv_mp_state state)
+{
+	if (!vcpu || (unsigned)state >= EHV_MP_MAX)
+		return -EINVAL;
+	return vcpu->ops->vcpu_set_mp_state(vcpu, state);
+}
+
+int ehv_vcpu_get_lapic(struct ehv_vcpu *vcpu, struct ehv_lapic_state *lapic)
+{
+	if (!vcpu || !lapic)
+		return -EINVAL;
+	if (!has_platform(vcpu->vm))
+		return -ENXIO;
+	return vcpu->ops->vcpu_get_lapic(vcpu, lapic);
+}
+
+int ehv_vcpu_set_lapic(struct ehv_vcpu *vcpu, const struct ehv_lapic_state *lapic)
+{
+	if (!vcpu || !lapic)
+		return -EINVAL;
+	if (!has_platform(vcpu->vm))
+		return -ENXIO;
+	return vcpu->ops->vcpu_set_lapic(vcpu, lapic);
 }
 
 /* ------------------------------------------------------------ runner hook */

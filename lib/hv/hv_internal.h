@@ -5,6 +5,7 @@
 #include <ember/hv.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 
 /* What the last exit left for the caller to answer (or for the next run to
@@ -45,6 +46,11 @@ struct ehv_vm {
 	enum ehv_backend backend;
 	atomic_int refs; /* the caller's + one per vCPU */
 	void *be;
+	/* the platform step: done once, before any vCPU (under plat_lock) */
+	pthread_mutex_t plat_lock;
+	atomic_bool platform;
+	unsigned platform_flags;
+	bool had_vcpu; /* a vCPU was created (under plat_lock) */
 };
 
 struct ehv_vcpu {
@@ -102,6 +108,25 @@ struct ehvi_ops {
 	int (*vcpu_set_debug)(struct ehv_vcpu *vcpu, unsigned flags);
 	int (*vcpu_request_irq_window)(struct ehv_vcpu *vcpu, bool on);
 	int (*vcpu_inject_interrupt)(struct ehv_vcpu *vcpu, uint32_t vector);
+	/* VM-level operations; the core has checked the arguments. The list
+	 * queries return the total count and copy up to max. */
+	int (*hyp_supported_cpuid)(struct ehv_hypervisor *hyp, struct ehv_x86_cpuid_entry *out,
+				   size_t max);
+	int (*hyp_msr_list)(struct ehv_hypervisor *hyp, bool feature, uint32_t *out, size_t max);
+	int (*vm_setup_platform)(struct ehv_vm *vm, unsigned flags);
+	int (*vm_irq_line)(struct ehv_vm *vm, uint32_t gsi, bool level);
+	int (*vm_irqfd)(struct ehv_vm *vm, int fd, uint32_t gsi, int resample_fd, bool remove);
+	int (*vm_ioeventfd)(struct ehv_vm *vm, const struct ehv_ioeventfd *ev, bool remove);
+	int (*vm_get_clock)(struct ehv_vm *vm, struct ehv_clock *clock);
+	int (*vm_set_clock)(struct ehv_vm *vm, const struct ehv_clock *clock);
+	/* chip: an enum ehv_irqchip_id, or EHV_IRQCHIP_MAX for the PIT */
+	int (*vm_get_state)(struct ehv_vm *vm, unsigned chip, struct ehv_state_blob *st);
+	int (*vm_set_state)(struct ehv_vm *vm, unsigned chip, const struct ehv_state_blob *st);
+	int (*vcpu_msrs)(struct ehv_vcpu *vcpu, struct ehv_msr *msrs, size_t n, bool set);
+	int (*vcpu_get_mp_state)(struct ehv_vcpu *vcpu, enum ehv_mp_state *state);
+	int (*vcpu_set_mp_state)(struct ehv_vcpu *vcpu, enum ehv_mp_state state);
+	int (*vcpu_get_lapic)(struct ehv_vcpu *vcpu, struct ehv_lapic_state *lapic);
+	int (*vcpu_set_lapic)(struct ehv_vcpu *vcpu, const struct ehv_lapic_state *lapic);
 };
 
 extern const struct ehvi_ops ehvi_mock_ops;

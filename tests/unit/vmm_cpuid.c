@@ -6,12 +6,12 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#define SIG KVM_CPUID_FLAG_SIGNIFCANT_INDEX
+#define SIG EHV_CPUID_SIGNIFICANT_INDEX
 
 /* A host table shaped like KVM_GET_SUPPORTED_CPUID's answer. */
-static struct kvm_cpuid2 *host_table(bool amd)
+static struct vmm_cpuid *host_table(bool amd)
 {
-	static const struct kvm_cpuid_entry2 common[] = {
+	static const struct ehv_x86_cpuid_entry common[] = {
 	    {.function = 1,
 	     .eax = 0x00a20f12,
 	     .ebx = 0x00100800,
@@ -38,8 +38,8 @@ static struct kvm_cpuid2 *host_table(bool amd)
 	    {.function = 0x8000001e, .eax = 0x12, .ebx = 0x0103, .ecx = 0x0301},
 	};
 	size_t n = sizeof(common) / sizeof(common[0]) + 1;
-	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]));
-	c->entries[0] = (struct kvm_cpuid_entry2){.function = 0, .eax = 0x10};
+	struct vmm_cpuid *c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]));
+	c->entries[0] = (struct ehv_x86_cpuid_entry){.function = 0, .eax = 0x10};
 	if (amd) {
 		c->entries[0].ebx = 0x68747541; /* Auth enti cAMD */
 		c->entries[0].edx = 0x69746e65;
@@ -55,9 +55,9 @@ static struct kvm_cpuid2 *host_table(bool amd)
 	return c;
 }
 
-static const struct kvm_cpuid_entry2 *get(const struct kvm_cpuid2 *c, uint32_t f, uint32_t i)
+static const struct ehv_x86_cpuid_entry *get(const struct vmm_cpuid *c, uint32_t f, uint32_t i)
 {
-	const struct kvm_cpuid_entry2 *e = vmm_x86_cpuid_find(c, f, i);
+	const struct ehv_x86_cpuid_entry *e = vmm_x86_cpuid_find(c, f, i);
 	if (!e)
 		TEST_FAIL("no CPUID leaf %#x.%u", f, i);
 	return e;
@@ -65,7 +65,7 @@ static const struct kvm_cpuid_entry2 *get(const struct kvm_cpuid2 *c, uint32_t f
 
 TEST(vmm_cpuid_hides_virtualisation_sets_hypervisor)
 {
-	struct kvm_cpuid2 *host = host_table(true), *c;
+	struct vmm_cpuid *host = host_table(true), *c;
 	uint32_t nent = host->nent;
 	REQUIRE_OK(vmm_x86_cpuid(host, 0, 1, &c));
 	CHECK_EQ(host->nent, nent); /* input untouched */
@@ -87,12 +87,12 @@ TEST(vmm_cpuid_hides_virtualisation_sets_hypervisor)
 TEST(vmm_cpuid_topology_consistent)
 {
 	for (int amd = 0; amd <= 1; amd++) {
-		struct kvm_cpuid2 *host = host_table(amd);
+		struct vmm_cpuid *host = host_table(amd);
 		for (unsigned ncpus = 1; ncpus <= 6; ncpus++) {
 			for (unsigned v = 0; v < ncpus; v++) {
-				struct kvm_cpuid2 *c;
+				struct vmm_cpuid *c;
 				REQUIRE_OK(vmm_x86_cpuid(host, v, ncpus, &c));
-				const struct kvm_cpuid_entry2 *l1 = get(c, 1, 0);
+				const struct ehv_x86_cpuid_entry *l1 = get(c, 1, 0);
 				CHECK_EQ(l1->ebx >> 24, v);		       /* APIC ID */
 				CHECK((l1->ebx >> 16 & 0xff) >= ncpus);	       /* logical count */
 				CHECK_EQ(l1->ebx & 0xffff, 0x0800);	       /* CLFLUSH kept */
@@ -136,7 +136,7 @@ TEST(vmm_cpuid_topology_consistent)
 
 TEST(vmm_cpuid_adds_missing_kvm_leaves)
 {
-	struct kvm_cpuid2 *host = host_table(false), *c;
+	struct vmm_cpuid *host = host_table(false), *c;
 	/* drop 0x40000000/1 from the host table */
 	uint32_t w = 0;
 	for (uint32_t i = 0; i < host->nent; i++)
@@ -153,17 +153,17 @@ TEST(vmm_cpuid_adds_missing_kvm_leaves)
 
 TEST(vmm_cpuid_xsave_leaf_matches_features)
 {
-	struct kvm_cpuid2 *host = host_table(true), *c;
+	struct vmm_cpuid *host = host_table(true), *c;
 	size_t n = host->nent;
 	host = realloc(host, sizeof(*host) + (n + 4) * sizeof(host->entries[0]));
 	/* XCR0 x87|SSE|AVX|PKRU; AVX state at 576 (256 bytes), PKRU at 2688 */
-	host->entries[n++] = (struct kvm_cpuid_entry2){
+	host->entries[n++] = (struct ehv_x86_cpuid_entry){
 	    .function = 0xd, .index = 0, .flags = SIG, .eax = 0x207, .ebx = 0x240, .ecx = 0xa88};
 	host->entries[n++] =
-	    (struct kvm_cpuid_entry2){.function = 0xd, .index = 1, .flags = SIG, .eax = 5};
-	host->entries[n++] = (struct kvm_cpuid_entry2){
+	    (struct ehv_x86_cpuid_entry){.function = 0xd, .index = 1, .flags = SIG, .eax = 5};
+	host->entries[n++] = (struct ehv_x86_cpuid_entry){
 	    .function = 0xd, .index = 2, .flags = SIG, .eax = 0x100, .ebx = 0x240};
-	host->entries[n++] = (struct kvm_cpuid_entry2){
+	host->entries[n++] = (struct ehv_x86_cpuid_entry){
 	    .function = 0xd, .index = 9, .flags = SIG, .eax = 8, .ebx = 0xa80};
 	host->nent = (uint32_t)n;
 	/* leaf 1 ECX of the table has no AVX (bit 28); leaf 7 ECX has no PKU */
@@ -190,7 +190,7 @@ TEST(vmm_cpuid_xsave_leaf_matches_features)
 
 TEST(vmm_cpuid_rejects_bad_arguments)
 {
-	struct kvm_cpuid2 *host = host_table(true), *c = NULL;
+	struct vmm_cpuid *host = host_table(true), *c = NULL;
 	CHECK_ERR(vmm_x86_cpuid(NULL, 0, 1, &c), -EINVAL);
 	CHECK_ERR(vmm_x86_cpuid(host, 0, 0, &c), -EINVAL);
 	CHECK_ERR(vmm_x86_cpuid(host, 2, 2, &c), -EINVAL);

@@ -175,7 +175,7 @@ TEST(vmm_mem_hugepages_clear_error)
 
 TEST(vmm_boot_msrs_expected)
 {
-	struct vmm_msr msrs[32];
+	struct ehv_msr msrs[32];
 	unsigned n = vmm_x86_boot_msrs(msrs, 32);
 	CHECK(n >= 10);
 	bool mtrr = false, misc = false;

@@ -58,9 +58,22 @@ static int kvm_vm_create(struct ehv_hypervisor *hyp, struct ehv_vm *vm)
 		free(b);
 		return r;
 	}
-	/* Real mode on VMX without unrestricted guest needs a TSS: the address
-	 * QEMU uses, just below the BIOS. A no-op on SVM; errors do not matter. */
-	(void)ekvm_vm_set_tss_addr(b->vm, 0xfffbd000);
+	/* The one owner of the identity map and the TSS (see hv.h, "x86
+	 * reserved pages"): real mode on VMX without unrestricted guest needs
+	 * both; the addresses QEMU uses, just below the BIOS. The identity map
+	 * must come before any vCPU; SVM and unrestricted guest accept and
+	 * ignore them. Kernels without the identity-map ioctl answer -ENOTTY
+	 * or -EINVAL: then KVM keeps its default, the same page. */
+	r = ekvm_vm_set_identity_map_addr(b->vm, EHV_X86_IDENTITY_MAP_GPA);
+	if (r == -ENOTTY || r == -EINVAL)
+		r = 0;
+	if (r == 0)
+		r = ekvm_vm_set_tss_addr(b->vm, EHV_X86_TSS_GPA);
+	if (r < 0) {
+		ekvm_vm_destroy(b->vm);
+		free(b);
+		return r;
+	}
 	vm->be = b;
 	return 0;
 }
@@ -192,7 +205,13 @@ static int kvm_vcpu_run(struct ehv_vcpu *v, struct ehv_exit *e)
 {
 	struct kvm_vcpu_be *b = v->be;
 	v->pend.kind = EHVI_PEND_NONE;
-	int r = ekvm_vcpu_run(b->vcpu, &b->kexit);
+	int r;
+	/* An UNINITIALIZED vCPU (an AP waiting for INIT/SIPI) blocks in
+	 * KVM_RUN and returns EAGAIN once the SIPI made it runnable: enter
+	 * again (a kick in between makes that run return Canceled). */
+	do
+		r = ekvm_vcpu_run(b->vcpu, &b->kexit);
+	while (r == -EAGAIN);
 	if (r < 0)
 		return r;
 	r = ehvi_kvm_map_exit(&b->kexit, e, &v->pend);
@@ -395,6 +414,229 @@ static int kvm_inject(struct ehv_vcpu *v, uint32_t vector)
 	return ekvm_vcpu_interrupt(kv(v), vector);
 }
 
+/* ------------------------------------------------- VM-level operations */
+
+static int kvm_supported_cpuid(struct ehv_hypervisor *hyp, struct ehv_x86_cpuid_entry *out,
+			       size_t max)
+{
+	struct kvm_cpuid2 *c;
+	int r = ekvm_sys_supported_cpuid(((struct kvm_hyp *)hyp->be)->sys, &c);
+	if (r < 0)
+		return r;
+	size_t n = c->nent < EHV_CPUID_MAX_ENTRIES ? c->nent : EHV_CPUID_MAX_ENTRIES;
+	for (size_t i = 0; i < n && i < max; i++) {
+		const struct kvm_cpuid_entry2 *k = &c->entries[i];
+		out[i] = (struct ehv_x86_cpuid_entry){
+		    .function = k->function,
+		    .index = k->index,
+		    .flags = (k->flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX)
+				 ? EHV_CPUID_SIGNIFICANT_INDEX
+				 : 0,
+		    .eax = k->eax,
+		    .ebx = k->ebx,
+		    .ecx = k->ecx,
+		    .edx = k->edx,
+		};
+	}
+	free(c);
+	return (int)n;
+}
+
+static int kvm_msr_list(struct ehv_hypervisor *hyp, bool feature, uint32_t *out, size_t max)
+{
+	struct ekvm_sys *sys = ((struct kvm_hyp *)hyp->be)->sys;
+	struct kvm_msr_list *l;
+	if (feature && ekvm_sys_check_extension(sys, KVM_CAP_GET_MSR_FEATURES) <= 0)
+		return -EOPNOTSUPP;
+	int r =
+	    feature ? ekvm_sys_msr_feature_index_list(sys, &l) : ekvm_sys_msr_index_list(sys, &l);
+	if (r < 0)
+		return r;
+	size_t n = l->nmsrs < EHV_MSR_LIST_MAX ? l->nmsrs : EHV_MSR_LIST_MAX;
+	for (size_t i = 0; i < n && i < max; i++)
+		out[i] = l->indices[i];
+	free(l);
+	return (int)n;
+}
+
+static int kvm_setup_platform(struct ehv_vm *vm, unsigned flags)
+{
+	int r = ekvm_vm_create_irqchip(kvm_of(vm));
+	if (r == 0 && (flags & EHV_PLATFORM_PIT))
+		r = ekvm_vm_create_pit2(kvm_of(vm), (flags & EHV_PLATFORM_PIT_SPEAKER_DUMMY)
+							? KVM_PIT_SPEAKER_DUMMY
+							: 0);
+	return r;
+}
+
+static int kvm_irq_line(struct ehv_vm *vm, uint32_t gsi, bool level)
+{
+	return ekvm_vm_irq_line(kvm_of(vm), gsi, level ? 1 : 0);
+}
+
+static int kvm_irqfd(struct ehv_vm *vm, int fd, uint32_t gsi, int resample_fd, bool remove)
+{
+	if (remove)
+		return ekvm_vm_irqfd_remove(kvm_of(vm), fd, gsi);
+	int r = ekvm_vm_irqfd(kvm_of(vm), fd, gsi, resample_fd);
+	return r == -EBUSY ? -EEXIST : r; /* KVM: "this eventfd is already an irqfd" */
+}
+
+static int kvm_ioeventfd(struct ehv_vm *vm, const struct ehv_ioeventfd *ev, bool remove)
+{
+	struct ekvm_ioeventfd k = {
+	    .addr = ev->addr,
+	    .len = ev->len,
+	    .fd = ev->fd,
+	    .pio = (ev->flags & EHV_IOEVENT_PIO) != 0,
+	    .has_datamatch = (ev->flags & EHV_IOEVENT_DATAMATCH) != 0,
+	    .datamatch = ev->datamatch,
+	};
+	return remove ? ekvm_vm_ioeventfd_remove(kvm_of(vm), &k)
+		      : ekvm_vm_ioeventfd(kvm_of(vm), &k);
+}
+
+static int kvm_get_clock(struct ehv_vm *vm, struct ehv_clock *clock)
+{
+	struct kvm_clock_data d;
+	memset(&d, 0, sizeof(d));
+	int r = ekvm_vm_get_clock(kvm_of(vm), &d);
+	if (r < 0)
+		return r;
+	clock->ns = d.clock;
+	clock->flags = (d.flags & KVM_CLOCK_TSC_STABLE) ? EHV_CLOCK_STABLE : 0;
+	return 0;
+}
+
+static int kvm_set_clock(struct ehv_vm *vm, const struct ehv_clock *clock)
+{
+	struct kvm_clock_data d;
+	memset(&d, 0, sizeof(d));
+	d.clock = clock->ns;
+	return ekvm_vm_set_clock(kvm_of(vm), &d);
+}
+
+/* KVM's layout size of each state blob (the PIT is EHV_IRQCHIP_MAX). */
+static size_t kvm_state_size(unsigned chip)
+{
+	switch (chip) {
+	case EHV_IRQCHIP_PIC_MASTER:
+	case EHV_IRQCHIP_PIC_SLAVE:
+		return sizeof(struct kvm_pic_state);
+	case EHV_IRQCHIP_IOAPIC:
+		return sizeof(struct kvm_ioapic_state);
+	default:
+		return sizeof(struct kvm_pit_state2);
+	}
+}
+
+_Static_assert(sizeof(struct kvm_pit_state2) <= EHV_STATE_BLOB_MAX, "PIT state blob");
+_Static_assert(sizeof(((struct kvm_irqchip *)0)->chip) <= EHV_STATE_BLOB_MAX, "irqchip blob");
+_Static_assert(KVM_IRQCHIP_PIC_MASTER == EHV_IRQCHIP_PIC_MASTER &&
+		   KVM_IRQCHIP_PIC_SLAVE == EHV_IRQCHIP_PIC_SLAVE &&
+		   KVM_IRQCHIP_IOAPIC == EHV_IRQCHIP_IOAPIC,
+	       "irqchip ids");
+
+static int kvm_get_state(struct ehv_vm *vm, unsigned chip, struct ehv_state_blob *st)
+{
+	size_t size = kvm_state_size(chip);
+	int r;
+	if (chip == EHV_IRQCHIP_MAX) {
+		struct kvm_pit_state2 p;
+		memset(&p, 0, sizeof(p));
+		r = ekvm_vm_get_pit2(kvm_of(vm), &p);
+		if (r == 0)
+			memcpy(st->data, &p, size);
+	} else {
+		struct kvm_irqchip c;
+		memset(&c, 0, sizeof(c));
+		c.chip_id = chip;
+		r = ekvm_vm_get_irqchip(kvm_of(vm), &c);
+		if (r == 0)
+			memcpy(st->data, &c.chip, size);
+	}
+	if (r == 0)
+		st->size = (uint32_t)size;
+	return r;
+}
+
+static int kvm_set_state(struct ehv_vm *vm, unsigned chip, const struct ehv_state_blob *st)
+{
+	size_t size = kvm_state_size(chip);
+	if (st->size != size)
+		return -EINVAL;
+	if (chip == EHV_IRQCHIP_MAX) {
+		struct kvm_pit_state2 p;
+		memcpy(&p, st->data, size);
+		return ekvm_vm_set_pit2(kvm_of(vm), &p);
+	}
+	struct kvm_irqchip c;
+	memset(&c, 0, sizeof(c));
+	c.chip_id = chip;
+	memcpy(&c.chip, st->data, size);
+	return ekvm_vm_set_irqchip(kvm_of(vm), &c);
+}
+
+static int kvm_msrs(struct ehv_vcpu *v, struct ehv_msr *msrs, size_t n, bool set)
+{
+	struct kvm_msrs *m = calloc(1, sizeof(*m) + n * sizeof(m->entries[0]));
+	if (!m)
+		return -ENOMEM;
+	m->nmsrs = (uint32_t)n;
+	for (size_t i = 0; i < n; i++) {
+		m->entries[i].index = msrs[i].index;
+		m->entries[i].data = set ? msrs[i].value : 0;
+	}
+	int r = set ? ekvm_vcpu_set_msrs(kv(v), m) : ekvm_vcpu_get_msrs(kv(v), m);
+	for (int i = 0; !set && i < r; i++)
+		msrs[i].value = m->entries[i].data;
+	free(m);
+	return r;
+}
+
+_Static_assert(KVM_MP_STATE_RUNNABLE == EHV_MP_RUNNABLE &&
+		   KVM_MP_STATE_UNINITIALIZED == EHV_MP_UNINITIALIZED &&
+		   KVM_MP_STATE_INIT_RECEIVED == EHV_MP_INIT_RECEIVED &&
+		   KVM_MP_STATE_HALTED == EHV_MP_HALTED &&
+		   KVM_MP_STATE_SIPI_RECEIVED == EHV_MP_SIPI_RECEIVED,
+	       "the neutral MP states are KVM's numbers");
+
+static int kvm_get_mp_state(struct ehv_vcpu *v, enum ehv_mp_state *state)
+{
+	struct kvm_mp_state mp;
+	int r = ekvm_vcpu_get_mp_state(kv(v), &mp);
+	if (r < 0)
+		return r;
+	if (mp.mp_state >= EHV_MP_MAX)
+		return -ERANGE;
+	*state = (enum ehv_mp_state)mp.mp_state;
+	return 0;
+}
+
+static int kvm_set_mp_state(struct ehv_vcpu *v, enum ehv_mp_state state)
+{
+	struct kvm_mp_state mp = {.mp_state = (uint32_t)state};
+	return ekvm_vcpu_set_mp_state(kv(v), &mp);
+}
+
+_Static_assert(sizeof(((struct kvm_lapic_state *)0)->regs) == EHV_LAPIC_SIZE, "LAPIC page");
+
+static int kvm_get_lapic(struct ehv_vcpu *v, struct ehv_lapic_state *lapic)
+{
+	struct kvm_lapic_state l;
+	int r = ekvm_vcpu_get_lapic(kv(v), &l);
+	if (r == 0)
+		memcpy(lapic->regs, l.regs, EHV_LAPIC_SIZE);
+	return r;
+}
+
+static int kvm_set_lapic(struct ehv_vcpu *v, const struct ehv_lapic_state *lapic)
+{
+	struct kvm_lapic_state l;
+	memcpy(l.regs, lapic->regs, EHV_LAPIC_SIZE);
+	return ekvm_vcpu_set_lapic(kv(v), &l);
+}
+
 const struct ehvi_ops ehvi_kvm_ops = {
     .name = "kvm",
     .hyp_open = kvm_hyp_open,
@@ -422,4 +664,19 @@ const struct ehvi_ops ehvi_kvm_ops = {
     .vcpu_set_debug = kvm_set_debug,
     .vcpu_request_irq_window = kvm_irq_window,
     .vcpu_inject_interrupt = kvm_inject,
+    .hyp_supported_cpuid = kvm_supported_cpuid,
+    .hyp_msr_list = kvm_msr_list,
+    .vm_setup_platform = kvm_setup_platform,
+    .vm_irq_line = kvm_irq_line,
+    .vm_irqfd = kvm_irqfd,
+    .vm_ioeventfd = kvm_ioeventfd,
+    .vm_get_clock = kvm_get_clock,
+    .vm_set_clock = kvm_set_clock,
+    .vm_get_state = kvm_get_state,
+    .vm_set_state = kvm_set_state,
+    .vcpu_msrs = kvm_msrs,
+    .vcpu_get_mp_state = kvm_get_mp_state,
+    .vcpu_set_mp_state = kvm_set_mp_state,
+    .vcpu_get_lapic = kvm_get_lapic,
+    .vcpu_set_lapic = kvm_set_lapic,
 };

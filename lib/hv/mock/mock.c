@@ -21,22 +21,29 @@ struct mock_caps {
 	unsigned n;
 };
 
+#define MOCK_MAX_MSRS	 512
+#define MOCK_MAX_REFUSED 8
+
 struct mock_hyp {
 	struct mock_caps caps;
-};
-
-struct mock_slot {
-	bool used;
-	uint64_t gpa, size;
+	struct ehv_x86_cpuid_entry *cpuid;
+	size_t ncpuid;
+	uint32_t *msr_index, *msr_feature;
+	size_t nindex, nfeature;
+	bool feature_set;
 };
 
 struct mock_vm {
 	struct mock_caps caps;
 	pthread_mutex_t lock;
-	struct mock_slot slots[EHV_MAX_MEM_SLOTS];
+	/* slots, platform, lines, eventfds, clock: what tests inspect */
+	struct ehv_mock_vm_state st;
 	uint64_t ids[MOCK_MAX_IDS / 64];
 	uint64_t hypercall_mask;
 	size_t sysreg_traps;
+	uint64_t clock_set_ns;	 /* the clock's value at clock_set_host */
+	uint64_t clock_set_host; /* host CLOCK_MONOTONIC ns of the last set */
+	struct ehv_state_blob chips[EHV_IRQCHIP_MAX + 1]; /* the PIT last */
 };
 
 struct mock_vcpu {
@@ -60,7 +67,14 @@ struct mock_vcpu {
 	unsigned debug_flags;
 	bool irq_window;
 	int injected;
+	struct ehv_x86_cpuid_entry *cpuid;
 	size_t ncpuid;
+	struct ehv_msr msrs[MOCK_MAX_MSRS];
+	size_t nmsrs;
+	uint32_t refused[MOCK_MAX_REFUSED];
+	size_t nrefused;
+	enum ehv_mp_state mp_state;
+	struct ehv_lapic_state lapic;
 };
 
 static int caps_lookup(const struct mock_caps *caps, long cap)
@@ -85,7 +99,11 @@ static int mock_hyp_open(struct ehv_hypervisor *hyp, const struct ehv_hypervisor
 
 static void mock_hyp_close(struct ehv_hypervisor *hyp)
 {
-	free(hyp->be);
+	struct mock_hyp *m = hyp->be;
+	free(m->cpuid);
+	free(m->msr_index);
+	free(m->msr_feature);
+	free(m);
 }
 
 static int mock_hyp_check_cap(struct ehv_hypervisor *hyp, long cap)
@@ -111,12 +129,24 @@ int ehv_mock_set_capability(struct ehv_hypervisor *hyp, long cap, int value)
 
 /* -------------------------------------------------------------------- VM */
 
+static uint64_t host_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 static int mock_vm_create(struct ehv_hypervisor *hyp, struct ehv_vm *vm)
 {
 	struct mock_vm *m = calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;
 	m->caps = ((struct mock_hyp *)hyp->be)->caps;
+	m->clock_set_host = host_ns();
+	for (unsigned i = 0; i <= EHV_IRQCHIP_MAX; i++) {
+		m->chips[i].backend = EHV_BACKEND_MOCK;
+		m->chips[i].size = EHV_MOCK_STATE_SIZE;
+	}
 	pthread_mutex_init(&m->lock, NULL);
 	vm->be = m;
 	return 0;
@@ -138,23 +168,25 @@ static void *mock_vm_handle(struct ehv_vm *vm)
 static int mock_vm_set_memory(struct ehv_vm *vm, uint32_t slot, uint64_t gpa, uint64_t size,
 			      void *hva, unsigned flags)
 {
-	(void)hva;
-	(void)flags;
 	struct mock_vm *m = vm->be;
 	int r = 0;
 	pthread_mutex_lock(&m->lock);
 	if (size == 0) {
-		m->slots[slot].used = false;
+		memset(&m->st.slots[slot], 0, sizeof(m->st.slots[slot]));
 		goto out;
 	}
 	for (unsigned i = 0; i < EHV_MAX_MEM_SLOTS; i++) {
-		struct mock_slot *s = &m->slots[i];
-		if (i != slot && s->used && gpa < s->gpa + s->size && s->gpa < gpa + size) {
+		const uint64_t sg = m->st.slots[i].gpa, ss = m->st.slots[i].size;
+		if (i != slot && m->st.slots[i].used && gpa < sg + ss && sg < gpa + size) {
 			r = -EEXIST;
 			goto out;
 		}
 	}
-	m->slots[slot] = (struct mock_slot){true, gpa, size};
+	m->st.slots[slot].used = true;
+	m->st.slots[slot].gpa = gpa;
+	m->st.slots[slot].size = size;
+	m->st.slots[slot].hva = hva;
+	m->st.slots[slot].flags = flags;
 out:
 	pthread_mutex_unlock(&m->lock);
 	return r;
@@ -220,12 +252,20 @@ static int mock_vcpu_create(struct ehv_vcpu *v)
 	bool dup = vm->ids[v->id / 64] & bit;
 	if (!dup)
 		vm->ids[v->id / 64] |= bit;
+	if (!dup)
+		vm->st.vcpus_created++;
 	pthread_mutex_unlock(&vm->lock);
 	if (dup) {
 		free(m);
 		return -EEXIST;
 	}
 	m->vm = vm;
+	/* as KVM: with an in-kernel irqchip the APs wait for INIT/SIPI */
+	m->mp_state =
+	    v->id != 0 && atomic_load(&v->vm->platform) ? EHV_MP_UNINITIALIZED : EHV_MP_RUNNABLE;
+	m->lapic.regs[0x23] = (uint8_t)v->id; /* APIC ID in bits 31:24 */
+	m->lapic.regs[0x30] = 0x14;	      /* version 0x14, 6 LVT entries */
+	m->lapic.regs[0x32] = 0x05;
 	m->injected = -1;
 	m->regs.rip = 0xfff0;
 	m->regs.rflags = 2;
@@ -243,6 +283,7 @@ static void mock_vcpu_destroy(struct ehv_vcpu *v)
 	pthread_mutex_unlock(&m->vm->lock);
 	free(m->steps);
 	free(m->records);
+	free(m->cpuid);
 	free(m);
 }
 
@@ -489,8 +530,15 @@ static int mock_set_sregs(struct ehv_vcpu *v, const struct ehv_x86_sregs *s)
 
 static int mock_set_cpuid(struct ehv_vcpu *v, const struct ehv_x86_cpuid_entry *e, size_t n)
 {
-	(void)e;
-	((struct mock_vcpu *)v->be)->ncpuid = n;
+	struct mock_vcpu *m = v->be;
+	struct ehv_x86_cpuid_entry *c = malloc((n ? n : 1) * sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	if (n)
+		memcpy(c, e, n * sizeof(*c));
+	free(m->cpuid);
+	m->cpuid = c;
+	m->ncpuid = n;
 	return 0;
 }
 
@@ -509,6 +557,315 @@ static int mock_irq_window(struct ehv_vcpu *v, bool on)
 static int mock_inject(struct ehv_vcpu *v, uint32_t vector)
 {
 	((struct mock_vcpu *)v->be)->injected = (int)vector;
+	return 0;
+}
+
+/* ------------------------------------------------- VM-level operations */
+
+/* Copies up to max of n items of size sz; returns n. */
+static int copy_list(void *out, size_t max, const void *in, size_t n, size_t sz)
+{
+	size_t k = n < max ? n : max;
+	if (k)
+		memcpy(out, in, k * sz);
+	return (int)n;
+}
+
+static int mock_supported_cpuid(struct ehv_hypervisor *hyp, struct ehv_x86_cpuid_entry *out,
+				size_t max)
+{
+	struct mock_hyp *m = hyp->be;
+	return copy_list(out, max, m->cpuid, m->ncpuid, sizeof(*out));
+}
+
+static int mock_msr_list(struct ehv_hypervisor *hyp, bool feature, uint32_t *out, size_t max)
+{
+	struct mock_hyp *m = hyp->be;
+	if (feature && !m->feature_set)
+		return -EOPNOTSUPP;
+	return feature ? copy_list(out, max, m->msr_feature, m->nfeature, sizeof(*out))
+		       : copy_list(out, max, m->msr_index, m->nindex, sizeof(*out));
+}
+
+static int dup_array(void **dst, const void *src, size_t n, size_t sz)
+{
+	void *c = NULL;
+	if (n) {
+		c = malloc(n * sz);
+		if (!c)
+			return -ENOMEM;
+		memcpy(c, src, n * sz);
+	}
+	free(*dst);
+	*dst = c;
+	return 0;
+}
+
+int ehv_mock_set_supported_cpuid(struct ehv_hypervisor *hyp,
+				 const struct ehv_x86_cpuid_entry *entries, size_t n)
+{
+	if (!hyp || hyp->ops != &ehvi_mock_ops || (n && !entries))
+		return -EINVAL;
+	if (n > EHV_CPUID_MAX_ENTRIES)
+		return -E2BIG;
+	struct mock_hyp *m = hyp->be;
+	int r = dup_array((void **)&m->cpuid, entries, n, sizeof(*entries));
+	if (r == 0)
+		m->ncpuid = n;
+	return r;
+}
+
+int ehv_mock_set_msr_lists(struct ehv_hypervisor *hyp, const uint32_t *index, size_t nindex,
+			   const uint32_t *feature, size_t nfeature)
+{
+	if (!hyp || hyp->ops != &ehvi_mock_ops || (nindex && !index) || (nfeature && !feature))
+		return -EINVAL;
+	if (nindex > EHV_MSR_LIST_MAX || nfeature > EHV_MSR_LIST_MAX)
+		return -E2BIG;
+	struct mock_hyp *m = hyp->be;
+	int r = dup_array((void **)&m->msr_index, index, nindex, sizeof(*index));
+	if (r == 0)
+		r = dup_array((void **)&m->msr_feature, feature, nfeature, sizeof(*feature));
+	if (r < 0)
+		return r;
+	m->nindex = nindex;
+	m->nfeature = nfeature;
+	m->feature_set = feature != NULL;
+	return 0;
+}
+
+static int mock_setup_platform(struct ehv_vm *vm, unsigned flags)
+{
+	struct mock_vm *m = vm->be;
+	pthread_mutex_lock(&m->lock);
+	m->st.platform = true;
+	m->st.platform_flags = flags;
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+static int mock_irq_line(struct ehv_vm *vm, uint32_t gsi, bool level)
+{
+	struct mock_vm *m = vm->be;
+	pthread_mutex_lock(&m->lock);
+	m->st.irq_line_calls++;
+	m->st.last_gsi = gsi;
+	m->st.last_level = level;
+	if (gsi < 64) {
+		if (level && !m->st.levels[gsi])
+			m->st.rising[gsi]++;
+		m->st.levels[gsi] = level;
+	}
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+static int mock_irqfd(struct ehv_vm *vm, int fd, uint32_t gsi, int resample_fd, bool remove)
+{
+	struct mock_vm *m = vm->be;
+	int r = remove ? -ENOENT : 0;
+	pthread_mutex_lock(&m->lock);
+	for (unsigned i = 0; i < m->st.nirqfds; i++) {
+		if (m->st.irqfds[i].fd != fd)
+			continue;
+		if (!remove) {
+			r = -EEXIST;
+		} else if (m->st.irqfds[i].gsi == gsi) {
+			m->st.irqfds[i] = m->st.irqfds[--m->st.nirqfds];
+			r = 0;
+		}
+		break;
+	}
+	if (r == 0 && !remove) {
+		if (m->st.nirqfds >= EHV_MOCK_MAX_EVENTFDS)
+			r = -ENOSPC;
+		else
+			m->st.irqfds[m->st.nirqfds++] = (typeof(m->st.irqfds[0])){
+			    .fd = fd, .resample_fd = resample_fd, .gsi = gsi};
+	}
+	pthread_mutex_unlock(&m->lock);
+	return r;
+}
+
+static bool same_ioevent(const struct ehv_ioeventfd *a, const struct ehv_ioeventfd *b)
+{
+	bool dm = (a->flags & EHV_IOEVENT_DATAMATCH) != 0;
+	return a->addr == b->addr && a->len == b->len && a->fd == b->fd && a->flags == b->flags &&
+	       (!dm || a->datamatch == b->datamatch);
+}
+
+/* KVM's collision rule for a new ioeventfd: the same bus and address, a
+ * length that overlaps (0 matches any), and datamatches that can both
+ * match; the eventfd does not matter. */
+static bool ioevent_collides(const struct ehv_ioeventfd *a, const struct ehv_ioeventfd *b)
+{
+	bool adm = (a->flags & EHV_IOEVENT_DATAMATCH) != 0;
+	bool bdm = (b->flags & EHV_IOEVENT_DATAMATCH) != 0;
+	if ((a->flags & EHV_IOEVENT_PIO) != (b->flags & EHV_IOEVENT_PIO) || a->addr != b->addr)
+		return false;
+	if (!a->len || !b->len)
+		return true;
+	return a->len == b->len && (!adm || !bdm || a->datamatch == b->datamatch);
+}
+
+static int mock_ioeventfd(struct ehv_vm *vm, const struct ehv_ioeventfd *ev, bool remove)
+{
+	struct mock_vm *m = vm->be;
+	int r = remove ? -ENOENT : 0;
+	pthread_mutex_lock(&m->lock);
+	for (unsigned i = 0; i < m->st.nioeventfds; i++) {
+		if (remove ? !same_ioevent(&m->st.ioeventfds[i], ev)
+			   : !ioevent_collides(&m->st.ioeventfds[i], ev))
+			continue;
+		if (remove) {
+			m->st.ioeventfds[i] = m->st.ioeventfds[--m->st.nioeventfds];
+			r = 0;
+		} else {
+			r = -EEXIST;
+		}
+		break;
+	}
+	if (r == 0 && !remove) {
+		if (m->st.nioeventfds >= EHV_MOCK_MAX_EVENTFDS)
+			r = -ENOSPC;
+		else
+			m->st.ioeventfds[m->st.nioeventfds++] = *ev;
+	}
+	pthread_mutex_unlock(&m->lock);
+	return r;
+}
+
+/* The mock clock runs at host speed from the last set value. */
+static int mock_get_clock(struct ehv_vm *vm, struct ehv_clock *clock)
+{
+	struct mock_vm *m = vm->be;
+	pthread_mutex_lock(&m->lock);
+	clock->ns = m->clock_set_ns + (host_ns() - m->clock_set_host);
+	clock->flags = EHV_CLOCK_STABLE;
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+static int mock_set_clock(struct ehv_vm *vm, const struct ehv_clock *clock)
+{
+	struct mock_vm *m = vm->be;
+	pthread_mutex_lock(&m->lock);
+	m->clock_set_ns = clock->ns;
+	m->clock_set_host = host_ns();
+	m->st.clock = (struct ehv_clock){clock->ns, EHV_CLOCK_STABLE};
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+static int mock_get_state(struct ehv_vm *vm, unsigned chip, struct ehv_state_blob *st)
+{
+	struct mock_vm *m = vm->be;
+	pthread_mutex_lock(&m->lock);
+	*st = m->chips[chip];
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+static int mock_set_state(struct ehv_vm *vm, unsigned chip, const struct ehv_state_blob *st)
+{
+	struct mock_vm *m = vm->be;
+	if (st->size != EHV_MOCK_STATE_SIZE)
+		return -EINVAL;
+	pthread_mutex_lock(&m->lock);
+	m->chips[chip] = *st;
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+int ehv_mock_vm_state(struct ehv_vm *vm, struct ehv_mock_vm_state *out)
+{
+	if (!vm || vm->ops != &ehvi_mock_ops || !out)
+		return -EINVAL;
+	struct mock_vm *m = vm->be;
+	pthread_mutex_lock(&m->lock);
+	*out = m->st;
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+static bool msr_refused(const struct mock_vcpu *m, uint32_t index)
+{
+	for (size_t i = 0; i < m->nrefused; i++)
+		if (m->refused[i] == index)
+			return true;
+	return false;
+}
+
+static struct ehv_msr *msr_slot(struct mock_vcpu *m, uint32_t index, bool create)
+{
+	for (size_t i = 0; i < m->nmsrs; i++)
+		if (m->msrs[i].index == index)
+			return &m->msrs[i];
+	if (!create || m->nmsrs >= MOCK_MAX_MSRS)
+		return NULL;
+	m->msrs[m->nmsrs] = (struct ehv_msr){index, 0};
+	return &m->msrs[m->nmsrs++];
+}
+
+static int mock_msrs(struct ehv_vcpu *v, struct ehv_msr *msrs, size_t n, bool set)
+{
+	struct mock_vcpu *m = v->be;
+	size_t i;
+	for (i = 0; i < n; i++) {
+		if (msr_refused(m, msrs[i].index))
+			break;
+		struct ehv_msr *s = msr_slot(m, msrs[i].index, set);
+		if (set) {
+			if (!s)
+				break; /* table full: refused, as an unknown MSR */
+			s->value = msrs[i].value;
+		} else {
+			msrs[i].value = s ? s->value : 0;
+		}
+	}
+	return (int)i;
+}
+
+int ehv_mock_vcpu_refuse_msr(struct ehv_vcpu *vcpu, uint32_t index)
+{
+	if (!vcpu || vcpu->ops != &ehvi_mock_ops)
+		return -EINVAL;
+	struct mock_vcpu *m = vcpu->be;
+	if (m->nrefused >= MOCK_MAX_REFUSED)
+		return -ENOSPC;
+	m->refused[m->nrefused++] = index;
+	return 0;
+}
+
+int ehv_mock_vcpu_cpuid(struct ehv_vcpu *vcpu, struct ehv_x86_cpuid_entry *out, size_t max)
+{
+	if (!vcpu || vcpu->ops != &ehvi_mock_ops || (max && !out))
+		return -EINVAL;
+	struct mock_vcpu *m = vcpu->be;
+	return copy_list(out, max, m->cpuid, m->ncpuid, sizeof(*out));
+}
+
+static int mock_get_mp_state(struct ehv_vcpu *v, enum ehv_mp_state *state)
+{
+	*state = ((struct mock_vcpu *)v->be)->mp_state;
+	return 0;
+}
+
+static int mock_set_mp_state(struct ehv_vcpu *v, enum ehv_mp_state state)
+{
+	((struct mock_vcpu *)v->be)->mp_state = state;
+	return 0;
+}
+
+static int mock_get_lapic(struct ehv_vcpu *v, struct ehv_lapic_state *lapic)
+{
+	*lapic = ((struct mock_vcpu *)v->be)->lapic;
+	return 0;
+}
+
+static int mock_set_lapic(struct ehv_vcpu *v, const struct ehv_lapic_state *lapic)
+{
+	((struct mock_vcpu *)v->be)->lapic = *lapic;
 	return 0;
 }
 
@@ -619,4 +976,19 @@ const struct ehvi_ops ehvi_mock_ops = {
     .vcpu_set_debug = mock_set_debug,
     .vcpu_request_irq_window = mock_irq_window,
     .vcpu_inject_interrupt = mock_inject,
+    .hyp_supported_cpuid = mock_supported_cpuid,
+    .hyp_msr_list = mock_msr_list,
+    .vm_setup_platform = mock_setup_platform,
+    .vm_irq_line = mock_irq_line,
+    .vm_irqfd = mock_irqfd,
+    .vm_ioeventfd = mock_ioeventfd,
+    .vm_get_clock = mock_get_clock,
+    .vm_set_clock = mock_set_clock,
+    .vm_get_state = mock_get_state,
+    .vm_set_state = mock_set_state,
+    .vcpu_msrs = mock_msrs,
+    .vcpu_get_mp_state = mock_get_mp_state,
+    .vcpu_set_mp_state = mock_set_mp_state,
+    .vcpu_get_lapic = mock_get_lapic,
+    .vcpu_set_lapic = mock_set_lapic,
 };

@@ -15,8 +15,6 @@
 #include "../../../devices/rtc_cmos.h"
 #include "../../../devices/serial8250.h"
 
-#include <ember/kvm.h>
-
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -28,7 +26,7 @@
 /*
  * The board, as a datasheet
  * -------------------------
- *   in KVM:  PIC (master/slave), IOAPIC at 0xfec00000 (24 pins, GSI = pin,
+ *   in the hypervisor (ehv_vm_setup_platform): PIC (master/slave), IOAPIC at 0xfec00000 (24 pins, GSI = pin,
  *            except ISA IRQ 0 -> pin 2), one LAPIC per vCPU at 0xfee00000,
  *            PIT (ports 0x40-0x43, 0x61 speaker dummy). TSS/identity-map pages
  *            at 0xfffbc000-0xfffbffff (inside the MMIO hole).
@@ -44,14 +42,15 @@
  * kernel panic from the pvpanic port.
  */
 
-#define TSS_ADDR	  0xfffbd000ULL
-#define IDENTITY_MAP_ADDR 0xfffbc000ULL
-#define BOOT_MARKER_PORT  0x80
+#define BOOT_MARKER_PORT 0x80
+
+_Static_assert(EHV_X86_RESERVED_GPA >= X86_MMIO_HOLE_START &&
+		   EHV_X86_RESERVED_GPA + EHV_X86_RESERVED_SIZE <= X86_MMIO_HOLE_END,
+	       "the hypervisor's TSS/identity-map pages lie in the MMIO hole");
 
 struct vmm_board {
 	struct ember_vm *vm;
-	struct ekvm_vm *kvm;
-	struct kvm_cpuid2 *supported;
+	struct vmm_cpuid *supported;
 	struct serial8250 *uart;
 	struct i8042 *kbd;
 	struct rtc_cmos *rtc;
@@ -72,7 +71,7 @@ void vmm_board_memory_hole(uint64_t *start, uint64_t *end)
 
 static void irq_line(struct vmm_board *b, uint32_t gsi, bool level)
 {
-	ekvm_vm_irq_line(b->kvm, gsi, level ? 1 : 0);
+	(void)ehv_vm_set_irq_line(b->vm->hv, gsi, level); /* fails only for a bad gsi */
 }
 
 static void uart_tx(void *opaque, const uint8_t *buf, size_t len)
@@ -149,32 +148,25 @@ int vmm_board_create(struct ember_vm *vm, struct ember_error *err)
 		return vmm_errf(err, -ENOMEM, "out of memory");
 	vm->board = b;
 	b->vm = vm;
-	if (ehv_vm_backend(vm->hv) != EHV_BACKEND_KVM || !(b->kvm = ehv_vm_backend_handle(vm->hv)))
-		return vmm_errf(err, -EOPNOTSUPP, "the x86 board needs the KVM backend");
+	/* What the hypervisor can offer the guest's CPUID (through the
+	 * hypervisor handle: /dev/kvm is opened once per VM). */
+	b->supported = calloc(1, sizeof(*b->supported) +
+				     EHV_CPUID_MAX_ENTRIES * sizeof(b->supported->entries[0]));
+	if (!b->supported)
+		return vmm_errf(err, -ENOMEM, "out of memory");
+	r = ehv_hypervisor_supported_cpuid(vm->hyp, b->supported->entries, EHV_CPUID_MAX_ENTRIES);
+	if (r < 0)
+		return vmm_errf(err, r, "cannot read the supported CPUID: %s", strerror(-r));
+	b->supported->nent = (uint32_t)(r < EHV_CPUID_MAX_ENTRIES ? r : EHV_CPUID_MAX_ENTRIES);
 
-	/* What KVM can offer the guest's CPUID. */
-	struct ekvm_sys *sys;
-	r = ekvm_sys_open(&sys);
-	if (r == 0) {
-		r = ekvm_sys_supported_cpuid(sys, &b->supported);
-		ekvm_sys_close(sys);
-	}
+	/* In-kernel interrupt controllers and timer, before any vCPU (the
+	 * layer places the TSS and identity map when the VM is created). */
+	r = ehv_vm_setup_platform(vm->hv,
+				  &(struct ehv_platform_config){
+				      .flags = EHV_PLATFORM_PIT | EHV_PLATFORM_PIT_SPEAKER_DUMMY});
 	if (r < 0)
-		return vmm_errf(err, r, "KVM_GET_SUPPORTED_CPUID: %s", strerror(-r));
-
-	/* In-kernel interrupt controllers and timer, before any vCPU. */
-	r = ekvm_vm_set_tss_addr(b->kvm, TSS_ADDR);
-	if (r < 0)
-		return vmm_errf(err, r, "KVM_SET_TSS_ADDR: %s", strerror(-r));
-	r = ekvm_vm_set_identity_map_addr(b->kvm, IDENTITY_MAP_ADDR);
-	if (r < 0 && r != -EINVAL && r != -ENOTTY)
-		return vmm_errf(err, r, "KVM_SET_IDENTITY_MAP_ADDR: %s", strerror(-r));
-	r = ekvm_vm_create_irqchip(b->kvm);
-	if (r < 0)
-		return vmm_errf(err, r, "KVM_CREATE_IRQCHIP: %s", strerror(-r));
-	r = ekvm_vm_create_pit2(b->kvm, KVM_PIT_SPEAKER_DUMMY);
-	if (r < 0)
-		return vmm_errf(err, r, "KVM_CREATE_PIT2: %s", strerror(-r));
+		return vmm_errf(err, r, "cannot create the interrupt controllers and the PIT: %s",
+				strerror(-r));
 
 	/* The legacy devices. */
 	r = serial8250_create(
@@ -258,65 +250,25 @@ int vmm_board_setup_vcpu(struct ember_vm *vm, unsigned idx, struct ember_error *
 {
 	struct vmm_board *b = vm->board;
 	struct ehv_vcpu *vcpu = vm->vcpus[idx];
-	struct kvm_cpuid2 *c;
+	struct vmm_cpuid *c;
 	int r = vmm_x86_cpuid(b->supported, idx, vm->ncpus, &c);
 	if (r < 0)
 		return vmm_errf(err, r, "vCPU %u: cannot build its CPUID", idx);
-	struct ehv_x86_cpuid_entry *e = calloc(c->nent ? c->nent : 1, sizeof(*e));
-	if (!e) {
-		free(c);
-		return vmm_errf(err, -ENOMEM, "out of memory");
-	}
-	for (uint32_t i = 0; i < c->nent; i++) {
-		const struct kvm_cpuid_entry2 *k = &c->entries[i];
-		e[i] = (struct ehv_x86_cpuid_entry){
-		    .function = k->function,
-		    .index = k->index,
-		    .flags = (k->flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX)
-				 ? EHV_CPUID_SIGNIFICANT_INDEX
-				 : 0,
-		    .eax = k->eax,
-		    .ebx = k->ebx,
-		    .ecx = k->ecx,
-		    .edx = k->edx,
-		};
-	}
-	r = ehv_vcpu_set_cpuid(vcpu, e, c->nent);
-	free(e);
+	r = ehv_vcpu_set_cpuid(vcpu, c->entries, c->nent);
 	free(c);
 	if (r < 0)
-		return vmm_errf(err, r, "vCPU %u: KVM_SET_CPUID2: %s", idx, strerror(-r));
+		return vmm_errf(err, r, "vCPU %u: cannot set its CPUID: %s", idx, strerror(-r));
 
-	struct vmm_msr msrs[16];
+	/* (The application processors wait for INIT/SIPI in the state the
+	 * hypervisor creates them in; the layer handles their wake-up.) */
+	struct ehv_msr msrs[16];
 	unsigned n = vmm_x86_boot_msrs(msrs, 16);
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e[16];
-	} m;
-	memset(&m, 0, sizeof(m));
-	m.hdr.nmsrs = n;
-	for (unsigned i = 0; i < n; i++) {
-		m.e[i].index = msrs[i].index;
-		m.e[i].data = msrs[i].value;
-	}
-	struct ekvm_vcpu *kv = ehv_vcpu_backend_handle(vcpu);
-	r = kv ? ekvm_vcpu_set_msrs(kv, &m.hdr) : -EOPNOTSUPP;
+	r = ehv_vcpu_set_msrs(vcpu, msrs, n);
 	if (r < 0)
-		return vmm_errf(err, r, "vCPU %u: KVM_SET_MSRS: %s", idx, strerror(-r));
+		return vmm_errf(err, r, "vCPU %u: cannot set its MSRs: %s", idx, strerror(-r));
 	if ((unsigned)r != n)
-		return vmm_errf(err, -EIO, "vCPU %u: KVM refused MSR %#x", idx, m.e[r].index);
-
-	/* Application processors wait for the guest's INIT/SIPI. KVM creates
-	 * them UNINITIALIZED, a state in which KVM_RUN returns EAGAIN when the
-	 * SIPI wakes them (user space is expected to run again); starting them
-	 * as "INIT received" lets KVM go from SIPI to running inside one
-	 * KVM_RUN. */
-	if (idx > 0) {
-		struct kvm_mp_state mp = {.mp_state = KVM_MP_STATE_INIT_RECEIVED};
-		r = ekvm_vcpu_set_mp_state(kv, &mp);
-		if (r < 0)
-			return vmm_errf(err, r, "vCPU %u: KVM_SET_MP_STATE: %s", idx, strerror(-r));
-	}
+		return vmm_errf(err, -EIO, "vCPU %u: the hypervisor refused MSR %#x", idx,
+				msrs[r].index);
 	return 0;
 }
 

@@ -16,14 +16,14 @@
 #define KVM_SIG_LEAF	  0x40000000u
 #define KVM_FEATURES_LEAF 0x40000001u
 
-const struct kvm_cpuid_entry2 *vmm_x86_cpuid_find(const struct kvm_cpuid2 *c, uint32_t function,
-						  uint32_t index)
+const struct ehv_x86_cpuid_entry *vmm_x86_cpuid_find(const struct vmm_cpuid *c, uint32_t function,
+						     uint32_t index)
 {
 	for (uint32_t i = 0; c && i < c->nent; i++) {
-		const struct kvm_cpuid_entry2 *e = &c->entries[i];
+		const struct ehv_x86_cpuid_entry *e = &c->entries[i];
 		if (e->function != function)
 			continue;
-		if ((e->flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) && e->index != index)
+		if ((e->flags & EHV_CPUID_SIGNIFICANT_INDEX) && e->index != index)
 			continue;
 		return e;
 	}
@@ -39,9 +39,9 @@ static unsigned id_bits(unsigned n)
 	return b;
 }
 
-static bool is_amd(const struct kvm_cpuid2 *c)
+static bool is_amd(const struct vmm_cpuid *c)
 {
-	const struct kvm_cpuid_entry2 *e = vmm_x86_cpuid_find(c, 0, 0);
+	const struct ehv_x86_cpuid_entry *e = vmm_x86_cpuid_find(c, 0, 0);
 	if (!e)
 		return false;
 	/* "AuthenticAMD" / "HygonGenuine": EBX, EDX, ECX */
@@ -49,41 +49,41 @@ static bool is_amd(const struct kvm_cpuid2 *c)
 	       (e->ebx == 0x6f677948 && e->edx == 0x6e65476e && e->ecx == 0x656e6975);
 }
 
-static void add(struct kvm_cpuid2 *c, uint32_t cap, struct kvm_cpuid_entry2 e)
+static void add(struct vmm_cpuid *c, uint32_t cap, struct ehv_x86_cpuid_entry e)
 {
 	if (c->nent < cap)
 		c->entries[c->nent++] = e;
 }
 
-static void add_topology_leaf(struct kvm_cpuid2 *c, uint32_t cap, uint32_t leaf, unsigned apic,
+static void add_topology_leaf(struct vmm_cpuid *c, uint32_t cap, uint32_t leaf, unsigned apic,
 			      unsigned ncpus)
 {
-	const uint32_t f = KVM_CPUID_FLAG_SIGNIFCANT_INDEX;
+	const uint32_t f = EHV_CPUID_SIGNIFICANT_INDEX;
 	/* level 0: SMT, one thread per core; level 1: cores in the package */
 	add(c, cap,
-	    (struct kvm_cpuid_entry2){.function = leaf,
-				      .index = 0,
-				      .flags = f,
-				      .eax = 0,
-				      .ebx = 1,
-				      .ecx = (1u << 8) | 0,
-				      .edx = apic});
+	    (struct ehv_x86_cpuid_entry){.function = leaf,
+					 .index = 0,
+					 .flags = f,
+					 .eax = 0,
+					 .ebx = 1,
+					 .ecx = (1u << 8) | 0,
+					 .edx = apic});
 	add(c, cap,
-	    (struct kvm_cpuid_entry2){.function = leaf,
-				      .index = 1,
-				      .flags = f,
-				      .eax = id_bits(ncpus),
-				      .ebx = ncpus,
-				      .ecx = (2u << 8) | 1,
-				      .edx = apic});
+	    (struct ehv_x86_cpuid_entry){.function = leaf,
+					 .index = 1,
+					 .flags = f,
+					 .eax = id_bits(ncpus),
+					 .ebx = ncpus,
+					 .ecx = (2u << 8) | 1,
+					 .edx = apic});
 	add(c, cap,
-	    (struct kvm_cpuid_entry2){.function = leaf,
-				      .index = 2,
-				      .flags = f,
-				      .eax = 0,
-				      .ebx = 0,
-				      .ecx = 2,
-				      .edx = apic});
+	    (struct ehv_x86_cpuid_entry){.function = leaf,
+					 .index = 2,
+					 .flags = f,
+					 .eax = 0,
+					 .ebx = 0,
+					 .ecx = 2,
+					 .edx = apic});
 }
 
 /* XSAVE components and the CPUID feature bit each needs (leaf, register,
@@ -106,9 +106,9 @@ static const struct xfeature_need xneeds[] = {
     {17, 18, 7, 3, 24}, /* AMX: 7.EDX.AMX-TILE */
 };
 
-static bool has_bit(const struct kvm_cpuid2 *c, uint32_t leaf, int reg, unsigned bit)
+static bool has_bit(const struct vmm_cpuid *c, uint32_t leaf, int reg, unsigned bit)
 {
-	const struct kvm_cpuid_entry2 *e = vmm_x86_cpuid_find(c, leaf, 0);
+	const struct ehv_x86_cpuid_entry *e = vmm_x86_cpuid_find(c, leaf, 0);
 	if (!e)
 		return false;
 	uint32_t v = reg == 1 ? e->ebx : reg == 2 ? e->ecx : e->edx;
@@ -116,9 +116,9 @@ static bool has_bit(const struct kvm_cpuid2 *c, uint32_t leaf, int reg, unsigned
 }
 
 /* Rewrites leaf 0xD of c in place (c already filtered). */
-static void fix_xsave_leaf(struct kvm_cpuid2 *c)
+static void fix_xsave_leaf(struct vmm_cpuid *c)
 {
-	struct kvm_cpuid_entry2 *d0 = NULL;
+	struct ehv_x86_cpuid_entry *d0 = NULL;
 	for (uint32_t i = 0; i < c->nent; i++)
 		if (c->entries[i].function == 0xd && c->entries[i].index == 0)
 			d0 = &c->entries[i];
@@ -132,7 +132,7 @@ static void fix_xsave_leaf(struct kvm_cpuid2 *c)
 	uint32_t max_size = 576; /* legacy area + XSAVE header */
 	uint32_t w = 0;
 	for (uint32_t i = 0; i < c->nent; i++) {
-		struct kvm_cpuid_entry2 e = c->entries[i];
+		struct ehv_x86_cpuid_entry e = c->entries[i];
 		if (e.function == 0xd && e.index >= 2 && e.index < 64) {
 			if (!(mask & (1ull << e.index)))
 				continue; /* a component the guest cannot enable */
@@ -151,24 +151,24 @@ static void fix_xsave_leaf(struct kvm_cpuid2 *c)
 		}
 }
 
-int vmm_x86_cpuid(const struct kvm_cpuid2 *host, unsigned vcpu_index, unsigned ncpus,
-		  struct kvm_cpuid2 **out)
+int vmm_x86_cpuid(const struct vmm_cpuid *host, unsigned vcpu_index, unsigned ncpus,
+		  struct vmm_cpuid **out)
 {
 	if (!host || !out || ncpus == 0 || ncpus > 254 || vcpu_index >= ncpus || host->nent > 4096)
 		return -EINVAL;
 	uint32_t cap = host->nent + 8;
-	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + cap * sizeof(c->entries[0]));
+	struct vmm_cpuid *c = calloc(1, sizeof(*c) + cap * sizeof(c->entries[0]));
 	if (!c)
 		return -ENOMEM;
 	const unsigned apic = vcpu_index;
 	const unsigned pow2 = 1u << id_bits(ncpus);
 	const bool amd = is_amd(host);
-	const struct kvm_cpuid_entry2 *l0 = vmm_x86_cpuid_find(host, 0, 0);
+	const struct ehv_x86_cpuid_entry *l0 = vmm_x86_cpuid_find(host, 0, 0);
 	const uint32_t max_basic = l0 ? l0->eax : 0;
 	bool have_sig = false, have_features = false;
 
 	for (uint32_t i = 0; i < host->nent; i++) {
-		struct kvm_cpuid_entry2 e = host->entries[i];
+		struct ehv_x86_cpuid_entry e = host->entries[i];
 		switch (e.function) {
 		case 0xb:
 		case 0x1f:
@@ -225,16 +225,16 @@ int vmm_x86_cpuid(const struct kvm_cpuid2 *host, unsigned vcpu_index, unsigned n
 	if (!have_sig)
 		/* "KVMKVMKVM\0\0\0" in EBX, ECX, EDX */
 		add(c, cap,
-		    (struct kvm_cpuid_entry2){.function = KVM_SIG_LEAF,
-					      .eax = KVM_FEATURES_LEAF,
-					      .ebx = 0x4b4d564b,
-					      .ecx = 0x564b4d56,
-					      .edx = 0x4d});
+		    (struct ehv_x86_cpuid_entry){.function = KVM_SIG_LEAF,
+						 .eax = KVM_FEATURES_LEAF,
+						 .ebx = 0x4b4d564b,
+						 .ecx = 0x564b4d56,
+						 .edx = 0x4d});
 	if (!have_features)
 		/* kvmclock (both MSR sets) with the stable bit, as KVM offers */
 		add(c, cap,
-		    (struct kvm_cpuid_entry2){.function = KVM_FEATURES_LEAF,
-					      .eax = (1u << 0) | (1u << 3) | (1u << 24)});
+		    (struct ehv_x86_cpuid_entry){.function = KVM_FEATURES_LEAF,
+						 .eax = (1u << 0) | (1u << 3) | (1u << 24)});
 	fix_xsave_leaf(c);
 	*out = c;
 	return 0;

@@ -36,9 +36,9 @@ unsigned vmm_x86_e820(const struct vmm_mem *mem, struct vmm_e820 *out, unsigned 
 #define MSR_SYSCALL_MASK      0xc0000084
 #define MSR_KERNEL_GS_BASE    0xc0000102
 
-unsigned vmm_x86_boot_msrs(struct vmm_msr *out, unsigned max)
+unsigned vmm_x86_boot_msrs(struct ehv_msr *out, unsigned max)
 {
-	static const struct vmm_msr msrs[] = {
+	static const struct ehv_msr msrs[] = {
 	    {MSR_IA32_SYSENTER_CS, 0},
 	    {MSR_IA32_SYSENTER_ESP, 0},
 	    {MSR_IA32_SYSENTER_EIP, 0},

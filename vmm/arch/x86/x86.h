@@ -2,7 +2,8 @@
 #ifndef EMBER_VMM_X86_H
 #define EMBER_VMM_X86_H
 
-#include <linux/kvm.h>
+#include <ember/hv.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -14,8 +15,15 @@
  * Returns the number of entries written to out (max >= VMM_E820_MAX). */
 unsigned vmm_x86_e820(const struct vmm_mem *mem, struct vmm_e820 *out, unsigned max);
 
+/* A CPUID table: nent entries (the layout of KVM's struct kvm_cpuid2 with
+ * the neutral entries of <ember/hv.h>). Allocate with room for the entries. */
+struct vmm_cpuid {
+	uint32_t nent;
+	struct ehv_x86_cpuid_entry entries[];
+};
+
 /*
- * CPUID for one vCPU, from what KVM supports (KVM_GET_SUPPORTED_CPUID):
+ * CPUID for one vCPU, from what the hypervisor supports (KVM_GET_SUPPORTED_CPUID):
  *  - SVM and VMX are hidden (leaf 1 ECX.VMX, 0x80000001 ECX.SVM, leaf
  *    0x8000000A), so guests do not try nested virtualisation;
  *  - the hypervisor bit (leaf 1 ECX[31]) is set and KVM's paravirtual leaves
@@ -31,20 +39,16 @@ unsigned vmm_x86_e820(const struct vmm_mem *mem, struct vmm_e820 *out, unsigned 
  * Returns 0, -EINVAL (vcpu_index >= ncpus, ncpus 0 or > 254, or host NULL)
  * or -ENOMEM.
  */
-int vmm_x86_cpuid(const struct kvm_cpuid2 *host, unsigned vcpu_index, unsigned ncpus,
-		  struct kvm_cpuid2 **out);
+int vmm_x86_cpuid(const struct vmm_cpuid *host, unsigned vcpu_index, unsigned ncpus,
+		  struct vmm_cpuid **out);
 
 /* Finds an entry (NULL if absent); for tests and the board. */
-const struct kvm_cpuid_entry2 *vmm_x86_cpuid_find(const struct kvm_cpuid2 *c, uint32_t function,
-						  uint32_t index);
+const struct ehv_x86_cpuid_entry *vmm_x86_cpuid_find(const struct vmm_cpuid *c, uint32_t function,
+						     uint32_t index);
 
 /* The MSRs a booting kernel expects (SYSENTER/SYSCALL MSRs zeroed, TSC 0,
  * fast strings enabled, MTRRs enabled with write-back default). Fills up to
- * max entries and returns how many. */
-struct vmm_msr {
-	uint32_t index;
-	uint64_t value;
-};
-unsigned vmm_x86_boot_msrs(struct vmm_msr *out, unsigned max);
+ * max entries (struct ehv_msr of <ember/hv.h>) and returns how many. */
+unsigned vmm_x86_boot_msrs(struct ehv_msr *out, unsigned max);
 
 #endif /* EMBER_VMM_X86_H */
