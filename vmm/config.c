@@ -1,5 +1,6 @@
 /* vmm/config.c - the VMM's configuration: defaults, key/value settings, arguments, resolve, format. */
 #include "config.h"
+#include "devmgr.h"
 #include "internal.h"
 #include "boot/boot.h"
 
@@ -890,9 +891,20 @@ static int resolve_cmdline(struct ember_config *cfg, struct ember_error *err)
 	return 0;
 }
 
+/* The board's device list can be laid out (windows, GSIs) for these devices. */
+static int resolve_board(struct ember_config *cfg, struct ember_error *err)
+{
+	struct vmm_devmgr *m = malloc(sizeof(*m));
+	if (!m)
+		return vmm_errf(err, -ENOMEM, "out of memory");
+	int r = vmm_board_plan(cfg, m, err);
+	free(m);
+	return r;
+}
+
 static int (*const resolve_steps[])(struct ember_config *, struct ember_error *) = {
     resolve_limits,  resolve_kernel,  resolve_boot_path, resolve_initrd,
-    resolve_console, resolve_devices, resolve_cmdline, /* last: see above */
+    resolve_console, resolve_devices, resolve_board,	 resolve_cmdline, /* last: see above */
 };
 
 int ember_config_resolve(struct ember_config *cfg, struct ember_error *err)
@@ -988,13 +1000,23 @@ int ember_config_format(const struct ember_config *cfg, char *buf, size_t len)
 			cfg->console_out, cfg->console_escape ? "ctrl-a" : "off");
 	else
 		fmt_add(&f, "console: none\n");
-	for (unsigned i = 0; i < cfg->ndevs; i++) {
-		const struct vmm_devopt *d = &cfg->devs[i];
-		fmt_add(&f, "%s %u:", d->type->name, d->index);
-		for (unsigned k = 0; k < d->nkv; k++)
-			fmt_add(&f, "%s%s=%s", k ? "," : " ", d->kv[k].key, d->kv[k].value);
-		fmt_add(&f, "\n");
+	/* the board's device list, the one ember_vm_create builds */
+	struct vmm_devmgr *m = malloc(sizeof(*m));
+	struct ember_error e = {0};
+	if (!m)
+		fmt_add(&f, "devices: (out of memory)\n");
+	else if (vmm_board_plan(cfg, m, &e) < 0)
+		fmt_add(&f, "devices: (%s)\n", e.msg);
+	else {
+		int n = vmm_devmgr_format(m, NULL, 0);
+		char *dl = n > 0 ? malloc((size_t)n + 1) : NULL;
+		if (dl) {
+			vmm_devmgr_format(m, dl, (size_t)n + 1);
+			fmt_add(&f, "%s", dl);
+			free(dl);
+		}
 	}
+	free(m);
 	if (f.used > INT32_MAX)
 		return -EOVERFLOW;
 	return (int)f.used;

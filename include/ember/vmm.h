@@ -225,8 +225,10 @@ const char *ember_config_usage(void);
 int ember_config_resolve(struct ember_config *cfg, struct ember_error *err);
 
 /*
- * Formats the configuration as "key: value" lines (the output of
- * `ember run --dry-run`), snprintf style: writes at most len bytes
+ * Formats the configuration as "key: value" lines, then the machine's device
+ * list, one "device NAME: ..." line each (what it is, its ports, MMIO
+ * window and interrupt, its ACPI name, or why it is not attached): the
+ * output of `ember run --dry-run`. snprintf style: writes at most len bytes
  * (NUL-terminated if len > 0) and returns the length the full text needs.
  */
 int ember_config_format(const struct ember_config *cfg, char *buf, size_t len);

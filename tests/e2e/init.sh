@@ -72,6 +72,9 @@ check memtotal [ "$((total_kb * 1024))" -le "$mem" -a "$((total_kb * 1024 * 10))
 check acpi_tables [ -d /sys/firmware/acpi/tables ] && [ -e /sys/firmware/acpi/tables/DSDT ]
 check rtc_device [ -e /sys/class/rtc/rtc0/since_epoch ]
 check ttyS0_16550A sh -c "dmesg | grep -q 'ttyS0 at I/O 0x3f8.*16550A'"
+# the DSDT's devices (made from the VMM's device list) as the guest enumerated them
+check dsdt_devices sh -c "ls /sys/bus/acpi/devices | grep -q '^PNP0501:' &&
+	ls /sys/bus/acpi/devices | grep -q '^PNP0303:' && ls /sys/bus/acpi/devices | grep -q '^PNP0B00:'"
 
 if [ "$echo" = 1 ]; then
 	echo "E2E ready"

@@ -179,6 +179,31 @@ if selected $name; then
 	fi
 fi
 
+# --- a --disk is checked and listed but not attached yet: the guest boots as before
+name=disk_not_attached
+if selected $name; then
+	TOKEN=""
+	head -c 1048576 /dev/zero >"$T/disk.img"
+	boot $name "$VMLINUX" 1 256M poweroff 0 "" "--disk path=$T/disk.img,ro=on,serial=e2e"
+	if [ "$STATUS" = 0 ] && ! grep -q 'disk0 .*not attached: virtio-blk is not built yet' \
+		"$T/$name.log"; then
+		bad $name "no warning that the disk is not attached"
+	else
+		check_guest $name 0
+	fi
+fi
+# and a bad sub-option is refused before anything is built (status 2)
+name=bad_disk_option
+if selected $name; then
+	"$EMBER" run -k "$VMLINUX" --disk "path=$T/disk.img,rw=on" </dev/null >"$T/$name.log" 2>&1
+	STATUS=$?
+	if [ "$STATUS" = 2 ] && grep -q -- "--disk: unknown key 'rw'" "$T/$name.log"; then
+		ok $name
+	else
+		bad $name "exit status $STATUS, want 2 and \"--disk: unknown key 'rw'\""
+	fi
+fi
+
 # --- endings: reboot (Linux's default path, ACPI reset register, i8042), triple fault, SIGTERM
 name=reboot_default
 if selected $name; then

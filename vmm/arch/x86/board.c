@@ -1,6 +1,7 @@
 /* vmm/arch/x86/board.c - the x86 machine, wired explicitly: interrupt controllers, legacy devices, ACPI, boot. */
 #include "acpi.h"
 #include "acpi_pm.h"
+#include "devices.h"
 #include "layout.h"
 #include "x86.h"
 
@@ -34,15 +35,16 @@
  *            0x080      boot-time marker       0x3f8-0x3ff 16550A, ttyS0 (IRQ 4)
  *            0x505      pvpanic (QEMU0001)      0xcf9      reset control register
  *            0x600-0x602 ACPI sleep control, sleep status, reset registers
- *   MMIO bus: empty (virtio-mmio windows from 0xd0000000 in later issues)
+ *   MMIO bus: device windows from 0xd0000000 (devices.h); none attached yet
  *   ACPI:    RSDP/XSDT/FADT (hardware-reduced)/MADT/DSDT at 0xe0000; the DSDT
- *            lists the CPUs, COM1, the PS/2 keyboard, the RTC and pvpanic.
+ *            lists the CPUs and every device of the device list with an ACPI
+ *            name (COM1, the PS/2 keyboard, the RTC, pvpanic; virtio-mmio later).
+ * Where each device sits and which GSI it raises is in one place, the device
+ * list of devices.c (vmm_board_plan); it also feeds the DSDT and --dry-run.
  * Reset comes from the ACPI reset register, the i8042 (port 0x64, 0xfe) or
  * port 0xcf9; power-off from the ACPI sleep control register (S5); a guest
  * kernel panic from the pvpanic port.
  */
-
-#define BOOT_MARKER_PORT 0x80
 
 _Static_assert(EHV_X86_RESERVED_GPA >= X86_MMIO_HOLE_START &&
 		   EHV_X86_RESERVED_GPA + EHV_X86_RESERVED_SIZE <= X86_MMIO_HOLE_END,
@@ -59,6 +61,9 @@ struct vmm_board {
 	struct reset_cf9 *cf9;
 	struct acpi_pm pm;
 	bool registered;
+	/* The device list (vmm/devmgr.h): where each device sits, its GSI. */
+	struct vmm_devmgr *dm;
+	struct vmm_dev_desc *d_com1, *d_kbd, *d_rtc;
 };
 
 void vmm_board_memory_hole(uint64_t *start, uint64_t *end)
@@ -79,9 +84,15 @@ static void uart_tx(void *opaque, const uint8_t *buf, size_t len)
 	struct vmm_board *b = opaque;
 	vmm_vm_console_write(b->vm, buf, len);
 }
+/* The device manager's IRQ hook: a device's GSI, from its descriptor. */
+static void dm_irq(void *opaque, uint32_t gsi, bool level)
+{
+	irq_line(opaque, gsi, level);
+}
 static void uart_irq(void *opaque, bool level)
 {
-	irq_line(opaque, X86_IRQ_COM1, level);
+	struct vmm_board *b = opaque;
+	vmm_dev_set_irq(b->d_com1, level);
 }
 static void uart_rx_ready(void *opaque)
 {
@@ -90,7 +101,8 @@ static void uart_rx_ready(void *opaque)
 }
 static void kbd_irq(void *opaque, bool level)
 {
-	irq_line(opaque, X86_IRQ_KEYBOARD, level);
+	struct vmm_board *b = opaque;
+	vmm_dev_set_irq(b->d_kbd, level);
 }
 static void kbd_reset(void *opaque)
 {
@@ -99,7 +111,8 @@ static void kbd_reset(void *opaque)
 }
 static void rtc_irq(void *opaque, bool level)
 {
-	irq_line(opaque, X86_IRQ_RTC, level);
+	struct vmm_board *b = opaque;
+	vmm_dev_set_irq(b->d_rtc, level);
 }
 static void marker(void *opaque, uint8_t value, uint64_t ns)
 {
@@ -168,6 +181,23 @@ int vmm_board_create(struct ember_vm *vm, struct ember_error *err)
 		return vmm_errf(err, r, "cannot create the interrupt controllers and the PIT: %s",
 				strerror(-r));
 
+	/* The device list, planned from the configuration as --dry-run shows it. */
+	if (!(b->dm = calloc(1, sizeof(*b->dm))))
+		return vmm_errf(err, -ENOMEM, "out of memory");
+	r = vmm_board_plan(&vm->cfg, b->dm, err);
+	if (r < 0)
+		return r;
+	b->dm->hooks = (struct vmm_devmgr_hooks){.set_irq = dm_irq, .opaque = b};
+	b->d_com1 = vmm_devmgr_find(b->dm, "com1");
+	b->d_kbd = vmm_devmgr_find(b->dm, "i8042");
+	b->d_rtc = vmm_devmgr_find(b->dm, "rtc");
+	struct vmm_dev_desc *d_marker = vmm_devmgr_find(b->dm, "bootmarker");
+	struct vmm_dev_desc *d_pm = vmm_devmgr_find(b->dm, "acpi-pm");
+	struct vmm_dev_desc *d_pvpanic = vmm_devmgr_find(b->dm, "pvpanic");
+	struct vmm_dev_desc *d_cf9 = vmm_devmgr_find(b->dm, "reset-cf9");
+	if (!b->d_com1 || !b->d_kbd || !b->d_rtc || !d_marker || !d_pm || !d_pvpanic || !d_cf9)
+		return vmm_errf(err, -EINVAL, "the board's device list lacks a legacy device");
+
 	/* The legacy devices. */
 	r = serial8250_create(
 	    &(struct serial8250_config){
@@ -202,22 +232,31 @@ int vmm_board_create(struct ember_vm *vm, struct ember_error *err)
 	    .reset_value = X86_ACPI_RESET_VALUE,
 	};
 
+	b->d_com1->ops = &serial8250_dev(b->uart)->ops->bus;
+	b->d_com1->opaque = serial8250_dev(b->uart);
+	b->d_kbd->ops = &i8042_dev(b->kbd)->ops->bus;
+	b->d_kbd->opaque = i8042_dev(b->kbd);
+	b->d_rtc->ops = &rtc_cmos_dev(b->rtc)->ops->bus;
+	b->d_rtc->opaque = rtc_cmos_dev(b->rtc);
+	d_marker->ops = &bootmarker_dev(b->marker)->ops->bus;
+	d_marker->opaque = bootmarker_dev(b->marker);
+	d_pvpanic->ops = &pvpanic_dev(b->pvpanic)->ops->bus;
+	d_pvpanic->opaque = pvpanic_dev(b->pvpanic);
+	d_cf9->ops = &reset_cf9_dev(b->cf9)->ops->bus;
+	d_cf9->opaque = reset_cf9_dev(b->cf9);
+	d_pm->ops = &acpi_pm_ops;
+	d_pm->opaque = &b->pm;
+
 	b->registered = true;
-	if ((r = dev_register(vm->pio, X86_PORT_COM1, SERIAL8250_WINDOW,
-			      serial8250_dev(b->uart))) ||
-	    (r = dev_register_at(vm->pio, X86_PORT_I8042_DATA, 1, i8042_dev(b->kbd), I8042_DATA)) ||
-	    (r = dev_register_at(vm->pio, X86_PORT_I8042_CMD, 1, i8042_dev(b->kbd),
-				 I8042_COMMAND)) ||
-	    (r = dev_register(vm->pio, X86_PORT_RTC, RTC_CMOS_WINDOW, rtc_cmos_dev(b->rtc))) ||
-	    (r = dev_register(vm->pio, BOOT_MARKER_PORT, 1, bootmarker_dev(b->marker))) ||
-	    (r = dev_register(vm->pio, X86_PORT_PVPANIC, PVPANIC_WINDOW,
-			      pvpanic_dev(b->pvpanic))) ||
-	    (r = dev_register(vm->pio, X86_PORT_RESET_CF9, RESET_CF9_WINDOW,
-			      reset_cf9_dev(b->cf9))) ||
-	    (r = bus_register(vm->pio, X86_PORT_ACPI_SLEEP_CTL, ACPI_PM_WINDOW, &acpi_pm_ops,
-			      &b->pm)))
-		return vmm_errf(err, r, "cannot place the legacy devices on the PIO bus: %s",
-				strerror(-r));
+	r = vmm_devmgr_attach(b->dm, vm->pio, vm->mmio, err);
+	if (r < 0)
+		return r;
+	for (unsigned i = 0; i < b->dm->n; i++)
+		if (b->dm->devs[i].pending)
+			vmm_logf(&vm->cfg, EMBER_LOG_WARN, "%s (%s): not attached: %s",
+				 b->dm->devs[i].name,
+				 b->dm->devs[i].detail ? b->dm->devs[i].detail : "",
+				 b->dm->devs[i].pending);
 	return 0;
 }
 
@@ -240,6 +279,7 @@ void vmm_board_destroy(struct ember_vm *vm)
 	if (b->cf9)
 		dev_destroy(reset_cf9_dev(b->cf9));
 	free(b->supported);
+	free(b->dm);
 	free(b);
 	vm->board = NULL;
 }
@@ -328,39 +368,18 @@ static int set_entry_state(struct ehv_vcpu *vcpu, const struct vmm_boot_entry *e
 
 /* ------------------------------------------------------------ boot */
 
-static const struct vmm_acpi_device legacy_devices[] = {
-    {.name = "COM1",
-     .hid = "PNP0501",
-     .uid = 1,
-     .nres = 2,
-     .res = {{.kind = VMM_ACPI_RES_IO, .base = X86_PORT_COM1, .len = 8},
-	     {.kind = VMM_ACPI_RES_IRQ, .base = X86_IRQ_COM1}}},
-    {.name = "PS2K",
-     .hid = "PNP0303",
-     .uid = 0,
-     .nres = 3,
-     .res = {{.kind = VMM_ACPI_RES_IO, .base = X86_PORT_I8042_DATA, .len = 1},
-	     {.kind = VMM_ACPI_RES_IO, .base = X86_PORT_I8042_CMD, .len = 1},
-	     {.kind = VMM_ACPI_RES_IRQ, .base = X86_IRQ_KEYBOARD}}},
-    {.name = "RTC_",
-     .hid = "PNP0B00",
-     .uid = 0,
-     .nres = 2,
-     .res = {{.kind = VMM_ACPI_RES_IO, .base = X86_PORT_RTC, .len = 2},
-	     {.kind = VMM_ACPI_RES_IRQ, .base = X86_IRQ_RTC}}},
-    /* Linux's pvpanic-mmio driver (a module: the built-in initramfs loads
-     * it) takes this I/O port resource as QEMU's ISA pvpanic offers it. */
-    {.name = "PEVT",
-     .hid = "QEMU0001",
-     .uid = 0,
-     .nres = 1,
-     .res = {{.kind = VMM_ACPI_RES_IO, .base = X86_PORT_PVPANIC, .len = PVPANIC_WINDOW}}},
-};
-
 int vmm_board_load(struct ember_vm *vm, struct ember_error *err)
 {
 	const struct ember_config *cfg = &vm->cfg;
+	struct vmm_board *b = vm->board;
 	int r;
+
+	/* the DSDT's devices, from the device list */
+	struct vmm_acpi_device adevs[VMM_DEVMGR_MAX];
+	int nadevs = vmm_x86_acpi_devices(b->dm, adevs, VMM_DEVMGR_MAX);
+	if (nadevs < 0)
+		return vmm_errf(err, nadevs, "ACPI: the device list does not fit the DSDT: %s",
+				strerror(-nadevs));
 
 	/* ACPI, written straight into guest memory */
 	struct vmm_acpi_config acfg = {
@@ -377,8 +396,8 @@ int vmm_board_load(struct ember_vm *vm, struct ember_error *err)
 			      VMM_ACPI_IAPC_VGA_NOT_PRESENT | VMM_ACPI_IAPC_MSI_NOT_SUPPORTED |
 			      VMM_ACPI_IAPC_PCIE_ASPM_CONTROLS,
 	    .rtc_century = RTC_CMOS_CENTURY,
-	    .devices = legacy_devices,
-	    .ndevices = sizeof(legacy_devices) / sizeof(legacy_devices[0]),
+	    .devices = adevs,
+	    .ndevices = (unsigned)nadevs,
 	};
 	uint8_t *acpi = vmm_mem_ptr(&vm->mem, X86_ACPI_ADDR, X86_ACPI_SIZE);
 	struct vmm_acpi_layout lay;

@@ -16,7 +16,7 @@
  *   0x000f_fff0  the reset vector: a stub that writes the ACPI reset register
  *   0x0010_0000  bzImage protected-mode kernel (ELF kernels load at their p_paddr)
  *   ...          RAM up to min(mem, 3 GiB); the initrd at the top of it
- *   0xc000_0000  MMIO hole: 0xd000_0000 virtio-mmio windows (later issues),
+ *   0xc000_0000  MMIO hole: 0xd000_0000 device windows (devices.h: the device list),
  *                0xfec0_0000 IOAPIC, 0xfee0_0000 LAPIC
  *   0x1_0000_0000  RAM above 3 GiB continues here
  */

@@ -1,0 +1,200 @@
+/* vmm/arch/x86/devices.c - the x86 board's device list, planned from the configuration, and the DSDT entries made from it. */
+#include "devices.h"
+#include "acpi_pm.h"
+#include "layout.h"
+
+#include "../../config.h"
+#include "../../internal.h"
+
+#include "../../../devices/i8042.h"
+#include "../../../devices/pvpanic.h"
+#include "../../../devices/reset_cf9.h"
+#include "../../../devices/rtc_cmos.h"
+#include "../../../devices/serial8250.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+void vmm_x86_devmgr_layout(struct vmm_devmgr_layout *out)
+{
+	*out = (struct vmm_devmgr_layout){
+	    .mmio_base = X86_DEVICE_MMIO_BASE,
+	    .mmio_end = X86_DEVICE_MMIO_END,
+	    .mmio_align = 4096,
+	    .gsi_first = X86_DEVICE_GSI_FIRST,
+	    .gsi_last = X86_DEVICE_GSI_LAST,
+	};
+}
+
+#define BOOT_MARKER_PORT 0x80 /* where the e2e and built-in inits write their marks */
+#define PIO(b, l, off, a)                                                 \
+	{                                                                 \
+		.base = (b), .len = (l), .dev_offset = (off), .acpi = (a) \
+	}
+
+/* The board's own devices, in datasheet order. board.c creates an instance
+ * for each of the platform ones (by name). */
+static const struct vmm_dev_desc legacy[] = {
+    {.name = "pic",
+     .what = "8259A PIC pair",
+     .kind = VMM_DEV_IN_KERNEL,
+     .npio = 2,
+     .pio = {PIO(0x20, 2, 0, false), PIO(0xa0, 2, 0, false)}},
+    {.name = "pit",
+     .what = "8254 PIT",
+     .kind = VMM_DEV_IN_KERNEL,
+     .npio = 2,
+     .pio = {PIO(0x40, 4, 0, false), PIO(0x61, 1, 0, false)}},
+    {.name = "ioapic",
+     .what = "IOAPIC, 24 pins",
+     .kind = VMM_DEV_IN_KERNEL,
+     .mmio_base = X86_IOAPIC_ADDR,
+     .mmio_size = 0x1000},
+    {.name = "lapic",
+     .what = "local APIC of each vCPU",
+     .kind = VMM_DEV_IN_KERNEL,
+     .mmio_base = X86_LAPIC_ADDR,
+     .mmio_size = 0x1000},
+    {.name = "com1",
+     .what = "16550A UART (ttyS0)",
+     .kind = VMM_DEV_PLATFORM,
+     .acpi_name = "COM1",
+     .acpi_hid = "PNP0501",
+     .acpi_uid = 1,
+     .npio = 1,
+     .pio = {PIO(X86_PORT_COM1, SERIAL8250_WINDOW, 0, true)},
+     .has_irq = true,
+     .gsi_fixed = true,
+     .gsi = X86_IRQ_COM1},
+    {.name = "i8042",
+     .what = "i8042 keyboard controller (reset line)",
+     .kind = VMM_DEV_PLATFORM,
+     .acpi_name = "PS2K",
+     .acpi_hid = "PNP0303",
+     .npio = 2,
+     .pio = {PIO(X86_PORT_I8042_DATA, 1, I8042_DATA, true),
+	     PIO(X86_PORT_I8042_CMD, 1, I8042_COMMAND, true)},
+     .has_irq = true,
+     .gsi_fixed = true,
+     .gsi = X86_IRQ_KEYBOARD},
+    {.name = "rtc",
+     .what = "MC146818 CMOS RTC",
+     .kind = VMM_DEV_PLATFORM,
+     .acpi_name = "RTC_",
+     .acpi_hid = "PNP0B00",
+     .npio = 1,
+     .pio = {PIO(X86_PORT_RTC, RTC_CMOS_WINDOW, 0, true)},
+     .has_irq = true,
+     .gsi_fixed = true,
+     .gsi = X86_IRQ_RTC},
+    {.name = "bootmarker",
+     .what = "boot-time marker port",
+     .kind = VMM_DEV_PLATFORM,
+     .npio = 1,
+     .pio = {PIO(BOOT_MARKER_PORT, 1, 0, false)}},
+    /* Linux's pvpanic-mmio driver (a module: the built-in initramfs loads
+     * it) takes this I/O port resource as QEMU's ISA pvpanic offers it. */
+    {.name = "pvpanic",
+     .what = "pvpanic (guest kernel panic notifier)",
+     .kind = VMM_DEV_PLATFORM,
+     .acpi_name = "PEVT",
+     .acpi_hid = "QEMU0001",
+     .npio = 1,
+     .pio = {PIO(X86_PORT_PVPANIC, PVPANIC_WINDOW, 0, true)}},
+    {.name = "reset-cf9",
+     .what = "reset control register",
+     .kind = VMM_DEV_PLATFORM,
+     .npio = 1,
+     .pio = {PIO(X86_PORT_RESET_CF9, RESET_CF9_WINDOW, 0, false)}},
+    {.name = "acpi-pm",
+     .what = "ACPI sleep control, sleep status and reset registers",
+     .kind = VMM_DEV_PLATFORM,
+     .npio = 1,
+     .pio = {PIO(X86_PORT_ACPI_SLEEP_CTL, ACPI_PM_WINDOW, 0, false)}},
+};
+
+/* One virtio-mmio entry for a device option. Pending until the virtio
+ * devices exist: the window and GSI are reserved so the layout is the one
+ * the device will have. */
+static int plan_option(struct vmm_devmgr *m, const struct vmm_devopt *o, unsigned nvirtio,
+		       struct ember_error *err)
+{
+	struct vmm_dev_desc d = {
+	    .what = o->type->what,
+	    .kind = VMM_DEV_VIRTIO_MMIO,
+	    .acpi_hid = "LNRO0005",
+	    .acpi_uid = nvirtio,
+	    .mmio_size = X86_VIRTIO_MMIO_SIZE,
+	    .has_irq = true,
+	    .detail = o->spec,
+	};
+	snprintf(d.name, sizeof(d.name), "%s%u", o->type->name, o->index);
+	snprintf(d.acpi_name, sizeof(d.acpi_name), "V%03X", nvirtio & 0xfff);
+	if (!strcmp(o->type->name, "disk"))
+		d.pending = "virtio-blk is not built yet (the disk was checked, not attached)";
+	else
+		d.pending = "this device is not built yet";
+	return vmm_devmgr_add(m, &d, NULL, err);
+}
+
+int vmm_board_plan(const struct ember_config *cfg, struct vmm_devmgr *m, struct ember_error *err)
+{
+	struct vmm_devmgr_layout l;
+	vmm_x86_devmgr_layout(&l);
+	vmm_devmgr_init(m, &l);
+	for (size_t i = 0; i < sizeof(legacy) / sizeof(legacy[0]); i++) {
+		int r = vmm_devmgr_add(m, &legacy[i], NULL, err);
+		if (r < 0)
+			return r;
+	}
+	for (unsigned i = 0; cfg && i < cfg->ndevs; i++) {
+		int r = plan_option(m, &cfg->devs[i], i, err);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int vmm_x86_acpi_devices(const struct vmm_devmgr *m, struct vmm_acpi_device *out, unsigned cap)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < m->n; i++) {
+		const struct vmm_dev_desc *d = &m->devs[i];
+		if (!d->acpi_name[0] || d->pending || d->kind == VMM_DEV_IN_KERNEL)
+			continue;
+		if (n >= cap)
+			return -E2BIG;
+		struct vmm_acpi_device *a = &out[n];
+		memset(a, 0, sizeof(*a));
+		memcpy(a->name, d->acpi_name, sizeof(a->name));
+		a->hid = d->acpi_hid;
+		a->uid = d->acpi_uid;
+		for (unsigned k = 0; k < d->npio; k++) {
+			if (!d->pio[k].acpi)
+				continue;
+			if (a->nres >= VMM_ACPI_MAX_RES)
+				return -EINVAL;
+			a->res[a->nres++] = (struct vmm_acpi_res){
+			    .kind = VMM_ACPI_RES_IO, .base = d->pio[k].base, .len = d->pio[k].len};
+		}
+		if (d->mmio_size) {
+			if (a->nres >= VMM_ACPI_MAX_RES ||
+			    vmm_range_exceeds(d->mmio_base, d->mmio_size, 1ull << 32))
+				return -EINVAL;
+			a->res[a->nres++] = (struct vmm_acpi_res){.kind = VMM_ACPI_RES_MEM32,
+								  .base = (uint32_t)d->mmio_base,
+								  .len = (uint32_t)d->mmio_size};
+		}
+		if (d->has_irq) {
+			if (a->nres >= VMM_ACPI_MAX_RES)
+				return -EINVAL;
+			a->res[a->nres++] = (struct vmm_acpi_res){.kind = VMM_ACPI_RES_IRQ,
+								  .base = d->gsi,
+								  .level = d->level,
+								  .active_low = d->active_low};
+		}
+		n++;
+	}
+	return (int)n;
+}
