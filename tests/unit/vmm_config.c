@@ -462,6 +462,37 @@ TEST(vmm_config_disk_options)
 	CHECK(strstr(ember_config_usage(), "--disk path=IMG") != NULL);
 }
 
+/* The parser is generic: a kind is a table entry (here a test one with a
+ * number, an optional value and no implied key, as --vsock or --rng will be). */
+TEST(vmm_config_devopt_generic)
+{
+	static const struct vmm_devopt_type t = {
+	    .name = "thing",
+	    .what = "test device",
+	    .keys = {{.name = "cid", .type = VMM_DEVOPT_U64},
+		     {.name = "on", .type = VMM_DEVOPT_BOOL}},
+	    .value_optional = true,
+	};
+	struct ember_config c;
+	struct ember_error err = {0};
+	vmm_config_init(&c);
+	REQUIRE_OK(vmm_config_add_device(&c, &t, "", &err)); /* --thing alone */
+	REQUIRE_OK(vmm_config_add_device(&c, &t, "cid=42,on=yes", &err));
+	REQUIRE_EQ(c.ndevs, 2);
+	CHECK_EQ(c.devs[0].nkv, 0);
+	CHECK_EQ(vmm_devopt_u64(&c.devs[0], "cid", 7), 7);
+	CHECK_EQ(vmm_devopt_u64(&c.devs[1], "cid", 7), 42);
+	CHECK(vmm_devopt_bool(&c.devs[1], "on", false));
+	CHECK_EQ(c.devs[1].index, 1);
+	CHECK_ERR(vmm_config_add_device(&c, &t, "cid=4x", &err), -EINVAL);
+	CHECK(strstr(err.msg, "--thing: key 'cid': '4x' is not a number") != NULL);
+	CHECK_ERR(vmm_config_add_device(&c, &t, "99999999999999999999", &err), -EINVAL);
+	CHECK(strstr(err.msg, "not key=value") != NULL); /* no implied key */
+	CHECK_ERR(vmm_config_add_device(&c, &t, "cid=99999999999999999999", &err), -EINVAL);
+	CHECK_EQ(c.ndevs, 2);
+	vmm_config_fini(&c);
+}
+
 /* resolve: each disk image must open with the mode asked; --dry-run lists them. */
 TEST(vmm_config_disk_resolve)
 {

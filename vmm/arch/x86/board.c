@@ -188,14 +188,11 @@ int vmm_board_create(struct ember_vm *vm, struct ember_error *err)
 	if (r < 0)
 		return r;
 	b->dm->hooks = (struct vmm_devmgr_hooks){.set_irq = dm_irq, .opaque = b};
+	/* the entries whose GSIs the devices' IRQ callbacks raise */
 	b->d_com1 = vmm_devmgr_find(b->dm, "com1");
 	b->d_kbd = vmm_devmgr_find(b->dm, "i8042");
 	b->d_rtc = vmm_devmgr_find(b->dm, "rtc");
-	struct vmm_dev_desc *d_marker = vmm_devmgr_find(b->dm, "bootmarker");
-	struct vmm_dev_desc *d_pm = vmm_devmgr_find(b->dm, "acpi-pm");
-	struct vmm_dev_desc *d_pvpanic = vmm_devmgr_find(b->dm, "pvpanic");
-	struct vmm_dev_desc *d_cf9 = vmm_devmgr_find(b->dm, "reset-cf9");
-	if (!b->d_com1 || !b->d_kbd || !b->d_rtc || !d_marker || !d_pm || !d_pvpanic || !d_cf9)
+	if (!b->d_com1 || !b->d_kbd || !b->d_rtc)
 		return vmm_errf(err, -EINVAL, "the board's device list lacks a legacy device");
 
 	/* The legacy devices. */
@@ -232,20 +229,28 @@ int vmm_board_create(struct ember_vm *vm, struct ember_error *err)
 	    .reset_value = X86_ACPI_RESET_VALUE,
 	};
 
-	b->d_com1->ops = &serial8250_dev(b->uart)->ops->bus;
-	b->d_com1->opaque = serial8250_dev(b->uart);
-	b->d_kbd->ops = &i8042_dev(b->kbd)->ops->bus;
-	b->d_kbd->opaque = i8042_dev(b->kbd);
-	b->d_rtc->ops = &rtc_cmos_dev(b->rtc)->ops->bus;
-	b->d_rtc->opaque = rtc_cmos_dev(b->rtc);
-	d_marker->ops = &bootmarker_dev(b->marker)->ops->bus;
-	d_marker->opaque = bootmarker_dev(b->marker);
-	d_pvpanic->ops = &pvpanic_dev(b->pvpanic)->ops->bus;
-	d_pvpanic->opaque = pvpanic_dev(b->pvpanic);
-	d_cf9->ops = &reset_cf9_dev(b->cf9)->ops->bus;
-	d_cf9->opaque = reset_cf9_dev(b->cf9);
-	d_pm->ops = &acpi_pm_ops;
-	d_pm->opaque = &b->pm;
+	/* each instance to its entry in the list, which attach puts on the buses */
+	const struct {
+		const char *name;
+		const struct bus_ops *ops;
+		void *opaque;
+	} inst[] = {
+	    {"com1", &serial8250_dev(b->uart)->ops->bus, serial8250_dev(b->uart)},
+	    {"i8042", &i8042_dev(b->kbd)->ops->bus, i8042_dev(b->kbd)},
+	    {"rtc", &rtc_cmos_dev(b->rtc)->ops->bus, rtc_cmos_dev(b->rtc)},
+	    {"bootmarker", &bootmarker_dev(b->marker)->ops->bus, bootmarker_dev(b->marker)},
+	    {"pvpanic", &pvpanic_dev(b->pvpanic)->ops->bus, pvpanic_dev(b->pvpanic)},
+	    {"reset-cf9", &reset_cf9_dev(b->cf9)->ops->bus, reset_cf9_dev(b->cf9)},
+	    {"acpi-pm", &acpi_pm_ops, &b->pm},
+	};
+	for (size_t i = 0; i < sizeof(inst) / sizeof(inst[0]); i++) {
+		struct vmm_dev_desc *d = vmm_devmgr_find(b->dm, inst[i].name);
+		if (!d)
+			return vmm_errf(err, -EINVAL, "the board's device list has no %s",
+					inst[i].name);
+		d->ops = inst[i].ops;
+		d->opaque = inst[i].opaque;
+	}
 
 	b->registered = true;
 	r = vmm_devmgr_attach(b->dm, vm->pio, vm->mmio, err);

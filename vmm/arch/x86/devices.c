@@ -16,6 +16,12 @@
 #include <stdio.h>
 #include <string.h>
 
+/* The device region takes no RAM (so the E820 map needs no hole for it) and
+ * stays below the in-kernel IOAPIC and LAPIC. */
+_Static_assert(X86_DEVICE_MMIO_BASE >= X86_MMIO_HOLE_START &&
+		   X86_DEVICE_MMIO_END <= X86_IOAPIC_ADDR,
+	       "the device MMIO region must lie in the MMIO hole, below the IOAPIC");
+
 void vmm_x86_devmgr_layout(struct vmm_devmgr_layout *out)
 {
 	*out = (struct vmm_devmgr_layout){
