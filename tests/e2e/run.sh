@@ -185,7 +185,7 @@ if selected $name; then
 	TOKEN=""
 	head -c 1048576 /dev/zero >"$T/disk.img"
 	boot $name "$VMLINUX" 1 256M poweroff 0 "" "--disk path=$T/disk.img,ro=on,serial=e2e"
-	if [ "$STATUS" = 0 ] && ! grep -q 'disk0 .*not attached: virtio-blk is not built yet' \
+	if [ "$STATUS" = 0 ] && ! grep -q 'disk0 .*not attached: virtio-blk is not wired to the board yet' \
 		"$T/$name.log"; then
 		bad $name "no warning that the disk is not attached"
 	else

@@ -518,8 +518,8 @@ TEST(vmm_config_disk_resolve)
 	ember_config_format(&c, out, sizeof(out));
 	snprintf(want, sizeof(want),
 		 "device disk0: virtio-blk disk path=%s,serial=s1; mmio 0xd0000000-0xd0000fff; "
-		 "irq 16; NOT ATTACHED: virtio-blk is not built yet (the disk was checked, not "
-		 "attached)\n"
+		 "irq 16; NOT ATTACHED: virtio-blk is not wired to the board yet (the disk was "
+		 "checked, not attached)\n"
 		 "device disk1: virtio-blk disk %s,ro=on; mmio 0xd0001000-0xd0001fff; irq 17; "
 		 "NOT ATTACHED:",
 		 img, img);

@@ -345,7 +345,7 @@ TEST(vmm_devmgr_board_plan_disks)
 	REQUIRE_OK(vmm_board_plan(&c, m, &err));
 	struct vmm_dev_desc *d0 = vmm_devmgr_find(m, "disk0"), *d1 = vmm_devmgr_find(m, "disk1");
 	REQUIRE(d0 && d1);
-	CHECK(d0->pending && strstr(d0->pending, "virtio-blk is not built yet"));
+	CHECK(d0->pending && strstr(d0->pending, "virtio-blk is not wired to the board yet"));
 	CHECK_EQ(d0->kind, VMM_DEV_VIRTIO_MMIO);
 	CHECK_STR(d0->acpi_hid, "LNRO0005");
 	CHECK_EQ(d0->mmio_base, X86_DEVICE_MMIO_BASE);

@@ -138,9 +138,10 @@ static int plan_option(struct vmm_devmgr *m, const struct vmm_devopt *o, unsigne
 	snprintf(d.name, sizeof(d.name), "%s%u", o->type->name, o->index);
 	snprintf(d.acpi_name, sizeof(d.acpi_name), "V%03X", nvirtio & 0xfff);
 	if (!strcmp(o->type->name, "disk"))
-		d.pending = "virtio-blk is not built yet (the disk was checked, not attached)";
+		d.pending =
+		    "virtio-blk is not wired to the board yet (the disk was checked, not attached)";
 	else
-		d.pending = "this device is not built yet";
+		d.pending = "this device is not wired to the board yet";
 	return vmm_devmgr_add(m, &d, NULL, err);
 }
 
