@@ -1,4 +1,4 @@
-/* devices/serial8250.c - 16550A UART: registers, RX FIFO, interrupt priorities, loopback. */
+/* devices/serial8250.c - 16550A UART: registers, RX and TX FIFOs, interrupt priorities, loopback. */
 #include "serial8250.h"
 
 #include <errno.h>
@@ -80,6 +80,10 @@ struct serial8250 {
 	uint8_t rbr;	    /* last byte read (RBR when the FIFO is empty) */
 	uint8_t rx[SERIAL8250_FIFO_SIZE];
 	unsigned rx_head, rx_count;
+	/* bytes the host could not take yet (cfg.tx_full said so) */
+	uint8_t tx[SERIAL8250_FIFO_SIZE];
+	unsigned tx_head, tx_count;
+	uint64_t tx_dropped;
 };
 
 _Static_assert(offsetof(struct serial8250, dev) == 0, "struct dev must come first");
@@ -174,14 +178,50 @@ static void update_irq(struct serial8250 *s)
 	}
 }
 
+static bool host_full(const struct serial8250 *s)
+{
+	return s->cfg.tx_full && s->cfg.tx_full(s->cfg.opaque);
+}
+
+/* Hands queued bytes to the host while it takes them; true when that
+ * emptied a non-empty TX FIFO. */
+static bool tx_flush(struct serial8250 *s)
+{
+	if (!s->tx_count)
+		return false;
+	while (s->tx_count && !host_full(s)) {
+		if (s->cfg.tx)
+			s->cfg.tx(s->cfg.opaque, &s->tx[s->tx_head], 1);
+		s->tx_head = (s->tx_head + 1) % SERIAL8250_FIFO_SIZE;
+		s->tx_count--;
+	}
+	return s->tx_count == 0;
+}
+
 static void write_thr(struct serial8250 *s, uint8_t byte)
 {
-	if (s->mcr & MCR_LOOP)
+	if (s->mcr & MCR_LOOP) {
 		rx_put(s, byte);
-	else if (s->cfg.tx)
-		s->cfg.tx(s->cfg.opaque, &byte, 1);
-	/* sent at once: THR is empty again and THRE re-asserts */
-	s->thre_int = true;
+		s->thre_int = true;
+		return;
+	}
+	tx_flush(s); /* the host may have room again before tx_ready() */
+	if (!s->tx_count && !host_full(s)) {
+		if (s->cfg.tx)
+			s->cfg.tx(s->cfg.opaque, &byte, 1);
+		/* sent at once: THR is empty again and THRE re-asserts */
+		s->thre_int = true;
+		return;
+	}
+	/* the host is busy: the byte waits in the TX FIFO (THR alone without
+	 * FIFOs), THRE and TEMT read 0 until serial8250_tx_ready() drains it */
+	s->thre_int = false;
+	if (s->tx_count < rx_capacity(s)) {
+		s->tx[(s->tx_head + s->tx_count) % SERIAL8250_FIFO_SIZE] = byte;
+		s->tx_count++;
+	} else {
+		s->tx_dropped++; /* written while THRE was 0: lost, as on hardware */
+	}
 }
 
 /* Returns true when this emptied a non-empty RX FIFO. */
@@ -197,6 +237,10 @@ static bool write_fcr(struct serial8250 *s, uint8_t val)
 	} else {
 		if (!(s->fcr & FCR_ENABLE) || (val & FCR_CLEAR_RX))
 			rx_clear(s);
+		if ((val & FCR_CLEAR_TX) && s->tx_count) {
+			s->tx_head = s->tx_count = 0;
+			s->thre_int = true;
+		}
 		s->fcr = val & (FCR_ENABLE | FCR_DMA | FCR_TRIGGER);
 	}
 	return had && !s->rx_count;
@@ -232,7 +276,8 @@ static uint8_t reg_read(struct serial8250 *s, unsigned reg, bool *drained)
 	case REG_MCR:
 		return s->mcr;
 	case REG_LSR:
-		v = (uint8_t)(LSR_THRE | LSR_TEMT | s->lsr_errors | (s->rx_count ? LSR_DR : 0));
+		v = (uint8_t)((s->tx_count ? 0 : LSR_THRE | LSR_TEMT) | s->lsr_errors |
+			      (s->rx_count ? LSR_DR : 0));
 		s->lsr_errors = 0;
 		return v;
 	case REG_MSR:
@@ -259,8 +304,8 @@ static bool reg_write(struct serial8250 *s, unsigned reg, uint8_t val)
 		} else {
 			uint8_t old = s->ier;
 			s->ier = val & IER_MASK;
-			/* THR is always empty: enabling ETBEI raises THRE */
-			if ((s->ier & IER_ETBEI) && !(old & IER_ETBEI))
+			/* enabling ETBEI with THR empty raises THRE */
+			if ((s->ier & IER_ETBEI) && !(old & IER_ETBEI) && !s->tx_count)
 				s->thre_int = true;
 		}
 		break;
@@ -314,6 +359,7 @@ static void reset_locked(struct serial8250 *s)
 	s->thre_int = false;
 	s->rbr = 0;
 	rx_clear(s);
+	s->tx_head = s->tx_count = 0;
 	update_irq(s);
 }
 
@@ -380,6 +426,24 @@ size_t serial8250_rx_space(struct serial8250 *s)
 {
 	pthread_mutex_lock(&s->lock);
 	size_t n = (s->mcr & MCR_LOOP) ? 0 : rx_capacity(s) - s->rx_count;
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+void serial8250_tx_ready(struct serial8250 *s)
+{
+	pthread_mutex_lock(&s->lock);
+	if (tx_flush(s)) {
+		s->thre_int = true;
+		update_irq(s);
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+uint64_t serial8250_tx_dropped(struct serial8250 *s)
+{
+	pthread_mutex_lock(&s->lock);
+	uint64_t n = s->tx_dropped;
 	pthread_mutex_unlock(&s->lock);
 	return n;
 }

@@ -13,9 +13,17 @@
  * Only 1-byte accesses are valid (the bus rejects the rest).
  *
  * Model:
- *  - Transmission is instantaneous: a THR write hands the byte to tx()
- *    (or, in loopback, to the RX FIFO), and THR and the transmitter are
- *    always empty (LSR.THRE and LSR.TEMT always 1).
+ *  - Transmission: a THR write hands the byte to tx() at once (or, in
+ *    loopback, to the RX FIFO) while the host has room, and THR and the
+ *    transmitter read empty (LSR.THRE and LSR.TEMT 1). When cfg.tx_full()
+ *    says the host cannot take a byte, the byte waits in a TX FIFO (16
+ *    bytes with FCR.0, the THR alone without) and LSR.THRE/TEMT read 0, so
+ *    a driver that waits for THRE (or for the THRE interrupt) waits there:
+ *    the vCPU never blocks on the host. serial8250_tx_ready() sends the
+ *    waiting bytes when the host has room again; when the FIFO empties,
+ *    THRE re-asserts with its interrupt. A byte written while the TX FIFO
+ *    is full is lost (counted by serial8250_tx_dropped), as on hardware;
+ *    FCR.2 and a reset discard the waiting bytes.
  *  - The RX FIFO holds 16 bytes with FCR.0 set, 1 byte (the RBR) without.
  *    The host feeds it with serial8250_rx_push; rx_ready() says when the
  *    guest has emptied it. In loopback (MCR.LOOP) host input is refused and
@@ -63,6 +71,11 @@ struct serial8250_config {
 	void (*tx)(void *opaque, const uint8_t *buf, size_t len);
 	/* The interrupt line changed to level. NULL: no interrupts. */
 	void (*set_irq)(void *opaque, bool level);
+	/* true when the host cannot take one more byte now (a full output
+	 * buffer); the UART then holds bytes until serial8250_tx_ready().
+	 * NULL: the host always takes them. Called with the UART's mutex held,
+	 * like tx(). */
+	bool (*tx_full)(void *opaque);
 	/* The guest emptied the RX FIFO: there is room for
 	 * serial8250_rx_push again. NULL: not told. */
 	void (*rx_ready)(void *opaque);
@@ -91,5 +104,13 @@ size_t serial8250_rx_push(struct serial8250 *s, const uint8_t *buf, size_t len);
 
 /* How many bytes serial8250_rx_push would take now. */
 size_t serial8250_rx_space(struct serial8250 *s);
+
+/* The host has room again: hands the bytes waiting in the TX FIFO to tx()
+ * while tx_full() allows, and raises THRE (and its interrupt) once the FIFO
+ * is empty. Never blocks; any thread. */
+void serial8250_tx_ready(struct serial8250 *s);
+
+/* Bytes the guest wrote while the TX FIFO was full (lost). */
+uint64_t serial8250_tx_dropped(struct serial8250 *s);
 
 #endif /* EMBER_DEVICES_SERIAL8250_H */

@@ -5,10 +5,12 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------ stopping */
@@ -28,16 +30,12 @@ void vmm_vm_request_stop(struct ember_vm *vm, enum ember_stop_reason reason, int
 			vm->stop_detail[n] = 0;
 		}
 	}
-	vmm_vm_wake(vm);
+	ember_loop_wake(vm->stop_src);
 }
 
 void vmm_vm_wake(struct ember_vm *vm)
 {
-	uint64_t one = 1;
-	if (vm->wake_fd >= 0) {
-		ssize_t r = write(vm->wake_fd, &one, sizeof(one));
-		(void)r; /* a full counter already wakes the loop */
-	}
+	ember_loop_wake(vm->kick_src);
 }
 
 void ember_vm_request_stop(struct ember_vm *vm)
@@ -46,23 +44,18 @@ void ember_vm_request_stop(struct ember_vm *vm)
 		vmm_vm_request_stop(vm, EMBER_STOP_REQUESTED, -1, 0, NULL);
 }
 
-void vmm_vm_console_write(struct ember_vm *vm, const uint8_t *buf, size_t len)
+size_t vmm_vm_console_write(struct ember_vm *vm, const uint8_t *buf, size_t len)
 {
-	int fd = vm->cfg.console_out;
-	while (fd >= 0 && len) {
-		ssize_t n = write(fd, buf, len);
-		if (n > 0) {
-			buf += n;
-			len -= (size_t)n;
-		} else if (n < 0 && errno == EAGAIN) {
-			struct pollfd p = {.fd = fd, .events = POLLOUT};
-			poll(&p, 1, 100);
-		} else if (n < 0 && errno == EINTR) {
-			continue;
-		} else {
-			return; /* the console went away: drop output */
-		}
-	}
+	bool was_empty = false;
+	size_t n = vmm_conout_push(&vm->out, buf, len, &was_empty);
+	if (was_empty && n && !vm->out.dead)
+		ember_loop_wake(vm->kick_src); /* the I/O thread writes it out */
+	return n;
+}
+
+bool vmm_vm_console_full(struct ember_vm *vm)
+{
+	return vmm_conout_full(&vm->out);
 }
 
 double vmm_vm_ms(const struct ember_vm *vm)
@@ -186,6 +179,14 @@ static int on_unexpected(struct ehv_vcpu *vcpu, const struct ehv_exit *exit, voi
 	return stop_here(vcpu, opaque, EMBER_STOP_ERROR, -ENOSYS, d);
 }
 
+/* vCPU thread, once stopped: the I/O thread finds out why (check_vcpus). */
+static void on_vcpu_stop(void *opaque, int idx)
+{
+	struct ember_vm *vm = opaque;
+	(void)idx;
+	ember_loop_wake(vm->stop_src);
+}
+
 /* ------------------------------------------------------------ create */
 
 static int create(struct ember_vm *vm, struct ember_error *err)
@@ -263,6 +264,7 @@ static int create(struct ember_vm *vm, struct ember_error *err)
 	rc.handlers[EHV_EXIT_SYSTEM_RESET] = on_system_reset;
 	rc.handlers[EHV_EXIT_FAIL_ENTRY] = on_fail_entry;
 	rc.handlers[EHV_EXIT_INTERNAL_ERROR] = on_internal_error;
+	rc.on_stop = on_vcpu_stop;
 	r = ehv_runner_create(&rc, &vm->runner);
 	if (r < 0)
 		return vmm_errf(err, r, "cannot start the vCPU threads: %s", strerror(-r));
@@ -271,6 +273,49 @@ static int create(struct ember_vm *vm, struct ember_error *err)
 
 static int vmm_vm_create(const struct ember_config *cfg, struct ehv_hypervisor *hyp,
 			 struct ember_vm **out, struct ember_error *err);
+
+static void on_stop_wake(void *opaque, uint64_t n);
+static void on_kick(void *opaque, uint64_t n);
+static void on_console_in(void *opaque, int fd, unsigned events);
+static void on_console_out(void *opaque, int fd, unsigned events);
+
+static int get_tid(struct ehv_vcpu *vcpu, void *arg)
+{
+	(void)vcpu;
+	*(int *)arg = (int)syscall(SYS_gettid);
+	return 0;
+}
+
+/* The I/O side: the loop, its wake-ups and the console's fds. */
+static int create_io(struct ember_vm *vm, struct ember_error *err)
+{
+	int r = vmm_conout_init(&vm->out, vm->cfg.console_out, 0);
+	if (r < 0)
+		return vmm_errf(err, r, "out of memory");
+	r = ember_loop_create(&vm->loop);
+	if (r == 0)
+		r = ember_loop_add_wakeup(vm->loop, on_stop_wake, vm, &vm->stop_src);
+	if (r == 0)
+		r = ember_loop_add_wakeup(vm->loop, on_kick, vm, &vm->kick_src);
+	if (r < 0)
+		return vmm_errf(err, r, "cannot create the event loop: %s", strerror(-r));
+	if (vm->cfg.console_in >= 0) {
+		r = ember_loop_add_fd(vm->loop, vm->cfg.console_in, EMBER_LOOP_IN, on_console_in, vm,
+				      &vm->in_src);
+		if (r == -EPERM) /* a regular file: read it when the loop wakes */
+			r = 0;
+		if (r < 0)
+			return vmm_errf(err, r, "cannot watch the console input (fd %d): %s",
+					vm->cfg.console_in, strerror(-r));
+	}
+	if (vm->out.pollable) {
+		r = ember_loop_add_fd(vm->loop, vm->out.fd, 0, on_console_out, vm, &vm->out_src);
+		if (r < 0)
+			return vmm_errf(err, r, "cannot watch the console output (fd %d): %s",
+					vm->cfg.console_out, strerror(-r));
+	}
+	return 0;
+}
 
 int ember_vm_create(const struct ember_config *cfg, struct ember_vm **out, struct ember_error *err)
 {
@@ -315,9 +360,24 @@ static int vmm_vm_create(const struct ember_config *cfg, struct ehv_hypervisor *
 	vm->start_ns = cfg->start_ns ? cfg->start_ns : vmm_now_ns();
 	atomic_init(&vm->stop_reason, -1);
 	atomic_init(&vm->stop_vcpu, -1);
-	vm->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	int r = vm->wake_fd < 0 ? vmm_errf(err, -errno, "eventfd: %s", strerror(errno))
-				: create(vm, err);
+	atomic_init(&vm->state, EMBER_VM_CREATED);
+	pthread_mutex_init(&vm->life_lock, NULL);
+	pthread_mutex_init(&vm->dev_lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* ember_vm_wait's deadline */
+	pthread_cond_init(&vm->life_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	int r = create_io(vm, err);
+	if (r == 0)
+		r = create(vm, err);
+	if (r == 0) {
+		vm->tids = calloc(vm->ncpus, sizeof(vm->tids[0]));
+		if (!vm->tids)
+			r = vmm_errf(err, -ENOMEM, "out of memory");
+		for (unsigned i = 0; r == 0 && i < vm->ncpus; i++)
+			(void)ehv_runner_call(vm->runner, (int)i, get_tid, &vm->tids[i]);
+	}
 	if (r < 0) {
 		ember_vm_destroy(vm);
 		return r;
@@ -333,6 +393,10 @@ void ember_vm_destroy(struct ember_vm *vm)
 {
 	if (!vm)
 		return;
+	if (vm->io_started) {
+		ember_vm_request_stop(vm);
+		pthread_join(vm->io_thread, NULL);
+	}
 	ehv_runner_destroy(vm->runner); /* stops and joins the vCPU threads */
 	if (vm->pio)
 		bus_destroy(vm->pio);
@@ -345,56 +409,89 @@ void ember_vm_destroy(struct ember_vm *vm)
 	if (vm->own_hyp)
 		ehv_hypervisor_close(vm->hyp);
 	vmm_mem_destroy(&vm->mem);
-	if (vm->wake_fd >= 0)
-		close(vm->wake_fd);
+	ember_loop_destroy(vm->loop);
+	vmm_conout_fini(&vm->out);
+	pthread_mutex_destroy(&vm->life_lock);
+	pthread_mutex_destroy(&vm->dev_lock);
+	pthread_cond_destroy(&vm->life_cond);
+	free(vm->tids);
 	free(vm->vcpus);
 	free(vm->dumps);
 	vmm_config_fini(&vm->cfg);
 	free(vm);
 }
 
-/* ------------------------------------------------------------ run */
+/* ------------------------------------------------------------ the I/O thread */
 
-/* The console escape: Ctrl-A x stops the VM, Ctrl-A Ctrl-A sends Ctrl-A. */
-struct console_in {
-	uint8_t buf[4096];
-	size_t len;  /* bytes waiting for room in the UART */
-	bool escape; /* the last byte was Ctrl-A */
-	bool eof;
-};
-
-static void console_feed(struct ember_vm *vm, struct console_in *ci, const uint8_t *p, size_t n)
+/* Console input waiting for the UART goes in, unless the devices are
+ * paused; console input is read only while its bytes have somewhere to go. */
+static void console_in_flush(struct ember_vm *vm)
 {
-	for (size_t i = 0; i < n && ci->len < sizeof(ci->buf); i++) {
-		uint8_t c = p[i];
-		if (vm->cfg.console_escape) {
-			if (ci->escape) {
-				ci->escape = false;
-				if (c == 'x' || c == 'X') {
-					vmm_vm_request_stop(vm, EMBER_STOP_REQUESTED, -1, 0,
-							    "Ctrl-A x on the console");
-					return;
-				}
-				if (c != 0x01 && ci->len + 1 < sizeof(ci->buf))
-					ci->buf[ci->len++] = 0x01;
-			} else if (c == 0x01) {
-				ci->escape = true;
-				continue;
-			}
-		}
-		ci->buf[ci->len++] = c;
+	struct vmm_conin *ci = &vm->in;
+	pthread_mutex_lock(&vm->dev_lock);
+	if (!vm->devs_paused && ci->len)
+		vmm_conin_consume(ci, vmm_board_console_input(vm, ci->buf, ci->len));
+	pthread_mutex_unlock(&vm->dev_lock);
+	if (vm->in_src)
+		ember_loop_modify(vm->in_src, !ci->eof && ci->len < sizeof(ci->buf) / 2
+						  ? EMBER_LOOP_IN
+						  : 0);
+}
+
+static void console_in_read(struct ember_vm *vm, int fd)
+{
+	struct vmm_conin *ci = &vm->in;
+	if (ci->eof || ci->len >= sizeof(ci->buf) / 2)
+		return;
+	uint8_t buf[1024];
+	ssize_t r = read(fd, buf, sizeof(buf));
+	if (r > 0) {
+		if (vmm_conin_feed(ci, vm->cfg.console_escape, buf, (size_t)r))
+			vmm_vm_request_stop(vm, EMBER_STOP_REQUESTED, -1, 0,
+					    "Ctrl-A x on the console");
+	} else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+		ci->eof = true; /* keep running without console input */
 	}
 }
 
-static void console_flush(struct ember_vm *vm, struct console_in *ci)
+static void on_console_in(void *opaque, int fd, unsigned events)
 {
-	if (!ci->len)
+	struct ember_vm *vm = opaque;
+	(void)events;
+	console_in_read(vm, fd);
+	console_in_flush(vm);
+}
+
+/* Writes what the console takes; lets the UART send what it held. */
+static void console_out_flush(struct ember_vm *vm)
+{
+	long w = vmm_conout_flush(&vm->out);
+	if (vm->out_src)
+		ember_loop_modify(vm->out_src,
+				  vmm_conout_pending(&vm->out) ? EMBER_LOOP_OUT : 0);
+	if (w == 0)
 		return;
-	size_t n = vmm_board_console_input(vm, ci->buf, ci->len);
-	if (n) {
-		memmove(ci->buf, ci->buf + n, ci->len - n);
-		ci->len -= n;
-	}
+	pthread_mutex_lock(&vm->dev_lock);
+	if (!vm->devs_paused)
+		vmm_board_console_ready(vm);
+	pthread_mutex_unlock(&vm->dev_lock);
+}
+
+static void on_console_out(void *opaque, int fd, unsigned events)
+{
+	(void)fd;
+	(void)events;
+	console_out_flush(opaque);
+}
+
+static void on_kick(void *opaque, uint64_t n)
+{
+	struct ember_vm *vm = opaque;
+	(void)n;
+	console_out_flush(vm);
+	if (vm->cfg.console_in >= 0 && !vm->in_src) /* not pollable (a file) */
+		console_in_read(vm, vm->cfg.console_in);
+	console_in_flush(vm);
 }
 
 /* A vCPU that stopped on its own (a failed KVM_RUN) stops the VM. */
@@ -411,34 +508,300 @@ static void check_vcpus(struct ember_vm *vm)
 	}
 }
 
-static void main_loop(struct ember_vm *vm)
+/* Console output still buffered when the VM stops goes out while the reader
+ * takes it; 250 ms without progress and the rest is dropped. */
+#define DRAIN_STALL_MS 250
+
+static void drain_console(struct ember_vm *vm)
 {
-	struct console_in ci = {0};
-	int in = vm->cfg.console_in;
-	while (atomic_load(&vm->stop_reason) < 0) {
-		struct pollfd p[2] = {{.fd = vm->wake_fd, .events = POLLIN}, {.fd = -1}};
-		/* read the console only when its bytes have somewhere to go */
-		if (in >= 0 && !ci.eof && ci.len < sizeof(ci.buf) / 2)
-			p[1] = (struct pollfd){.fd = in, .events = POLLIN};
-		int n = poll(p, 2, 200);
-		if (n < 0 && errno != EINTR)
-			break;
-		if (n > 0 && (p[0].revents & POLLIN)) {
-			uint64_t v;
-			ssize_t r = read(vm->wake_fd, &v, sizeof(v));
-			(void)r;
+	uint64_t last = vmm_now_ns();
+	for (;;) {
+		/* the UART may hold bytes the buffer had no room for */
+		vmm_board_console_ready(vm);
+		long w = vmm_conout_flush(&vm->out);
+		if (w < 0 || !vmm_conout_pending(&vm->out))
+			return;
+		uint64_t now = vmm_now_ns();
+		if (w > 0)
+			last = now;
+		else if (now - last >= DRAIN_STALL_MS * 1000000ull)
+			return;
+		if (vm->out.pollable) {
+			struct pollfd p = {.fd = vm->out.fd, .events = POLLOUT};
+			poll(&p, 1, 50);
 		}
-		if (n > 0 && p[1].fd >= 0 && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) {
-			uint8_t buf[1024];
-			ssize_t r = read(in, buf, sizeof(buf));
-			if (r > 0)
-				console_feed(vm, &ci, buf, (size_t)r);
-			else if (r == 0 || (errno != EAGAIN && errno != EINTR))
-				ci.eof = true; /* keep running without console input */
-		}
-		console_flush(vm, &ci);
-		check_vcpus(vm);
 	}
+}
+
+static void log_stats(struct ember_vm *vm, int reason)
+{
+	struct bus_stats ps, ms;
+	bus_get_stats(vm->pio, &ps);
+	bus_get_stats(vm->mmio, &ms);
+	vmm_logf(&vm->cfg, EMBER_LOG_DEBUG,
+		 "stopped (%s: %s); unclaimed PIO reads %" PRIu64 " writes %" PRIu64
+		 ", MMIO reads %" PRIu64 " writes %" PRIu64 ", rejected %" PRIu64,
+		 ember_stop_reason_name((enum ember_stop_reason)reason), vm->stop_detail,
+		 ps.unhandled_reads, ps.unhandled_writes, ms.unhandled_reads, ms.unhandled_writes,
+		 ps.rejected + ms.rejected);
+	if (vm->cfg.log_level < EMBER_LOG_DEBUG)
+		return;
+	for (unsigned i = 0; i < vm->ncpus; i++) {
+		uint64_t c[EHV_EXIT_REASON_MAX];
+		char line[512];
+		int n = 0;
+		uint64_t total = ehv_vcpu_exit_counts(vm->vcpus[i], c);
+		for (int k = 0; k < EHV_EXIT_REASON_MAX && n >= 0 && n < (int)sizeof(line); k++)
+			if (c[k])
+				n += snprintf(line + n, sizeof(line) - (size_t)n, " %s %" PRIu64,
+					      ehv_exit_reason_name((enum ehv_exit_reason)k), c[k]);
+		vmm_logf(&vm->cfg, EMBER_LOG_DEBUG, "vCPU %u: %" PRIu64 " exits:%s", i, total,
+			 n > 0 ? line : "");
+	}
+}
+
+/* Records the result and makes the VM STOPPED; life_lock held. */
+static void set_stopped(struct ember_vm *vm)
+{
+	int reason = atomic_load(&vm->stop_reason);
+	struct ember_run_result *res = &vm->result;
+	memset(res, 0, sizeof(*res));
+	res->reason = (enum ember_stop_reason)reason;
+	res->error = vm->stop_error;
+	res->vcpu = atomic_load(&vm->stop_vcpu);
+	res->run_ns = vm->first_run_ns ? vmm_now_ns() - vm->first_run_ns : 0;
+	snprintf(res->detail, sizeof(res->detail), "%s",
+		 vm->stop_detail[0] ? vm->stop_detail : ember_stop_reason_name(res->reason));
+	atomic_store(&vm->state, EMBER_VM_STOPPED);
+	pthread_cond_broadcast(&vm->life_cond);
+}
+
+/* I/O thread: the VM is to stop. Captures the crash registers, stops the
+ * vCPUs, drains the console, publishes the result. */
+static void finish(struct ember_vm *vm)
+{
+	int reason = atomic_load(&vm->stop_reason);
+	if (reason == EMBER_STOP_CRASH || reason == EMBER_STOP_ERROR)
+		for (unsigned i = 0; i < vm->ncpus; i++)
+			if (!vm->dumps[i].valid)
+				ehv_runner_call(vm->runner, (int)i, capture_regs, vm);
+	pthread_mutex_lock(&vm->life_lock);
+	ehv_runner_stop(vm->runner, EHV_ALL_VCPUS);
+	pthread_mutex_unlock(&vm->life_lock);
+	drain_console(vm);
+	log_stats(vm, reason);
+	pthread_mutex_lock(&vm->life_lock);
+	set_stopped(vm);
+	pthread_mutex_unlock(&vm->life_lock);
+	ember_loop_quit(vm->loop);
+}
+
+static void on_stop_wake(void *opaque, uint64_t n)
+{
+	struct ember_vm *vm = opaque;
+	(void)n;
+	if (atomic_load(&vm->stop_reason) < 0)
+		check_vcpus(vm);
+	if (atomic_load(&vm->stop_reason) >= 0 && atomic_load(&vm->state) != EMBER_VM_STOPPED)
+		finish(vm);
+}
+
+static void *io_thread(void *arg)
+{
+	struct ember_vm *vm = arg;
+	pthread_setname_np(pthread_self(), "ember-io");
+	sigset_t all;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals go to the caller's threads */
+	ember_loop_wake(vm->stop_src);		/* a stop requested before the start */
+	ember_loop_wake(vm->kick_src);		/* console input that came early */
+	while (atomic_load(&vm->state) != EMBER_VM_STOPPED) {
+		int r = ember_loop_run(vm->loop);
+		if (r < 0 && atomic_load(&vm->state) != EMBER_VM_STOPPED) {
+			vmm_vm_request_stop(vm, EMBER_STOP_ERROR, -1, r, "the event loop failed");
+			finish(vm);
+		}
+	}
+	return NULL;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+int ember_vm_start(struct ember_vm *vm)
+{
+	if (!vm)
+		return -EINVAL;
+	pthread_mutex_lock(&vm->life_lock);
+	if (atomic_load(&vm->state) != EMBER_VM_CREATED) {
+		pthread_mutex_unlock(&vm->life_lock);
+		return -EALREADY;
+	}
+	int r = -pthread_create(&vm->io_thread, NULL, io_thread, vm);
+	if (r < 0) {
+		pthread_mutex_unlock(&vm->life_lock);
+		return r;
+	}
+	vm->io_started = true;
+	vm->first_run_ns = vmm_now_ns();
+	atomic_store(&vm->state, EMBER_VM_RUNNING);
+	r = ehv_runner_start(vm->runner, EHV_ALL_VCPUS);
+	pthread_mutex_unlock(&vm->life_lock);
+	if (r < 0) {
+		char d[128];
+		snprintf(d, sizeof(d), "the vCPUs did not start: %s", strerror(-r));
+		vmm_vm_request_stop(vm, EMBER_STOP_ERROR, -1, r, d);
+		return r;
+	}
+	vmm_logf(&vm->cfg, EMBER_LOG_DEBUG, "vCPUs running at %.1f ms since start", vmm_vm_ms(vm));
+	return 0;
+}
+
+/* The error of pause/resume in a state they cannot leave; 1 to go on. */
+static int pause_resume_check(struct ember_vm *vm)
+{
+	int st = atomic_load(&vm->state);
+	if (st == EMBER_VM_CREATED)
+		return -EINVAL;
+	if (st == EMBER_VM_STOPPED || atomic_load(&vm->stop_reason) >= 0)
+		return -ESRCH;
+	return 1;
+}
+
+int ember_vm_pause(struct ember_vm *vm)
+{
+	if (!vm)
+		return -EINVAL;
+	pthread_mutex_lock(&vm->life_lock);
+	int r = pause_resume_check(vm);
+	if (r > 0 && atomic_load(&vm->state) == EMBER_VM_PAUSED)
+		r = 0;
+	if (r > 0) {
+		r = ehv_runner_pause(vm->runner, EHV_ALL_VCPUS);
+		if (r == 0) {
+			pthread_mutex_lock(&vm->dev_lock);
+			vm->devs_paused = true;
+			pthread_mutex_unlock(&vm->dev_lock);
+			atomic_store(&vm->state, EMBER_VM_PAUSED);
+		} else {
+			/* a vCPU stopped meanwhile: the VM is stopping */
+			ehv_runner_resume(vm->runner, EHV_ALL_VCPUS);
+			r = -ESRCH;
+		}
+	}
+	pthread_mutex_unlock(&vm->life_lock);
+	return r;
+}
+
+int ember_vm_resume(struct ember_vm *vm)
+{
+	if (!vm)
+		return -EINVAL;
+	pthread_mutex_lock(&vm->life_lock);
+	int r = pause_resume_check(vm);
+	if (r > 0 && atomic_load(&vm->state) == EMBER_VM_RUNNING)
+		r = 0;
+	if (r > 0) {
+		pthread_mutex_lock(&vm->dev_lock);
+		vm->devs_paused = false;
+		pthread_mutex_unlock(&vm->dev_lock);
+		ember_loop_wake(vm->kick_src); /* held console input and output */
+		atomic_store(&vm->state, EMBER_VM_RUNNING);
+		r = ehv_runner_resume(vm->runner, EHV_ALL_VCPUS);
+		r = r < 0 ? -ESRCH : 0;
+	}
+	pthread_mutex_unlock(&vm->life_lock);
+	return r;
+}
+
+int ember_vm_stop(struct ember_vm *vm)
+{
+	if (!vm)
+		return -EINVAL;
+	vmm_vm_request_stop(vm, EMBER_STOP_REQUESTED, -1, 0, NULL);
+	pthread_mutex_lock(&vm->life_lock);
+	if (atomic_load(&vm->state) == EMBER_VM_CREATED)
+		set_stopped(vm); /* never started: no thread to ask */
+	pthread_mutex_unlock(&vm->life_lock);
+	return ember_vm_wait(vm, -1, NULL);
+}
+
+int ember_vm_wait(struct ember_vm *vm, int timeout_ms, struct ember_run_result *res)
+{
+	if (!vm)
+		return -EINVAL;
+	struct timespec deadline;
+	if (timeout_ms > 0) {
+		clock_gettime(CLOCK_MONOTONIC, &deadline);
+		deadline.tv_sec += timeout_ms / 1000;
+		deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+		if (deadline.tv_nsec >= 1000000000) {
+			deadline.tv_sec++;
+			deadline.tv_nsec -= 1000000000;
+		}
+	}
+	int r = 0;
+	pthread_mutex_lock(&vm->life_lock);
+	for (;;) {
+		int st = atomic_load(&vm->state);
+		if (st == EMBER_VM_STOPPED)
+			break;
+		if (st == EMBER_VM_CREATED) {
+			r = -EINVAL;
+			break;
+		}
+		if (timeout_ms == 0) {
+			r = -ETIMEDOUT;
+			break;
+		}
+		if (timeout_ms < 0) {
+			pthread_cond_wait(&vm->life_cond, &vm->life_lock);
+		} else if (pthread_cond_timedwait(&vm->life_cond, &vm->life_lock, &deadline) ==
+			   ETIMEDOUT) {
+			r = atomic_load(&vm->state) == EMBER_VM_STOPPED ? 0 : -ETIMEDOUT;
+			break;
+		}
+	}
+	if (r == 0 && res)
+		*res = vm->result;
+	pthread_mutex_unlock(&vm->life_lock);
+	return r;
+}
+
+int ember_vm_query(struct ember_vm *vm, struct ember_vm_info *info)
+{
+	if (!vm || !info)
+		return -EINVAL;
+	memset(info, 0, sizeof(*info));
+	info->state = (enum ember_vm_state)atomic_load(&vm->state);
+	info->vcpus = vm->ncpus;
+	info->mem_size = vm->cfg.mem_size;
+	pthread_mutex_lock(&vm->out.lock);
+	info->console_bytes_out = vm->out.written;
+	info->console_bytes_dropped = vm->out.dropped;
+	pthread_mutex_unlock(&vm->out.lock);
+	return 0;
+}
+
+_Static_assert(EHV_EXIT_REASON_MAX <= EMBER_VCPU_EXIT_KINDS, "EMBER_VCPU_EXIT_KINDS too small");
+
+int ember_vm_query_vcpu(struct ember_vm *vm, unsigned idx, struct ember_vcpu_info *info)
+{
+	if (!vm || !info || idx >= vm->ncpus)
+		return -EINVAL;
+	memset(info, 0, sizeof(*info));
+	info->tid = vm->tids[idx];
+	info->exits_total = ehv_vcpu_exit_counts(vm->vcpus[idx], info->exits);
+	return 0;
+}
+
+const char *ember_vcpu_exit_name(unsigned kind)
+{
+	return kind < EHV_EXIT_REASON_MAX ? ehv_exit_reason_name((enum ehv_exit_reason)kind) : NULL;
+}
+
+struct ember_loop *ember_vm_loop(struct ember_vm *vm)
+{
+	return vm ? vm->loop : NULL;
 }
 
 static size_t format_dump(const struct vmm_vcpu_dump *d, unsigned idx, char *buf, size_t len)
@@ -502,62 +865,12 @@ int ember_vm_run(struct ember_vm *vm, struct ember_run_result *res)
 {
 	if (!vm || !res)
 		return -EINVAL;
-	if (vm->ran)
-		return -EALREADY;
 	memset(res, 0, sizeof(*res));
 	res->vcpu = -1;
-	vm->ran = true;
-	uint64_t t0 = vmm_now_ns();
-	vm->first_run_ns = t0;
-	int r = ehv_runner_start(vm->runner, EHV_ALL_VCPUS);
-	if (r < 0) {
-		ehv_runner_stop(vm->runner, EHV_ALL_VCPUS);
+	int r = ember_vm_start(vm);
+	if (r < 0 && r != -EALREADY)
+		ember_vm_wait(vm, -1, NULL); /* the start failed: let the I/O thread finish */
+	if (r < 0)
 		return r;
-	}
-	vmm_logf(&vm->cfg, EMBER_LOG_DEBUG, "vCPUs running at %.1f ms since start", vmm_vm_ms(vm));
-
-	main_loop(vm);
-
-	int reason = atomic_load(&vm->stop_reason);
-	if (reason < 0) /* the loop broke on a poll error */
-		vmm_vm_request_stop(vm, EMBER_STOP_ERROR, -1, -EIO, "the main loop failed");
-	reason = atomic_load(&vm->stop_reason);
-	if (reason == EMBER_STOP_CRASH || reason == EMBER_STOP_ERROR)
-		for (unsigned i = 0; i < vm->ncpus; i++)
-			if (!vm->dumps[i].valid)
-				ehv_runner_call(vm->runner, (int)i, capture_regs, vm);
-	ehv_runner_stop(vm->runner, EHV_ALL_VCPUS);
-
-	struct bus_stats ps, ms;
-	bus_get_stats(vm->pio, &ps);
-	bus_get_stats(vm->mmio, &ms);
-	vmm_logf(&vm->cfg, EMBER_LOG_DEBUG,
-		 "stopped (%s: %s); unclaimed PIO reads %" PRIu64 " writes %" PRIu64
-		 ", MMIO reads %" PRIu64 " writes %" PRIu64 ", rejected %" PRIu64,
-		 ember_stop_reason_name((enum ember_stop_reason)reason), vm->stop_detail,
-		 ps.unhandled_reads, ps.unhandled_writes, ms.unhandled_reads, ms.unhandled_writes,
-		 ps.rejected + ms.rejected);
-	if (vm->cfg.log_level >= EMBER_LOG_DEBUG) {
-		for (unsigned i = 0; i < vm->ncpus; i++) {
-			uint64_t c[EHV_EXIT_REASON_MAX];
-			char line[512];
-			int n = 0;
-			uint64_t total = ehv_vcpu_exit_counts(vm->vcpus[i], c);
-			for (int k = 0; k < EHV_EXIT_REASON_MAX && n >= 0 && n < (int)sizeof(line);
-			     k++)
-				if (c[k])
-					n += snprintf(
-					    line + n, sizeof(line) - (size_t)n, " %s %" PRIu64,
-					    ehv_exit_reason_name((enum ehv_exit_reason)k), c[k]);
-			vmm_logf(&vm->cfg, EMBER_LOG_DEBUG, "vCPU %u: %" PRIu64 " exits:%s", i,
-				 total, n > 0 ? line : "");
-		}
-	}
-	res->reason = (enum ember_stop_reason)reason;
-	res->error = vm->stop_error;
-	res->vcpu = atomic_load(&vm->stop_vcpu);
-	res->run_ns = vmm_now_ns() - t0;
-	snprintf(res->detail, sizeof(res->detail), "%s",
-		 vm->stop_detail[0] ? vm->stop_detail : ember_stop_reason_name(res->reason));
-	return 0;
+	return ember_vm_wait(vm, -1, res);
 }

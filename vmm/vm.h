@@ -3,14 +3,17 @@
 #define EMBER_VMM_VM_H
 
 #include <ember/hv.h>
+#include <ember/loop.h>
 #include <ember/vmm.h>
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "bus.h"
 #include "config.h"
+#include "console.h"
 #include "mem.h"
 
 struct vmm_board; /* the architecture's machine: devices and their state */
@@ -36,18 +39,41 @@ struct ember_vm {
 	struct vmm_board *board;
 
 	/* Stopping: the first request wins (stop_reason goes from -1 to an
-	 * enum ember_stop_reason once), then wake_fd wakes the main loop. */
+	 * enum ember_stop_reason once), then the stop wake-up tells the I/O
+	 * thread, which stops the vCPUs, drains the console and marks the VM
+	 * STOPPED. */
 	atomic_int stop_reason;
 	atomic_int stop_vcpu;
 	int stop_error;
 	char stop_detail[256];
-	int wake_fd; /* eventfd */
 	struct vmm_vcpu_dump *dumps;
+
+	/* The I/O thread runs loop from ember_vm_start until STOPPED. */
+	struct ember_loop *loop;
+	struct ember_loop_source *stop_src; /* wake-up: a stop request, a vCPU stopped */
+	struct ember_loop_source *kick_src; /* wake-up: console output or UART room */
+	struct ember_loop_source *in_src;   /* console input fd, or NULL */
+	struct ember_loop_source *out_src;  /* console output fd, or NULL */
+	pthread_t io_thread;
+	bool io_started;
+	struct vmm_conout out;
+	struct vmm_conin in;
+
+	/* Lifecycle: state (enum ember_vm_state) changes under life_lock;
+	 * life_cond (CLOCK_MONOTONIC) tells waiters it became STOPPED.
+	 * dev_lock is held by the I/O thread while it works on devices and by
+	 * pause/resume while they change devs_paused. */
+	pthread_mutex_t life_lock;
+	pthread_cond_t life_cond;
+	atomic_int state;
+	pthread_mutex_t dev_lock;
+	bool devs_paused;
+	struct ember_run_result result; /* valid once STOPPED */
+	int *tids;			/* each vCPU thread's id */
 
 	uint64_t start_ns;     /* the run's origin (cfg.start_ns or creation) */
 	uint64_t created_ns;   /* ember_vm_create done */
 	uint64_t first_run_ns; /* vCPUs released into KVM_RUN */
-	bool ran;
 };
 
 /*
@@ -58,11 +84,17 @@ struct ember_vm {
 void vmm_vm_request_stop(struct ember_vm *vm, enum ember_stop_reason reason, int vcpu, int error,
 			 const char *detail);
 
-/* Wakes the main loop without stopping (e.g. the UART has room again). */
+/* Wakes the I/O thread without stopping (e.g. the UART has room again for
+ * console input). Any thread, never blocks. */
 void vmm_vm_wake(struct ember_vm *vm);
 
-/* Console output: writes all of buf to cfg.console_out (dropped if < 0). */
-void vmm_vm_console_write(struct ember_vm *vm, const uint8_t *buf, size_t len);
+/* Console output (the UART's tx, on a vCPU thread): queues buf for
+ * cfg.console_out; never blocks. Returns the bytes queued (all when there is
+ * no console); fewer when the buffer is full. */
+size_t vmm_vm_console_write(struct ember_vm *vm, const uint8_t *buf, size_t len);
+/* True when console output cannot take one more byte now (the UART's
+ * tx_full: the guest then sees its transmitter busy). */
+bool vmm_vm_console_full(struct ember_vm *vm);
 
 /* Milliseconds since the run's origin. */
 double vmm_vm_ms(const struct ember_vm *vm);
@@ -82,6 +114,9 @@ int vmm_board_load(struct ember_vm *vm, struct ember_error *err);
 /* Console input for the guest: returns how many bytes were taken (the rest
  * waits until the board calls vmm_vm_wake). */
 size_t vmm_board_console_input(struct ember_vm *vm, const uint8_t *buf, size_t len);
+/* Console output has room again: the UART sends what it held. Called by the
+ * I/O thread (not while the VM is paused). */
+void vmm_board_console_ready(struct ember_vm *vm);
 /* Frees the devices (the vCPUs are stopped). NULL board allowed. */
 void vmm_board_destroy(struct ember_vm *vm);
 

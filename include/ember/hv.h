@@ -888,6 +888,10 @@ struct ehv_runner_config {
 	/* NULL: the vCPU stops with -ENOSYS on an exit nobody handles */
 	ehv_exit_handler_fn default_handler;
 	void *opaque; /* passed to every handler */
+	/* NULL, or called on vCPU idx's thread when it has become STOPPED (for
+	 * any reason), after ehv_runner_wait's waiters were told; must not block
+	 * nor make a blocking runner request (e.g. it writes an eventfd). */
+	void (*on_stop)(void *opaque, int idx);
 };
 
 /*
@@ -933,7 +937,9 @@ int ehv_runner_call(struct ehv_runner *runner, int idx, ehv_vcpu_fn fn, void *ar
  * nothing: the runner consumes Canceled). -ESRCH when stopped. Any thread. */
 int ehv_runner_kick(struct ehv_runner *runner, int idx);
 /* Waits until every vCPU is STOPPED (handlers returned STOP, errors, or
- * stop requests), at most timeout_ms (< 0: forever). 0, or -ETIMEDOUT. */
+ * stop requests), at most timeout_ms (< 0: forever) measured on
+ * CLOCK_MONOTONIC (a change of the wall clock does not shorten or stretch
+ * it). 0, or -ETIMEDOUT. */
 int ehv_runner_wait(struct ehv_runner *runner, int timeout_ms);
 /* State of vCPU idx (enum ehv_vcpu_state), or -EINVAL. Any thread. */
 int ehv_runner_state(struct ehv_runner *runner, int idx);

@@ -19,9 +19,12 @@
  *      guest memory, the KVM VM, vCPUs, the board's devices, ACPI tables, and
  *      loads the kernel. Bad or truncated images are rejected here, before any
  *      vCPU runs.
- *   3. ember_vm_run() starts the vCPUs and returns when the guest stops:
- *      power-off, reboot, crash (triple fault), ember_vm_request_stop() or a
- *      host failure. ember_run() does 2 and 3 and cleans up.
+ *   3. ember_vm_start() lets the vCPUs run; the guest then stops by itself
+ *      (power-off, reboot, crash, a host failure) or on ember_vm_stop() /
+ *      ember_vm_request_stop(); ember_vm_wait() waits for that. In between,
+ *      ember_vm_pause() and ember_vm_resume() freeze and thaw it and
+ *      ember_vm_query() reports on it. ember_vm_run() is start + wait;
+ *      ember_run() does 2 and 3 and cleans up.
  *
  * Error contract
  * --------------
@@ -34,12 +37,20 @@
  *
  * Thread-safety
  * -------------
- * A struct ember_config is used by one thread at a time. A struct ember_vm is used from one
- * thread (the one that calls ember_vm_run), except ember_vm_request_stop(),
- * which is async-signal-safe and may be called from any thread or a signal
- * handler. The library runs one thread per vCPU, from ember_vm_create() to
- * ember_vm_destroy() (they wait until ember_vm_run() starts the guest);
- * ember_vm_run() serves the console in the calling thread.
+ * A struct ember_config is used by one thread at a time. The lifecycle
+ * calls on a struct ember_vm (start, pause, resume, stop, wait, query, run)
+ * may be made from any thread, concurrently; ember_vm_request_stop() is also
+ * async-signal-safe. ember_vm_destroy() must be the last call: not
+ * concurrently with any other call on that VM. The library runs one thread
+ * per vCPU, from ember_vm_create() to ember_vm_destroy() (they wait until
+ * ember_vm_start()), and one I/O thread from ember_vm_start() until the VM
+ * has stopped: it runs the VM's event loop (include/ember/loop.h), which
+ * serves the console and carries out stop requests. No thread of the
+ * library ever blocks on a console fd: output goes through a bounded buffer
+ * and a guest that outruns its reader sees its UART busy.
+ * The library blocks no signal in the caller's threads; its own threads
+ * block all but the vCPU kick signal, so a process's signals reach the
+ * caller's threads.
  */
 
 #include <stdbool.h>
@@ -246,12 +257,12 @@ int ember_parse_size(const char *s, uint64_t default_unit, uint64_t *out);
  * ------------------------------------------------------------------------ */
 struct ember_vm;
 
-/* Why ember_vm_run returned. */
+/* Why the VM stopped. */
 enum ember_stop_reason {
 	EMBER_STOP_POWEROFF = 0, /* the guest powered off (ACPI S5) */
 	EMBER_STOP_REBOOT,	 /* the guest asked for a reset (ACPI reset register, i8042) */
 	EMBER_STOP_CRASH,	 /* triple fault, failed entry, KVM internal error */
-	EMBER_STOP_REQUESTED,	 /* ember_vm_request_stop() (a signal, the console escape) */
+	EMBER_STOP_REQUESTED,	 /* ember_vm_stop/request_stop (a signal, the console escape) */
 	EMBER_STOP_ERROR,	 /* a host-side failure while running (see error) */
 	EMBER_STOP_PANIC,	 /* the guest kernel panicked (it said so on the pvpanic port) */
 };
@@ -269,7 +280,7 @@ struct ember_run_result {
 	enum ember_stop_reason reason;
 	int error;	  /* EMBER_STOP_ERROR: the negative errno */
 	int vcpu;	  /* the vCPU that caused the stop, -1 if none */
-	uint64_t run_ns;  /* time spent in ember_vm_run */
+	uint64_t run_ns;  /* from ember_vm_start to the stop */
 	char detail[256]; /* one line: what happened (exit reason names) */
 };
 
@@ -300,25 +311,126 @@ int ember_vm_create_on(const struct ember_config *cfg, struct ehv_hypervisor *hy
 		       struct ember_vm **out, struct ember_error *err);
 
 /*
- * Runs the guest until it stops; fills *res. Returns 0 when the guest
- * stopped for any reason in enum ember_stop_reason (including
- * EMBER_STOP_ERROR for a failure after the guest started), or a negative
- * errno when the VM could not start at all. Call once per VM.
+ * The lifecycle. States and the calls that move between them:
+ *
+ *   CREATED --start--> RUNNING --pause--> PAUSED --resume--> RUNNING
+ *   any state --stop, or the guest's own ending--> STOPPED (final)
+ *
+ * Errors of a call in the wrong state (nothing changes):
+ *   ember_vm_start    -EALREADY unless CREATED (started once only).
+ *   ember_vm_pause    -EINVAL in CREATED (not started), -ESRCH when STOPPED
+ *                     or stopping; 0 when already PAUSED.
+ *   ember_vm_resume   -EINVAL in CREATED, -ESRCH when STOPPED or stopping;
+ *                     0 when already RUNNING.
+ *   ember_vm_stop     never fails for a valid vm; 0 when already STOPPED.
+ *   ember_vm_wait     -EINVAL in CREATED (nothing would end the wait).
+ * Every call returns -EINVAL for a NULL vm.
+ */
+enum ember_vm_state {
+	EMBER_VM_CREATED = 0, /* built, no vCPU has run */
+	EMBER_VM_RUNNING,     /* the vCPUs run, the I/O thread serves the devices */
+	EMBER_VM_PAUSED,      /* nothing of the guest runs (see ember_vm_pause) */
+	EMBER_VM_STOPPED,     /* the guest has ended: the result is final */
+};
+
+/*
+ * CREATED -> RUNNING: starts the I/O thread and releases the vCPUs into the
+ * guest. Errors: -EALREADY (not CREATED), -EAGAIN/-ENOMEM (no thread), an
+ * errno of the vCPU layer (the VM is then STOPPED with EMBER_STOP_ERROR).
+ */
+int ember_vm_start(struct ember_vm *vm);
+
+/*
+ * RUNNING -> PAUSED. Returns when every vCPU is out of the guest with any
+ * half-done port or MMIO access completed, and the devices are quiesced: the
+ * I/O thread does no device work (console input is held, the UART's held
+ * output is not released; output the guest already wrote may still drain to
+ * the console fd). The in-kernel timers' clock is not stopped: a guest sees
+ * the paused time pass. Errors: see the lifecycle table.
+ */
+int ember_vm_pause(struct ember_vm *vm);
+
+/* PAUSED -> RUNNING: the devices resume, then the vCPUs continue exactly
+ * where they stopped. Errors: see the lifecycle table. */
+int ember_vm_resume(struct ember_vm *vm);
+
+/*
+ * Stops the VM (RUNNING or PAUSED: reason EMBER_STOP_REQUESTED unless the
+ * guest had already ended; CREATED: straight to STOPPED with
+ * EMBER_STOP_REQUESTED) and waits until it is STOPPED. Returns 0. Bounded:
+ * the I/O thread drains console output only while the reader takes it (it
+ * gives up after 250 ms without progress).
+ */
+int ember_vm_stop(struct ember_vm *vm);
+
+/*
+ * Waits until the VM is STOPPED, at most timeout_ms milliseconds (< 0:
+ * forever; 0: just look), on CLOCK_MONOTONIC; then fills *res (may be NULL)
+ * and returns 0. -ETIMEDOUT when it is still running or paused; -EINVAL in
+ * CREATED. Any number of threads may wait.
+ */
+int ember_vm_wait(struct ember_vm *vm, int timeout_ms, struct ember_run_result *res);
+
+/*
+ * ember_vm_start + ember_vm_wait(forever): runs the guest until it stops;
+ * fills *res. Returns 0 when the guest stopped for any reason in enum
+ * ember_stop_reason (including EMBER_STOP_ERROR for a failure after the
+ * guest started), or a negative errno when the VM could not start
+ * (-EALREADY: it was started before).
  */
 int ember_vm_run(struct ember_vm *vm, struct ember_run_result *res);
 
-/* Asks a running (or about to run) VM to stop: ember_vm_run returns with
- * EMBER_STOP_REQUESTED. Async-signal-safe; callable from any thread. */
+/* Asks the VM to stop without waiting (ember_vm_wait/run then return with
+ * EMBER_STOP_REQUESTED). Async-signal-safe; callable from any thread; before
+ * ember_vm_start it makes the VM stop as soon as it starts. */
 void ember_vm_request_stop(struct ember_vm *vm);
+
+/* What ember_vm_query reports about the VM. */
+struct ember_vm_info {
+	enum ember_vm_state state;
+	unsigned vcpus;	   /* number of vCPUs */
+	uint64_t mem_size; /* guest RAM in bytes */
+	uint64_t console_bytes_out;     /* console bytes written to console_out */
+	uint64_t console_bytes_dropped; /* lost because console_out failed */
+};
+/* Fills *info. Any thread, any state. -EINVAL for NULL. */
+int ember_vm_query(struct ember_vm *vm, struct ember_vm_info *info);
+
+/* Exit reason counters kept per vCPU (indexes for ember_vcpu_info.exits). */
+#define EMBER_VCPU_EXIT_KINDS 32
+struct ember_vcpu_info {
+	int tid;		/* the vCPU thread's Linux thread id (gettid) */
+	uint64_t exits_total;	/* exits since creation */
+	uint64_t exits[EMBER_VCPU_EXIT_KINDS]; /* per reason, see ember_vcpu_exit_name */
+};
+/* Fills *info for vCPU idx (0..vcpus-1). Any thread, any state; the
+ * counters are read while the vCPU runs (each is exact, the set is not a
+ * snapshot). -EINVAL for NULL or a bad idx. */
+int ember_vm_query_vcpu(struct ember_vm *vm, unsigned idx, struct ember_vcpu_info *info);
+/* The name of exit counter kind ("io-write", "mmio-read", "hlt", ...), NULL
+ * for an index that counts nothing. */
+const char *ember_vcpu_exit_name(unsigned kind);
+
+struct ember_loop; /* include/ember/loop.h */
+/*
+ * The VM's event loop, for callers that add their own fds, timers or
+ * wake-ups: their callbacks run on the VM's I/O thread, from ember_vm_start
+ * until the VM is STOPPED (not before, not after). Valid until
+ * ember_vm_destroy; remove your sources before it. NULL for NULL.
+ */
+struct ember_loop *ember_vm_loop(struct ember_vm *vm);
 
 /*
  * Formats the registers of every vCPU as captured when the VM stopped (one
- * block per vCPU), snprintf style. Meaningful after ember_vm_run returned;
- * returns 0 ("") if no registers were captured.
+ * block per vCPU), snprintf style. Meaningful once STOPPED; returns 0 ("")
+ * if no registers were captured.
  */
 int ember_vm_format_registers(const struct ember_vm *vm, char *buf, size_t len);
 
-/* Frees the VM and everything it owns. NULL is allowed. */
+/* Stops the VM if it runs (as ember_vm_stop, bounded the same way, also
+ * with a console reader that stopped reading), then frees it and everything
+ * it owns. NULL is allowed. Must be the last call on vm (see
+ * Thread-safety). */
 void ember_vm_destroy(struct ember_vm *vm);
 
 /*

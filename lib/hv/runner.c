@@ -40,6 +40,7 @@ struct rvcpu {
 struct ehv_runner {
 	ehv_exit_handler_fn handlers[EHV_EXIT_REASON_MAX];
 	void *opaque;
+	void (*on_stop)(void *opaque, int idx);
 	unsigned n;
 	struct rvcpu *v;
 	pthread_mutex_t wait_lock;
@@ -257,6 +258,8 @@ static void *vcpu_thread(void *arg)
 	rv->r->nstopped++;
 	pthread_cond_broadcast(&rv->r->wait_cond);
 	pthread_mutex_unlock(&rv->r->wait_lock);
+	if (rv->r->on_stop)
+		rv->r->on_stop(rv->r->opaque, rv->idx);
 	tls_self = NULL;
 	ehvi_set_runner_thread_vcpu(NULL);
 	return NULL;
@@ -413,7 +416,7 @@ int ehv_runner_wait(struct ehv_runner *runner, int timeout_ms)
 		return -EDEADLK;
 	struct timespec deadline;
 	if (timeout_ms >= 0) {
-		clock_gettime(CLOCK_REALTIME, &deadline);
+		clock_gettime(CLOCK_MONOTONIC, &deadline);
 		deadline.tv_sec += timeout_ms / 1000;
 		deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
 		if (deadline.tv_nsec >= 1000000000) {
@@ -508,10 +511,15 @@ int ehv_runner_create(const struct ehv_runner_config *cfg, struct ehv_runner **o
 	}
 	r->n = cfg->nr_vcpus;
 	r->opaque = cfg->opaque;
+	r->on_stop = cfg->on_stop;
 	for (unsigned i = 0; i < EHV_EXIT_REASON_MAX; i++)
 		r->handlers[i] = cfg->handlers[i] ? cfg->handlers[i] : cfg->default_handler;
 	pthread_mutex_init(&r->wait_lock, NULL);
-	pthread_cond_init(&r->wait_cond, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* ehv_runner_wait's deadline */
+	pthread_cond_init(&r->wait_cond, &ca);
+	pthread_condattr_destroy(&ca);
 	for (unsigned i = 0; i < r->n; i++) {
 		struct rvcpu *rv = &r->v[i];
 		rv->r = r;

@@ -82,7 +82,12 @@ static void irq_line(struct vmm_board *b, uint32_t gsi, bool level)
 static void uart_tx(void *opaque, const uint8_t *buf, size_t len)
 {
 	struct vmm_board *b = opaque;
-	vmm_vm_console_write(b->vm, buf, len);
+	(void)vmm_vm_console_write(b->vm, buf, len); /* tx_full said there is room */
+}
+static bool uart_tx_full(void *opaque)
+{
+	struct vmm_board *b = opaque;
+	return vmm_vm_console_full(b->vm);
 }
 /* The device manager's IRQ hook: a device's GSI, from its descriptor. */
 static void dm_irq(void *opaque, uint32_t gsi, bool level)
@@ -198,7 +203,11 @@ int vmm_board_create(struct ember_vm *vm, struct ember_error *err)
 	/* The legacy devices. */
 	r = serial8250_create(
 	    &(struct serial8250_config){
-		.tx = uart_tx, .set_irq = uart_irq, .rx_ready = uart_rx_ready, .opaque = b},
+		.tx = uart_tx,
+		.tx_full = uart_tx_full,
+		.set_irq = uart_irq,
+		.rx_ready = uart_rx_ready,
+		.opaque = b},
 	    &b->uart);
 	if (r == 0)
 		r = i8042_create(
@@ -513,4 +522,11 @@ size_t vmm_board_console_input(struct ember_vm *vm, const uint8_t *buf, size_t l
 {
 	struct vmm_board *b = vm->board;
 	return b && b->uart ? serial8250_rx_push(b->uart, buf, len) : 0;
+}
+
+void vmm_board_console_ready(struct ember_vm *vm)
+{
+	struct vmm_board *b = vm->board;
+	if (b && b->uart)
+		serial8250_tx_ready(b->uart);
 }
