@@ -778,6 +778,7 @@ int ember_vm_query(struct ember_vm *vm, struct ember_vm_info *info)
 	pthread_mutex_lock(&vm->out.lock);
 	info->console_bytes_out = vm->out.written;
 	info->console_bytes_dropped = vm->out.dropped;
+	info->console_bytes_pending = vm->out.len;
 	pthread_mutex_unlock(&vm->out.lock);
 	return 0;
 }

@@ -392,6 +392,7 @@ struct ember_vm_info {
 	uint64_t mem_size; /* guest RAM in bytes */
 	uint64_t console_bytes_out;     /* console bytes written to console_out */
 	uint64_t console_bytes_dropped; /* lost because console_out failed */
+	uint64_t console_bytes_pending; /* buffered, waiting for console_out */
 };
 /* Fills *info. Any thread, any state. -EINVAL for NULL. */
 int ember_vm_query(struct ember_vm *vm, struct ember_vm_info *info);

@@ -24,3 +24,10 @@ $(E2E_DIR)/vmlinux: $(E2E_KERNEL) tests/e2e/extract-vmlinux.sh
 .PHONY: check-e2e
 check-e2e: $(O)/ember $(E2E_ARTIFACTS)
 	EMBER_BIN=$(O)/ember tools/kvm-sandbox/run.sh --mem 1536M --timeout 1200 -- tests/e2e/run.sh
+
+# The library's VM lifecycle on real KVM with the e2e guest (tests/e2e/lifecycle.c),
+# run by tests/e2e/run.sh next to the ember binary.
+TEST_LIFECYCLE := $(O)/test-lifecycle
+EXTRA_ALL += $(TEST_LIFECYCLE)
+$(TEST_LIFECYCLE): $(O)/tests/e2e/lifecycle.o $(TESTLIB_OBJS) $(LIBA)
+	$(CC) -o $@ $(O)/tests/e2e/lifecycle.o $(TESTLIB_OBJS) $(LIBA) $(ALL_LDFLAGS)

@@ -7,7 +7,9 @@
 #   e2e.echo=0|1     1: print "E2E ready", read one line "e2e-line TOKEN EPOCH" from the
 #                    console, print "E2E echo TOKEN", check the RTC against EPOCH
 #   e2e.action=A     poweroff (default) | reboot | hang (wait for the host to stop the VM) |
-#                    panic (sysrq-c: the kernel panics; pvpanic tells the VMM)
+#                    panic (sysrq-c: the kernel panics; pvpanic tells the VMM) |
+#                    flood (print e2e.lines=N lines "E2E seq I", then power off) |
+#                    count (print "E2E count I" for I = 0, 1, ... until the host stops the VM)
 # Output: "E2E <key> <value>" lines, "E2E-FAIL <why>" for each failed check, and finally
 # "E2E result checks=N failures=M" before the action.
 export PATH=/bin
@@ -35,13 +37,14 @@ check() { # check NAME CONDITION-COMMAND...
 	fi
 }
 
-cpus=1 mem=0 echo=0 action=poweroff
+cpus=1 mem=0 echo=0 action=poweroff lines=100
 for a in $(cat /proc/cmdline); do
 	case "$a" in
 	e2e.cpus=*) cpus=${a#e2e.cpus=} ;;
 	e2e.mem=*) mem=${a#e2e.mem=} ;;
 	e2e.echo=*) echo=${a#e2e.echo=} ;;
 	e2e.action=*) action=${a#e2e.action=} ;;
+	e2e.lines=*) lines=${a#e2e.lines=} ;;
 	esac
 done
 echo "E2E kernel $(uname -r)"
@@ -89,6 +92,18 @@ fi
 
 echo "E2E result checks=$checks failures=$failures"
 case "$action" in
+flood) # e2e.lines=N numbered lines as fast as the console takes them, then power off
+	seq 0 $((lines - 1)) | sed 's/^/E2E seq /'
+	echo "E2E flood done"
+	poweroff -f
+	;;
+count) # a counter kept in this shell, printed until the host stops the VM
+	i=0
+	while :; do
+		echo "E2E count $i"
+		i=$((i + 1))
+	done
+	;;
 reboot) reboot -f ;;
 panic) echo c >/proc/sysrq-trigger ;;
 hang) while :; do sleep 1000; done ;;

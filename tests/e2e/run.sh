@@ -278,6 +278,66 @@ if selected $name; then
 	fi
 fi
 
+# --- a console reader that stops reading: the guest waits on its busy UART, SIGTERM still
+# ends the VM within a second (a pipe nobody reads: this shell holds it open, read-write)
+name=console_full_pipe_sigterm
+if selected $name; then
+	fifo=$T/$name.out
+	mkfifo "$fifo"
+	exec 5<>"$fifo"
+	"$EMBER" run -k "$VMLINUX" -i "$INITRD" -m 256M \
+		--cmdline "$BASE_CMDLINE e2e.cpus=1 e2e.mem=268435456 e2e.action=count" \
+		</dev/null >"$fifo" 2>"$T/$name.log" &
+	pid=$!
+	watchdog "$E2E_TIMEOUT" "$pid"
+	dog=$!
+	t0=$SECONDS
+	while kill -0 "$pid" 2>/dev/null && ! grep -q 'boot marker' "$T/$name.log"; do
+		[ $((SECONDS - t0)) -gt "$E2E_TIMEOUT" ] && break
+		sleep 0.2
+	done
+	sleep 10 # the counter fills the pipe (64 KiB) and the console buffer behind it
+	t1=$(now_ms)
+	kill -TERM "$pid" 2>/dev/null
+	wait "$pid"
+	STATUS=$?
+	took=$(($(now_ms) - t1))
+	unwatch "$dog"
+	bytes=$(timeout 2 cat <&5 | wc -c)
+	exec 5>&-
+	if [ "$STATUS" != 34 ]; then
+		bad $name "exit status $STATUS, want 34"
+	elif [ "$took" -gt 1000 ]; then
+		bad $name "SIGTERM took $took ms to end the VM (over a second)"
+	elif [ "$bytes" -lt 65536 ]; then
+		bad $name "the pipe held only $bytes bytes: it was never full"
+	else
+		ok $name
+		echo "     $name: ended $took ms after SIGTERM, the pipe held $bytes bytes"
+	fi
+fi
+
+# --- the library's lifecycle (pause/resume, stop, wait, a full console pipe): test-lifecycle
+# (tests/e2e/lifecycle.c) next to the ember binary, one PASS/FAIL line per test
+LIFECYCLE=${LIFECYCLE_BIN:-$(dirname "$EMBER")/test-lifecycle}
+lc_tests=()
+if [ -x "$LIFECYCLE" ]; then
+	while read -r t _; do
+		selected "$t" && lc_tests+=("$t")
+	done < <("$LIFECYCLE" --list)
+elif selected lifecycle_; then
+	bad lifecycle "missing $LIFECYCLE (make builds it)"
+fi
+for t in "${lc_tests[@]}"; do
+	E2E_VMLINUX=$VMLINUX E2E_INITRD=$INITRD "$LIFECYCLE" "$t" >"$T/$t.log" 2>&1
+	if grep -q "^PASS $t\$" "$T/$t.log"; then
+		ok "$t"
+		grep '^     ' "$T/$t.log" | head -n 6
+	else
+		bad "$t" "$(grep -m1 "^FAIL" "$T/$t.log")"
+	fi
+done
+
 # --- the README's first command: no arguments, the host's kernel, the built-in initramfs
 name=default_run
 if selected $name; then

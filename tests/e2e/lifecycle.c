@@ -1,0 +1,449 @@
+/* tests/e2e/lifecycle.c - the VM lifecycle of include/ember/vmm.h on real KVM with a Linux guest: transitions, pause/resume, a full console pipe. */
+#include "../lib/test.h"
+
+#include <ember/vmm.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/*
+ * The guest is Debian's kernel (the PVH vmlinux cut out of it) with the
+ * e2e initramfs (tests/e2e/init.sh), both built by tests/e2e/e2e.mk into
+ * o/e2e/ (E2E_VMLINUX, E2E_INITRD override). init.sh's actions give the
+ * evidence: "count" prints a counter kept in the guest's shell, "flood"
+ * prints numbered lines, then powers off.
+ */
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static const char *env_or(const char *name, const char *def)
+{
+	const char *v = getenv(name);
+	return v && *v ? v : def;
+}
+
+#define GUEST_MEM (256ull << 20)
+
+/* Builds a VM booting the e2e guest with init action `action`; console
+ * output to out_fd, no console input. */
+static struct ember_vm *guest_vm(const char *action, unsigned cpus, const char *extra, int out_fd)
+{
+	struct ember_config cfg;
+	struct ember_error err = {0};
+	ember_config_init(&cfg);
+	char cmdline[1024];
+	snprintf(cmdline, sizeof(cmdline),
+		 "console=ttyS0 panic=-1 pci=off quiet i8042.noaux i8042.nomux i8042.dumbkbd "
+		 "e2e.cpus=%u e2e.mem=%llu e2e.echo=0 e2e.action=%s %s",
+		 cpus, (unsigned long long)GUEST_MEM, action, extra ? extra : "");
+	char ncpus[16];
+	snprintf(ncpus, sizeof(ncpus), "%u", cpus);
+	if (ember_config_set(&cfg, "kernel", env_or("E2E_VMLINUX", "o/e2e/vmlinux"), &err) < 0 ||
+	    ember_config_set(&cfg, "initrd", env_or("E2E_INITRD", "o/e2e/initramfs.cpio"), &err) <
+		0 ||
+	    ember_config_set(&cfg, "cmdline", cmdline, &err) < 0 ||
+	    ember_config_set(&cfg, "mem", "256M", &err) < 0 ||
+	    ember_config_set(&cfg, "cpus", ncpus, &err) < 0)
+		TEST_FAIL("configuration: %s", err.msg);
+	cfg.console_in = -1;
+	cfg.console_out = out_fd;
+	cfg.log_level = EMBER_LOG_ERROR;
+	if (ember_config_resolve(&cfg, &err) < 0)
+		TEST_FAIL("ember_config_resolve: %s", err.msg);
+	struct ember_vm *vm = NULL;
+	if (ember_vm_create(&cfg, &vm, &err) < 0)
+		TEST_FAIL("ember_vm_create: %s", err.msg);
+	return vm;
+}
+
+static enum ember_vm_state state_of(struct ember_vm *vm)
+{
+	struct ember_vm_info info;
+	if (ember_vm_query(vm, &info) < 0)
+		TEST_FAIL("ember_vm_query");
+	return info.state;
+}
+
+/* A growing buffer of console output read from a pipe. */
+struct capture {
+	int fd; /* read end, non-blocking */
+	char *buf;
+	size_t len, cap;
+};
+
+static void capture_pipe(struct capture *c, int p[2], bool small)
+{
+	memset(c, 0, sizeof(*c));
+	if (pipe2(p, O_CLOEXEC) < 0)
+		TEST_FAIL("pipe2");
+	if (small && fcntl(p[1], F_SETPIPE_SZ, 4096) < 0)
+		TEST_FAIL("F_SETPIPE_SZ");
+	fcntl(p[0], F_SETFL, O_NONBLOCK);
+	c->fd = p[0];
+}
+
+/* Reads what is there now; returns the bytes read. */
+static size_t slurp(struct capture *c)
+{
+	size_t got = 0;
+	for (;;) {
+		if (c->cap - c->len < 65536) {
+			c->cap = c->cap ? c->cap * 2 : 1 << 20;
+			c->buf = realloc(c->buf, c->cap + 1);
+			if (!c->buf)
+				TEST_FAIL("out of memory");
+		}
+		ssize_t r = read(c->fd, c->buf + c->len, c->cap - c->len);
+		if (r <= 0)
+			break;
+		c->len += (size_t)r;
+		got += (size_t)r;
+	}
+	c->buf[c->len] = 0;
+	return got;
+}
+
+/* Reads until pattern shows up, at most timeout_ms; true if it did. */
+static bool read_until(struct capture *c, const char *pattern, int timeout_ms)
+{
+	uint64_t end = now_ms() + (uint64_t)timeout_ms;
+	for (;;) {
+		slurp(c);
+		if (c->buf && strstr(c->buf, pattern))
+			return true;
+		if (now_ms() > end)
+			return false;
+		usleep(5000);
+	}
+}
+
+/* Checks that the "PREFIX N" lines of text count 0, 1, 2, ... without a gap
+ * or a repeat; returns how many there were, -1 (with a message) if not. */
+static long check_sequence(const char *text, const char *prefix)
+{
+	long expect = 0;
+	size_t plen = strlen(prefix);
+	for (const char *p = text; p && *p;) {
+		const char *eol = strchr(p, '\n');
+		if (!strncmp(p, prefix, plen) && eol) {
+			long v = strtol(p + plen, NULL, 10);
+			if (v != expect) {
+				test_log("sequence broken: '%.*s' where %ld was due", (int)(eol - p), p,
+					 expect);
+				return -1;
+			}
+			expect++;
+		}
+		p = eol ? eol + 1 : NULL;
+	}
+	return expect;
+}
+
+/* ------------------------------------------------------------ transitions */
+
+KVM_TEST_T(lifecycle_bad_transitions_give_documented_errors, 300)
+{
+	int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	REQUIRE(devnull >= 0);
+	struct ember_run_result res;
+	/* NULL */
+	CHECK_ERR(ember_vm_start(NULL), -EINVAL);
+	CHECK_ERR(ember_vm_pause(NULL), -EINVAL);
+	CHECK_ERR(ember_vm_resume(NULL), -EINVAL);
+	CHECK_ERR(ember_vm_stop(NULL), -EINVAL);
+	CHECK_ERR(ember_vm_wait(NULL, 0, &res), -EINVAL);
+	CHECK_ERR(ember_vm_query(NULL, NULL), -EINVAL);
+
+	struct ember_vm *vm = guest_vm("hang", 2, NULL, devnull);
+	struct ember_vm_info info;
+	REQUIRE_OK(ember_vm_query(vm, &info));
+	CHECK_EQ(info.state, EMBER_VM_CREATED);
+	CHECK_EQ(info.vcpus, 2);
+	CHECK_EQ(info.mem_size, GUEST_MEM);
+	struct ember_vcpu_info v0, v1;
+	REQUIRE_OK(ember_vm_query_vcpu(vm, 0, &v0));
+	REQUIRE_OK(ember_vm_query_vcpu(vm, 1, &v1));
+	CHECK_ERR(ember_vm_query_vcpu(vm, 2, &v1), -EINVAL);
+	CHECK(v0.tid > 0 && v1.tid > 0 && v0.tid != v1.tid && v0.tid != (int)getpid());
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/task/%d", v0.tid);
+	struct stat st;
+	CHECK_OK(stat(path, &st)); /* a thread of this process */
+	CHECK_EQ(v0.exits_total, 0);
+	CHECK(ember_vcpu_exit_name(0) != NULL);
+	CHECK(ember_vcpu_exit_name(EMBER_VCPU_EXIT_KINDS) == NULL);
+
+	/* CREATED */
+	CHECK_ERR(ember_vm_pause(vm), -EINVAL);
+	CHECK_ERR(ember_vm_resume(vm), -EINVAL);
+	CHECK_ERR(ember_vm_wait(vm, 0, &res), -EINVAL);
+	CHECK_ERR(ember_vm_wait(vm, 100, &res), -EINVAL);
+	/* RUNNING */
+	REQUIRE_OK(ember_vm_start(vm));
+	CHECK_ERR(ember_vm_start(vm), -EALREADY);
+	CHECK_EQ(state_of(vm), EMBER_VM_RUNNING);
+	CHECK_OK(ember_vm_resume(vm)); /* already running: 0 */
+	uint64_t t0 = now_ms();
+	CHECK_ERR(ember_vm_wait(vm, 200, &res), -ETIMEDOUT);
+	CHECK(now_ms() - t0 >= 190);
+	CHECK_ERR(ember_vm_wait(vm, 0, &res), -ETIMEDOUT);
+	/* PAUSED */
+	REQUIRE_OK(ember_vm_pause(vm));
+	CHECK_EQ(state_of(vm), EMBER_VM_PAUSED);
+	CHECK_OK(ember_vm_pause(vm)); /* already paused: 0 */
+	CHECK_ERR(ember_vm_start(vm), -EALREADY);
+	REQUIRE_OK(ember_vm_resume(vm));
+	CHECK_EQ(state_of(vm), EMBER_VM_RUNNING);
+	REQUIRE_OK(ember_vm_query_vcpu(vm, 0, &v0));
+	CHECK(v0.exits_total > 0);
+	/* STOPPED from PAUSED */
+	REQUIRE_OK(ember_vm_pause(vm));
+	REQUIRE_OK(ember_vm_stop(vm));
+	CHECK_EQ(state_of(vm), EMBER_VM_STOPPED);
+	CHECK_ERR(ember_vm_pause(vm), -ESRCH);
+	CHECK_ERR(ember_vm_resume(vm), -ESRCH);
+	CHECK_ERR(ember_vm_start(vm), -EALREADY);
+	CHECK_OK(ember_vm_stop(vm)); /* already stopped: 0 */
+	memset(&res, 0xff, sizeof(res));
+	REQUIRE_OK(ember_vm_wait(vm, 0, &res));
+	CHECK_EQ(res.reason, EMBER_STOP_REQUESTED);
+	CHECK_EQ(res.vcpu, -1);
+	CHECK_ERR(ember_vm_run(vm, &res), -EALREADY);
+	ember_vm_destroy(vm);
+
+	/* stopped before it ever started */
+	vm = guest_vm("hang", 1, NULL, devnull);
+	REQUIRE_OK(ember_vm_stop(vm));
+	CHECK_EQ(state_of(vm), EMBER_VM_STOPPED);
+	REQUIRE_OK(ember_vm_wait(vm, -1, &res));
+	CHECK_EQ(res.reason, EMBER_STOP_REQUESTED);
+	CHECK_ERR(ember_vm_start(vm), -EALREADY);
+	REQUIRE_OK(ember_vm_query_vcpu(vm, 0, &v0));
+	CHECK_EQ(v0.exits_total, 0); /* no guest code ran */
+	ember_vm_destroy(vm);
+
+	/* a request before start: stops as soon as it starts */
+	vm = guest_vm("hang", 1, NULL, devnull);
+	ember_vm_request_stop(vm);
+	REQUIRE_OK(ember_vm_run(vm, &res));
+	CHECK_EQ(res.reason, EMBER_STOP_REQUESTED);
+	ember_vm_destroy(vm);
+
+	/* destroy of a running VM */
+	vm = guest_vm("hang", 1, NULL, devnull);
+	REQUIRE_OK(ember_vm_start(vm));
+	usleep(100000);
+	t0 = now_ms();
+	ember_vm_destroy(vm);
+	CHECK(now_ms() - t0 < 1000);
+	close(devnull);
+}
+
+/* ------------------------------------------------------------ pause */
+
+/* A counter in the guest's shell, printed line after line: while paused no
+ * byte comes and no vCPU exits; after resume the count goes on from the
+ * next value (not restarted, none skipped). */
+KVM_TEST_T(lifecycle_pause_freezes_guest_counter_and_resume_continues, 600)
+{
+	int p[2];
+	struct capture c;
+	capture_pipe(&c, p, false);
+	struct ember_vm *vm = guest_vm("count", 2, NULL, p[1]);
+	REQUIRE_OK(ember_vm_start(vm));
+	if (!read_until(&c, "E2E count 200\n", 240000))
+		TEST_FAIL("the guest's counter did not reach 200 (%zu bytes of output)", c.len);
+	for (int round = 0; round < 3; round++) {
+		REQUIRE_OK(ember_vm_pause(vm));
+		CHECK_EQ(state_of(vm), EMBER_VM_PAUSED);
+		/* output written before the pause may still drain */
+		usleep(300000);
+		slurp(&c);
+		size_t at_pause = c.len;
+		uint64_t exits[2];
+		for (unsigned i = 0; i < 2; i++) {
+			struct ember_vcpu_info vi;
+			REQUIRE_OK(ember_vm_query_vcpu(vm, i, &vi));
+			exits[i] = vi.exits_total;
+		}
+		usleep(700000);
+		CHECK_EQ(slurp(&c), 0); /* frozen: not one byte */
+		for (unsigned i = 0; i < 2; i++) {
+			struct ember_vcpu_info vi;
+			REQUIRE_OK(ember_vm_query_vcpu(vm, i, &vi));
+			CHECK_EQ(vi.exits_total, exits[i]); /* no vCPU ran */
+		}
+		/* the last value printed before the pause */
+		long last = check_sequence(c.buf, "E2E count ");
+		REQUIRE(last > 0);
+		REQUIRE_OK(ember_vm_resume(vm));
+		char want[64];
+		snprintf(want, sizeof(want), "E2E count %ld\n", last + 50);
+		if (!read_until(&c, want, 60000))
+			TEST_FAIL("after resume the counter did not reach %ld", last + 50);
+		CHECK(c.len > at_pause);
+		TEST_LOG("round %d: paused after %ld, went on to %ld", round, last - 1, last + 50);
+	}
+	/* every value once, in order, across all pauses */
+	CHECK(check_sequence(c.buf, "E2E count ") > 0);
+	struct ember_run_result res;
+	REQUIRE_OK(ember_vm_stop(vm));
+	REQUIRE_OK(ember_vm_wait(vm, 0, &res));
+	CHECK_EQ(res.reason, EMBER_STOP_REQUESTED);
+	ember_vm_destroy(vm);
+	close(p[0]);
+	close(p[1]);
+	free(c.buf);
+}
+
+/* 100 pause/resume cycles while Linux boots: the guest still reaches init,
+ * its checks pass and it powers off. */
+KVM_TEST_T(lifecycle_100_pause_resume_cycles_during_boot, 600)
+{
+	int p[2];
+	struct capture c;
+	capture_pipe(&c, p, false);
+	struct ember_vm *vm = guest_vm("poweroff", 2, NULL, p[1]);
+	REQUIRE_OK(ember_vm_start(vm));
+	srand(12345);
+	int cycles = 0;
+	for (; cycles < 100; cycles++) {
+		usleep(2000 + (unsigned)(rand() % 20000));
+		int r = ember_vm_pause(vm);
+		if (r == -ESRCH)
+			break; /* the boot ended first */
+		REQUIRE_OK(r);
+		CHECK_EQ(state_of(vm), EMBER_VM_PAUSED);
+		usleep(1000 + (unsigned)(rand() % 5000));
+		REQUIRE_OK(ember_vm_resume(vm));
+		slurp(&c);
+	}
+	CHECK_EQ(cycles, 100);
+	TEST_LOG("%d cycles done after %zu bytes of console output", cycles, c.len);
+	struct ember_run_result res;
+	int r;
+	while ((r = ember_vm_wait(vm, 100, &res)) == -ETIMEDOUT)
+		slurp(&c);
+	REQUIRE_OK(r);
+	slurp(&c);
+	CHECK_EQ(res.reason, EMBER_STOP_POWEROFF);
+	CHECK(strstr(c.buf, "E2E kernel ") != NULL); /* init ran */
+	if (!strstr(c.buf, "E2E result checks=") || strstr(c.buf, "E2E-FAIL") ||
+	    !strstr(c.buf, " failures=0"))
+		TEST_FAIL("the guest's checks did not pass:\n%s", c.buf);
+	ember_vm_destroy(vm);
+	close(p[0]);
+	close(p[1]);
+	free(c.buf);
+}
+
+/* ------------------------------------------------------------ a full console pipe */
+
+/* Waits until the console buffer is full behind a pipe nobody reads. */
+static void wait_console_full(struct ember_vm *vm)
+{
+	uint64_t end = now_ms() + 240000;
+	struct ember_vm_info info;
+	do {
+		usleep(20000);
+		if (ember_vm_query(vm, &info) < 0)
+			TEST_FAIL("query");
+		if (info.state == EMBER_VM_STOPPED)
+			TEST_FAIL("the guest stopped before the console filled");
+	} while (info.console_bytes_pending < (64u << 10) && now_ms() < end);
+	if (info.console_bytes_pending < (64u << 10))
+		TEST_FAIL("the console buffer did not fill (%" PRIu64 " pending)",
+			  info.console_bytes_pending);
+	TEST_LOG("console full: %" PRIu64 " written, %" PRIu64 " pending", info.console_bytes_out,
+		 info.console_bytes_pending);
+}
+
+KVM_TEST_T(lifecycle_full_console_pipe_stop_and_destroy_within_a_second, 600)
+{
+	int p[2];
+	struct capture c;
+	capture_pipe(&c, p, true);
+	struct ember_vm *vm = guest_vm("count", 1, NULL, p[1]);
+	REQUIRE_OK(ember_vm_start(vm));
+	wait_console_full(vm);
+	usleep(500000);
+	CHECK_EQ(state_of(vm), EMBER_VM_RUNNING);
+	/* pause and resume still work with the guest stuck on its UART */
+	uint64_t t0 = now_ms();
+	REQUIRE_OK(ember_vm_pause(vm));
+	REQUIRE_OK(ember_vm_resume(vm));
+	CHECK(now_ms() - t0 < 1000);
+	t0 = now_ms();
+	REQUIRE_OK(ember_vm_stop(vm));
+	uint64_t took = now_ms() - t0;
+	TEST_LOG("ember_vm_stop took %" PRIu64 " ms", took);
+	CHECK(took < 1000);
+	struct ember_run_result res;
+	REQUIRE_OK(ember_vm_wait(vm, 0, &res));
+	CHECK_EQ(res.reason, EMBER_STOP_REQUESTED);
+	ember_vm_destroy(vm);
+
+	/* the same, ended by ember_vm_destroy alone */
+	close(p[0]);
+	close(p[1]);
+	capture_pipe(&c, p, true);
+	vm = guest_vm("count", 1, NULL, p[1]);
+	REQUIRE_OK(ember_vm_start(vm));
+	wait_console_full(vm);
+	t0 = now_ms();
+	ember_vm_destroy(vm);
+	took = now_ms() - t0;
+	TEST_LOG("ember_vm_destroy took %" PRIu64 " ms", took);
+	CHECK(took < 1000);
+	close(p[0]);
+	close(p[1]);
+	free(c.buf);
+}
+
+/* A reader that stops until the buffer is full, then drains: every line
+ * the guest printed arrives, in order. */
+KVM_TEST_T(lifecycle_full_console_pipe_loses_no_byte_once_drained, 600)
+{
+	int p[2];
+	struct capture c;
+	capture_pipe(&c, p, true);
+	const long lines = 12000; /* ~170 KiB: more than the buffer and the pipe */
+	char extra[64];
+	snprintf(extra, sizeof(extra), "e2e.lines=%ld", lines);
+	struct ember_vm *vm = guest_vm("flood", 1, extra, p[1]);
+	REQUIRE_OK(ember_vm_start(vm));
+	wait_console_full(vm);
+	usleep(1000000); /* the guest waits on its busy UART meanwhile */
+	struct ember_vm_info info;
+	REQUIRE_OK(ember_vm_query(vm, &info));
+	CHECK_EQ(info.state, EMBER_VM_RUNNING);
+	struct ember_run_result res;
+	int r;
+	while ((r = ember_vm_wait(vm, 10, &res)) == -ETIMEDOUT)
+		slurp(&c);
+	REQUIRE_OK(r);
+	slurp(&c);
+	CHECK_EQ(res.reason, EMBER_STOP_POWEROFF);
+	long n = check_sequence(c.buf, "E2E seq ");
+	CHECK_EQ(n, lines);
+	CHECK(strstr(c.buf, "E2E flood done\n") != NULL);
+	REQUIRE_OK(ember_vm_query(vm, &info));
+	CHECK_EQ(info.console_bytes_dropped, 0);
+	CHECK_EQ(info.console_bytes_out, c.len);
+	ember_vm_destroy(vm);
+	close(p[0]);
+	close(p[1]);
+	free(c.buf);
+}
