@@ -31,8 +31,8 @@ int vmm_conout_init(struct vmm_conout *c, int fd, size_t cap)
 	if ((S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode)) && fl >= 0 && !(fl & O_NONBLOCK)) {
 		char path[64];
 		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-		int nfd = open(path, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC |
-					 (fl & O_APPEND));
+		int nfd =
+		    open(path, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | (fl & O_APPEND));
 		if (nfd >= 0) {
 			c->fd = nfd;
 			c->own_fd = true;
@@ -104,9 +104,9 @@ long vmm_conout_flush(struct vmm_conout *c)
 		if (!chunk)
 			return total;
 		/* only this thread moves head: [head, head + chunk) stays put */
-		ssize_t w = c->is_socket ? send(c->fd, c->buf + head, chunk,
-						MSG_DONTWAIT | MSG_NOSIGNAL)
-					 : write(c->fd, c->buf + head, chunk);
+		ssize_t w = c->is_socket
+				? send(c->fd, c->buf + head, chunk, MSG_DONTWAIT | MSG_NOSIGNAL)
+				: write(c->fd, c->buf + head, chunk);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))

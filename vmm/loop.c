@@ -46,7 +46,8 @@ struct ember_loop {
 
 static uint32_t to_epoll(unsigned events)
 {
-	return ((events & EMBER_LOOP_IN) ? EPOLLIN : 0) | ((events & EMBER_LOOP_OUT) ? EPOLLOUT : 0);
+	return ((events & EMBER_LOOP_IN) ? EPOLLIN : 0) |
+	       ((events & EMBER_LOOP_OUT) ? EPOLLOUT : 0);
 }
 
 static unsigned from_epoll(uint32_t ev)

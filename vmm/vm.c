@@ -300,8 +300,8 @@ static int create_io(struct ember_vm *vm, struct ember_error *err)
 	if (r < 0)
 		return vmm_errf(err, r, "cannot create the event loop: %s", strerror(-r));
 	if (vm->cfg.console_in >= 0) {
-		r = ember_loop_add_fd(vm->loop, vm->cfg.console_in, EMBER_LOOP_IN, on_console_in, vm,
-				      &vm->in_src);
+		r = ember_loop_add_fd(vm->loop, vm->cfg.console_in, EMBER_LOOP_IN, on_console_in,
+				      vm, &vm->in_src);
 		if (r == -EPERM) /* a regular file: read it when the loop wakes */
 			r = 0;
 		if (r < 0)
@@ -433,9 +433,8 @@ static void console_in_flush(struct ember_vm *vm)
 		vmm_conin_consume(ci, vmm_board_console_input(vm, ci->buf, ci->len));
 	pthread_mutex_unlock(&vm->dev_lock);
 	if (vm->in_src)
-		ember_loop_modify(vm->in_src, !ci->eof && ci->len < sizeof(ci->buf) / 2
-						  ? EMBER_LOOP_IN
-						  : 0);
+		ember_loop_modify(vm->in_src,
+				  !ci->eof && ci->len < sizeof(ci->buf) / 2 ? EMBER_LOOP_IN : 0);
 }
 
 static void console_in_read(struct ember_vm *vm, int fd)
@@ -467,8 +466,7 @@ static void console_out_flush(struct ember_vm *vm)
 {
 	long w = vmm_conout_flush(&vm->out);
 	if (vm->out_src)
-		ember_loop_modify(vm->out_src,
-				  vmm_conout_pending(&vm->out) ? EMBER_LOOP_OUT : 0);
+		ember_loop_modify(vm->out_src, vmm_conout_pending(&vm->out) ? EMBER_LOOP_OUT : 0);
 	if (w == 0)
 		return;
 	pthread_mutex_lock(&vm->dev_lock);
@@ -489,9 +487,16 @@ static void on_kick(void *opaque, uint64_t n)
 	struct ember_vm *vm = opaque;
 	(void)n;
 	console_out_flush(vm);
-	if (vm->cfg.console_in >= 0 && !vm->in_src) /* not pollable (a file) */
-		console_in_read(vm, vm->cfg.console_in);
 	console_in_flush(vm);
+	struct vmm_conin *ci = &vm->in;
+	if (vm->cfg.console_in >= 0 && !vm->in_src && !ci->eof && ci->len < sizeof(ci->buf) / 2) {
+		/* not pollable (a regular file, /dev/null): read on until EOF or
+		 * until the UART is full (its rx_ready kicks again) */
+		console_in_read(vm, vm->cfg.console_in);
+		console_in_flush(vm);
+		if (!ci->eof)
+			ember_loop_wake(vm->kick_src);
+	}
 }
 
 /* A vCPU that stopped on its own (a failed KVM_RUN) stops the VM. */
@@ -610,11 +615,8 @@ static void *io_thread(void *arg)
 {
 	struct ember_vm *vm = arg;
 	pthread_setname_np(pthread_self(), "ember-io");
-	sigset_t all;
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals go to the caller's threads */
-	ember_loop_wake(vm->stop_src);		/* a stop requested before the start */
-	ember_loop_wake(vm->kick_src);		/* console input that came early */
+	ember_loop_wake(vm->stop_src); /* a stop requested before the start */
+	ember_loop_wake(vm->kick_src); /* console input that came early */
 	while (atomic_load(&vm->state) != EMBER_VM_STOPPED) {
 		int r = ember_loop_run(vm->loop);
 		if (r < 0 && atomic_load(&vm->state) != EMBER_VM_STOPPED) {
@@ -636,7 +638,12 @@ int ember_vm_start(struct ember_vm *vm)
 		pthread_mutex_unlock(&vm->life_lock);
 		return -EALREADY;
 	}
+	/* the thread starts with every signal blocked: none lands on it */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
 	int r = -pthread_create(&vm->io_thread, NULL, io_thread, vm);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (r < 0) {
 		pthread_mutex_unlock(&vm->life_lock);
 		return r;

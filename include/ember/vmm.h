@@ -388,9 +388,9 @@ void ember_vm_request_stop(struct ember_vm *vm);
 /* What ember_vm_query reports about the VM. */
 struct ember_vm_info {
 	enum ember_vm_state state;
-	unsigned vcpus;	   /* number of vCPUs */
-	uint64_t mem_size; /* guest RAM in bytes */
-	uint64_t console_bytes_out;     /* console bytes written to console_out */
+	unsigned vcpus;			/* number of vCPUs */
+	uint64_t mem_size;		/* guest RAM in bytes */
+	uint64_t console_bytes_out;	/* console bytes written to console_out */
 	uint64_t console_bytes_dropped; /* lost because console_out failed */
 	uint64_t console_bytes_pending; /* buffered, waiting for console_out */
 };
@@ -400,8 +400,8 @@ int ember_vm_query(struct ember_vm *vm, struct ember_vm_info *info);
 /* Exit reason counters kept per vCPU (indexes for ember_vcpu_info.exits). */
 #define EMBER_VCPU_EXIT_KINDS 32
 struct ember_vcpu_info {
-	int tid;		/* the vCPU thread's Linux thread id (gettid) */
-	uint64_t exits_total;	/* exits since creation */
+	int tid;			       /* the vCPU thread's Linux thread id (gettid) */
+	uint64_t exits_total;		       /* exits since creation */
 	uint64_t exits[EMBER_VCPU_EXIT_KINDS]; /* per reason, see ember_vcpu_exit_name */
 };
 /* Fills *info for vCPU idx (0..vcpus-1). Any thread, any state; the

@@ -296,7 +296,15 @@ if selected $name; then
 		[ $((SECONDS - t0)) -gt "$E2E_TIMEOUT" ] && break
 		sleep 0.2
 	done
-	sleep 10 # the counter fills the pipe (64 KiB) and the console buffer behind it
+	# until the counter has filled the pipe (64 KiB; FIONREAD through perl), then a
+	# second more for the console buffer behind it
+	pipe_fill() { perl -e 'open(F, "<&=5") or die; my $n = pack("L", 0);
+		ioctl(F, 0x541B, $n) or die; print unpack("L", $n)'; }
+	while kill -0 "$pid" 2>/dev/null && [ "$(pipe_fill)" -lt 65536 ]; do
+		[ $((SECONDS - t0)) -gt "$E2E_TIMEOUT" ] && break
+		sleep 0.5
+	done
+	sleep 1
 	t1=$(now_ms)
 	kill -TERM "$pid" 2>/dev/null
 	wait "$pid"
@@ -322,13 +330,13 @@ fi
 LIFECYCLE=${LIFECYCLE_BIN:-$(dirname "$EMBER")/test-lifecycle}
 lc_tests=()
 if [ -x "$LIFECYCLE" ]; then
-	while read -r t _; do
+	for t in $("$LIFECYCLE" --list | cut -d' ' -f1); do
 		selected "$t" && lc_tests+=("$t")
-	done < <("$LIFECYCLE" --list)
+	done
 elif selected lifecycle_; then
 	bad lifecycle "missing $LIFECYCLE (make builds it)"
 fi
-for t in "${lc_tests[@]}"; do
+for t in "${lc_tests[@]+"${lc_tests[@]}"}"; do
 	E2E_VMLINUX=$VMLINUX E2E_INITRD=$INITRD "$LIFECYCLE" "$t" >"$T/$t.log" 2>&1
 	if grep -q "^PASS $t\$" "$T/$t.log"; then
 		ok "$t"

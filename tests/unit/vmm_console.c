@@ -66,10 +66,9 @@ TEST(console_out_bounded_nonblocking_and_lossless)
 		if (vmm_conout_flush(&c) < 0)
 			TEST_FAIL("flush failed");
 		if (pushed < sizeof(src))
-			pushed += vmm_conout_push(&c, src + pushed, 3000 < sizeof(src) - pushed
-								      ? 3000
-								      : sizeof(src) - pushed,
-						  NULL);
+			pushed += vmm_conout_push(
+			    &c, src + pushed,
+			    3000 < sizeof(src) - pushed ? 3000 : sizeof(src) - pushed, NULL);
 	}
 	CHECK_EQ(read_back, sizeof(src));
 	CHECK(memcmp(src, got, sizeof(src)) == 0); /* no byte lost, none reordered */

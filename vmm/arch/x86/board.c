@@ -201,14 +201,12 @@ int vmm_board_create(struct ember_vm *vm, struct ember_error *err)
 		return vmm_errf(err, -EINVAL, "the board's device list lacks a legacy device");
 
 	/* The legacy devices. */
-	r = serial8250_create(
-	    &(struct serial8250_config){
-		.tx = uart_tx,
-		.tx_full = uart_tx_full,
-		.set_irq = uart_irq,
-		.rx_ready = uart_rx_ready,
-		.opaque = b},
-	    &b->uart);
+	r = serial8250_create(&(struct serial8250_config){.tx = uart_tx,
+							  .tx_full = uart_tx_full,
+							  .set_irq = uart_irq,
+							  .rx_ready = uart_rx_ready,
+							  .opaque = b},
+			      &b->uart);
 	if (r == 0)
 		r = i8042_create(
 		    &(struct i8042_config){.reset = kbd_reset, .set_irq = kbd_irq, .opaque = b},
