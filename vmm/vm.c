@@ -310,6 +310,10 @@ static int create_io(struct ember_vm *vm, struct ember_error *err)
 	}
 	if (vm->out.pollable) {
 		r = ember_loop_add_fd(vm->loop, vm->out.fd, 0, on_console_out, vm, &vm->out_src);
+		if (r == -EPERM) { /* e.g. /dev/null: written when output comes */
+			vm->out.pollable = false;
+			r = 0;
+		}
 		if (r < 0)
 			return vmm_errf(err, r, "cannot watch the console output (fd %d): %s",
 					vm->cfg.console_out, strerror(-r));
@@ -464,11 +468,11 @@ static void on_console_in(void *opaque, int fd, unsigned events)
 /* Writes what the console takes; lets the UART send what it held. */
 static void console_out_flush(struct ember_vm *vm)
 {
-	long w = vmm_conout_flush(&vm->out);
+	vmm_conout_flush(&vm->out);
 	if (vm->out_src)
 		ember_loop_modify(vm->out_src, vmm_conout_pending(&vm->out) ? EMBER_LOOP_OUT : 0);
-	if (w == 0)
-		return;
+	/* also when nothing was written now: room made while the devices were
+	 * paused is owed to the UART after resume */
 	pthread_mutex_lock(&vm->dev_lock);
 	if (!vm->devs_paused)
 		vmm_board_console_ready(vm);
