@@ -40,9 +40,10 @@ static const char *env_or(const char *name, const char *def)
  * output to out_fd, no console input. */
 static struct ember_vm *guest_vm(const char *action, unsigned cpus, const char *extra, int out_fd)
 {
-	struct ember_config cfg;
+	struct ember_config *cfg = NULL;
 	struct ember_error err = {0};
-	ember_config_init(&cfg);
+	if (ember_config_new(&cfg) < 0)
+		TEST_FAIL("ember_config_new");
 	char cmdline[1024];
 	snprintf(cmdline, sizeof(cmdline),
 		 "console=ttyS0 panic=-1 pci=off quiet i8042.noaux i8042.nomux i8042.dumbkbd "
@@ -50,20 +51,22 @@ static struct ember_vm *guest_vm(const char *action, unsigned cpus, const char *
 		 cpus, (unsigned long long)GUEST_MEM, action, extra ? extra : "");
 	char ncpus[16];
 	snprintf(ncpus, sizeof(ncpus), "%u", cpus);
-	if (ember_config_set(&cfg, "kernel", env_or("E2E_VMLINUX", "o/e2e/vmlinux"), &err) < 0 ||
-	    ember_config_set(&cfg, "initrd", env_or("E2E_INITRD", "o/e2e/initramfs.cpio"), &err) <
+	if (ember_config_set(cfg, "kernel", env_or("E2E_VMLINUX", "o/e2e/vmlinux"), &err) < 0 ||
+	    ember_config_set(cfg, "initrd", env_or("E2E_INITRD", "o/e2e/initramfs.cpio"), &err) <
 		0 ||
-	    ember_config_set(&cfg, "cmdline", cmdline, &err) < 0 ||
-	    ember_config_set(&cfg, "mem", "256M", &err) < 0 ||
-	    ember_config_set(&cfg, "cpus", ncpus, &err) < 0)
+	    ember_config_set(cfg, "cmdline", cmdline, &err) < 0 ||
+	    ember_config_set(cfg, "mem", "256M", &err) < 0 ||
+	    ember_config_set(cfg, "cpus", ncpus, &err) < 0)
 		TEST_FAIL("configuration: %s", err.msg);
-	cfg.console_in = -1;
-	cfg.console_out = out_fd;
-	cfg.log_level = EMBER_LOG_ERROR;
-	if (ember_config_resolve(&cfg, &err) < 0)
+	if (ember_config_set_console(cfg, -1, out_fd) < 0 ||
+	    ember_config_set(cfg, "log-level", "error", &err) < 0)
+		TEST_FAIL("configuration: %s", err.msg);
+	if (ember_config_resolve(cfg, &err) < 0)
 		TEST_FAIL("ember_config_resolve: %s", err.msg);
 	struct ember_vm *vm = NULL;
-	if (ember_vm_create(&cfg, &vm, &err) < 0)
+	int r = ember_vm_create(cfg, &vm, &err);
+	ember_config_free(cfg); /* the VM keeps its own copy */
+	if (r < 0)
 		TEST_FAIL("ember_vm_create: %s", err.msg);
 	return vm;
 }
