@@ -429,7 +429,7 @@ KVM_TEST_T(lifecycle_full_console_pipe_loses_no_byte_once_drained, 600)
 	int p[2];
 	struct capture c;
 	capture_pipe(&c, p, true);
-	const long lines = 7000; /* ~88 KiB: more than the buffer and the pipe together */
+	const long lines = 6000; /* ~80 KiB: more than the buffer and the pipe together */
 	char extra[64];
 	snprintf(extra, sizeof(extra), "e2e.lines=%ld", lines);
 	struct ember_vm *vm = guest_vm("flood", 1, extra, p[1]);
