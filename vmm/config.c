@@ -208,6 +208,16 @@ static const struct vmm_devopt_type devopt_types[] = {
 	.implied_key = "path",
 	.resolve = disk_resolve,
     },
+    {
+	.name = "rng",
+	.what = "virtio-rng entropy source",
+	.value_optional = true,
+    },
+    {
+	.name = "balloon",
+	.what = "virtio-balloon",
+	.value_optional = true,
+    },
 };
 #define NDEVOPT_TYPES (sizeof(devopt_types) / sizeof(devopt_types[0]))
 
@@ -727,8 +737,10 @@ const char *ember_config_usage(void)
 	       "                          the host and enter through PVH when it can), pvh,\n"
 	       "                          or bzimage (the boot protocol; the guest decompresses)\n"
 	       "      --disk path=IMG[,ro=on][,serial=ID]\n"
-	       "                          a disk image (repeatable; checked and listed by\n"
-	       "                          --dry-run, not attached to the guest yet)\n"
+	       "                          a raw disk image or block device on virtio-blk\n"
+	       "                          (repeatable; /dev/vda, vdb... in the guest)\n"
+	       "      --rng               a virtio-rng entropy source (the host's getrandom)\n"
+	       "      --balloon           a virtio-balloon device\n"
 	       "  -q, --quiet             only warnings and errors from Ember on stderr\n"
 	       "  -v, --verbose           debug messages too (--log-level error|warn|info|debug)\n"
 	       "  -n, --dry-run           print the resolved configuration and the device\n"

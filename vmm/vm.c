@@ -492,6 +492,7 @@ static void on_kick(void *opaque, uint64_t n)
 	(void)n;
 	console_out_flush(vm);
 	console_in_flush(vm);
+	vmm_board_devices_kick(vm); /* queue kicks held while paused */
 	struct vmm_conin *ci = &vm->in;
 	if (vm->cfg.console_in >= 0 && !vm->in_src && !ci->eof && ci->len < sizeof(ci->buf) / 2) {
 		/* not pollable (a regular file, /dev/null): read on until EOF or
@@ -555,6 +556,7 @@ static void log_stats(struct ember_vm *vm, int reason)
 		 ps.rejected + ms.rejected);
 	if (vm->cfg.log_level < EMBER_LOG_DEBUG)
 		return;
+	vmm_board_devices_report(vm);
 	for (unsigned i = 0; i < vm->ncpus; i++) {
 		uint64_t c[EHV_EXIT_REASON_MAX];
 		char line[512];

@@ -119,5 +119,9 @@ size_t vmm_board_console_input(struct ember_vm *vm, const uint8_t *buf, size_t l
 void vmm_board_console_ready(struct ember_vm *vm);
 /* Frees the devices (the vCPUs are stopped). NULL board allowed. */
 void vmm_board_destroy(struct ember_vm *vm);
+/* I/O thread: device work held while the VM was paused runs now. */
+void vmm_board_devices_kick(struct ember_vm *vm);
+/* Logs what each device did (debug level), when the VM stopped. */
+void vmm_board_devices_report(struct ember_vm *vm);
 
 #endif /* EMBER_VMM_VM_H */

@@ -37,7 +37,7 @@ check() { # check NAME CONDITION-COMMAND...
 	fi
 }
 
-cpus=1 mem=0 echo=0 action=poweroff lines=100
+cpus=1 mem=0 echo=0 action=poweroff lines=100 disks=0 rng=0 balloon=0
 for a in $(cat /proc/cmdline); do
 	case "$a" in
 	e2e.cpus=*) cpus=${a#e2e.cpus=} ;;
@@ -45,6 +45,9 @@ for a in $(cat /proc/cmdline); do
 	e2e.echo=*) echo=${a#e2e.echo=} ;;
 	e2e.action=*) action=${a#e2e.action=} ;;
 	e2e.lines=*) lines=${a#e2e.lines=} ;;
+	e2e.disks=*) disks=${a#e2e.disks=} ;;
+	e2e.rng=*) rng=${a#e2e.rng=} ;;
+	e2e.balloon=*) balloon=${a#e2e.balloon=} ;;
 	esac
 done
 echo "E2E kernel $(uname -r)"
@@ -78,6 +81,28 @@ check ttyS0_16550A sh -c "dmesg | grep -q 'ttyS0 at I/O 0x3f8.*16550A'"
 # the DSDT's devices (made from the VMM's device list) as the guest enumerated them
 check dsdt_devices sh -c "ls /sys/bus/acpi/devices | grep -q '^PNP0501:' &&
 	ls /sys/bus/acpi/devices | grep -q '^PNP0303:' && ls /sys/bus/acpi/devices | grep -q '^PNP0B00:'"
+
+# virtio devices (e2e.disks=N: vda is writable and starts with EMBER-E2E-DISK,
+# the rest read-only; e2e.rng=1; e2e.balloon=1)
+if [ "$disks" -gt 0 ]; then
+	check virtio_mmio_acpi sh -c "ls /sys/bus/acpi/devices | grep -q '^LNRO0005:'"
+	check vda_present [ -b /dev/vda ]
+	check vda_reads sh -c "dd if=/dev/vda bs=512 count=1 2>/dev/null | grep -q EMBER-E2E-DISK"
+	check vda_writes sh -c "echo GUEST-WROTE-IT | dd of=/dev/vda bs=512 seek=1 conv=sync,fsync 2>/dev/null"
+	check vda_serial sh -c "grep -q e2e-serial /sys/block/vda/serial"
+	check vda_size [ "$(cat /sys/block/vda/size)" = 2048 ]
+	if [ "$disks" -gt 1 ]; then
+		check vdb_ro [ "$(cat /sys/block/vdb/ro)" = 1 ]
+		check vdb_refuses_writes sh -c "! echo x | dd of=/dev/vdb bs=512 conv=sync,fsync 2>/dev/null"
+	fi
+fi
+if [ "$rng" = 1 ]; then
+	check virtio_rng_current sh -c "grep -q virtio_rng /sys/class/misc/hw_random/rng_current"
+	check virtio_rng_reads sh -c "[ \$(dd if=/dev/hwrng bs=64 count=1 2>/dev/null | wc -c) = 64 ]"
+fi
+if [ "$balloon" = 1 ]; then
+	check virtio_balloon_bound sh -c "ls /sys/bus/virtio/drivers/virtio_balloon | grep -q virtio"
+fi
 
 if [ "$echo" = 1 ]; then
 	echo "E2E ready"

@@ -28,6 +28,17 @@ if [ "$release" ] && [ -r "$pv/pvpanic.ko" ] && [ -r "$pv/pvpanic-mmio.ko" ]; th
 	cp "$pv/pvpanic.ko" "$root/lib/modules/0-pvpanic.ko"
 	cp "$pv/pvpanic-mmio.ko" "$root/lib/modules/1-pvpanic-mmio.ko"
 fi
+# and the virtio transport and devices, in dependency order
+k=/lib/modules/$release/kernel
+i=2
+for m in drivers/virtio/virtio drivers/virtio/virtio_ring drivers/virtio/virtio_mmio \
+	drivers/block/virtio_blk drivers/char/hw_random/virtio-rng drivers/virtio/virtio_balloon; do
+	if [ "$release" ] && [ -r "$k/$m.ko" ]; then
+		mkdir -p "$root/lib/modules"
+		cp "$k/$m.ko" "$root/lib/modules/$i-$(basename "$m").ko"
+		i=$((i + 1))
+	fi
+done
 # The kernel opens /dev/console for init; as root we can make the node,
 # otherwise init reopens its console after mounting devtmpfs.
 mknod -m 600 "$root/dev/console" c 5 1 2>/dev/null || true

@@ -179,15 +179,21 @@ if selected $name; then
 	fi
 fi
 
-# --- a --disk is checked and listed but not attached yet: the guest boots as before
-name=disk_not_attached
+# --- virtio devices: two disks (one read-only), an entropy source and a balloon,
+# found through ACPI, used by the guest; the host sees what the guest wrote
+name=virtio_devices
 if selected $name; then
 	TOKEN=""
 	head -c 1048576 /dev/zero >"$T/disk.img"
-	boot $name "$VMLINUX" 1 256M poweroff 0 "" "--disk path=$T/disk.img,ro=on,serial=e2e"
-	if [ "$STATUS" = 0 ] && ! grep -q 'disk0 .*not attached: virtio-blk is not wired to the board yet' \
-		"$T/$name.log"; then
-		bad $name "no warning that the disk is not attached"
+	printf 'EMBER-E2E-DISK' | dd of="$T/disk.img" conv=notrunc 2>/dev/null
+	head -c 1048576 /dev/zero >"$T/disk-ro.img"
+	boot $name "$VMLINUX" 2 256M poweroff 0 "e2e.disks=2 e2e.rng=1 e2e.balloon=1" \
+		"--disk path=$T/disk.img,serial=e2e-serial --disk $T/disk-ro.img,ro=on --rng --balloon -v"
+	if [ "$STATUS" = 0 ] && ! dd if="$T/disk.img" bs=512 skip=1 count=1 2>/dev/null |
+		grep -q GUEST-WROTE-IT; then
+		bad $name "the guest's write did not reach the image"
+	elif [ "$STATUS" = 0 ] && ! grep -q 'disk0: reads [1-9]' "$T/$name.log"; then
+		bad $name "no read counted by the disk"
 	else
 		check_guest $name 0
 	fi

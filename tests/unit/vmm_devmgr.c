@@ -345,7 +345,11 @@ TEST(vmm_devmgr_board_plan_disks)
 	REQUIRE_OK(vmm_board_plan(&c, m, &err));
 	struct vmm_dev_desc *d0 = vmm_devmgr_find(m, "disk0"), *d1 = vmm_devmgr_find(m, "disk1");
 	REQUIRE(d0 && d1);
-	CHECK(d0->pending && strstr(d0->pending, "virtio-blk is not wired to the board yet"));
+	CHECK(!d0->pending);
+	CHECK_EQ(d0->nioeventfds, 1); /* one queue per vCPU: 1 vCPU */
+	CHECK_EQ(d0->ioeventfds[0].offset, 0x50);
+	CHECK(d0->ioeventfds[0].datamatch && d0->ioeventfds[0].data == 0);
+	CHECK(d0->irqfd && !d0->level);
 	CHECK_EQ(d0->kind, VMM_DEV_VIRTIO_MMIO);
 	CHECK_STR(d0->acpi_hid, "LNRO0005");
 	CHECK_EQ(d0->mmio_base, X86_DEVICE_MMIO_BASE);
@@ -353,7 +357,7 @@ TEST(vmm_devmgr_board_plan_disks)
 	CHECK_EQ(d0->gsi, X86_DEVICE_GSI_FIRST);
 	CHECK_EQ(d1->gsi, X86_DEVICE_GSI_FIRST + 1);
 	struct vmm_acpi_device adevs[VMM_DEVMGR_MAX];
-	CHECK_EQ(vmm_x86_acpi_devices(m, adevs, VMM_DEVMGR_MAX), 4); /* no disk in the DSDT */
+	CHECK_EQ(vmm_x86_acpi_devices(m, adevs, VMM_DEVMGR_MAX), 6); /* 4 legacy + 2 disks */
 	CHECK_ERR(vmm_x86_acpi_devices(m, adevs, 3), -E2BIG);
 	for (int i = 2; i < 8; i++)
 		REQUIRE_OK(ember_config_set(&c, "disk", "/x.img", NULL));

@@ -8,6 +8,8 @@
 #include "../../boot/boot.h"
 #include "../../internal.h"
 #include "../../vm.h"
+#include "../../virtio.h"
+#include "../../config.h"
 
 #include "../../../devices/bootmarker.h"
 #include "../../../devices/i8042.h"
@@ -22,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 /*
@@ -61,6 +64,12 @@ struct vmm_board {
 	struct reset_cf9 *cf9;
 	struct acpi_pm pm;
 	bool registered;
+	/* virtio devices (one per --disk/--rng/--balloon) and the eventfds the
+	 * device manager's hooks made for them (closed at destroy) */
+	struct vmm_virtio *virtio[VMM_DEVMGR_MAX];
+	unsigned nvirtio;
+	int fds[VMM_DEVMGR_MAX * (VMM_DEV_MAX_IOEVENTFDS + 1)];
+	unsigned nfds;
 	/* The device list (vmm/devmgr.h): where each device sits, its GSI. */
 	struct vmm_devmgr *dm;
 	struct vmm_dev_desc *d_com1, *d_kbd, *d_rtc;
@@ -93,6 +102,46 @@ static bool uart_tx_full(void *opaque)
 static void dm_irq(void *opaque, uint32_t gsi, bool level)
 {
 	irq_line(opaque, gsi, level);
+}
+static int new_eventfd(struct vmm_board *b)
+{
+	if (b->nfds >= sizeof(b->fds) / sizeof(b->fds[0]))
+		return -EMFILE;
+	int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (fd < 0)
+		return -errno;
+	b->fds[b->nfds++] = fd;
+	return fd;
+}
+static int dm_ioeventfd(void *opaque, uint64_t addr, unsigned len, bool datamatch, uint64_t data,
+			int *out)
+{
+	struct vmm_board *b = opaque;
+	int fd = new_eventfd(b);
+	if (fd < 0)
+		return fd;
+	struct ehv_ioeventfd ev = {.addr = addr,
+				   .len = len,
+				   .flags = datamatch ? EHV_IOEVENT_DATAMATCH : 0,
+				   .datamatch = data,
+				   .fd = fd};
+	int r = ehv_vm_ioeventfd(b->vm->hv, &ev);
+	if (r == 0)
+		*out = fd;
+	return r;
+}
+static int dm_irqfd(void *opaque, uint32_t gsi, bool level, int *out)
+{
+	struct vmm_board *b = opaque;
+	if (level)
+		return -EOPNOTSUPP; /* the board's virtio interrupts are edge-triggered */
+	int fd = new_eventfd(b);
+	if (fd < 0)
+		return fd;
+	int r = ehv_vm_irqfd(b->vm->hv, fd, gsi, -1);
+	if (r == 0)
+		*out = fd;
+	return r;
 }
 static void uart_irq(void *opaque, bool level)
 {
@@ -192,7 +241,8 @@ int vmm_board_create(struct ember_vm *vm, struct ember_error *err)
 	r = vmm_board_plan(&vm->cfg, b->dm, err);
 	if (r < 0)
 		return r;
-	b->dm->hooks = (struct vmm_devmgr_hooks){.set_irq = dm_irq, .opaque = b};
+	b->dm->hooks = (struct vmm_devmgr_hooks){
+	    .set_irq = dm_irq, .add_ioeventfd = dm_ioeventfd, .add_irqfd = dm_irqfd, .opaque = b};
 	/* the entries whose GSIs the devices' IRQ callbacks raise */
 	b->d_com1 = vmm_devmgr_find(b->dm, "com1");
 	b->d_kbd = vmm_devmgr_find(b->dm, "i8042");
@@ -259,10 +309,29 @@ int vmm_board_create(struct ember_vm *vm, struct ember_error *err)
 		d->opaque = inst[i].opaque;
 	}
 
+	/* the virtio devices, one per device option, in the list's order */
+	for (unsigned i = 0; i < vm->cfg.ndevs; i++) {
+		const struct vmm_devopt *o = &vm->cfg.devs[i];
+		char name[24];
+		snprintf(name, sizeof(name), "%s%u", o->type->name, o->index);
+		struct vmm_dev_desc *d = vmm_devmgr_find(b->dm, name);
+		if (!d || d->pending)
+			continue;
+		r = vmm_virtio_create(vm, d, o, &b->virtio[b->nvirtio], err);
+		if (r < 0)
+			return r;
+		b->nvirtio++;
+	}
+
 	b->registered = true;
 	r = vmm_devmgr_attach(b->dm, vm->pio, vm->mmio, err);
 	if (r < 0)
 		return r;
+	for (unsigned i = 0; i < b->nvirtio; i++) {
+		r = vmm_virtio_start(b->virtio[i], err);
+		if (r < 0)
+			return r;
+	}
 	for (unsigned i = 0; i < b->dm->n; i++)
 		if (b->dm->devs[i].pending)
 			vmm_logf(&vm->cfg, EMBER_LOG_WARN, "%s (%s): not attached: %s",
@@ -290,6 +359,10 @@ void vmm_board_destroy(struct ember_vm *vm)
 		dev_destroy(pvpanic_dev(b->pvpanic));
 	if (b->cf9)
 		dev_destroy(reset_cf9_dev(b->cf9));
+	for (unsigned i = 0; i < b->nvirtio; i++)
+		vmm_virtio_destroy(b->virtio[i]);
+	for (unsigned i = 0; i < b->nfds; i++)
+		close(b->fds[i]);
 	free(b->supported);
 	free(b->dm);
 	free(b);
@@ -527,4 +600,26 @@ void vmm_board_console_ready(struct ember_vm *vm)
 	struct vmm_board *b = vm->board;
 	if (b && b->uart)
 		serial8250_tx_ready(b->uart);
+}
+
+void vmm_board_devices_kick(struct ember_vm *vm)
+{
+	struct vmm_board *b = vm->board;
+	if (!b || !b->nvirtio)
+		return;
+	pthread_mutex_lock(&vm->dev_lock);
+	if (!vm->devs_paused)
+		for (unsigned i = 0; i < b->nvirtio; i++)
+			vmm_virtio_kick(b->virtio[i]);
+	pthread_mutex_unlock(&vm->dev_lock);
+}
+
+void vmm_board_devices_report(struct ember_vm *vm)
+{
+	struct vmm_board *b = vm->board;
+	for (unsigned i = 0; b && i < b->nvirtio; i++) {
+		char line[256];
+		vmm_virtio_format(b->virtio[i], line, sizeof(line));
+		vmm_logf(&vm->cfg, EMBER_LOG_DEBUG, "%s", line);
+	}
 }

@@ -11,6 +11,7 @@
 #include "../../../devices/reset_cf9.h"
 #include "../../../devices/rtc_cmos.h"
 #include "../../../devices/serial8250.h"
+#include "../../../devices/virtio/mmio.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -120,11 +121,22 @@ static const struct vmm_dev_desc legacy[] = {
      .pio = {PIO(X86_PORT_ACPI_SLEEP_CTL, ACPI_PM_WINDOW, 0, false)}},
 };
 
-/* One virtio-mmio entry for a device option. Pending until the virtio
- * devices exist: the window and GSI are reserved so the layout is the one
- * the device will have. */
-static int plan_option(struct vmm_devmgr *m, const struct vmm_devopt *o, unsigned nvirtio,
-		       struct ember_error *err)
+/* Virtqueues of a device kind (one ioeventfd on QueueNotify each): a disk
+ * has one queue per vCPU (up to the transport's maximum). */
+unsigned vmm_x86_virtio_queues(const struct ember_config *cfg, const struct vmm_devopt *o)
+{
+	if (!strcmp(o->type->name, "disk"))
+		return cfg->cpus < VIRTIO_MMIO_MAX_QUEUES ? cfg->cpus : VIRTIO_MMIO_MAX_QUEUES;
+	if (!strcmp(o->type->name, "balloon"))
+		return 4; /* inflate, deflate, stats, reporting */
+	return 1;
+}
+
+/* One virtio-mmio entry for a device option: an allocated window and GSI,
+ * an ioeventfd per queue on QueueNotify (datamatch: the queue index) and an
+ * irqfd (edge) for its interrupt. */
+static int plan_option(const struct ember_config *cfg, struct vmm_devmgr *m,
+		       const struct vmm_devopt *o, unsigned nvirtio, struct ember_error *err)
 {
 	struct vmm_dev_desc d = {
 	    .what = o->type->what,
@@ -137,11 +149,15 @@ static int plan_option(struct vmm_devmgr *m, const struct vmm_devopt *o, unsigne
 	};
 	snprintf(d.name, sizeof(d.name), "%s%u", o->type->name, o->index);
 	snprintf(d.acpi_name, sizeof(d.acpi_name), "V%03X", nvirtio & 0xfff);
-	if (!strcmp(o->type->name, "disk"))
-		d.pending =
-		    "virtio-blk is not wired to the board yet (the disk was checked, not attached)";
-	else
-		d.pending = "this device is not wired to the board yet";
+	d.nioeventfds = vmm_x86_virtio_queues(cfg, o);
+	for (unsigned q = 0; q < d.nioeventfds; q++)
+		d.ioeventfds[q] = (struct vmm_dev_ioeventfd){.offset = VIRTIO_MMIO_QUEUE_NOTIFY,
+							     .len = 4,
+							     .datamatch = true,
+							     .data = q,
+							     .fd = -1};
+	d.irqfd = true;
+	d.irqfd_fd = -1;
 	return vmm_devmgr_add(m, &d, NULL, err);
 }
 
@@ -156,7 +172,7 @@ int vmm_board_plan(const struct ember_config *cfg, struct vmm_devmgr *m, struct 
 			return r;
 	}
 	for (unsigned i = 0; cfg && i < cfg->ndevs; i++) {
-		int r = plan_option(m, &cfg->devs[i], i, err);
+		int r = plan_option(cfg, m, &cfg->devs[i], i, err);
 		if (r < 0)
 			return r;
 	}

@@ -37,6 +37,13 @@ void vmm_x86_devmgr_layout(struct vmm_devmgr_layout *out);
  * many, or -E2BIG (cap too small), -EINVAL (a window above 4 GiB or too many
  * resources for one entry).
  */
+struct ember_config;
+struct vmm_devopt;
+/* The virtqueues (and QueueNotify ioeventfds) a device option's virtio
+ * device has: a disk one per vCPU up to VIRTIO_MMIO_MAX_QUEUES, a balloon 4,
+ * others 1. */
+unsigned vmm_x86_virtio_queues(const struct ember_config *cfg, const struct vmm_devopt *o);
+
 int vmm_x86_acpi_devices(const struct vmm_devmgr *m, struct vmm_acpi_device *out, unsigned cap);
 
 #endif /* EMBER_VMM_X86_DEVICES_H */

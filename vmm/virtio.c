@@ -1,0 +1,202 @@
+/* vmm/virtio.c - virtio devices on the board: device options to virtio-mmio models, queues served by the I/O thread. */
+#include "virtio.h"
+#include "config.h"
+#include "internal.h"
+
+#include "../devices/virtio/balloon.h"
+#include "../devices/virtio/blk.h"
+#include "../devices/virtio/rng.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum kind { K_BLK, K_RNG, K_BALLOON };
+
+struct vmm_virtio;
+
+/* One queue's kick source. */
+struct vq_watch {
+	struct vmm_virtio *v;
+	unsigned q;
+	struct ember_loop_source *src;
+	bool held; /* kicked while paused */
+};
+
+struct vmm_virtio {
+	struct ember_vm *vm;
+	struct vmm_dev_desc *desc;
+	enum kind kind;
+	struct virtio_mmio *t;
+	union {
+		struct virtio_blk *blk;
+		struct virtio_rng *rng;
+		struct virtio_balloon *balloon;
+	} u;
+	unsigned nq;
+	struct vq_watch w[VMM_DEV_MAX_IOEVENTFDS];
+};
+
+/* The transport's interrupt: the irqfd raises the GSI (edge). */
+static void interrupt(void *opaque)
+{
+	struct vmm_virtio *v = opaque;
+	uint64_t one = 1;
+	if (v->desc->irqfd_fd >= 0) {
+		ssize_t r = write(v->desc->irqfd_fd, &one, sizeof(one));
+		(void)r; /* a full counter still has the line raised */
+	}
+}
+
+/* A QueueNotify that exited to the VMM: hand it to the I/O thread. */
+static void notify(void *opaque, unsigned q)
+{
+	struct vmm_virtio *v = opaque;
+	if (q >= v->nq || v->desc->ioeventfds[q].fd < 0)
+		return;
+	uint64_t one = 1;
+	ssize_t r = write(v->desc->ioeventfds[q].fd, &one, sizeof(one));
+	(void)r;
+}
+
+/* I/O thread: queue w->q was kicked. */
+static void on_kick(void *opaque, int fd, unsigned events)
+{
+	(void)events;
+	struct vq_watch *w = opaque;
+	struct vmm_virtio *v = w->v;
+	uint64_t n;
+	ssize_t r = read(fd, &n, sizeof(n));
+	(void)r; /* nonblocking eventfd: EAGAIN means a kick already consumed */
+	pthread_mutex_lock(&v->vm->dev_lock);
+	if (v->vm->devs_paused)
+		w->held = true;
+	else
+		virtio_mmio_process(v->t, w->q);
+	pthread_mutex_unlock(&v->vm->dev_lock);
+}
+
+int vmm_virtio_create(struct ember_vm *vm, struct vmm_dev_desc *d, const struct vmm_devopt *o,
+		      struct vmm_virtio **out, struct ember_error *err)
+{
+	*out = NULL;
+	struct vmm_virtio *v = calloc(1, sizeof(*v));
+	if (!v)
+		return vmm_errf(err, -ENOMEM, "out of memory");
+	v->vm = vm;
+	v->desc = d;
+	v->nq = d->nioeventfds;
+	struct virtio_mmio_config cfg = {
+	    .mem = &vm->mem, .interrupt = interrupt, .notify = notify, .opaque = v};
+	int r;
+	const char *name = o->type->name;
+	if (!strcmp(name, "disk")) {
+		v->kind = K_BLK;
+		struct virtio_blk_options bo = {
+		    .path = vmm_devopt_get(o, "path"),
+		    .read_only = vmm_devopt_bool(o, "ro", false),
+		    .serial = vmm_devopt_get(o, "serial"),
+		    .queues = v->nq,
+		};
+		char msg[256];
+		r = virtio_blk_create(cfg, &bo, &v->u.blk, &v->t, msg, sizeof(msg));
+		if (r < 0) {
+			free(v);
+			return vmm_errf(err, r, "--disk %s: %s", o->spec, msg);
+		}
+	} else if (!strcmp(name, "rng")) {
+		v->kind = K_RNG;
+		r = virtio_rng_create(cfg, &v->u.rng, &v->t);
+	} else if (!strcmp(name, "balloon")) {
+		v->kind = K_BALLOON;
+		r = virtio_balloon_create(cfg, &v->u.balloon, &v->t);
+	} else {
+		r = -EOPNOTSUPP;
+	}
+	if (r < 0) {
+		free(v);
+		return vmm_errf(err, r, "--%s: cannot create the device: %s", name, strerror(-r));
+	}
+	d->ops = &virtio_mmio_dev(v->t)->ops->bus;
+	d->opaque = virtio_mmio_dev(v->t);
+	*out = v;
+	return 0;
+}
+
+int vmm_virtio_start(struct vmm_virtio *v, struct ember_error *err)
+{
+	for (unsigned q = 0; q < v->nq; q++) {
+		struct vq_watch *w = &v->w[q];
+		*w = (struct vq_watch){.v = v, .q = q};
+		int r = ember_loop_add_fd(v->vm->loop, v->desc->ioeventfds[q].fd, EMBER_LOOP_IN,
+					  on_kick, w, &w->src);
+		if (r < 0)
+			return vmm_errf(err, r, "%s: cannot watch queue %u: %s", v->desc->name, q,
+					strerror(-r));
+	}
+	return 0;
+}
+
+void vmm_virtio_kick(struct vmm_virtio *v)
+{
+	for (unsigned q = 0; v && q < v->nq; q++) {
+		if (!v->w[q].held)
+			continue;
+		v->w[q].held = false;
+		virtio_mmio_process(v->t, q);
+	}
+}
+
+int vmm_virtio_format(struct vmm_virtio *v, char *buf, size_t len)
+{
+	switch (v->kind) {
+	case K_BLK: {
+		struct virtio_blk_stats s;
+		virtio_blk_get_stats(v->u.blk, &s);
+		return snprintf(buf, len,
+				"%s: reads %" PRIu64 " writes %" PRIu64 " flushes %" PRIu64
+				" discards %" PRIu64 " errors %" PRIu64 " bad requests %" PRIu64,
+				v->desc->name, s.reads, s.writes, s.flushes,
+				s.discards + s.write_zeroes, s.errors, s.bad_chains);
+	}
+	case K_RNG:
+		return snprintf(buf, len, "%s: %" PRIu64 " bytes in %" PRIu64 " requests",
+				v->desc->name, virtio_rng_bytes(v->u.rng),
+				virtio_rng_requests(v->u.rng));
+	case K_BALLOON: {
+		struct virtio_balloon_stats s;
+		virtio_balloon_get_stats(v->u.balloon, &s);
+		return snprintf(buf, len,
+				"%s: target %u pages, guest holds %u; %" PRIu64
+				" pages given back",
+				v->desc->name, s.target_pages, s.actual_pages, s.discarded);
+	}
+	}
+	return 0;
+}
+
+void vmm_virtio_destroy(struct vmm_virtio *v)
+{
+	if (!v)
+		return;
+	for (unsigned q = 0; q < v->nq; q++)
+		if (v->w[q].src)
+			ember_loop_remove(v->w[q].src);
+	if (v->t)
+		dev_destroy(virtio_mmio_dev(v->t));
+	switch (v->kind) {
+	case K_BLK:
+		virtio_blk_destroy(v->u.blk);
+		break;
+	case K_RNG:
+		virtio_rng_destroy(v->u.rng);
+		break;
+	case K_BALLOON:
+		virtio_balloon_destroy(v->u.balloon);
+		break;
+	}
+	free(v);
+}
