@@ -170,8 +170,7 @@ int vmm_virtio_format(struct vmm_virtio *v, char *buf, size_t len)
 		struct virtio_balloon_stats s;
 		virtio_balloon_get_stats(v->u.balloon, &s);
 		return snprintf(buf, len,
-				"%s: target %u pages, guest holds %u; %" PRIu64
-				" pages given back",
+				"%s: target %u pages, guest holds %u; %" PRIu64 " pages given back",
 				v->desc->name, s.target_pages, s.actual_pages, s.discarded);
 	}
 	}

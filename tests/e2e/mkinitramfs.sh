@@ -31,7 +31,7 @@ fi
 # and the virtio transport and devices, in dependency order
 k=/lib/modules/$release/kernel
 i=2
-for m in drivers/virtio/virtio drivers/virtio/virtio_ring drivers/virtio/virtio_mmio \
+for m in drivers/virtio/virtio_ring drivers/virtio/virtio drivers/virtio/virtio_mmio \
 	drivers/block/virtio_blk drivers/char/hw_random/virtio-rng drivers/virtio/virtio_balloon; do
 	if [ "$release" ] && [ -r "$k/$m.ko" ]; then
 		mkdir -p "$root/lib/modules"
