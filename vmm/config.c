@@ -1007,15 +1007,17 @@ int ember_config_format(const struct ember_config *cfg, char *buf, size_t len)
 	fmt_add(&f, "kernel: %s\n", cfg->kernel[0] ? cfg->kernel : "(host kernel)");
 	fmt_add(&f, "kernel-format: %s\n", format_name(cfg->kernel_format));
 	fmt_add(&f, "boot: %s\n", boot_path_text(cfg));
-	if (!cfg->kernel_cache)
-		fmt_add(&f, "kernel-cache: off\n");
-	else if (cfg->kernel_cache_dir[0])
-		fmt_add(&f, "kernel-cache: on (%s)\n", cfg->kernel_cache_dir);
-	else
-		fmt_add(&f, "kernel-cache: on (%s)\n",
-			cfg->resolved
-			    ? "no directory: neither XDG_CACHE_HOME nor HOME is set, so none"
-			    : "default directory");
+	/* the cache matters only for a bzImage decompressed on the host */
+	if (cfg->resolved && cfg->kernel_format == EMBER_KERNEL_BZIMAGE &&
+	    cfg->boot_path == EMBER_BOOT_PVH) {
+		if (!cfg->kernel_cache)
+			fmt_add(&f, "kernel-cache: off\n");
+		else if (cfg->kernel_cache_dir[0])
+			fmt_add(&f, "kernel-cache: on (%s)\n", cfg->kernel_cache_dir);
+		else
+			fmt_add(&f, "kernel-cache: on (no directory: neither XDG_CACHE_HOME nor "
+				    "HOME is set, so none)\n");
+	}
 	if (cfg->builtin_initrd)
 		fmt_add(&f, "initrd: builtin\n");
 	else

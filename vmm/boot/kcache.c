@@ -193,8 +193,8 @@ void vmm_kcache_hit_release(struct vmm_kcache_hit *hit)
 static int write_all(int fd, const uint8_t *p, uint64_t off, uint64_t len)
 {
 	while (len) {
-		ssize_t n = pwrite(fd, p + off, len < (1u << 30) ? (size_t)len : (1u << 30),
-				   (off_t)off);
+		ssize_t n =
+		    pwrite(fd, p + off, len < (1u << 30) ? (size_t)len : (1u << 30), (off_t)off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
