@@ -28,6 +28,7 @@ void vmm_config_init(struct ember_config *cfg)
 	cfg->console_out = 1;
 	cfg->console_escape = true;
 	cfg->log_level = EMBER_LOG_INFO;
+	cfg->kernel_cache = true;
 }
 
 static void devopt_free(struct vmm_devopt *d)
@@ -593,6 +594,15 @@ int ember_config_set(struct ember_config *cfg, const char *key, const char *valu
 		return parse_bool(key, value, &cfg->console_escape, err);
 	if (!strcmp(key, "boot"))
 		return set_boot_path(cfg, value, err);
+	if (!strcmp(key, "kernel-cache"))
+		return parse_bool(key, value, &cfg->kernel_cache, err);
+	if (!strcmp(key, "kernel-cache-dir")) {
+		if (value[0] != '/')
+			return vmm_errf(err, -EINVAL,
+					"kernel-cache-dir: '%s' is not an absolute path", value);
+		return set_string(cfg->kernel_cache_dir, sizeof(cfg->kernel_cache_dir), key, value,
+				  err);
+	}
 	const struct vmm_devopt_type *t = vmm_devopt_type_find(key);
 	if (t)
 		return vmm_config_add_device(cfg, t, value, err);
@@ -624,6 +634,8 @@ static const struct opt opts[] = {
     {"no-interactive", 0, "interactive", 0, "off"},
     {"log-level", 0, "log-level", 0, NULL},
     {"boot", 0, "boot", 0, NULL},
+    {"kernel-cache", 0, "kernel-cache", 0, NULL},
+    {"kernel-cache-dir", 0, "kernel-cache-dir", 0, NULL},
     {"quiet", 'q', "log-level", 0, "warn"},
     {"verbose", 'v', "log-level", 0, "debug"},
     {"dry-run", 'n', NULL, EMBER_ARGS_DRY_RUN, NULL},
@@ -736,6 +748,13 @@ const char *ember_config_usage(void)
 	       "      --boot MODE         how a bzImage boots: auto (default: decompress it on\n"
 	       "                          the host and enter through PVH when it can), pvh,\n"
 	       "                          or bzimage (the boot protocol; the guest decompresses)\n"
+	       "      --kernel-cache on|off\n"
+	       "                          keep bzImages decompressed on the host for the next\n"
+	       "                          boot of the same file (default on; the 4 most\n"
+	       "                          recently used are kept)\n"
+	       "      --kernel-cache-dir DIR\n"
+	       "                          where (default "
+	       "${XDG_CACHE_HOME:-~/.cache}/ember/kernels)\n"
 	       "      --disk path=IMG[,ro=on][,serial=ID]\n"
 	       "                          a raw disk image or block device on virtio-blk\n"
 	       "                          (repeatable; /dev/vda, vdb... in the guest)\n"
@@ -853,6 +872,17 @@ static int resolve_boot_path(struct ember_config *cfg, struct ember_error *err)
 				    err);
 }
 
+/* The kernel cache's default directory; none (no XDG_CACHE_HOME, no HOME)
+ * only means no cache. */
+static int resolve_kernel_cache(struct ember_config *cfg, struct ember_error *err)
+{
+	(void)err;
+	if (cfg->kernel_cache && !cfg->kernel_cache_dir[0] &&
+	    vmm_kcache_default_dir(cfg->kernel_cache_dir, sizeof(cfg->kernel_cache_dir)) < 0)
+		cfg->kernel_cache_dir[0] = 0;
+	return 0;
+}
+
 static int resolve_initrd(struct ember_config *cfg, struct ember_error *err)
 {
 	if (cfg->builtin_initrd)
@@ -916,7 +946,7 @@ static int resolve_board(struct ember_config *cfg, struct ember_error *err)
 }
 
 static int (*const resolve_steps[])(struct ember_config *, struct ember_error *) = {
-    resolve_limits,  resolve_kernel,  resolve_boot_path, resolve_initrd,
+    resolve_limits,  resolve_kernel,  resolve_boot_path, resolve_kernel_cache, resolve_initrd,
     resolve_console, resolve_devices, resolve_board,	 resolve_cmdline, /* last: see above */
 };
 
@@ -989,6 +1019,17 @@ int ember_config_format(const struct ember_config *cfg, char *buf, size_t len)
 	fmt_add(&f, "kernel: %s\n", cfg->kernel[0] ? cfg->kernel : "(host kernel)");
 	fmt_add(&f, "kernel-format: %s\n", format_name(cfg->kernel_format));
 	fmt_add(&f, "boot: %s\n", boot_path_text(cfg));
+	/* the cache matters only for a bzImage decompressed on the host */
+	if (cfg->resolved && cfg->kernel_format == EMBER_KERNEL_BZIMAGE &&
+	    cfg->boot_path == EMBER_BOOT_PVH) {
+		if (!cfg->kernel_cache)
+			fmt_add(&f, "kernel-cache: off\n");
+		else if (cfg->kernel_cache_dir[0])
+			fmt_add(&f, "kernel-cache: on (%s)\n", cfg->kernel_cache_dir);
+		else
+			fmt_add(&f, "kernel-cache: on (no directory: neither XDG_CACHE_HOME nor "
+				    "HOME is set, so none)\n");
+	}
 	if (cfg->builtin_initrd)
 		fmt_add(&f, "initrd: builtin\n");
 	else
@@ -1081,6 +1122,10 @@ int ember_config_get(const struct ember_config *cfg, const char *key, char *buf,
 		v = (unsigned)cfg->log_level < 4 ? levels[cfg->log_level] : "debug";
 	else if (!strcmp(key, "boot"))
 		v = boot_names[(unsigned)cfg->boot % 3];
+	else if (!strcmp(key, "kernel-cache"))
+		v = onoff(cfg->kernel_cache);
+	else if (!strcmp(key, "kernel-cache-dir"))
+		v = cfg->kernel_cache_dir;
 	else if (!strcmp(key, "boot-path"))
 		v = cfg->resolved ? boot_names[(unsigned)cfg->boot_path % 3] : "";
 	else if (!strcmp(key, "kernel-format"))

@@ -93,6 +93,13 @@ struct ember_config {
 	/* How a bzImage boots (key "boot"): auto (default), pvh or bzimage.
 	 * PVH skips the guest's own decompressor (and with it KASLR). */
 	enum ember_boot_path boot;
+	/* The kernel cache (key "kernel-cache", default on): a bzImage
+	 * decompressed on the host is kept in kernel_cache_dir (key
+	 * "kernel-cache-dir"; "" is the default, which ember_config_resolve
+	 * fills in from XDG_CACHE_HOME or HOME, and leaves "" when neither is
+	 * set: then no cache) for the next boot of the same image. */
+	bool kernel_cache;
+	char kernel_cache_dir[EMBER_PATH_MAX];
 	uint64_t mem_size; /* bytes, multiple of 4 KiB (2 MiB with hugepages) */
 	unsigned cpus;	   /* 1..EMBER_MAX_CPUS */
 	enum ember_mem_backing mem_backing;

@@ -153,6 +153,11 @@ void ember_config_free(struct ember_config *cfg);
  *   interactive on|off|auto | log-level error|warn|info|debug |
  *   console-escape on|off | boot auto|pvh|bzimage (how a bzImage boots:
  *   decompressed on the host and entered through PVH, or the boot protocol) |
+ *   kernel-cache on|off (keep a bzImage decompressed on the host for the
+ *   next boot of the same file; default on) | kernel-cache-dir PATH (an
+ *   absolute path; default "", which ember_config_resolve makes
+ *   ${XDG_CACHE_HOME:-$HOME/.cache}/ember/kernels, or leaves "" when neither
+ *   variable is set: then no cache, not an error) |
  *   disk SUBOPTS (repeatable: each call appends one disk; see below)
  * Device keys take comma-separated key=value sub-options, as --disk does:
  *   disk: path=IMG (required; a bare IMG means path=IMG), ro=on|off
@@ -207,6 +212,7 @@ void ember_config_set_start_ns(struct ember_config *cfg, uint64_t start_ns);
  * --append/-p STR, --mem/-m SIZE, --cpus/-c N, --mem-backing anon|memfd,
  * --hugepages, --busybox PATH, --interactive/--no-interactive,
  * --log-level LEVEL, --quiet/-q, --verbose/-v, --boot auto|pvh|bzimage,
+ * --kernel-cache on|off, --kernel-cache-dir PATH,
  * --dry-run/-n, --help/-h,
  * and the repeatable device options (--disk SUBOPTS, as the key "disk");
  * both "--opt value" and "--opt=value". *flags receives the
@@ -289,7 +295,10 @@ struct ember_run_result {
  * fds in it are borrowed, not closed). On success *out owns the VM; free it
  * with ember_vm_destroy(). No vCPU runs until ember_vm_run(). A bzImage
  * booted through PVH (key "boot") is decompressed here, into a temporary
- * host buffer of at most min(init_size, guest RAM below 4 GiB) bytes.
+ * host buffer of at most min(init_size, guest RAM below 4 GiB) bytes, or
+ * taken from the kernel cache (key "kernel-cache"), which a successful
+ * decompression fills; a cache that cannot be read or written is skipped
+ * with a debug log line, never an error.
  * Errors: -EINVAL (configuration not resolved or invalid), -ENOEXEC (bad
  * kernel image, a corrupt bzImage payload), -E2BIG (image, initrd or command line does not fit in guest
  * memory), -ENOMEM, -ENOENT/-EACCES (/dev/kvm or a file), or an errno from

@@ -20,6 +20,10 @@ E2E_TIMEOUT=${E2E_TIMEOUT:-240}
 INITRD=$E2E_DIR/initramfs.cpio
 VMLINUX=$E2E_DIR/vmlinux
 T=$(mktemp -d "${TMPDIR:-/tmp}/ember-e2e.XXXXXX")
+# the kernel cache of this run's own (empty: the first bzImage boot fills
+# it, the next ones hit it), whatever the caller's home holds
+export XDG_CACHE_HOME=$T/cache
+KCACHE=$XDG_CACHE_HOME/ember/kernels
 FILTERS=("$@")
 pass=0
 fail=0
@@ -150,12 +154,23 @@ for kind in bzimage pvh; do
 		args=""
 		[ "$kind$cpus" = pvh2 ] && args="--mem-backing memfd"
 		[ "$kind" = bzimage ] && args="-v"
+		first_bz=0
+		[ "$kind" = bzimage ] && [ ! -d "$KCACHE" ] && first_bz=1
 		boot "$name" "$kernel" "$cpus" "$mem" poweroff 1 "" "$args"
 		# a bzImage is decompressed on the host and entered through PVH by
 		# default; the guest still finds its initrd (/init is in it) and
-		# its command line (e2e.* parameters, checked by init.sh)
-		if [ "$kind" = bzimage ] && ! grep -q 'payload decompressed on the host' "$T/$name.log"; then
+		# its command line (e2e.* parameters, checked by init.sh). The
+		# first boot stores the decompressed kernel in the cache, the
+		# second takes it from there (when both run).
+		if [ "$kind" = bzimage ] && [ $first_bz = 1 ] &&
+			! grep -q 'payload decompressed on the host' "$T/$name.log"; then
 			bad "$name" "the bzImage was not decompressed on the host"
+		elif [ "$kind" = bzimage ] && [ $first_bz = 1 ] &&
+			! grep -q 'kernel cache: stored' "$T/$name.log"; then
+			bad "$name" "the decompressed kernel was not stored in the kernel cache"
+		elif [ "$kind" = bzimage ] && [ $first_bz = 0 ] &&
+			! grep -q 'found decompressed in the kernel cache' "$T/$name.log"; then
+			bad "$name" "the second bzImage boot did not take its kernel from the cache"
 		elif [ "$kind" = bzimage ] && ! grep -q 'debug: PVH entry at' "$T/$name.log"; then
 			bad "$name" "the bzImage was not entered through PVH"
 		else
@@ -164,6 +179,29 @@ for kind in bzimage pvh; do
 		echo "     $name: $(($(now_ms) - t0)) ms, $(grep -m1 'boot marker' "$T/$name.log" | sed 's/^ember: //')"
 	done
 done
+
+# --- the kernel cache: owner-only, one entry for the one bzImage; --kernel-cache
+# off decompresses again and leaves the cache alone
+name=boot_bzimage_kernel_cache_off
+if selected $name; then
+	TOKEN=""
+	before=$(ls "$KCACHE" 2>/dev/null | wc -l)
+	boot $name "$E2E_KERNEL" 1 256M poweroff 0 "" "-v --kernel-cache off"
+	after=$(ls "$KCACHE" 2>/dev/null | wc -l)
+	if ! grep -q 'payload decompressed on the host' "$T/$name.log"; then
+		bad $name "--kernel-cache off did not decompress the bzImage"
+	elif grep -q 'kernel cache:' "$T/$name.log"; then
+		bad $name "--kernel-cache off consulted the cache: $(grep 'kernel cache:' "$T/$name.log")"
+	elif [ "$before" != "$after" ]; then
+		bad $name "--kernel-cache off changed the cache ($before -> $after entries)"
+	elif [ -d "$KCACHE" ] && [ "$(stat -c %a "$KCACHE")" != 700 ]; then
+		bad $name "the cache directory is $(stat -c %a "$KCACHE"), not 700"
+	elif [ -d "$KCACHE" ] && [ "$(find "$KCACHE" -type f ! -perm 600 | wc -l)" != 0 ]; then
+		bad $name "a cache entry is not 0600: $(ls -l "$KCACHE")"
+	else
+		check_guest $name 0
+	fi
+fi
 
 # --- --boot bzimage: the boot protocol, the guest decompresses its kernel
 name=boot_bzimage_boot_protocol

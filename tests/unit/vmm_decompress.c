@@ -8,6 +8,7 @@
 #include "../../vmm/mem.h"
 
 #include <bzlib.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <lz4.h>
@@ -15,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
@@ -558,4 +561,386 @@ TEST(vmm_config_boot_path)
 	free(img);
 	free(z);
 	free(elf);
+}
+
+/* ------------------------------------------------------------ the kernel cache */
+
+struct kc_env {
+	char root[64];	 /* a fresh directory */
+	char image[128]; /* the bzImage file in it */
+	char dir[128];	 /* the cache directory (not created) */
+};
+
+static void kc_setup(struct kc_env *e)
+{
+	snprintf(e->root, sizeof(e->root), "/tmp/ember-kcache-XXXXXX");
+	if (!mkdtemp(e->root))
+		TEST_FAIL("mkdtemp");
+	snprintf(e->image, sizeof(e->image), "%s/bzImage", e->root);
+	snprintf(e->dir, sizeof(e->dir), "%s/cache/ember/kernels", e->root);
+}
+
+static void kc_cleanup(struct kc_env *e)
+{
+	char cmd[256];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", e->root);
+	if (system(cmd) != 0)
+		TEST_LOG("cannot remove %s", e->root);
+}
+
+/* An xz bzImage of the fixture ELF, its text's first byte set to v, written
+ * to path (replacing it: a new inode). */
+static void kc_write_image(const char *path, uint8_t v)
+{
+	size_t elen, n, len;
+	uint8_t *elf = fx_elf(&elen);
+	elf[FX_ELF_TEXT_OFF] = v;
+	uint8_t *z = compress_as_kernel(VMM_COMP_XZ, elf, elen, &n);
+	uint8_t *img = bzimage_with(z, n, &len);
+	char tmp[160];
+	snprintf(tmp, sizeof(tmp), "%s.new", path);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0 || write(fd, img, len) != (ssize_t)len || close(fd) < 0 || rename(tmp, path) < 0)
+		TEST_FAIL("cannot write %s", path);
+	free(img);
+	free(z);
+	free(elf);
+}
+
+/* Boots path (auto) with the cache in dir (NULL: none) as the board does:
+ * mapped from its fd. Checks the guest's text starts with v. */
+static void kc_boot(const char *path, const char *dir, uint8_t v, struct vmm_boot_entry *entry)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	const uint8_t *img;
+	uint64_t len;
+	if (fd < 0 || vmm_map_fd(fd, &img, &len) < 0)
+		TEST_FAIL("cannot map %s", path);
+	struct vmm_mem m = mem_of(64 << 20);
+	struct vmm_boot_request req = request(img, len, EMBER_BOOT_AUTO);
+	req.map_kernel = true;
+	req.kernel_fd = fd;
+	req.kcache_dir = dir;
+	struct ember_error err = {0};
+	if (vmm_boot_load(&m, &req, entry, &err) < 0)
+		TEST_FAIL("boot: %s", err.msg);
+	CHECK_EQ(entry->mode, VMM_ENTRY_PVH32);
+	CHECK_EQ(entry->rip, FX_ELF_ENTRY);
+	const uint8_t *text = vmm_mem_ptr(&m, FX_ELF_TEXT_PADDR, FX_ELF_TEXT_SIZE);
+	CHECK_EQ(text[0], v);
+	TEST_LOG("%s | %s", entry->note, entry->cache_note);
+	vmm_mem_destroy(&m);
+	vmm_unmap_file(img, len);
+	close(fd);
+}
+
+static unsigned kc_count(const char *dir)
+{
+	DIR *d = opendir(dir);
+	unsigned n = 0;
+	struct dirent *de;
+	while (d && (de = readdir(d)))
+		n += strstr(de->d_name, ".vmlinux") != NULL;
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* The one entry's path in dir. */
+static void kc_entry(const char *dir, char *out, size_t len)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	out[0] = 0;
+	while (d && (de = readdir(d)))
+		if (strstr(de->d_name, ".vmlinux"))
+			snprintf(out, len, "%s/%s", dir, de->d_name);
+	if (d)
+		closedir(d);
+	if (!out[0])
+		TEST_FAIL("no entry in %s", dir);
+}
+
+#define DECOMPRESSED(e) (strstr((e).note, "decompressed on the host") != NULL)
+#define FROM_CACHE(e)	(strstr((e).note, "kernel cache") != NULL)
+
+/* The first boot fills the cache (owner-only), the second is a hit; a
+ * replaced image, or the same image touched, misses. */
+TEST(vmm_kcache_hit_and_miss)
+{
+	struct kc_env e;
+	struct vmm_boot_entry entry;
+	kc_setup(&e);
+	kc_write_image(e.image, 0xa1);
+	kc_boot(e.image, e.dir, 0xa1, &entry);
+	CHECK(DECOMPRESSED(entry));
+	CHECK(strstr(entry.cache_note, "stored") != NULL);
+	CHECK_EQ(kc_count(e.dir), 1);
+	struct stat st;
+	char ent[512];
+	REQUIRE(stat(e.dir, &st) == 0);
+	CHECK_EQ(st.st_mode & 0777, 0700);
+	kc_entry(e.dir, ent, sizeof(ent));
+	REQUIRE(stat(ent, &st) == 0);
+	CHECK_EQ(st.st_mode & 0777, 0600);
+	/* the zero ranges are holes, the size is the ELF's */
+	size_t elen;
+	uint8_t *elf = fx_elf(&elen);
+	CHECK_EQ(st.st_size, elen);
+	free(elf);
+
+	kc_boot(e.image, e.dir, 0xa1, &entry);
+	CHECK(FROM_CACHE(entry));
+	CHECK(strstr(entry.cache_note, "hit") != NULL);
+	CHECK_EQ(kc_count(e.dir), 1);
+
+	/* replaced by another kernel: a miss, and a second entry */
+	kc_write_image(e.image, 0xb2);
+	kc_boot(e.image, e.dir, 0xb2, &entry);
+	CHECK(DECOMPRESSED(entry));
+	CHECK_EQ(kc_count(e.dir), 2);
+	kc_boot(e.image, e.dir, 0xb2, &entry);
+	CHECK(FROM_CACHE(entry));
+	/* the same content, touched: its identity changed */
+	struct timespec ts[2] = {{.tv_nsec = UTIME_NOW}, {.tv_sec = 1000000000, .tv_nsec = 5}};
+	REQUIRE(utimensat(AT_FDCWD, e.image, ts, 0) == 0);
+	kc_boot(e.image, e.dir, 0xb2, &entry);
+	CHECK(DECOMPRESSED(entry));
+	CHECK_EQ(kc_count(e.dir), 3);
+	kc_cleanup(&e);
+}
+
+/* A corrupt entry (cut short, or not an ELF) is not used: it is replaced,
+ * and the boot still gets the right kernel. */
+TEST(vmm_kcache_corrupt_entry_replaced)
+{
+	struct kc_env e;
+	struct vmm_boot_entry entry;
+	char ent[512];
+	kc_setup(&e);
+	kc_write_image(e.image, 0xc3);
+	kc_boot(e.image, e.dir, 0xc3, &entry);
+	kc_entry(e.dir, ent, sizeof(ent));
+	struct stat st;
+	REQUIRE(stat(ent, &st) == 0);
+	/* cut short by one byte */
+	REQUIRE(truncate(ent, st.st_size - 1) == 0);
+	kc_boot(e.image, e.dir, 0xc3, &entry);
+	CHECK(DECOMPRESSED(entry));
+	CHECK(strstr(entry.cache_note, "invalid") != NULL);
+	CHECK(strstr(entry.cache_note, "stored") != NULL); /* and replaced */
+	kc_boot(e.image, e.dir, 0xc3, &entry);
+	CHECK(FROM_CACHE(entry));
+	/* the ELF magic overwritten, same size */
+	int fd = open(ent, O_WRONLY | O_CLOEXEC);
+	REQUIRE(fd >= 0);
+	REQUIRE(pwrite(fd, "XXXX", 4, 0) == 4);
+	close(fd);
+	kc_boot(e.image, e.dir, 0xc3, &entry);
+	CHECK(DECOMPRESSED(entry));
+	kc_boot(e.image, e.dir, 0xc3, &entry);
+	CHECK(FROM_CACHE(entry));
+	/* an entry another user could write is not trusted */
+	REQUIRE(chmod(ent, 0666) == 0);
+	kc_boot(e.image, e.dir, 0xc3, &entry);
+	CHECK(DECOMPRESSED(entry));
+	REQUIRE(stat(ent, &st) == 0);
+	CHECK_EQ(st.st_mode & 0777, 0600);
+	CHECK_EQ(kc_count(e.dir), 1);
+	kc_cleanup(&e);
+}
+
+/* A cache that cannot be written is no cache: the boot succeeds and the
+ * note says why. */
+TEST(vmm_kcache_unwritable_dir)
+{
+	struct kc_env e;
+	struct vmm_boot_entry entry;
+	kc_setup(&e);
+	kc_write_image(e.image, 0xd4);
+	/* under a regular file: cannot be created */
+	char dir[200];
+	snprintf(dir, sizeof(dir), "%s/kernels", e.image);
+	kc_boot(e.image, dir, 0xd4, &entry);
+	CHECK(DECOMPRESSED(entry));
+	CHECK(strstr(entry.cache_note, "cannot create") != NULL);
+	/* a directory of another user (root: chown; else: no write permission) */
+	char other[200];
+	snprintf(other, sizeof(other), "%s/other", e.root);
+	REQUIRE(mkdir(other, 0755) == 0);
+	if (geteuid() == 0)
+		REQUIRE(chown(other, 65534, 65534) == 0);
+	else
+		REQUIRE(chmod(other, 0500) == 0);
+	kc_boot(e.image, other, 0xd4, &entry);
+	CHECK(DECOMPRESSED(entry));
+	CHECK(entry.cache_note[0] != 0);
+	CHECK_EQ(kc_count(other), 0);
+	kc_boot(e.image, other, 0xd4, &entry);
+	CHECK(DECOMPRESSED(entry));
+	chmod(other, 0700);
+	/* a relative path is refused */
+	kc_boot(e.image, "relative/dir", 0xd4, &entry);
+	CHECK(strstr(entry.cache_note, "absolute") != NULL);
+	kc_cleanup(&e);
+}
+
+/* No directory: no cache consulted, nothing written. */
+TEST(vmm_kcache_off)
+{
+	struct kc_env e;
+	struct vmm_boot_entry entry;
+	kc_setup(&e);
+	kc_write_image(e.image, 0xe5);
+	kc_boot(e.image, NULL, 0xe5, &entry);
+	CHECK(DECOMPRESSED(entry));
+	CHECK_STR(entry.cache_note, "");
+	kc_boot(e.image, NULL, 0xe5, &entry);
+	CHECK(DECOMPRESSED(entry));
+	struct stat st;
+	CHECK(stat(e.dir, &st) < 0);
+	kc_cleanup(&e);
+}
+
+/* Only the most recently used entries are kept; stale temporary files go. */
+TEST(vmm_kcache_bounded)
+{
+	struct kc_env e;
+	struct vmm_boot_entry entry;
+	kc_setup(&e);
+	char first[512];
+	for (unsigned i = 0; i < VMM_KCACHE_KEEP + 2; i++) {
+		kc_write_image(e.image, (uint8_t)(0x10 + i));
+		kc_boot(e.image, e.dir, (uint8_t)(0x10 + i), &entry);
+		CHECK(DECOMPRESSED(entry));
+		if (i == 0)
+			kc_entry(e.dir, first, sizeof(first));
+		/* distinct mtimes even on a coarse clock */
+		struct timespec ts[2] = {{.tv_sec = 1000 + i}, {.tv_sec = 1000 + i}};
+		DIR *d = opendir(e.dir);
+		struct dirent *de;
+		while (d && (de = readdir(d))) {
+			struct stat st;
+			char p[512];
+			snprintf(p, sizeof(p), "%s/%s", e.dir, de->d_name);
+			/* the entry just written is the only one newer than 1000 + i */
+			if (strstr(de->d_name, ".vmlinux") && stat(p, &st) == 0 &&
+			    st.st_mtim.tv_sec > 1000 + (time_t)i)
+				utimensat(AT_FDCWD, p, ts, 0);
+		}
+		if (d)
+			closedir(d);
+	}
+	CHECK_EQ(kc_count(e.dir), VMM_KCACHE_KEEP);
+	struct stat st;
+	CHECK(stat(first, &st) < 0); /* the oldest went */
+	/* a temporary file from a writer that died long ago */
+	char tmp[512];
+	snprintf(tmp, sizeof(tmp), "%s/.tmp-abcdef", e.dir);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	REQUIRE(fd >= 0);
+	close(fd);
+	struct timespec old[2] = {{.tv_sec = 1000}, {.tv_sec = 1000}};
+	REQUIRE(utimensat(AT_FDCWD, tmp, old, 0) == 0);
+	CHECK_EQ(vmm_kcache_trim(e.dir, 2), VMM_KCACHE_KEEP - 2);
+	CHECK_EQ(kc_count(e.dir), 2);
+	CHECK(stat(tmp, &st) < 0);
+	kc_cleanup(&e);
+}
+
+/* The key follows content and identity; the hash is deterministic. */
+TEST(vmm_kcache_key)
+{
+	uint8_t a[100] = {1}, b[100] = {1};
+	CHECK_EQ(vmm_kcache_hash(a, sizeof(a)), vmm_kcache_hash(b, sizeof(b)));
+	b[99] = 2;
+	CHECK(vmm_kcache_hash(a, sizeof(a)) != vmm_kcache_hash(b, sizeof(b)));
+	CHECK(vmm_kcache_hash(a, 99) != vmm_kcache_hash(a, 100));
+	b[99] = 0;
+	b[3] = 9;
+	CHECK(vmm_kcache_hash(a, sizeof(a)) != vmm_kcache_hash(b, sizeof(b)));
+	struct kc_env e;
+	kc_setup(&e);
+	kc_write_image(e.image, 1);
+	int fd = open(e.image, O_RDONLY | O_CLOEXEC);
+	const uint8_t *img;
+	uint64_t len;
+	REQUIRE(fd >= 0 && vmm_map_fd(fd, &img, &len) == 0);
+	char k1[64], k2[64];
+	REQUIRE_OK(vmm_kcache_key(fd, img, len, k1, sizeof(k1)));
+	REQUIRE_OK(vmm_kcache_key(fd, img, len, k2, sizeof(k2)));
+	CHECK_STR(k1, k2);
+	CHECK_ERR(vmm_kcache_key(fd, img, len - 1, k2, sizeof(k2)), -ESTALE);
+	CHECK_ERR(vmm_kcache_key(fd, img, len, k2, 10), -ENAMETOOLONG);
+	vmm_unmap_file(img, len);
+	close(fd);
+	/* the default directory */
+	char dir[256];
+	setenv("XDG_CACHE_HOME", "/x/c", 1);
+	REQUIRE_OK(vmm_kcache_default_dir(dir, sizeof(dir)));
+	CHECK_STR(dir, "/x/c/ember/kernels");
+	setenv("XDG_CACHE_HOME", "relative", 1);
+	setenv("HOME", "/h", 1);
+	REQUIRE_OK(vmm_kcache_default_dir(dir, sizeof(dir)));
+	CHECK_STR(dir, "/h/.cache/ember/kernels");
+	unsetenv("XDG_CACHE_HOME");
+	unsetenv("HOME");
+	CHECK_ERR(vmm_kcache_default_dir(dir, sizeof(dir)), -ENOENT);
+	kc_cleanup(&e);
+}
+
+/* The keys kernel-cache and kernel-cache-dir, their options, and the
+ * default directory resolve fills in (none without XDG_CACHE_HOME and HOME:
+ * not an error). */
+TEST(vmm_config_kernel_cache)
+{
+	struct kc_env e;
+	kc_setup(&e);
+	kc_write_image(e.image, 1);
+	struct ember_config *c;
+	struct ember_error err = {0};
+	char out[4096], v[256];
+	REQUIRE_OK(ember_config_new(&c));
+	REQUIRE_OK(ember_config_set_console(c, -1, 1));
+	CHECK(ember_config_get(c, "kernel-cache", v, sizeof(v)) > 0);
+	CHECK_STR(v, "on");
+	CHECK_ERR(ember_config_set(c, "kernel-cache", "maybe", &err), -EINVAL);
+	CHECK_ERR(ember_config_set(c, "kernel-cache-dir", "rel/dir", &err), -EINVAL);
+	CHECK_MSG(err, "absolute");
+	setenv("XDG_CACHE_HOME", e.root, 1);
+	REQUIRE_OK(ember_config_set(c, "kernel", e.image, NULL));
+	REQUIRE_OK(ember_config_resolve(c, &err));
+	CHECK(ember_config_get(c, "kernel-cache-dir", v, sizeof(v)) > 0);
+	char want[256];
+	snprintf(want, sizeof(want), "%s/ember/kernels", e.root);
+	CHECK_STR(v, want);
+	ember_config_format(c, out, sizeof(out));
+	snprintf(want, sizeof(want), "\nkernel-cache: on (%s/ember/kernels)\n", e.root);
+	CHECK(strstr(out, want) != NULL);
+	ember_config_free(c);
+
+	unsetenv("XDG_CACHE_HOME");
+	unsetenv("HOME");
+	REQUIRE_OK(ember_config_new(&c));
+	REQUIRE_OK(ember_config_set_console(c, -1, 1));
+	REQUIRE_OK(ember_config_set(c, "kernel", e.image, NULL));
+	REQUIRE_OK(ember_config_resolve(c, &err));
+	CHECK_EQ(ember_config_get(c, "kernel-cache-dir", v, sizeof(v)), 0);
+	ember_config_format(c, out, sizeof(out));
+	CHECK(strstr(out, "kernel-cache: on (no directory") != NULL);
+	ember_config_free(c);
+
+	REQUIRE_OK(ember_config_new(&c));
+	REQUIRE_OK(ember_config_set_console(c, -1, 1));
+	char *argv[] = {"--kernel", e.image, "--kernel-cache", "off", "--kernel-cache-dir=/x/y"};
+	REQUIRE_OK(ember_config_parse_args(c, 5, argv, NULL, &err));
+	REQUIRE_OK(ember_config_resolve(c, &err));
+	CHECK(ember_config_get(c, "kernel-cache", v, sizeof(v)) > 0);
+	CHECK_STR(v, "off");
+	CHECK(ember_config_get(c, "kernel-cache-dir", v, sizeof(v)) > 0);
+	CHECK_STR(v, "/x/y");
+	ember_config_format(c, out, sizeof(out));
+	CHECK(strstr(out, "\nkernel-cache: off\n") != NULL);
+	ember_config_free(c);
+	kc_cleanup(&e);
 }

@@ -212,6 +212,64 @@ int vmm_pvh_write_start_info(const struct vmm_mem *mem, uint64_t info_gpa, uint6
 			     uint64_t memmap_gpa, const struct vmm_linux_boot *lb,
 			     struct ember_error *err);
 
+/* ------------------------------------------------------------ kernel cache (kcache.c) */
+
+/*
+ * Host-decompressed kernels are kept on disk so that a repeat boot of the
+ * same bzImage decompresses nothing: one file per image, the vmlinux itself
+ * (with the ELF's zero ranges as holes), loaded like any vmlinux. An entry
+ * is named by a hash of the image's content and of its identity (st_dev,
+ * st_ino, size, mtime in ns), so a replaced or modified file never meets an
+ * entry of its old self. The directory and files are owner-only (0700,
+ * 0600); an entry is written to a temporary file and renamed into place, and
+ * is checked when used (a regular file of ours, of exactly the size the
+ * payload declares, an ELF with a PVH note); one that fails is removed. The
+ * VMM_KCACHE_KEEP most recently used entries are kept. No fsync: an entry
+ * cut short by a host crash fails the size or ELF check.
+ */
+#define VMM_KCACHE_KEEP 4
+
+/* ${XDG_CACHE_HOME}/ember/kernels, else ${HOME}/.cache/ember/kernels (each
+ * only if an absolute path). -ENOENT (neither), -ENAMETOOLONG. */
+int vmm_kcache_default_dir(char *out, size_t len);
+/* A fast 64-bit non-cryptographic hash (not adversarial: it tells apart
+ * kernels, it does not authenticate them). */
+uint64_t vmm_kcache_hash(const uint8_t *p, uint64_t n);
+/* The entry name for the image open at fd and mapped at img[0, len):
+ * "<content hash>-<identity hash>.vmlinux". -EINVAL, -ESTALE (the file's
+ * size is no longer len), -errno of fstat. */
+int vmm_kcache_key(int fd, const uint8_t *img, uint64_t len, char *name, size_t cap);
+
+struct vmm_kcache_hit {
+	int fd;		     /* the entry, open read-only (-1: none) */
+	const uint8_t *data; /* mapped read-only */
+	uint64_t size;
+	struct vmm_elf elf; /* parsed */
+	char path[EMBER_PATH_MAX];
+};
+/* Looks dir/name up and checks it (above) against size, the payload's
+ * declared size. 1: a hit, *hit filled (release it with
+ * vmm_kcache_hit_release), its mtime renewed; 0: a miss (absent, or invalid
+ * and then removed); why (may be NULL) says which, for a debug log line.
+ * Never fails otherwise. */
+int vmm_kcache_lookup(const char *dir, const char *name, uint64_t size, struct vmm_kcache_hit *hit,
+		      struct ember_error *why);
+void vmm_kcache_hit_release(struct vmm_kcache_hit *hit);
+/* Stores the decompressed kernel buf[0, len) (elf: its parse) as dir/name:
+ * creates dir (and parents) 0700 if missing, refuses one of another user,
+ * writes a temporary file and renames it, then keeps the keep (0:
+ * VMM_KCACHE_KEEP) most recently used entries. 0, with why saying what was
+ * stored, or a negative errno with why saying why not (a cache that cannot
+ * be written is no cache, not an error of the boot). Not safe against a
+ * concurrent trim of the same directory removing a just-used entry (which
+ * then only costs a decompression). */
+int vmm_kcache_store(const char *dir, const char *name, const uint8_t *buf, uint64_t len,
+		     const struct vmm_elf *elf, unsigned keep, struct ember_error *why);
+/* Removes all but the keep most recently modified entries of dir (and
+ * temporary files left for more than 10 minutes). Returns how many entries
+ * were removed, or -errno of opendir, -ENOMEM. */
+int vmm_kcache_trim(const char *dir, unsigned keep);
+
 /* ------------------------------------------------------------ common */
 
 /* Detects the format of an image from its first bytes: EMBER_KERNEL_BZIMAGE,
@@ -299,6 +357,9 @@ struct vmm_boot_entry {
 	 * host decompression and its time, or why it fell back to the boot
 	 * protocol. */
 	char note[200];
+	/* For the log: what the kernel cache did (a hit, a store, why it was
+	 * not used); "" if it was not consulted. */
+	char cache_note[EMBER_ERROR_MAX];
 };
 
 struct vmm_boot_request {
@@ -329,6 +390,11 @@ struct vmm_boot_request {
 	/* Cap on the host-decompressed kernel besides init_size and guest RAM
 	 * (0: none); the fuzzers set it to stay fast. */
 	uint64_t unpack_max;
+	/* The kernel cache's directory for a bzImage decompressed on the host
+	 * (NULL: no cache). Used only with map_kernel (the image's identity
+	 * comes from kernel_fd). kcache_keep: entries kept (0: VMM_KCACHE_KEEP). */
+	const char *kcache_dir;
+	unsigned kcache_keep;
 };
 
 /*

@@ -239,16 +239,67 @@ static int load_image(const struct vmm_mem *mem, const struct vmm_boot_request *
 	return 0;
 }
 
+/* The ELF to boot, described as a request of its own. */
+static void elf_request(struct vmm_boot_request *pvh_req, const struct vmm_boot_request *req,
+			const uint8_t *kernel, uint64_t size, int fd)
+{
+	*pvh_req = *req;
+	pvh_req->format = EMBER_KERNEL_ELF_PVH;
+	pvh_req->kernel = kernel;
+	pvh_req->kernel_size = size;
+	pvh_req->map_kernel = fd >= 0;
+	pvh_req->kernel_fd = fd;
+}
+
+/* A cached decompressed kernel for this image, if there is a valid one
+ * (1, *hit and *pvh_req filled) or 0; entry->cache_note says which. The
+ * entry's name goes to key for a store after a miss ("" if none). */
+static int cache_lookup(const struct vmm_boot_request *req, const struct vmm_bzimage *bz,
+			struct vmm_boot_request *pvh_req, struct vmm_kcache_hit *hit, char *key,
+			size_t keylen, struct vmm_boot_entry *entry)
+{
+	struct vmm_bzpayload pl;
+	struct ember_error why = {0};
+	key[0] = 0;
+	if (!req->kcache_dir || !req->map_kernel || req->kernel_fd < 0 ||
+	    vmm_bzimage_payload(req->kernel, req->kernel_size, bz, &pl, NULL) < 0 ||
+	    !vmm_comp_supported(pl.comp))
+		return 0;
+	uint64_t t0 = vmm_now_ns();
+	int r = vmm_kcache_key(req->kernel_fd, req->kernel, req->kernel_size, key, keylen);
+	if (r < 0) {
+		key[0] = 0;
+		snprintf(entry->cache_note, sizeof(entry->cache_note),
+			 "kernel cache: not used (no key for the image: %s)", strerror(-r));
+		return 0;
+	}
+	r = vmm_kcache_lookup(req->kcache_dir, key, pl.size, hit, &why);
+	snprintf(entry->cache_note, sizeof(entry->cache_note), "%s", why.msg);
+	if (r != 1)
+		return 0;
+	elf_request(pvh_req, req, hit->data, hit->size, hit->fd);
+	snprintf(entry->note, sizeof(entry->note),
+		 "bzImage: %s payload found decompressed in the kernel cache (%llu bytes, "
+		 "looked up in %.1f ms); entering through PVH",
+		 vmm_comp_name(pl.comp), (unsigned long long)hit->size,
+		 (double)(vmm_now_ns() - t0) / 1e6);
+	snprintf(entry->cache_note, sizeof(entry->cache_note), "kernel cache: hit %.400s",
+		 hit->path);
+	return 1;
+}
+
 /*
  * A bzImage not forced onto the boot protocol: decompress its payload on
- * the host and, if that is an ELF vmlinux with a PVH note, describe it as
- * the ELF to boot. Returns 1 (use *pvh_req, whose kernel is *buf), 0 (fall
- * back to the boot protocol: auto and a payload Ember cannot read or
- * without a PVH note; entry->note says why) or a negative errno.
+ * the host (or take it from the kernel cache) and, if that is an ELF
+ * vmlinux with a PVH note, describe it as the ELF to boot. Returns 1 (use
+ * *pvh_req, whose kernel is *buf or the cache hit's), 0 (fall back to the
+ * boot protocol: auto and a payload Ember cannot read or without a PVH
+ * note; entry->note says why) or a negative errno.
  */
 static int unpack_for_pvh(const struct vmm_mem *mem, const struct vmm_boot_request *req,
 			  struct vmm_boot_request *pvh_req, uint8_t **buf, uint64_t *buf_len,
-			  struct vmm_boot_entry *entry, struct ember_error *err)
+			  struct vmm_kcache_hit *hit, struct vmm_boot_entry *entry,
+			  struct ember_error *err)
 {
 	struct vmm_bzimage bz;
 	int r = vmm_bzimage_parse(req->kernel, req->kernel_size, &bz, err);
@@ -261,6 +312,9 @@ static int unpack_for_pvh(const struct vmm_mem *mem, const struct vmm_boot_reque
 		return vmm_errf(err, -E2BIG,
 				"cmdline: %zu bytes is longer than this kernel accepts (%u)",
 				cmdline_len, bz.cmdline_size);
+	char key[64];
+	if (cache_lookup(req, &bz, pvh_req, hit, key, sizeof(key), entry))
+		return 1;
 	uint64_t limit = vmm_mem_low_end(mem);
 	if (req->unpack_max && req->unpack_max < limit)
 		limit = req->unpack_max;
@@ -295,12 +349,7 @@ static int unpack_for_pvh(const struct vmm_mem *mem, const struct vmm_boot_reque
 	}
 	if (r < 0)
 		return vmm_errf(err, r, "bzImage: the decompressed payload: %s", eerr.msg);
-	*pvh_req = *req;
-	pvh_req->format = EMBER_KERNEL_ELF_PVH;
-	pvh_req->kernel = *buf;
-	pvh_req->kernel_size = *buf_len;
-	pvh_req->map_kernel = false;
-	pvh_req->kernel_fd = -1;
+	elf_request(pvh_req, req, *buf, *buf_len, -1);
 	struct vmm_bzpayload pl;
 	(void)vmm_bzimage_payload(req->kernel, req->kernel_size, &bz, &pl, NULL);
 	snprintf(entry->note, sizeof(entry->note),
@@ -308,6 +357,17 @@ static int unpack_for_pvh(const struct vmm_mem *mem, const struct vmm_boot_reque
 		 "entering through PVH",
 		 vmm_comp_name(pl.comp), (unsigned long long)pl.length,
 		 (unsigned long long)*buf_len, (double)(t1 - t0) / 1e6);
+	if (key[0]) {
+		struct ember_error why = {0};
+		(void)vmm_kcache_store(req->kcache_dir, key, *buf, *buf_len, &elf, req->kcache_keep,
+				       &why);
+		/* an invalid entry it replaces is worth saying too */
+		char before[sizeof(entry->cache_note)];
+		memcpy(before, entry->cache_note, sizeof(before));
+		snprintf(entry->cache_note, sizeof(entry->cache_note), "%.240s%s%.250s",
+			 strstr(before, "invalid") ? before : "",
+			 strstr(before, "invalid") ? "; " : "", why.msg);
+	}
 	return 1;
 }
 
@@ -322,14 +382,18 @@ int vmm_boot_load(const struct vmm_mem *mem, const struct vmm_boot_request *req,
 	struct vmm_boot_request pvh_req;
 	uint8_t *buf = NULL;
 	uint64_t buf_len = 0;
-	int r = unpack_for_pvh(mem, req, &pvh_req, &buf, &buf_len, entry, err);
+	struct vmm_kcache_hit hit = {.fd = -1};
+	int r = unpack_for_pvh(mem, req, &pvh_req, &buf, &buf_len, &hit, entry, err);
 	if (r >= 0) {
-		char note[sizeof(entry->note)];
+		char note[sizeof(entry->note)], cache_note[sizeof(entry->cache_note)];
 		memcpy(note, entry->note, sizeof(note));
+		memcpy(cache_note, entry->cache_note, sizeof(cache_note));
 		r = load_image(mem, r == 1 ? &pvh_req : req, entry, err);
 		memcpy(entry->note, note, sizeof(note));
+		memcpy(entry->cache_note, cache_note, sizeof(cache_note));
 	}
 	if (buf)
 		vmm_unmap_file(buf, buf_len);
+	vmm_kcache_hit_release(&hit);
 	return r;
 }

@@ -560,6 +560,8 @@ int vmm_board_load(struct ember_vm *vm, struct ember_error *err)
 	    .e820 = e820,
 	    .e820_count = ne820,
 	    .boot = cfg->boot,
+	    .kcache_dir =
+		cfg->kernel_cache && cfg->kernel_cache_dir[0] ? cfg->kernel_cache_dir : NULL,
 	};
 	struct vmm_boot_entry entry;
 	uint64_t t0 = vmm_now_ns();
@@ -572,6 +574,12 @@ int vmm_board_load(struct ember_vm *vm, struct ember_error *err)
 	}
 	if (entry.note[0])
 		vmm_logf(cfg, EMBER_LOG_DEBUG, "%s", entry.note);
+	if (entry.cache_note[0])
+		vmm_logf(cfg, EMBER_LOG_DEBUG, "%s", entry.cache_note);
+	else if (cfg->kernel_format == EMBER_KERNEL_BZIMAGE && cfg->kernel_cache &&
+		 !cfg->kernel_cache_dir[0] && entry.mode == VMM_ENTRY_PVH32)
+		vmm_logf(cfg, EMBER_LOG_DEBUG,
+			 "kernel cache: not used (neither XDG_CACHE_HOME nor HOME is set)");
 	r = set_entry_state(vm->vcpus[0], &entry);
 	if (r < 0)
 		r = vmm_errf(err, r, "vCPU 0: cannot set the entry registers: %s", strerror(-r));
