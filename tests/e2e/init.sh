@@ -130,7 +130,7 @@ count) # a counter kept in this shell, printed until the host stops the VM
 	done
 	;;
 reboot) reboot -f ;;
-panic) echo c >/proc/sysrq-trigger ;;
+panic) sleep 1 && echo c >/proc/sysrq-trigger ;; # let the result line drain first
 hang) while :; do sleep 1000; done ;;
 *) poweroff -f ;;
 esac
