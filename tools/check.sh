@@ -13,7 +13,7 @@
 # worked. Logs: o/check/<suite>.log.
 #   --unit-only   builds, unit suites, check-format, headers, symbols (no /dev/kvm needed)
 #   --kvm-only    builds, KVM suites
-# Environment: EMBER_CHECK_SUITE_TIMEOUT (s per KVM suite, default 600),
+# Environment: EMBER_CHECK_SUITE_TIMEOUT (s per KVM suite, default 900),
 # EMBER_KVM_SANDBOX=auto|native|sandbox (see tools/kvm-sandbox/README.md).
 set -euo pipefail
 
@@ -40,7 +40,7 @@ PROBE=o/release/kvm-probe
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-SUITE_TIMEOUT=${EMBER_CHECK_SUITE_TIMEOUT:-600}
+SUITE_TIMEOUT=${EMBER_CHECK_SUITE_TIMEOUT:-900}
 SUMMARY_RE='^([0-9]+) passed, ([0-9]+) failed(, ([0-9]+) skipped)?$'
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
 

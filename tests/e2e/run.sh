@@ -375,15 +375,25 @@ fi
 # (tests/e2e/lifecycle.c) next to the ember binary, one PASS/FAIL line per test
 LIFECYCLE=${LIFECYCLE_BIN:-$(dirname "$EMBER")/test-lifecycle}
 lc_tests=()
+# The full-console-pipe tests hang now and then in the sandbox (every thread
+# blocked, cause not found yet: docs/ARCHITECTURE.md "Known problems"); they
+# run only when named, or with E2E_ALL=1, so a hang cannot eat the suite.
+LC_KNOWN_HANG=lifecycle_full_console_pipe_
 if [ -x "$LIFECYCLE" ]; then
 	for t in $("$LIFECYCLE" --list | cut -d' ' -f1); do
+		if [[ $t == "$LC_KNOWN_HANG"* ]] && [ "${E2E_ALL:-0}" != 1 ] &&
+			[ ${#FILTERS[@]} = 0 ]; then
+			echo "e2e: not run by default: $t (known hang; E2E_ALL=1 runs it)"
+			continue
+		fi
 		selected "$t" && lc_tests+=("$t")
 	done
 elif selected lifecycle_; then
 	bad lifecycle "missing $LIFECYCLE (make builds it)"
 fi
 for t in "${lc_tests[@]+"${lc_tests[@]}"}"; do
-	E2E_VMLINUX=$VMLINUX E2E_INITRD=$INITRD "$LIFECYCLE" "$t" >"$T/$t.log" 2>&1
+	E2E_VMLINUX=$VMLINUX E2E_INITRD=$INITRD timeout --kill-after=10 300 "$LIFECYCLE" "$t" \
+		>"$T/$t.log" 2>&1
 	if grep -q "^PASS $t\$" "$T/$t.log"; then
 		ok "$t"
 		grep '^     ' "$T/$t.log" | head -n 6
