@@ -15,7 +15,7 @@ FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_O)/fuzz_%) $(FUZZ_O)/mkseeds
 
 # What the loaders pull in; the config parser adds vmm/config.c and the device list
 # (vmm/devmgr.c, vmm/arch/x86/devices.c) that --dry-run prints.
-FUZZ_BOOT_SRCS := vmm/boot/bzimage.c vmm/boot/decompress.c vmm/boot/elf.c vmm/boot/linux.c \
+FUZZ_BOOT_SRCS := vmm/boot/bzimage.c vmm/boot/decompress.c vmm/boot/elf.c vmm/boot/kcache.c vmm/boot/linux.c \
 	vmm/boot/initramfs.c vmm/mem.c vmm/util.c
 FUZZ_BOOT_OBJS := $(FUZZ_BOOT_SRCS:%.c=$(FUZZ_O)/obj/%.o)
 FUZZ_CONFIG_OBJS := $(FUZZ_BOOT_OBJS) $(FUZZ_O)/obj/vmm/config.o $(FUZZ_O)/obj/vmm/devmgr.o \
