@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,16 +47,30 @@ static void tty_raw(void)
 }
 
 /* SIGINT, SIGTERM, SIGHUP, SIGQUIT: stop the VM cleanly; ember_vm_run then
- * returns and main restores the terminal. A second one ends the process. */
+ * returns and main restores the terminal. A second one ends the process,
+ * unless it came within STOP_SAME_NS of the first: coreutils' timeout
+ * signals ember and then its whole process group, and a shell's Ctrl-C
+ * reaches every process of the job, so one request often arrives twice. */
+#define STOP_SAME_NS 1000000000ll
 static volatile sig_atomic_t stop_signal;
+static struct timespec stop_first; /* when the first stop signal came */
 static void on_stop_signal(int sig)
 {
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now); /* async-signal-safe */
+	if (stop_signal) { /* also after the run returned: the request is being served */
+		long long dt = (long long)(now.tv_sec - stop_first.tv_sec) * 1000000000ll +
+			       (now.tv_nsec - stop_first.tv_nsec);
+		if (dt >= 0 && dt < STOP_SAME_NS)
+			return; /* the same request */
+	}
 	if (stop_signal || !running_vm) {
 		tty_restore();
 		signal(sig, SIG_DFL);
 		raise(sig);
 		return;
 	}
+	stop_first = now;
 	stop_signal = sig;
 	ember_vm_request_stop(running_vm);
 }
@@ -76,7 +91,10 @@ static void install_signals(void)
 	sa.sa_handler = on_stop_signal;
 	int stops[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
 	for (size_t i = 0; i < sizeof(stops) / sizeof(stops[0]); i++)
+		sigaddset(&sa.sa_mask, stops[i]); /* one stop handler at a time */
+	for (size_t i = 0; i < sizeof(stops) / sizeof(stops[0]); i++)
 		sigaction(stops[i], &sa, NULL);
+	sigemptyset(&sa.sa_mask);
 	sa.sa_handler = on_fatal_signal;
 	sa.sa_flags = SA_RESETHAND;
 	int fatal[] = {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL, SIGTRAP, SIGSYS};
@@ -84,6 +102,18 @@ static void install_signals(void)
 		sigaction(fatal[i], &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGTTOU, SIG_IGN);
+	signal(SIGTTIN, SIG_IGN); /* a background run does not read the terminal */
+}
+
+/* stdin is a terminal whose foreground process group is not ours: `ember
+ * run &` from an interactive shell. Reading it would stop the process
+ * (SIGTTIN) at the first keystroke; such a run leaves the terminal alone. */
+static bool stdin_tty_in_background(void)
+{
+	if (!isatty(STDIN_FILENO))
+		return false;
+	pid_t fg = tcgetpgrp(STDIN_FILENO);
+	return fg >= 0 && fg != getpgrp();
 }
 
 /* ------------------------------------------------------------ messages */
@@ -129,6 +159,16 @@ static void usage(FILE *f)
 
 /* ------------------------------------------------------------ ember run */
 
+/* One scheme (ember(1)): 2 for values that cannot work (a bad option value,
+ * too little --mem for the kernel, a command line too long), 1 for a file
+ * Ember cannot use, whatever is wrong with it (missing, unreadable, a
+ * directory, not a kernel, truncated, an empty initrd) and host errors. */
+static int resolve_status(int r)
+{
+	return r == -EINVAL || r == -E2BIG || r == -ERANGE || r == -ENAMETOOLONG ? EMBER_EXIT_USAGE
+										 : EMBER_EXIT_ERROR;
+}
+
 /* The configuration's part of `ember run`: parse, resolve, --help and
  * --dry-run. Returns -1 to go on and boot, else the exit status. */
 static int configure(struct ember_config *cfg, int argc, char **argv, uint64_t start_ns)
@@ -137,7 +177,16 @@ static int configure(struct ember_config *cfg, int argc, char **argv, uint64_t s
 	unsigned flags = 0;
 
 	ember_config_set_start_ns(cfg, start_ns);
-	ember_config_set_console(cfg, STDIN_FILENO, STDOUT_FILENO);
+	/* Console input: stdin, unless it is the terminal of a foreground job
+	 * that is not us; the Ctrl-A escape only on a terminal (piped input
+	 * reaches the guest byte for byte). */
+	bool background = stdin_tty_in_background();
+	ember_config_set_console(cfg, background ? -1 : STDIN_FILENO, STDOUT_FILENO);
+	if (ember_config_set(cfg, "console-escape",
+			     !background && isatty(STDIN_FILENO) ? "on" : "off", &err) < 0) {
+		say("%s", err.msg);
+		return EMBER_EXIT_ERROR;
+	}
 	if (ember_config_parse_args(cfg, argc, argv, &flags, &err) < 0) {
 		say("%s", err.msg);
 		return EMBER_EXIT_USAGE;
@@ -151,8 +200,11 @@ static int configure(struct ember_config *cfg, int argc, char **argv, uint64_t s
 	int r = ember_config_resolve(cfg, &err);
 	if (r < 0) {
 		say("%s", err.msg);
-		return r == -ENOEXEC ? EMBER_EXIT_ERROR : EMBER_EXIT_USAGE;
+		return resolve_status(r);
 	}
+	if (background && log_level >= EMBER_LOG_INFO)
+		say("in the background: the guest gets no console input (run it in the "
+		    "foreground to type to it)");
 	if (flags & EMBER_ARGS_DRY_RUN) {
 		int n = ember_config_format(cfg, NULL, 0);
 		char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;

@@ -9,7 +9,8 @@
 struct bootmarker {
 	struct dev dev;
 	struct bootmarker_config cfg;
-	uint64_t count; /* relaxed atomic */
+	uint64_t count;	  /* relaxed atomic */
+	uint64_t seen[4]; /* bit per value already marked (relaxed atomics) */
 };
 
 _Static_assert(offsetof(struct bootmarker, dev) == 0, "struct dev must come first");
@@ -34,6 +35,9 @@ static void bootmarker_access(void *opaque, uint64_t offset, uint64_t addr, unsi
 		return;
 	uint64_t now = now_ns(bm);
 	__atomic_fetch_add(&bm->count, 1, __ATOMIC_RELAXED);
+	uint64_t bit = 1ull << (value & 63);
+	if (__atomic_fetch_or(&bm->seen[value >> 6], bit, __ATOMIC_RELAXED) & bit)
+		return; /* marked already: once per value */
 	if (bm->cfg.mark)
 		bm->cfg.mark(bm->cfg.opaque, value,
 			     now >= bm->cfg.start_ns ? now - bm->cfg.start_ns : 0);
@@ -43,6 +47,8 @@ static void bootmarker_reset(struct dev *dev)
 {
 	struct bootmarker *bm = (struct bootmarker *)dev;
 	__atomic_store_n(&bm->count, 0, __ATOMIC_RELAXED);
+	for (int i = 0; i < 4; i++)
+		__atomic_store_n(&bm->seen[i], 0, __ATOMIC_RELAXED);
 }
 
 static void bootmarker_destroy(struct dev *dev)

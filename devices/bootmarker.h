@@ -8,6 +8,9 @@
  * boot; the device calls mark(value, ns since cfg.start_ns), and the VMM
  * logs e.g. "guest boot marker 0x7b at 412.3 ms".
  *
+ * mark() runs for the first write of each value only (since creation or a
+ * reset): a guest that writes the port in a loop cannot flood the log.
+ *
  * Window: 1 byte; 1-, 2- and 4-byte writes are accepted and the low byte
  * is the value. Reads return all-ones.
  *
@@ -41,7 +44,7 @@ int bootmarker_create(const struct bootmarker_config *cfg, struct bootmarker **o
 
 struct dev *bootmarker_dev(struct bootmarker *bm);
 
-/* How many marks there were since creation or reset. */
+/* How many marker writes there were since creation or reset (repeats too). */
 uint64_t bootmarker_count(struct bootmarker *bm);
 
 #endif /* EMBER_DEVICES_BOOTMARKER_H */

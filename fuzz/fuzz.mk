@@ -20,7 +20,7 @@ FUZZ_BOOT_SRCS := vmm/boot/bzimage.c vmm/boot/decompress.c vmm/boot/elf.c vmm/bo
 FUZZ_BOOT_OBJS := $(FUZZ_BOOT_SRCS:%.c=$(FUZZ_O)/obj/%.o)
 FUZZ_CONFIG_OBJS := $(FUZZ_BOOT_OBJS) $(FUZZ_O)/obj/vmm/config.o $(FUZZ_O)/obj/vmm/devmgr.o \
 	$(FUZZ_O)/obj/vmm/bus.o \
-	$(FUZZ_O)/obj/vmm/arch/x86/devices.o
+	$(FUZZ_O)/obj/vmm/arch/x86/devices.o $(FUZZ_O)/obj/vmm/arch/x86/cpuid.o
 
 FUZZ_TIME ?= 60
 

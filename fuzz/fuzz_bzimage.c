@@ -46,7 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	};
 	struct vmm_boot_entry entry;
 	int b = vmm_boot_load(mem, &req, &entry, &err);
-	FUZZ_CHECK(b == 0 || b == -ENOEXEC || b == -E2BIG);
+	FUZZ_CHECK(b == 0 || b == -ENOEXEC || b == -E2BIG || b == -EFBIG);
 	FUZZ_CHECK((b == 0) <= (r == 0)); /* loads only what parses */
 	if (b == 0) {
 		FUZZ_CHECK(entry.mode == VMM_ENTRY_LONG64);
@@ -59,7 +59,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	req.boot = EMBER_BOOT_AUTO;
 	req.unpack_max = 16u << 20;
 	int a = vmm_boot_load(mem, &req, &entry, &err);
-	FUZZ_CHECK(a == 0 || a == -ENOEXEC || a == -E2BIG || a == -ENOMEM);
+	FUZZ_CHECK(a == 0 || a == -ENOEXEC || a == -E2BIG || a == -EFBIG || a == -ENOMEM);
 	FUZZ_CHECK((a == 0) <= (r == 0));
 	if (a == 0 && entry.mode == VMM_ENTRY_PVH32) {
 		FUZZ_CHECK(strstr(entry.note, "decompressed on the host") != NULL);

@@ -48,7 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	};
 	struct vmm_boot_entry entry;
 	int b = vmm_boot_load(mem, &req, &entry, &err);
-	FUZZ_CHECK(b == 0 || b == -ENOEXEC || b == -E2BIG);
+	FUZZ_CHECK(b == 0 || b == -ENOEXEC || b == -E2BIG || b == -EFBIG);
 	FUZZ_CHECK((b == 0) <= (r == 0));
 	if (b == 0) {
 		FUZZ_CHECK(entry.mode == VMM_ENTRY_PVH32);

@@ -2,6 +2,8 @@
 #include "config.h"
 #include "devmgr.h"
 #include "internal.h"
+#include "arch/x86/layout.h"
+#include "arch/x86/x86.h"
 #include "boot/boot.h"
 
 #include <ctype.h>
@@ -642,6 +644,37 @@ static const struct opt opts[] = {
     {"help", 'h', NULL, EMBER_ARGS_HELP, NULL},
 };
 
+/* QEMU's spellings of what users type first, with Ember's equivalent. */
+static const struct {
+	const char *qemu;
+	const char *ember;
+} qemu_opts[] = {
+    {"kernel", "--kernel PATH (-k PATH)"},
+    {"initrd", "--initrd PATH (-i PATH)"},
+    {"append", "--cmdline STR (replaces Ember's default command line) or --append STR (adds "
+	       "to it)"},
+    {"smp", "--cpus N (-c N)"},
+    {"nographic", "nothing: the guest's console is always on stdin/stdout"},
+    {"serial", "nothing: the guest's ttyS0 is always on stdin/stdout"},
+    {"enable-kvm", "nothing: Ember always uses KVM"},
+    {"accel", "nothing: Ember always uses KVM"},
+    {"cpu", "nothing: the guest sees the host's CPU as KVM offers it"},
+    {"no-reboot", "nothing: a guest reboot always ends the run (exit status 32)"},
+    {"mem-path", "--mem-backing memfd or --hugepages"},
+};
+
+static int qemu_spelling(const char *a, struct ember_error *err)
+{
+	if (a[0] != '-' || !a[1] || a[1] == '-' || !a[2])
+		return 0;
+	for (size_t k = 0; k < sizeof(qemu_opts) / sizeof(qemu_opts[0]); k++)
+		if (!strcmp(a + 1, qemu_opts[k].qemu))
+			return vmm_errf(err, -EINVAL,
+					"'%s' is QEMU's spelling; in Ember use %s (see --help)", a,
+					qemu_opts[k].ember);
+	return 0;
+}
+
 int ember_config_parse_args(struct ember_config *cfg, int argc, char *const argv[], unsigned *flags,
 			    struct ember_error *err)
 {
@@ -666,6 +699,9 @@ int ember_config_parse_args(struct ember_config *cfg, int argc, char *const argv
 			if (eq)
 				inline_val = eq + 1;
 		} else if (a[0] == '-' && a[1] && a[1] != '-') {
+			int q = qemu_spelling(a, err); /* -kernel is not -k ernel */
+			if (q < 0)
+				return q;
 			for (size_t k = 0; k < sizeof(opts) / sizeof(opts[0]); k++)
 				if (opts[k].shrt && opts[k].shrt == a[1])
 					o = &opts[k];
@@ -734,10 +770,12 @@ const char *ember_config_usage(void)
 	       "  -k, --kernel PATH       bzImage or ELF vmlinux (PVH note) to boot\n"
 	       "                          (default: /boot/vmlinuz-$(uname -r), else newest)\n"
 	       "  -i, --initrd PATH       initial ramdisk; 'builtin' for Ember's busybox one\n"
+	       "                          (the default without root= on the command line)\n"
 	       "      --cmdline STR       kernel command line (replaces the default)\n"
 	       "  -p, --append STR        appended to the kernel command line (repeatable)\n"
 	       "  -m, --mem SIZE          guest memory: 256M, 1G, 2048K, a bare number is MiB\n"
-	       "                          (default 256M; 16M..1T)\n"
+	       "                          (default 256M; at least what the kernel needs,\n"
+	       "                          at most 1T or the host's physical address limit)\n"
 	       "  -c, --cpus N            vCPUs, 1..254 (default 1)\n"
 	       "      --mem-backing KIND  anon (default) or memfd\n"
 	       "      --hugepages         back guest memory with hugetlb pages\n"
@@ -771,8 +809,10 @@ const char *ember_config_usage(void)
 	       "\n"
 	       "Exit status: 0 guest powered off, 32 guest rebooted, 33 guest crashed (triple\n"
 	       "fault; every vCPU's registers are printed), 34 stopped by a signal or Ctrl-A x,\n"
-	       "35 guest kernel panicked (pvpanic), 1 host error or bad image, 2 bad command\n"
-	       "line or configuration.\n";
+	       "35 guest kernel panicked (pvpanic), 1 a file Ember cannot use (missing, a\n"
+	       "directory, not a kernel, truncated, an empty initrd) or a host error, 2 a bad\n"
+	       "option or value (--mem too small for the kernel or vCPUs, a command line too\n"
+	       "long).\n";
 }
 
 /* ---------------------------------------------------------------- resolve */
@@ -819,22 +859,60 @@ static int find_host_kernel(char *out, size_t cap, struct ember_error *err)
 	return 0;
 }
 
-static int check_readable(const char *what, const char *path, struct ember_error *err)
+/* A file Ember reads: a missing, unreadable, non-regular or empty one is
+ * refused here, named, with the errno (-EISDIR for a directory, -ENOEXEC
+ * for another non-regular or an empty file). */
+static int check_readable(const char *what, const char *path, bool may_be_empty,
+			  struct ember_error *err)
 {
 	struct stat st;
 	if (stat(path, &st) < 0)
 		return vmm_errf(err, -errno, "%s %s: %s", what, path, strerror(errno));
+	if (S_ISDIR(st.st_mode))
+		return vmm_errf(err, -EISDIR, "%s %s: is a directory, not a file", what, path);
 	if (!S_ISREG(st.st_mode))
-		return vmm_errf(err, -EINVAL, "%s %s: not a regular file", what, path);
+		return vmm_errf(err, -ENOEXEC, "%s %s: not a regular file", what, path);
 	if (access(path, R_OK) < 0)
 		return vmm_errf(err, -errno, "%s %s: %s", what, path, strerror(errno));
+	if (!may_be_empty && st.st_size == 0)
+		return vmm_errf(err, -ENOEXEC, "%s %s: the file is empty", what, path);
 	return 0;
 }
 
 /* ember_config_resolve is a sequence of checks, one function each, run in
  * order; the first that fails stops it. A check may fill in a default. The
  * command line comes last: it folds the appended part in, which must
- * happen once and only when everything else passed. */
+ * happen once and only when everything else passed (the checks before it
+ * see the final line through compose_cmdline). */
+
+/* The final command line (default or given, then the appended part) into
+ * line; nothing in cfg changes. */
+static int compose_cmdline(const struct ember_config *cfg, char *line, size_t cap,
+			   struct ember_error *err)
+{
+	int n;
+	if (!cfg->cmdline[0])
+		n = snprintf(line, cap, "%s%s", EMBER_DEFAULT_CMDLINE,
+			     cfg->builtin_initrd ? " quiet" : "");
+	else
+		n = snprintf(line, cap, "%s", cfg->cmdline);
+	if (cfg->cmdline_append[0] && n >= 0 && (size_t)n < cap)
+		n += snprintf(line + n, cap - (size_t)n, "%s%s", n ? " " : "", cfg->cmdline_append);
+	if (n < 0 || (size_t)n >= cap)
+		return vmm_errf(err, -E2BIG,
+				"cmdline: the kernel command line is longer than %zu bytes",
+				cap - 1);
+	return 0;
+}
+
+/* Does the command line name a root file system (root=, nfsroot=)? */
+static bool has_root(const char *line)
+{
+	for (const char *p = line; (p = strstr(p, "root=")); p += 5)
+		if (p == line || p[-1] == ' ' || (p >= line + 3 && !strncmp(p - 3, "nfs", 3)))
+			return true;
+	return false;
+}
 
 static int resolve_limits(struct ember_config *cfg, struct ember_error *err)
 {
@@ -859,7 +937,7 @@ static int resolve_kernel(struct ember_config *cfg, struct ember_error *err)
 		if (!cfg->initrd[0])
 			cfg->builtin_initrd = true;
 	}
-	r = check_readable("kernel", cfg->kernel, err);
+	r = check_readable("kernel", cfg->kernel, false, err);
 	if (r < 0)
 		return r;
 	return vmm_kernel_detect_file(cfg->kernel, &cfg->kernel_format, err);
@@ -883,12 +961,30 @@ static int resolve_kernel_cache(struct ember_config *cfg, struct ember_error *er
 	return 0;
 }
 
+/* No initrd and no root file system named: the kernel would panic ("VFS:
+ * Unable to mount root fs"); the built-in initramfs instead. */
+static bool want_builtin_rootfs(const struct ember_config *cfg)
+{
+	char line[EMBER_CMDLINE_MAX];
+	return !cfg->builtin_initrd && !cfg->initrd[0] &&
+	       compose_cmdline(cfg, line, sizeof(line), NULL) == 0 && !has_root(line);
+}
+
 static int resolve_initrd(struct ember_config *cfg, struct ember_error *err)
 {
+	if (want_builtin_rootfs(cfg)) {
+		int r = vmm_busybox_check(cfg->busybox, err);
+		if (r < 0)
+			return vmm_err_prefix(err, r,
+					      "no --initrd and no root= on the command line, so "
+					      "Ember would use its built-in initramfs, but");
+		cfg->builtin_initrd = true;
+		return 0;
+	}
 	if (cfg->builtin_initrd)
 		return vmm_busybox_check(cfg->busybox, err);
 	if (cfg->initrd[0])
-		return check_readable("initrd", cfg->initrd, err);
+		return check_readable("initrd", cfg->initrd, false, err);
 	return 0;
 }
 
@@ -897,6 +993,103 @@ static int resolve_console(struct ember_config *cfg, struct ember_error *err)
 	(void)err;
 	if (cfg->interactive < 0)
 		cfg->interactive = cfg->console_in >= 0 && isatty(cfg->console_in);
+	return 0;
+}
+
+/* Memory Linux needs at run time beyond the kernel and initrd the loader
+ * places, measured with Debian's 6.1 kernel in the KVM sandbox: it boots
+ * in 88 MiB with the e2e initrd (the loader's minimum is 82 MiB), and each
+ * vCPU costs at least about 1 MiB (1.7 MiB of free memory per vCPU after
+ * boot with 16 vCPUs; 254 vCPUs in 256 MiB stopped after about 194). */
+#define RUNTIME_MIN	(4ull << 20)
+#define RUNTIME_PER_CPU (1ull << 20)
+
+/* Every check of the image, the initrd and their fit in --mem, on the
+ * files alone (vmm_boot_plan, the loader's own checks), before any guest
+ * memory or /dev/kvm exists. */
+static int resolve_image(struct ember_config *cfg, struct ember_error *err)
+{
+	char line[EMBER_CMDLINE_MAX];
+	int r = compose_cmdline(cfg, line, sizeof(line), err);
+	if (r < 0)
+		return r;
+	const uint8_t *kernel = NULL, *initrd = NULL, *busybox = NULL;
+	uint64_t kernel_size = 0, initrd_size = 0, busybox_size = 0;
+	struct vmm_initramfs_module mods[VMM_INITRAMFS_MODULES_MAX];
+	unsigned nmods = 0;
+	r = vmm_map_file(cfg->kernel, &kernel, &kernel_size);
+	if (r < 0)
+		return vmm_errf(err, r, "kernel %s: %s", cfg->kernel, strerror(-r));
+	if (cfg->builtin_initrd) {
+		r = vmm_map_file(cfg->busybox, &busybox, &busybox_size);
+		/* the modules the board will add (see vmm_board_load) */
+		char release[128];
+		if (r == 0 && vmm_kernel_release(kernel, kernel_size, release, sizeof(release)) > 0)
+			nmods = vmm_initramfs_modules(release, mods, VMM_INITRAMFS_MODULES_MAX);
+	} else if (cfg->initrd[0]) {
+		r = vmm_map_file(cfg->initrd, &initrd, &initrd_size);
+	}
+	if (r < 0) {
+		r = vmm_errf(err, r, "%s %s: %s", cfg->builtin_initrd ? "busybox" : "initrd",
+			     cfg->builtin_initrd ? cfg->busybox : cfg->initrd, strerror(-r));
+		goto out;
+	}
+	struct vmm_boot_request req = {
+	    .format = cfg->kernel_format,
+	    .kernel_name = cfg->kernel,
+	    .initrd_name = cfg->initrd,
+	    .kernel = kernel,
+	    .kernel_size = kernel_size,
+	    .initrd = initrd,
+	    .initrd_size = initrd_size,
+	    .busybox = busybox,
+	    .busybox_size = busybox_size,
+	    .builtin_initrd = cfg->builtin_initrd,
+	    .interactive = cfg->interactive > 0,
+	    .modules = mods,
+	    .nmodules = nmods,
+	    .cmdline = line,
+	};
+	struct vmm_boot_plan plan;
+	const uint64_t hole_start = X86_MMIO_HOLE_START;
+	r = vmm_boot_plan(&req, cfg->mem_size < hole_start ? cfg->mem_size : hole_start, &plan,
+			  err);
+	if (r < 0)
+		goto out;
+	uint64_t need =
+	    vmm_align_up(plan.min_low_ram, 1 << 20) + RUNTIME_MIN + RUNTIME_PER_CPU * cfg->cpus;
+	if (cfg->mem_size < need)
+		r = vmm_errf(err, -E2BIG,
+			     "mem: %" PRIu64 " MiB is too little for %u vCPU%s with kernel %s: "
+			     "the kernel%s take%s %" PRIu64 " MiB and Linux needs about %" PRIu64
+			     " MiB more to bring up its vCPUs; use --mem %" PRIu64 "M or more",
+			     cfg->mem_size >> 20, cfg->cpus, cfg->cpus > 1 ? "s" : "", cfg->kernel,
+			     plan.initrd_size ? " and initrd" : "", plan.initrd_size ? "" : "s",
+			     (plan.min_low_ram + (1 << 20) - 1) >> 20,
+			     (uint64_t)(RUNTIME_MIN + RUNTIME_PER_CPU * cfg->cpus) >> 20,
+			     need >> 20);
+out:
+	vmm_unmap_file(kernel, kernel_size);
+	vmm_unmap_file(initrd, initrd_size);
+	vmm_unmap_file(busybox, busybox_size);
+	vmm_initramfs_modules_free(mods, nmods);
+	return r;
+}
+
+/* Guest memory the host can map: its physical address width and KVM's slot
+ * size, not only EMBER_MAX_MEM. After the image: a bad image is named even
+ * with an impossible --mem. */
+static int resolve_host_mem(struct ember_config *cfg, struct ember_error *err)
+{
+	const uint64_t hole = X86_MMIO_HOLE_END - X86_MMIO_HOLE_START;
+	unsigned bits = vmm_x86_host_phys_bits();
+	uint64_t max = vmm_x86_max_guest_ram(bits, hole);
+	if (cfg->mem_size > max)
+		return vmm_errf(err, -EINVAL,
+				"mem: %" PRIu64 " MiB is more than this host can give a guest: "
+				"%" PRIu64 " MiB (the host's %u physical address bits, CPUID "
+				"0x80000008, less the %" PRIu64 " MiB MMIO hole below 4 GiB)",
+				cfg->mem_size >> 20, max >> 20, bits, hole >> 20);
 	return 0;
 }
 
@@ -916,20 +1109,10 @@ static int resolve_devices(struct ember_config *cfg, struct ember_error *err)
 static int resolve_cmdline(struct ember_config *cfg, struct ember_error *err)
 {
 	char line[EMBER_CMDLINE_MAX];
-	int n;
-	if (!cfg->cmdline[0])
-		n = snprintf(line, sizeof(line), "%s%s", EMBER_DEFAULT_CMDLINE,
-			     cfg->builtin_initrd ? " quiet" : "");
-	else
-		n = snprintf(line, sizeof(line), "%s", cfg->cmdline);
-	if (cfg->cmdline_append[0] && n >= 0 && (size_t)n < sizeof(line))
-		n += snprintf(line + n, sizeof(line) - (size_t)n, "%s%s", n ? " " : "",
-			      cfg->cmdline_append);
-	if (n < 0 || (size_t)n >= sizeof(line))
-		return vmm_errf(err, -E2BIG,
-				"cmdline: the kernel command line is longer than %zu bytes",
-				sizeof(line) - 1);
-	memcpy(cfg->cmdline, line, (size_t)n + 1);
+	int r = compose_cmdline(cfg, line, sizeof(line), err);
+	if (r < 0)
+		return r;
+	memcpy(cfg->cmdline, line, strlen(line) + 1);
 	cfg->cmdline_append[0] = 0;
 	return 0;
 }
@@ -946,8 +1129,9 @@ static int resolve_board(struct ember_config *cfg, struct ember_error *err)
 }
 
 static int (*const resolve_steps[])(struct ember_config *, struct ember_error *) = {
-    resolve_limits,  resolve_kernel,  resolve_boot_path, resolve_kernel_cache, resolve_initrd,
-    resolve_console, resolve_devices, resolve_board,	 resolve_cmdline, /* last: see above */
+    resolve_limits,  resolve_kernel,  resolve_boot_path, resolve_kernel_cache,
+    resolve_initrd,  resolve_console, resolve_image,	 resolve_host_mem,
+    resolve_devices, resolve_board,   resolve_cmdline, /* last: see above */
 };
 
 int ember_config_resolve(struct ember_config *cfg, struct ember_error *err)

@@ -277,6 +277,7 @@ static int vmm_vm_create(const struct ember_config *cfg, struct ehv_hypervisor *
 static void on_stop_wake(void *opaque, uint64_t n);
 static void on_kick(void *opaque, uint64_t n);
 static void on_console_in(void *opaque, int fd, unsigned events);
+static void on_eot(void *opaque, uint64_t n);
 static void on_console_out(void *opaque, int fd, unsigned events);
 
 static int get_tid(struct ehv_vcpu *vcpu, void *arg)
@@ -307,6 +308,13 @@ static int create_io(struct ember_vm *vm, struct ember_error *err)
 		if (r < 0)
 			return vmm_errf(err, r, "cannot watch the console input (fd %d): %s",
 					vm->cfg.console_in, strerror(-r));
+	}
+	if (vm->cfg.console_in >= 0 && vm->cfg.builtin_initrd && vm->cfg.interactive > 0) {
+		r = ember_loop_add_timer(vm->loop, 1000000000ull, 1000000000ull, on_eot, vm,
+					 &vm->eot_src);
+		if (r < 0)
+			return vmm_errf(err, r, "cannot create the console timer: %s",
+					strerror(-r));
 	}
 	if (vm->out.pollable) {
 		r = ember_loop_add_fd(vm->loop, vm->out.fd, 0, on_console_out, vm, &vm->out_src);
@@ -463,6 +471,21 @@ static void on_console_in(void *opaque, int fd, unsigned events)
 	(void)events;
 	console_in_read(vm, fd);
 	console_in_flush(vm);
+}
+
+/* The built-in shell after console input ended: Ctrl-D (EOF on the guest's
+ * tty) once a second, so that `--interactive </dev/null` ends like a shell
+ * reading /dev/null (a byte sent before the guest's UART driver is up is
+ * lost, hence the repeat). */
+static void on_eot(void *opaque, uint64_t n)
+{
+	struct ember_vm *vm = opaque;
+	(void)n;
+	struct vmm_conin *ci = &vm->in;
+	if (ci->eof && !ci->len) {
+		ci->buf[ci->len++] = 0x04;
+		console_in_flush(vm);
+	}
 }
 
 /* Writes what the console takes; lets the UART send what it held. */

@@ -53,6 +53,7 @@ struct ember_vm {
 	struct ember_loop_source *stop_src; /* wake-up: a stop request, a vCPU stopped */
 	struct ember_loop_source *kick_src; /* wake-up: console output or UART room */
 	struct ember_loop_source *in_src;   /* console input fd, or NULL */
+	struct ember_loop_source *eot_src;  /* timer: EOF to the built-in shell, or NULL */
 	struct ember_loop_source *out_src;  /* console output fd, or NULL */
 	pthread_t io_thread;
 	bool io_started;

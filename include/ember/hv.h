@@ -785,6 +785,14 @@ struct ehv_msr {
 int ehv_vcpu_get_msrs(struct ehv_vcpu *vcpu, struct ehv_msr *msrs, size_t n);
 int ehv_vcpu_set_msrs(struct ehv_vcpu *vcpu, const struct ehv_msr *msrs, size_t n);
 
+/* The vCPU's XCR0, the XSAVE feature mask (KVM: KVM_GET/SET_XCRS, XCR 0).
+ * vCPU thread, not in run. Set after ehv_vcpu_set_cpuid: the value must be
+ * one the guest's CPUID allows (x87 always; leaf 0xD components). Errors:
+ * -EINVAL (NULL; a value the hypervisor refuses), the backend's. Mock:
+ * any value with bit 0 set is kept and read back. */
+int ehv_vcpu_get_xcr0(struct ehv_vcpu *vcpu, uint64_t *xcr0);
+int ehv_vcpu_set_xcr0(struct ehv_vcpu *vcpu, uint64_t xcr0);
+
 /* The vCPU's multiprocessing state (KVM: KVM_GET/SET_MP_STATE; the values
  * are KVM's on x86). With an in-kernel irqchip KVM creates vCPU 0 RUNNABLE
  * and the others UNINITIALIZED (waiting for INIT/SIPI); the mock does the

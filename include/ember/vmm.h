@@ -229,15 +229,25 @@ const char *ember_config_usage(void);
  * Validates *cfg and resolves its defaults (kernel path, built-in initramfs,
  * final command line, interactive mode, kernel format detected from the
  * file, the boot path from a bzImage's header and its payload's format, not
- * decompressed here). Touches the file system (reads the kernel's header, checks
- * the initrd and busybox exist, opens each disk image with the mode asked
- * and closes it) but builds nothing. Idempotent.
- * Errors: -EINVAL (bad value), -ENOENT (no such kernel/initrd/busybox, or no
- * kernel in /boot), -ENOEXEC (kernel is neither a bzImage nor an ELF, a
- * malformed bzImage header when boot is not bzimage, boot pvh with a payload
- * Ember cannot decompress), -EINVAL also for boot bzimage with an ELF,
- * -E2BIG (command line too long), or the errno of a failed read or open
- * (a disk: "--disk path=IMG: Permission denied").
+ * decompressed here). Touches the file system (reads the kernel and initrd,
+ * opens each disk image with the mode asked and closes it) but builds
+ * nothing: every check of the kernel image, the initrd and their fit in
+ * mem_size runs here (the loader's own checks, on the image as given: for a
+ * bzImage booted through PVH the fit is the bzImage's, a few MiB more than
+ * its decompressed vmlinux needs), so nothing needs guest memory or
+ * /dev/kvm to find a bad image. With neither an initrd nor root= on the
+ * command line, the built-in initramfs is used. The appended command line
+ * is folded in only when every check passed. Idempotent.
+ * Errors (err names the file or key): -EINVAL (a bad value, mem_size above
+ * what this host can map, boot bzimage with an ELF), -E2BIG (a command line
+ * too long for the kernel, or mem_size too small for the kernel, initrd or
+ * vCPU count: the message gives the size needed), -ENOENT/-EACCES/-EISDIR
+ * (a file missing, unreadable or a directory, or no kernel in /boot),
+ * -ENOEXEC (not a kernel, a malformed or truncated image, an empty or
+ * non-regular file, boot pvh with a payload Ember cannot decompress),
+ * -EFBIG (an initrd larger than the kernel accepts below initrd_addr_max),
+ * or the errno of a failed read or open (a disk: "--disk path=IMG:
+ * Permission denied").
  */
 int ember_config_resolve(struct ember_config *cfg, struct ember_error *err);
 

@@ -902,6 +902,20 @@ int ehv_vcpu_set_msrs(struct ehv_vcpu *vcpu, const struct ehv_msr *msrs, size_t 
 	return n ? vcpu->ops->vcpu_msrs(vcpu, (struct ehv_msr *)msrs, n, true) : 0;
 }
 
+int ehv_vcpu_get_xcr0(struct ehv_vcpu *vcpu, uint64_t *xcr0)
+{
+	if (!vcpu || !xcr0)
+		return -EINVAL;
+	return vcpu->ops->vcpu_xcr0(vcpu, xcr0, false);
+}
+
+int ehv_vcpu_set_xcr0(struct ehv_vcpu *vcpu, uint64_t xcr0)
+{
+	if (!vcpu || !(xcr0 & 1))
+		return -EINVAL;
+	return vcpu->ops->vcpu_xcr0(vcpu, &xcr0, true);
+}
+
 int ehv_vcpu_get_mp_state(struct ehv_vcpu *vcpu, enum ehv_mp_state *state)
 {
 	if (!vcpu || !state)

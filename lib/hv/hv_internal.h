@@ -123,6 +123,7 @@ struct ehvi_ops {
 	int (*vm_get_state)(struct ehv_vm *vm, unsigned chip, struct ehv_state_blob *st);
 	int (*vm_set_state)(struct ehv_vm *vm, unsigned chip, const struct ehv_state_blob *st);
 	int (*vcpu_msrs)(struct ehv_vcpu *vcpu, struct ehv_msr *msrs, size_t n, bool set);
+	int (*vcpu_xcr0)(struct ehv_vcpu *vcpu, uint64_t *xcr0, bool set);
 	int (*vcpu_get_mp_state)(struct ehv_vcpu *vcpu, enum ehv_mp_state *state);
 	int (*vcpu_set_mp_state)(struct ehv_vcpu *vcpu, enum ehv_mp_state state);
 	int (*vcpu_get_lapic)(struct ehv_vcpu *vcpu, struct ehv_lapic_state *lapic);

@@ -71,6 +71,7 @@ for r in $(dmesg | sed -n 's/.*BIOS-e820: \[mem \(0x[0-9a-f]*\)-\(0x[0-9a-f]*\)\
 done
 total_kb=$(sed -n 's/^MemTotal: *\([0-9]*\) kB/\1/p' /proc/meminfo)
 echo "E2E memory e820_usable $ram memtotal_kb $total_kb"
+echo "E2E meminfo $(grep -E '^(MemTotal|MemFree|Percpu):' /proc/meminfo | tr -s ' ' | tr '\n' ' ')"
 check e820_ram [ "$ram" = "$((mem - 0x60400))" ]
 check memtotal [ "$((total_kb * 1024))" -le "$mem" -a "$((total_kb * 1024 * 10))" -ge "$((mem * 6))" ]
 
@@ -103,6 +104,18 @@ fi
 if [ "$balloon" = 1 ]; then
 	check virtio_balloon_bound sh -c "ls /sys/bus/virtio/drivers/virtio_balloon | grep -q virtio"
 fi
+
+# the guest kernel's log: no warning, bug, "Fatal" or taint (issue 9). One
+# line is let through, and only with pci=off: x86 Linux prints "PCI: Fatal: No
+# config space access function found" whenever pci=off is given
+# (arch/x86/pci/init.c, pci_arch_init: no config access was probed); no
+# command-line or ACPI change avoids it, only a PCI host bridge on the board.
+known=NONE
+grep -qw pci=off /proc/cmdline && known='PCI: Fatal: No config space access function found$'
+dmesg | grep -E 'WARNING|BUG|Fatal|Call Trace' | grep -v -- "$known" >/tmp/klog.bad
+while read -r l; do echo "E2E klog $l"; done </tmp/klog.bad
+check kernel_log_clean [ ! -s /tmp/klog.bad ]
+check kernel_not_tainted [ "$(cat /proc/sys/kernel/tainted)" = 0 ]
 
 if [ "$echo" = 1 ]; then
 	echo "E2E ready"

@@ -100,7 +100,8 @@ e2e.action=$action $extra" <"$fifo" >"$log" 2>&1 &
 			sleep 0.2
 		done
 		TOKEN="tok$RANDOM$RANDOM"
-		echo "e2e-line $TOKEN $(date +%s)" >&3
+		# TOKEN_TAIL: raw bytes after the token (printf escapes)
+		printf "e2e-line %s${TOKEN_TAIL:-} %s\n" "$TOKEN" "$(date +%s)" >&3
 	fi
 	if [ "$action" = hang ]; then
 		local t0=$SECONDS
@@ -521,6 +522,128 @@ for i in $(seq 0 $((phnum - 1))); do
 		dd of="$T/nonote.vmlinux" bs=1 seek=$((phoff + 56 * i)) conv=notrunc 2>/dev/null
 done
 badimg bad_no_pvh_note "$T/nonote.vmlinux" "no PVH entry note"
+
+# --- issue 9: refused before building anything, with the right culprit
+# want NAME STATUS PATTERN [NOT-PATTERN] -- ARGS...: ember run ARGS ends with STATUS
+# and a message matching PATTERN (and not NOT-PATTERN), no vCPU ran
+want() {
+	local name=$1 st=$2 pat=$3 notpat=${4:-}
+	shift 4
+	selected "$name" || return 0
+	"$EMBER" run -v "$@" </dev/null >"$T/$name.log" 2>&1
+	STATUS=$?
+	if [ "$STATUS" != "$st" ]; then
+		bad "$name" "exit status $STATUS, want $st"
+	elif ! grep -q -- "$pat" "$T/$name.log"; then
+		bad "$name" "message lacks '$pat'"
+	elif [ "$notpat" ] && grep -q -- "$notpat" "$T/$name.log"; then
+		bad "$name" "message has '$notpat'"
+	elif grep -q 'vCPUs running\|guest memory mapped' "$T/$name.log"; then
+		bad "$name" "guest memory was built or a vCPU ran"
+	else
+		ok "$name"
+	fi
+}
+want dry_run_bad_image 1 "truncated" "" -n -k "$T/truncated.bzImage" -i "$INITRD"
+want bad_image_mem_1t 1 "truncated" "" -k "$T/truncated.bzImage" -i "$INITRD" -m 1T
+want kernel_does_not_fit 2 "kernel $E2E_KERNEL: needs guest RAM up to" "initrd.*does not fit" \
+	-k "$E2E_KERNEL" -i "$INITRD" -m 64M
+want cpus_need_memory 2 "too little for 254 vCPUs.*use --mem" "" -k "$VMLINUX" -i "$INITRD" -c 254
+long=$(printf 'x%.0s' $(seq 1 2100))
+want pvh_cmdline_2048 2 "2114 bytes is longer than kernel $VMLINUX accepts (2047" "" -k "$VMLINUX" -i "$INITRD" \
+	--cmdline "console=ttyS0 $long"
+: >"$T/empty.initrd"
+want bad_empty_initrd 1 "initrd $T/empty.initrd: the file is empty" "" -k "$VMLINUX" -i "$T/empty.initrd"
+want bad_initrd_dir 1 "initrd /tmp: is a directory" "" -k "$VMLINUX" -i /tmp
+want bad_kernel_missing 1 "kernel /nonexistent: No such file" "" -k /nonexistent -i "$INITRD"
+want qemu_spelling 2 "'-kernel' is QEMU's spelling; in Ember use --kernel" "" -kernel "$VMLINUX"
+# damaged headers that used to triple-fault: setup_sects 0, init_size 1, overlapping PT_LOADs
+{ head -c 497 "$E2E_KERNEL"; printf '\x00'; tail -c +499 "$E2E_KERNEL"; } >"$T/sects0.bzImage"
+badimg bad_setup_sects_0 "$T/sects0.bzImage" "setup_sects is 0"
+{ head -c 608 "$E2E_KERNEL"; printf '\x01\x00\x00\x00'; tail -c +613 "$E2E_KERNEL"; } >"$T/initsize.bzImage"
+badimg bad_init_size_1 "$T/initsize.bzImage" "init_size 0x1 is smaller"
+# the second PT_LOAD's p_paddr (offset 24 in its header) moved onto the first's
+cp "$VMLINUX" "$T/overlap.vmlinux"
+p0=$(od -An -t u8 -j $((phoff + 24)) -N 8 "$VMLINUX" | tr -d ' ')
+python3 -c "import struct,sys; sys.stdout.buffer.write(struct.pack('<Q', $p0 + 4096))" |
+	dd of="$T/overlap.vmlinux" bs=1 seek=$((phoff + 56 + 24)) conv=notrunc 2>/dev/null
+badimg bad_overlapping_segments "$T/overlap.vmlinux" "overlap"
+
+# --- issue 9: what new users type
+# -k without --initrd and without root=: the built-in initramfs, not a panic
+name=kernel_without_initrd
+if selected $name; then
+	"$EMBER" run -k "$E2E_KERNEL" </dev/null >"$T/$name.log" 2>&1
+	STATUS=$?
+	if [ "$STATUS" = 0 ] && grep -q 'ember guest: cpus 1' "$T/$name.log"; then
+		ok $name
+	else
+		bad $name "exit status $STATUS; no report from the built-in init"
+	fi
+fi
+# --interactive with no input: the shell gets EOF and the guest powers off
+name=interactive_devnull
+if selected $name; then
+	timeout -s KILL 180 "$EMBER" run -k "$VMLINUX" --interactive </dev/null >"$T/$name.log" 2>&1
+	STATUS=$?
+	if [ "$STATUS" = 0 ] && grep -q 'ember guest: busybox shell' "$T/$name.log"; then
+		ok $name
+	else
+		bad $name "exit status $STATUS, want 0 (137: it ran until killed)"
+	fi
+fi
+# piped input: no Ctrl-A escape, every byte reaches the guest
+name=piped_input_no_escape
+if selected $name; then
+	TOKEN_TAIL='\001\001\001x'
+	boot $name "$VMLINUX" 1 256M poweroff 1
+	TOKEN_TAIL=""
+	if [ "$STATUS" != 0 ]; then
+		bad $name "exit status $STATUS, want 0 (34: the escape stopped the VM)"
+	elif ! grep -q "^E2E echo $TOKEN$(printf '\001\001\001x')\$" "$T/$name.log"; then
+		bad $name "the bytes 01 01 01 'x' did not reach the guest as typed"
+	else
+		ok $name
+	fi
+fi
+# coreutils timeout signals ember, then its process group: one request, status 34
+name=timeout_double_signal
+if selected $name; then
+	TOKEN=""
+	timeout --preserve-status 25 "$EMBER" run -k "$VMLINUX" -i "$INITRD" \
+		--cmdline "$BASE_CMDLINE e2e.action=hang" </dev/null >"$T/$name.log" 2>&1
+	STATUS=$?
+	if [ "$STATUS" = 34 ] && grep -q 'stopped by' "$T/$name.log"; then
+		ok $name
+	else
+		bad $name "exit status $STATUS, want 34 and 'stopped by'"
+	fi
+fi
+# `ember run &` from an interactive shell: not stopped by SIGTTIN at a keystroke
+name=background_no_sigttin
+if selected $name && command -v script >/dev/null; then
+	fifo=$T/$name.in
+	mkfifo "$fifo"
+	script -qfec "bash -c 'set -m; $EMBER run -k $VMLINUX -i $INITRD --cmdline \"$BASE_CMDLINE e2e.mem=0\" & sleep 2; wait %1; echo BG-STATUS=\$?'" \
+		/dev/null <"$fifo" >"$T/$name.log" 2>&1 &
+	pid=$!
+	exec 4>"$fifo"
+	sleep 1
+	printf 'keys\r' >&4
+	sleep 3
+	printf 'more\r' >&4
+	watchdog 180 "$pid"
+	dog=$!
+	wait "$pid"
+	unwatch "$dog"
+	exec 4>&-
+	tr -d '\r' <"$T/$name.log" >"$T/$name.log.tmp" && mv "$T/$name.log.tmp" "$T/$name.log"
+	if grep -q '^BG-STATUS=0' "$T/$name.log" && grep -q '^E2E result' "$T/$name.log"; then
+		ok $name
+	else
+		bad $name "the background run did not end by itself with status 0 ($(grep BG-STATUS "$T/$name.log"))"
+	fi
+fi
 
 rm -rf "$T"
 echo "$pass passed, $fail failed"

@@ -296,6 +296,16 @@ TEST(hv_mock_vcpu_msrs_mp_state_lapic)
 	CHECK_EQ(ehv_vcpu_get_msrs(v0, get, 4), 2);
 	CHECK_EQ(get[1].value, 0x20);
 	CHECK_EQ(ehv_vcpu_set_msrs(v0, NULL, 0), 0);
+	/* XCR0: x87 at reset, a set value reads back, bit 0 is required */
+	uint64_t xcr0 = 0;
+	CHECK_OK(ehv_vcpu_get_xcr0(v0, &xcr0));
+	CHECK_EQ(xcr0, 1);
+	CHECK_OK(ehv_vcpu_set_xcr0(v0, 0x207));
+	CHECK_OK(ehv_vcpu_get_xcr0(v0, &xcr0));
+	CHECK_EQ(xcr0, 0x207);
+	CHECK_ERR(ehv_vcpu_set_xcr0(v0, 0x206), -EINVAL);
+	CHECK_ERR(ehv_vcpu_get_xcr0(v0, NULL), -EINVAL);
+	CHECK_ERR(ehv_vcpu_set_xcr0(NULL, 1), -EINVAL);
 	CHECK_ERR(ehv_vcpu_set_msrs(v0, NULL, 1), -EINVAL);
 	CHECK_ERR(ehv_vcpu_get_msrs(v0, get, EHV_MSRS_MAX + 1), -EINVAL);
 	CHECK_ERR(ehv_vcpu_get_msrs(NULL, get, 1), -EINVAL);

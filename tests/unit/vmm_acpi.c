@@ -339,10 +339,12 @@ static void on_reset(void *o)
 	(void)o;
 	pm_reset++;
 }
+static int pm_sleeps;
 static void on_sleep(void *o, unsigned t)
 {
 	(void)o;
 	pm_sleep_type = (int)t;
+	pm_sleeps++;
 }
 
 TEST(vmm_acpi_pm_registers)
@@ -368,6 +370,14 @@ TEST(vmm_acpi_pm_registers)
 	acpi_pm_ops.access(&pm, 0, X86_PORT_ACPI_SLEEP_CTL, 0, &b, 1, true);
 	CHECK_EQ(pm_off, 1);
 	CHECK_EQ(pm_sleep_type, 3);
+	/* reported once per sleep type, however often the guest writes it */
+	for (int i = 0; i < 1000; i++)
+		acpi_pm_ops.access(&pm, 0, X86_PORT_ACPI_SLEEP_CTL, 0, &b, 1, true);
+	CHECK_EQ(pm_sleeps, 1);
+	b = (uint8_t)(1 << 2 | 0x20); /* S1: a new type, reported */
+	acpi_pm_ops.access(&pm, 0, X86_PORT_ACPI_SLEEP_CTL, 0, &b, 1, true);
+	CHECK_EQ(pm_sleeps, 2);
+	CHECK_EQ(pm_sleep_type, 1);
 	/* reset: only the FADT's reset value */
 	b = 0x02;
 	acpi_pm_ops.access(&pm, 2, X86_PORT_ACPI_RESET, 0, &b, 1, true);

@@ -58,14 +58,22 @@ TEST(vmm_bzimage_parse_good)
 	free(img);
 }
 
-TEST(vmm_bzimage_parse_setup_sects_zero_means_four)
+/* setup_sects 0 (once "4") and an init_size smaller than the payload are
+ * damaged headers: refused, not booted into a triple fault (issue 9) */
+TEST(vmm_bzimage_parse_rejects_damaged_sizes)
 {
 	size_t len;
 	uint8_t *img = fx_bzimage(4096, &len);
 	img[0x1f1] = 0;
-	struct vmm_bzimage bz;
-	REQUIRE_OK(vmm_bzimage_parse(img, len, &bz, NULL));
-	CHECK_EQ(bz.setup_sects, 4);
+	CHECK_BZ_BAD(img, len, "setup_sects is 0");
+	free(img);
+	img = fx_bzimage(4096, &len);
+	fx_put32(img + 0x260, 1);
+	CHECK_BZ_BAD(img, len, "init_size 0x1 is smaller");
+	fx_put32(img + 0x260, 4095);
+	CHECK_BZ_BAD(img, len, "init_size");
+	fx_put32(img + 0x260, 4096);
+	CHECK_OK(vmm_bzimage_parse(img, len, &(struct vmm_bzimage){0}, NULL));
 	free(img);
 }
 
@@ -234,10 +242,20 @@ TEST(vmm_boot_load_bzimage_limits)
 	    .e820 = test_e820,
 	    .e820_count = 2,
 	};
-	/* 16 MiB + init_size does not fit in 20 MiB */
+	/* 16 MiB + init_size does not fit in 20 MiB: the kernel is named, with
+	 * the memory it needs, even when an initrd comes too */
 	struct vmm_mem m = mem_of(20 << 20);
+	static uint8_t small[1];
+	req.initrd = small;
+	req.initrd_size = 1;
+	req.kernel_name = "K";
+	req.initrd_name = "I";
 	CHECK_ERR(vmm_boot_load(&m, &req, &entry, &err), -E2BIG);
-	CHECK(strstr(err.msg, "use more --mem") != NULL);
+	if (!strstr(err.msg, "kernel K: needs guest RAM up to 24 MiB") ||
+	    !strstr(err.msg, "--mem 25M") || strstr(err.msg, "initrd I"))
+		TEST_FAIL("message: %s", err.msg);
+	req.initrd = NULL;
+	req.initrd_size = 0;
 	vmm_mem_destroy(&m);
 
 	/* command line longer than cmdline_size */
@@ -255,12 +273,33 @@ TEST(vmm_boot_load_bzimage_limits)
 	CHECK_ERR(vmm_boot_load(&m, &req, &entry, &err), -E2BIG);
 	req.cmdline = "x";
 
-	/* an initrd that does not fit above the kernel */
+	/* an initrd that does not fit above the kernel: named, with the --mem
+	 * both need */
 	static uint8_t big[1];
 	req.initrd = big;
 	req.initrd_size = 60 << 20;
 	CHECK_ERR(vmm_boot_load(&m, &req, &entry, &err), -E2BIG);
-	CHECK(strstr(err.msg, "initrd") != NULL);
+	if (!strstr(err.msg, "initrd I: 60 MiB does not fit") || !strstr(err.msg, "--mem 84M"))
+		TEST_FAIL("message: %s", err.msg);
+	/* an empty one is a bad initrd, named */
+	req.initrd_size = 0;
+	CHECK_ERR(vmm_boot_load(&m, &req, &entry, &err), -ENOEXEC);
+	CHECK(strstr(err.msg, "initrd I: the file is empty") != NULL);
+	/* one above initrd_addr_max: more memory cannot help (-EFBIG) */
+	struct vmm_boot_plan plan;
+	req.initrd_size = 41 << 20;
+	fx_put32(img + 0x22c, 0x3ffffff); /* initrd must end by 64 MiB: 40 MiB room */
+	CHECK_ERR(vmm_boot_plan(&req, 3ull << 30, &plan, &err), -EFBIG);
+	if (!strstr(err.msg, "initrd I:") || !strstr(err.msg, "initrd_addr_max") ||
+	    !strstr(err.msg, "more --mem cannot help"))
+		TEST_FAIL("message: %s", err.msg);
+	req.initrd_size = 40 << 20;
+	CHECK_OK(vmm_boot_plan(&req, 3ull << 30, &plan, &err));
+	CHECK_EQ(plan.initrd_gpa, 24u << 20);
+	fx_put32(img + 0x22c, 0x7fffffff);
+	CHECK_OK(vmm_boot_plan(&req, 3ull << 30, &plan, &err));
+	CHECK_EQ(plan.min_low_ram, (24u << 20) + (40u << 20));
+	CHECK_EQ(plan.initrd_gpa, (2ull << 30) - (40u << 20)); /* below initrd_addr_max */
 	/* and initrd_addr_max caps the placement */
 	req.initrd_size = 1;
 	fx_put32(img + 0x22c, 0x1dfffff); /* initrd must end by 30 MiB */
@@ -338,6 +377,10 @@ static void ph_paddr_low(Elf64_Phdr *p)
 {
 	p->p_paddr = 0x8000;
 }
+static void ph_paddr_in_text(Elf64_Phdr *p)
+{
+	p->p_paddr = FX_ELF_TEXT_PADDR + FX_ELF_TEXT_SIZE - 0x1000;
+}
 static void ph_paddr_high(Elf64_Phdr *p)
 {
 	p->p_paddr = 0x7000000;
@@ -405,6 +448,10 @@ TEST(vmm_elf_parse_rejects_malformed)
 	memcpy(b, img, len);
 	fx_put32(b + FX_ELF_NOTE_OFF + 4, 0x1000);
 	CHECK_ELF_BAD(b, len, "past the end of its segment");
+	/* two PT_LOADs over the same guest memory */
+	memcpy(b, img, len);
+	set_phdr(b, 1, ph_paddr_in_text);
+	CHECK_ELF_BAD(b, len, "overlap");
 	/* a PVH note of the wrong size, or pointing above 4 GiB or nowhere */
 	memcpy(b, img, len);
 	fx_put32(b + FX_ELF_NOTE_OFF + 24 + 4, 2);
@@ -482,6 +529,32 @@ TEST(vmm_elf_load_and_start_info)
 	CHECK_EQ(mm[1], 0x7f00000);
 	CHECK_EQ((uint32_t)mm[2], 1);
 	vmm_mem_destroy(&m);
+	free(img);
+}
+
+/* PVH has no cmdline_size: Linux's COMMAND_LINE_SIZE (2048 with the NUL)
+ * is the limit, as for the boot protocol (issue 9: 2048 bytes hung) */
+TEST(vmm_boot_plan_pvh_cmdline_limit)
+{
+	size_t len;
+	uint8_t *img = fx_elf(&len);
+	char line[2049];
+	memset(line, 'a', sizeof(line) - 1);
+	line[2047] = 0;
+	struct vmm_boot_request req = {
+	    .format = EMBER_KERNEL_ELF_PVH, .kernel = img, .kernel_size = len, .cmdline = line};
+	struct vmm_boot_plan plan;
+	struct ember_error err = {0};
+	CHECK_OK(vmm_boot_plan(&req, 64 << 20, &plan, &err));
+	CHECK_EQ(plan.cmdline_max, 2047);
+	line[2047] = 'a';
+	line[2048] = 0;
+	CHECK_ERR(vmm_boot_plan(&req, 64 << 20, &plan, &err), -E2BIG);
+	CHECK(strstr(err.msg, "2048 bytes is longer") != NULL);
+	/* the kernel's own end sets the memory it needs */
+	line[10] = 0;
+	CHECK_ERR(vmm_boot_plan(&req, 16 << 20, &plan, &err), -E2BIG);
+	CHECK(strstr(err.msg, "highest ELF segment") != NULL);
 	free(img);
 }
 

@@ -202,6 +202,17 @@ TEST(vmm_config_parse_args)
 	CHECK_ARGS_BAD("not a number", "-c", "");
 	CHECK_ARGS_BAD("2 MiB", "--mem", "17M", "--hugepages");
 	CHECK_ARGS_BAD("2 MiB", "--hugepages", "--mem", "17M");
+	/* QEMU's spellings: recognised, with Ember's option (issue 9) */
+	CHECK_ARGS_BAD("'-kernel' is QEMU's spelling; in Ember use --kernel", "-kernel", "bzImage");
+	CHECK_ARGS_BAD("use --initrd", "-initrd", "x");
+	CHECK_ARGS_BAD("--cmdline STR", "-append", "console=ttyS0");
+	CHECK_ARGS_BAD("use --cpus", "-smp", "4");
+	CHECK_ARGS_BAD("always on stdin/stdout", "-nographic");
+	CHECK_ARGS_BAD("always uses KVM", "-enable-kvm");
+	/* QEMU's -m is Ember's -m */
+	vmm_config_init(&c);
+	REQUIRE_OK(parse(&c, &fl, &err, "-m", "512", NULL));
+	CHECK_EQ(c.mem_size, 512ull << 20);
 	CHECK(strstr(ember_config_usage(), "--kernel") != NULL);
 	CHECK(strstr(ember_config_usage(), "Exit status") != NULL);
 }
@@ -295,7 +306,11 @@ TEST(vmm_config_resolve_and_format)
 	CHECK(strstr(err.msg, junk) != NULL);
 	vmm_config_init(&c);
 	REQUIRE_OK(ember_config_set(&c, "kernel", "/tmp", NULL));
-	CHECK_ERR(ember_config_resolve(&c, &err), -EINVAL);
+	CHECK_ERR(ember_config_resolve(&c, &err), -EISDIR);
+	CHECK(strstr(err.msg, "kernel /tmp: is a directory") != NULL);
+	vmm_config_init(&c);
+	REQUIRE_OK(ember_config_set(&c, "kernel", "/dev/null", NULL));
+	CHECK_ERR(ember_config_resolve(&c, &err), -ENOEXEC);
 	CHECK(strstr(err.msg, "not a regular file") != NULL);
 	vmm_config_init(&c);
 	REQUIRE_OK(ember_config_set(&c, "kernel", kernel, NULL));
@@ -329,6 +344,114 @@ TEST(vmm_config_resolve_and_format)
 	unlink(kernel);
 	unlink(initrd);
 	unlink(junk);
+	free(bz);
+}
+
+/* Every image check runs in resolve, before guest memory or /dev/kvm, and
+ * names its culprit (issue 9 section 3). */
+TEST(vmm_config_resolve_checks_the_image)
+{
+	size_t len;
+	uint8_t *bz = fx_bzimage(4096, &len);
+	char *kernel = tmpfile_with(bz, len);
+	char *trunc = tmpfile_with(bz, len - 100);
+	char *initrd = tmpfile_with("initrd", 6);
+	char *empty = tmpfile_with("", 0);
+	struct ember_config c;
+	struct ember_error err = {0};
+#define RESOLVE_BAD(want, what, ...)                                                  \
+	do {                                                                          \
+		vmm_config_init(&c);                                                  \
+		c.console_in = -1;                                                    \
+		const char *kv_[] = {__VA_ARGS__, NULL};                              \
+		for (int i_ = 0; kv_[i_]; i_ += 2)                                    \
+			REQUIRE_OK(ember_config_set(&c, kv_[i_], kv_[i_ + 1], NULL)); \
+		CHECK_ERR(ember_config_resolve(&c, &err), (want));                    \
+		if (!strstr(err.msg, (what)))                                         \
+			TEST_FAIL("message \"%s\" lacks \"%s\"", err.msg, (what));    \
+		CHECK(!c.resolved);                                                   \
+	} while (0)
+	/* a truncated bzImage fails resolve (so --dry-run), also with an
+	 * impossible --mem: the image is the culprit named */
+	RESOLVE_BAD(-ENOEXEC, "truncated", "kernel", trunc, "initrd", initrd);
+	CHECK(strstr(err.msg, trunc) != NULL);
+	RESOLVE_BAD(-ENOEXEC, "truncated", "kernel", trunc, "initrd", initrd, "mem", "1T");
+	/* the kernel does not fit: named, with the memory it needs */
+	RESOLVE_BAD(-E2BIG, "needs guest RAM up to 24 MiB", "kernel", kernel, "initrd", initrd,
+		    "mem", "20M");
+	CHECK(strstr(err.msg, kernel) != NULL);
+	CHECK(strstr(err.msg, "--mem 25M") != NULL);
+	CHECK(strstr(err.msg, initrd) == NULL);
+	/* an empty initrd is a bad initrd, named */
+	RESOLVE_BAD(-ENOEXEC, "the file is empty", "kernel", kernel, "initrd", empty);
+	CHECK(strstr(err.msg, empty) != NULL);
+	RESOLVE_BAD(-EISDIR, "initrd /tmp: is a directory", "kernel", kernel, "initrd", "/tmp");
+	/* too many vCPUs for the memory: refused with the number needed
+	 * (24 MiB of kernel, 4 MiB, 1 MiB per vCPU) */
+	RESOLVE_BAD(-E2BIG, "use --mem 283M", "kernel", kernel, "initrd", initrd, "cpus", "254");
+	CHECK(strstr(err.msg, "254 vCPUs") != NULL);
+	vmm_config_init(&c);
+	c.console_in = -1;
+	REQUIRE_OK(ember_config_set(&c, "kernel", kernel, NULL));
+	REQUIRE_OK(ember_config_set(&c, "initrd", initrd, NULL));
+	REQUIRE_OK(ember_config_set(&c, "cpus", "254", NULL));
+	REQUIRE_OK(ember_config_set(&c, "mem", "283M", NULL));
+	CHECK_OK(ember_config_resolve(&c, &err));
+	/* a command line the kernel cannot take (its cmdline_size is 2047) */
+	char line[2100];
+	memset(line, 'a', sizeof(line) - 1);
+	line[2048] = 0;
+	RESOLVE_BAD(-E2BIG, "2048 bytes is longer than kernel", "kernel", kernel, "initrd", initrd,
+		    "cmdline", line);
+	/* the failed resolves left the configuration as it was */
+	vmm_config_init(&c);
+	c.console_in = -1;
+	REQUIRE_OK(ember_config_set(&c, "kernel", kernel, NULL));
+	REQUIRE_OK(ember_config_set(&c, "initrd", initrd, NULL));
+	REQUIRE_OK(ember_config_set(&c, "append", "x=1", NULL));
+	REQUIRE_OK(ember_config_set(&c, "mem", "20M", NULL));
+	CHECK_ERR(ember_config_resolve(&c, &err), -E2BIG);
+	CHECK_STR(c.cmdline_append, "x=1");
+	CHECK_STR(c.cmdline, "");
+	unlink(kernel);
+	unlink(trunc);
+	unlink(initrd);
+	unlink(empty);
+	free(bz);
+}
+
+/* `-k KERNEL` with neither --initrd nor root=: the built-in initramfs, as
+ * plain `ember run` has, instead of a panic for lack of a root fs. */
+TEST(vmm_config_resolve_no_initrd_no_root_uses_builtin)
+{
+	if (access("/bin/busybox", R_OK) != 0)
+		TEST_SKIP("no /bin/busybox (busybox-static) here");
+	size_t len;
+	uint8_t *bz = fx_bzimage(4096, &len);
+	char *kernel = tmpfile_with(bz, len);
+	struct ember_config c;
+	struct ember_error err = {0};
+	vmm_config_init(&c);
+	c.console_in = -1;
+	REQUIRE_OK(ember_config_set(&c, "kernel", kernel, NULL));
+	if (ember_config_resolve(&c, &err) < 0)
+		TEST_FAIL("%s", err.msg);
+	CHECK(c.builtin_initrd);
+	CHECK(strstr(c.cmdline, " quiet") != NULL); /* as for every built-in initramfs */
+	vmm_config_init(&c);
+	c.console_in = -1;
+	REQUIRE_OK(ember_config_set(&c, "kernel", kernel, NULL));
+	REQUIRE_OK(ember_config_set(&c, "append", "root=/dev/vda", NULL));
+	REQUIRE_OK(ember_config_resolve(&c, &err));
+	CHECK(!c.builtin_initrd);
+	/* without a usable busybox the message says why one was wanted */
+	vmm_config_init(&c);
+	c.console_in = -1;
+	REQUIRE_OK(ember_config_set(&c, "kernel", kernel, NULL));
+	REQUIRE_OK(ember_config_set(&c, "busybox", "/nonexistent/busybox", NULL));
+	CHECK_ERR(ember_config_resolve(&c, &err), -ENOENT);
+	CHECK(strstr(err.msg, "no --initrd and no root=") != NULL);
+	unlink(kernel);
 	free(bz);
 }
 

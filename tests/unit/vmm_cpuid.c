@@ -134,6 +134,72 @@ TEST(vmm_cpuid_topology_consistent)
 	}
 }
 
+/* Above 64 vCPUs (issue 9): leaf 1's logical count was 0 for 129-254 with
+ * HTT set, and leaf 4's core count saturated at 64 while leaf 0xB said
+ * ncpus. Now packages of up to 64 cores, and every leaf agrees. */
+TEST(vmm_cpuid_topology_many_vcpus)
+{
+	static const unsigned counts[] = {1, 2, 3, 64, 65, 128, 129, 254};
+	for (int amd = 0; amd <= 1; amd++) {
+		struct vmm_cpuid *host = host_table(amd);
+		for (size_t k = 0; k < sizeof(counts) / sizeof(counts[0]); k++) {
+			unsigned n = counts[k];
+			unsigned per_pkg = n < 64 ? n : 64;
+			unsigned vs[] = {0, n / 2, n - 1, n > 64 ? 64 : 0};
+			for (size_t j = 0; j < 4; j++) {
+				unsigned v = vs[j];
+				struct vmm_cpuid *c;
+				REQUIRE_OK(vmm_x86_cpuid(host, v, n, &c));
+				const struct ehv_x86_cpuid_entry *l1 = get(c, 1, 0);
+				unsigned logical = l1->ebx >> 16 & 0xff;
+				unsigned shift = get(c, 0xb, 1)->eax;
+				unsigned cores4 = (get(c, 4, 0)->eax >> 26) + 1;
+				CHECK_EQ(l1->ebx >> 24, v); /* APIC ID */
+				CHECK_EQ(!!(l1->edx & (1u << 28)), n > 1);
+				if (n > 1 && logical == 0)
+					TEST_FAIL("%u vCPUs: HTT with a logical count of 0", n);
+				/* leaf 1, leaf 4 and leaf 0xB: the same package */
+				CHECK_EQ(logical, 1u << shift);
+				CHECK_EQ(cores4, 1u << shift);
+				CHECK_EQ(get(c, 0xb, 1)->ebx, per_pkg);
+				CHECK(per_pkg <= (1u << shift) && (1u << shift) < 2 * per_pkg + 1);
+				CHECK_EQ((get(c, 4, 3)->eax >> 14 & 0xfff) + 1, cores4);
+				CHECK_EQ(get(c, 0xb, 0)->edx, v);
+				/* the APIC ID splits into package and core by the shift */
+				CHECK_EQ(v >> shift, v / 64);
+				CHECK((v & ((1u << shift) - 1)) < per_pkg);
+				/* enough packages for every vCPU */
+				CHECK(((n + per_pkg - 1) / per_pkg) * per_pkg >= n);
+				if (amd) {
+					CHECK_EQ((get(c, 0x80000008, 0)->ecx & 0xff) + 1, per_pkg);
+					CHECK_EQ(get(c, 0x80000008, 0)->ecx >> 12 & 0xf, shift);
+					CHECK_EQ(get(c, 0x8000001e, 0)->ebx & 0xff, v % 64);
+					CHECK_EQ(get(c, 0x8000001e, 0)->ecx & 0xff, v / 64);
+				}
+				free(c);
+			}
+		}
+		free(host);
+	}
+}
+
+/* The host's physical address bits bound --mem (issue 9: 1T failed in
+ * KVM_SET_USER_MEMORY_REGION with EINVAL on a 40-bit host). */
+TEST(vmm_max_guest_ram_from_phys_bits)
+{
+	const uint64_t hole = 1ull << 30;
+	CHECK_EQ(vmm_x86_max_guest_ram(40, hole), (1ull << 40) - hole);
+	CHECK_EQ(vmm_x86_max_guest_ram(36, hole), (64ull << 30) - hole);
+	CHECK_EQ(vmm_x86_max_guest_ram(39, hole), (512ull << 30) - hole);
+	CHECK_EQ(vmm_x86_max_guest_ram(46, hole), EMBER_MAX_MEM);
+	CHECK_EQ(vmm_x86_max_guest_ram(52, hole), EMBER_MAX_MEM);
+	CHECK_EQ(vmm_x86_max_guest_ram(30, hole), 0);
+	unsigned bits = vmm_x86_host_phys_bits();
+	CHECK(bits >= 32 && bits <= 52);
+	TEST_LOG("this host: %u physical address bits, at most %llu GiB of guest RAM", bits,
+		 (unsigned long long)vmm_x86_max_guest_ram(bits, hole) >> 30);
+}
+
 TEST(vmm_cpuid_adds_missing_kvm_leaves)
 {
 	struct vmm_cpuid *host = host_table(false), *c;
@@ -184,6 +250,36 @@ TEST(vmm_cpuid_xsave_leaf_matches_features)
 	CHECK_EQ(get(c, 0xd, 0)->eax, 0x207);
 	CHECK_EQ(get(c, 0xd, 0)->ecx, 0xa88);
 	CHECK_EQ(get(c, 0xd, 2)->eax, 0x100);
+	free(c);
+	free(host);
+}
+
+/* The starting XCR0 is exactly the user components leaf 0xD lists. */
+TEST(vmm_cpuid_initial_xcr0)
+{
+	struct vmm_cpuid *host = host_table(true), *c;
+	size_t n = host->nent;
+	host = realloc(host, sizeof(*host) + (n + 3) * sizeof(host->entries[0]));
+	host->entries[n++] = (struct ehv_x86_cpuid_entry){
+	    .function = 0xd, .index = 0, .flags = SIG, .eax = 0x207, .ebx = 0x240, .ecx = 0xa88};
+	host->entries[n++] = (struct ehv_x86_cpuid_entry){
+	    .function = 0xd, .index = 2, .flags = SIG, .eax = 0x100, .ebx = 0x240};
+	host->entries[n++] = (struct ehv_x86_cpuid_entry){
+	    .function = 0xd, .index = 9, .flags = SIG, .eax = 8, .ebx = 0xa80};
+	host->nent = (uint32_t)n;
+	host->entries[1].ecx |= (1u << 26) | (1u << 28); /* XSAVE, AVX */
+	REQUIRE_OK(vmm_x86_cpuid(host, 0, 1, &c));
+	CHECK_EQ(vmm_x86_initial_xcr0(c), 0x7); /* no PKU in leaf 7: x87, SSE, AVX */
+	free(c);
+	for (uint32_t i = 0; i < host->nent; i++)
+		if (host->entries[i].function == 7)
+			host->entries[i].ecx |= 1u << 3;
+	REQUIRE_OK(vmm_x86_cpuid(host, 0, 1, &c));
+	CHECK_EQ(vmm_x86_initial_xcr0(c), 0x207);
+	free(c);
+	host->entries[1].ecx &= ~(1u << 26); /* no XSAVE: XCR0 left alone */
+	REQUIRE_OK(vmm_x86_cpuid(host, 0, 1, &c));
+	CHECK_EQ(vmm_x86_initial_xcr0(c), 0);
 	free(c);
 	free(host);
 }

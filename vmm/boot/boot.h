@@ -31,7 +31,7 @@ struct vmm_e820 {
 /* ------------------------------------------------------------ bzImage */
 struct vmm_bzimage {
 	uint16_t version;	/* boot protocol, e.g. 0x020f */
-	unsigned setup_sects;	/* 512-byte sectors of real-mode setup (0 read as 4) */
+	unsigned setup_sects;	/* 512-byte sectors of real-mode setup (0 is refused) */
 	uint64_t setup_size;	/* (setup_sects + 1) * 512: offset of the protected-mode code */
 	uint64_t payload_size;	/* bytes of protected-mode code (rest of the file) */
 	uint32_t syssize_bytes; /* what the header claims, 16 * syssize */
@@ -51,7 +51,8 @@ struct vmm_bzimage {
 };
 
 /* Validates a bzImage (boot sector flag, "HdrS", protocol >= 2.12 with a
- * 64-bit entry, setup_sects range, truncation) and fills *out. */
+ * 64-bit entry, setup_sects 1..63, init_size at least the payload,
+ * truncation) and fills *out. */
 int vmm_bzimage_parse(const uint8_t *img, uint64_t len, struct vmm_bzimage *out,
 		      struct ember_error *err);
 
@@ -197,7 +198,8 @@ struct vmm_elf {
 };
 
 /* Validates an ELF64 x86-64 executable (header, program headers, PT_LOAD
- * ranges inside the file, the PVH note) and fills *out. */
+ * ranges inside the file and not overlapping in physical memory, the PVH
+ * note) and fills *out. */
 int vmm_elf_parse(const uint8_t *img, uint64_t len, struct vmm_elf *out, struct ember_error *err);
 
 /* Copies every PT_LOAD segment to its p_paddr (the zero-filled tail of a
@@ -364,6 +366,8 @@ struct vmm_boot_entry {
 
 struct vmm_boot_request {
 	enum ember_kernel_format format;
+	const char *kernel_name; /* for messages: "kernel NAME: ..." (NULL: "kernel") */
+	const char *initrd_name; /* for messages: "initrd NAME: ..." (NULL: "initrd") */
 	const uint8_t *kernel;
 	uint64_t kernel_size;
 	bool map_kernel; /* kernel_fd is the file kernel maps: read it from there */
@@ -397,11 +401,41 @@ struct vmm_boot_request {
 	unsigned kcache_keep;
 };
 
+/* Linux's COMMAND_LINE_SIZE on x86 (2048, with the NUL): the PVH entry has
+ * no header field for it, so it is the limit there. */
+#define VMM_LINUX_CMDLINE_MAX 2047
+
+/* What a boot needs, worked out from the image bytes, the initrd's size and
+ * the RAM below the MMIO hole alone: no guest memory is touched. */
+struct vmm_boot_plan {
+	struct vmm_bzimage bz;	 /* EMBER_KERNEL_BZIMAGE */
+	struct vmm_elf elf;	 /* EMBER_KERNEL_ELF_PVH */
+	uint64_t kernel_end;	 /* end (exclusive) of the memory the kernel occupies */
+	uint64_t cmdline_max;	 /* longest command line, without the NUL */
+	uint64_t initrd_size;	 /* 0: no initrd */
+	uint64_t initrd_max_end; /* the kernel's limit for the initrd's end */
+	uint64_t initrd_gpa;	 /* where it goes (valid when initrd_size) */
+	uint64_t min_low_ram;	 /* RAM the kernel and initrd need below the hole */
+};
+
+/*
+ * Validates the request (image, command line length, initrd size) and
+ * places the initrd as vmm_boot_load will, for low_end bytes of RAM below
+ * the hole. Each message names its culprit: "kernel NAME: ..." or "initrd
+ * NAME: ...". Errors: -ENOEXEC (malformed image, empty initrd, a kernel
+ * that needs memory inside the MMIO hole), -E2BIG (the command line is too
+ * long for the kernel, or the kernel or initrd do not fit in low_end: the
+ * message gives the --mem they need), -EFBIG (the initrd does not fit under
+ * the kernel's initrd_addr_max: more memory cannot help).
+ */
+int vmm_boot_plan(const struct vmm_boot_request *req, uint64_t low_end, struct vmm_boot_plan *plan,
+		  struct ember_error *err);
+
 /*
  * Loads a kernel (and initrd, command line, zero page or start_info, boot
  * GDT and page tables) into guest memory and fills *entry. Everything is
- * validated before it is written. Errors as the loaders above, plus -E2BIG
- * for a command line longer than the kernel accepts.
+ * validated before it is written (vmm_boot_plan). Errors as vmm_boot_plan and
+ * the loaders above.
  */
 int vmm_boot_load(const struct vmm_mem *mem, const struct vmm_boot_request *req,
 		  struct vmm_boot_entry *entry, struct ember_error *err);

@@ -73,8 +73,12 @@ int vmm_bzimage_parse(const uint8_t *img, uint64_t len, struct vmm_bzimage *out,
 				"kernel?)");
 
 	unsigned sects = img[OFF_SETUP_SECTS];
+	/* 0 meant 4 for kernels older than the 64-bit entry; the kernel's own
+	 * build writes at least 5, so a 0 here is a damaged header */
 	if (sects == 0)
-		sects = 4;
+		return vmm_errf(err, -ENOEXEC,
+				"bzImage: setup_sects is 0 (a damaged header: no kernel with the "
+				"64-bit entry point has fewer than 5 setup sectors)");
 	if (sects > MAX_SETUP_SECTS)
 		return vmm_errf(
 		    err, -ENOEXEC,
@@ -118,8 +122,13 @@ int vmm_bzimage_parse(const uint8_t *img, uint64_t len, struct vmm_bzimage *out,
 		return vmm_errf(err, -ENOEXEC,
 				"bzImage: kernel_alignment %#x is not a power of two up to 1 GiB",
 				out->kernel_alignment);
-	if (out->init_size == 0)
-		return vmm_errf(err, -ENOEXEC, "bzImage: init_size is 0");
+	/* init_size covers the decompressed kernel and the compressed payload
+	 * the decompressor moves to its end: never less than the payload */
+	if (out->init_size < out->syssize_bytes)
+		return vmm_errf(err, -ENOEXEC,
+				"bzImage: init_size %#x is smaller than the protected-mode code "
+				"(%u bytes) it must hold (a damaged header)",
+				out->init_size, out->syssize_bytes);
 	if (out->pref_address & 0xfff || out->pref_address < 0x100000 ||
 	    out->pref_address >= (1ull << 46))
 		return vmm_errf(err, -ENOEXEC,

@@ -204,6 +204,19 @@ int vmm_elf_parse(const uint8_t *img, uint64_t len, struct vmm_elf *out, struct 
 	}
 	if (!out->nsegments)
 		return vmm_errf(err, -ENOEXEC, "ELF: no loadable segment");
+	/* two segments copied to the same guest memory: one would overwrite
+	 * the other, and no linker makes such a kernel */
+	for (unsigned i = 0; i < out->nsegments; i++)
+		for (unsigned k = i + 1; k < out->nsegments; k++) {
+			const struct vmm_elf_segment *a = &out->segments[i], *b = &out->segments[k];
+			if (a->paddr < b->paddr + b->memsz && b->paddr < a->paddr + a->memsz)
+				return vmm_errf(
+				    err, -ENOEXEC,
+				    "ELF: loadable segments at physical %#llx+%#llx and "
+				    "%#llx+%#llx overlap",
+				    (unsigned long long)a->paddr, (unsigned long long)a->memsz,
+				    (unsigned long long)b->paddr, (unsigned long long)b->memsz);
+		}
 	find_zero_ranges(img, len, &eh, out);
 	out->pvh_missing = !found;
 	if (!found)

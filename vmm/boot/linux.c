@@ -116,65 +116,135 @@ static int write_page_tables(const struct vmm_mem *mem)
 	return 0;
 }
 
-static int load_image(const struct vmm_mem *mem, const struct vmm_boot_request *req,
-		      struct vmm_boot_entry *entry, struct ember_error *err)
+static uint64_t mib_up(uint64_t v)
+{
+	return (v + (1 << 20) - 1) >> 20;
+}
+
+/* The kernel's and the initrd's sizes against the RAM below the hole; the
+ * messages name the one that does not fit and the --mem both need. */
+static int plan_fit(const struct vmm_boot_request *req, uint64_t low_end, struct vmm_boot_plan *p,
+		    struct ember_error *err)
+{
+	const char *kn = req->kernel_name ? req->kernel_name : "";
+	const char *in = req->initrd_name ? req->initrd_name : "";
+	const char *ksep = *kn ? " " : "", *isep = *in ? " " : "";
+	uint64_t floor = vmm_align_up(p->kernel_end, 4096);
+	uint64_t isize = vmm_align_up(p->initrd_size, 4096);
+	p->min_low_ram = floor + isize;
+	if (p->kernel_end > X86_MMIO_HOLE_START)
+		return vmm_errf(err, -ENOEXEC,
+				"kernel%s%s: needs guest memory up to %llu MiB, inside the MMIO "
+				"hole at %llu MiB (more --mem cannot help)",
+				ksep, kn, (unsigned long long)mib_up(p->kernel_end),
+				(unsigned long long)X86_MMIO_HOLE_START >> 20);
+	if (p->kernel_end > low_end)
+		return vmm_errf(
+		    err, -E2BIG,
+		    "kernel%s%s: needs guest RAM up to %llu MiB (%s) but --mem gives %llu MiB; "
+		    "this kernel%s --mem %lluM at the very least",
+		    ksep, kn, (unsigned long long)mib_up(p->kernel_end),
+		    req->format == EMBER_KERNEL_BZIMAGE ? "its decompression area, init_size"
+							: "its highest ELF segment",
+		    (unsigned long long)low_end >> 20,
+		    p->initrd_size ? " and initrd need" : " needs",
+		    (unsigned long long)mib_up(p->min_low_ram));
+	if (!p->initrd_size)
+		return 0;
+	if (p->initrd_max_end <= floor || p->initrd_max_end - floor < isize)
+		return vmm_errf(err, -EFBIG,
+				"initrd%s%s: %llu MiB does not fit between the kernel's end "
+				"(%llu MiB) and the highest address this kernel accepts for an "
+				"initrd (initrd_addr_max, %llu MiB); more --mem cannot help: use "
+				"a smaller initrd",
+				isep, in, (unsigned long long)mib_up(p->initrd_size),
+				(unsigned long long)mib_up(floor),
+				(unsigned long long)p->initrd_max_end >> 20);
+	if (vmm_initrd_place(p->initrd_size, floor, low_end, p->initrd_max_end, &p->initrd_gpa,
+			     NULL) < 0)
+		return vmm_errf(err, -E2BIG,
+				"initrd%s%s: %llu MiB does not fit between the kernel's end "
+				"(%llu MiB) and the end of RAM (%llu MiB); the kernel and initrd "
+				"need --mem %lluM at the very least",
+				isep, in, (unsigned long long)mib_up(p->initrd_size),
+				(unsigned long long)mib_up(floor),
+				(unsigned long long)low_end >> 20,
+				(unsigned long long)mib_up(p->min_low_ram));
+	return 0;
+}
+
+int vmm_boot_plan(const struct vmm_boot_request *req, uint64_t low_end, struct vmm_boot_plan *p,
+		  struct ember_error *err)
 {
 	int r;
-	struct vmm_bzimage bz;
-	struct vmm_elf elf;
-	uint64_t kernel_end;
-	uint64_t cmdline_max;
-	uint64_t initrd_max_end = UINT64_MAX;
-
-	/* 1. validate the image, before anything is written */
+	memset(p, 0, sizeof(*p));
+	p->initrd_max_end = UINT64_MAX;
+	const char *kn = req->kernel_name ? req->kernel_name : "";
+	const char *ksep = *kn ? " " : "";
 	switch (req->format) {
 	case EMBER_KERNEL_BZIMAGE:
-		r = vmm_bzimage_parse(req->kernel, req->kernel_size, &bz, err);
+		r = vmm_bzimage_parse(req->kernel, req->kernel_size, &p->bz, err);
 		if (r < 0)
-			return r;
-		kernel_end = vmm_bzimage_end(&bz, X86_BZIMAGE_LOAD_ADDR);
-		cmdline_max = bz.cmdline_size;
-		initrd_max_end = (uint64_t)bz.initrd_addr_max + 1;
+			return req->kernel_name ? vmm_err_prefix(err, r, "kernel %s", kn) : r;
+		p->kernel_end = vmm_bzimage_end(&p->bz, X86_BZIMAGE_LOAD_ADDR);
+		p->cmdline_max = p->bz.cmdline_size;
+		p->initrd_max_end = (uint64_t)p->bz.initrd_addr_max + 1;
 		break;
 	case EMBER_KERNEL_ELF_PVH:
-		r = vmm_elf_parse(req->kernel, req->kernel_size, &elf, err);
+		r = vmm_elf_parse(req->kernel, req->kernel_size, &p->elf, err);
 		if (r < 0)
-			return r;
-		kernel_end = elf.high;
-		cmdline_max = X86_CMDLINE_MAX - 1;
+			return req->kernel_name ? vmm_err_prefix(err, r, "kernel %s", kn) : r;
+		p->kernel_end = p->elf.high;
+		p->cmdline_max = VMM_LINUX_CMDLINE_MAX;
 		break;
 	default:
 		return vmm_errf(err, -EINVAL, "unknown kernel format %d", req->format);
 	}
+	if (p->cmdline_max >= X86_CMDLINE_MAX)
+		p->cmdline_max = X86_CMDLINE_MAX - 1;
 	size_t cmdline_len = req->cmdline ? strlen(req->cmdline) : 0;
-	if (cmdline_len > cmdline_max || cmdline_len >= X86_CMDLINE_MAX)
+	if (cmdline_len > p->cmdline_max)
 		return vmm_errf(err, -E2BIG,
-				"cmdline: %zu bytes is longer than this kernel accepts (%llu)",
-				cmdline_len, (unsigned long long)cmdline_max);
+				"cmdline: %zu bytes is longer than kernel%s%s accepts (%llu, its "
+				"%s)",
+				cmdline_len, ksep, kn, (unsigned long long)p->cmdline_max,
+				req->format == EMBER_KERNEL_BZIMAGE
+				    ? "header's cmdline_size"
+				    : "COMMAND_LINE_SIZE less the NUL");
 	if (req->e820_count > VMM_E820_MAX || req->e820_count > X86_PVH_MEMMAP_MAX)
 		return vmm_errf(err, -EINVAL, "too many E820 entries");
 
-	/* 2. the initrd: size and place */
-	uint64_t initrd_size = 0, initrd_gpa = 0;
 	if (req->builtin_initrd) {
 		int64_t n = vmm_initramfs_build(NULL, 0, req->busybox, req->busybox_size,
 						req->interactive, req->modules, req->nmodules);
 		if (n < 0)
 			return vmm_errf(err, (int)n, "built-in initramfs: cannot size it");
-		initrd_size = (uint64_t)n;
+		p->initrd_size = (uint64_t)n;
 	} else if (req->initrd) {
-		initrd_size = req->initrd_size;
-		if (!initrd_size)
-			return vmm_errf(err, -EINVAL, "initrd: the file is empty");
+		p->initrd_size = req->initrd_size;
+		if (!p->initrd_size)
+			return vmm_errf(err, -ENOEXEC, "initrd%s%s: the file is empty",
+					req->initrd_name ? " " : "",
+					req->initrd_name ? req->initrd_name : "");
 	}
-	if (initrd_size) {
-		r = vmm_initrd_place(initrd_size, vmm_align_up(kernel_end, 4096),
-				     vmm_mem_low_end(mem), initrd_max_end, &initrd_gpa, err);
-		if (r < 0)
-			return r;
-	}
+	return plan_fit(req, low_end, p, err);
+}
 
-	/* 3. load the kernel */
+static int load_image(const struct vmm_mem *mem, const struct vmm_boot_request *req,
+		      struct vmm_boot_entry *entry, struct ember_error *err)
+{
+	int r;
+	/* 1. validate the image and place the initrd, before anything is written */
+	struct vmm_boot_plan plan;
+	r = vmm_boot_plan(req, vmm_mem_low_end(mem), &plan, err);
+	if (r < 0)
+		return r;
+	const struct vmm_bzimage bz = plan.bz;
+	const struct vmm_elf elf = plan.elf;
+	uint64_t initrd_size = plan.initrd_size, initrd_gpa = plan.initrd_gpa;
+	size_t cmdline_len = req->cmdline ? strlen(req->cmdline) : 0;
+
+	/* 2. load the kernel */
 	int kfd = req->map_kernel ? req->kernel_fd : -1;
 	if (req->format == EMBER_KERNEL_BZIMAGE)
 		r = vmm_bzimage_load(mem, req->kernel, req->kernel_size, kfd, &bz,
@@ -184,7 +254,7 @@ static int load_image(const struct vmm_mem *mem, const struct vmm_boot_request *
 	if (r < 0)
 		return r;
 
-	/* 4. initrd, command line, GDT */
+	/* 3. initrd, command line, GDT */
 	if (req->builtin_initrd) {
 		uint8_t *dst = vmm_mem_ptr(mem, initrd_gpa, initrd_size);
 		if (!dst)
@@ -215,7 +285,7 @@ static int load_image(const struct vmm_mem *mem, const struct vmm_boot_request *
 	entry->gdt_base = X86_GDT_ADDR;
 	entry->gdt_limit = X86_GDT_ENTRIES * 8 - 1;
 
-	/* 5. the entry state */
+	/* 4. the entry state */
 	if (req->format == EMBER_KERNEL_BZIMAGE) {
 		r = vmm_bzimage_write_zero_page(mem, X86_ZERO_PAGE_ADDR, req->kernel,
 						req->kernel_size, &bz, &lb, err);

@@ -594,6 +594,28 @@ static int kvm_msrs(struct ehv_vcpu *v, struct ehv_msr *msrs, size_t n, bool set
 	return r;
 }
 
+static int kvm_xcr0(struct ehv_vcpu *v, uint64_t *xcr0, bool set)
+{
+	struct kvm_xcrs x;
+	memset(&x, 0, sizeof(x));
+	if (set) {
+		x.nr_xcrs = 1;
+		x.xcrs[0].xcr = 0;
+		x.xcrs[0].value = *xcr0;
+		return ekvm_vcpu_set_xcrs(kv(v), &x);
+	}
+	int r = ekvm_vcpu_get_xcrs(kv(v), &x);
+	if (r < 0)
+		return r;
+	for (uint32_t i = 0; i < x.nr_xcrs && i < KVM_MAX_XCRS; i++)
+		if (x.xcrs[i].xcr == 0) {
+			*xcr0 = x.xcrs[i].value;
+			return 0;
+		}
+	*xcr0 = 1; /* no XSAVE: x87 only */
+	return 0;
+}
+
 _Static_assert(KVM_MP_STATE_RUNNABLE == EHV_MP_RUNNABLE &&
 		   KVM_MP_STATE_UNINITIALIZED == EHV_MP_UNINITIALIZED &&
 		   KVM_MP_STATE_INIT_RECEIVED == EHV_MP_INIT_RECEIVED &&
@@ -675,6 +697,7 @@ const struct ehvi_ops ehvi_kvm_ops = {
     .vm_get_state = kvm_get_state,
     .vm_set_state = kvm_set_state,
     .vcpu_msrs = kvm_msrs,
+    .vcpu_xcr0 = kvm_xcr0,
     .vcpu_get_mp_state = kvm_get_mp_state,
     .vcpu_set_mp_state = kvm_set_mp_state,
     .vcpu_get_lapic = kvm_get_lapic,

@@ -48,6 +48,7 @@ struct mock_vm {
 
 struct mock_vcpu {
 	uint8_t imm;
+	uint64_t xcr0; /* 0: never set, reads as 1 (x87, the reset value) */
 	struct mock_vm *vm;
 	struct ehv_mock_step *steps;
 	size_t nsteps, cur;
@@ -826,6 +827,16 @@ static int mock_msrs(struct ehv_vcpu *v, struct ehv_msr *msrs, size_t n, bool se
 	return (int)i;
 }
 
+static int mock_xcr0(struct ehv_vcpu *v, uint64_t *xcr0, bool set)
+{
+	struct mock_vcpu *m = v->be;
+	if (set)
+		m->xcr0 = *xcr0;
+	else
+		*xcr0 = m->xcr0 ? m->xcr0 : 1;
+	return 0;
+}
+
 int ehv_mock_vcpu_refuse_msr(struct ehv_vcpu *vcpu, uint32_t index)
 {
 	if (!vcpu || vcpu->ops != &ehvi_mock_ops)
@@ -987,6 +998,7 @@ const struct ehvi_ops ehvi_mock_ops = {
     .vm_get_state = mock_get_state,
     .vm_set_state = mock_set_state,
     .vcpu_msrs = mock_msrs,
+    .vcpu_xcr0 = mock_xcr0,
     .vcpu_get_mp_state = mock_get_mp_state,
     .vcpu_set_mp_state = mock_set_mp_state,
     .vcpu_get_lapic = mock_get_lapic,

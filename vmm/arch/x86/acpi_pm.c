@@ -27,7 +27,10 @@ static void access(void *opaque, uint64_t offset, uint64_t addr, unsigned vcpu, 
 			if (pm->poweroff)
 				pm->poweroff(pm->opaque);
 		} else if (pm->sleep) {
-			pm->sleep(pm->opaque, (v >> SLP_TYP_SHIFT) & SLP_TYP_MASK);
+			unsigned type = (v >> SLP_TYP_SHIFT) & SLP_TYP_MASK;
+			uint8_t bit = (uint8_t)(1u << type);
+			if (!(__atomic_fetch_or(&pm->sleep_reported, bit, __ATOMIC_RELAXED) & bit))
+				pm->sleep(pm->opaque, type);
 		}
 		break;
 	case 2:

@@ -380,9 +380,16 @@ int vmm_board_setup_vcpu(struct ember_vm *vm, unsigned idx, struct ember_error *
 	if (r < 0)
 		return vmm_errf(err, r, "vCPU %u: cannot build its CPUID", idx);
 	r = ehv_vcpu_set_cpuid(vcpu, c->entries, c->nent);
+	uint64_t xcr0 = vmm_x86_initial_xcr0(c);
 	free(c);
 	if (r < 0)
 		return vmm_errf(err, r, "vCPU %u: cannot set its CPUID: %s", idx, strerror(-r));
+	if (xcr0) { /* see vmm_x86_initial_xcr0 */
+		r = ehv_vcpu_set_xcr0(vcpu, xcr0);
+		if (r < 0)
+			return vmm_errf(err, r, "vCPU %u: cannot set XCR0 to %#llx: %s", idx,
+					(unsigned long long)xcr0, strerror(-r));
+	}
 
 	/* (The application processors wait for INIT/SIPI in the state the
 	 * hypervisor creates them in; the layer handles their wake-up.) */
@@ -543,6 +550,8 @@ int vmm_board_load(struct ember_vm *vm, struct ember_error *err)
 	}
 	struct vmm_boot_request req = {
 	    .format = cfg->kernel_format,
+	    .kernel_name = cfg->kernel,
+	    .initrd_name = cfg->initrd,
 	    .kernel = kernel,
 	    .kernel_size = kernel_size,
 	    .map_kernel = true,
@@ -569,7 +578,11 @@ int vmm_board_load(struct ember_vm *vm, struct ember_error *err)
 	vmm_logf(cfg, EMBER_LOG_DEBUG, "kernel, initrd and boot structures loaded in %.1f ms",
 		 (double)(vmm_now_ns() - t0) / 1e6);
 	if (r < 0) {
-		vmm_err_prefix(err, r, "%s", cfg->kernel);
+		/* name the kernel, unless the message names its culprit already
+		 * (the kernel or the initrd: vmm_boot_plan's messages) */
+		if (err && !strstr(err->msg, cfg->kernel) &&
+		    !(cfg->initrd[0] && strstr(err->msg, cfg->initrd)))
+			vmm_err_prefix(err, r, "%s", cfg->kernel);
 		goto out;
 	}
 	if (entry.note[0])

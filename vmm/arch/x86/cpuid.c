@@ -1,6 +1,7 @@
 /* vmm/arch/x86/cpuid.c - the guest's CPUID: KVM's supported set, filtered, with a consistent topology. */
 #include "x86.h"
 
+#include <cpuid.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 /* Leaf 1 */
 #define L1_ECX_VMX	    (1u << 5)
 #define L1_ECX_TSC_DEADLINE (1u << 24)
+#define L1_ECX_XSAVE	    (1u << 26)
 #define L1_ECX_HYPERVISOR   (1u << 31)
 #define L1_EDX_HTT	    (1u << 28)
 /* Leaf 0x80000001 */
@@ -29,6 +31,9 @@ const struct ehv_x86_cpuid_entry *vmm_x86_cpuid_find(const struct vmm_cpuid *c, 
 	}
 	return NULL;
 }
+
+/* The most cores in one package: leaf 4 EAX[31:26] counts up to 64. */
+#define PKG_MAX_CORES 64u
 
 /* Bits needed to number n items: ceil(log2(n)). */
 static unsigned id_bits(unsigned n)
@@ -55,8 +60,10 @@ static void add(struct vmm_cpuid *c, uint32_t cap, struct ehv_x86_cpuid_entry e)
 		c->entries[c->nent++] = e;
 }
 
+/* Leaf 0xB/0x1F: SMT level (one thread per core), then the core level with
+ * per_pkg cores in the package. */
 static void add_topology_leaf(struct vmm_cpuid *c, uint32_t cap, uint32_t leaf, unsigned apic,
-			      unsigned ncpus)
+			      unsigned per_pkg)
 {
 	const uint32_t f = EHV_CPUID_SIGNIFICANT_INDEX;
 	/* level 0: SMT, one thread per core; level 1: cores in the package */
@@ -72,8 +79,8 @@ static void add_topology_leaf(struct vmm_cpuid *c, uint32_t cap, uint32_t leaf, 
 	    (struct ehv_x86_cpuid_entry){.function = leaf,
 					 .index = 1,
 					 .flags = f,
-					 .eax = id_bits(ncpus),
-					 .ebx = ncpus,
+					 .eax = id_bits(per_pkg),
+					 .ebx = per_pkg,
 					 .ecx = (2u << 8) | 1,
 					 .edx = apic});
 	add(c, cap,
@@ -161,7 +168,12 @@ int vmm_x86_cpuid(const struct vmm_cpuid *host, unsigned vcpu_index, unsigned nc
 	if (!c)
 		return -ENOMEM;
 	const unsigned apic = vcpu_index;
-	const unsigned pow2 = 1u << id_bits(ncpus);
+	/* Up to 64 vCPUs are one package of cores; more are packages of 64:
+	 * leaf 4's core count has 6 bits and leaf 1's logical count 8, and
+	 * with packages of 64 every leaf says the same (APIC ID = package * 64
+	 * + core, as leaf 0xB's shift says). */
+	const unsigned per_pkg = ncpus < PKG_MAX_CORES ? ncpus : PKG_MAX_CORES;
+	const unsigned pow2 = 1u << id_bits(per_pkg);
 	const bool amd = is_amd(host);
 	const struct ehv_x86_cpuid_entry *l0 = vmm_x86_cpuid_find(host, 0, 0);
 	const uint32_t max_basic = l0 ? l0->eax : 0;
@@ -177,8 +189,8 @@ int vmm_x86_cpuid(const struct vmm_cpuid *host, unsigned vcpu_index, unsigned nc
 		case 1:
 			e.ecx &= ~L1_ECX_VMX;
 			e.ecx |= L1_ECX_HYPERVISOR | L1_ECX_TSC_DEADLINE;
-			e.ebx = (e.ebx & 0x0000ffffu) | (apic << 24) | ((pow2 & 0xff) << 16);
-			if (ncpus > 1)
+			e.ebx = (e.ebx & 0x0000ffffu) | (apic << 24) | (pow2 << 16);
+			if (per_pkg > 1)
 				e.edx |= L1_EDX_HTT;
 			else
 				e.edx &= ~L1_EDX_HTT;
@@ -204,14 +216,16 @@ int vmm_x86_cpuid(const struct vmm_cpuid *host, unsigned vcpu_index, unsigned nc
 			e.ecx &= ~LX1_ECX_SVM;
 			break;
 		case 0x80000008:
-			if (amd) /* ECX[15:12] APIC ID bits, [7:0] cores - 1 */
-				e.ecx = (e.ecx & ~0xf0ffu) | (id_bits(ncpus) << 12) |
-					((ncpus - 1) & 0xff);
+			if (amd) /* ECX[15:12] APIC ID bits, [7:0] cores - 1 (per package) */
+				e.ecx = (e.ecx & ~0xf0ffu) | (id_bits(per_pkg) << 12) |
+					((per_pkg - 1) & 0xff);
 			break;
 		case 0x8000001e:
-			e.eax = apic;					  /* extended APIC ID */
-			e.ebx = (e.ebx & ~0xffffu) | (vcpu_index & 0xff); /* 1 thread/unit */
-			e.ecx = e.ecx & ~0x7ffu;			  /* one node, node 0 */
+			e.eax = apic; /* extended APIC ID */
+			/* core (compute unit) in the package, 1 thread per unit */
+			e.ebx = (e.ebx & ~0xffffu) | ((vcpu_index % PKG_MAX_CORES) & 0xff);
+			/* one node per package */
+			e.ecx = (e.ecx & ~0x7ffu) | (vcpu_index / PKG_MAX_CORES);
 			break;
 		default:
 			break;
@@ -219,9 +233,9 @@ int vmm_x86_cpuid(const struct vmm_cpuid *host, unsigned vcpu_index, unsigned nc
 		add(c, cap, e);
 	}
 	if (max_basic >= 0xb)
-		add_topology_leaf(c, cap, 0xb, apic, ncpus);
+		add_topology_leaf(c, cap, 0xb, apic, per_pkg);
 	if (max_basic >= 0x1f)
-		add_topology_leaf(c, cap, 0x1f, apic, ncpus);
+		add_topology_leaf(c, cap, 0x1f, apic, per_pkg);
 	if (!have_sig)
 		/* "KVMKVMKVM\0\0\0" in EBX, ECX, EDX */
 		add(c, cap,
@@ -238,4 +252,37 @@ int vmm_x86_cpuid(const struct vmm_cpuid *host, unsigned vcpu_index, unsigned nc
 	fix_xsave_leaf(c);
 	*out = c;
 	return 0;
+}
+
+unsigned vmm_x86_host_phys_bits(void)
+{
+	unsigned a, b, c, d;
+	if (__get_cpuid(0x80000000, &a, &b, &c, &d) && a >= 0x80000008 &&
+	    __get_cpuid(0x80000008, &a, &b, &c, &d) && (a & 0xff) >= 32)
+		return a & 0xff;
+	return 36;
+}
+
+uint64_t vmm_x86_max_guest_ram(unsigned phys_bits, uint64_t hole_size)
+{
+	/* KVM_MEM_MAX_NR_PAGES: a slot's page count fits in 31 bits; the RAM
+	 * above 4 GiB is one slot, below the hole another */
+	const uint64_t slot_max = ((1ull << 31) - 1) * 4096;
+	uint64_t top = phys_bits >= 64 ? UINT64_MAX : 1ull << phys_bits;
+	uint64_t max = top > hole_size ? top - hole_size : 0;
+	if (max > slot_max + (4ull << 30) - hole_size)
+		max = slot_max + (4ull << 30) - hole_size;
+	if (max > EMBER_MAX_MEM)
+		max = EMBER_MAX_MEM;
+	return max & ~((2ull << 20) - 1);
+}
+
+uint64_t vmm_x86_initial_xcr0(const struct vmm_cpuid *c)
+{
+	const struct ehv_x86_cpuid_entry *l1 = vmm_x86_cpuid_find(c, 1, 0);
+	const struct ehv_x86_cpuid_entry *d0 = vmm_x86_cpuid_find(c, 0xd, 0);
+	if (!l1 || !(l1->ecx & L1_ECX_XSAVE) || !d0)
+		return 0;
+	uint64_t mask = d0->eax | (uint64_t)d0->edx << 32;
+	return mask & 3 ? mask | 3 : 0; /* x87 and SSE always; nothing without them */
 }
