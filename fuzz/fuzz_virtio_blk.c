@@ -47,7 +47,8 @@ static struct rig *rig(void)
 	    bus_create("mmio", UINT64_MAX, &r.bus) < 0)
 		abort();
 	struct virtio_mmio_config cfg = {.mem = &r.mem};
-	struct virtio_blk_options o = {.path = path, .queues = 1, .serial = "fuzz"};
+	struct virtio_blk_options o = {
+	    .path = path, .queues = 1, .serial = "fuzz", .engine = VIRTIO_BLK_ENGINE_SYNC};
 	if (virtio_blk_create(cfg, &o, &r.blk, &r.t, NULL, 0) < 0 ||
 	    dev_register(r.bus, 0, VIRTIO_MMIO_WINDOW, virtio_mmio_dev(r.t)) < 0)
 		abort();
