@@ -9,7 +9,8 @@
 #   e2e.action=A     poweroff (default) | reboot | hang (wait for the host to stop the VM) |
 #                    panic (sysrq-c: the kernel panics; pvpanic tells the VMM) |
 #                    flood (print e2e.lines=N lines "E2E seq I", then power off) |
-#                    count (print "E2E count I" for I = 0, 1, ... until the host stops the VM)
+#                    count (print "E2E count I" for I = 0, 1, ... until the host stops the VM) |
+#                    diskio (write and flush /dev/vda, print "E2E disk I", until stopped)
 # Output: "E2E <key> <value>" lines, "E2E-FAIL <why>" for each failed check, and finally
 # "E2E result checks=N failures=M" before the action.
 export PATH=/bin
@@ -156,6 +157,18 @@ count) # a counter kept in this shell, printed until the host stops the VM
 	i=0
 	while :; do
 		echo "E2E count $i"
+		i=$((i + 1))
+	done
+	;;
+diskio) # s3-blk: writes with flushes to /dev/vda, "E2E disk I" after each (for pause tests)
+	i=0
+	while :; do
+		if echo "E2E-ITER $i" | dd of=/dev/vda bs=512 seek=$((i % 64)) conv=sync,fsync 2>/dev/null &&
+			dd if=/dev/urandom of=/dev/vda bs=65536 count=4 seek=$((16 + i % 32)) conv=fsync 2>/dev/null; then
+			echo "E2E disk $i"
+		else
+			echo "E2E-FAIL disk write $i"
+		fi
 		i=$((i + 1))
 	done
 	;;
