@@ -199,11 +199,13 @@ int vmm_virtio_format(struct vmm_virtio *v, char *buf, size_t len)
 				"%s: reads %" PRIu64 " writes %" PRIu64 " flushes %" PRIu64
 				" (fdatasync done %" PRIu64 ") discards %" PRIu64 " errors %" PRIu64
 				" bad requests %" PRIu64
-				"; engine %s, %u queues, most in flight %" PRIu64
+				"; engine %s, cache %s, %u queues, most in flight %" PRIu64
 				", unaligned direct %" PRIu64,
 				v->desc->name, s.reads, s.writes, s.flushes, s.synced,
 				s.discards + s.write_zeroes, s.errors, s.bad_chains,
-				virtio_blk_engine_name(v->u.blk), v->nq, s.inflight_max, s.bounced);
+				virtio_blk_engine_name(v->u.blk),
+				virtio_blk_direct(v->u.blk) ? "none" : "writeback", v->nq,
+				s.inflight_max, s.bounced);
 	}
 	case K_RNG:
 		return snprintf(buf, len, "%s: %" PRIu64 " bytes in %" PRIu64 " requests",

@@ -79,6 +79,11 @@ const char *virtio_blk_engine_name(const struct virtio_blk *blk)
 	return blk->uring ? "io_uring" : "sync";
 }
 
+bool virtio_blk_direct(const struct virtio_blk *blk)
+{
+	return blk->direct;
+}
+
 int virtio_blk_event_fd(const struct virtio_blk *blk)
 {
 	return blk->uring ? blk->efd : -1;

@@ -106,6 +106,8 @@ uint64_t virtio_blk_capacity(const struct virtio_blk *blk);
 
 /* "io_uring" or "sync": the engine the disk runs. */
 const char *virtio_blk_engine_name(const struct virtio_blk *blk);
+/* True for cache=none (the image is open O_DIRECT). */
+bool virtio_blk_direct(const struct virtio_blk *blk);
 /* The io_uring completion eventfd (nonblocking, owned by the disk): when it
  * is readable, read it and call virtio_blk_poll. -1 for the sync engine. */
 int virtio_blk_event_fd(const struct virtio_blk *blk);
