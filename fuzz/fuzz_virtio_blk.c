@@ -80,6 +80,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			    ((data[1] & 2) ? 1ull << VIRTIO_RING_F_INDIRECT_DESC : 0);
 	memset(r->mem.host, 0, MEM);
 	memcpy(r->mem.host, data + 2, size - 2 < MEM ? size - 2 : MEM);
+	/* the driver zeroes the used ring's flags and index before handing the
+	 * queue over (the device never rewrites them until it returns a chain) */
+	memset(r->mem.host + USED_GPA, 0, 4);
 	/* the driver's setup, as Linux does it */
 	wr(r, VIRTIO_MMIO_STATUS, 0);
 	wr(r, VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
