@@ -55,7 +55,11 @@
  * completes it; with the VMM taking no new request while paused, a paused
  * VM has no disk I/O running (vmm/virtio.c). A driver reset waits for the
  * requests in flight the same way but drops them (their heads belong to the
- * old queues). Locking: the transport's lock serialises process(), poll,
+ * old queues); that wait runs on the thread that wrote the status register
+ * (a vCPU thread), which a reset, rare and not on the I/O path, may afford.
+ * A single queue turned off (QueueReady 0) while its requests are in flight
+ * is not waited for: their completions find the queue disabled and are
+ * dropped (Linux only does this after a device reset). Locking: the transport's lock serialises process(), poll,
  * drain and reset, so the ring is driven by one thread at a time.
  */
 
