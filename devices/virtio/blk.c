@@ -229,13 +229,14 @@ static int discard(struct virtio_blk *blk, const struct vq_chain *c, bool zeroes
 static void complete(struct virtio_blk *blk, struct blk_req *rq, uint8_t status, bool push)
 {
 	struct blk_queue *bq = &blk->q[rq->q];
-	if (push) {
+	struct virtq *q = push ? virtio_mmio_queue(blk->t, rq->q) : NULL;
+	if (q && q->enabled) {
 		uint32_t len = 0;
 		if (status != NO_STATUS) {
 			vq_chain_write(&rq->chain, rq->chain.writable_len - 1, &status, 1);
 			len = (status == VIRTIO_BLK_S_OK ? rq->written : 0) + 1;
 		}
-		vq_push(virtio_mmio_queue(blk->t, rq->q), rq->chain.head, len);
+		vq_push(q, rq->chain.head, len);
 		bq->pushed = true;
 	}
 	rq->next = bq->free;

@@ -58,8 +58,10 @@
  * old queues); that wait runs on the thread that wrote the status register
  * (a vCPU thread), which a reset, rare and not on the I/O path, may afford.
  * A single queue turned off (QueueReady 0) while its requests are in flight
- * is not waited for: their completions find the queue disabled and are
- * dropped (Linux only does this after a device reset). Locking: the transport's lock serialises process(), poll,
+ * is not waited for: a completion that finds its queue disabled is dropped
+ * (nothing written); one that finds it enabled again by then would land in
+ * the new ring. Linux turns queues off only after a device reset, which
+ * waits. Locking: the transport's lock serialises process(), poll,
  * drain and reset, so the ring is driven by one thread at a time.
  */
 
