@@ -383,7 +383,8 @@ static void start(struct virtio_blk *blk, struct blk_req *rq)
  * The one place a request leaves queue qi's available ring (lock held).
  * NULL when the ring is empty or broken (then DEVICE_NEEDS_RESET), or when
  * the queue has its limit of requests in flight (then it is marked stalled:
- * virtio_blk_poll comes back to it).
+ * virtio_blk_poll comes back to it). A check that holds requests back (a
+ * rate limit) belongs here, before vq_pop.
  */
 static struct blk_req *take_request(struct virtio_blk *blk, unsigned qi)
 {

@@ -595,3 +595,24 @@ TEST(virtio_blk_default_engine_is_io_uring)
 	vmm_mem_destroy(&r.mem);
 	unlink(r.path);
 }
+
+/* The image shrinks under the disk (another process truncates it): a read
+ * that ends past the new end gets a short transfer, is continued, meets the
+ * end and fails with IOERR; one wholly before it still works. */
+static void image_shrinks(enum virtio_blk_engine engine)
+{
+	struct rig r;
+	rig_init(&r, false, engine);
+	REQUIRE_OK(truncate(r.path, 8 * 512 + 256));
+	uint32_t used;
+	CHECK_EQ(req(&r, VIRTIO_BLK_T_IN, 7, 2048, true, &used), VIRTIO_BLK_S_IOERR);
+	CHECK_EQ(used, 1);
+	CHECK_EQ(req(&r, VIRTIO_BLK_T_IN, 0, 4096, true, &used), VIRTIO_BLK_S_OK);
+	CHECK_EQ(used, 4097);
+	struct virtio_blk_stats st;
+	virtio_blk_get_stats(r.blk, &st);
+	CHECK_EQ(st.errors, 1);
+	CHECK_EQ(virtio_blk_inflight(r.blk), 0);
+	rig_fini(&r);
+}
+TEST_BOTH_ENGINES(virtio_blk_image_shrinks, image_shrinks)
