@@ -44,8 +44,9 @@ struct blk_req {
 };
 
 struct blk_queue {
-	struct blk_req *reqs; /* depth of them */
-	struct blk_req *free;
+	struct blk_req *reqs; /* depth of them, untouched until first used */
+	unsigned fresh;	      /* reqs[fresh..depth) never used yet */
+	struct blk_req *free; /* returned ones */
 	unsigned inflight;
 	bool stalled; /* stopped at the in-flight limit with buffers left */
 	bool pushed;  /* used entries not yet signalled */
@@ -390,18 +391,24 @@ static struct blk_req *take_request(struct virtio_blk *blk, unsigned qi)
 {
 	struct blk_queue *bq = &blk->q[qi];
 	struct virtq *q = virtio_mmio_queue(blk->t, qi);
-	if (!bq->free) {
+	if (!bq->free && bq->fresh == blk->depth) {
 		bq->stalled = vq_has_work(q);
 		return NULL;
 	}
-	struct blk_req *rq = bq->free;
+	/* reused ones first: the pool's pages are touched only as deep as the
+	 * guest ever went (the VMM's RSS) */
+	struct blk_req *rq = bq->free ? bq->free : &bq->reqs[bq->fresh];
+	rq->q = qi;
 	rq->chain = (struct vq_chain){.bufs = rq->bufs, .max_bufs = MAX_BUFS};
 	int r = vq_pop(q, &rq->chain);
 	if (r < 0)
 		virtio_mmio_needs_reset(blk->t);
 	if (r != 1)
 		return NULL;
-	bq->free = rq->next;
+	if (rq == bq->free)
+		bq->free = rq->next;
+	else
+		bq->fresh++;
 	bq->inflight++;
 	if (bq->inflight > blk->stats.inflight_max)
 		blk->stats.inflight_max = bq->inflight;
@@ -492,7 +499,7 @@ void virtio_blk_poll(struct virtio_blk *blk, bool refill)
 	}
 	signal_pushed(blk);
 	for (unsigned i = 0; refill && i < blk->ops.nqueues; i++) {
-		if (blk->q[i].stalled && blk->q[i].free) {
+		if (blk->q[i].stalled && (blk->q[i].free || blk->q[i].fresh < blk->depth)) {
 			blk->q[i].stalled = false;
 			stalled |= 1u << i;
 		}
@@ -563,11 +570,6 @@ static int setup_engine(struct virtio_blk *blk, const struct virtio_blk_options 
 			snprintf(err, errlen, "out of memory");
 			return -ENOMEM;
 		}
-		for (unsigned k = 0; k < blk->depth; k++) {
-			bq->reqs[k].q = i;
-			bq->reqs[k].next = k + 1 < blk->depth ? &bq->reqs[k + 1] : NULL;
-		}
-		bq->free = bq->reqs;
 	}
 	if (opt->engine == VIRTIO_BLK_ENGINE_SYNC)
 		return 0;
