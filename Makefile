@@ -42,7 +42,9 @@ ALL_CFLAGS := $(BASE_CFLAGS) $(OPT) $(CFLAGS)
 # Host-side decompression of bzImage payloads (vmm/boot/decompress.c):
 # liblzma (xz, lzma), zlib (gzip), libzstd, liblz4, libbz2.
 DECOMP_LIBS := -llzma -lz -lzstd -llz4 -lbz2
-ALL_LDFLAGS := -pthread $(SAN_LDFLAGS) $(LDFLAGS) $(DECOMP_LIBS)
+# virtio-blk's io_uring engine (devices/virtio/blk.c; Debian's liburing-dev)
+URING_LIBS := -luring
+ALL_LDFLAGS := -pthread $(SAN_LDFLAGS) $(LDFLAGS) $(DECOMP_LIBS) $(URING_LIBS)
 
 # ---------------------------------------------------------------- sources
 # The library: layer 1 (lib/kvm), layer 2 (lib/hv), layer 3 (vmm, devices).

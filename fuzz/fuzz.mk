@@ -42,7 +42,7 @@ FUZZ_VIRTIO_OBJS := $(addprefix $(FUZZ_O)/obj/,devices/virtio/virtqueue.o device
 $(FUZZ_O)/fuzz_virtqueue: $(FUZZ_O)/obj/fuzz/fuzz_virtqueue.o $(FUZZ_VIRTIO_OBJS)
 $(FUZZ_O)/fuzz_virtio_blk: $(FUZZ_O)/obj/fuzz/fuzz_virtio_blk.o $(FUZZ_VIRTIO_OBJS)
 $(FUZZ_TARGETS:%=$(FUZZ_O)/fuzz_%):
-	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -pthread -o $@ $^ $(DECOMP_LIBS)
+	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -pthread -o $@ $^ $(DECOMP_LIBS) $(URING_LIBS)
 
 # the seed generator: a plain host program (no fuzzer runtime)
 $(FUZZ_O)/mkseeds: fuzz/mkseeds.c tests/unit/vmm_fixtures.h

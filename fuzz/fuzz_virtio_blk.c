@@ -12,7 +12,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /*
  * Input: byte 0 picks the queue size (1 << (b % 5): 1..16) and byte 1 the
- * ring features (bit 0 EVENT_IDX, bit 1 INDIRECT_DESC); the rest is the
+ * ring features (bit 0 EVENT_IDX, bit 1 INDIRECT_DESC) and the engine (bit
+ * 2: io_uring, whose requests in flight are then drained; else sync); the rest is the
  * first bytes of 64 KiB of guest RAM: descriptors at 0, available ring at
  * 0x1000, used ring at 0x2000, requests anywhere. The disk is a 64 KiB
  * temporary image. Invariants: the device answers every chain it takes
@@ -33,27 +34,32 @@ struct rig {
 	int img;
 };
 
-static struct rig *rig(void)
+static struct rig *rig(bool uring)
 {
-	static struct rig r;
-	static int ready;
-	if (ready)
-		return &r;
+	static struct rig rigs[2];
+	static int ready[2];
+	struct rig *rp = &rigs[uring];
+	if (ready[uring])
+		return rp;
 	char path[] = "/tmp/ember-fuzz-blk-XXXXXX";
-	r.img = mkstemp(path);
-	if (r.img < 0 || ftruncate(r.img, DISK) < 0)
+	rp->img = mkstemp(path);
+	if (rp->img < 0 || ftruncate(rp->img, DISK) < 0)
 		abort();
-	if (vmm_mem_create(&r.mem, MEM, MEM, MEM, EMBER_MEM_ANON, false, NULL) < 0 ||
-	    bus_create("mmio", UINT64_MAX, &r.bus) < 0)
+	if (vmm_mem_create(&rp->mem, MEM, MEM, MEM, EMBER_MEM_ANON, false, NULL) < 0 ||
+	    bus_create("mmio", UINT64_MAX, &rp->bus) < 0)
 		abort();
-	struct virtio_mmio_config cfg = {.mem = &r.mem};
-	struct virtio_blk_options o = {.path = path, .queues = 1, .serial = "fuzz"};
-	if (virtio_blk_create(cfg, &o, &r.blk, &r.t, NULL, 0) < 0 ||
-	    dev_register(r.bus, 0, VIRTIO_MMIO_WINDOW, virtio_mmio_dev(r.t)) < 0)
+	struct virtio_mmio_config cfg = {.mem = &rp->mem};
+	struct virtio_blk_options o = {.path = path,
+				       .queues = 1,
+				       .serial = "fuzz",
+				       .engine = uring ? VIRTIO_BLK_ENGINE_IO_URING
+						       : VIRTIO_BLK_ENGINE_SYNC};
+	if (virtio_blk_create(cfg, &o, &rp->blk, &rp->t, NULL, 0) < 0 ||
+	    dev_register(rp->bus, 0, VIRTIO_MMIO_WINDOW, virtio_mmio_dev(rp->t)) < 0)
 		abort();
 	unlink(path);
-	ready = 1;
-	return &r;
+	ready[uring] = 1;
+	return rp;
 }
 
 static void wr(struct rig *r, uint64_t off, uint32_t v)
@@ -72,13 +78,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 2)
 		return 0;
-	struct rig *r = rig();
+	bool uring = data[1] & 4;
+	struct rig *r = rig(uring);
 	uint16_t qsize = (uint16_t)(1u << (data[0] % 5));
 	uint64_t features = (1ull << VIRTIO_F_VERSION_1) |
 			    ((data[1] & 1) ? 1ull << VIRTIO_RING_F_EVENT_IDX : 0) |
 			    ((data[1] & 2) ? 1ull << VIRTIO_RING_F_INDIRECT_DESC : 0);
 	memset(r->mem.host, 0, MEM);
 	memcpy(r->mem.host, data + 2, size - 2 < MEM ? size - 2 : MEM);
+	/* the driver zeroes the used ring's flags and index before handing the
+	 * queue over (the device never rewrites them until it returns a chain) */
+	memset(r->mem.host + USED_GPA, 0, 4);
 	/* the driver's setup, as Linux does it */
 	wr(r, VIRTIO_MMIO_STATUS, 0);
 	wr(r, VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
@@ -99,6 +109,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	       VIRTIO_CONFIG_S_DRIVER_OK);
 	FUZZ_CHECK(rd(r, VIRTIO_MMIO_QUEUE_READY) == 1);
 	wr(r, VIRTIO_MMIO_QUEUE_NOTIFY, 0); /* served at once (no notify callback) */
+	if (uring) {
+		virtio_blk_drain(r->blk); /* what a pause does: all of them complete */
+		FUZZ_CHECK(virtio_blk_inflight(r->blk) == 0);
+	}
 
 	virtio_mmio_lock(r->t);
 	struct virtq *q = virtio_mmio_queue(r->t, 0);

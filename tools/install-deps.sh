@@ -12,6 +12,8 @@ PACKAGES=(
 	gcc make libc6-dev linux-libc-dev
 	# libember decompresses bzImage payloads on the host (vmm/boot/decompress.c)
 	liblzma-dev zlib1g-dev libzstd-dev liblz4-dev libbz2-dev
+	# virtio-blk's io_uring engine (devices/virtio/blk.c)
+	liburing-dev
 	# make check-format; git ls-files lists the sources
 	clang-format git
 	# make fuzz (fuzz/): clang with -fsanitize=fuzzer

@@ -207,7 +207,10 @@ static const struct vmm_devopt_type devopt_types[] = {
 	.what = "virtio-blk disk",
 	.keys = {{.name = "path", .type = VMM_DEVOPT_STRING, .required = true},
 		 {.name = "ro", .type = VMM_DEVOPT_BOOL},
-		 {.name = "serial", .type = VMM_DEVOPT_STRING, .max_len = 20}},
+		 {.name = "serial", .type = VMM_DEVOPT_STRING, .max_len = 20},
+		 /* s3-blk: cache=writeback|none (O_DIRECT), engine=io_uring|sync */
+		 {.name = "cache", .type = VMM_DEVOPT_STRING, .max_len = 16},
+		 {.name = "engine", .type = VMM_DEVOPT_STRING, .max_len = 16}},
 	.implied_key = "path",
 	.resolve = disk_resolve,
     },
@@ -417,6 +420,11 @@ static int disk_resolve(const struct ember_config *cfg, const struct vmm_devopt 
 	(void)cfg;
 	const char *path = vmm_devopt_get(d, "path");
 	bool ro = vmm_devopt_bool(d, "ro", false);
+	const char *cache = vmm_devopt_get(d, "cache"), *engine = vmm_devopt_get(d, "engine");
+	if (cache && strcmp(cache, "writeback") && strcmp(cache, "none"))
+		return vmm_errf(err, -EINVAL, "--disk cache=%s: not writeback or none", cache);
+	if (engine && strcmp(engine, "io_uring") && strcmp(engine, "sync"))
+		return vmm_errf(err, -EINVAL, "--disk engine=%s: not io_uring or sync", engine);
 	int fd = open(path, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 	if (fd < 0)
 		return vmm_errf(err, -errno, "--disk path=%s: %s%s", path, strerror(errno),
@@ -793,8 +801,10 @@ const char *ember_config_usage(void)
 	       "      --kernel-cache-dir DIR\n"
 	       "                          where (default "
 	       "${XDG_CACHE_HOME:-~/.cache}/ember/kernels)\n"
-	       "      --disk path=IMG[,ro=on][,serial=ID]\n"
+	       "      --disk path=IMG[,ro=on][,serial=ID][,cache=writeback|none][,engine=E]\n"
 	       "                          a raw disk image or block device on virtio-blk\n"
+	       "                          (one queue per vCPU, up to 16; cache=none: O_DIRECT;\n"
+	       "                          engine io_uring (default where available) or sync)\n"
 	       "                          (repeatable; /dev/vda, vdb... in the guest)\n"
 	       "      --rng               a virtio-rng entropy source (the host's getrandom)\n"
 	       "      --balloon           a virtio-balloon device\n"

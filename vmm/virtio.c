@@ -38,6 +38,7 @@ struct vmm_virtio {
 	} u;
 	unsigned nq;
 	struct vq_watch w[VMM_DEV_MAX_IOEVENTFDS];
+	struct ember_loop_source *io_src; /* a disk's io_uring completions, or NULL */
 };
 
 /* The transport's interrupt: the irqfd raises the GSI (edge). */
@@ -79,6 +80,21 @@ static void on_kick(void *opaque, int fd, unsigned events)
 	pthread_mutex_unlock(&v->vm->dev_lock);
 }
 
+/* I/O thread: a disk's io_uring completions. Completed requests go to the
+ * used ring even while paused (none are in flight then: vmm_virtio_quiesce
+ * drained them); requests are only taken from the rings when not paused. */
+static void on_io(void *opaque, int fd, unsigned events)
+{
+	(void)events;
+	struct vmm_virtio *v = opaque;
+	uint64_t n;
+	ssize_t r = read(fd, &n, sizeof(n));
+	(void)r; /* nonblocking eventfd */
+	pthread_mutex_lock(&v->vm->dev_lock);
+	virtio_blk_poll(v->u.blk, !v->vm->devs_paused);
+	pthread_mutex_unlock(&v->vm->dev_lock);
+}
+
 int vmm_virtio_create(struct ember_vm *vm, struct vmm_dev_desc *d, const struct vmm_devopt *o,
 		      struct vmm_virtio **out, struct ember_error *err)
 {
@@ -101,6 +117,11 @@ int vmm_virtio_create(struct ember_vm *vm, struct vmm_dev_desc *d, const struct 
 		    .serial = vmm_devopt_get(o, "serial"),
 		    .queues = v->nq,
 		};
+		const char *cache = vmm_devopt_get(o, "cache"), *eng = vmm_devopt_get(o, "engine");
+		bo.direct = cache && !strcmp(cache, "none");
+		if (eng)
+			bo.engine = !strcmp(eng, "sync") ? VIRTIO_BLK_ENGINE_SYNC
+							 : VIRTIO_BLK_ENGINE_IO_URING;
 		char msg[256];
 		r = virtio_blk_create(cfg, &bo, &v->u.blk, &v->t, msg, sizeof(msg));
 		if (r < 0) {
@@ -137,7 +158,25 @@ int vmm_virtio_start(struct vmm_virtio *v, struct ember_error *err)
 			return vmm_errf(err, r, "%s: cannot watch queue %u: %s", v->desc->name, q,
 					strerror(-r));
 	}
+	int efd = v->kind == K_BLK ? virtio_blk_event_fd(v->u.blk) : -1;
+	if (efd >= 0) {
+		int r = ember_loop_add_fd(v->vm->loop, efd, EMBER_LOOP_IN, on_io, v, &v->io_src);
+		if (r < 0)
+			return vmm_errf(err, r, "%s: cannot watch its I/O completions: %s",
+					v->desc->name, strerror(-r));
+	}
 	return 0;
+}
+
+unsigned vmm_virtio_quiesce(struct vmm_virtio *v)
+{
+	if (!v || v->kind != K_BLK)
+		return 0;
+	unsigned n = virtio_blk_drain(v->u.blk);
+	/* a queue that stopped at its in-flight limit is run again on resume */
+	for (unsigned q = 0; q < v->nq; q++)
+		v->w[q].held = true;
+	return n;
 }
 
 void vmm_virtio_kick(struct vmm_virtio *v)
@@ -158,9 +197,15 @@ int vmm_virtio_format(struct vmm_virtio *v, char *buf, size_t len)
 		virtio_blk_get_stats(v->u.blk, &s);
 		return snprintf(buf, len,
 				"%s: reads %" PRIu64 " writes %" PRIu64 " flushes %" PRIu64
-				" discards %" PRIu64 " errors %" PRIu64 " bad requests %" PRIu64,
-				v->desc->name, s.reads, s.writes, s.flushes,
-				s.discards + s.write_zeroes, s.errors, s.bad_chains);
+				" (fdatasync done %" PRIu64 ") discards %" PRIu64 " errors %" PRIu64
+				" bad requests %" PRIu64
+				"; engine %s, cache %s, %u queues, most in flight %" PRIu64
+				", unaligned direct %" PRIu64,
+				v->desc->name, s.reads, s.writes, s.flushes, s.synced,
+				s.discards + s.write_zeroes, s.errors, s.bad_chains,
+				virtio_blk_engine_name(v->u.blk),
+				virtio_blk_direct(v->u.blk) ? "none" : "writeback", v->nq,
+				s.inflight_max, s.bounced);
 	}
 	case K_RNG:
 		return snprintf(buf, len, "%s: %" PRIu64 " bytes in %" PRIu64 " requests",
@@ -184,6 +229,8 @@ void vmm_virtio_destroy(struct vmm_virtio *v)
 	for (unsigned q = 0; q < v->nq; q++)
 		if (v->w[q].src)
 			ember_loop_remove(v->w[q].src);
+	if (v->io_src)
+		ember_loop_remove(v->io_src);
 	if (v->t)
 		dev_destroy(virtio_mmio_dev(v->t));
 	switch (v->kind) {

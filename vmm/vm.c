@@ -716,6 +716,7 @@ int ember_vm_pause(struct ember_vm *vm)
 		if (r == 0) {
 			pthread_mutex_lock(&vm->dev_lock);
 			vm->devs_paused = true;
+			vmm_board_devices_quiesce(vm); /* no disk I/O in flight when paused */
 			pthread_mutex_unlock(&vm->dev_lock);
 			atomic_store(&vm->state, EMBER_VM_PAUSED);
 		} else {

@@ -122,6 +122,9 @@ void vmm_board_console_ready(struct ember_vm *vm);
 void vmm_board_destroy(struct ember_vm *vm);
 /* I/O thread: device work held while the VM was paused runs now. */
 void vmm_board_devices_kick(struct ember_vm *vm);
+/* Pausing, dev_lock held and devs_paused set: waits until no device has I/O
+ * in flight (a disk's requests complete), so a paused VM runs no I/O. */
+void vmm_board_devices_quiesce(struct ember_vm *vm);
 /* Logs what each device did (debug level), when the VM stopped. */
 void vmm_board_devices_report(struct ember_vm *vm);
 

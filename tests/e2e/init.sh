@@ -9,7 +9,8 @@
 #   e2e.action=A     poweroff (default) | reboot | hang (wait for the host to stop the VM) |
 #                    panic (sysrq-c: the kernel panics; pvpanic tells the VMM) |
 #                    flood (print e2e.lines=N lines "E2E seq I", then power off) |
-#                    count (print "E2E count I" for I = 0, 1, ... until the host stops the VM)
+#                    count (print "E2E count I" for I = 0, 1, ... until the host stops the VM) |
+#                    diskio (write and flush /dev/vda, print "E2E disk I", until stopped)
 # Output: "E2E <key> <value>" lines, "E2E-FAIL <why>" for each failed check, and finally
 # "E2E result checks=N failures=M" before the action.
 export PATH=/bin
@@ -37,7 +38,7 @@ check() { # check NAME CONDITION-COMMAND...
 	fi
 }
 
-cpus=1 mem=0 echo=0 action=poweroff lines=100 disks=0 rng=0 balloon=0
+cpus=1 mem=0 echo=0 action=poweroff lines=100 disks=0 rng=0 balloon=0 blkio=0
 for a in $(cat /proc/cmdline); do
 	case "$a" in
 	e2e.cpus=*) cpus=${a#e2e.cpus=} ;;
@@ -48,6 +49,7 @@ for a in $(cat /proc/cmdline); do
 	e2e.disks=*) disks=${a#e2e.disks=} ;;
 	e2e.rng=*) rng=${a#e2e.rng=} ;;
 	e2e.balloon=*) balloon=${a#e2e.balloon=} ;;
+	e2e.blkio=*) blkio=${a#e2e.blkio=} ;;
 	esac
 done
 echo "E2E kernel $(uname -r)"
@@ -97,6 +99,22 @@ if [ "$disks" -gt 0 ]; then
 		check vdb_refuses_writes sh -c "! echo x | dd of=/dev/vdb bs=512 conv=sync,fsync 2>/dev/null"
 	fi
 fi
+# virtio-blk I/O (e2e.blkio=1): vda (4 MiB, writable) and vdb (1 MiB + 100
+# bytes, writable): one queue per vCPU, writes with a flush, a discard that
+# reads back as zeros (the host checks the image's blocks went away)
+if [ "$blkio" = 1 ]; then
+	nq=$(ls /sys/block/vda/mq 2>/dev/null | wc -l)
+	echo "E2E vda queues $nq"
+	check vda_one_queue_per_cpu [ "$nq" = "$cpus" ]
+	check vda_write_flush sh -c "echo GUEST-WROTE-VDA | dd of=/dev/vda bs=512 seek=1 conv=sync,fsync 2>/dev/null"
+	check vdb_write_flush sh -c "echo GUEST-WROTE-VDB | dd of=/dev/vdb bs=512 seek=2 conv=sync,fsync 2>/dev/null"
+	check vdb_size_rounds_down [ "$(cat /sys/block/vdb/size)" = 2048 ]
+	check vda_discard_supported [ "$(cat /sys/block/vda/queue/discard_max_bytes)" -gt 0 ]
+	check vda_discard blkdiscard -o 1048576 -l 2097152 /dev/vda
+	check vda_discarded_reads_zero sh -c "[ \$(dd if=/dev/vda bs=1048576 skip=1 count=2 2>/dev/null | tr -d '\\000' | wc -c) = 0 ]"
+	check vda_parallel_readers sh -c "for i in 0 1 2 3; do dd if=/dev/vda of=/dev/null bs=4096 skip=\$((i * 64)) count=64 2>/dev/null & done; wait"
+	sync
+fi
 if [ "$rng" = 1 ]; then
 	check virtio_rng_current sh -c "grep -q virtio_rng /sys/class/misc/hw_random/rng_current"
 	check virtio_rng_reads sh -c "[ \$(dd if=/dev/hwrng bs=64 count=1 2>/dev/null | wc -c) = 64 ]"
@@ -139,6 +157,18 @@ count) # a counter kept in this shell, printed until the host stops the VM
 	i=0
 	while :; do
 		echo "E2E count $i"
+		i=$((i + 1))
+	done
+	;;
+diskio) # s3-blk: writes with flushes to /dev/vda, "E2E disk I" after each (for pause tests)
+	i=0
+	while :; do
+		if echo "E2E-ITER $i" | dd of=/dev/vda bs=512 seek=$((i % 64)) conv=sync,fsync 2>/dev/null &&
+			dd if=/dev/urandom of=/dev/vda bs=65536 count=4 seek=$((16 + i % 32)) conv=fsync 2>/dev/null; then
+			echo "E2E disk $i"
+		else
+			echo "E2E-FAIL disk write $i"
+		fi
 		i=$((i + 1))
 	done
 	;;

@@ -249,6 +249,106 @@ if selected $name; then
 	fi
 fi
 
+# --- virtio-blk I/O (s3-blk): two writable disks on 3 vCPUs (a queue each),
+# the default io_uring engine: the guest's writes and flushes reach the
+# images, a discard frees the image's blocks (stat %b: 512-byte blocks), a
+# 1 MiB + 100 byte image is 2048 sectors; the summary counts fdatasyncs.
+# blk_images NAME: vda's image filled with data (every block allocated), vdb's.
+blk_images() {
+	head -c 4194304 /dev/urandom >"$T/$1-a.img"
+	head -c 1048676 /dev/zero >"$T/$1-b.img"
+}
+# blk_host_checks NAME BLOCKS_BEFORE: what the host finds after the boot
+blk_host_checks() {
+	local name=$1 before=$2 after
+	after=$(stat -c %b "$T/$name-a.img")
+	echo "  $name: vda's image held $before blocks, $after after the discard"
+	grep -o 'disk[0-9]: .*' "$T/$name.log" | sed 's/^/  /'
+	if ! dd if="$T/$name-a.img" bs=512 skip=1 count=1 2>/dev/null | grep -q GUEST-WROTE-VDA; then
+		bad $name "the guest's write to vda did not reach the image"
+	elif ! dd if="$T/$name-b.img" bs=512 skip=2 count=1 2>/dev/null | grep -q GUEST-WROTE-VDB; then
+		bad $name "the guest's write to vdb did not reach the image"
+	elif [ $((before - after)) -lt 4096 ]; then
+		bad $name "the 2 MiB discard did not free the image's blocks ($before -> $after)"
+	elif ! grep -q 'disk0: .* flushes [1-9][0-9]* (fdatasync done [1-9]' "$T/$name.log" ||
+		! grep -q 'disk1: .* flushes [1-9][0-9]* (fdatasync done [1-9]' "$T/$name.log"; then
+		bad $name "no completed fdatasync counted for each disk"
+	elif [ "$(stat -c %s "$T/$name-b.img")" != 1048676 ]; then
+		bad $name "vdb's image changed size (its partial last sector was touched)"
+	else
+		return 0
+	fi
+	return 1
+}
+name=virtio_blk_io_uring
+if selected $name; then
+	TOKEN=""
+	blk_images $name
+	before=$(stat -c %b "$T/$name-a.img")
+	boot $name "$VMLINUX" 3 256M poweroff 0 "e2e.blkio=1" \
+		"--disk path=$T/$name-a.img --disk $T/$name-b.img,cache=writeback -v"
+	if [ "$STATUS" = 0 ] && ! grep -q 'disk0: .*engine io_uring, cache writeback, 3 queues' "$T/$name.log"; then
+		bad $name "disk0 did not run io_uring with 3 queues"
+	elif [ "$STATUS" != 0 ] || blk_host_checks $name "$before"; then
+		check_guest $name 0
+	fi
+fi
+# the same on the sync engine under strace: every flush the disks counted as
+# done is an fdatasync(2) of the VMM that returned 0
+name=virtio_blk_sync_fdatasync
+if selected $name; then
+	TOKEN=""
+	if ! command -v strace >/dev/null; then
+		bad $name "strace is not installed (Debian's strace)"
+	else
+		blk_images $name
+		before=$(stat -c %b "$T/$name-a.img")
+		real_ember=$EMBER
+		printf '#!/bin/sh\nexec strace -f -qq --seccomp-bpf -e trace=fdatasync -o %q %q "$@"\n' \
+			"$T/$name.strace" "$(realpath "$real_ember")" >"$T/ember-strace"
+		chmod +x "$T/ember-strace"
+		EMBER=$T/ember-strace
+		boot $name "$VMLINUX" 2 256M poweroff 0 "e2e.blkio=1" \
+			"--disk path=$T/$name-a.img,engine=sync --disk $T/$name-b.img,engine=sync -v"
+		EMBER=$real_ember
+		traced=$(grep -c 'fdatasync(.*= 0$' "$T/$name.strace" 2>/dev/null)
+		counted=$(sed -n 's/.*disk[0-9]: .*(fdatasync done \([0-9]*\)).*/\1/p' "$T/$name.log" |
+			awk '{ n += $1 } END { print n + 0 }')
+		echo "  $name: fdatasync calls traced $traced, counted by the disks $counted"
+		if [ "$STATUS" = 0 ] && ! grep -q 'disk0: .*engine sync, cache writeback, 2 queues' "$T/$name.log"; then
+			bad $name "disk0 did not run the sync engine with 2 queues"
+		elif [ "$STATUS" = 0 ] && { [ "${traced:-0}" -lt 2 ] || [ "$traced" != "$counted" ]; }; then
+			bad $name "fdatasync calls traced ${traced:-0}, the disks counted $counted"
+		elif [ "$STATUS" != 0 ] || blk_host_checks $name "$before"; then
+			check_guest $name 0
+		fi
+	fi
+fi
+
+# cache=none: O_DIRECT wants a file system that takes it (the sandbox's
+# TMPDIR is a tmpfs, which does not on 6.1): vda is a loop device on the
+# image (discard on it punches the image's blocks), vdb a plain file
+name=virtio_blk_cache_none
+if selected $name; then
+	TOKEN=""
+	blk_images $name
+	before=$(stat -c %b "$T/$name-a.img")
+	modprobe loop 2>/dev/null
+	loopdev=$(losetup --find --show "$T/$name-a.img" 2>"$T/$name.losetup")
+	if [ -z "$loopdev" ]; then
+		bad $name "no loop device for the O_DIRECT disk: $(cat "$T/$name.losetup")"
+	else
+		boot $name "$VMLINUX" 2 256M poweroff 0 "e2e.blkio=1" \
+			"--disk path=$loopdev,cache=none --disk $T/$name-b.img -v"
+		losetup -d "$loopdev"
+		if [ "$STATUS" = 0 ] && ! grep -q 'disk0: .*engine io_uring, cache none, 2 queues' "$T/$name.log"; then
+			bad $name "disk0 did not run io_uring with cache=none on 2 queues"
+		elif [ "$STATUS" != 0 ] || blk_host_checks $name "$before"; then
+			check_guest $name 0
+		fi
+	fi
+fi
+
 # --- endings: reboot (Linux's default path, ACPI reset register, i8042), triple fault, SIGTERM
 name=reboot_default
 if selected $name; then

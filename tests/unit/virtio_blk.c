@@ -1,15 +1,21 @@
-/* tests/unit/virtio_blk.c - virtio-blk on a temporary image, driven through virtio-mmio like Linux's virtio_blk. */
+/* tests/unit/virtio_blk.c - virtio-blk on a temporary image, driven through virtio-mmio like Linux's virtio_blk, on both engines. */
 #include "virtio_driver.h"
 #include "../../devices/virtio/blk.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <linux/virtio_blk.h>
 #include <linux/virtio_ids.h>
 #include <linux/virtio_ring.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
+#include <poll.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,6 +31,17 @@
 #define DATA_GPA  0x10000
 #define IMG_SIZE  ((1u << 20) + 100) /* not a whole number of sectors */
 
+/* The same request test on both engines: NAME_sync and NAME_io_uring. */
+#define TEST_BOTH_ENGINES(name, fn)             \
+	TEST(name##_sync)                       \
+	{                                       \
+		fn(VIRTIO_BLK_ENGINE_SYNC);     \
+	}                                       \
+	TEST(name##_io_uring)                   \
+	{                                       \
+		fn(VIRTIO_BLK_ENGINE_IO_URING); \
+	}
+
 struct rig {
 	struct vmm_mem mem;
 	struct bus *bus;
@@ -34,6 +51,9 @@ struct rig {
 	struct tdrv_mmio m;
 	char path[64];
 	uint16_t next_used;
+	enum virtio_blk_engine engine;
+	unsigned depth; /* 0: the default */
+	bool direct;
 };
 
 static void make_image(char *path, size_t len)
@@ -53,14 +73,19 @@ static void make_image(char *path, size_t len)
 static int open_disk(struct rig *r, bool ro, const char *serial, char *err, size_t errlen)
 {
 	struct virtio_mmio_config cfg = {.mem = &r->mem};
-	struct virtio_blk_options o = {
-	    .path = r->path, .read_only = ro, .serial = serial, .queues = 2};
+	struct virtio_blk_options o = {.path = r->path,
+				       .read_only = ro,
+				       .serial = serial,
+				       .queues = 2,
+				       .engine = r->engine,
+				       .depth = r->depth,
+				       .direct = r->direct};
 	return virtio_blk_create(cfg, &o, &r->blk, &r->t, err, errlen);
 }
 
-static void rig_init(struct rig *r, bool ro)
+/* rig_init_with: *r's engine, depth and direct set by the caller. */
+static void rig_init_with(struct rig *r, bool ro)
 {
-	memset(r, 0, sizeof(*r));
 	make_image(r->path, sizeof(r->path));
 	REQUIRE_OK(
 	    vmm_mem_create(&r->mem, MEM_SIZE, MEM_SIZE, MEM_SIZE, EMBER_MEM_ANON, false, NULL));
@@ -79,6 +104,35 @@ static void rig_init(struct rig *r, bool ro)
 	tdrv_setup_queue(&r->m, 0, &r->q);
 	tdrv_wr(&r->m, VIRTIO_MMIO_STATUS, TDRV_DRIVER_ALL);
 	CHECK_EQ(tdrv_rd(&r->m, VIRTIO_MMIO_STATUS), TDRV_DRIVER_ALL);
+	if (r->engine != VIRTIO_BLK_ENGINE_AUTO) {
+		CHECK_STR(virtio_blk_engine_name(r->blk),
+			  r->engine == VIRTIO_BLK_ENGINE_SYNC ? "sync" : "io_uring");
+		CHECK_EQ(virtio_blk_event_fd(r->blk) >= 0, r->engine != VIRTIO_BLK_ENGINE_SYNC);
+	}
+}
+
+static void rig_init(struct rig *r, bool ro, enum virtio_blk_engine engine)
+{
+	memset(r, 0, sizeof(*r));
+	r->engine = engine;
+	rig_init_with(r, ro);
+}
+
+/* What the VMM's loop does: waits for the ring's eventfd, then completes;
+ * until used.idx reaches want (sync: it must already). */
+static void wait_used(struct rig *r, uint16_t want)
+{
+	for (int i = 0; i < 200 && tdrv_rd16(&r->mem, USED_GPA + 2) != want; i++) {
+		int efd = virtio_blk_event_fd(r->blk);
+		REQUIRE(efd >= 0); /* the sync engine completes in the kick */
+		struct pollfd p = {.fd = efd, .events = POLLIN};
+		poll(&p, 1, 50);
+		uint64_t n;
+		ssize_t rr = read(efd, &n, sizeof(n));
+		(void)rr;
+		virtio_blk_poll(r->blk, true);
+	}
+	CHECK_EQ(tdrv_rd16(&r->mem, USED_GPA + 2), want);
 }
 
 static void rig_fini(struct rig *r)
@@ -118,17 +172,17 @@ static uint8_t req(struct rig *r, uint32_t type, uint64_t sector, uint32_t data_
 	tdrv_wr(&r->m, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	uint16_t slot = r->next_used % QSZ;
 	r->next_used++;
-	CHECK_EQ(tdrv_rd16(&r->mem, USED_GPA + 2), r->next_used);
+	wait_used(r, r->next_used);
 	*used_len = tdrv_rd32(&r->mem, USED_GPA + 8 + 8ull * slot);
 	uint8_t st = 0xee;
 	vmm_mem_read(&r->mem, STS_GPA, &st, 1);
 	return st;
 }
 
-TEST(virtio_blk_read_write_flush_id)
+static void read_write_flush_id(enum virtio_blk_engine engine)
 {
 	struct rig r;
-	rig_init(&r, false);
+	rig_init(&r, false, engine);
 	CHECK_EQ(virtio_blk_capacity(r.blk), 2048); /* 1 MiB + 100 bytes: 2048 whole sectors */
 	/* configuration space: capacity, seg_max, num_queues */
 	uint64_t cap = 0;
@@ -206,15 +260,17 @@ TEST(virtio_blk_read_write_flush_id)
 	virtio_blk_get_stats(r.blk, &st);
 	CHECK_EQ(st.writes, 1);
 	CHECK_EQ(st.flushes, 1);
+	CHECK_EQ(st.synced, 1); /* the fdatasync (or io_uring's) returned 0 */
 	CHECK_EQ(st.unsupported, 1);
 	CHECK_EQ(st.errors, 4);
 	rig_fini(&r);
 }
+TEST_BOTH_ENGINES(virtio_blk_read_write_flush_id, read_write_flush_id)
 
-TEST(virtio_blk_read_only_refuses_writes_and_locks)
+static void read_only_refuses_writes_and_locks(enum virtio_blk_engine engine)
 {
 	struct rig r;
-	rig_init(&r, true);
+	rig_init(&r, true, engine);
 	uint32_t used;
 	CHECK_EQ(req(&r, VIRTIO_BLK_T_OUT, 0, 512, false, &used), VIRTIO_BLK_S_IOERR);
 	CHECK_EQ(req(&r, VIRTIO_BLK_T_IN, 0, 512, true, &used), VIRTIO_BLK_S_OK);
@@ -251,13 +307,17 @@ TEST(virtio_blk_read_only_refuses_writes_and_locks)
 	o.queues = 1;
 	o.serial = "a-serial-longer-than-twenty-bytes";
 	CHECK_ERR(virtio_blk_create(cfg, &o, &r2.blk, &r2.t, err, sizeof(err)), -EINVAL);
+	o.serial = NULL;
+	o.engine = (enum virtio_blk_engine)7;
+	CHECK_ERR(virtio_blk_create(cfg, &o, &r2.blk, &r2.t, err, sizeof(err)), -EINVAL);
 	rig_fini(&r);
 }
+TEST_BOTH_ENGINES(virtio_blk_read_only_refuses_writes_and_locks, read_only_refuses_writes_and_locks)
 
-TEST(virtio_blk_bad_requests_keep_the_device_running)
+static void bad_requests_keep_the_device_running(enum virtio_blk_engine engine)
 {
 	struct rig r;
-	rig_init(&r, false);
+	rig_init(&r, false, engine);
 	/* a header shorter than 16 bytes: IOERR in the status byte */
 	tdrv_desc(&r.q, DESC_GPA, 0, HDR_GPA, 8, VRING_DESC_F_NEXT, 1);
 	tdrv_desc(&r.q, DESC_GPA, 1, STS_GPA, 1, VRING_DESC_F_WRITE, 0);
@@ -292,3 +352,267 @@ TEST(virtio_blk_bad_requests_keep_the_device_running)
 	CHECK_EQ(tdrv_rd(&r.m, VIRTIO_MMIO_STATUS), TDRV_DRIVER_ALL);
 	rig_fini(&r);
 }
+TEST_BOTH_ENGINES(virtio_blk_bad_requests_keep_the_device_running,
+		  bad_requests_keep_the_device_running)
+
+/* Chain i of a batch: header at HDR_GPA + 32 i, data (len, device-written
+ * for reads) at DATA_GPA + 4096 i, status at STS_GPA + i; descriptors
+ * 3i..3i+2 (2 without data). Published, not kicked. */
+static void batch_req(struct rig *r, unsigned i, uint32_t type, uint64_t sector, uint32_t len)
+{
+	uint8_t hdr[16] = {0};
+	memcpy(hdr, &type, 4);
+	memcpy(hdr + 8, &sector, 8);
+	REQUIRE_OK(vmm_mem_write(&r->mem, HDR_GPA + 32 * i, hdr, 16));
+	uint8_t ff = 0xff;
+	REQUIRE_OK(vmm_mem_write(&r->mem, STS_GPA + i, &ff, 1));
+	unsigned d = 3 * i;
+	tdrv_desc(&r->q, DESC_GPA, d, HDR_GPA + 32 * i, 16, VRING_DESC_F_NEXT, (uint16_t)(d + 1));
+	if (len) {
+		uint16_t w =
+		    type == VIRTIO_BLK_T_IN || type == VIRTIO_BLK_T_GET_ID ? VRING_DESC_F_WRITE : 0;
+		tdrv_desc(&r->q, DESC_GPA, d + 1, DATA_GPA + 4096ull * i, len,
+			  VRING_DESC_F_NEXT | w, (uint16_t)(d + 2));
+		d++;
+	}
+	tdrv_desc(&r->q, DESC_GPA, d + 1, STS_GPA + i, 1, VRING_DESC_F_WRITE, 0);
+	tdrv_publish(&r->q, (uint16_t)(3 * i));
+}
+
+static uint8_t batch_status(struct rig *r, unsigned i)
+{
+	uint8_t st = 0xee;
+	vmm_mem_read(&r->mem, STS_GPA + i, &st, 1);
+	return st;
+}
+
+/* io_uring: a read goes to the ring, a get-id behind it completes at once:
+ * the used ring holds the get-id first (out of order), the read after the
+ * ring's completion is polled. The sync engine keeps the order. */
+static void out_of_order(enum virtio_blk_engine engine)
+{
+	struct rig r;
+	rig_init(&r, false, engine);
+	batch_req(&r, 0, VIRTIO_BLK_T_IN, 8, 4096);
+	batch_req(&r, 1, VIRTIO_BLK_T_GET_ID, 0, 20);
+	tdrv_wr(&r.m, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	if (engine == VIRTIO_BLK_ENGINE_IO_URING) {
+		/* before any poll: only the get-id is back */
+		CHECK_EQ(tdrv_rd16(&r.mem, USED_GPA + 2), 1);
+		CHECK_EQ(tdrv_rd32(&r.mem, USED_GPA + 4), 3); /* head of chain 1 */
+		CHECK_EQ(virtio_blk_inflight(r.blk), 1);
+		CHECK_EQ(batch_status(&r, 0), 0xff);
+	}
+	wait_used(&r, 2);
+	uint32_t first = tdrv_rd32(&r.mem, USED_GPA + 4), second = tdrv_rd32(&r.mem, USED_GPA + 12);
+	if (engine == VIRTIO_BLK_ENGINE_IO_URING) {
+		CHECK_EQ(first, 3);
+		CHECK_EQ(second, 0);
+	} else {
+		CHECK_EQ(first, 0);
+		CHECK_EQ(second, 3);
+	}
+	CHECK_EQ(tdrv_rd32(&r.mem, USED_GPA + (first == 0 ? 8 : 16)), 4097); /* the read's length */
+	CHECK_EQ(batch_status(&r, 0), VIRTIO_BLK_S_OK);
+	CHECK_EQ(batch_status(&r, 1), VIRTIO_BLK_S_OK);
+	uint8_t got[4096];
+	REQUIRE_OK(vmm_mem_read(&r.mem, DATA_GPA, got, sizeof(got)));
+	for (unsigned i = 0; i < sizeof(got); i += 512)
+		CHECK_EQ(got[i], (uint8_t)(8 + i / 512 + 8 * 512 + i));
+	CHECK_EQ(virtio_blk_inflight(r.blk), 0);
+	rig_fini(&r);
+}
+TEST_BOTH_ENGINES(virtio_blk_completion_order, out_of_order)
+
+/* depth 2: five reads in one kick leave three on the available ring until
+ * completions make room; never more than two in flight. */
+TEST(virtio_blk_in_flight_limit_io_uring)
+{
+	struct rig r;
+	memset(&r, 0, sizeof(r));
+	r.engine = VIRTIO_BLK_ENGINE_IO_URING;
+	r.depth = 2;
+	rig_init_with(&r, false);
+	for (unsigned i = 0; i < 5; i++)
+		batch_req(&r, i, i == 4 ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN, 8 * i, 4096);
+	tdrv_wr(&r.m, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	CHECK_EQ(virtio_blk_inflight(r.blk), 2);
+	CHECK_EQ(tdrv_rd16(&r.mem, USED_GPA + 2), 0);
+	struct virtio_blk_stats st;
+	virtio_blk_get_stats(r.blk, &st);
+	CHECK_EQ(st.reads, 2); /* the rest not even taken yet */
+	wait_used(&r, 5);
+	virtio_blk_get_stats(r.blk, &st);
+	CHECK_EQ(st.reads, 4);
+	CHECK_EQ(st.writes, 1);
+	CHECK_EQ(st.inflight_max, 2);
+	for (unsigned i = 0; i < 5; i++)
+		CHECK_EQ(batch_status(&r, i), VIRTIO_BLK_S_OK);
+	/* and the drain a pause does: two in flight, both completed by it */
+	for (unsigned i = 0; i < 2; i++)
+		batch_req(&r, i, VIRTIO_BLK_T_IN, 100 + 8 * i, 4096);
+	tdrv_wr(&r.m, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	CHECK_EQ(virtio_blk_drain(r.blk), 2);
+	CHECK_EQ(virtio_blk_inflight(r.blk), 0);
+	CHECK_EQ(tdrv_rd16(&r.mem, USED_GPA + 2), 7);
+	rig_fini(&r);
+}
+
+/* A driver reset with requests in flight waits for them and drops them:
+ * nothing reaches the used ring after the reset. */
+TEST(virtio_blk_reset_with_requests_in_flight_io_uring)
+{
+	struct rig r;
+	rig_init(&r, false, VIRTIO_BLK_ENGINE_IO_URING);
+	for (unsigned i = 0; i < 3; i++)
+		batch_req(&r, i, VIRTIO_BLK_T_IN, 8 * i, 4096);
+	tdrv_wr(&r.m, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	CHECK_EQ(virtio_blk_inflight(r.blk), 3);
+	tdrv_wr(&r.m, VIRTIO_MMIO_STATUS, 0);
+	CHECK_EQ(virtio_blk_inflight(r.blk), 0);
+	virtio_blk_poll(r.blk, true);
+	CHECK_EQ(tdrv_rd16(&r.mem, USED_GPA + 2), 0);
+	rig_fini(&r);
+}
+
+/* cache=none: aligned requests go to the O_DIRECT fd, a request whose
+ * buffer is not aligned is served on the buffered fd; both read the right
+ * bytes and write through to the file. */
+static void direct(enum virtio_blk_engine engine)
+{
+	struct rig r;
+	memset(&r, 0, sizeof(r));
+	r.engine = engine;
+	r.direct = true;
+	rig_init_with(&r, false);
+	uint32_t used;
+	CHECK_EQ(req(&r, VIRTIO_BLK_T_IN, 8, 4096, true, &used), VIRTIO_BLK_S_OK); /* aligned */
+	struct virtio_blk_stats st;
+	virtio_blk_get_stats(r.blk, &st);
+	CHECK_EQ(st.bounced, 0);
+	uint8_t got[4096];
+	REQUIRE_OK(vmm_mem_read(&r.mem, DATA_GPA, got, sizeof(got)));
+	CHECK_EQ(got[0], (uint8_t)(8 + 8 * 512));
+	CHECK_EQ(got[4095], (uint8_t)(15 + 8 * 512 + 4095));
+	/* 512 bytes at sector 3 into a buffer at an odd address */
+	batch_req(&r, 0, VIRTIO_BLK_T_IN, 3, 512);
+	tdrv_desc(&r.q, DESC_GPA, 1, DATA_GPA + 1, 512, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 2);
+	tdrv_wr(&r.m, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	r.next_used++;
+	wait_used(&r, r.next_used);
+	CHECK_EQ(batch_status(&r, 0), VIRTIO_BLK_S_OK);
+	REQUIRE_OK(vmm_mem_read(&r.mem, DATA_GPA + 1, got, 512));
+	CHECK_EQ(got[0], (uint8_t)(3 + 3 * 512));
+	CHECK_EQ(got[511], (uint8_t)(3 + 3 * 512 + 511));
+	/* and an unaligned write lands in the file */
+	uint8_t pat[512];
+	memset(pat, 0xa5, sizeof(pat));
+	REQUIRE_OK(vmm_mem_write(&r.mem, DATA_GPA + 1, pat, sizeof(pat)));
+	batch_req(&r, 0, VIRTIO_BLK_T_OUT, 5, 512);
+	tdrv_desc(&r.q, DESC_GPA, 1, DATA_GPA + 1, 512, VRING_DESC_F_NEXT, 2);
+	tdrv_wr(&r.m, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	r.next_used++;
+	wait_used(&r, r.next_used);
+	CHECK_EQ(batch_status(&r, 0), VIRTIO_BLK_S_OK);
+	int fd = open(r.path, O_RDONLY);
+	REQUIRE(fd >= 0);
+	uint8_t file[512];
+	REQUIRE_EQ(pread(fd, file, 512, 5 * 512), 512);
+	CHECK(memcmp(file, pat, 512) == 0);
+	close(fd);
+	virtio_blk_get_stats(r.blk, &st);
+	CHECK_EQ(st.bounced, 2);
+	CHECK_EQ(st.errors, 0);
+	rig_fini(&r);
+}
+TEST_BOTH_ENGINES(virtio_blk_cache_none, direct)
+
+/* io_uring unavailable (a seccomp filter makes io_uring_setup fail with
+ * EPERM, as a container's policy would): the default engine falls back to
+ * sync and works; engine=io_uring is refused with the reason. In a child,
+ * since the filter cannot be removed. */
+TEST(virtio_blk_falls_back_to_sync_without_io_uring)
+{
+	pid_t pid = fork();
+	REQUIRE(pid >= 0);
+	if (pid == 0) {
+		struct sock_filter f[] = {
+		    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+		    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+		    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		};
+		struct sock_fprog prog = {.len = sizeof(f) / sizeof(f[0]), .filter = f};
+		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+		    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
+			_exit(10);
+		struct rig r;
+		memset(&r, 0, sizeof(r));
+		make_image(r.path, sizeof(r.path));
+		REQUIRE_OK(vmm_mem_create(&r.mem, MEM_SIZE, MEM_SIZE, MEM_SIZE, EMBER_MEM_ANON,
+					  false, NULL));
+		char err[256];
+		r.engine = VIRTIO_BLK_ENGINE_IO_URING;
+		int rc = open_disk(&r, false, NULL, err, sizeof(err));
+		if (rc != -EPERM || !strstr(err, "io_uring unavailable"))
+			_exit(11);
+		unlink(r.path);
+		memset(&r, 0, sizeof(r));
+		r.engine = VIRTIO_BLK_ENGINE_AUTO;
+		rig_init_with(&r, false);
+		if (strcmp(virtio_blk_engine_name(r.blk), "sync") ||
+		    virtio_blk_event_fd(r.blk) >= 0)
+			_exit(12);
+		uint32_t used;
+		if (req(&r, VIRTIO_BLK_T_IN, 3, 1024, true, &used) != VIRTIO_BLK_S_OK ||
+		    used != 1025)
+			_exit(13);
+		rig_fini(&r);
+		test_end_now(); /* status 1 if a check failed */
+	}
+	int ws;
+	REQUIRE(waitpid(pid, &ws, 0) == pid);
+	CHECK(WIFEXITED(ws));
+	CHECK_EQ(WEXITSTATUS(ws), 0); /* 1: a check; 10-13: the step that failed */
+}
+
+/* Without a choice the engine is io_uring where it works (here). */
+TEST(virtio_blk_default_engine_is_io_uring)
+{
+	struct rig r;
+	rig_init(&r, false, VIRTIO_BLK_ENGINE_IO_URING);
+	rig_fini(&r);
+	memset(&r, 0, sizeof(r));
+	r.engine = VIRTIO_BLK_ENGINE_AUTO;
+	make_image(r.path, sizeof(r.path));
+	REQUIRE_OK(
+	    vmm_mem_create(&r.mem, MEM_SIZE, MEM_SIZE, MEM_SIZE, EMBER_MEM_ANON, false, NULL));
+	char err[256];
+	REQUIRE_OK(open_disk(&r, false, NULL, err, sizeof(err)));
+	CHECK_STR(virtio_blk_engine_name(r.blk), "io_uring");
+	dev_destroy(virtio_mmio_dev(r.t));
+	virtio_blk_destroy(r.blk);
+	vmm_mem_destroy(&r.mem);
+	unlink(r.path);
+}
+
+/* The image shrinks under the disk (another process truncates it): a read
+ * that ends past the new end gets a short transfer, is continued, meets the
+ * end and fails with IOERR; one wholly before it still works. */
+static void image_shrinks(enum virtio_blk_engine engine)
+{
+	struct rig r;
+	rig_init(&r, false, engine);
+	REQUIRE_OK(truncate(r.path, 8 * 512 + 256));
+	uint32_t used;
+	CHECK_EQ(req(&r, VIRTIO_BLK_T_IN, 7, 2048, true, &used), VIRTIO_BLK_S_IOERR);
+	CHECK_EQ(used, 1);
+	CHECK_EQ(req(&r, VIRTIO_BLK_T_IN, 0, 4096, true, &used), VIRTIO_BLK_S_OK);
+	CHECK_EQ(used, 4097);
+	struct virtio_blk_stats st;
+	virtio_blk_get_stats(r.blk, &st);
+	CHECK_EQ(st.errors, 1);
+	CHECK_EQ(virtio_blk_inflight(r.blk), 0);
+	rig_fini(&r);
+}
+TEST_BOTH_ENGINES(virtio_blk_image_shrinks, image_shrinks)

@@ -651,6 +651,26 @@ TEST(vmm_config_disk_resolve)
 		TEST_FAIL("--dry-run output lacks the disks:\n%s", out);
 	vmm_config_fini(&c);
 
+	/* s3-blk: cache= and engine= take only their values */
+	const char *bad_vals[][2] = {
+	    {"cache=sometimes", "--disk cache=sometimes: not writeback or none"},
+	    {"engine=aio", "--disk engine=aio: not io_uring or sync"}};
+	for (unsigned i = 0; i < 2; i++) {
+		vmm_config_init(&c);
+		REQUIRE_OK(ember_config_set(&c, "kernel", kernel, NULL));
+		snprintf(spec, sizeof(spec), "path=%s,%s", img, bad_vals[i][0]);
+		REQUIRE_OK(ember_config_set(&c, "disk", spec, NULL));
+		CHECK_ERR(ember_config_resolve(&c, &err), -EINVAL);
+		CHECK(strstr(err.msg, bad_vals[i][1]) != NULL);
+		vmm_config_fini(&c);
+	}
+	vmm_config_init(&c);
+	REQUIRE_OK(ember_config_set(&c, "kernel", kernel, NULL));
+	snprintf(spec, sizeof(spec), "path=%s,cache=none,engine=sync", img);
+	REQUIRE_OK(ember_config_set(&c, "disk", spec, NULL));
+	CHECK_OK(ember_config_resolve(&c, &err));
+	vmm_config_fini(&c);
+
 	/* a missing image names the option and the path */
 	vmm_config_init(&c);
 	REQUIRE_OK(ember_config_set(&c, "kernel", kernel, NULL));

@@ -635,6 +635,13 @@ void vmm_board_devices_kick(struct ember_vm *vm)
 	pthread_mutex_unlock(&vm->dev_lock);
 }
 
+void vmm_board_devices_quiesce(struct ember_vm *vm)
+{
+	struct vmm_board *b = vm->board;
+	for (unsigned i = 0; b && i < b->nvirtio; i++)
+		vmm_virtio_quiesce(b->virtio[i]);
+}
+
 void vmm_board_devices_report(struct ember_vm *vm)
 {
 	struct vmm_board *b = vm->board;
