@@ -189,6 +189,8 @@ static struct conn *conn_new(struct virtio_vsock *v, uint32_t local, uint32_t pe
 		v->buckets[b] = i;
 		v->nconns++;
 		v->st.conns = v->nconns;
+		if (v->nconns > v->st.peak)
+			v->st.peak = v->nconns;
 		return c;
 	}
 	return NULL;

@@ -123,6 +123,7 @@ void virtio_vsock_host_ready(struct virtio_vsock *v, virtio_vsock_handle h, bool
 
 struct virtio_vsock_stats {
 	uint64_t conns;	      /* open now */
+	uint64_t peak;	      /* the most open at once */
 	uint64_t opened;      /* established, both directions */
 	uint64_t refused;     /* RST answered to a request (no listener, table full) */
 	uint64_t rx_bytes;    /* host -> guest payload */

@@ -568,6 +568,7 @@ TEST(virtio_vsock_connection_table_is_bounded)
 	struct virtio_vsock_stats st;
 	virtio_vsock_get_stats(r.v, &st);
 	CHECK_EQ(st.conns, VIRTIO_VSOCK_MAX_CONNS);
+	CHECK_EQ(st.peak, VIRTIO_VSOCK_MAX_CONNS);
 	CHECK_EQ(st.refused, 1);
 	/* a driver reset closes them all */
 	tdrv_wr(&r.m, VIRTIO_MMIO_STATUS, 0);
