@@ -252,11 +252,11 @@ int vmm_virtio_format(struct vmm_virtio *v, char *buf, size_t len)
 		struct virtio_vsock_stats s;
 		virtio_vsock_get_stats(v->u.vsock, &s);
 		return snprintf(buf, len,
-				"%s: %" PRIu64 " connections (%" PRIu64 " open), %" PRIu64
-				" refused; %" PRIu64 " bytes to the guest, %" PRIu64
-				" from it; %" PRIu64 " bad packets",
-				v->desc->name, s.opened, s.conns, s.refused, s.rx_bytes, s.tx_bytes,
-				s.bad_packets);
+				"%s: %" PRIu64 " connections (%" PRIu64 " open, at most %" PRIu64
+				" at once), %" PRIu64 " refused; %" PRIu64
+				" bytes to the guest, %" PRIu64 " from it; %" PRIu64 " bad packets",
+				v->desc->name, s.opened, s.conns, s.peak, s.refused, s.rx_bytes,
+				s.tx_bytes, s.bad_packets);
 	}
 	}
 	return 0;

@@ -285,10 +285,10 @@ if selected $name; then
 	: >"$T/not-a-socket"
 	"$EMBER" run -k "$VMLINUX" --vsock "cid=3,socket=$T/not-a-socket" </dev/null >"$T/$name.log" 2>&1
 	STATUS=$?
-	if [ "$STATUS" = 2 ] && grep -q "exists and is not a socket" "$T/$name.log" && [ -f "$T/not-a-socket" ]; then
+	if [ "$STATUS" = 1 ] && grep -q "exists and is not a socket" "$T/$name.log" && [ -f "$T/not-a-socket" ]; then
 		ok $name
 	else
-		bad $name "exit status $STATUS, want 2 and \"exists and is not a socket\""
+		bad $name "exit status $STATUS, want 1 and \"exists and is not a socket\""
 	fi
 fi
 

@@ -136,8 +136,8 @@ static int client(int fd, unsigned conn, uint64_t bytes)
 				break;
 			for (ssize_t i = 0; i < r; i++)
 				if (in[i] != pattern(conn, got + (uint64_t)i)) {
-					fprintf(stderr, "vsock-tool: conn %u: byte %llu differs\n", conn,
-						(unsigned long long)(got + (uint64_t)i));
+					fprintf(stderr, "vsock-tool: conn %u: byte %llu differs\n",
+						conn, (unsigned long long)(got + (uint64_t)i));
 					return -1;
 				}
 			hr = fnv(hr, in, (size_t)r);
