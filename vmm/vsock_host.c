@@ -20,7 +20,7 @@ enum smode {
 struct stream {
 	struct vmm_vsock_host *h;
 	int fd;
-	struct ember_loop_source *src;
+	struct ember_loop_source *src; /* NULL while detached (under h->mu) */
 	enum smode mode;
 	char line[VMM_VSOCK_LINE_MAX];
 	unsigned nline;
@@ -119,6 +119,31 @@ static struct stream *stream_new(struct vmm_vsock_host *h, int fd, enum smode mo
 	return s;
 }
 
+/* h->mu held: the stream waits for ev (0: nothing). A detached stream is
+ * registered again when it wants something. */
+static void arm_locked(struct stream *s, unsigned ev)
+{
+	if (s->zombie)
+		return;
+	if (s->src)
+		ember_loop_modify(s->src, ev);
+	else if (ev && ember_loop_add_fd(s->h->loop, s->fd, ev, on_stream, s, &s->src) < 0)
+		s->src = NULL; /* out of memory: the stream stays quiet */
+}
+
+/* Loop thread: takes the stream out of the epoll set. A socket whose peer
+ * is gone reports a hang-up whatever it is registered for, so a stream that
+ * has nothing to wait for (the device does not want it, or the VM is
+ * paused) must not stay registered, or the loop would spin on it. */
+static void detach(struct stream *s)
+{
+	pthread_mutex_lock(&s->h->mu);
+	struct ember_loop_source *src = s->src;
+	s->src = NULL;
+	pthread_mutex_unlock(&s->h->mu);
+	ember_loop_remove(src);
+}
+
 /* Any thread: the stream is done; the loop thread frees it. */
 static void stream_close(struct stream *s)
 {
@@ -132,8 +157,9 @@ static void stream_close(struct stream *s)
 		if (s->mode == S_LINE)
 			h->unnamed--;
 	}
+	if (s->src)
+		ember_loop_modify(s->src, 0);
 	pthread_mutex_unlock(&h->mu);
-	ember_loop_modify(s->src, 0);
 	ember_loop_wake(h->reaper);
 }
 
@@ -166,7 +192,8 @@ static void on_reap(void *opaque, uint64_t n)
 	pthread_mutex_unlock(&h->mu);
 }
 
-/* Takes dev_lock; false (and the source quiet) while the VM is paused. */
+/* The listener: takes dev_lock; false (and the listener quiet) while the
+ * VM is paused. */
 static bool enter(struct vmm_vsock_host *h, struct ember_loop_source *src)
 {
 	if (!h->dev_lock)
@@ -242,8 +269,8 @@ static void line_ready(struct stream *s)
 		s->mode = S_DEV;
 		h->unnamed--;
 		s->want = 0;
+		arm_locked(s, 0); /* the device says what it wants */
 		pthread_mutex_unlock(&h->mu);
-		ember_loop_modify(s->src, 0); /* the device says what it wants */
 		if (virtio_vsock_host_connect(h->dev, s, port, &s->handle) < 0) {
 			pthread_mutex_lock(&h->mu);
 			s->mode = S_LINE; /* not the device's: counted as unnamed in close */
@@ -262,10 +289,28 @@ static void on_stream(void *opaque, int fd, unsigned events)
 	struct vmm_vsock_host *h = s->h;
 	if (__atomic_load_n(&s->closed, __ATOMIC_ACQUIRE))
 		return;
-	if (!enter(h, s->src))
-		return;
+	if (h->dev_lock) {
+		pthread_mutex_lock(h->dev_lock);
+		if (h->paused && *h->paused) {
+			detach(s); /* vmm_vsock_host_resume registers it again */
+			pthread_mutex_unlock(h->dev_lock);
+			return;
+		}
+	}
 	if (s->mode == S_LINE) {
 		line_ready(s);
+	} else if ((events & EMBER_LOOP_ERR) && !(s->want & EMBER_LOOP_IN)) {
+		/* hung up while the device does not read it: quiet until it
+		 * asks (then the read sees the end) */
+		if (s->want & EMBER_LOOP_OUT)
+			virtio_vsock_host_ready(h->dev, s->handle, false, true);
+		if (!__atomic_load_n(&s->closed, __ATOMIC_ACQUIRE)) {
+			pthread_mutex_lock(&h->mu);
+			bool idle = !(s->want & EMBER_LOOP_IN);
+			pthread_mutex_unlock(&h->mu);
+			if (idle)
+				detach(s);
+		}
 	} else {
 		/* an error or hang-up shows as readable: the read says which */
 		bool rd = events & (EMBER_LOOP_IN | EMBER_LOOP_ERR);
@@ -369,8 +414,9 @@ static void op_watch(void *host, void *stream, bool readable, bool writable)
 	unsigned ev = (readable ? EMBER_LOOP_IN : 0) | (writable ? EMBER_LOOP_OUT : 0);
 	pthread_mutex_lock(&h->mu);
 	s->want = ev;
+	if (!h->paused || !*h->paused)
+		arm_locked(s, ev);
 	pthread_mutex_unlock(&h->mu);
-	ember_loop_modify(s->src, ev);
 }
 
 static void op_shutdown(void *host, void *stream)
@@ -462,8 +508,7 @@ void vmm_vsock_host_resume(struct vmm_vsock_host *h)
 		ember_loop_modify(h->lsrc, EMBER_LOOP_IN);
 	pthread_mutex_lock(&h->mu);
 	for (struct stream *s = h->all; s; s = s->next)
-		if (!s->zombie)
-			ember_loop_modify(s->src, s->mode == S_LINE ? EMBER_LOOP_IN : s->want);
+		arm_locked(s, s->mode == S_LINE ? EMBER_LOOP_IN : s->want);
 	pthread_mutex_unlock(&h->mu);
 }
 

@@ -258,6 +258,10 @@ TEST(virtio_vsock_guest_to_host_connection_and_data)
 	REQUIRE(g_recv(&r, &p));
 	CHECK_EQ(p.h.op, VIRTIO_VSOCK_OP_SHUTDOWN);
 	CHECK_EQ(p.h.flags, VIRTIO_VSOCK_SHUTDOWN_SEND);
+	/* half-open now: the hung-up socket must not keep the loop busy */
+	spin(&r);
+	CHECK_EQ(ember_loop_run_once(r.loop, 0), 0);
+	CHECK_EQ(ember_loop_run_once(r.loop, 0), 0);
 	g_send(&r, VIRTIO_VSOCK_OP_SHUTDOWN, 1234, 5000,
 	       VIRTIO_VSOCK_SHUTDOWN_SEND | VIRTIO_VSOCK_SHUTDOWN_RCV, NULL, 0);
 	REQUIRE(g_recv(&r, &p));
