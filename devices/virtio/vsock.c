@@ -607,6 +607,19 @@ static uint32_t conn_packet(struct virtio_vsock *v, struct conn *c, const struct
 	return 0;
 }
 
+/* vq_pop, and when the ring is empty: ask for a notification (a full
+ * fence) and look once more, so that a buffer the driver published while
+ * it still saw the old avail_event is not left waiting for a kick that
+ * never comes. */
+static int pop(struct virtq *q, struct vq_chain *c)
+{
+	int r = vq_pop(q, c);
+	if (r != 0)
+		return r;
+	vq_set_notify(q, true);
+	return vq_pop(q, c);
+}
+
 static bool rx_take(struct virtio_vsock *v, struct virtq *q)
 {
 	if (v->rx_held && q->popped == v->rx_held_popped)
@@ -614,7 +627,7 @@ static bool rx_take(struct virtio_vsock *v, struct virtq *q)
 	v->rx_held = false;
 	v->rx = (struct vq_chain){.bufs = v->rxbufs, .max_bufs = MAX_BUFS};
 	for (;;) {
-		int r = vq_pop(q, &v->rx);
+		int r = pop(q, &v->rx);
 		if (r == 0)
 			return false;
 		if (r < 0) {
@@ -694,7 +707,7 @@ static void vsock_process(void *dev, struct virtio_mmio *t, unsigned qi)
 		struct vq_chain ch = {.bufs = v->txbufs, .max_bufs = MAX_BUFS};
 		bool pushed = false;
 		int r;
-		while ((r = vq_pop(q, &ch)) == 1) {
+		while ((r = pop(q, &ch)) == 1) {
 			tx_packet(v, &ch);
 			vq_push(q, ch.head, 0);
 			pushed = true;

@@ -137,13 +137,13 @@ if [ "$vsock" = 1 ]; then
 	while ! grep -q listening /tmp/vserve.log && [ $t -lt 100 ]; do sleep 0.1; t=$((t + 1)); done
 	echo "E2E vsock-ready"
 	check vsock_guest_to_host sh -c "vsock-tool connect 2 6000 32 65536 >/tmp/vconn.log 2>&1"
-	tail -n 1 /tmp/vconn.log | sed 's/^/E2E vsock guest-to-host: /'
+	grep -v 'bytes both ways' /tmp/vconn.log | sed 's/^/E2E vsock guest-to-host: /'
 	t=0
 	while kill -0 $vpid 2>/dev/null && [ $t -lt 600 ]; do sleep 0.1; t=$((t + 1)); done
 	kill $vpid 2>/dev/null
 	wait $vpid
 	vrc=$?
-	tail -n 1 /tmp/vserve.log | sed 's/^/E2E vsock host-to-guest: /'
+	grep -v listening /tmp/vserve.log | sed 's/^/E2E vsock host-to-guest: /'
 	check vsock_host_to_guest [ "$vrc" = 0 ]
 fi
 
