@@ -616,4 +616,23 @@ TEST(virtio_vsock_header_check)
 	lng[sizeof(lng) - 1] = 0;
 	CHECK_ERR(vmm_vsock_host_check_path(lng, msg, sizeof(msg)), -ENAMETOOLONG);
 	CHECK_ERR(vmm_vsock_host_check_path("/dev/null", msg, sizeof(msg)), -EEXIST);
+	/* a live socket is refused, a stale one (nobody listens) replaced */
+	char dir[] = "/tmp/ember-vsock-XXXXXX", path[64];
+	REQUIRE(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/s", dir);
+	int l = listen_at(path);
+	CHECK_ERR(vmm_vsock_host_check_path(path, msg, sizeof(msg)), -EEXIST);
+	struct ember_loop *loop;
+	REQUIRE_OK(ember_loop_create(&loop));
+	struct vmm_vsock_host *h = NULL;
+	CHECK_ERR(vmm_vsock_host_create(loop, path, NULL, NULL, &h, msg, sizeof(msg)), -EEXIST);
+	close(l);
+	CHECK_OK(vmm_vsock_host_check_path(path, msg, sizeof(msg)));
+	REQUIRE_OK(vmm_vsock_host_create(loop, path, NULL, NULL, &h, msg, sizeof(msg)));
+	close(connect_to(path)); /* it listens there now */
+	vmm_vsock_host_destroy(h);
+	struct stat st;
+	CHECK(lstat(path, &st) < 0);
+	ember_loop_destroy(loop);
+	rmdir(dir);
 }
