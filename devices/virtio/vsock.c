@@ -16,6 +16,8 @@
 #define NONE	 UINT32_MAX
 #define NBUCKETS 1024u
 #define RSTQ	 64u
+#define Q_CTL	 0
+#define Q_DATA	 1
 
 _Static_assert(sizeof(struct virtio_vsock_hdr) == VIRTIO_VSOCK_HDR_BYTES, "header size");
 
@@ -41,9 +43,9 @@ struct conn {
 	uint16_t gen;
 	uint32_t local_port, peer_port;
 	void *stream;
-	uint32_t pending; /* P_* */
-	bool queued;
-	uint32_t qnext, hnext; /* pending FIFO and hash chain: slot indices */
+	uint32_t pending;      /* P_* */
+	int8_t queue;	       /* which FIFO it waits in (Q_CTL, Q_DATA), or -1 */
+	uint32_t qnext, hnext; /* FIFO and hash chain: slot indices */
 	/* guest -> host */
 	uint8_t *buf; /* VIRTIO_VSOCK_BUF_ALLOC ring, allocated on first need */
 	uint32_t head, used;
@@ -64,7 +66,9 @@ struct virtio_vsock {
 	void *host;
 	struct conn conns[VIRTIO_VSOCK_MAX_CONNS];
 	uint32_t buckets[NBUCKETS];
-	uint32_t qhead, qtail;
+	/* connections with something to send: control packets first (a
+	 * RESPONSE must not wait behind other connections' data), then data */
+	uint32_t qhead[2], qtail[2];
 	uint32_t nconns, next_local;
 	struct {
 		uint32_t local, peer;
@@ -183,6 +187,7 @@ static struct conn *conn_new(struct virtio_vsock *v, uint32_t local, uint32_t pe
 		c->gen = gen;
 		c->local_port = local;
 		c->peer_port = peer;
+		c->queue = -1;
 		c->qnext = NONE;
 		uint32_t b = hash(local, peer);
 		c->hnext = v->buckets[b];
@@ -198,37 +203,43 @@ static struct conn *conn_new(struct virtio_vsock *v, uint32_t local, uint32_t pe
 
 static void unqueue(struct virtio_vsock *v, struct conn *c)
 {
-	if (!c->queued)
+	if (c->queue < 0)
 		return;
+	int k = c->queue;
 	uint32_t s = slot_of(v, c), prev = NONE;
-	for (uint32_t i = v->qhead; i != NONE; prev = i, i = v->conns[i].qnext) {
+	for (uint32_t i = v->qhead[k]; i != NONE; prev = i, i = v->conns[i].qnext) {
 		if (i != s)
 			continue;
 		if (prev == NONE)
-			v->qhead = c->qnext;
+			v->qhead[k] = c->qnext;
 		else
 			v->conns[prev].qnext = c->qnext;
-		if (v->qtail == s)
-			v->qtail = prev;
+		if (v->qtail[k] == s)
+			v->qtail[k] = prev;
 		break;
 	}
-	c->queued = false;
+	c->queue = -1;
 	c->qnext = NONE;
 }
 
+/* Adds what to c's pending work and puts c in the FIFO it belongs to. */
 static void enqueue(struct virtio_vsock *v, struct conn *c, uint32_t what)
 {
 	c->pending |= what;
-	if (c->queued)
+	if (!c->pending)
 		return;
+	int k = (c->pending & ~P_READ) ? Q_CTL : Q_DATA;
+	if (c->queue == k)
+		return;
+	unqueue(v, c);
 	uint32_t s = slot_of(v, c);
-	c->queued = true;
+	c->queue = (int8_t)k;
 	c->qnext = NONE;
-	if (v->qtail == NONE)
-		v->qhead = s;
+	if (v->qtail[k] == NONE)
+		v->qhead[k] = s;
 	else
-		v->conns[v->qtail].qnext = s;
-	v->qtail = s;
+		v->conns[v->qtail[k]].qnext = s;
+	v->qtail[k] = s;
 }
 
 /* Frees the slot (the stream is already closed or never was). */
@@ -245,6 +256,7 @@ static void conn_free(struct virtio_vsock *v, struct conn *c)
 	uint16_t gen = (uint16_t)(c->gen + 1);
 	memset(c, 0, sizeof(*c));
 	c->gen = gen;
+	c->queue = -1;
 	c->qnext = c->hnext = NONE;
 	v->nconns--;
 	v->st.conns = v->nconns;
@@ -659,7 +671,7 @@ static void rx_fill(struct virtio_vsock *v)
 	if (!q || !q->enabled || !driver_running(v))
 		return;
 	bool pushed = false;
-	while ((v->rst_n || v->qhead != NONE) && rx_take(v, q)) {
+	while ((v->rst_n || v->qhead[Q_CTL] != NONE || v->qhead[Q_DATA] != NONE) && rx_take(v, q)) {
 		uint32_t len = 0;
 		if (v->rst_n) {
 			unsigned i = v->rst_head;
@@ -668,7 +680,9 @@ static void rx_fill(struct virtio_vsock *v)
 			len = put_hdr(v, &v->rx, NULL, v->rstq[i].local, v->rstq[i].peer,
 				      VIRTIO_VSOCK_OP_RST, 0, 0);
 		} else {
-			struct conn *c = &v->conns[v->qhead];
+			uint32_t head =
+			    v->qhead[Q_CTL] != NONE ? v->qhead[Q_CTL] : v->qhead[Q_DATA];
+			struct conn *c = &v->conns[head];
 			unqueue(v, c);
 			len = conn_packet(v, c, &v->rx);
 			if (c->st != C_FREE) {
@@ -731,7 +745,7 @@ static void drop_all(struct virtio_vsock *v)
 		close_stream(v, c);
 		conn_free(v, c);
 	}
-	v->qhead = v->qtail = NONE;
+	v->qhead[Q_CTL] = v->qtail[Q_CTL] = v->qhead[Q_DATA] = v->qtail[Q_DATA] = NONE;
 	v->rst_n = v->rst_head = 0;
 	v->rx_held = false;
 }
@@ -757,12 +771,14 @@ int virtio_vsock_create(struct virtio_mmio_config cfg, const struct virtio_vsock
 	v->cid = opt->guest_cid;
 	v->h = opt->host_ops;
 	v->host = opt->host;
-	v->qhead = v->qtail = NONE;
+	v->qhead[Q_CTL] = v->qtail[Q_CTL] = v->qhead[Q_DATA] = v->qtail[Q_DATA] = NONE;
 	v->next_local = VIRTIO_VSOCK_LOCAL_PORT_BASE;
 	for (uint32_t i = 0; i < NBUCKETS; i++)
 		v->buckets[i] = NONE;
-	for (uint32_t i = 0; i < VIRTIO_VSOCK_MAX_CONNS; i++)
+	for (uint32_t i = 0; i < VIRTIO_VSOCK_MAX_CONNS; i++) {
+		v->conns[i].queue = -1;
 		v->conns[i].qnext = v->conns[i].hnext = NONE;
+	}
 	v->ops = (struct virtio_dev_ops){
 	    .name = "virtio-vsock",
 	    .device_id = VIRTIO_ID_VSOCK,

@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -194,6 +195,12 @@ static int open_conn(int argc, char **argv, int host)
 					.svm_cid = (unsigned)strtoul(argv[2], NULL, 0),
 					.svm_port = (unsigned)strtoul(argv[3], NULL, 0)};
 		fd = socket(AF_VSOCK, SOCK_STREAM, 0);
+		/* Linux gives up a vsock connect after 2 s; the e2e guest runs
+		 * under nested virtualisation on an emulated CPU (the KVM
+		 * sandbox), where 32 handshakes at once can take longer */
+		struct timeval tmo = {.tv_sec = 30};
+		if (fd >= 0)
+			setsockopt(fd, AF_VSOCK, SO_VM_SOCKETS_CONNECT_TIMEOUT, &tmo, sizeof(tmo));
 		if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
 			return die("connect"), -1;
 	}
