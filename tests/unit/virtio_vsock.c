@@ -456,6 +456,41 @@ TEST(virtio_vsock_credit_stalls_the_guest_not_drops)
 	rig_fini(&r);
 }
 
+TEST(virtio_vsock_control_packets_before_data)
+{
+	struct rig r;
+	rig_init(&r);
+	char lpath[128];
+	snprintf(lpath, sizeof(lpath), "%s_5000", r.path);
+	int lfd = listen_at(lpath);
+	int c = guest_connect(&r, 1234, lfd);
+	/* the host sends more than the rx buffers hold: all NRX fill up with
+	 * data and the connection still has data to send */
+	uint8_t buf[65536];
+	memset(buf, 0x42, sizeof(buf));
+	REQUIRE_EQ(write(c, buf, sizeof(buf)), (ssize_t)sizeof(buf));
+	spin(&r);
+	/* another connection's RESPONSE takes the next free buffer */
+	g_send(&r, VIRTIO_VSOCK_OP_REQUEST, 1235, 5000, 0, NULL, 0);
+	struct gpkt p;
+	unsigned rw_before = 0;
+	bool response = false;
+	while (!response && g_recv(&r, &p)) {
+		if (p.h.op == VIRTIO_VSOCK_OP_RW)
+			rw_before++;
+		response = p.h.op == VIRTIO_VSOCK_OP_RESPONSE && p.h.dst_port == 1235;
+	}
+	CHECK(response);
+	CHECK_EQ(rw_before, NRX); /* only what was in the ring already */
+	int c2 = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	CHECK(c2 >= 0);
+	close(c2);
+	close(c);
+	close(lfd);
+	unlink(lpath);
+	rig_fini(&r);
+}
+
 TEST(virtio_vsock_bad_packets_and_unknown_ports)
 {
 	struct rig r;
