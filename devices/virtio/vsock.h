@@ -33,6 +33,11 @@
  * VIRTIO_VSOCK_MAX_PKT are answered RST (when there is a connection to name)
  * or dropped, and counted; a tx chain is always returned.
  *
+ * Order to the guest: RSTs for unknown connections, then every connection's
+ * control packets (REQUEST, RESPONSE, RST, SHUTDOWN, credit), then data,
+ * one packet per connection in turn, so a handshake never waits behind
+ * other connections' data.
+ *
  * Shutdown: a guest SHUTDOWN with SEND shuts the stream's write side once
  * the buffer has drained (ops->shutdown); SEND and RCV both (the guest
  * closed) drains, then RST to the guest and the stream is closed. End of
