@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 enum smode {
@@ -25,9 +26,11 @@ struct stream {
 	char line[VMM_VSOCK_LINE_MAX];
 	unsigned nline;
 	virtio_vsock_handle handle;
-	unsigned want;		    /* EMBER_LOOP_* the device asked for (under h->mu) */
-	bool closed;		    /* atomic: no more events for the device */
-	bool zombie;		    /* on the zombie list (under h->mu) */
+	unsigned want; /* EMBER_LOOP_* the device asked for (under h->mu) */
+	bool closed;   /* atomic: no more events for the device */
+	bool zombie;   /* on the zombie list (under h->mu) */
+	uint64_t
+	    deadline; /* CLOCK_MONOTONIC ns the CONNECT line or the guest's answer is due by (0: none) */
 	struct stream *next, *prev; /* all streams (under h->mu) */
 	struct stream *znext;
 };
@@ -41,7 +44,8 @@ struct vmm_vsock_host {
 	int lfd;
 	dev_t dev_no;
 	ino_t ino;
-	struct ember_loop_source *lsrc, *reaper;
+	struct ember_loop_source *lsrc, *reaper, *timer;
+	unsigned timeout_ms;
 	pthread_mutex_t mu;
 	struct stream *all, *zombies;
 	unsigned unnamed;
@@ -93,6 +97,18 @@ int vmm_vsock_host_check_path(const char *path, char *msg, size_t msglen)
 }
 
 /* ---------------------------------------------------------------- streams */
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t deadline(const struct vmm_vsock_host *h)
+{
+	return now_ns() + (uint64_t)__atomic_load_n(&h->timeout_ms, __ATOMIC_RELAXED) * 1000000ull;
+}
 
 static void on_stream(void *opaque, int fd, unsigned events);
 
@@ -271,6 +287,8 @@ static void line_ready(struct stream *s)
 		s->want = 0;
 		arm_locked(s, 0); /* the device says what it wants */
 		pthread_mutex_unlock(&h->mu);
+		__atomic_store_n(&s->deadline, deadline(h),
+				 __ATOMIC_RELAXED); /* the guest's turn */
 		if (virtio_vsock_host_connect(h->dev, s, port, &s->handle) < 0) {
 			pthread_mutex_lock(&h->mu);
 			s->mode = S_LINE; /* not the device's: counted as unnamed in close */
@@ -333,10 +351,58 @@ static void on_listen(void *opaque, int fd, unsigned events)
 		pthread_mutex_lock(&h->mu);
 		bool full = h->unnamed >= VMM_VSOCK_MAX_UNNAMED;
 		pthread_mutex_unlock(&h->mu);
-		if (full || !stream_new(h, c, S_LINE, EMBER_LOOP_IN))
+		struct stream *s = full ? NULL : stream_new(h, c, S_LINE, EMBER_LOOP_IN);
+		if (!s)
 			close(c);
+		else
+			__atomic_store_n(&s->deadline, deadline(h), __ATOMIC_RELAXED);
 	}
 	leave(h);
+}
+
+/* Loop thread, now and then: host clients past their deadline are closed
+ * (one that has sent its CONNECT line through the device, which tells the
+ * guest RST). */
+static void on_tick(void *opaque, uint64_t n)
+{
+	(void)n;
+	struct vmm_vsock_host *h = opaque;
+	if (h->dev_lock) {
+		pthread_mutex_lock(h->dev_lock);
+		if (h->paused && *h->paused) {
+			pthread_mutex_unlock(h->dev_lock);
+			return; /* the guest cannot answer while paused */
+		}
+	}
+	uint64_t now = now_ns();
+	for (;;) {
+		struct stream *late = NULL;
+		pthread_mutex_lock(&h->mu);
+		for (struct stream *s = h->all; s && !late; s = s->next) {
+			uint64_t d = __atomic_load_n(&s->deadline, __ATOMIC_RELAXED);
+			if (!s->zombie && d && d <= now) {
+				__atomic_store_n(&s->deadline, 0, __ATOMIC_RELAXED);
+				late = s;
+			}
+		}
+		enum smode mode = late ? late->mode : S_LINE;
+		virtio_vsock_handle hd = late ? late->handle : 0;
+		pthread_mutex_unlock(&h->mu);
+		if (!late)
+			break;
+		if (mode == S_LINE)
+			stream_close(late);
+		else
+			virtio_vsock_host_abort(h->dev, hd); /* closes it */
+	}
+	if (h->dev_lock)
+		pthread_mutex_unlock(h->dev_lock);
+}
+
+static uint64_t tick_ns(unsigned timeout_ms)
+{
+	uint64_t t = (uint64_t)timeout_ms * 1000000ull / 4;
+	return t < 10000000ull ? 10000000ull : t > 1000000000ull ? 1000000000ull : t;
 }
 
 /* ---------------------------------------------------------------- device ops */
@@ -371,6 +437,7 @@ static void op_accepted(void *host, void *stream, uint32_t local_port)
 {
 	(void)host;
 	struct stream *s = stream;
+	__atomic_store_n(&s->deadline, 0, __ATOMIC_RELAXED);
 	char ok[24];
 	int n = snprintf(ok, sizeof(ok), "OK %u\n", local_port);
 	ssize_t r = send(s->fd, ok, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -459,6 +526,7 @@ int vmm_vsock_host_create(struct ember_loop *loop, const char *path, pthread_mut
 	h->dev_lock = dev_lock;
 	h->paused = paused;
 	h->lfd = -1;
+	h->timeout_ms = VMM_VSOCK_CONNECT_TIMEOUT_MS;
 	snprintf(h->path, sizeof(h->path), "%s", path);
 	pthread_mutex_init(&h->mu, NULL);
 	struct sockaddr_un a;
@@ -497,7 +565,20 @@ void vmm_vsock_host_bind(struct vmm_vsock_host *h, struct virtio_vsock *dev)
 
 int vmm_vsock_host_start(struct vmm_vsock_host *h)
 {
+	uint64_t t = tick_ns(h->timeout_ms);
+	int r = ember_loop_add_timer(h->loop, t, t, on_tick, h, &h->timer);
+	if (r < 0)
+		return r;
 	return ember_loop_add_fd(h->loop, h->lfd, EMBER_LOOP_IN, on_listen, h, &h->lsrc);
+}
+
+void vmm_vsock_host_set_timeout(struct vmm_vsock_host *h, unsigned ms)
+{
+	__atomic_store_n(&h->timeout_ms, ms, __ATOMIC_RELAXED);
+	if (h->timer) {
+		uint64_t t = tick_ns(ms);
+		ember_loop_timer_set(h->timer, t, t);
+	}
 }
 
 void vmm_vsock_host_resume(struct vmm_vsock_host *h)
@@ -518,6 +599,8 @@ void vmm_vsock_host_destroy(struct vmm_vsock_host *h)
 		return;
 	if (h->lsrc)
 		ember_loop_remove(h->lsrc);
+	if (h->timer)
+		ember_loop_remove(h->timer);
 	pthread_mutex_lock(&h->mu);
 	while (h->all)
 		stream_free(h, h->all);

@@ -10,7 +10,9 @@
  *     VMM_VSOCK_LINE_MAX bytes with the newline); Ember asks the guest, and
  *     when the guest accepts writes "OK <hostport>\n" (the host end's port)
  *     and the connection carries the stream from then on. A bad line, a
- *     refusal (RST) or a full table closes the client's connection.
+ *     refusal (RST), a full table or a deadline missed (the line, then the
+ *     guest's answer, VMM_VSOCK_CONNECT_TIMEOUT_MS each) closes the
+ *     client's connection.
  *   guest-initiated: a guest connection to host port P is a connection to
  *     the Unix socket "PATH_P"; nothing listening there is a refusal (RST).
  * Every socket is nonblocking and served on the loop given at creation (the
@@ -37,6 +39,10 @@
 
 #define VMM_VSOCK_LINE_MAX    32u /* "CONNECT 4294967295\n" and some slack */
 #define VMM_VSOCK_MAX_UNNAMED 64u /* host clients that have not sent their CONNECT line */
+/* A host client has this long to send its CONNECT line, and the guest as
+ * long again to accept or refuse; then the client's connection is closed
+ * (and the guest told RST). */
+#define VMM_VSOCK_CONNECT_TIMEOUT_MS 5000u
 
 struct vmm_vsock_host;
 
@@ -55,6 +61,8 @@ int vmm_vsock_host_create(struct ember_loop *loop, const char *path, pthread_mut
 void vmm_vsock_host_bind(struct vmm_vsock_host *h, struct virtio_vsock *dev);
 /* Starts accepting on the loop. 0 or -errno. */
 int vmm_vsock_host_start(struct vmm_vsock_host *h);
+/* Changes VMM_VSOCK_CONNECT_TIMEOUT_MS (tests). Any thread. */
+void vmm_vsock_host_set_timeout(struct vmm_vsock_host *h, unsigned ms);
 /* After a pause: serve every socket again. dev_lock held or not needed. */
 void vmm_vsock_host_resume(struct vmm_vsock_host *h);
 /* Frees every stream (after the device was destroyed), closes the

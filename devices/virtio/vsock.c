@@ -843,13 +843,33 @@ int virtio_vsock_host_connect(struct virtio_vsock *v, void *stream, uint32_t por
 	return r;
 }
 
+/* Lock held: the live connection h names, or NULL. */
+static struct conn *by_handle(struct virtio_vsock *v, virtio_vsock_handle h)
+{
+	uint32_t slot = (h & 0xffffu) - 1;
+	struct conn *c = slot < VIRTIO_VSOCK_MAX_CONNS ? &v->conns[slot] : NULL;
+	if (!c || c->gen != (uint16_t)(h >> 16) || c->st == C_FREE || c->st == C_RESETTING)
+		return NULL;
+	return c;
+}
+
+void virtio_vsock_host_abort(struct virtio_vsock *v, virtio_vsock_handle h)
+{
+	virtio_mmio_lock(v->t);
+	struct conn *c = by_handle(v, h);
+	if (c) {
+		conn_rst(v, c);
+		rx_fill(v);
+	}
+	virtio_mmio_unlock(v->t);
+}
+
 void virtio_vsock_host_ready(struct virtio_vsock *v, virtio_vsock_handle h, bool readable,
 			     bool writable)
 {
 	virtio_mmio_lock(v->t);
-	uint32_t slot = (h & 0xffffu) - 1;
-	struct conn *c = slot < VIRTIO_VSOCK_MAX_CONNS ? &v->conns[slot] : NULL;
-	if (c && c->gen == (uint16_t)(h >> 16) && c->st == C_ESTABLISHED && driver_running(v)) {
+	struct conn *c = by_handle(v, h);
+	if (c && c->st == C_ESTABLISHED && driver_running(v)) {
 		if (writable)
 			flush(v, c);
 		if (readable && c->st == C_ESTABLISHED)

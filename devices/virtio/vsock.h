@@ -126,6 +126,11 @@ int virtio_vsock_host_connect(struct virtio_vsock *v, void *stream, uint32_t por
 void virtio_vsock_host_ready(struct virtio_vsock *v, virtio_vsock_handle h, bool readable,
 			     bool writable);
 
+/* The host side gives up on h (a host client that the guest did not answer
+ * in time): RST to the guest, ops->close on the stream. A stale h is
+ * ignored. */
+void virtio_vsock_host_abort(struct virtio_vsock *v, virtio_vsock_handle h);
+
 struct virtio_vsock_stats {
 	uint64_t conns;	      /* open now */
 	uint64_t peak;	      /* the most open at once */

@@ -326,6 +326,28 @@ TEST(virtio_vsock_host_to_guest_connect_protocol)
 	CHECK_EQ(read_some(c, buf, sizeof(buf)), 0);
 	close(c);
 
+	/* too slow: a client that sends no CONNECT line, and one the guest
+	 * does not answer, are closed at the deadline (the guest gets RST) */
+	vmm_vsock_host_set_timeout(r.host, 100);
+	int quiet = connect_to(r.path);
+	c = connect_to(r.path);
+	REQUIRE_EQ(write(c, "CONNECT 54\n", 11), 11);
+	REQUIRE(g_recv(&r, &p));
+	CHECK_EQ(p.h.op, VIRTIO_VSOCK_OP_REQUEST);
+	CHECK_EQ(p.h.dst_port, 54);
+	uint32_t unanswered = p.h.src_port;
+	for (int i = 0; i < 40; i++)
+		ember_loop_run_once(r.loop, 10);
+	CHECK_EQ(read_some(quiet, buf, sizeof(buf)), 0);
+	CHECK_EQ(read_some(c, buf, sizeof(buf)), 0);
+	REQUIRE(g_recv(&r, &p));
+	CHECK_EQ(p.h.op, VIRTIO_VSOCK_OP_RST);
+	CHECK_EQ(p.h.src_port, unanswered);
+	CHECK_EQ(p.h.dst_port, 54);
+	close(quiet);
+	close(c);
+	vmm_vsock_host_set_timeout(r.host, VMM_VSOCK_CONNECT_TIMEOUT_MS);
+
 	/* a bad line: closed */
 	c = connect_to(r.path);
 	REQUIRE_EQ(write(c, "HELLO 52\n", 9), 9);
@@ -644,7 +666,15 @@ TEST(virtio_vsock_header_check)
 	virtio_vsock_hdr_encode(&p, raw);
 	struct virtio_vsock_pkt q;
 	virtio_vsock_hdr_decode(raw, &q);
-	CHECK(!memcmp(&p, &q, sizeof(p)));
+	CHECK_EQ(q.src_cid, 5);
+	CHECK_EQ(q.dst_cid, 2);
+	CHECK_EQ(q.type, VIRTIO_VSOCK_TYPE_STREAM);
+	CHECK_EQ(q.op, VIRTIO_VSOCK_OP_RW);
+	CHECK_EQ(q.len, VIRTIO_VSOCK_MAX_PKT + 1);
+	uint8_t raw2[VIRTIO_VSOCK_HDR_BYTES];
+	virtio_vsock_hdr_encode(&q, raw2);
+	CHECK(!memcmp(raw, raw2, sizeof(raw)));
+	CHECK_EQ(raw[30], VIRTIO_VSOCK_OP_RW); /* op at byte 30, little-endian */
 	/* the path checks: too long, not a socket */
 	char msg[256], lng[200];
 	memset(lng, 'a', sizeof(lng) - 1);
