@@ -14,7 +14,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
  * Input: records, each a kind byte then its operands:
  *   kind % 4 == 0: a guest packet: 44 header bytes (with bit 7 of the kind
  *     byte, the cids and type are made valid and op taken mod 8, so the
- *     state machine is reached), a payload length byte and that many bytes
+ *     state machine is reached: ports 0-3, and for the host end with bit 2
+ *     set the first host-initiated ports), a payload length byte and that many bytes
  *     (the chain holds what the input has, the header's len is as given);
  *   1: a host stream event: stream selector, bytes readable, bytes the
  *     stream takes (0: -EAGAIN), bit 0x80 of the last: end of file;
@@ -271,7 +272,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				p.type = VIRTIO_VSOCK_TYPE_STREAM;
 				p.op %= 8;
 				p.src_port %= 4;
-				p.dst_port %= 4;
+				/* bit 2: one of the first host-initiated ports */
+				p.dst_port = (p.dst_port & 4 ? VIRTIO_VSOCK_LOCAL_PORT_BASE : 0) +
+					     p.dst_port % 4;
 				virtio_vsock_hdr_encode(&p, raw);
 			}
 			uint32_t plen = data[i++];

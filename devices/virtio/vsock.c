@@ -752,7 +752,9 @@ static void drop_all(struct virtio_vsock *v)
 
 static void vsock_reset(void *dev)
 {
-	drop_all(dev);
+	struct virtio_vsock *v = dev;
+	drop_all(v);
+	v->next_local = VIRTIO_VSOCK_LOCAL_PORT_BASE; /* no host client is left */
 }
 
 int virtio_vsock_create(struct virtio_mmio_config cfg, const struct virtio_vsock_options *opt,

@@ -57,6 +57,26 @@ static void rx_post(struct rig *r, uint16_t i)
 	tdrv_publish(&r->q[0], i);
 }
 
+/* The driver's probe (from a reset): fresh queues, NRX rx buffers. */
+static void driver_up(struct rig *r)
+{
+	memset(r->mem.host, 0, RX_GPA);
+	r->rx_used = 0;
+	tdrv_probe(&r->m, VIRTIO_ID_VSOCK, 1ull << VIRTIO_F_VERSION_1);
+	for (unsigned i = 0; i < 3; i++) {
+		r->q[i] = (struct tdrv_queue){.mem = &r->mem,
+					      .size = QSZ,
+					      .desc = 0x10000 + 0x4000ull * i,
+					      .avail = 0x11000 + 0x4000ull * i,
+					      .used = 0x12000 + 0x4000ull * i};
+		tdrv_setup_queue(&r->m, i, &r->q[i]);
+	}
+	tdrv_wr(&r->m, VIRTIO_MMIO_STATUS, TDRV_DRIVER_ALL);
+	for (uint16_t i = 0; i < NRX; i++)
+		rx_post(r, i);
+	tdrv_wr(&r->m, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+}
+
 static void rig_init(struct rig *r)
 {
 	memset(r, 0, sizeof(*r));
@@ -79,19 +99,7 @@ static void rig_init(struct rig *r)
 	REQUIRE_OK(vmm_vsock_host_start(r->host));
 	REQUIRE_OK(dev_register(r->bus, BASE, VIRTIO_MMIO_WINDOW, virtio_mmio_dev(r->t)));
 	r->m = (struct tdrv_mmio){.bus = r->bus, .base = BASE};
-	tdrv_probe(&r->m, VIRTIO_ID_VSOCK, 1ull << VIRTIO_F_VERSION_1);
-	for (unsigned i = 0; i < 3; i++) {
-		r->q[i] = (struct tdrv_queue){.mem = &r->mem,
-					      .size = QSZ,
-					      .desc = 0x10000 + 0x4000ull * i,
-					      .avail = 0x11000 + 0x4000ull * i,
-					      .used = 0x12000 + 0x4000ull * i};
-		tdrv_setup_queue(&r->m, i, &r->q[i]);
-	}
-	tdrv_wr(&r->m, VIRTIO_MMIO_STATUS, TDRV_DRIVER_ALL);
-	for (uint16_t i = 0; i < NRX; i++)
-		rx_post(r, i);
-	tdrv_wr(&r->m, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	driver_up(r);
 }
 
 static void rig_fini(struct rig *r)
@@ -685,6 +693,13 @@ TEST(virtio_vsock_connection_table_is_bounded)
 	CHECK_EQ(read_some(fds[0], &b, 1), 0);
 	for (unsigned i = 0; i < VIRTIO_VSOCK_MAX_CONNS; i++)
 		close(fds[i]);
+	/* the driver comes back (a module reload): connections work again */
+	driver_up(&r);
+	int c = guest_connect(&r, 1234, lfd);
+	g_send(&r, VIRTIO_VSOCK_OP_RW, 1234, 5000, 0, "again", 5);
+	char buf[8];
+	CHECK_EQ(read_some(c, buf, sizeof(buf)), 5);
+	close(c);
 	close(lfd);
 	unlink(lpath);
 	rig_fini(&r);
