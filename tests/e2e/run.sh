@@ -246,7 +246,7 @@ if selected $name; then
 	TOKEN=""
 	vt=$E2E_DIR/vsock-tool
 	vs=$T/v.sock
-	"$vt" host-echo "${vs}_6000" 32 >"$T/vsock-echo.log" 2>&1 &
+	"$vt" host-echo "${vs}_6000" 33 >"$T/vsock-echo.log" 2>&1 & # 32, and 1 after a reload
 	vecho=$!
 	(
 		t0=$SECONDS
