@@ -5,6 +5,7 @@
 #include "arch/x86/layout.h"
 #include "arch/x86/x86.h"
 #include "boot/boot.h"
+#include "vsock_host.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -199,6 +200,8 @@ static int parse_bool(const char *key, const char *value, bool *out, struct embe
 
 static int disk_resolve(const struct ember_config *cfg, const struct vmm_devopt *d,
 			struct ember_error *err);
+static int vsock_resolve(const struct ember_config *cfg, const struct vmm_devopt *d,
+			 struct ember_error *err);
 
 /* The device option table: one entry per kind (see config.h). */
 static const struct vmm_devopt_type devopt_types[] = {
@@ -223,6 +226,14 @@ static const struct vmm_devopt_type devopt_types[] = {
 	.name = "balloon",
 	.what = "virtio-balloon",
 	.value_optional = true,
+    },
+    /* virtio-vsock: host side on Unix sockets (Firecracker's hybrid vsock) */
+    {
+	.name = "vsock",
+	.what = "virtio-vsock",
+	.keys = {{.name = "cid", .type = VMM_DEVOPT_U64, .required = true},
+		 {.name = "socket", .type = VMM_DEVOPT_STRING, .required = true, .max_len = 107}},
+	.resolve = vsock_resolve,
     },
 };
 #define NDEVOPT_TYPES (sizeof(devopt_types) / sizeof(devopt_types[0]))
@@ -439,6 +450,29 @@ static int disk_resolve(const struct ember_config *cfg, const struct vmm_devopt 
 	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
 		return vmm_errf(err, -EINVAL, "--disk path=%s: not a regular file or block device",
 				path);
+	return 0;
+}
+
+/* The guest's cid is 3..2^32-2 (0-2 and -1 are reserved), one vsock per VM
+ * (the guest's driver takes one), the socket path fits sun_path and is
+ * free or a stale socket. */
+static int vsock_resolve(const struct ember_config *cfg, const struct vmm_devopt *d,
+			 struct ember_error *err)
+{
+	(void)cfg;
+	uint64_t cid = vmm_devopt_u64(d, "cid", 0);
+	if (cid < 3 || cid >= 0xffffffffu)
+		return vmm_errf(err, -EINVAL,
+				"--vsock cid=%" PRIu64 ": the guest's cid must be 3 to 4294967294",
+				cid);
+	if (d->index > 0)
+		return vmm_errf(err, -EINVAL,
+				"--vsock: one vsock device per VM (the guest's driver takes one)");
+	char msg[256];
+	const char *path = vmm_devopt_get(d, "socket");
+	int r = vmm_vsock_host_check_path(path, msg, sizeof(msg));
+	if (r < 0)
+		return vmm_errf(err, r, "--vsock socket=%s: %s", path, msg);
 	return 0;
 }
 
@@ -808,6 +842,11 @@ const char *ember_config_usage(void)
 	       "                          (repeatable; /dev/vda, vdb... in the guest)\n"
 	       "      --rng               a virtio-rng entropy source (the host's getrandom)\n"
 	       "      --balloon           a virtio-balloon device\n"
+	       "      --vsock cid=N,socket=PATH\n"
+	       "                          virtio-vsock; host side on Unix sockets as "
+	       "Firecracker's:\n"
+	       "                          connect to PATH and send 'CONNECT <port>\\n'; guest\n"
+	       "                          connections to host port P go to PATH_P\n"
 	       "  -q, --quiet             only warnings and errors from Ember on stderr\n"
 	       "  -v, --verbose           debug messages too (--log-level error|warn|info|debug)\n"
 	       "  -n, --dry-run           print the resolved configuration and the device\n"

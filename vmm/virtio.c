@@ -6,6 +6,8 @@
 #include "../devices/virtio/balloon.h"
 #include "../devices/virtio/blk.h"
 #include "../devices/virtio/rng.h"
+#include "../devices/virtio/vsock.h"
+#include "vsock_host.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -14,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum kind { K_BLK, K_RNG, K_BALLOON };
+enum kind { K_BLK, K_RNG, K_BALLOON, K_VSOCK };
 
 struct vmm_virtio;
 
@@ -35,7 +37,9 @@ struct vmm_virtio {
 		struct virtio_blk *blk;
 		struct virtio_rng *rng;
 		struct virtio_balloon *balloon;
+		struct virtio_vsock *vsock;
 	} u;
+	struct vmm_vsock_host *vsock_host; /* K_VSOCK: the Unix-socket side */
 	unsigned nq;
 	struct vq_watch w[VMM_DEV_MAX_IOEVENTFDS];
 	struct ember_loop_source *io_src; /* a disk's io_uring completions, or NULL */
@@ -134,6 +138,24 @@ int vmm_virtio_create(struct ember_vm *vm, struct vmm_dev_desc *d, const struct 
 	} else if (!strcmp(name, "balloon")) {
 		v->kind = K_BALLOON;
 		r = virtio_balloon_create(cfg, &v->u.balloon, &v->t);
+	} else if (!strcmp(name, "vsock")) {
+		v->kind = K_VSOCK;
+		char msg[256];
+		const char *path = vmm_devopt_get(o, "socket");
+		r = vmm_vsock_host_create(vm->loop, path, &vm->dev_lock, &vm->devs_paused,
+					  &v->vsock_host, msg, sizeof(msg));
+		if (r < 0) {
+			free(v);
+			return vmm_errf(err, r, "--vsock socket=%s: %s", path, msg);
+		}
+		struct virtio_vsock_options vo = {.guest_cid = vmm_devopt_u64(o, "cid", 0),
+						  .host_ops = &vmm_vsock_host_ops,
+						  .host = v->vsock_host};
+		r = virtio_vsock_create(cfg, &vo, &v->u.vsock, &v->t);
+		if (r < 0)
+			vmm_vsock_host_destroy(v->vsock_host);
+		else
+			vmm_vsock_host_bind(v->vsock_host, v->u.vsock);
 	} else {
 		r = -EOPNOTSUPP;
 	}
@@ -165,6 +187,12 @@ int vmm_virtio_start(struct vmm_virtio *v, struct ember_error *err)
 			return vmm_errf(err, r, "%s: cannot watch its I/O completions: %s",
 					v->desc->name, strerror(-r));
 	}
+	if (v->kind == K_VSOCK) {
+		int r = vmm_vsock_host_start(v->vsock_host);
+		if (r < 0)
+			return vmm_errf(err, r, "%s: cannot watch its socket: %s", v->desc->name,
+					strerror(-r));
+	}
 	return 0;
 }
 
@@ -187,6 +215,8 @@ void vmm_virtio_kick(struct vmm_virtio *v)
 		v->w[q].held = false;
 		virtio_mmio_process(v->t, q);
 	}
+	if (v && v->kind == K_VSOCK)
+		vmm_vsock_host_resume(v->vsock_host); /* sockets quieted while paused */
 }
 
 int vmm_virtio_format(struct vmm_virtio *v, char *buf, size_t len)
@@ -218,6 +248,16 @@ int vmm_virtio_format(struct vmm_virtio *v, char *buf, size_t len)
 				"%s: target %u pages, guest holds %u; %" PRIu64 " pages given back",
 				v->desc->name, s.target_pages, s.actual_pages, s.discarded);
 	}
+	case K_VSOCK: {
+		struct virtio_vsock_stats s;
+		virtio_vsock_get_stats(v->u.vsock, &s);
+		return snprintf(buf, len,
+				"%s: %" PRIu64 " connections (%" PRIu64 " open, at most %" PRIu64
+				" at once), %" PRIu64 " refused; %" PRIu64
+				" bytes to the guest, %" PRIu64 " from it; %" PRIu64 " bad packets",
+				v->desc->name, s.opened, s.conns, s.peak, s.refused, s.rx_bytes,
+				s.tx_bytes, s.bad_packets);
+	}
 	}
 	return 0;
 }
@@ -242,6 +282,10 @@ void vmm_virtio_destroy(struct vmm_virtio *v)
 		break;
 	case K_BALLOON:
 		virtio_balloon_destroy(v->u.balloon);
+		break;
+	case K_VSOCK:
+		virtio_vsock_destroy(v->u.vsock); /* closes every stream */
+		vmm_vsock_host_destroy(v->vsock_host);
 		break;
 	}
 	free(v);

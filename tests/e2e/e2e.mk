@@ -15,8 +15,15 @@ endif
 
 # the kernel's release, for its pvpanic modules (/boot/vmlinuz-RELEASE)
 E2E_RELEASE := $(patsubst vmlinuz-%,%,$(notdir $(E2E_KERNEL)))
-$(E2E_DIR)/initramfs.cpio: tests/e2e/init.sh tests/e2e/mkinitramfs.sh $(E2E_KERNEL)
-	tests/e2e/mkinitramfs.sh $@ /bin/busybox $(E2E_RELEASE)
+$(E2E_DIR)/initramfs.cpio: tests/e2e/init.sh tests/e2e/mkinitramfs.sh $(E2E_KERNEL) \
+		$(E2E_DIR)/vsock-tool
+	E2E_VSOCK_TOOL=$(E2E_DIR)/vsock-tool tests/e2e/mkinitramfs.sh $@ /bin/busybox $(E2E_RELEASE)
+
+# the vsock peer, static (libc6-dev's libc.a): in the guest for AF_VSOCK, on
+# the host for the Unix-socket side
+$(E2E_DIR)/vsock-tool: tests/e2e/vsock-tool.c
+	@mkdir -p $(dir $@)
+	$(CC) -static -std=gnu11 -O2 $(WARN) -D_GNU_SOURCE -o $@ $<
 
 $(E2E_DIR)/vmlinux: $(E2E_KERNEL) tests/e2e/extract-vmlinux.sh
 	tests/e2e/extract-vmlinux.sh $(E2E_KERNEL) $@

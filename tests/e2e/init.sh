@@ -39,6 +39,7 @@ check() { # check NAME CONDITION-COMMAND...
 }
 
 cpus=1 mem=0 echo=0 action=poweroff lines=100 disks=0 rng=0 balloon=0 blkio=0
+vsock=0
 for a in $(cat /proc/cmdline); do
 	case "$a" in
 	e2e.cpus=*) cpus=${a#e2e.cpus=} ;;
@@ -50,6 +51,7 @@ for a in $(cat /proc/cmdline); do
 	e2e.rng=*) rng=${a#e2e.rng=} ;;
 	e2e.balloon=*) balloon=${a#e2e.balloon=} ;;
 	e2e.blkio=*) blkio=${a#e2e.blkio=} ;;
+	e2e.vsock=*) vsock=${a#e2e.vsock=} ;;
 	esac
 done
 echo "E2E kernel $(uname -r)"
@@ -121,6 +123,40 @@ if [ "$rng" = 1 ]; then
 fi
 if [ "$balloon" = 1 ]; then
 	check virtio_balloon_bound sh -c "ls /sys/bus/virtio/drivers/virtio_balloon | grep -q virtio"
+fi
+
+# virtio-vsock (e2e.vsock=1, cid 3): an echo server on port 5000 for the
+# host's 32 connections, and 32 connections at once to the host's echo
+# server on port 6000 (tests/e2e/vsock-tool.c checks every byte of each),
+# then one more after the driver was reloaded
+if [ "$vsock" = 1 ]; then
+	check vsock_bound sh -c "ls /sys/bus/virtio/drivers/vmw_vsock_virtio_transport | grep -q virtio"
+	check vsock_cid [ "$(vsock-tool cid)" = 3 ]
+	vsock-tool serve 5000 32 >/tmp/vserve.log 2>&1 &
+	vpid=$!
+	t=0
+	while ! grep -q listening /tmp/vserve.log && [ $t -lt 100 ]; do sleep 0.1; t=$((t + 1)); done
+	echo "E2E vsock-ready"
+	check vsock_guest_to_host sh -c "vsock-tool connect 2 6000 32 65536 >/tmp/vconn.log 2>&1"
+	grep -v 'bytes both ways' /tmp/vconn.log | sed 's/^/E2E vsock guest-to-host: /'
+	t=0
+	while kill -0 $vpid 2>/dev/null && [ $t -lt 600 ]; do sleep 0.1; t=$((t + 1)); done
+	kill $vpid 2>/dev/null
+	wait $vpid
+	vrc=$?
+	grep -v listening /tmp/vserve.log | sed 's/^/E2E vsock host-to-guest: /'
+	check vsock_host_to_guest [ "$vrc" = 0 ]
+	# the driver goes and comes back (a device reset, a new probe): the
+	# host's echo server takes a 33rd connection
+	# (closed sockets may hold the module for a moment)
+	t=0
+	while ! rmmod vmw_vsock_virtio_transport 2>/dev/null && [ $t -lt 50 ]; do
+		sleep 0.1
+		t=$((t + 1))
+	done
+	check vsock_reload sh -c "insmod /lib/modules/v2-vmw_vsock_virtio_transport.ko &&
+		vsock-tool connect 2 6000 1 65536 >/tmp/vreload.log 2>&1"
+	grep -v 'bytes both ways' /tmp/vreload.log | sed 's/^/E2E vsock after reload: /'
 fi
 
 # the guest kernel's log: no warning, bug, "Fatal" or taint (issue 9). One

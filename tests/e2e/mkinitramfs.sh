@@ -39,6 +39,22 @@ for m in drivers/virtio/virtio_ring drivers/virtio/virtio drivers/virtio/virtio_
 		i=$((i + 1))
 	fi
 done
+# vsock: the guest's transport modules (after the virtio core) and the test
+# peer, tests/e2e/vsock-tool.c (E2E_VSOCK_TOOL, built static by e2e.mk).
+# Named v0-, v1-, v2-: init.sh loads lib/modules/*.ko in glob order, where
+# these sort after every numbered one (a "10-" would sort before "2-").
+j=0
+for m in net/vmw_vsock/vsock net/vmw_vsock/vmw_vsock_virtio_transport_common \
+	net/vmw_vsock/vmw_vsock_virtio_transport; do
+	if [ "$release" ] && [ -r "$k/$m.ko" ]; then
+		mkdir -p "$root/lib/modules"
+		cp "$k/$m.ko" "$root/lib/modules/v$j-$(basename "$m").ko"
+		j=$((j + 1))
+	fi
+done
+if [ "${E2E_VSOCK_TOOL:-}" ] && [ -x "$E2E_VSOCK_TOOL" ]; then
+	cp "$E2E_VSOCK_TOOL" "$root/bin/vsock-tool"
+fi
 # The kernel opens /dev/console for init; as root we can make the node,
 # otherwise init reopens its console after mounting devtmpfs.
 mknod -m 600 "$root/dev/console" c 5 1 2>/dev/null || true

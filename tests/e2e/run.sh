@@ -238,6 +238,60 @@ if selected $name; then
 	fi
 fi
 # and a bad sub-option is refused before anything is built (status 2)
+# --- virtio-vsock: guest-to-host and host-to-guest, 32 connections at once each
+# way, every byte echoed and checked (tests/e2e/vsock-tool.c on both sides);
+# the host side is Firecracker's hybrid vsock (CONNECT/OK on PATH, PATH_6000)
+name=virtio_vsock
+if selected $name; then
+	TOKEN=""
+	vt=$E2E_DIR/vsock-tool
+	vs=$T/v.sock
+	"$vt" host-echo "${vs}_6000" 33 >"$T/vsock-echo.log" 2>&1 & # 32, and 1 after a reload
+	vecho=$!
+	(
+		t0=$SECONDS
+		until grep -q '^E2E vsock-ready' "$T/$name.log" 2>/dev/null; do
+			[ $((SECONDS - t0)) -gt "$E2E_TIMEOUT" ] && exit 3
+			sleep 0.2
+		done
+		exec "$vt" host-connect "$vs" 5000 32 65536 >"$T/vsock-hc.log" 2>&1
+	) &
+	vhc=$!
+	t0=$(now_ms)
+	boot $name "$VMLINUX" 2 256M poweroff 0 "e2e.vsock=1" "--vsock cid=3,socket=$vs -v"
+	wait $vhc
+	hc=$?
+	kill $vecho 2>/dev/null
+	wait $vecho
+	ec=$?
+	peak=$(sed -n 's/.*vsock0: .* at most \([0-9]*\) at once.*/\1/p' "$T/$name.log" | tail -n1)
+	if [ "$hc" != 0 ]; then
+		bad $name "host-to-guest connections failed ($hc): $(tail -n 3 "$T/vsock-hc.log" | tr '\n' ' ')"
+	elif [ "$ec" != 0 ]; then
+		bad $name "the host's echo server failed ($ec): $(tail -n 3 "$T/vsock-echo.log" | tr '\n' ' ')"
+	elif [ "${peak:-0}" -lt 32 ]; then
+		bad $name "the device never had 32 connections open at once (at most ${peak:-?})"
+	elif [ -e "$vs" ]; then
+		bad $name "the socket file $vs was left behind"
+	else
+		check_guest $name 0
+	fi
+	echo "     $name: $(($(now_ms) - t0)) ms; $(tail -n1 "$T/vsock-hc.log"); $(grep -m1 -o 'vsock0: .*' "$T/$name.log")"
+fi
+
+# --- --vsock refuses a path that is not a socket, before building anything
+name=bad_vsock_option
+if selected $name; then
+	: >"$T/not-a-socket"
+	"$EMBER" run -k "$VMLINUX" --vsock "cid=3,socket=$T/not-a-socket" </dev/null >"$T/$name.log" 2>&1
+	STATUS=$?
+	if [ "$STATUS" = 1 ] && grep -q "exists and is not a socket" "$T/$name.log" && [ -f "$T/not-a-socket" ]; then
+		ok $name
+	else
+		bad $name "exit status $STATUS, want 1 and \"exists and is not a socket\""
+	fi
+fi
+
 name=bad_disk_option
 if selected $name; then
 	"$EMBER" run -k "$VMLINUX" --disk "path=$T/disk.img,rw=on" </dev/null >"$T/$name.log" 2>&1

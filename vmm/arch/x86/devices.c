@@ -129,6 +129,8 @@ unsigned vmm_x86_virtio_queues(const struct ember_config *cfg, const struct vmm_
 		return cfg->cpus < VIRTIO_MMIO_MAX_QUEUES ? cfg->cpus : VIRTIO_MMIO_MAX_QUEUES;
 	if (!strcmp(o->type->name, "balloon"))
 		return 4; /* inflate, deflate, stats, reporting */
+	if (!strcmp(o->type->name, "vsock"))
+		return 3; /* rx, tx, event */
 	return 1;
 }
 
