@@ -179,8 +179,15 @@ int vq_pop(struct virtq *q, struct vq_chain *c)
 	}
 	q->last_avail++;
 	q->popped++;
-	if (q->event_idx && q->notify) /* keep asking for the next one */
+	if (q->event_idx && q->notify) { /* keep asking for the next one */
 		st16(q->used + 4 + 8 * (uint32_t)q->size, q->last_avail);
+		/* the new avail_event must be visible before the next look at
+		 * avail->idx (store-load order): otherwise a driver that
+		 * publishes now reads the old avail_event, does not notify, and
+		 * this device, having read the old idx, waits for a kick that
+		 * never comes */
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	}
 	c->head = head;
 	c->nbufs = c->nreadable = 0;
 	c->readable_len = c->writable_len = 0;
