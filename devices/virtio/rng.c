@@ -7,7 +7,9 @@
 #include <sys/random.h>
 
 struct virtio_rng {
+	struct virtio_mmio *t;
 	uint64_t bytes, requests; /* relaxed atomics */
+	struct ratelimit rl;	  /* under the transport lock */
 	struct vq_buf bufs[64];
 };
 
@@ -19,15 +21,15 @@ static void rng_config_read(void *dev, uint32_t off, uint8_t *data, unsigned len
 	(void)len; /* config_size 0: never called */
 }
 
-/* Fills up to len bytes of the chain's writable buffers; returns the count. */
-static uint32_t fill(const struct vq_chain *c)
+/* Fills up to max bytes of the chain's writable buffers; returns the count. */
+static uint32_t fill(const struct vq_chain *c, uint32_t max)
 {
 	uint32_t done = 0;
-	for (unsigned i = c->nreadable; i < c->nbufs && done < VIRTIO_RNG_MAX_REQUEST; i++) {
+	for (unsigned i = c->nreadable; i < c->nbufs && done < max; i++) {
 		const struct vq_buf *b = &c->bufs[i];
 		uint32_t want = b->len;
-		if (want > VIRTIO_RNG_MAX_REQUEST - done)
-			want = VIRTIO_RNG_MAX_REQUEST - done;
+		if (want > max - done)
+			want = max - done;
 		uint32_t got = 0;
 		while (got < want) {
 			ssize_t n = getrandom(b->host + got, want - got, 0);
@@ -48,17 +50,26 @@ static void rng_process(void *dev, struct virtio_mmio *t, unsigned qi)
 	struct virtio_rng *rng = dev;
 	struct virtq *q = virtio_mmio_queue(t, qi);
 	struct vq_chain c = {.bufs = rng->bufs, .max_bufs = 64};
-	int r;
+	int r = 0;
 	bool pushed = false;
-	while ((r = vq_pop(q, &c)) == 1) {
-		uint32_t n = c.error ? 0 : fill(&c);
+	uint64_t now = ratelimit_clock(&rng->rl);
+	/* a request is taken only while the limiter has tokens; it gets at
+	 * most the bytes the bandwidth bucket holds (at least 1) */
+	while (ratelimit_ready(&rng->rl, now) && (r = vq_pop(q, &c)) == 1) {
+		uint64_t avail = ratelimit_bytes_available(&rng->rl, now);
+		uint32_t max =
+		    avail < VIRTIO_RNG_MAX_REQUEST ? (uint32_t)avail : VIRTIO_RNG_MAX_REQUEST;
+		uint32_t n = c.error ? 0 : fill(&c, max);
 		vq_push(q, c.head, n);
+		ratelimit_charge(&rng->rl, n);
 		pushed = true;
 		__atomic_fetch_add(&rng->bytes, n, __ATOMIC_RELAXED);
 		__atomic_fetch_add(&rng->requests, 1, __ATOMIC_RELAXED);
 	}
 	if (r < 0)
 		virtio_mmio_needs_reset(t);
+	else if (vq_has_work(q) && !ratelimit_ready(&rng->rl, now))
+		ratelimit_throttle(&rng->rl, now); /* the VMM runs the queue again later */
 	if (pushed)
 		virtio_mmio_signal(t, qi);
 }
@@ -90,6 +101,7 @@ int virtio_rng_create(struct virtio_mmio_config cfg, struct virtio_rng **out,
 		free(rng);
 		return r;
 	}
+	rng->t = *out_t;
 	*out = rng;
 	return 0;
 }
@@ -107,4 +119,9 @@ uint64_t virtio_rng_bytes(struct virtio_rng *rng)
 uint64_t virtio_rng_requests(struct virtio_rng *rng)
 {
 	return __atomic_load_n(&rng->requests, __ATOMIC_RELAXED);
+}
+
+struct ratelimit *virtio_rng_ratelimit(struct virtio_rng *rng)
+{
+	return &rng->rl;
 }
