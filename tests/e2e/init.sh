@@ -10,7 +10,10 @@
 #                    panic (sysrq-c: the kernel panics; pvpanic tells the VMM) |
 #                    flood (print e2e.lines=N lines "E2E seq I", then power off) |
 #                    count (print "E2E count I" for I = 0, 1, ... until the host stops the VM) |
-#                    diskio (write and flush /dev/vda, print "E2E disk I", until stopped)
+#                    diskio (write and flush /dev/vda, print "E2E disk I", until stopped) |
+#                    balloon (fill most free memory, free it, print "E2E balloon ready",
+#                    wait for the host to stop the VM: tests/e2e/balloon.c)
+#   e2e.rngrate=B/s  with e2e.rng=1: read 128 KiB from /dev/hwrng, check it came at about B/s
 # Output: "E2E <key> <value>" lines, "E2E-FAIL <why>" for each failed check, and finally
 # "E2E result checks=N failures=M" before the action.
 export PATH=/bin
@@ -40,6 +43,7 @@ check() { # check NAME CONDITION-COMMAND...
 
 cpus=1 mem=0 echo=0 action=poweroff lines=100 disks=0 rng=0 balloon=0 blkio=0
 vsock=0
+rngrate=0
 for a in $(cat /proc/cmdline); do
 	case "$a" in
 	e2e.cpus=*) cpus=${a#e2e.cpus=} ;;
@@ -52,6 +56,7 @@ for a in $(cat /proc/cmdline); do
 	e2e.balloon=*) balloon=${a#e2e.balloon=} ;;
 	e2e.blkio=*) blkio=${a#e2e.blkio=} ;;
 	e2e.vsock=*) vsock=${a#e2e.vsock=} ;;
+	e2e.rngrate=*) rngrate=${a#e2e.rngrate=} ;;
 	esac
 done
 echo "E2E kernel $(uname -r)"
@@ -120,6 +125,19 @@ fi
 if [ "$rng" = 1 ]; then
 	check virtio_rng_current sh -c "grep -q virtio_rng /sys/class/misc/hw_random/rng_current"
 	check virtio_rng_reads sh -c "[ \$(dd if=/dev/hwrng bs=64 count=1 2>/dev/null | wc -c) = 64 ]"
+fi
+if [ "$rng" = 1 ] && [ "$rngrate" -gt 0 ]; then
+	# the VMM limits the entropy source to e2e.rngrate bytes/s: 128 KiB take
+	# about 128K/rate seconds (coarse bounds: 0.4x..1.25x the limit)
+	read t0 _ </proc/uptime
+	got=$(head -c 131072 /dev/hwrng | wc -c)
+	read t1 _ </proc/uptime
+	cs=$(awk "BEGIN { print int(($t1 - $t0) * 100) }")
+	[ "$cs" -gt 0 ] || cs=1
+	rate=$((got * 100 / cs))
+	echo "E2E rng_rate $rate bytes/s ($got bytes in $cs cs, limit $rngrate)"
+	check rng_rate_read_all [ "$got" = 131072 ]
+	check rng_rate_limited [ "$rate" -le $((rngrate * 5 / 4)) -a "$rate" -ge $((rngrate * 2 / 5)) ]
 fi
 if [ "$balloon" = 1 ]; then
 	check virtio_balloon_bound sh -c "ls /sys/bus/virtio/drivers/virtio_balloon | grep -q virtio"
@@ -211,6 +229,14 @@ diskio) # s3-blk: writes with flushes to /dev/vda, "E2E disk I" after each (for 
 reboot) reboot -f ;;
 panic) sleep 1 && echo c >/proc/sysrq-trigger ;; # let the result line drain first
 hang) while :; do sleep 1000; done ;;
+balloon) # touch most free memory (resident on the host), free it, let the host inflate
+	mkdir -p /fill && mount -t tmpfs -o size=100% tmpfs /fill
+	free_mb=$(($(sed -n 's/^MemFree: *\([0-9]*\) kB/\1/p' /proc/meminfo) / 1024))
+	dd if=/dev/zero of=/fill/f bs=1M count=$((free_mb - 24)) 2>/dev/null
+	rm -f /fill/f
+	echo "E2E balloon ready (filled $((free_mb - 24)) MiB)"
+	while :; do sleep 1000; done
+	;;
 *) poweroff -f ;;
 esac
 sleep 30

@@ -403,6 +403,38 @@ if selected $name; then
 	fi
 fi
 
+# --- rate limiting: the entropy source limited to 32 KiB/s (4 KiB burst); the
+# guest reads 128 KiB from /dev/hwrng and times it (init.sh e2e.rngrate)
+name=rng_rate_limit
+if selected $name; then
+	TOKEN=""
+	boot $name "$VMLINUX" 1 256M poweroff 0 "e2e.rng=1 e2e.rngrate=32768" \
+		"--rng bw=32K/s,bw-burst=4K -v"
+	grep '^E2E rng_rate' "$T/$name.log" | sed 's/^/     /'
+	if [ "$STATUS" = 0 ] && ! grep -q 'rng0: [0-9]* bytes' "$T/$name.log"; then
+		bad $name "no byte count from the VMM's rng0"
+	else
+		check_guest $name 0
+	fi
+fi
+# the balloon through the library: test-balloon (tests/e2e/balloon.c) next to ember
+name=balloon_inflate_lowers_rss_deflate_gives_it_back
+BALLOON=${BALLOON_BIN:-$(dirname "$EMBER")/test-balloon}
+if selected $name; then
+	if [ ! -x "$BALLOON" ]; then
+		bad $name "missing $BALLOON (make builds it)"
+	else
+		E2E_VMLINUX=$VMLINUX E2E_INITRD=$INITRD timeout --kill-after=10 300 "$BALLOON" \
+			"$name" >"$T/$name.log" 2>&1
+		if grep -q "^PASS $name\$" "$T/$name.log"; then
+			ok $name
+			grep '^     ' "$T/$name.log" | head -n 6
+		else
+			bad $name "$(grep -m1 "^FAIL" "$T/$name.log")"
+		fi
+	fi
+fi
+
 # --- endings: reboot (Linux's default path, ACPI reset register, i8042), triple fault, SIGTERM
 name=reboot_default
 if selected $name; then
