@@ -798,12 +798,17 @@ int ember_config_parse_args(struct ember_config *cfg, int argc, char *const argv
 		}
 		if (dt) {
 			/* a device option: --disk SUBOPTS or --disk=SUBOPTS; one
-			 * whose value is optional takes only the inline form */
+			 * whose value is optional takes the next argument only
+			 * when it is key=value ("--rng bw=1M"; ember run has no
+			 * positional arguments, so that is not ambiguous) */
 			const char *val = inline_val;
 			if (!val && !dt->value_optional) {
 				if (i + 1 >= argc)
 					return vmm_errf(err, -EINVAL, "option '%s' needs a value",
 							a);
+				val = argv[++i];
+			} else if (!val && i + 1 < argc && argv[i + 1][0] != '-' &&
+				   strchr(argv[i + 1], '=')) {
 				val = argv[++i];
 			}
 			int r = vmm_config_add_device(cfg, dt, val ? val : "", err);

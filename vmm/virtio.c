@@ -495,9 +495,13 @@ int ember_vm_balloon_stats(struct ember_vm *vm, struct ember_balloon_stats *out,
 	struct virtio_balloon_stats s;
 	pthread_mutex_lock(&vm->dev_lock);
 	virtio_balloon_get_stats(v->u.balloon, &s);
-	if (!vm->devs_paused)
-		virtio_balloon_request_stats(v->u.balloon); /* -EAGAIN: none held yet */
+	bool kick = !vm->devs_paused && virtio_balloon_request_stats(v->u.balloon) == -EAGAIN;
 	pthread_mutex_unlock(&vm->dev_lock);
+	/* No stats buffer held: Linux queues its first one and kicks before
+	 * DRIVER_OK, when the transport does not look at queues; have the I/O
+	 * thread look now (a kick through the queue's own eventfd). */
+	for (unsigned q = 0; kick && q < v->nq; q++)
+		notify(v, q);
 	*out = (struct ember_balloon_stats){
 	    .target_bytes = s.target_pages * BALLOON_PAGE,
 	    .actual_bytes = s.actual_pages * BALLOON_PAGE,

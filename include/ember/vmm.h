@@ -158,10 +158,15 @@ void ember_config_free(struct ember_config *cfg);
  *   absolute path; default "", which ember_config_resolve makes
  *   ${XDG_CACHE_HOME:-$HOME/.cache}/ember/kernels, or leaves "" when neither
  *   variable is set: then no cache, not an error) |
- *   disk SUBOPTS (repeatable: each call appends one disk; see below)
+ *   disk SUBOPTS (repeatable: each call appends one disk; see below) |
+ *   rng SUBOPTS | balloon SUBOPTS (SUBOPTS may be "")
  * Device keys take comma-separated key=value sub-options, as --disk does:
  *   disk: path=IMG (required; a bare IMG means path=IMG), ro=on|off
- *         (default off), serial=ID (up to 20 bytes)
+ *         (default off), serial=ID (up to 20 bytes), and the rate limits
+ *         bw=BYTES[/s], bw-burst=BYTES, ops=N[/s], ops-burst=N (see
+ *         struct ember_rate_limit; K/M/G/T suffixes; a burst needs its rate)
+ *   rng:  the same rate limits, all optional
+ *   balloon: reporting=on|off (free page reporting offered; default on)
  * A value may not contain a comma. Sub-options are checked here (unknown
  * key, bad value, missing path); the image itself by ember_config_resolve.
  * Any set un-resolves the configuration. Returns 0, or -EINVAL (bad value),

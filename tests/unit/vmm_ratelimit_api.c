@@ -171,4 +171,20 @@ TEST(vmm_config_rate_limit_options)
 	CHECK_EQ(c.ndevs, 3);
 	CHECK(strstr(ember_config_usage(), "bw=BYTES/s") != NULL);
 	vmm_config_fini(&c);
+
+	/* on the command line: "--rng bw=1M" and "--rng=bw=1M"; a bare --rng
+	 * does not swallow the next option */
+	vmm_config_init(&c);
+	const char *argv[] = {"--rng",	   "bw=1M",	    "--rng=ops=5", "--rng",
+			      "--balloon", "reporting=off", "--rng"};
+	unsigned fl;
+	REQUIRE_OK(ember_config_parse_args(&c, 7, (char *const *)argv, &fl, &e));
+	REQUIRE_EQ(c.ndevs, 5);
+	CHECK_EQ(vmm_devopt_size(&c.devs[0], "bw", 0), 1 << 20);
+	CHECK_EQ(vmm_devopt_size(&c.devs[1], "ops", 0), 5);
+	CHECK_EQ(c.devs[2].nkv, 0);
+	CHECK_STR(c.devs[3].type->name, "balloon");
+	CHECK(!vmm_devopt_bool(&c.devs[3], "reporting", true));
+	CHECK_EQ(c.devs[4].nkv, 0);
+	vmm_config_fini(&c);
 }
