@@ -20,14 +20,7 @@ static const struct ehv_x86_cpuid_entry cpuid[] = {
 /* Builds a VM on the mock with the given device options (key, value pairs). */
 static struct ember_vm *mock_vm(struct ehv_hypervisor **hyp, char *kernel, const char *const *devs)
 {
-	size_t len;
-	uint8_t *bz = fx_bzimage(65536, &len);
-	REQUIRE(bz);
-	int kfd = mkstemp(kernel);
-	REQUIRE(kfd >= 0);
-	REQUIRE(write(kfd, bz, len) == (ssize_t)len);
-	close(kfd);
-	free(bz);
+	REQUIRE_OK(fx_bzimage_file(kernel, 65536));
 	struct ember_config *cfg;
 	struct ember_error err = {0};
 	REQUIRE_OK(ember_config_new(&cfg));
