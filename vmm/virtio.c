@@ -289,34 +289,54 @@ void vmm_virtio_kick(struct vmm_virtio *v)
 		vmm_vsock_host_resume(v->vsock_host); /* sockets quieted while paused */
 }
 
+/* "; rate limited: waited N times" for a device whose limiters are on. */
+static int format_limits(struct vmm_virtio *v, char *buf, size_t len)
+{
+	uint64_t waits = 0;
+	bool on = false;
+	virtio_mmio_lock(v->t);
+	for (unsigned i = 0; i < v->nrl; i++) {
+		on |= ratelimit_active(v->rl[i].rl);
+		waits += v->rl[i].rl->throttled;
+	}
+	virtio_mmio_unlock(v->t);
+	if (!on)
+		return 0;
+	return snprintf(buf, len, "; rate limited: waited %" PRIu64 " times", waits);
+}
+
 int vmm_virtio_format(struct vmm_virtio *v, char *buf, size_t len)
 {
+	int n = 0;
 	switch (v->kind) {
 	case K_BLK: {
 		struct virtio_blk_stats s;
 		virtio_blk_get_stats(v->u.blk, &s);
-		return snprintf(buf, len,
-				"%s: reads %" PRIu64 " writes %" PRIu64 " flushes %" PRIu64
-				" (fdatasync done %" PRIu64 ") discards %" PRIu64 " errors %" PRIu64
-				" bad requests %" PRIu64
-				"; engine %s, cache %s, %u queues, most in flight %" PRIu64
-				", unaligned direct %" PRIu64,
-				v->desc->name, s.reads, s.writes, s.flushes, s.synced,
-				s.discards + s.write_zeroes, s.errors, s.bad_chains,
-				virtio_blk_engine_name(v->u.blk),
-				virtio_blk_direct(v->u.blk) ? "none" : "writeback", v->nq,
-				s.inflight_max, s.bounced);
+		n = snprintf(buf, len,
+			     "%s: reads %" PRIu64 " writes %" PRIu64 " flushes %" PRIu64
+			     " (fdatasync done %" PRIu64 ") discards %" PRIu64 " errors %" PRIu64
+			     " bad requests %" PRIu64
+			     "; engine %s, cache %s, %u queues, most in flight %" PRIu64
+			     ", unaligned direct %" PRIu64,
+			     v->desc->name, s.reads, s.writes, s.flushes, s.synced,
+			     s.discards + s.write_zeroes, s.errors, s.bad_chains,
+			     virtio_blk_engine_name(v->u.blk),
+			     virtio_blk_direct(v->u.blk) ? "none" : "writeback", v->nq,
+			     s.inflight_max, s.bounced);
+		break;
 	}
 	case K_RNG:
-		return snprintf(buf, len, "%s: %" PRIu64 " bytes in %" PRIu64 " requests",
-				v->desc->name, virtio_rng_bytes(v->u.rng),
-				virtio_rng_requests(v->u.rng));
+		n = snprintf(buf, len, "%s: %" PRIu64 " bytes in %" PRIu64 " requests",
+			     v->desc->name, virtio_rng_bytes(v->u.rng),
+			     virtio_rng_requests(v->u.rng));
+		break;
 	case K_BALLOON: {
 		struct virtio_balloon_stats s;
 		virtio_balloon_get_stats(v->u.balloon, &s);
-		return snprintf(buf, len,
-				"%s: target %u pages, guest holds %u; %" PRIu64 " pages given back",
-				v->desc->name, s.target_pages, s.actual_pages, s.discarded);
+		n = snprintf(buf, len,
+			     "%s: target %u pages, guest holds %u; %" PRIu64 " pages given back",
+			     v->desc->name, s.target_pages, s.actual_pages, s.discarded);
+		break;
 	}
 	case K_VSOCK: {
 		struct virtio_vsock_stats s;
@@ -329,7 +349,8 @@ int vmm_virtio_format(struct vmm_virtio *v, char *buf, size_t len)
 				s.tx_bytes, s.bad_packets);
 	}
 	}
-	return 0;
+	size_t used = n < 0 ? 0 : (size_t)n < len ? (size_t)n : len;
+	return n + format_limits(v, buf ? buf + used : NULL, len - used);
 }
 
 void vmm_virtio_destroy(struct vmm_virtio *v)

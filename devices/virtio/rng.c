@@ -7,7 +7,6 @@
 #include <sys/random.h>
 
 struct virtio_rng {
-	struct virtio_mmio *t;
 	uint64_t bytes, requests; /* relaxed atomics */
 	struct ratelimit rl;	  /* under the transport lock */
 	struct vq_buf bufs[64];
@@ -21,15 +20,15 @@ static void rng_config_read(void *dev, uint32_t off, uint8_t *data, unsigned len
 	(void)len; /* config_size 0: never called */
 }
 
-/* Fills up to max bytes of the chain's writable buffers; returns the count. */
-static uint32_t fill(const struct vq_chain *c, uint32_t max)
+/* Fills up to len bytes of the chain's writable buffers; returns the count. */
+static uint32_t fill(const struct vq_chain *c)
 {
 	uint32_t done = 0;
-	for (unsigned i = c->nreadable; i < c->nbufs && done < max; i++) {
+	for (unsigned i = c->nreadable; i < c->nbufs && done < VIRTIO_RNG_MAX_REQUEST; i++) {
 		const struct vq_buf *b = &c->bufs[i];
 		uint32_t want = b->len;
-		if (want > max - done)
-			want = max - done;
+		if (want > VIRTIO_RNG_MAX_REQUEST - done)
+			want = VIRTIO_RNG_MAX_REQUEST - done;
 		uint32_t got = 0;
 		while (got < want) {
 			ssize_t n = getrandom(b->host + got, want - got, 0);
@@ -53,13 +52,11 @@ static void rng_process(void *dev, struct virtio_mmio *t, unsigned qi)
 	int r = 0;
 	bool pushed = false;
 	uint64_t now = ratelimit_clock(&rng->rl);
-	/* a request is taken only while the limiter has tokens; it gets at
-	 * most the bytes the bandwidth bucket holds (at least 1) */
+	/* a request is taken only while the limiter has tokens, and served
+	 * in full (the bucket may go into debt): partial answers would only
+	 * multiply the driver's round trips */
 	while (ratelimit_ready(&rng->rl, now) && (r = vq_pop(q, &c)) == 1) {
-		uint64_t avail = ratelimit_bytes_available(&rng->rl, now);
-		uint32_t max =
-		    avail < VIRTIO_RNG_MAX_REQUEST ? (uint32_t)avail : VIRTIO_RNG_MAX_REQUEST;
-		uint32_t n = c.error ? 0 : fill(&c, max);
+		uint32_t n = c.error ? 0 : fill(&c);
 		vq_push(q, c.head, n);
 		ratelimit_charge(&rng->rl, n);
 		pushed = true;
@@ -101,7 +98,6 @@ int virtio_rng_create(struct virtio_mmio_config cfg, struct virtio_rng **out,
 		free(rng);
 		return r;
 	}
-	rng->t = *out_t;
 	*out = rng;
 	return 0;
 }

@@ -12,10 +12,10 @@
  *
  * Rate limit (ratelimit.h; unlimited by default): the bandwidth bucket
  * counts entropy bytes, the operations bucket requests. A request is taken
- * only while both have tokens, and is given at most the bytes the
- * bandwidth bucket holds (a shorter answer is fine for the driver); when
- * the buckets run dry with requests waiting, the device stops and calls
- * the limiter's wait callback.
+ * only while both have tokens and is served in full (its bytes charged,
+ * the bucket possibly left in debt); when the buckets run dry with
+ * requests waiting, the device stops and calls the limiter's wait
+ * callback.
  */
 
 #include "mmio.h"

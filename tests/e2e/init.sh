@@ -13,7 +13,8 @@
 #                    diskio (write and flush /dev/vda, print "E2E disk I", until stopped) |
 #                    balloon (fill most free memory, free it, print "E2E balloon ready",
 #                    wait for the host to stop the VM: tests/e2e/balloon.c)
-#   e2e.rngrate=B/s  with e2e.rng=1: read 128 KiB from /dev/hwrng, check it came at about B/s
+#   e2e.rngrate=B/s  with e2e.rng=1 and e2e.rngburst=B: read 4 s worth from /dev/hwrng,
+#                    check it came at about B/s
 # Output: "E2E <key> <value>" lines, "E2E-FAIL <why>" for each failed check, and finally
 # "E2E result checks=N failures=M" before the action.
 export PATH=/bin
@@ -44,6 +45,7 @@ check() { # check NAME CONDITION-COMMAND...
 cpus=1 mem=0 echo=0 action=poweroff lines=100 disks=0 rng=0 balloon=0 blkio=0
 vsock=0
 rngrate=0
+rngburst=0
 for a in $(cat /proc/cmdline); do
 	case "$a" in
 	e2e.cpus=*) cpus=${a#e2e.cpus=} ;;
@@ -57,6 +59,7 @@ for a in $(cat /proc/cmdline); do
 	e2e.blkio=*) blkio=${a#e2e.blkio=} ;;
 	e2e.vsock=*) vsock=${a#e2e.vsock=} ;;
 	e2e.rngrate=*) rngrate=${a#e2e.rngrate=} ;;
+	e2e.rngburst=*) rngburst=${a#e2e.rngburst=} ;;
 	esac
 done
 echo "E2E kernel $(uname -r)"
@@ -127,17 +130,19 @@ if [ "$rng" = 1 ]; then
 	check virtio_rng_reads sh -c "[ \$(dd if=/dev/hwrng bs=64 count=1 2>/dev/null | wc -c) = 64 ]"
 fi
 if [ "$rng" = 1 ] && [ "$rngrate" -gt 0 ]; then
-	# the VMM limits the entropy source to e2e.rngrate bytes/s: 128 KiB take
-	# about 128K/rate seconds (coarse bounds: 0.4x..1.25x the limit)
+	# the VMM limits the entropy source to e2e.rngrate bytes/s with a bucket
+	# of e2e.rngburst bytes: 4 s worth take about (4 s worth - burst) / rate
+	# (coarse bounds on (bytes - burst) / time: 0.5x..1.1x the limit)
+	want=$((rngrate * 4))
 	read t0 _ </proc/uptime
-	got=$(head -c 131072 /dev/hwrng | wc -c)
+	got=$(head -c $want /dev/hwrng | wc -c)
 	read t1 _ </proc/uptime
 	cs=$(awk "BEGIN { print int(($t1 - $t0) * 100) }")
 	[ "$cs" -gt 0 ] || cs=1
-	rate=$((got * 100 / cs))
-	echo "E2E rng_rate $rate bytes/s ($got bytes in $cs cs, limit $rngrate)"
-	check rng_rate_read_all [ "$got" = 131072 ]
-	check rng_rate_limited [ "$rate" -le $((rngrate * 5 / 4)) -a "$rate" -ge $((rngrate * 2 / 5)) ]
+	rate=$(((got - rngburst) * 100 / cs))
+	echo "E2E rng_rate $rate bytes/s ($got bytes in $cs cs, limit $rngrate, burst $rngburst)"
+	check rng_rate_read_all [ "$got" = "$want" ]
+	check rng_rate_limited [ "$rate" -le $((rngrate * 11 / 10)) -a "$rate" -ge $((rngrate / 2)) ]
 fi
 if [ "$balloon" = 1 ]; then
 	check virtio_balloon_bound sh -c "ls /sys/bus/virtio/drivers/virtio_balloon | grep -q virtio"
