@@ -237,9 +237,9 @@ hang) while :; do sleep 1000; done ;;
 balloon) # touch most free memory (resident on the host), free it, let the host inflate
 	mkdir -p /fill && mount -t tmpfs -o size=100% tmpfs /fill
 	free_mb=$(($(sed -n 's/^MemFree: *\([0-9]*\) kB/\1/p' /proc/meminfo) / 1024))
-	dd if=/dev/zero of=/fill/f bs=1M count=$((free_mb - 24)) 2>/dev/null
+	dd if=/dev/zero of=/fill/f bs=1M count=$((free_mb - 12)) 2>/dev/null
 	rm -f /fill/f
-	echo "E2E balloon ready (filled $((free_mb - 24)) MiB)"
+	echo "E2E balloon ready (filled $((free_mb - 12)) MiB)"
 	while :; do sleep 1000; done
 	;;
 *) poweroff -f ;;
