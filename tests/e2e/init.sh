@@ -15,6 +15,8 @@
 #                    wait for the host to stop the VM: tests/e2e/balloon.c)
 #   e2e.rngrate=B/s  with e2e.rng=1 and e2e.rngburst=B: read 4 s worth from /dev/hwrng,
 #                    check it came at about B/s
+#   e2e.vdarate=B/s  the same from /dev/vda (an image of at least 4 s worth), burst
+#                    e2e.vdaburst=B
 # Output: "E2E <key> <value>" lines, "E2E-FAIL <why>" for each failed check, and finally
 # "E2E result checks=N failures=M" before the action.
 export PATH=/bin
@@ -46,6 +48,7 @@ cpus=1 mem=0 echo=0 action=poweroff lines=100 disks=0 rng=0 balloon=0 blkio=0
 vsock=0
 rngrate=0
 rngburst=0
+vdarate=0 vdaburst=0
 for a in $(cat /proc/cmdline); do
 	case "$a" in
 	e2e.cpus=*) cpus=${a#e2e.cpus=} ;;
@@ -60,6 +63,8 @@ for a in $(cat /proc/cmdline); do
 	e2e.vsock=*) vsock=${a#e2e.vsock=} ;;
 	e2e.rngrate=*) rngrate=${a#e2e.rngrate=} ;;
 	e2e.rngburst=*) rngburst=${a#e2e.rngburst=} ;;
+	e2e.vdarate=*) vdarate=${a#e2e.vdarate=} ;;
+	e2e.vdaburst=*) vdaburst=${a#e2e.vdaburst=} ;;
 	esac
 done
 echo "E2E kernel $(uname -r)"
@@ -129,21 +134,23 @@ if [ "$rng" = 1 ]; then
 	check virtio_rng_current sh -c "grep -q virtio_rng /sys/class/misc/hw_random/rng_current"
 	check virtio_rng_reads sh -c "[ \$(dd if=/dev/hwrng bs=64 count=1 2>/dev/null | wc -c) = 64 ]"
 fi
-if [ "$rng" = 1 ] && [ "$rngrate" -gt 0 ]; then
-	# the VMM limits the entropy source to e2e.rngrate bytes/s with a bucket
-	# of e2e.rngburst bytes: 4 s worth take about (4 s worth - burst) / rate
-	# (coarse bounds on (bytes - burst) / time: 0.5x..1.1x the limit)
-	want=$((rngrate * 4))
+# rate limits: the VMM limits a device to RATE bytes/s with a bucket of BURST
+# bytes; 4 s worth read from DEV take about (4 s worth - BURST) / RATE (coarse
+# bounds on (bytes - BURST) / time: 0.5x..1.1x the limit)
+rate_check() { # rate_check NAME DEV RATE BURST
+	want=$(($3 * 4))
 	read t0 _ </proc/uptime
-	got=$(head -c $want /dev/hwrng | wc -c)
+	got=$(head -c $want "$2" | wc -c)
 	read t1 _ </proc/uptime
 	cs=$(awk "BEGIN { print int(($t1 - $t0) * 100) }")
 	[ "$cs" -gt 0 ] || cs=1
-	rate=$(((got - rngburst) * 100 / cs))
-	echo "E2E rng_rate $rate bytes/s ($got bytes in $cs cs, limit $rngrate, burst $rngburst)"
-	check rng_rate_read_all [ "$got" = "$want" ]
-	check rng_rate_limited [ "$rate" -le $((rngrate * 11 / 10)) -a "$rate" -ge $((rngrate / 2)) ]
-fi
+	rate=$(((got - $4) * 100 / cs))
+	echo "E2E ${1}_rate $rate bytes/s ($got bytes in $cs cs, limit $3, burst $4)"
+	check ${1}_rate_read_all [ "$got" = "$want" ]
+	check ${1}_rate_limited [ "$rate" -le $(($3 * 11 / 10)) -a "$rate" -ge $(($3 / 2)) ]
+}
+[ "$rng" = 1 ] && [ "$rngrate" -gt 0 ] && rate_check rng /dev/hwrng "$rngrate" "$rngburst"
+[ "$vdarate" -gt 0 ] && rate_check vda /dev/vda "$vdarate" "$vdaburst"
 if [ "$balloon" = 1 ]; then
 	check virtio_balloon_bound sh -c "ls /sys/bus/virtio/drivers/virtio_balloon | grep -q virtio"
 fi

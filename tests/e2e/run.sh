@@ -403,17 +403,22 @@ if selected $name; then
 	fi
 fi
 
-# --- rate limiting: the entropy source limited to 2 KiB/s (1 KiB burst); the
-# guest reads 8 KiB from /dev/hwrng and times it (init.sh e2e.rngrate). A low
-# rate: Linux asks 64 bytes at a time, and a nested guest's round trips are slow
-name=rng_rate_limit
+# --- rate limiting: the entropy source limited to 2 KiB/s (1 KiB burst), a
+# disk to 1 MiB/s (256 KiB burst); the guest reads 4 s worth of each and times
+# it (init.sh e2e.rngrate, e2e.vdarate). The entropy rate is low: Linux asks 64
+# bytes at a time, and a nested guest's round trips are slow
+name=rate_limits
 if selected $name; then
 	TOKEN=""
-	boot $name "$VMLINUX" 1 256M poweroff 0 "e2e.rng=1 e2e.rngrate=2048 e2e.rngburst=1024" \
-		"--rng bw=2K/s,bw-burst=1K -v"
-	grep '^E2E rng_rate' "$T/$name.log" | sed 's/^/     /'
-	if [ "$STATUS" = 0 ] && ! grep -q 'rng0: [0-9]* bytes' "$T/$name.log"; then
-		bad $name "no byte count from the VMM's rng0"
+	head -c $((4 << 20)) /dev/zero >"$T/rl.img"
+	boot $name "$VMLINUX" 1 256M poweroff 0 \
+		"e2e.rng=1 e2e.rngrate=2048 e2e.rngburst=1024 e2e.vdarate=1048576 e2e.vdaburst=262144" \
+		"--rng bw=2K/s,bw-burst=1K --disk path=$T/rl.img,bw=1M/s,bw-burst=256K -v"
+	grep -E '^E2E (rng|vda)_rate' "$T/$name.log" | sed 's/^/     /'
+	if [ "$STATUS" = 0 ] && ! grep -q 'rng0: [0-9]* bytes.*rate limited: waited [1-9]' "$T/$name.log"; then
+		bad $name "rng0 never waited for tokens"
+	elif [ "$STATUS" = 0 ] && ! grep -q 'disk0: .*rate limited: waited [1-9]' "$T/$name.log"; then
+		bad $name "disk0 never waited for tokens"
 	else
 		check_guest $name 0
 	fi
