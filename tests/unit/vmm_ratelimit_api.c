@@ -1,5 +1,7 @@
 /* tests/unit/vmm_ratelimit_api.c - rate limits and the balloon through the library API, on a VM built on the mock hypervisor. */
+#include "virtio_driver.h"
 #include "../lib/test.h"
+#include "../../devices/virtio/balloon.h"
 
 #include "vmm_fixtures.h"
 
@@ -7,6 +9,8 @@
 #include "../../vmm/vm.h"
 
 #include <errno.h>
+#include <linux/virtio_balloon.h>
+#include <linux/virtio_ids.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -180,4 +184,33 @@ TEST(vmm_config_rate_limit_options)
 	CHECK(!vmm_devopt_bool(&c.devs[3], "reporting", true));
 	CHECK_EQ(c.devs[4].nkv, 0);
 	vmm_config_fini(&c);
+}
+
+/* --balloon reporting=off: VIRTIO_BALLOON_F_REPORTING is not offered. */
+TEST(virtio_balloon_reporting_can_be_turned_off)
+{
+	struct vmm_mem mem;
+	REQUIRE_OK(vmm_mem_create(&mem, 1 << 20, 1 << 20, 1 << 20, EMBER_MEM_ANON, false, NULL));
+	struct bus *bus;
+	REQUIRE_OK(bus_create("mmio", UINT64_MAX, &bus));
+	struct virtio_balloon *b[2];
+	struct virtio_mmio *t[2];
+	for (int off = 0; off < 2; off++) {
+		struct virtio_mmio_config cfg = {.mem = &mem};
+		struct virtio_balloon_options o = {.no_reporting = off};
+		REQUIRE_OK(virtio_balloon_create_opts(cfg, &o, &b[off], &t[off]));
+		uint64_t base = 0xd0000000ull + 0x1000ull * (unsigned)off;
+		REQUIRE_OK(dev_register(bus, base, VIRTIO_MMIO_WINDOW, virtio_mmio_dev(t[off])));
+		struct tdrv_mmio m = {.bus = bus, .base = base};
+		uint64_t offered = tdrv_probe(&m, VIRTIO_ID_BALLOON, 1ull << VIRTIO_F_VERSION_1);
+		CHECK_EQ((offered >> VIRTIO_BALLOON_F_REPORTING) & 1, off ? 0 : 1);
+		CHECK(offered & (1ull << VIRTIO_BALLOON_F_STATS_VQ));
+		CHECK(offered & (1ull << VIRTIO_BALLOON_F_DEFLATE_ON_OOM));
+	}
+	bus_destroy(bus);
+	for (int i = 0; i < 2; i++) {
+		dev_destroy(virtio_mmio_dev(t[i]));
+		virtio_balloon_destroy(b[i]);
+	}
+	vmm_mem_destroy(&mem);
 }
