@@ -12,7 +12,8 @@
 #                    count (print "E2E count I" for I = 0, 1, ... until the host stops the VM) |
 #                    diskio (write and flush /dev/vda, print "E2E disk I", until stopped) |
 #                    balloon (fill most free memory, free it, print "E2E balloon ready",
-#                    wait for the host to stop the VM: tests/e2e/balloon.c)
+#                    wait for the host to stop the VM: tests/e2e/devctl.c) |
+#                    rngread (read 64 KiB from /dev/hwrng, print "E2E rngread done N", wait)
 #   e2e.rngrate=B/s  with e2e.rng=1 and e2e.rngburst=B: read 4 s worth from /dev/hwrng,
 #                    check it came at about B/s
 #   e2e.vdarate=B/s  the same from /dev/vda (an image of at least 4 s worth), burst
@@ -241,6 +242,11 @@ diskio) # s3-blk: writes with flushes to /dev/vda, "E2E disk I" after each (for 
 reboot) reboot -f ;;
 panic) sleep 1 && echo c >/proc/sysrq-trigger ;; # let the result line drain first
 hang) while :; do sleep 1000; done ;;
+rngread) # 64 KiB from /dev/hwrng (tests/e2e/devctl.c lifts its rate limit meanwhile)
+	echo "E2E rngread start"
+	echo "E2E rngread done $(head -c 65536 /dev/hwrng | wc -c)"
+	while :; do sleep 1000; done
+	;;
 balloon) # touch most free memory (resident on the host), free it, let the host inflate
 	mkdir -p /fill && mount -t tmpfs -o size=100% tmpfs /fill
 	free_mb=$(($(sed -n 's/^MemFree: *\([0-9]*\) kB/\1/p' /proc/meminfo) / 1024))

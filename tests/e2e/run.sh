@@ -423,23 +423,24 @@ if selected $name; then
 		check_guest $name 0
 	fi
 fi
-# the balloon through the library: test-balloon (tests/e2e/balloon.c) next to ember
-name=balloon_inflate_lowers_rss_deflate_gives_it_back
-BALLOON=${BALLOON_BIN:-$(dirname "$EMBER")/test-balloon}
-if selected $name; then
-	if [ ! -x "$BALLOON" ]; then
-		bad $name "missing $BALLOON (make builds it)"
-	else
-		E2E_VMLINUX=$VMLINUX E2E_INITRD=$INITRD timeout --kill-after=10 300 "$BALLOON" \
-			"$name" >"$T/$name.log" 2>&1
-		if grep -q "^PASS $name\$" "$T/$name.log"; then
-			ok $name
-			grep '^     ' "$T/$name.log" | head -n 6
-		else
-			bad $name "$(grep -m1 "^FAIL" "$T/$name.log")"
-		fi
+# device controls through the library: test-devctl (tests/e2e/devctl.c) next to
+# ember, one PASS/FAIL line per test (the balloon, a rate limit changed at run time)
+DEVCTL=${DEVCTL_BIN:-$(dirname "$EMBER")/test-devctl}
+for t in balloon_inflate_lowers_rss_deflate_gives_it_back rate_limit_changed_while_the_guest_runs; do
+	selected $t || continue
+	if [ ! -x "$DEVCTL" ]; then
+		bad $t "missing $DEVCTL (make builds it)"
+		continue
 	fi
-fi
+	E2E_VMLINUX=$VMLINUX E2E_INITRD=$INITRD timeout --kill-after=10 300 "$DEVCTL" "$t" \
+		>"$T/$t.log" 2>&1
+	if grep -q "^PASS $t\$" "$T/$t.log"; then
+		ok $t
+		grep '^     ' "$T/$t.log" | head -n 6
+	else
+		bad $t "$(grep -m1 "^FAIL" "$T/$t.log")"
+	fi
+done
 
 # --- endings: reboot (Linux's default path, ACPI reset register, i8042), triple fault, SIGTERM
 name=reboot_default

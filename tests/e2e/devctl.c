@@ -1,4 +1,4 @@
-/* tests/e2e/balloon.c - the balloon through the library (ember_vm_balloon_set_target/stats) on real KVM: inflating lowers this process's RSS, deflating gives the memory back, statistics arrive. */
+/* tests/e2e/devctl.c - device controls of the library on real KVM: the balloon (inflating lowers this process's RSS, deflating gives the memory back, statistics arrive) and a rate limit changed while the guest runs. */
 #include "../lib/test.h"
 
 #include <ember/vmm.h>
@@ -13,18 +13,18 @@
 #include <unistd.h>
 
 /*
- * The guest is the e2e one (tests/e2e/init.sh, action "balloon"): it fills
+ * The guest is the e2e one (tests/e2e/init.sh). Action "balloon": it fills
  * most of its free memory (a tmpfs file), deletes it, so those pages are
  * free in the guest but resident here, says "E2E balloon ready" and waits.
  * Free page reporting is off (--balloon reporting=off), or the guest would
- * give those pages back by itself before the test inflates.
+ * give those pages back by itself before the test inflates. Action
+ * "rngread": it reads 64 KiB from /dev/hwrng and says "E2E rngread done".
  */
 
-#define GUEST_MEM   (256ull << 20)
-#define INFLATE	    (64ull << 20)
-#define WANT_DROP   (60ull << 20)
-#define WAIT_MS	    60000
-#define BALLOON_CMD "e2e.action=balloon e2e.balloon=1"
+#define GUEST_MEM (256ull << 20)
+#define INFLATE	  (64ull << 20)
+#define WANT_DROP (60ull << 20)
+#define WAIT_MS	  60000
 
 static uint64_t now_ms(void)
 {
@@ -105,9 +105,11 @@ static void fresh_stats(struct ember_vm *vm, struct ember_balloon_stats *s)
 		TEST_FAIL("no fresh statistics from the guest (updates stay %" PRIu64 ")", seen);
 }
 
-KVM_TEST_T(balloon_inflate_lowers_rss_deflate_gives_it_back, 300)
+/* Builds and starts a VM booting the e2e guest with init action `action`
+ * and one device option; console output into the pipe p (made here). */
+static struct ember_vm *start_guest(const char *action, const char *dev, const char *subopts,
+				    int p[2])
 {
-	int p[2];
 	REQUIRE(pipe2(p, O_CLOEXEC | O_NONBLOCK) == 0);
 	struct ember_config *cfg = NULL;
 	struct ember_error err = {0};
@@ -115,14 +117,14 @@ KVM_TEST_T(balloon_inflate_lowers_rss_deflate_gives_it_back, 300)
 	char cmdline[512];
 	snprintf(cmdline, sizeof(cmdline),
 		 "console=ttyS0 panic=-1 pci=off quiet i8042.noaux i8042.nomux i8042.dumbkbd "
-		 "e2e.cpus=1 e2e.mem=%llu e2e.echo=0 %s",
-		 (unsigned long long)GUEST_MEM, BALLOON_CMD);
+		 "e2e.cpus=1 e2e.mem=%llu e2e.echo=0 e2e.action=%s",
+		 (unsigned long long)GUEST_MEM, action);
 	if (ember_config_set(cfg, "kernel", env_or("E2E_VMLINUX", "o/e2e/vmlinux"), &err) < 0 ||
 	    ember_config_set(cfg, "initrd", env_or("E2E_INITRD", "o/e2e/initramfs.cpio"), &err) <
 		0 ||
 	    ember_config_set(cfg, "cmdline", cmdline, &err) < 0 ||
 	    ember_config_set(cfg, "mem", "256M", &err) < 0 ||
-	    ember_config_set(cfg, "balloon", "reporting=off", &err) < 0 ||
+	    ember_config_set(cfg, dev, subopts, &err) < 0 ||
 	    ember_config_set(cfg, "log-level", "error", &err) < 0 ||
 	    ember_config_set_console(cfg, -1, p[1]) < 0 || ember_config_resolve(cfg, &err) < 0)
 		TEST_FAIL("configuration: %s", err.msg);
@@ -132,15 +134,31 @@ KVM_TEST_T(balloon_inflate_lowers_rss_deflate_gives_it_back, 300)
 	if (r < 0)
 		TEST_FAIL("ember_vm_create: %s", err.msg);
 	REQUIRE_OK(ember_vm_start(vm));
+	return vm;
+}
 
-	static char out[1 << 20];
-	size_t len = 0;
-	uint64_t end = now_ms() + 120000;
-	while (!console_has(p[0], out, sizeof(out), &len, "E2E balloon ready")) {
+static char out[1 << 20];
+static size_t out_len;
+
+/* Waits up to timeout_ms for what on the console; false if it did not come. */
+static bool wait_console(struct ember_vm *vm, int fd, const char *what, int timeout_ms)
+{
+	uint64_t end = now_ms() + (uint64_t)timeout_ms;
+	while (!console_has(fd, out, sizeof(out), &out_len, what)) {
 		if (now_ms() > end || ember_vm_wait(vm, 0, NULL) == 0)
-			TEST_FAIL("the guest never got ready; console:\n%s", out);
+			return false;
 		usleep(20000);
 	}
+	return true;
+}
+
+KVM_TEST_T(balloon_inflate_lowers_rss_deflate_gives_it_back, 300)
+{
+	int p[2];
+	struct ember_error err = {0};
+	struct ember_vm *vm = start_guest("balloon", "balloon", "reporting=off", p);
+	if (!wait_console(vm, p[0], "E2E balloon ready", 120000))
+		TEST_FAIL("the guest never got ready; console:\n%s", out);
 	if (strstr(out, "E2E-FAIL"))
 		TEST_FAIL("the guest's checks failed:\n%s", out);
 
@@ -192,6 +210,36 @@ KVM_TEST_T(balloon_inflate_lowers_rss_deflate_gives_it_back, 300)
 	REQUIRE_OK(ember_vm_balloon_stats(vm, &s, &err));
 	CHECK_EQ(s.target_bytes, 0);
 
+	ember_vm_stop(vm);
+	ember_vm_destroy(vm);
+	close(p[0]);
+	close(p[1]);
+}
+
+/* A rate limit changed while the guest waits on it: the device goes on at once. */
+KVM_TEST_T(rate_limit_changed_while_the_guest_runs, 300)
+{
+	int p[2];
+	struct ember_error err = {0};
+	/* 64 bytes/s: the guest's 64 KiB would take 17 minutes */
+	struct ember_vm *vm = start_guest("rngread", "rng", "bw=64,bw-burst=64", p);
+	struct ember_rate_limit l;
+	REQUIRE_OK(ember_vm_get_rate_limit(vm, "rng0", &l, &err));
+	CHECK_EQ(l.bytes_per_sec, 64);
+	CHECK_EQ(l.bytes_burst, 64);
+	if (!wait_console(vm, p[0], "E2E rngread start", 120000))
+		TEST_FAIL("the guest never started reading; console:\n%s", out);
+	/* 3 s later it is still reading (at most ~256 bytes came) */
+	CHECK(!wait_console(vm, p[0], "E2E rngread done", 3000));
+	uint64_t t0 = now_ms();
+	struct ember_rate_limit fast = {0}; /* unlimited */
+	REQUIRE_OK(ember_vm_set_rate_limit(vm, "rng0", &fast, &err));
+	if (!wait_console(vm, p[0], "E2E rngread done", 60000))
+		TEST_FAIL("the read did not finish after the limit was lifted; console:\n%s", out);
+	test_log("64 KiB read %" PRIu64 " ms after the limit was lifted", now_ms() - t0);
+	CHECK(strstr(out, "E2E rngread done 65536") != NULL);
+	REQUIRE_OK(ember_vm_get_rate_limit(vm, "rng0", &l, &err));
+	CHECK_EQ(l.bytes_per_sec, 0);
 	ember_vm_stop(vm);
 	ember_vm_destroy(vm);
 	close(p[0]);
