@@ -190,6 +190,25 @@ static void rl_wait_cb(void *opaque, uint64_t delay_ns)
 	r->waits++;
 }
 
+/* The rig's limiter on simulated time, with limits lim; then the driver's
+ * probe of device_id and its queue 0. */
+static void rig_start(struct rlrig *r, struct ratelimit *rl, const struct ratelimit_config *lim,
+		      uint32_t device_id)
+{
+	rl->clock = sim_clock;
+	rl->wait = rl_wait_cb;
+	rl->opaque = r;
+	virtio_mmio_lock(r->t);
+	ratelimit_set(rl, lim, sim_now);
+	virtio_mmio_unlock(r->t);
+	r->m = (struct tdrv_mmio){.bus = r->bus, .base = BASE};
+	r->q = (struct tdrv_queue){
+	    .mem = &r->mem, .size = QSZ, .desc = DESC_GPA, .avail = AVAIL_GPA, .used = USED_GPA};
+	tdrv_probe(&r->m, device_id, 1ull << VIRTIO_F_VERSION_1);
+	tdrv_setup_queue(&r->m, 0, &r->q);
+	tdrv_wr(&r->m, VIRTIO_MMIO_STATUS, TDRV_DRIVER_ALL);
+}
+
 TEST(ratelimit_rng_delivers_the_configured_rate_over_simulated_time)
 {
 	struct rlrig r;
@@ -202,22 +221,10 @@ TEST(ratelimit_rng_delivers_the_configured_rate_over_simulated_time)
 	REQUIRE_OK(virtio_rng_create(cfg, &r.rng, &r.t));
 	REQUIRE_OK(dev_register(r.bus, BASE, VIRTIO_MMIO_WINDOW, virtio_mmio_dev(r.t)));
 	struct ratelimit *rl = virtio_rng_ratelimit(r.rng);
-	rl->clock = sim_clock;
-	rl->wait = rl_wait_cb;
-	rl->opaque = &r;
 	/* 2000 bytes/s, 256 bytes of burst, and at most 100 requests/s */
 	struct ratelimit_config lim = {
 	    .bytes_per_sec = 2000, .bytes_burst = 256, .ops_per_sec = 100};
-	virtio_mmio_lock(r.t);
-	ratelimit_set(rl, &lim, sim_now);
-	virtio_mmio_unlock(r.t);
-
-	r.m = (struct tdrv_mmio){.bus = r.bus, .base = BASE};
-	r.q = (struct tdrv_queue){
-	    .mem = &r.mem, .size = QSZ, .desc = DESC_GPA, .avail = AVAIL_GPA, .used = USED_GPA};
-	tdrv_probe(&r.m, VIRTIO_ID_RNG, 1ull << VIRTIO_F_VERSION_1);
-	tdrv_setup_queue(&r.m, 0, &r.q);
-	tdrv_wr(&r.m, VIRTIO_MMIO_STATUS, TDRV_DRIVER_ALL);
+	rig_start(&r, rl, &lim, VIRTIO_ID_RNG);
 	for (unsigned i = 0; i < QSZ; i++) {
 		tdrv_desc(&r.q, DESC_GPA, i, BUF_GPA + i * BUF_LEN, BUF_LEN, VRING_DESC_F_WRITE, 0);
 		tdrv_publish(&r.q, (uint16_t)i);
@@ -295,21 +302,9 @@ TEST(ratelimit_blk_takes_requests_only_while_it_has_tokens)
 	REQUIRE_OK(virtio_blk_create(cfg, &o, &blk, &r.t, err, sizeof(err)));
 	REQUIRE_OK(dev_register(r.bus, BASE, VIRTIO_MMIO_WINDOW, virtio_mmio_dev(r.t)));
 	struct ratelimit *rl = virtio_blk_ratelimit(blk);
-	rl->clock = sim_clock;
-	rl->wait = rl_wait_cb;
-	rl->opaque = &r;
 	/* 10 requests/s, one at a time; 1 MiB/s of data */
 	struct ratelimit_config lim = {.bytes_per_sec = 1 << 20, .ops_per_sec = 10, .ops_burst = 1};
-	virtio_mmio_lock(r.t);
-	ratelimit_set(rl, &lim, 0);
-	virtio_mmio_unlock(r.t);
-
-	r.m = (struct tdrv_mmio){.bus = r.bus, .base = BASE};
-	r.q = (struct tdrv_queue){
-	    .mem = &r.mem, .size = QSZ, .desc = DESC_GPA, .avail = AVAIL_GPA, .used = USED_GPA};
-	tdrv_probe(&r.m, VIRTIO_ID_BLOCK, 1ull << VIRTIO_F_VERSION_1);
-	tdrv_setup_queue(&r.m, 0, &r.q);
-	tdrv_wr(&r.m, VIRTIO_MMIO_STATUS, TDRV_DRIVER_ALL);
+	rig_start(&r, rl, &lim, VIRTIO_ID_BLOCK);
 	/* two 4 KiB reads of sector 0: header, data, status */
 	uint8_t hdr[16] = {0}; /* VIRTIO_BLK_T_IN = 0, sector 0 */
 	REQUIRE_OK(vmm_mem_write(&r.mem, BUF_GPA, hdr, 16));
