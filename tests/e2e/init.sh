@@ -47,9 +47,7 @@ check() { # check NAME CONDITION-COMMAND...
 
 cpus=1 mem=0 echo=0 action=poweroff lines=100 disks=0 rng=0 balloon=0 blkio=0
 vsock=0
-rngrate=0
-rngburst=0
-vdarate=0 vdaburst=0
+rngrate=0 rngburst=0 vdarate=0 vdaburst=0
 for a in $(cat /proc/cmdline); do
 	case "$a" in
 	e2e.cpus=*) cpus=${a#e2e.cpus=} ;;
