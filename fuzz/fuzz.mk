@@ -42,7 +42,7 @@ $(FUZZ_O)/fuzz_elf: $(FUZZ_O)/obj/fuzz/fuzz_elf.o $(FUZZ_BOOT_OBJS)
 $(FUZZ_O)/fuzz_boot: $(FUZZ_O)/obj/fuzz/fuzz_boot.o $(FUZZ_BOOT_OBJS)
 $(FUZZ_O)/fuzz_config: $(FUZZ_O)/obj/fuzz/fuzz_config.o $(FUZZ_CONFIG_OBJS)
 FUZZ_VIRTIO_OBJS := $(addprefix $(FUZZ_O)/obj/,devices/virtio/virtqueue.o devices/virtio/mmio.o \
-	devices/virtio/blk.o vmm/bus.o) $(FUZZ_BOOT_OBJS)
+	devices/virtio/blk.o devices/virtio/ratelimit.o vmm/bus.o) $(FUZZ_BOOT_OBJS)
 $(FUZZ_O)/fuzz_virtqueue: $(FUZZ_O)/obj/fuzz/fuzz_virtqueue.o $(FUZZ_VIRTIO_OBJS)
 $(FUZZ_O)/fuzz_virtio_blk: $(FUZZ_O)/obj/fuzz/fuzz_virtio_blk.o $(FUZZ_VIRTIO_OBJS)
 $(FUZZ_O)/fuzz_virtio_vsock: $(FUZZ_O)/obj/fuzz/fuzz_virtio_vsock.o $(FUZZ_VIRTIO_OBJS) \

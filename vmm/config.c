@@ -213,18 +213,21 @@ static const struct vmm_devopt_type devopt_types[] = {
 		 {.name = "serial", .type = VMM_DEVOPT_STRING, .max_len = 20},
 		 /* s3-blk: cache=writeback|none (O_DIRECT), engine=io_uring|sync */
 		 {.name = "cache", .type = VMM_DEVOPT_STRING, .max_len = 16},
-		 {.name = "engine", .type = VMM_DEVOPT_STRING, .max_len = 16}},
+		 {.name = "engine", .type = VMM_DEVOPT_STRING, .max_len = 16},
+		 VMM_DEVOPT_RATE_KEYS},
 	.implied_key = "path",
 	.resolve = disk_resolve,
     },
     {
 	.name = "rng",
 	.what = "virtio-rng entropy source",
+	.keys = {VMM_DEVOPT_RATE_KEYS},
 	.value_optional = true,
     },
     {
 	.name = "balloon",
 	.what = "virtio-balloon",
+	.keys = {{.name = "reporting", .type = VMM_DEVOPT_BOOL}},
 	.value_optional = true,
     },
     /* virtio-vsock: host side on Unix sockets (Firecracker's hybrid vsock) */
@@ -310,6 +313,27 @@ uint64_t vmm_devopt_u64(const struct vmm_devopt *d, const char *key, uint64_t df
 	return v && u64_value(v, &n) == 0 ? n : dflt;
 }
 
+/* A VMM_DEVOPT_SIZE/RATE value: a size, "/s" after it for a rate. */
+static int size_value(const char *v, bool rate, uint64_t *out)
+{
+	char buf[64];
+	size_t n = strlen(v);
+	if (rate && n > 2 && !strcmp(v + n - 2, "/s"))
+		n -= 2;
+	if (n == 0 || n >= sizeof(buf) || !isdigit((unsigned char)*v))
+		return -EINVAL;
+	memcpy(buf, v, n);
+	buf[n] = 0;
+	return ember_parse_size(buf, 1, out);
+}
+
+uint64_t vmm_devopt_size(const struct vmm_devopt *d, const char *key, uint64_t dflt)
+{
+	const char *v = vmm_devopt_get(d, key);
+	uint64_t n;
+	return v && (size_value(v, true, &n) == 0) ? n : dflt;
+}
+
 /* Checks one key=value against the table entry. */
 static int devopt_check_value(const struct vmm_devopt_type *t, const struct vmm_devopt_key *k,
 			      const char *v, struct ember_error *err)
@@ -337,6 +361,18 @@ static int devopt_check_value(const struct vmm_devopt_type *t, const struct vmm_
 			return vmm_errf(err, -EINVAL, "--%s: key '%s': '%s' is not a number",
 					t->name, k->name, v);
 		return 0;
+	case VMM_DEVOPT_SIZE:
+	case VMM_DEVOPT_RATE: {
+		int r = size_value(v, k->type == VMM_DEVOPT_RATE, &n);
+		if (r < 0)
+			return vmm_errf(err, -EINVAL,
+					r == -ERANGE ? "--%s: key '%s': '%s' is too large"
+					: k->type == VMM_DEVOPT_RATE
+					    ? "--%s: key '%s': '%s' is not a rate (N[K|M|G|T][/s])"
+					    : "--%s: key '%s': '%s' is not a size (N[K|M|G|T])",
+					t->name, k->name, v);
+		return 0;
+	}
 	}
 	return vmm_errf(err, -EINVAL, "--%s: key '%s' has an invalid type", t->name, k->name);
 }
@@ -395,6 +431,12 @@ static int devopt_parse(const struct vmm_devopt_type *t, const char *spec, struc
 		if (t->keys[i].required && !vmm_devopt_get(d, t->keys[i].name))
 			return vmm_errf(err, -EINVAL, "--%s: missing key '%s'", t->name,
 					t->keys[i].name);
+	for (unsigned i = 0; i < d->nkv; i++) {
+		const struct vmm_devopt_key *k = devopt_key(t, d->kv[i].key);
+		if (k->needs && !vmm_devopt_get(d, k->needs))
+			return vmm_errf(err, -EINVAL, "--%s: key '%s' needs key '%s'", t->name,
+					k->name, k->needs);
+	}
 	return 0;
 }
 
@@ -756,12 +798,17 @@ int ember_config_parse_args(struct ember_config *cfg, int argc, char *const argv
 		}
 		if (dt) {
 			/* a device option: --disk SUBOPTS or --disk=SUBOPTS; one
-			 * whose value is optional takes only the inline form */
+			 * whose value is optional takes the next argument only
+			 * when it is key=value ("--rng bw=1M"; ember run has no
+			 * positional arguments, so that is not ambiguous) */
 			const char *val = inline_val;
 			if (!val && !dt->value_optional) {
 				if (i + 1 >= argc)
 					return vmm_errf(err, -EINVAL, "option '%s' needs a value",
 							a);
+				val = argv[++i];
+			} else if (!val && i + 1 < argc && argv[i + 1][0] != '-' &&
+				   strchr(argv[i + 1], '=')) {
 				val = argv[++i];
 			}
 			int r = vmm_config_add_device(cfg, dt, val ? val : "", err);
@@ -839,9 +886,15 @@ const char *ember_config_usage(void)
 	       "                          a raw disk image or block device on virtio-blk\n"
 	       "                          (one queue per vCPU, up to 16; cache=none: O_DIRECT;\n"
 	       "                          engine io_uring (default where available) or sync)\n"
-	       "                          (repeatable; /dev/vda, vdb... in the guest)\n"
-	       "      --rng               a virtio-rng entropy source (the host's getrandom)\n"
-	       "      --balloon           a virtio-balloon device\n"
+	       "                          (repeatable; /dev/vda, vdb... in the guest);\n"
+	       "                          [,RATE]: rate limits, as for --rng\n"
+	       "      --rng [RATE]        a virtio-rng entropy source (the host's getrandom)\n"
+	       "                          RATE: rate limits, token buckets: bw=BYTES/s and\n"
+	       "                          ops=N/s (K/M/G suffixes), bw-burst=BYTES and\n"
+	       "                          ops-burst=N (bucket sizes; default one second)\n"
+	       "      --balloon [reporting=off]\n"
+	       "                          a virtio-balloon device (the target is set through\n"
+	       "                          the library); reporting=off: no free page reporting\n"
 	       "      --vsock cid=N,socket=PATH\n"
 	       "                          virtio-vsock; host side on Unix sockets as "
 	       "Firecracker's:\n"

@@ -25,19 +25,40 @@ enum vmm_devopt_val {
 	VMM_DEVOPT_STRING, /* any non-empty string */
 	VMM_DEVOPT_BOOL,   /* on|off (also yes/no, true/false, 1/0) */
 	VMM_DEVOPT_U64,	   /* a decimal number */
+	/* rate limits (ratelimit keys): a number with an optional K/M/G/T suffix
+	 * (powers of 1024, as ember_parse_size) */
+	VMM_DEVOPT_SIZE, /* such a number */
+	VMM_DEVOPT_RATE, /* such a number, optionally followed by "/s" */
 };
 
 struct vmm_devopt_key {
 	const char *name;
 	enum vmm_devopt_val type;
 	bool required;
-	size_t max_len; /* VMM_DEVOPT_STRING: longest value accepted (0: EMBER_PATH_MAX - 1) */
+	size_t max_len;	   /* VMM_DEVOPT_STRING: longest value accepted (0: EMBER_PATH_MAX - 1) */
+	const char *needs; /* another key that must be given with this one, or NULL */
 };
+
+/*
+ * The rate limit sub-options of a device with a token-bucket limiter
+ * (devices/virtio/ratelimit.h): --disk, --rng, and --net. Put
+ * VMM_DEVOPT_RATE_KEYS in the kind's keys; vmm_virtio_rate_config() reads
+ * them. bw=BYTES[/s] and ops=N[/s] are the refill rates (0 or absent:
+ * unlimited), bw-burst=BYTES and ops-burst=N the bucket sizes (default: one
+ * second's worth); a burst needs its rate.
+ */
+/* clang-format off */
+#define VMM_DEVOPT_RATE_KEYS                                                   \
+	{.name = "bw", .type = VMM_DEVOPT_RATE},                               \
+	{.name = "bw-burst", .type = VMM_DEVOPT_SIZE, .needs = "bw"},          \
+	{.name = "ops", .type = VMM_DEVOPT_RATE},                              \
+	{.name = "ops-burst", .type = VMM_DEVOPT_SIZE, .needs = "ops"}
+/* clang-format on */
 
 struct vmm_devopt;
 struct ember_config;
 
-#define VMM_DEVOPT_MAX_KEYS 8
+#define VMM_DEVOPT_MAX_KEYS 16
 struct vmm_devopt_type {
 	const char *name; /* the option without "--" and the ember_config_set key */
 	const char *what; /* for messages and --dry-run: "virtio-blk disk" */
@@ -71,6 +92,8 @@ const char *vmm_devopt_get(const struct vmm_devopt *d, const char *key);
 bool vmm_devopt_bool(const struct vmm_devopt *d, const char *key, bool dflt);
 /* A VMM_DEVOPT_U64 sub-option's value, or dflt if not given. */
 uint64_t vmm_devopt_u64(const struct vmm_devopt *d, const char *key, uint64_t dflt);
+/* A VMM_DEVOPT_SIZE or VMM_DEVOPT_RATE sub-option's value, or dflt. */
+uint64_t vmm_devopt_size(const struct vmm_devopt *d, const char *key, uint64_t dflt);
 /* The table entry for an option name ("disk"), or NULL. */
 const struct vmm_devopt_type *vmm_devopt_type_find(const char *name);
 

@@ -43,6 +43,12 @@ struct vmm_virtio {
 	unsigned nq;
 	struct vq_watch w[VMM_DEV_MAX_IOEVENTFDS];
 	struct ember_loop_source *io_src; /* a disk's io_uring completions, or NULL */
+	/* Rate limiters (devices/virtio/ratelimit.h), changed under the
+	 * transport lock; the timer re-runs every queue when a throttled
+	 * device has tokens again. */
+	struct vmm_virtio_limiter rl[VMM_VIRTIO_MAX_LIMITERS];
+	unsigned nrl;
+	struct ember_loop_source *rl_timer;
 };
 
 /* The transport's interrupt: the irqfd raises the GSI (edge). */
@@ -99,6 +105,53 @@ static void on_io(void *opaque, int fd, unsigned events)
 	pthread_mutex_unlock(&v->vm->dev_lock);
 }
 
+/* A limiter ran dry with requests waiting (lock held, I/O thread): the
+ * timer runs the queues again in delay_ns. */
+static void rl_wait(void *opaque, uint64_t delay_ns)
+{
+	struct vmm_virtio *v = opaque;
+	if (v->rl_timer)
+		ember_loop_timer_set(v->rl_timer, delay_ns, 0);
+}
+
+/* I/O thread: tokens are back (or the limits changed): run every queue. */
+static void on_rl_timer(void *opaque, uint64_t expirations)
+{
+	(void)expirations;
+	struct vmm_virtio *v = opaque;
+	pthread_mutex_lock(&v->vm->dev_lock);
+	for (unsigned q = 0; q < v->nq; q++) {
+		if (v->vm->devs_paused)
+			v->w[q].held = true;
+		else
+			virtio_mmio_process(v->t, q);
+	}
+	pthread_mutex_unlock(&v->vm->dev_lock);
+}
+
+int vmm_virtio_rate_config(const struct vmm_devopt *o, struct ratelimit_config *out)
+{
+	*out = (struct ratelimit_config){
+	    .bytes_per_sec = vmm_devopt_size(o, "bw", 0),
+	    .bytes_burst = vmm_devopt_size(o, "bw-burst", 0),
+	    .ops_per_sec = vmm_devopt_size(o, "ops", 0),
+	    .ops_burst = vmm_devopt_size(o, "ops-burst", 0),
+	};
+	return out->bytes_per_sec || out->ops_per_sec;
+}
+
+void vmm_virtio_add_limiter(struct vmm_virtio *v, const char *name, struct ratelimit *rl,
+			    const struct ratelimit_config *cfg)
+{
+	if (v->nrl >= VMM_VIRTIO_MAX_LIMITERS)
+		return;
+	rl->wait = rl_wait;
+	rl->opaque = v;
+	if (cfg)
+		ratelimit_set(rl, cfg, ratelimit_clock(rl));
+	v->rl[v->nrl++] = (struct vmm_virtio_limiter){.name = name, .rl = rl};
+}
+
 int vmm_virtio_create(struct ember_vm *vm, struct vmm_dev_desc *d, const struct vmm_devopt *o,
 		      struct vmm_virtio **out, struct ember_error *err)
 {
@@ -132,12 +185,22 @@ int vmm_virtio_create(struct ember_vm *vm, struct vmm_dev_desc *d, const struct 
 			free(v);
 			return vmm_errf(err, r, "--disk %s: %s", o->spec, msg);
 		}
+		struct ratelimit_config rc;
+		vmm_virtio_rate_config(o, &rc);
+		vmm_virtio_add_limiter(v, NULL, virtio_blk_ratelimit(v->u.blk), &rc);
 	} else if (!strcmp(name, "rng")) {
 		v->kind = K_RNG;
 		r = virtio_rng_create(cfg, &v->u.rng, &v->t);
+		if (r == 0) {
+			struct ratelimit_config rc;
+			vmm_virtio_rate_config(o, &rc);
+			vmm_virtio_add_limiter(v, NULL, virtio_rng_ratelimit(v->u.rng), &rc);
+		}
 	} else if (!strcmp(name, "balloon")) {
 		v->kind = K_BALLOON;
-		r = virtio_balloon_create(cfg, &v->u.balloon, &v->t);
+		struct virtio_balloon_options bo = {.no_reporting =
+							!vmm_devopt_bool(o, "reporting", true)};
+		r = virtio_balloon_create_opts(cfg, &bo, &v->u.balloon, &v->t);
 	} else if (!strcmp(name, "vsock")) {
 		v->kind = K_VSOCK;
 		char msg[256];
@@ -193,6 +256,13 @@ int vmm_virtio_start(struct vmm_virtio *v, struct ember_error *err)
 			return vmm_errf(err, r, "%s: cannot watch its socket: %s", v->desc->name,
 					strerror(-r));
 	}
+	if (v->nrl) {
+		/* disarmed until a limiter runs dry */
+		int r = ember_loop_add_timer(v->vm->loop, 0, 0, on_rl_timer, v, &v->rl_timer);
+		if (r < 0)
+			return vmm_errf(err, r, "%s: cannot make the rate limit timer: %s",
+					v->desc->name, strerror(-r));
+	}
 	return 0;
 }
 
@@ -219,34 +289,54 @@ void vmm_virtio_kick(struct vmm_virtio *v)
 		vmm_vsock_host_resume(v->vsock_host); /* sockets quieted while paused */
 }
 
+/* "; rate limited: waited N times" for a device whose limiters are on. */
+static int format_limits(struct vmm_virtio *v, char *buf, size_t len)
+{
+	uint64_t waits = 0;
+	bool on = false;
+	virtio_mmio_lock(v->t);
+	for (unsigned i = 0; i < v->nrl; i++) {
+		on |= ratelimit_active(v->rl[i].rl);
+		waits += v->rl[i].rl->throttled;
+	}
+	virtio_mmio_unlock(v->t);
+	if (!on)
+		return 0;
+	return snprintf(buf, len, "; rate limited: waited %" PRIu64 " times", waits);
+}
+
 int vmm_virtio_format(struct vmm_virtio *v, char *buf, size_t len)
 {
+	int n = 0;
 	switch (v->kind) {
 	case K_BLK: {
 		struct virtio_blk_stats s;
 		virtio_blk_get_stats(v->u.blk, &s);
-		return snprintf(buf, len,
-				"%s: reads %" PRIu64 " writes %" PRIu64 " flushes %" PRIu64
-				" (fdatasync done %" PRIu64 ") discards %" PRIu64 " errors %" PRIu64
-				" bad requests %" PRIu64
-				"; engine %s, cache %s, %u queues, most in flight %" PRIu64
-				", unaligned direct %" PRIu64,
-				v->desc->name, s.reads, s.writes, s.flushes, s.synced,
-				s.discards + s.write_zeroes, s.errors, s.bad_chains,
-				virtio_blk_engine_name(v->u.blk),
-				virtio_blk_direct(v->u.blk) ? "none" : "writeback", v->nq,
-				s.inflight_max, s.bounced);
+		n = snprintf(buf, len,
+			     "%s: reads %" PRIu64 " writes %" PRIu64 " flushes %" PRIu64
+			     " (fdatasync done %" PRIu64 ") discards %" PRIu64 " errors %" PRIu64
+			     " bad requests %" PRIu64
+			     "; engine %s, cache %s, %u queues, most in flight %" PRIu64
+			     ", unaligned direct %" PRIu64,
+			     v->desc->name, s.reads, s.writes, s.flushes, s.synced,
+			     s.discards + s.write_zeroes, s.errors, s.bad_chains,
+			     virtio_blk_engine_name(v->u.blk),
+			     virtio_blk_direct(v->u.blk) ? "none" : "writeback", v->nq,
+			     s.inflight_max, s.bounced);
+		break;
 	}
 	case K_RNG:
-		return snprintf(buf, len, "%s: %" PRIu64 " bytes in %" PRIu64 " requests",
-				v->desc->name, virtio_rng_bytes(v->u.rng),
-				virtio_rng_requests(v->u.rng));
+		n = snprintf(buf, len, "%s: %" PRIu64 " bytes in %" PRIu64 " requests",
+			     v->desc->name, virtio_rng_bytes(v->u.rng),
+			     virtio_rng_requests(v->u.rng));
+		break;
 	case K_BALLOON: {
 		struct virtio_balloon_stats s;
 		virtio_balloon_get_stats(v->u.balloon, &s);
-		return snprintf(buf, len,
-				"%s: target %u pages, guest holds %u; %" PRIu64 " pages given back",
-				v->desc->name, s.target_pages, s.actual_pages, s.discarded);
+		n = snprintf(buf, len,
+			     "%s: target %u pages, guest holds %u; %" PRIu64 " pages given back",
+			     v->desc->name, s.target_pages, s.actual_pages, s.discarded);
+		break;
 	}
 	case K_VSOCK: {
 		struct virtio_vsock_stats s;
@@ -259,7 +349,8 @@ int vmm_virtio_format(struct vmm_virtio *v, char *buf, size_t len)
 				s.tx_bytes, s.bad_packets);
 	}
 	}
-	return 0;
+	size_t used = n < 0 ? 0 : (size_t)n < len ? (size_t)n : len;
+	return n + format_limits(v, buf ? buf + used : NULL, len - used);
 }
 
 void vmm_virtio_destroy(struct vmm_virtio *v)
@@ -271,6 +362,8 @@ void vmm_virtio_destroy(struct vmm_virtio *v)
 			ember_loop_remove(v->w[q].src);
 	if (v->io_src)
 		ember_loop_remove(v->io_src);
+	if (v->rl_timer)
+		ember_loop_remove(v->rl_timer);
 	if (v->t)
 		dev_destroy(virtio_mmio_dev(v->t));
 	switch (v->kind) {
@@ -289,4 +382,158 @@ void vmm_virtio_destroy(struct vmm_virtio *v)
 		break;
 	}
 	free(v);
+}
+
+/* ---------------------------------------------------------------- the library's controls */
+
+/* The virtio device named name (its part before a '.', of length n). */
+static struct vmm_virtio *find_device(struct ember_vm *vm, const char *name, size_t n)
+{
+	struct vmm_virtio *v;
+	for (unsigned i = 0; (v = vmm_board_virtio(vm, i)); i++)
+		if (strlen(v->desc->name) == n && !strncmp(v->desc->name, name, n))
+			return v;
+	return NULL;
+}
+
+/* The limiters of "dev" (all) or "dev.lim" (one) into out[]; returns their
+ * count or a negative errno with err set. */
+static int find_limiters(struct ember_vm *vm, const char *device, struct vmm_virtio **vout,
+			 struct ratelimit **out, struct ember_error *err)
+{
+	if (!vm || !device)
+		return vmm_errf(err, -EINVAL, "rate limit: no VM or no device name");
+	const char *dot = strchr(device, '.');
+	struct vmm_virtio *v =
+	    find_device(vm, device, dot ? (size_t)(dot - device) : strlen(device));
+	if (!v)
+		return vmm_errf(err, -ENODEV, "rate limit: no device '%s'", device);
+	if (!v->nrl)
+		return vmm_errf(err, -EOPNOTSUPP, "rate limit: %s has no rate limiter",
+				v->desc->name);
+	int n = 0;
+	for (unsigned i = 0; i < v->nrl; i++)
+		if (!dot || (v->rl[i].name && !strcmp(v->rl[i].name, dot + 1)))
+			out[n++] = v->rl[i].rl;
+	if (!n)
+		return vmm_errf(err, -ENODEV, "rate limit: %s has no limiter '%s'", v->desc->name,
+				dot + 1);
+	*vout = v;
+	return n;
+}
+
+int ember_vm_set_rate_limit(struct ember_vm *vm, const char *device,
+			    const struct ember_rate_limit *limit, struct ember_error *err)
+{
+	if (!limit)
+		return vmm_errf(err, -EINVAL, "rate limit: no limit given");
+	if ((limit->bytes_burst && !limit->bytes_per_sec) ||
+	    (limit->ops_burst && !limit->ops_per_sec))
+		return vmm_errf(err, -EINVAL, "rate limit: a burst needs its rate");
+	struct vmm_virtio *v;
+	struct ratelimit *rl[VMM_VIRTIO_MAX_LIMITERS];
+	int n = find_limiters(vm, device, &v, rl, err);
+	if (n < 0)
+		return n;
+	struct ratelimit_config cfg = {
+	    .bytes_per_sec = limit->bytes_per_sec,
+	    .bytes_burst = limit->bytes_burst,
+	    .ops_per_sec = limit->ops_per_sec,
+	    .ops_burst = limit->ops_burst,
+	};
+	virtio_mmio_lock(v->t);
+	for (int i = 0; i < n; i++)
+		ratelimit_set(rl[i], &cfg, ratelimit_clock(rl[i]));
+	virtio_mmio_unlock(v->t);
+	/* a device that waited for tokens looks at its queues now */
+	if (v->rl_timer)
+		ember_loop_timer_set(v->rl_timer, 1, 0);
+	return 0;
+}
+
+int ember_vm_get_rate_limit(struct ember_vm *vm, const char *device, struct ember_rate_limit *out,
+			    struct ember_error *err)
+{
+	if (!out)
+		return vmm_errf(err, -EINVAL, "rate limit: no result buffer");
+	struct vmm_virtio *v;
+	struct ratelimit *rl[VMM_VIRTIO_MAX_LIMITERS];
+	int n = find_limiters(vm, device, &v, rl, err);
+	if (n < 0)
+		return n;
+	if (n > 1)
+		return vmm_errf(err, -EINVAL, "rate limit: %s has %d limiters: name one", device,
+				n);
+	virtio_mmio_lock(v->t);
+	struct ratelimit_config c = rl[0]->cfg;
+	virtio_mmio_unlock(v->t);
+	*out = (struct ember_rate_limit){.bytes_per_sec = c.bytes_per_sec,
+					 .bytes_burst = c.bytes_burst,
+					 .ops_per_sec = c.ops_per_sec,
+					 .ops_burst = c.ops_burst};
+	return 0;
+}
+
+static struct vmm_virtio *find_balloon(struct ember_vm *vm)
+{
+	struct vmm_virtio *v;
+	for (unsigned i = 0; (v = vmm_board_virtio(vm, i)); i++)
+		if (v->kind == K_BALLOON)
+			return v;
+	return NULL;
+}
+
+#define BALLOON_PAGE 4096ull
+
+int ember_vm_balloon_set_target(struct ember_vm *vm, uint64_t bytes, struct ember_error *err)
+{
+	if (!vm)
+		return vmm_errf(err, -EINVAL, "balloon: no VM");
+	struct vmm_virtio *v = find_balloon(vm);
+	if (!v)
+		return vmm_errf(err, -ENODEV, "balloon: the VM has no balloon (--balloon)");
+	if (bytes > vm->mem.size)
+		return vmm_errf(err, -EINVAL,
+				"balloon: a target of %" PRIu64
+				" bytes is more than the guest's %" PRIu64,
+				bytes, vm->mem.size);
+	/* dev_lock: not while the I/O thread works on devices; the transport
+	 * lock (taken by the device) orders it with the queue work */
+	pthread_mutex_lock(&vm->dev_lock);
+	virtio_balloon_set_target(v->u.balloon, (uint32_t)(bytes / BALLOON_PAGE));
+	pthread_mutex_unlock(&vm->dev_lock);
+	return 0;
+}
+
+int ember_vm_balloon_stats(struct ember_vm *vm, struct ember_balloon_stats *out,
+			   struct ember_error *err)
+{
+	if (!vm || !out)
+		return vmm_errf(err, -EINVAL, "balloon: no VM or no result buffer");
+	struct vmm_virtio *v = find_balloon(vm);
+	if (!v)
+		return vmm_errf(err, -ENODEV, "balloon: the VM has no balloon (--balloon)");
+	struct virtio_balloon_stats s;
+	pthread_mutex_lock(&vm->dev_lock);
+	virtio_balloon_get_stats(v->u.balloon, &s);
+	bool kick = !vm->devs_paused && virtio_balloon_request_stats(v->u.balloon) == -EAGAIN;
+	pthread_mutex_unlock(&vm->dev_lock);
+	/* No stats buffer held: Linux queues its first one and kicks before
+	 * DRIVER_OK, when the transport does not look at queues; have the I/O
+	 * thread look now (a kick through the queue's own eventfd). */
+	for (unsigned q = 0; kick && q < v->nq; q++)
+		notify(v, q);
+	*out = (struct ember_balloon_stats){
+	    .target_bytes = s.target_pages * BALLOON_PAGE,
+	    .actual_bytes = s.actual_pages * BALLOON_PAGE,
+	    .inflated_bytes = s.inflated * BALLOON_PAGE,
+	    .deflated_bytes = s.deflated * BALLOON_PAGE,
+	    .reported_bytes = s.reported * BALLOON_PAGE,
+	    .given_back_bytes = s.discarded * BALLOON_PAGE,
+	    .guest_valid = s.guest_valid,
+	    .guest_updates = s.guest_updates,
+	};
+	for (unsigned i = 0; i < EMBER_BALLOON_GUEST_STATS && i < 10; i++)
+		out->guest[i] = s.guest[i];
+	return 0;
 }

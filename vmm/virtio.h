@@ -25,11 +25,42 @@
 
 #include <stdbool.h>
 
+#include "../devices/virtio/ratelimit.h"
 #include "devmgr.h"
 #include "vm.h"
 
 struct vmm_devopt;
 struct vmm_virtio;
+
+/*
+ * Rate limiting. A device with token buckets (devices/virtio/ratelimit.h:
+ * blk, rng, net) gives each of its limiters to vmm_virtio_add_limiter in
+ * vmm_virtio_create, with the limits of its sub-options
+ * (vmm_virtio_rate_config reads bw, bw-burst, ops, ops-burst: put
+ * VMM_DEVOPT_RATE_KEYS, config.h, in its option's keys). The VMM then:
+ *   - sets the limiter's wait callback: when the device finds a limiter dry
+ *     with requests waiting it calls ratelimit_throttle, and a timer on the
+ *     VM's loop (one per device) re-runs every queue of the device (under
+ *     dev_lock, held while paused) when the tokens are back;
+ *   - serves ember_vm_set_rate_limit / ember_vm_get_rate_limit: the device
+ *     is named "disk0" (every limiter of it) or "net0.rx" (the limiter
+ *     named rx); a change is made under the transport lock and the queues
+ *     run again at once.
+ * A device's queue work must therefore touch its limiters only under the
+ * transport lock (process() already runs under it). A device with two
+ * directions (net) names them ("rx", "tx"); one with one limiter gives NULL.
+ */
+#define VMM_VIRTIO_MAX_LIMITERS 2
+struct vmm_virtio_limiter {
+	const char *name; /* NULL: the device's only limiter */
+	struct ratelimit *rl;
+};
+/* The limits in o's rate sub-options into *out; returns whether any is set. */
+int vmm_virtio_rate_config(const struct vmm_devopt *o, struct ratelimit_config *out);
+/* Registers a limiter of v (from vmm_virtio_create, before the device runs)
+ * and sets its limits (cfg NULL: unlimited). name is static storage. */
+void vmm_virtio_add_limiter(struct vmm_virtio *v, const char *name, struct ratelimit *rl,
+			    const struct ratelimit_config *cfg);
 
 int vmm_virtio_create(struct ember_vm *vm, struct vmm_dev_desc *d, const struct vmm_devopt *o,
 		      struct vmm_virtio **out, struct ember_error *err);

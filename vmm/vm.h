@@ -16,7 +16,8 @@
 #include "console.h"
 #include "mem.h"
 
-struct vmm_board; /* the architecture's machine: devices and their state */
+struct vmm_board;  /* the architecture's machine: devices and their state */
+struct vmm_virtio; /* vmm/virtio.h */
 
 /* Registers of one vCPU, captured when the VM stopped on a crash. */
 struct vmm_vcpu_dump {
@@ -125,6 +126,9 @@ void vmm_board_devices_kick(struct ember_vm *vm);
 /* Pausing, dev_lock held and devs_paused set: waits until no device has I/O
  * in flight (a disk's requests complete), so a paused VM runs no I/O. */
 void vmm_board_devices_quiesce(struct ember_vm *vm);
+/* The i-th virtio device (in the device list's order), NULL past the last.
+ * Valid from vmm_board_create until vmm_board_destroy. */
+struct vmm_virtio *vmm_board_virtio(struct ember_vm *vm, unsigned i);
 /* Logs what each device did (debug level), when the VM stopped. */
 void vmm_board_devices_report(struct ember_vm *vm);
 

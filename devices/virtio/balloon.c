@@ -14,6 +14,7 @@
 enum { Q_INFLATE, Q_DEFLATE, Q_EXTRA1, Q_EXTRA2, NQUEUES };
 
 struct virtio_balloon {
+	struct virtio_dev_ops ops; /* per instance: reporting may be turned off */
 	struct virtio_mmio *t;
 	const struct vmm_mem *mem;
 	uint64_t features;		/* negotiated */
@@ -107,6 +108,7 @@ static void stats(struct virtio_balloon *b, const struct vq_chain *c)
 		}
 	}
 	b->st.have_guest_stats = true;
+	b->st.guest_updates++;
 }
 
 static void report(struct virtio_balloon *b, const struct vq_chain *c)
@@ -185,6 +187,13 @@ static const struct virtio_dev_ops balloon_ops = {
 int virtio_balloon_create(struct virtio_mmio_config cfg, struct virtio_balloon **out,
 			  struct virtio_mmio **out_t)
 {
+	return virtio_balloon_create_opts(cfg, NULL, out, out_t);
+}
+
+int virtio_balloon_create_opts(struct virtio_mmio_config cfg,
+			       const struct virtio_balloon_options *opt,
+			       struct virtio_balloon **out, struct virtio_mmio **out_t)
+{
 	if (!out || !out_t || !cfg.mem)
 		return -EINVAL;
 	*out = NULL;
@@ -193,7 +202,10 @@ int virtio_balloon_create(struct virtio_mmio_config cfg, struct virtio_balloon *
 	if (!b)
 		return -ENOMEM;
 	b->mem = cfg.mem;
-	cfg.ops = &balloon_ops;
+	b->ops = balloon_ops;
+	if (opt && opt->no_reporting)
+		b->ops.features &= ~(1ull << VIRTIO_BALLOON_F_REPORTING);
+	cfg.ops = &b->ops;
 	cfg.dev = b;
 	int r = virtio_mmio_create(&cfg, &b->t);
 	if (r < 0) {

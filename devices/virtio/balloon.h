@@ -36,8 +36,9 @@ struct virtio_balloon_stats {
 	uint64_t discarded;		       /* pages actually given back to the host */
 	uint64_t bad_pfns;		       /* frames outside guest RAM */
 	bool have_guest_stats;
-	uint64_t guest[10];   /* VIRTIO_BALLOON_S_* values, by tag (those the guest sent) */
-	uint32_t guest_valid; /* bit per tag */
+	uint64_t guest_updates; /* stats buffers received */
+	uint64_t guest[10];	/* VIRTIO_BALLOON_S_* values, by tag (those the guest sent) */
+	uint32_t guest_valid;	/* bit per tag */
 };
 
 /* Creates the device and its transport (*out_t for the MMIO bus); cfg.ops
@@ -45,6 +46,13 @@ struct virtio_balloon_stats {
 int virtio_balloon_create(struct virtio_mmio_config cfg, struct virtio_balloon **out,
 			  struct virtio_mmio **out_t);
 void virtio_balloon_destroy(struct virtio_balloon *b);
+struct virtio_balloon_options {
+	bool no_reporting; /* do not offer VIRTIO_BALLOON_F_REPORTING */
+};
+/* The same with options (NULL: the defaults, as virtio_balloon_create). */
+int virtio_balloon_create_opts(struct virtio_mmio_config cfg,
+			       const struct virtio_balloon_options *opt,
+			       struct virtio_balloon **out, struct virtio_mmio **out_t);
 /* Sets the number of 4 KiB pages the host wants the guest to give up, and
  * interrupts the driver. Any thread. */
 void virtio_balloon_set_target(struct virtio_balloon *b, uint32_t pages);

@@ -68,6 +68,7 @@ struct virtio_blk {
 	unsigned in_ring; /* requests submitted and not reaped */
 	unsigned depth;
 	struct blk_queue q[VIRTIO_BLK_MAX_QUEUES];
+	struct ratelimit rl; /* under the transport lock */
 };
 
 uint64_t virtio_blk_capacity(const struct virtio_blk *blk)
@@ -380,6 +381,14 @@ static void start(struct virtio_blk *blk, struct blk_req *rq)
 	}
 }
 
+/* What a request costs the bandwidth bucket: its data bytes (the chain
+ * without the 16-byte header and the status byte). */
+static uint64_t blk_request_bytes(const struct vq_chain *c)
+{
+	uint64_t n = c->readable_len + c->writable_len;
+	return n > HDR_BYTES + 1 ? n - HDR_BYTES - 1 : 0;
+}
+
 /*
  * The one place a request leaves queue qi's available ring (lock held).
  * NULL when the ring is empty or broken (then DEVICE_NEEDS_RESET), or when
@@ -395,6 +404,14 @@ static struct blk_req *take_request(struct virtio_blk *blk, unsigned qi)
 		bq->stalled = vq_has_work(q);
 		return NULL;
 	}
+	/* the rate limit: no token, no request (the VMM runs the queues again
+	 * when they are back); a request taken is charged in full */
+	uint64_t now = ratelimit_clock(&blk->rl);
+	if (!ratelimit_ready(&blk->rl, now)) {
+		if (vq_has_work(q))
+			ratelimit_throttle(&blk->rl, now);
+		return NULL;
+	}
 	/* reused ones first: the pool's pages are touched only as deep as the
 	 * guest ever went (the VMM's RSS) */
 	struct blk_req *rq = bq->free ? bq->free : &bq->reqs[bq->fresh];
@@ -405,6 +422,7 @@ static struct blk_req *take_request(struct virtio_blk *blk, unsigned qi)
 		virtio_mmio_needs_reset(blk->t);
 	if (r != 1)
 		return NULL;
+	ratelimit_charge(&blk->rl, blk_request_bytes(&rq->chain));
 	if (rq == bq->free)
 		bq->free = rq->next;
 	else
@@ -710,4 +728,9 @@ void virtio_blk_destroy(struct virtio_blk *blk)
 	if (blk->fd >= 0)
 		close(blk->fd); /* drops the OFD lock */
 	free(blk);
+}
+
+struct ratelimit *virtio_blk_ratelimit(struct virtio_blk *blk)
+{
+	return &blk->rl;
 }

@@ -63,9 +63,17 @@
  * the new ring. Linux turns queues off only after a device reset, which
  * waits. Locking: the transport's lock serialises process(), poll,
  * drain and reset, so the ring is driven by one thread at a time.
+ *
+ * Rate limit (ratelimit.h; unlimited by default), one limiter for all the
+ * disk's queues, checked in take_request before vq_pop: a request is taken
+ * off a queue only while the limiter has tokens; it costs one operation
+ * and its data bytes (charged when taken, not when it completes). When the
+ * buckets run dry with requests waiting, the device stops and calls the
+ * limiter's wait callback.
  */
 
 #include "mmio.h"
+#include "ratelimit.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -141,5 +149,9 @@ struct virtio_blk_stats {
 	uint64_t bad_chains;   /* refused by the virtqueue or unparseable */
 };
 void virtio_blk_get_stats(struct virtio_blk *blk, struct virtio_blk_stats *out);
+
+/* The disk's limiter, used as virtio-rng's is (rng.h): changed only under
+ * the transport's lock. */
+struct ratelimit *virtio_blk_ratelimit(struct virtio_blk *blk);
 
 #endif /* EMBER_DEVICES_VIRTIO_BLK_H */

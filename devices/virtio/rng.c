@@ -8,6 +8,7 @@
 
 struct virtio_rng {
 	uint64_t bytes, requests; /* relaxed atomics */
+	struct ratelimit rl;	  /* under the transport lock */
 	struct vq_buf bufs[64];
 };
 
@@ -48,17 +49,24 @@ static void rng_process(void *dev, struct virtio_mmio *t, unsigned qi)
 	struct virtio_rng *rng = dev;
 	struct virtq *q = virtio_mmio_queue(t, qi);
 	struct vq_chain c = {.bufs = rng->bufs, .max_bufs = 64};
-	int r;
+	int r = 0;
 	bool pushed = false;
-	while ((r = vq_pop(q, &c)) == 1) {
+	uint64_t now = ratelimit_clock(&rng->rl);
+	/* a request is taken only while the limiter has tokens, and served
+	 * in full (the bucket may go into debt): partial answers would only
+	 * multiply the driver's round trips */
+	while (ratelimit_ready(&rng->rl, now) && (r = vq_pop(q, &c)) == 1) {
 		uint32_t n = c.error ? 0 : fill(&c);
 		vq_push(q, c.head, n);
+		ratelimit_charge(&rng->rl, n);
 		pushed = true;
 		__atomic_fetch_add(&rng->bytes, n, __ATOMIC_RELAXED);
 		__atomic_fetch_add(&rng->requests, 1, __ATOMIC_RELAXED);
 	}
 	if (r < 0)
 		virtio_mmio_needs_reset(t);
+	else if (vq_has_work(q) && !ratelimit_ready(&rng->rl, now))
+		ratelimit_throttle(&rng->rl, now); /* the VMM runs the queue again later */
 	if (pushed)
 		virtio_mmio_signal(t, qi);
 }
@@ -107,4 +115,9 @@ uint64_t virtio_rng_bytes(struct virtio_rng *rng)
 uint64_t virtio_rng_requests(struct virtio_rng *rng)
 {
 	return __atomic_load_n(&rng->requests, __ATOMIC_RELAXED);
+}
+
+struct ratelimit *virtio_rng_ratelimit(struct virtio_rng *rng)
+{
+	return &rng->rl;
 }

@@ -158,10 +158,15 @@ void ember_config_free(struct ember_config *cfg);
  *   absolute path; default "", which ember_config_resolve makes
  *   ${XDG_CACHE_HOME:-$HOME/.cache}/ember/kernels, or leaves "" when neither
  *   variable is set: then no cache, not an error) |
- *   disk SUBOPTS (repeatable: each call appends one disk; see below)
+ *   disk SUBOPTS (repeatable: each call appends one disk; see below) |
+ *   rng SUBOPTS | balloon SUBOPTS (SUBOPTS may be "")
  * Device keys take comma-separated key=value sub-options, as --disk does:
  *   disk: path=IMG (required; a bare IMG means path=IMG), ro=on|off
- *         (default off), serial=ID (up to 20 bytes)
+ *         (default off), serial=ID (up to 20 bytes), and the rate limits
+ *         bw=BYTES[/s], bw-burst=BYTES, ops=N[/s], ops-burst=N (see
+ *         struct ember_rate_limit; K/M/G/T suffixes; a burst needs its rate)
+ *   rng:  the same rate limits, all optional
+ *   balloon: reporting=on|off (free page reporting offered; default on)
  * A value may not contain a comma. Sub-options are checked here (unknown
  * key, bad value, missing path); the image itself by ember_config_resolve.
  * Any set un-resolves the configuration. Returns 0, or -EINVAL (bad value),
@@ -446,6 +451,107 @@ struct ember_loop *ember_vm_loop(struct ember_vm *vm);
  * if no registers were captured.
  */
 int ember_vm_format_registers(const struct ember_vm *vm, char *buf, size_t len);
+
+/* ------------------------------------------------------------------------
+ * Device controls at run time
+ * ------------------------------------------------------------------------
+ * Devices are named as in the device list (--dry-run): "disk0", "disk1"
+ * (the --disk options in order), "rng0", "balloon0", "net0". These calls
+ * may be made from any thread, in any state from ember_vm_create until
+ * ember_vm_destroy, concurrently with each other and with the lifecycle
+ * calls; the change is made under the device's lock and takes effect for
+ * the next request the device takes.
+ */
+
+/*
+ * A device's rate limit: two token buckets (as Firecracker's rate limiter),
+ * one counting bytes (a disk: its requests' data bytes; the entropy source:
+ * the bytes it gives), one counting operations (requests). Each refills at
+ * its rate and holds at most its burst (0: one second's worth, the rate);
+ * both start full. A device takes a request only while both buckets have a
+ * token and charges its whole cost, so a request larger than the bucket is
+ * still served (the bucket then owes the difference, and waits). Over T
+ * seconds a device serves at most burst + rate * T (+ one request). A rate
+ * of 0 is unlimited; a burst without its rate is invalid.
+ * On the command line: bw=BYTES[/s], bw-burst=BYTES, ops=N[/s],
+ * ops-burst=N sub-options of --disk and --rng (K/M/G/T suffixes, powers of
+ * 1024).
+ */
+struct ember_rate_limit {
+	uint64_t bytes_per_sec; /* 0: no bandwidth limit */
+	uint64_t bytes_burst;	/* bucket size in bytes; 0: bytes_per_sec */
+	uint64_t ops_per_sec;	/* 0: no operation limit */
+	uint64_t ops_burst;	/* bucket size in requests; 0: ops_per_sec */
+};
+
+/*
+ * Replaces the rate limit of a device (its buckets restart full), and lets
+ * a device that was waiting for tokens look at its queues again at once.
+ * device: "disk0", "rng0", ...; a device with a limiter per direction
+ * (net) takes "net0.rx" or "net0.tx" for one of them, "net0" for both.
+ * Errors (err says which): -EINVAL (NULL argument, a burst without its
+ * rate), -ENODEV (no such device), -EOPNOTSUPP (the device has no rate
+ * limiter, e.g. the balloon).
+ */
+int ember_vm_set_rate_limit(struct ember_vm *vm, const char *device,
+			    const struct ember_rate_limit *limit, struct ember_error *err);
+/* The rate limit in force (bursts resolved: never 0 with a rate). Errors:
+ * as ember_vm_set_rate_limit, and -EINVAL when the name covers two limiters
+ * ("net0": name the direction). */
+int ember_vm_get_rate_limit(struct ember_vm *vm, const char *device, struct ember_rate_limit *out,
+			    struct ember_error *err);
+
+/*
+ * The balloon (--balloon; the first one if several). The target is what
+ * the host asks the guest to give up; the guest's driver inflates (gives
+ * pages back: the VMM's resident memory shrinks) or deflates towards it in
+ * its own time, and says how much it holds (actual_bytes).
+ *
+ * ember_vm_balloon_set_target sets the target in bytes, rounded down to
+ * 4 KiB pages, and interrupts the driver (configuration change). 0
+ * deflates it all. While the VM is paused the guest sees the change when
+ * it resumes. Errors: -EINVAL (NULL vm, more than the guest's memory),
+ * -ENODEV (no balloon).
+ */
+int ember_vm_balloon_set_target(struct ember_vm *vm, uint64_t bytes, struct ember_error *err);
+
+/* Indexes of ember_balloon_stats.guest: the guest's own numbers (VIRTIO 1.2
+ * 5.5.6.3), in bytes except the event counts. */
+enum ember_balloon_guest_stat {
+	EMBER_BALLOON_SWAP_IN = 0,  /* bytes swapped in */
+	EMBER_BALLOON_SWAP_OUT,	    /* bytes swapped out */
+	EMBER_BALLOON_MAJOR_FAULTS, /* count */
+	EMBER_BALLOON_MINOR_FAULTS, /* count */
+	EMBER_BALLOON_FREE_MEMORY,
+	EMBER_BALLOON_TOTAL_MEMORY,
+	EMBER_BALLOON_AVAILABLE_MEMORY,
+	EMBER_BALLOON_DISK_CACHES,
+	EMBER_BALLOON_HUGETLB_ALLOCATIONS, /* count */
+	EMBER_BALLOON_HUGETLB_FAILURES,	   /* count */
+	EMBER_BALLOON_GUEST_STATS
+};
+struct ember_balloon_stats {
+	uint64_t target_bytes;	   /* the host's target */
+	uint64_t actual_bytes;	   /* what the driver says the balloon holds */
+	uint64_t inflated_bytes;   /* pages the driver put in the balloon, ever */
+	uint64_t deflated_bytes;   /* pages it took back, ever */
+	uint64_t reported_bytes;   /* free pages the guest reported, ever */
+	uint64_t given_back_bytes; /* of those, given back to the host (madvise), ever */
+	/* The guest's statistics: guest_valid has bit 1 << i for each
+	 * guest[i] the driver has sent (0: none yet, or stats not negotiated). */
+	uint32_t guest_valid;
+	uint64_t guest[EMBER_BALLOON_GUEST_STATS];
+	uint64_t guest_updates; /* statistics messages received */
+};
+/*
+ * Fills *out with the balloon's counts and the last statistics the guest
+ * sent, and asks the guest for fresh ones (they arrive asynchronously,
+ * within the driver's reaction time: call again to see them;
+ * guest_updates counts arrivals). Errors: -EINVAL (NULL), -ENODEV (no
+ * balloon).
+ */
+int ember_vm_balloon_stats(struct ember_vm *vm, struct ember_balloon_stats *out,
+			   struct ember_error *err);
 
 /* Stops the VM if it runs (as ember_vm_stop, bounded the same way, also
  * with a console reader that stopped reading), then frees it and everything

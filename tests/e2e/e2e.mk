@@ -38,3 +38,11 @@ TEST_LIFECYCLE := $(O)/test-lifecycle
 EXTRA_ALL += $(TEST_LIFECYCLE)
 $(TEST_LIFECYCLE): $(O)/tests/e2e/lifecycle.o $(TESTLIB_OBJS) $(LIBA)
 	$(CC) -o $@ $(O)/tests/e2e/lifecycle.o $(TESTLIB_OBJS) $(LIBA) $(ALL_LDFLAGS)
+
+# Device controls through the library on real KVM (tests/e2e/devctl.c: the
+# balloon lowers this process's RSS and gives the memory back; a rate limit
+# changed at run time), run by run.sh.
+TEST_DEVCTL := $(O)/test-devctl
+EXTRA_ALL += $(TEST_DEVCTL)
+$(TEST_DEVCTL): $(O)/tests/e2e/devctl.o $(TESTLIB_OBJS) $(LIBA)
+	$(CC) -o $@ $(O)/tests/e2e/devctl.o $(TESTLIB_OBJS) $(LIBA) $(ALL_LDFLAGS)

@@ -10,7 +10,14 @@
 #                    panic (sysrq-c: the kernel panics; pvpanic tells the VMM) |
 #                    flood (print e2e.lines=N lines "E2E seq I", then power off) |
 #                    count (print "E2E count I" for I = 0, 1, ... until the host stops the VM) |
-#                    diskio (write and flush /dev/vda, print "E2E disk I", until stopped)
+#                    diskio (write and flush /dev/vda, print "E2E disk I", until stopped) |
+#                    balloon (fill most free memory, free it, print "E2E balloon ready",
+#                    wait for the host to stop the VM: tests/e2e/devctl.c) |
+#                    rngread (read 64 KiB from /dev/hwrng, print "E2E rngread done N", wait)
+#   e2e.rngrate=B/s  with e2e.rng=1 and e2e.rngburst=B: read 4 s worth from /dev/hwrng,
+#                    check it came at about B/s
+#   e2e.vdarate=B/s  the same from /dev/vda (an image of at least 4 s worth), burst
+#                    e2e.vdaburst=B
 # Output: "E2E <key> <value>" lines, "E2E-FAIL <why>" for each failed check, and finally
 # "E2E result checks=N failures=M" before the action.
 export PATH=/bin
@@ -40,6 +47,7 @@ check() { # check NAME CONDITION-COMMAND...
 
 cpus=1 mem=0 echo=0 action=poweroff lines=100 disks=0 rng=0 balloon=0 blkio=0
 vsock=0
+rngrate=0 rngburst=0 vdarate=0 vdaburst=0
 for a in $(cat /proc/cmdline); do
 	case "$a" in
 	e2e.cpus=*) cpus=${a#e2e.cpus=} ;;
@@ -52,6 +60,10 @@ for a in $(cat /proc/cmdline); do
 	e2e.balloon=*) balloon=${a#e2e.balloon=} ;;
 	e2e.blkio=*) blkio=${a#e2e.blkio=} ;;
 	e2e.vsock=*) vsock=${a#e2e.vsock=} ;;
+	e2e.rngrate=*) rngrate=${a#e2e.rngrate=} ;;
+	e2e.rngburst=*) rngburst=${a#e2e.rngburst=} ;;
+	e2e.vdarate=*) vdarate=${a#e2e.vdarate=} ;;
+	e2e.vdaburst=*) vdaburst=${a#e2e.vdaburst=} ;;
 	esac
 done
 echo "E2E kernel $(uname -r)"
@@ -121,6 +133,23 @@ if [ "$rng" = 1 ]; then
 	check virtio_rng_current sh -c "grep -q virtio_rng /sys/class/misc/hw_random/rng_current"
 	check virtio_rng_reads sh -c "[ \$(dd if=/dev/hwrng bs=64 count=1 2>/dev/null | wc -c) = 64 ]"
 fi
+# rate limits: the VMM limits a device to RATE bytes/s with a bucket of BURST
+# bytes; 4 s worth read from DEV take about (4 s worth - BURST) / RATE (coarse
+# bounds on (bytes - BURST) / time: 0.5x..1.1x the limit)
+rate_check() { # rate_check NAME DEV RATE BURST
+	want=$(($3 * 4))
+	read t0 _ </proc/uptime
+	got=$(head -c $want "$2" | wc -c)
+	read t1 _ </proc/uptime
+	cs=$(awk "BEGIN { print int(($t1 - $t0) * 100) }")
+	[ "$cs" -gt 0 ] || cs=1
+	rate=$(((got - $4) * 100 / cs))
+	echo "E2E ${1}_rate $rate bytes/s ($got bytes in $cs cs, limit $3, burst $4)"
+	check ${1}_rate_read_all [ "$got" = "$want" ]
+	check ${1}_rate_limited [ "$rate" -le $(($3 * 11 / 10)) -a "$rate" -ge $(($3 / 2)) ]
+}
+[ "$rng" = 1 ] && [ "$rngrate" -gt 0 ] && rate_check rng /dev/hwrng "$rngrate" "$rngburst"
+[ "$vdarate" -gt 0 ] && rate_check vda /dev/vda "$vdarate" "$vdaburst"
 if [ "$balloon" = 1 ]; then
 	check virtio_balloon_bound sh -c "ls /sys/bus/virtio/drivers/virtio_balloon | grep -q virtio"
 fi
@@ -211,6 +240,19 @@ diskio) # s3-blk: writes with flushes to /dev/vda, "E2E disk I" after each (for 
 reboot) reboot -f ;;
 panic) sleep 1 && echo c >/proc/sysrq-trigger ;; # let the result line drain first
 hang) while :; do sleep 1000; done ;;
+rngread) # 64 KiB from /dev/hwrng (tests/e2e/devctl.c lifts its rate limit meanwhile)
+	echo "E2E rngread start"
+	echo "E2E rngread done $(head -c 65536 /dev/hwrng | wc -c)"
+	while :; do sleep 1000; done
+	;;
+balloon) # touch most free memory (resident on the host), free it, let the host inflate
+	mkdir -p /fill && mount -t tmpfs -o size=100% tmpfs /fill
+	free_mb=$(($(sed -n 's/^MemFree: *\([0-9]*\) kB/\1/p' /proc/meminfo) / 1024))
+	dd if=/dev/zero of=/fill/f bs=1M count=$((free_mb - 12)) 2>/dev/null
+	rm -f /fill/f
+	echo "E2E balloon ready (filled $((free_mb - 12)) MiB)"
+	while :; do sleep 1000; done
+	;;
 *) poweroff -f ;;
 esac
 sleep 30

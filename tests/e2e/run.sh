@@ -403,6 +403,46 @@ if selected $name; then
 	fi
 fi
 
+# --- rate limiting: the entropy source limited to 2 KiB/s (1 KiB burst), a
+# disk to 256 KiB/s (64 KiB burst); the guest reads 4 s worth of each and times
+# it (init.sh e2e.rngrate, e2e.vdarate). The rates are low because a nested
+# guest in the sandbox is slow: unlimited, it reads /dev/hwrng (64 bytes a
+# request) at about 16 KB/s and /dev/vda at about 1 MB/s
+name=rate_limits
+if selected $name; then
+	TOKEN=""
+	head -c $((1 << 20)) /dev/zero >"$T/rl.img"
+	boot $name "$VMLINUX" 1 256M poweroff 0 \
+		"e2e.rng=1 e2e.rngrate=2048 e2e.rngburst=1024 e2e.vdarate=262144 e2e.vdaburst=65536" \
+		"--rng bw=2K/s,bw-burst=1K --disk path=$T/rl.img,bw=256K/s,bw-burst=64K -v"
+	grep -E '^E2E (rng|vda)_rate' "$T/$name.log" | sed 's/^/     /'
+	if [ "$STATUS" = 0 ] && ! grep -q 'rng0: [0-9]* bytes.*rate limited: waited [1-9]' "$T/$name.log"; then
+		bad $name "rng0 never waited for tokens"
+	elif [ "$STATUS" = 0 ] && ! grep -q 'disk0: .*rate limited: waited [1-9]' "$T/$name.log"; then
+		bad $name "disk0 never waited for tokens"
+	else
+		check_guest $name 0
+	fi
+fi
+# device controls through the library: test-devctl (tests/e2e/devctl.c) next to
+# ember, one PASS/FAIL line per test (the balloon, a rate limit changed at run time)
+DEVCTL=${DEVCTL_BIN:-$(dirname "$EMBER")/test-devctl}
+for t in balloon_inflate_lowers_rss_deflate_gives_it_back rate_limit_changed_while_the_guest_runs; do
+	selected $t || continue
+	if [ ! -x "$DEVCTL" ]; then
+		bad $t "missing $DEVCTL (make builds it)"
+		continue
+	fi
+	E2E_VMLINUX=$VMLINUX E2E_INITRD=$INITRD timeout --kill-after=10 300 "$DEVCTL" "$t" \
+		>"$T/$t.log" 2>&1
+	if grep -q "^PASS $t\$" "$T/$t.log"; then
+		ok $t
+		grep '^     ' "$T/$t.log" | head -n 6
+	else
+		bad $t "$(grep -m1 "^FAIL" "$T/$t.log")"
+	fi
+done
+
 # --- endings: reboot (Linux's default path, ACPI reset register, i8042), triple fault, SIGTERM
 name=reboot_default
 if selected $name; then

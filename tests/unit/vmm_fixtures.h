@@ -3,9 +3,11 @@
 #define EMBER_TESTS_VMM_FIXTURES_H
 
 #include <elf.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static inline void fx_put16(uint8_t *p, uint16_t v)
 {
@@ -61,6 +63,20 @@ static inline uint8_t *fx_bzimage(size_t payload, size_t *len)
 		b[FX_BZ_SETUP_SIZE + i] = (uint8_t)(i * 7 + 1);
 	*len = n;
 	return b;
+}
+
+/* fx_bzimage(payload) written to a new file made from the mkstemp template
+ * tmpl (the caller unlinks it); returns 0 or -1. */
+static inline int fx_bzimage_file(char *tmpl, size_t payload)
+{
+	size_t len;
+	uint8_t *bz = fx_bzimage(payload, &len);
+	int fd = bz ? mkstemp(tmpl) : -1;
+	bool ok = fd >= 0 && write(fd, bz, len) == (ssize_t)len;
+	if (fd >= 0)
+		close(fd);
+	free(bz);
+	return ok ? 0 : -1;
 }
 
 /*

@@ -37,15 +37,8 @@ static const struct ehv_x86_cpuid_entry *find(const struct ehv_x86_cpuid_entry *
 TEST(vmm_vm_builds_on_the_mock_hypervisor)
 {
 	/* the kernel, as a file */
-	size_t len;
-	uint8_t *bz = fx_bzimage(65536, &len);
-	REQUIRE(bz);
 	char kernel[] = "/tmp/ember-unit-vm-XXXXXX";
-	int kfd = mkstemp(kernel);
-	REQUIRE(kfd >= 0);
-	REQUIRE(write(kfd, bz, len) == (ssize_t)len);
-	close(kfd);
-	free(bz);
+	REQUIRE_OK(fx_bzimage_file(kernel, 65536));
 
 	struct ember_config *cfg;
 	struct ember_error err = {0};

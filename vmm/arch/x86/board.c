@@ -642,6 +642,12 @@ void vmm_board_devices_quiesce(struct ember_vm *vm)
 		vmm_virtio_quiesce(b->virtio[i]);
 }
 
+struct vmm_virtio *vmm_board_virtio(struct ember_vm *vm, unsigned i)
+{
+	struct vmm_board *b = vm->board;
+	return b && i < b->nvirtio ? b->virtio[i] : NULL;
+}
+
 void vmm_board_devices_report(struct ember_vm *vm)
 {
 	struct vmm_board *b = vm->board;
