@@ -34,6 +34,7 @@ struct virtio_mmio {
 };
 
 _Static_assert(offsetof(struct virtio_mmio, dev) == 0, "struct dev must come first");
+_Static_assert(VIRTIO_MMIO_MAX_QUEUES <= 32, "a queue mask is 32 bits");
 
 void virtio_mmio_lock(struct virtio_mmio *t)
 {
@@ -126,12 +127,12 @@ static void reset(struct virtio_mmio *t)
 }
 
 /* Lock held: the driver wrote Status. */
-static void write_status(struct virtio_mmio *t, uint8_t v)
+static bool write_status(struct virtio_mmio *t, uint8_t v)
 {
 	uint8_t old = t->status;
 	if (v == 0) {
 		reset(t);
-		return;
+		return false;
 	}
 	/* the device's own bit stays; the driver only adds bits (4.2.3.1) */
 	v = (uint8_t)((v & ~VIRTIO_CONFIG_S_NEEDS_RESET) | (old & VIRTIO_CONFIG_S_NEEDS_RESET));
@@ -151,7 +152,11 @@ static void write_status(struct virtio_mmio *t, uint8_t v)
 			v |= VIRTIO_CONFIG_S_NEEDS_RESET;
 		}
 	}
-	set_status(t, v); /* buffers published before DRIVER_OK wait for the next kick */
+	set_status(t, v);
+	/* the driver may publish buffers and kick before DRIVER_OK (Linux's
+	 * balloon queues its first statistics buffer so): the caller has every
+	 * ready queue looked at once the device runs */
+	return !(old & VIRTIO_CONFIG_S_DRIVER_OK) && running(t);
 }
 
 /* Lock held: QueueReady written. */
@@ -214,7 +219,8 @@ static void set_half(uint64_t *v, bool high, uint32_t x)
 	*v = high ? (*v & 0xffffffffull) | ((uint64_t)x << 32) : (*v & ~0xffffffffull) | x;
 }
 
-static void write_reg(struct virtio_mmio *t, uint64_t off, uint32_t v, bool *notify, unsigned *nq)
+/* Lock held. *kick gets the queues (a bit each) the device must now look at. */
+static void write_reg(struct virtio_mmio *t, uint64_t off, uint32_t v, uint32_t *kick)
 {
 	const struct virtio_dev_ops *ops = t->cfg.ops;
 	struct queue_cfg *qc = t->queue_sel < ops->nqueues ? &t->qcfg[t->queue_sel] : NULL;
@@ -247,16 +253,17 @@ static void write_reg(struct virtio_mmio *t, uint64_t off, uint32_t v, bool *not
 			queue_ready(t, qc, t->queue_sel, v & 1);
 		break;
 	case VIRTIO_MMIO_QUEUE_NOTIFY:
-		if (v < ops->nqueues) {
-			*notify = true;
-			*nq = v;
-		}
+		if (v < ops->nqueues)
+			*kick = 1u << v;
 		break;
 	case VIRTIO_MMIO_INTERRUPT_ACK:
 		__atomic_fetch_and(&t->interrupt_status, ~v, __ATOMIC_SEQ_CST);
 		break;
 	case VIRTIO_MMIO_STATUS:
-		write_status(t, (uint8_t)v);
+		if (write_status(t, (uint8_t)v))
+			for (unsigned q = 0; q < ops->nqueues; q++)
+				if (t->vq[q].enabled)
+					*kick |= 1u << q;
 		break;
 	case VIRTIO_MMIO_QUEUE_DESC_LOW:
 	case VIRTIO_MMIO_QUEUE_DESC_HIGH:
@@ -305,23 +312,24 @@ static void mmio_access(void *opaque, uint64_t offset, uint64_t addr, unsigned v
 			memset(data, 0, len);
 		return;
 	}
-	bool notify = false;
-	unsigned nq = 0;
+	uint32_t kick = 0;
 	virtio_mmio_lock(t);
 	if (is_write) {
 		uint32_t v;
 		memcpy(&v, data, 4);
-		write_reg(t, offset, v, &notify, &nq);
+		write_reg(t, offset, v, &kick);
 	} else {
 		uint32_t v = read_reg(t, offset);
 		memcpy(data, &v, 4);
 	}
 	virtio_mmio_unlock(t);
-	if (notify) {
+	for (unsigned q = 0; kick; q++, kick >>= 1) {
+		if (!(kick & 1))
+			continue;
 		if (t->cfg.notify)
-			t->cfg.notify(t->cfg.opaque, nq);
+			t->cfg.notify(t->cfg.opaque, q);
 		else
-			virtio_mmio_process(t, nq);
+			virtio_mmio_process(t, q);
 	}
 }
 

@@ -99,6 +99,7 @@ TEST(virtio_mmio_rng_serves_a_linux_like_driver)
 	CHECK_EQ(rd(&r, VIRTIO_MMIO_QUEUE_READY), 1);
 	wr(&r, VIRTIO_MMIO_STATUS, DRIVER_ALL);
 	CHECK_EQ(rd(&r, VIRTIO_MMIO_STATUS), DRIVER_ALL);
+	CHECK_EQ(r.notifies, 1); /* DRIVER_OK: the ready queue is looked at once */
 
 	/* hwrng asks for 64 bytes */
 	uint8_t zero[64] = {0};
@@ -106,7 +107,7 @@ TEST(virtio_mmio_rng_serves_a_linux_like_driver)
 	tdrv_desc(&r.q, DESC_GPA, 0, BUF_GPA, 64, VRING_DESC_F_WRITE, 0);
 	tdrv_publish(&r.q, 0);
 	wr(&r, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
-	CHECK_EQ(r.notifies, 1);
+	CHECK_EQ(r.notifies, 2);
 	CHECK_EQ(tdrv_rd16(&r.mem, USED_GPA + 2), 1);
 	CHECK_EQ(tdrv_rd32(&r.mem, USED_GPA + 4), 0);
 	CHECK_EQ(tdrv_rd32(&r.mem, USED_GPA + 8), 64);
@@ -125,7 +126,7 @@ TEST(virtio_mmio_rng_serves_a_linux_like_driver)
 	CHECK_EQ(tdrv_rd32(&r.mem, USED_GPA + 8 + 8), VIRTIO_RNG_MAX_REQUEST);
 	/* a notify for a queue that does not exist is dropped */
 	wr(&r, VIRTIO_MMIO_QUEUE_NOTIFY, 5);
-	CHECK_EQ(r.notifies, 2);
+	CHECK_EQ(r.notifies, 3);
 
 	/* the driver resets the device (module unload): everything goes */
 	wr(&r, VIRTIO_MMIO_STATUS, 0);
@@ -134,14 +135,40 @@ TEST(virtio_mmio_rng_serves_a_linux_like_driver)
 	CHECK_EQ(virtio_mmio_features(r.t), 0);
 	/* and comes back (module reload): the queue starts from index 0 again */
 	linux_probe(&r, f);
-	linux_setup_queue(&r, DESC_GPA);
-	wr(&r, VIRTIO_MMIO_STATUS, DRIVER_ALL);
 	memset(r.mem.host + USED_GPA, 0, 64); /* a new driver's zeroed rings */
 	memset(r.mem.host + AVAIL_GPA, 0, 64);
 	r.q.avail_idx = 0;
+	linux_setup_queue(&r, DESC_GPA);
+	wr(&r, VIRTIO_MMIO_STATUS, DRIVER_ALL);
 	tdrv_publish(&r.q, 0);
 	wr(&r, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	CHECK_EQ(tdrv_rd16(&r.mem, USED_GPA + 2), 1);
+	rig_fini(&r);
+}
+
+/* A buffer published and kicked before DRIVER_OK (Linux's balloon does this
+ * with its first statistics buffer) is served once the driver sets DRIVER_OK,
+ * without another kick. */
+TEST(virtio_mmio_serves_a_kick_made_before_driver_ok)
+{
+	struct rig r;
+	rig_init(&r);
+	uint64_t f = (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_RING_F_EVENT_IDX);
+	linux_probe(&r, f);
+	linux_setup_queue(&r, DESC_GPA);
+	tdrv_desc(&r.q, DESC_GPA, 0, BUF_GPA, 32, VRING_DESC_F_WRITE, 0);
+	tdrv_publish(&r.q, 0);
+	wr(&r, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	CHECK_EQ(r.notifies, 1);
+	CHECK_EQ(tdrv_rd16(&r.mem, USED_GPA + 2), 0); /* not running yet */
+	wr(&r, VIRTIO_MMIO_STATUS, DRIVER_ALL);
+	CHECK_EQ(r.notifies, 2);
+	CHECK_EQ(r.last_notify, 0);
+	CHECK_EQ(tdrv_rd16(&r.mem, USED_GPA + 2), 1);
+	CHECK_EQ(tdrv_rd32(&r.mem, USED_GPA + 8), 32);
+	/* writing DRIVER_OK again is no new start: no kick */
+	wr(&r, VIRTIO_MMIO_STATUS, DRIVER_ALL);
+	CHECK_EQ(r.notifies, 2);
 	rig_fini(&r);
 }
 
