@@ -51,11 +51,15 @@ static void rng_process(void *dev, struct virtio_mmio *t, unsigned qi)
 	int r;
 	bool pushed = false;
 	while ((r = vq_pop(q, &c)) == 1) {
-		uint32_t n = c.error ? 0 : fill(&c);
-		vq_push(q, c.head, n);
-		pushed = true;
-		__atomic_fetch_add(&rng->bytes, n, __ATOMIC_RELAXED);
 		__atomic_fetch_add(&rng->requests, 1, __ATOMIC_RELAXED);
+		pushed = true;
+		if (c.error) {
+			virtio_mmio_refuse_chain(t, qi, c.head);
+			break;
+		}
+		uint32_t n = fill(&c);
+		vq_push(q, c.head, n);
+		__atomic_fetch_add(&rng->bytes, n, __ATOMIC_RELAXED);
 	}
 	if (r < 0)
 		virtio_mmio_needs_reset(t);
