@@ -10,7 +10,8 @@
 #                    panic (sysrq-c: the kernel panics; pvpanic tells the VMM) |
 #                    flood (print e2e.lines=N lines "E2E seq I", then power off) |
 #                    count (print "E2E count I" for I = 0, 1, ... until the host stops the VM) |
-#                    diskio (write and flush /dev/vda, print "E2E disk I", until stopped)
+#                    diskio (write and flush /dev/vda, print "E2E disk I", until stopped) |
+#                    halt (halt -f: every CPU stops in HLT with interrupts off)
 # Output: "E2E <key> <value>" lines, "E2E-FAIL <why>" for each failed check, and finally
 # "E2E result checks=N failures=M" before the action.
 export PATH=/bin
@@ -211,6 +212,7 @@ diskio) # s3-blk: writes with flushes to /dev/vda, "E2E disk I" after each (for 
 reboot) reboot -f ;;
 panic) sleep 1 && echo c >/proc/sysrq-trigger ;; # let the result line drain first
 hang) while :; do sleep 1000; done ;;
+halt) sleep 1 && halt -f ;; # let the result line drain first
 *) poweroff -f ;;
 esac
 sleep 30

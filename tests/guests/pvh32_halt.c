@@ -1,5 +1,6 @@
 /* tests/guests/pvh32_halt.c - booted by the VMM: starts its APs, then every vCPU halts (interrupts off or on, as the command line says). */
 #include "guest.h"
+#include "serial.h"
 
 /*
  * The host (tests/kvm/halt_detect.c) boots this as the PVH kernel of a real
@@ -14,7 +15,6 @@
  * ttyS0 and halts.
  */
 
-#define COM1	    0x3f8
 #define TRAMPOLINE  0x70000u /* start-up IPI vector 0x70 */
 #define AP_COUNTER  0x70100u
 #define LAPIC	    0xfee00000u
@@ -31,18 +31,6 @@ struct hvm_start_info {
 	uint32_t magic, version, flags, nr_modules;
 	uint64_t modlist_paddr, cmdline_paddr;
 };
-
-static void putch(char c)
-{
-	for (unsigned i = 0; i < 100000 && !(inb(COM1 + 5) & 0x20); i++)
-		pause();
-	outb(COM1, (uint8_t)c);
-}
-static void puts_(const char *s)
-{
-	while (*s)
-		putch(*s++);
-}
 
 /* The value of key=... on the command line (up to a space), or NULL. */
 static const char *arg_of(const char *cmdline, const char *key)
@@ -139,10 +127,10 @@ void guest_main(unsigned long cpu, unsigned long arg)
 		}
 	}
 	unsigned up = *(volatile uint32_t *)(uintptr_t)AP_COUNTER;
-	puts_("halt: ");
-	putch((char)('0' + (up > 9 ? 9 : up)));
-	puts_(" APs up, halting irq=");
-	puts_(irq_on ? "on\n" : "off\n");
+	serial_puts("halt: ");
+	serial_putc((char)('0' + (up > 9 ? 9 : up)));
+	serial_puts(" APs up, halting irq=");
+	serial_puts(irq_on ? "on\n" : "off\n");
 	if (irq_on) {
 		load_idt();
 		for (;;)

@@ -1,5 +1,6 @@
 /* tests/guests/pvh32_virtio.c - booted by the VMM: drives its virtio-blk and virtio-rng with hostile rings, reports on ttyS0. */
 #include "guest.h"
+#include "serial.h"
 
 /*
  * The host (tests/kvm/virtio_hostile.c) boots this as the kernel of a real
@@ -14,7 +15,6 @@
  * failed F", then the guest powers off (ACPI S5).
  */
 
-#define COM1	     0x3f8
 #define SLEEP_CTL    0x600
 #define S5_POWER_OFF ((5 << 2) | (1 << 5)) /* SLP_TYP 5, SLP_EN */
 
@@ -93,17 +93,6 @@ static unsigned failures, cases;
 
 /* ---------------------------------------------------------------- console */
 
-static void putch(char c)
-{
-	for (unsigned i = 0; i < 100000 && !(inb(COM1 + 5) & 0x20); i++)
-		pause();
-	outb(COM1, (uint8_t)c);
-}
-static void puts_(const char *s)
-{
-	while (*s)
-		putch(*s++);
-}
 static void puthex(uint64_t v)
 {
 	char b[19];
@@ -116,7 +105,7 @@ static void puthex(uint64_t v)
 	for (; shift >= 0; shift -= 4)
 		b[n++] = "0123456789abcdef"[(v >> shift) & 0xf];
 	b[n] = 0;
-	puts_(b);
+	serial_puts(b);
 }
 static void putdec(unsigned v)
 {
@@ -127,7 +116,7 @@ static void putdec(unsigned v)
 		b[--n] = (char)('0' + v % 10);
 		v /= 10;
 	} while (v);
-	puts_(b + n);
+	serial_puts(b + n);
 }
 
 /* One case's verdict: ok, or FAIL with what was seen. */
@@ -135,21 +124,21 @@ static void verdict(const char *name, bool ok, const char *what, uint64_t v1, ui
 {
 	cases++;
 	if (ok) {
-		puts_("ok ");
-		puts_(name);
-		puts_("\n");
+		serial_puts("ok ");
+		serial_puts(name);
+		serial_puts("\n");
 		return;
 	}
 	failures++;
-	puts_("FAIL ");
-	puts_(name);
-	puts_(": ");
-	puts_(what);
-	puts_(" ");
+	serial_puts("FAIL ");
+	serial_puts(name);
+	serial_puts(": ");
+	serial_puts(what);
+	serial_puts(" ");
 	puthex(v1);
-	puts_(" ");
+	serial_puts(" ");
 	puthex(v2);
-	puts_("\n");
+	serial_puts("\n");
 }
 
 /* ---------------------------------------------------------------- driver */
@@ -546,7 +535,7 @@ void guest_main(unsigned long cpu, unsigned long arg)
 {
 	(void)cpu;
 	(void)arg;
-	puts_("hostile: start\n");
+	serial_puts("hostile: start\n");
 	uint32_t why = 0, seen = 0;
 	bool found = find(&blk, 2) && find(&rng, 4);
 	verdict("found", found, "virtio-blk or virtio-rng missing at", VIRTIO_BASE, 0);
@@ -565,11 +554,11 @@ void guest_main(unsigned long cpu, unsigned long arg)
 			cases_rng();
 		}
 	}
-	puts_("hostile: done ");
+	serial_puts("hostile: done ");
 	putdec(cases);
-	puts_(" failed ");
+	serial_puts(" failed ");
 	putdec(failures);
-	puts_("\n");
+	serial_puts("\n");
 	outb(SLEEP_CTL, S5_POWER_OFF);
 	for (;;)
 		hlt();
