@@ -296,6 +296,10 @@ static int cmd_run(int argc, char **argv, uint64_t start_ns)
 			say("guest panicked after %.3f s: %s; exit status %d", secs, res.detail,
 			    status);
 			break;
+		case EMBER_STOP_HALTED:
+			say("guest halted for good after %.3f s: %s; exit status %d", secs,
+			    res.detail, status);
+			break;
 		}
 	}
 	ember_vm_destroy(vm);

@@ -911,7 +911,8 @@ const char *ember_config_usage(void)
 	       "\n"
 	       "Exit status: 0 guest powered off, 32 guest rebooted, 33 guest crashed (triple\n"
 	       "fault; every vCPU's registers are printed), 34 stopped by a signal or Ctrl-A x,\n"
-	       "35 guest kernel panicked (pvpanic), 1 a file Ember cannot use (missing, a\n"
+	       "35 guest kernel panicked (pvpanic), 36 guest halted for good (every vCPU in\n"
+	       "HLT with interrupts off, e.g. halt -f), 1 a file Ember cannot use (missing, a\n"
 	       "directory, not a kernel, truncated, an empty initrd) or a host error, 2 a bad\n"
 	       "option or value (--mem too small for the kernel or vCPUs, a command line too\n"
 	       "long).\n";
@@ -1438,6 +1439,8 @@ const char *ember_stop_reason_name(enum ember_stop_reason reason)
 		return "error";
 	case EMBER_STOP_PANIC:
 		return "panic";
+	case EMBER_STOP_HALTED:
+		return "halted";
 	}
 	return "invalid";
 }
@@ -1457,6 +1460,8 @@ int ember_stop_reason_exit_status(enum ember_stop_reason reason)
 		return EMBER_EXIT_ERROR;
 	case EMBER_STOP_PANIC:
 		return EMBER_EXIT_PANIC;
+	case EMBER_STOP_HALTED:
+		return EMBER_EXIT_HALTED;
 	}
 	return EMBER_EXIT_ERROR;
 }

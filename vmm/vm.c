@@ -298,6 +298,8 @@ static int create_io(struct ember_vm *vm, struct ember_error *err)
 		r = ember_loop_add_wakeup(vm->loop, on_stop_wake, vm, &vm->stop_src);
 	if (r == 0)
 		r = ember_loop_add_wakeup(vm->loop, on_kick, vm, &vm->kick_src);
+	if (r == 0)
+		r = vmm_halt_watch_start(vm);
 	if (r < 0)
 		return vmm_errf(err, r, "cannot create the event loop: %s", strerror(-r));
 	if (vm->cfg.console_in >= 0) {

@@ -26,6 +26,14 @@ struct vmm_vcpu_dump {
 	struct ehv_x86_sregs sregs;
 };
 
+/* The halt detector's state (vmm/halt.c), I/O thread only. */
+struct vmm_halt_watch {
+	struct ember_loop_source *src; /* its timer on the VM's loop */
+	unsigned looks;		       /* probes in a row that found the guest halted */
+	bool have_exits;
+	uint64_t exits; /* the vCPUs' exit count at the last look */
+};
+
 struct ember_vm {
 	struct ember_config cfg; /* a deep copy of the caller's (vmm_config_copy) */
 	struct vmm_mem mem;
@@ -60,6 +68,7 @@ struct ember_vm {
 	bool io_started;
 	struct vmm_conout out;
 	struct vmm_conin in;
+	struct vmm_halt_watch halt;
 
 	/* Lifecycle: state (enum ember_vm_state) changes under life_lock;
 	 * life_cond (CLOCK_MONOTONIC) tells waiters it became STOPPED.
@@ -97,6 +106,11 @@ size_t vmm_vm_console_write(struct ember_vm *vm, const uint8_t *buf, size_t len)
 /* True when console output cannot take one more byte now (the UART's
  * tx_full: the guest then sees its transmitter busy). */
 bool vmm_vm_console_full(struct ember_vm *vm);
+
+/* Adds the halt detector's timer to vm->loop (vmm/halt.c): a guest whose
+ * every vCPU stays in HLT with interrupts off stops with EMBER_STOP_HALTED.
+ * 0 or the loop's errno. */
+int vmm_halt_watch_start(struct ember_vm *vm);
 
 /* Milliseconds since the run's origin. */
 double vmm_vm_ms(const struct ember_vm *vm);

@@ -129,17 +129,18 @@ static void process(void *dev, struct virtio_mmio *t, unsigned qi)
 	bool pushed = false;
 	int r;
 	while ((r = vq_pop(q, &c)) == 1) {
+		if (c.error) {
+			virtio_mmio_refuse_chain(t, qi, c.head);
+			pushed = true;
+			break;
+		}
 		if ((int)qi == stats_queue(b)) {
-			if (!c.error) {
-				stats(b, &c);
-				if (!b->stats_held) { /* keep it until the host asks again */
-					b->stats_held = true;
-					b->stats_head = c.head;
-					continue;
-				}
+			stats(b, &c);
+			if (!b->stats_held) { /* keep it until the host asks again */
+				b->stats_held = true;
+				b->stats_head = c.head;
+				continue;
 			}
-		} else if (c.error) {
-			/* refused chain: returned untouched */
 		} else if (qi == Q_INFLATE || qi == Q_DEFLATE) {
 			pfns(b, &c, qi == Q_INFLATE);
 		} else if ((int)qi == reporting_queue(b)) {

@@ -328,6 +328,11 @@ static void start(struct virtio_blk *blk, struct blk_req *rq)
 	    vq_chain_read(c, 0, hdr, HDR_BYTES) != HDR_BYTES) {
 		st->bad_chains++;
 		bool has_status = !c->error && c->writable_len >= 1;
+		/* no status byte the device could write: returned with 0 bytes, a
+		 * silent completion the driver could take for success otherwise;
+		 * the device needs a reset (as virtio_mmio_refuse_chain says) */
+		if (!has_status)
+			virtio_mmio_needs_reset(blk->t);
 		complete(blk, rq, has_status ? VIRTIO_BLK_S_IOERR : NO_STATUS, true);
 		return;
 	}
@@ -449,7 +454,9 @@ static void blk_process(void *dev, struct virtio_mmio *t, unsigned qi)
 	(void)t;
 	struct virtio_blk *blk = dev;
 	struct blk_req *rq;
-	while ((rq = take_request(blk, qi)))
+	/* a refused chain stops the device until the driver resets it */
+	while (!(virtio_mmio_status(blk->t) & VIRTIO_CONFIG_S_NEEDS_RESET) &&
+	       (rq = take_request(blk, qi)))
 		start(blk, rq);
 	if (blk->uring)
 		io_uring_submit(&blk->ring);

@@ -76,6 +76,13 @@ void virtio_mmio_needs_reset(struct virtio_mmio *t)
 		raise(t, VIRTIO_MMIO_INT_CONFIG);
 }
 
+void virtio_mmio_refuse_chain(struct virtio_mmio *t, unsigned q, uint16_t head)
+{
+	virtio_mmio_needs_reset(t); /* visible before the used entry */
+	if (q < t->cfg.ops->nqueues)
+		vq_push(&t->vq[q], head, 0);
+}
+
 void virtio_mmio_config_changed(struct virtio_mmio *t)
 {
 	t->config_generation++;

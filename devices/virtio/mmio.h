@@ -131,6 +131,15 @@ void virtio_mmio_signal(struct virtio_mmio *t, unsigned q);
 /* For the device, lock held: something is wrong beyond one request: set
  * DEVICE_NEEDS_RESET and tell the driver (configuration interrupt). */
 void virtio_mmio_needs_reset(struct virtio_mmio *t);
+/* For the device, lock held: a chain the device can neither serve nor
+ * answer with an error inside the request (the walker refused it, or it has
+ * no room for the device's status byte). Sets DEVICE_NEEDS_RESET (with a
+ * configuration interrupt), then returns head on queue q with 0 bytes
+ * written, so the driver's bookkeeping stays whole. Completing it silently
+ * instead would let the driver read a status byte the device never wrote.
+ * The device takes no more chains: the transport runs no queue work until
+ * the driver resets the device. */
+void virtio_mmio_refuse_chain(struct virtio_mmio *t, unsigned q, uint16_t head);
 /* For the device, lock held: its configuration changed (generation + 1,
  * configuration interrupt). */
 void virtio_mmio_config_changed(struct virtio_mmio *t);

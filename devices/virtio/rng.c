@@ -56,12 +56,16 @@ static void rng_process(void *dev, struct virtio_mmio *t, unsigned qi)
 	 * in full (the bucket may go into debt): partial answers would only
 	 * multiply the driver's round trips */
 	while (ratelimit_ready(&rng->rl, now) && (r = vq_pop(q, &c)) == 1) {
-		uint32_t n = c.error ? 0 : fill(&c);
+		__atomic_fetch_add(&rng->requests, 1, __ATOMIC_RELAXED);
+		pushed = true;
+		if (c.error) {
+			virtio_mmio_refuse_chain(t, qi, c.head);
+			break;
+		}
+		uint32_t n = fill(&c);
 		vq_push(q, c.head, n);
 		ratelimit_charge(&rng->rl, n);
-		pushed = true;
 		__atomic_fetch_add(&rng->bytes, n, __ATOMIC_RELAXED);
-		__atomic_fetch_add(&rng->requests, 1, __ATOMIC_RELAXED);
 	}
 	if (r < 0)
 		virtio_mmio_needs_reset(t);

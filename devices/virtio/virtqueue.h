@@ -25,8 +25,10 @@
  * A broken ring (first two points) is the driver's fault at a level the
  * device cannot recover from: vq_pop returns -EIO and the device should set
  * DEVICE_NEEDS_RESET. A bad chain (the rest) is consumed and returned with
- * chain->error set, so the device can complete just that request with an
- * error (and a used length of 0) and go on.
+ * chain->error set, for the device to answer: the devices here cannot find
+ * a status byte in a chain that was not walked to its end, so they return
+ * it with a used length of 0 and ask for a reset (virtio_mmio_refuse_chain),
+ * as QEMU does; the other devices keep running.
  *
  * Guest memory is reached only through vmm_mem_ptr; host pointers handed out
  * stay valid while the guest memory mapping exists.

@@ -286,6 +286,8 @@ enum ember_stop_reason {
 	EMBER_STOP_REQUESTED,	 /* ember_vm_stop/request_stop (a signal, the console escape) */
 	EMBER_STOP_ERROR,	 /* a host-side failure while running (see error) */
 	EMBER_STOP_PANIC,	 /* the guest kernel panicked (it said so on the pvpanic port) */
+	EMBER_STOP_HALTED,	 /* every vCPU halted for good: HLT with interrupts disabled
+				    (Linux's halt -f), seen twice a second apart */
 };
 
 /* Exit statuses of `ember run` for each reason (documented in ember(1)). */
@@ -296,6 +298,7 @@ enum ember_stop_reason {
 #define EMBER_EXIT_CRASH    33
 #define EMBER_EXIT_STOPPED  34 /* stopped by request (SIGINT/SIGTERM, Ctrl-A x) */
 #define EMBER_EXIT_PANIC    35 /* the guest kernel panicked (pvpanic) */
+#define EMBER_EXIT_HALTED   36 /* the guest halted for good (every vCPU in HLT, IF=0) */
 
 struct ember_run_result {
 	enum ember_stop_reason reason;
@@ -569,7 +572,7 @@ int ember_run(const struct ember_config *cfg, struct ember_run_result *res,
 	      struct ember_error *err);
 
 /* Name of a stop reason ("poweroff", "reboot", "crash", "stopped", "error",
- * "panic"). */
+ * "panic", "halted"). */
 const char *ember_stop_reason_name(enum ember_stop_reason reason);
 /* Exit status `ember run` uses for a stop reason (EMBER_EXIT_*). */
 int ember_stop_reason_exit_status(enum ember_stop_reason reason);

@@ -13,7 +13,8 @@
 #                    diskio (write and flush /dev/vda, print "E2E disk I", until stopped) |
 #                    balloon (fill most free memory, free it, print "E2E balloon ready",
 #                    wait for the host to stop the VM: tests/e2e/devctl.c) |
-#                    rngread (read 64 KiB from /dev/hwrng, print "E2E rngread done N", wait)
+#                    rngread (read 64 KiB from /dev/hwrng, print "E2E rngread done N", wait) |
+#                    halt (halt -f: every CPU stops in HLT with interrupts off)
 #   e2e.rngrate=B/s  with e2e.rng=1 and e2e.rngburst=B: read 4 s worth from /dev/hwrng,
 #                    check it came at about B/s
 #   e2e.vdarate=B/s  the same from /dev/vda (an image of at least 4 s worth), burst
@@ -253,6 +254,7 @@ balloon) # touch most free memory (resident on the host), free it, let the host 
 	echo "E2E balloon ready (filled $((free_mb - 12)) MiB)"
 	while :; do sleep 1000; done
 	;;
+halt) sleep 1 && halt -f ;; # let the result line drain first
 *) poweroff -f ;;
 esac
 sleep 30

@@ -109,7 +109,7 @@ e2e.action=$action $extra" <"$fifo" >"$log" 2>&1 &
 			[ $((SECONDS - t0)) -gt "$E2E_TIMEOUT" ] && break
 			sleep 0.2
 		done
-		sleep 0.5
+		sleep "${HANG_WAIT:-0.5}" # seconds the idle guest runs before SIGTERM
 		kill -TERM "$pid" 2>/dev/null
 	fi
 	wait "$pid"
@@ -504,6 +504,30 @@ if selected $name; then
 		bad $name "no 'guest panicked' line after the kernel's panic message"
 	else
 		check_guest $name 35
+	fi
+fi
+# --- the halt detector: halt -f leaves every vCPU in HLT with interrupts off, and the
+# run ends by itself with status 36; an idle guest (HLT, interrupts on) is left alone
+name=halt_f_detected
+if selected $name; then
+	TOKEN=""
+	boot $name "$VMLINUX" 2 256M halt 0
+	if [ "$STATUS" != 36 ]; then
+		bad $name "exit status $STATUS, want 36 (guest halted for good)"
+	elif ! grep -q 'guest halted for good' "$T/$name.log" || ! grep -q 'System halted' "$T/$name.log"; then
+		bad $name "no 'guest halted for good' line after the kernel's 'System halted'"
+	else
+		check_guest $name 36
+	fi
+fi
+name=idle_guest_not_halted
+if selected $name; then
+	TOKEN=""
+	HANG_WAIT=8 boot $name "$VMLINUX" 2 256M hang 0
+	if [ "$STATUS" = 34 ] && grep -q 'stopped by' "$T/$name.log"; then
+		ok $name
+	else
+		bad $name "exit status $STATUS, want 34 and 'stopped by' (idle 8 s, then SIGTERM)"
 	fi
 fi
 name=sigterm_stops

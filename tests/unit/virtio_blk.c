@@ -327,33 +327,85 @@ static void bad_requests_keep_the_device_running(enum virtio_blk_engine engine)
 	vmm_mem_read(&r.mem, STS_GPA, &st, 1);
 	CHECK_EQ(st, VIRTIO_BLK_S_IOERR);
 	r.next_used++;
-	/* no status byte at all: only a used entry of length 0 */
-	tdrv_desc(&r.q, DESC_GPA, 0, HDR_GPA, 16, 0, 0);
-	tdrv_publish(&r.q, 0);
-	tdrv_wr(&r.m, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
-	CHECK_EQ(tdrv_rd16(&r.mem, USED_GPA + 2), 2);
-	CHECK_EQ(tdrv_rd32(&r.mem, USED_GPA + 8 + 8), 0);
-	r.next_used++;
-	/* a data buffer past guest memory: the virtqueue refuses the chain */
-	tdrv_desc(&r.q, DESC_GPA, 0, HDR_GPA, 16, VRING_DESC_F_NEXT, 1);
-	tdrv_desc(&r.q, DESC_GPA, 1, MEM_SIZE - 256, 4096, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE,
-		  2);
-	tdrv_desc(&r.q, DESC_GPA, 2, STS_GPA, 1, VRING_DESC_F_WRITE, 0);
-	tdrv_publish(&r.q, 0);
-	tdrv_wr(&r.m, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
-	CHECK_EQ(tdrv_rd32(&r.mem, USED_GPA + 8 + 16), 0);
-	r.next_used++;
-	/* and a good request still works */
+	/* a sector past the end: IOERR too */
 	uint32_t used;
+	CHECK_EQ(req(&r, VIRTIO_BLK_T_IN, 1ull << 40, 512, true, &used), VIRTIO_BLK_S_IOERR);
+	CHECK_EQ(used, 1);
+	/* and a good request still works */
 	CHECK_EQ(req(&r, VIRTIO_BLK_T_IN, 0, 512, true, &used), VIRTIO_BLK_S_OK);
 	struct virtio_blk_stats s;
 	virtio_blk_get_stats(r.blk, &s);
-	CHECK_EQ(s.bad_chains, 3);
+	CHECK_EQ(s.bad_chains, 1);
 	CHECK_EQ(tdrv_rd(&r.m, VIRTIO_MMIO_STATUS), TDRV_DRIVER_ALL);
 	rig_fini(&r);
 }
 TEST_BOTH_ENGINES(virtio_blk_bad_requests_keep_the_device_running,
 		  bad_requests_keep_the_device_running)
+
+/* Brings the rig's device back after a reset (as the driver does). */
+static void rig_reinit(struct rig *r)
+{
+	tdrv_wr(&r->m, VIRTIO_MMIO_STATUS, 0);
+	CHECK_EQ(tdrv_rd(&r->m, VIRTIO_MMIO_STATUS), 0);
+	static const uint8_t zeros[8 + 8 * QSZ];
+	REQUIRE_OK(vmm_mem_write(&r->mem, USED_GPA, zeros, sizeof(zeros)));
+	REQUIRE_OK(
+	    vmm_mem_write(&r->mem, AVAIL_GPA, zeros, sizeof(zeros))); /* a new driver's rings */
+	r->q.avail_idx = 0;
+	r->next_used = 0;
+	tdrv_probe(&r->m, VIRTIO_ID_BLOCK, 1ull << VIRTIO_F_VERSION_1);
+	tdrv_setup_queue(&r->m, 0, &r->q);
+	tdrv_wr(&r->m, VIRTIO_MMIO_STATUS, TDRV_DRIVER_ALL);
+	CHECK_EQ(tdrv_rd(&r->m, VIRTIO_MMIO_STATUS), TDRV_DRIVER_ALL);
+}
+
+/* A chain with no status byte the device could write (none at all, or a
+ * chain the virtqueue refused) cannot be answered inside the request:
+ * returned with 0 bytes, the status byte untouched, and DEVICE_NEEDS_RESET;
+ * nothing more is served until the driver's reset, then the device works
+ * again. */
+static void unanswerable_chains_need_a_reset(enum virtio_blk_engine engine)
+{
+	struct rig r;
+	rig_init(&r, false, engine);
+	for (int k = 0; k < 2; k++) {
+		uint8_t ff = 0xff;
+		REQUIRE_OK(vmm_mem_write(&r.mem, STS_GPA, &ff, 1));
+		if (k == 0) {
+			/* no status byte at all */
+			tdrv_desc(&r.q, DESC_GPA, 0, HDR_GPA, 16, 0, 0);
+		} else {
+			/* a data buffer past guest memory */
+			tdrv_desc(&r.q, DESC_GPA, 0, HDR_GPA, 16, VRING_DESC_F_NEXT, 1);
+			tdrv_desc(&r.q, DESC_GPA, 1, MEM_SIZE - 256, 4096,
+				  VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 2);
+			tdrv_desc(&r.q, DESC_GPA, 2, STS_GPA, 1, VRING_DESC_F_WRITE, 0);
+		}
+		tdrv_publish(&r.q, 0);
+		tdrv_wr(&r.m, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+		CHECK_EQ(tdrv_rd16(&r.mem, USED_GPA + 2), r.next_used + 1);
+		CHECK_EQ(tdrv_rd32(&r.mem, USED_GPA + 8 + 8ull * (r.next_used % QSZ)), 0);
+		r.next_used++;
+		uint8_t st = 0;
+		vmm_mem_read(&r.mem, STS_GPA, &st, 1);
+		CHECK_EQ(st, 0xff);
+		CHECK(tdrv_rd(&r.m, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
+		CHECK(tdrv_rd(&r.m, VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_MMIO_INT_CONFIG);
+		uint16_t before = tdrv_rd16(&r.mem, USED_GPA + 2);
+		tdrv_publish(&r.q, 0);
+		tdrv_wr(&r.m, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+		CHECK_EQ(tdrv_rd16(&r.mem, USED_GPA + 2), before);
+		rig_reinit(&r);
+		uint32_t used;
+		CHECK_EQ(req(&r, VIRTIO_BLK_T_IN, 0, 512, true, &used), VIRTIO_BLK_S_OK);
+		CHECK_EQ(used, 513);
+	}
+	struct virtio_blk_stats s;
+	virtio_blk_get_stats(r.blk, &s);
+	CHECK_EQ(s.bad_chains, 2);
+	rig_fini(&r);
+}
+TEST_BOTH_ENGINES(virtio_blk_unanswerable_chains_need_a_reset, unanswerable_chains_need_a_reset)
 
 /* Chain i of a batch: header at HDR_GPA + 32 i, data (len, device-written
  * for reads) at DATA_GPA + 4096 i, status at STS_GPA + i; descriptors

@@ -224,16 +224,38 @@ TEST(virtio_mmio_hostile_ring_marks_needs_reset_and_interrupts)
 	linux_probe(&r, 1ull << VIRTIO_F_VERSION_1);
 	linux_setup_queue(&r, DESC_GPA);
 	wr(&r, VIRTIO_MMIO_STATUS, DRIVER_ALL);
-	/* a bad chain (a loop) is answered with 0 bytes; the device goes on */
+	/* a bad chain (a loop) is returned with 0 bytes, and the device, which
+	 * has no way to say "error" inside the request, needs a reset */
+	int irqs = r.irqs;
 	tdrv_desc(&r.q, DESC_GPA, 0, BUF_GPA, 8, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 1);
 	tdrv_desc(&r.q, DESC_GPA, 1, BUF_GPA, 8, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 0);
 	tdrv_publish(&r.q, 0);
 	wr(&r, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	CHECK_EQ(tdrv_rd16(&r.mem, USED_GPA + 2), 1);
 	CHECK_EQ(tdrv_rd32(&r.mem, USED_GPA + 8), 0);
-	CHECK_EQ(rd(&r, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET, 0);
+	CHECK(rd(&r, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	CHECK(rd(&r, VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_MMIO_INT_CONFIG);
+	CHECK(r.irqs > irqs);
+	/* the driver resets it and sets it up again */
+	wr(&r, VIRTIO_MMIO_STATUS, 0);
+	CHECK_EQ(rd(&r, VIRTIO_MMIO_STATUS), 0);
+	static const uint8_t zeros[8 + 8 * QSZ];
+	REQUIRE_OK(vmm_mem_write(&r.mem, USED_GPA, zeros, sizeof(zeros)));
+	REQUIRE_OK(
+	    vmm_mem_write(&r.mem, AVAIL_GPA, zeros, sizeof(zeros))); /* a new driver's rings */
+	r.q.avail_idx = 0;
+	linux_probe(&r, 1ull << VIRTIO_F_VERSION_1);
+	linux_setup_queue(&r, DESC_GPA);
+	wr(&r, VIRTIO_MMIO_STATUS, DRIVER_ALL);
+	CHECK_EQ(rd(&r, VIRTIO_MMIO_STATUS), DRIVER_ALL);
+	/* a good request works again */
+	tdrv_desc(&r.q, DESC_GPA, 0, BUF_GPA, 8, VRING_DESC_F_WRITE, 0);
+	tdrv_publish(&r.q, 0);
+	wr(&r, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	CHECK_EQ(tdrv_rd16(&r.mem, USED_GPA + 2), 1);
+	CHECK_EQ(tdrv_rd32(&r.mem, USED_GPA + 8), 8);
 	/* a head past the queue breaks the ring: NEEDS_RESET and a config interrupt */
-	int irqs = r.irqs;
+	irqs = r.irqs;
 	tdrv_publish(&r.q, QSZ + 1);
 	wr(&r, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	CHECK(rd(&r, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);

@@ -710,6 +710,8 @@ TEST(vmm_stop_reasons)
 	CHECK_EQ(ember_stop_reason_exit_status(EMBER_STOP_ERROR), 1);
 	CHECK_STR(ember_stop_reason_name(EMBER_STOP_PANIC), "panic");
 	CHECK_EQ(ember_stop_reason_exit_status(EMBER_STOP_PANIC), 35);
+	CHECK_STR(ember_stop_reason_name(EMBER_STOP_HALTED), "halted");
+	CHECK_EQ(ember_stop_reason_exit_status(EMBER_STOP_HALTED), 36);
 	CHECK_EQ(ember_library_version(), EMBER_VMM_API_VERSION);
 }
 
