@@ -411,36 +411,32 @@ int vmm_virtio_format(struct vmm_virtio *v, char *buf, size_t len)
 	case K_NET: {
 		struct virtio_net_stats s;
 		virtio_net_get_stats(v->u.net, &s);
-		char feat[160] = "";
+		char feat[96] = "";
 		static const struct {
 			unsigned bit;
 			const char *name;
 		} names[] = {
-		    {VIRTIO_NET_F_CSUM, "csum"},
-		    {VIRTIO_NET_F_GUEST_CSUM, "guest-csum"},
-		    {VIRTIO_NET_F_HOST_TSO4, "host-tso4"},
-		    {VIRTIO_NET_F_HOST_TSO6, "host-tso6"},
-		    {VIRTIO_NET_F_HOST_ECN, "host-ecn"},
-		    {VIRTIO_NET_F_GUEST_TSO4, "guest-tso4"},
-		    {VIRTIO_NET_F_GUEST_TSO6, "guest-tso6"},
-		    {VIRTIO_NET_F_GUEST_ECN, "guest-ecn"},
-		    {VIRTIO_NET_F_MRG_RXBUF, "mrg-rxbuf"},
-		    {VIRTIO_NET_F_MAC, "mac"},
+		    {VIRTIO_NET_F_CSUM, "csum"},	{VIRTIO_NET_F_GUEST_CSUM, "gcsum"},
+		    {VIRTIO_NET_F_HOST_TSO4, "tso4"},	{VIRTIO_NET_F_HOST_TSO6, "tso6"},
+		    {VIRTIO_NET_F_HOST_ECN, "ecn"},	{VIRTIO_NET_F_GUEST_TSO4, "gtso4"},
+		    {VIRTIO_NET_F_GUEST_TSO6, "gtso6"}, {VIRTIO_NET_F_GUEST_ECN, "gecn"},
+		    {VIRTIO_NET_F_MRG_RXBUF, "mrg"},	{VIRTIO_NET_F_MAC, "mac"},
 		    {VIRTIO_NET_F_STATUS, "status"},
 		};
 		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 			if (s.features & (1ull << names[i].bit))
 				snprintf(feat + strlen(feat), sizeof(feat) - strlen(feat), "%s%s",
 					 feat[0] ? "," : "", names[i].name);
+		/* one line of at most 256 bytes (the stop summary's) */
 		return snprintf(buf, len,
 				"%s: tap %s mac %s features %s offloads 0x%x; rx %" PRIu64
-				" frames %" PRIu64 " bytes (%" PRIu64 " dropped), tx %" PRIu64
-				" frames %" PRIu64 " bytes (%" PRIu64
-				" dropped); bad chains %" PRIu64 " bad headers %" PRIu64,
+				" frames %" PRIu64 " B gso %" PRIu64 " drop %" PRIu64
+				"; tx %" PRIu64 " frames %" PRIu64 " B gso %" PRIu64
+				" drop %" PRIu64 "; bad %" PRIu64 "+%" PRIu64,
 				v->desc->name, v->tap_name, v->mac, feat[0] ? feat : "none",
 				s.offloads < 0 ? 0u : (unsigned)s.offloads, s.rx_packets,
-				s.rx_bytes, s.rx_dropped, s.tx_packets, s.tx_bytes, s.tx_dropped,
-				s.bad_chains, s.bad_headers);
+				s.rx_bytes, s.rx_gso, s.rx_dropped, s.tx_packets, s.tx_bytes,
+				s.tx_gso, s.tx_dropped, s.bad_chains, s.bad_headers);
 	}
 	case K_BALLOON: {
 		struct virtio_balloon_stats s;

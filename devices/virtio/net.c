@@ -174,6 +174,17 @@ static unsigned rx_iov(struct virtio_net *net, uint64_t want)
 	return n;
 }
 
+/* Byte off of what rx_iov describes (0 past its end). */
+static uint8_t iov_byte(const struct iovec *iov, unsigned n, uint64_t off)
+{
+	for (unsigned i = 0; i < n; i++) {
+		if (off < iov[i].iov_len)
+			return ((const uint8_t *)iov[i].iov_base)[off];
+		off -= iov[i].iov_len;
+	}
+	return 0;
+}
+
 /* A frame of len bytes (header included) was read into the held chains:
  * returns them to the driver. */
 static void rx_complete(struct virtio_net *net, struct virtq *q, uint64_t len)
@@ -254,6 +265,9 @@ static void rx_run(struct virtio_net *net)
 			net->stats.rx_dropped++; /* short, or longer than the buffers */
 			continue;
 		}
+		if (iov_byte(net->rx_iov, n, offsetof(struct virtio_net_hdr_v1, gso_type)) !=
+		    VIRTIO_NET_HDR_GSO_NONE)
+			net->stats.rx_gso++;
 		rx_complete(net, q, (uint64_t)r);
 		pushed = true;
 	}
@@ -330,6 +344,8 @@ static void tx_one(struct virtio_net *net, const struct vq_chain *c)
 	}
 	st->tx_packets++;
 	st->tx_bytes += frame;
+	if (h.gso_type != VIRTIO_NET_HDR_GSO_NONE)
+		st->tx_gso++;
 }
 
 static void tx_run(struct virtio_net *net)

@@ -110,6 +110,7 @@ int virtio_net_tx_check(const struct virtio_net_hdr_v1 *h, uint64_t features, ui
 struct virtio_net_stats {
 	uint64_t rx_packets, rx_bytes, rx_dropped; /* dropped: did not fit, or short */
 	uint64_t tx_packets, tx_bytes, tx_dropped; /* dropped: refused by the fd */
+	uint64_t rx_gso, tx_gso;		   /* frames with a GSO type (TSO) */
 	uint64_t bad_chains;			   /* chains refused (both queues) */
 	uint64_t bad_headers;			   /* transmit headers that did not check out */
 	uint64_t features;			   /* the last features the driver activated */

@@ -248,6 +248,7 @@ TEST(virtio_net_transmit_reaches_the_fd_with_its_header)
 	CHECK_EQ(used_idx(&r, &r.tx), 4);
 	struct virtio_net_stats s = stats(&r);
 	CHECK_EQ(s.tx_packets, 2);
+	CHECK_EQ(s.tx_gso, 1);
 	CHECK_EQ(s.tx_bytes, 2 * sizeof(frame));
 	CHECK_EQ(s.bad_headers, 2);
 	CHECK_EQ(tdrv_rd(&r.m, VIRTIO_MMIO_STATUS), TDRV_DRIVER_ALL);
@@ -382,6 +383,7 @@ TEST(virtio_net_receive_mergeable_buffers_for_a_big_frame)
 	CHECK_EQ(got[1], VIRTIO_NET_HDR_GSO_TCPV4);
 	CHECK_EQ(got[10] | got[11] << 8, 3); /* num_buffers */
 	CHECK(memcmp(got + 12, pkt + 12, 40000) == 0);
+	CHECK_EQ(stats(&r).rx_gso, 1);
 	rig_fini(&r);
 }
 
