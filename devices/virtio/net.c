@@ -199,6 +199,10 @@ static void rx_complete(struct virtio_net *net, struct virtq *q, uint64_t len)
 	}
 	uint16_t nb = used; /* little-endian (x86 host, VERSION_1) */
 	vq_chain_write(first, offsetof(struct virtio_net_hdr_v1, num_buffers), &nb, 2);
+	if (!(net->features & F(GUEST_CSUM))) {
+		uint8_t flags = 0; /* no DATA_VALID for a driver that did not ask */
+		vq_chain_write(first, offsetof(struct virtio_net_hdr_v1, flags), &flags, 1);
+	}
 	left = len;
 	for (unsigned i = 0; i < used; i++) {
 		struct rx_slot *s = &net->rx[net->rx_head];

@@ -515,7 +515,8 @@ if selected $name; then
 	else
 		check_guest $name 0
 	fi
-	echo "     $name: $(($(now_ms) - t0)) ms; ${line:-no summary line}"
+	echo "     $name: $(($(now_ms) - t0)) ms; guest $(grep -m1 -E '^E2E (uptime_at_init|net_times)' "$log" | tr '\n' ' ')$(grep -m1 '^E2E net_times' "$log")"
+	echo "     $name: ${line:-no summary line}"
 fi
 # and --net is checked before anything is built (status 2)
 name=bad_net_option
