@@ -652,6 +652,21 @@ TEST(virtio_net_option_checked_before_the_vm_is_built)
 	if (r < 0)
 		TEST_FAIL("%s", e.msg);
 	vmm_config_fini(&c);
+	/* an inherited, attached tap fd resolves too */
+	int tfd;
+	REQUIRE_OK(vmm_tap_open("embt1", &tfd, &e));
+	char spec[32];
+	snprintf(spec, sizeof(spec), "fd=%d", tfd);
+	vmm_config_init(&c);
+	c.console_in = -1;
+	CHECK_OK(ember_config_set(&c, "kernel", kernel, &e));
+	CHECK_OK(ember_config_set(&c, "initrd", initrd, &e));
+	CHECK_OK(ember_config_set(&c, "net", spec, &e));
+	r = ember_config_resolve(&c, &e);
+	if (r < 0)
+		TEST_FAIL("%s: %s", spec, e.msg);
+	vmm_config_fini(&c);
+	close(tfd);
 	/* the same tap twice */
 	vmm_config_init(&c);
 	c.console_in = -1;
