@@ -446,6 +446,9 @@ int virtio_net_create(struct virtio_mmio_config cfg, const struct virtio_net_opt
 		return -ENOMEM;
 	net->opt = *opt;
 	net->fd = opt->fd;
+	/* nothing offloaded until a driver accepts it (an inherited tap may
+	 * have offloads on from its last user) */
+	net->stats.offloads = ioctl(net->fd, TUNSETOFFLOAD, (unsigned long)0) < 0 ? -errno : 0;
 	static const struct virtio_dev_ops ops = {
 	    .name = "virtio-net",
 	    .device_id = VIRTIO_ID_NET,

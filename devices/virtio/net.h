@@ -81,7 +81,8 @@ struct virtio_net;
 /*
  * Creates the device and its transport (*out_t, for the MMIO bus); cfg.ops
  * and cfg.dev are filled in here, mem/interrupt/notify are the caller's.
- * The fd is made non-blocking. Returns 0, -EINVAL (bad options: fd < 0, a
+ * The fd is made non-blocking and its offloads cleared (TUNSETOFFLOAD 0;
+ * ENOTTY for a fd that is not a tap is not an error). Returns 0, -EINVAL (bad options: fd < 0, a
  * multicast MAC), -ENOMEM; on failure the fd is not closed.
  */
 int virtio_net_create(struct virtio_mmio_config cfg, const struct virtio_net_options *opt,
