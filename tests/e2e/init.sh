@@ -189,9 +189,9 @@ if [ "$vsock" = 1 ]; then
 fi
 
 # virtio-net (e2e.net=1, e2e.net_mac=MAC, e2e.net_rx_md5=SUM): the card has the
-# MAC the VMM was given; 10.0.2.15/24 pings the host's tap (10.0.2.1); 4 MiB go
+# MAC the VMM was given; 10.0.2.15/24 pings the host's tap (10.0.2.1); 3 MiB go
 # to the host's port 5001 (their md5 printed for the host to compare) and the
-# host's 4 MiB come from its port 5002 with the md5 the host gave; after the
+# host's 3 MiB come from its port 5002 with the md5 the host gave; after the
 # module is unloaded and loaded again, the card still pings
 net=0 net_mac="" net_rx_md5=""
 for a in $(cat /proc/cmdline); do
@@ -219,7 +219,7 @@ if [ "$net" = 1 ]; then
 	check net_carrier [ "$(cat /sys/class/net/eth0/carrier 2>/dev/null)" = 1 ]
 	check net_ping ping -c 3 -W 10 10.0.2.1
 	net_t ping
-	dd if=/dev/urandom of=/tmp/net-tx bs=1M count=4 2>/dev/null
+	dd if=/dev/urandom of=/tmp/net-tx bs=1M count=3 2>/dev/null
 	echo "E2E net_tx_md5 $(md5sum </tmp/net-tx | cut -d' ' -f1)"
 	net_t data
 	check net_tcp_to_host nc 10.0.2.1 5001 </tmp/net-tx

@@ -445,7 +445,7 @@ done
 
 # --- virtio-net: a network namespace and a tap of the test's own (unshare and
 # nsenter: the sandbox's /run is read-only, so no `ip netns add`), Ember in
-# it on --net tap=; the guest pings the tap's address and moves 4 MiB each way
+# it on --net tap=; the guest pings the tap's address and moves 3 MiB each way
 # over TCP (busybox nc), checked by md5 on both sides; the card has the MAC
 # given; the offloads were negotiated (the -v summary line) and used: frames
 # with a GSO type went each way
@@ -469,19 +469,21 @@ if selected $name; then
 		>"$T/$name.setup" 2>&1; then
 		net_fail="cannot make the tap: $(tr '\n' ' ' <"$T/$name.setup")"
 	fi
-	head -c 4194304 /dev/urandom >"$T/net-from-host"
+	head -c 3145728 /dev/urandom >"$T/net-from-host"
 	from_md5=$(md5sum <"$T/net-from-host" | cut -d' ' -f1)
 	rm -f "$T/net-hold" "$T/net-to-host"
 	mkfifo "$T/net-hold"
-	ns busybox nc -l -p 5001 <"$T/net-hold" >"$T/net-to-host" 2>/dev/null &
+	# (nsenter itself in the background, not the ns function: $! must be nc)
+	nsenter -t "$nspid" -n busybox nc -l -p 5001 <"$T/net-hold" >"$T/net-to-host" 2>/dev/null &
 	rcv=$!
 	exec 7>"$T/net-hold" # the receiver's input stays open until the guest is done
-	ns busybox nc -l -p 5002 <"$T/net-from-host" >/dev/null 2>&1 &
+	nsenter -t "$nspid" -n busybox nc -l -p 5002 <"$T/net-from-host" >/dev/null 2>&1 &
 	snd=$!
 	printf '#!/bin/sh\nexec nsenter -t %s -n %s "$@"\n' "$nspid" "$(realpath "$EMBER")" \
 		>"$T/ember-in-netns"
 	chmod +x "$T/ember-in-netns"
 	mac=52:54:00:e2:e0:01
+	t_setup=$(($(now_ms) - t0))
 	if [ -z "$net_fail" ]; then
 		saved_ember=$EMBER
 		EMBER=$T/ember-in-netns
@@ -490,6 +492,7 @@ if selected $name; then
 			"--net tap=embtap0,mac=$mac -v"
 		EMBER=$saved_ember
 	fi
+	t_boot=$(($(now_ms) - t0))
 	exec 7>&-
 	kill "$rcv" "$snd" 2>/dev/null
 	wait "$rcv" "$snd" 2>/dev/null
@@ -503,7 +506,7 @@ if selected $name; then
 	if [ "$net_fail" ]; then
 		bad $name "$net_fail"
 	elif [ "$STATUS" = 0 ] && [ "$(md5sum <"$T/net-to-host" | cut -d' ' -f1)" != "$to_md5" ]; then
-		bad $name "the host received $(wc -c <"$T/net-to-host") bytes, not the guest's 4 MiB (md5 ${to_md5:-none})"
+		bad $name "the host received $(wc -c <"$T/net-to-host") bytes, not the guest's 3 MiB (md5 ${to_md5:-none})"
 	elif [ "$STATUS" = 0 ] && [ -z "$line" ]; then
 		bad $name "no net0 summary line in the -v log"
 	elif [ "$STATUS" = 0 ] && ! echo "$line" | grep -q "mac $mac features csum,gcsum,tso4,tso6,ecn,gtso4,gtso6,gecn,mrg,mac,status offloads 0xf"; then
@@ -515,7 +518,7 @@ if selected $name; then
 	else
 		check_guest $name 0
 	fi
-	echo "     $name: $(($(now_ms) - t0)) ms; guest $(grep -m1 '^E2E uptime_at_init' "$log"), $(grep -m1 '^E2E net_times' "$log")"
+	echo "     $name: $(($(now_ms) - t0)) ms (set up by $t_setup, VM ended at $t_boot); guest $(grep -m1 '^E2E uptime_at_init' "$log"), $(grep -m1 '^E2E net_times' "$log")"
 	echo "     $name: ${line:-no summary line}"
 fi
 # and --net is checked before anything is built (status 2)
