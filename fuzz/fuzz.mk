@@ -1,4 +1,4 @@
-# fuzz/fuzz.mk - `make fuzz`: libFuzzer targets for the kernel loaders, the config parser, the virtqueue walker, virtio-blk and virtio-vsock (clang only; not part of `make`).
+# fuzz/fuzz.mk - `make fuzz`: libFuzzer targets for the kernel loaders, the config parser, the virtqueue walker, virtio-blk, virtio-vsock and virtio-net (clang only; not part of `make`).
 #
 # Each target links its harness with just the library sources it needs,
 # compiled with -fsanitize=fuzzer-no-link,address,undefined into o/fuzz/obj.
@@ -10,7 +10,7 @@ FUZZ_O := o/fuzz
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -fno-omit-frame-pointer $(WARN) -D_GNU_SOURCE -Iinclude \
 	-fno-strict-aliasing -pthread -MMD -MP $(FUZZ_SAN)
-FUZZ_TARGETS := bzimage elf boot config virtqueue virtio_blk virtio_vsock
+FUZZ_TARGETS := bzimage elf boot config virtqueue virtio_blk virtio_vsock virtio_net
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_O)/fuzz_%) $(FUZZ_O)/mkseeds
 
 # What the loaders pull in; the config parser adds vmm/config.c and the device list
@@ -19,7 +19,7 @@ FUZZ_BOOT_SRCS := vmm/boot/bzimage.c vmm/boot/decompress.c vmm/boot/elf.c vmm/bo
 	vmm/boot/initramfs.c vmm/boot/kcache.c vmm/mem.c vmm/util.c
 FUZZ_BOOT_OBJS := $(FUZZ_BOOT_SRCS:%.c=$(FUZZ_O)/obj/%.o)
 FUZZ_CONFIG_OBJS := $(FUZZ_BOOT_OBJS) $(FUZZ_O)/obj/vmm/config.o $(FUZZ_O)/obj/vmm/devmgr.o \
-	$(FUZZ_O)/obj/vmm/bus.o \
+	$(FUZZ_O)/obj/vmm/bus.o $(FUZZ_O)/obj/vmm/tap.o \
 	$(FUZZ_O)/obj/vmm/arch/x86/devices.o $(FUZZ_O)/obj/vmm/arch/x86/cpuid.o
 # --vsock's path check lives in the muxer (vmm/vsock_host.c), which needs the
 # loop and the device
@@ -42,11 +42,12 @@ $(FUZZ_O)/fuzz_elf: $(FUZZ_O)/obj/fuzz/fuzz_elf.o $(FUZZ_BOOT_OBJS)
 $(FUZZ_O)/fuzz_boot: $(FUZZ_O)/obj/fuzz/fuzz_boot.o $(FUZZ_BOOT_OBJS)
 $(FUZZ_O)/fuzz_config: $(FUZZ_O)/obj/fuzz/fuzz_config.o $(FUZZ_CONFIG_OBJS)
 FUZZ_VIRTIO_OBJS := $(addprefix $(FUZZ_O)/obj/,devices/virtio/virtqueue.o devices/virtio/mmio.o \
-	devices/virtio/blk.o devices/virtio/ratelimit.o vmm/bus.o) $(FUZZ_BOOT_OBJS)
+	devices/virtio/blk.o devices/virtio/ratelimit.o devices/virtio/net.o vmm/bus.o) $(FUZZ_BOOT_OBJS)
 $(FUZZ_O)/fuzz_virtqueue: $(FUZZ_O)/obj/fuzz/fuzz_virtqueue.o $(FUZZ_VIRTIO_OBJS)
 $(FUZZ_O)/fuzz_virtio_blk: $(FUZZ_O)/obj/fuzz/fuzz_virtio_blk.o $(FUZZ_VIRTIO_OBJS)
 $(FUZZ_O)/fuzz_virtio_vsock: $(FUZZ_O)/obj/fuzz/fuzz_virtio_vsock.o $(FUZZ_VIRTIO_OBJS) \
 	$(FUZZ_O)/obj/devices/virtio/vsock.o
+$(FUZZ_O)/fuzz_virtio_net: $(FUZZ_O)/obj/fuzz/fuzz_virtio_net.o $(FUZZ_VIRTIO_OBJS)
 $(FUZZ_TARGETS:%=$(FUZZ_O)/fuzz_%):
 	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -pthread -o $@ $^ $(DECOMP_LIBS) $(URING_LIBS)
 

@@ -21,6 +21,9 @@ PACKAGES=(
 	# the KVM sandbox (tools/kvm-sandbox): QEMU TCG, Debian's kernel and its
 	# modules, a static busybox for the initramfs; perl for Time::HiRes
 	qemu-system-x86 linux-image-amd64 busybox-static cpio kmod xz-utils perl
+	# the virtio-net e2e test: its own network namespace and tap (unshare,
+	# nsenter; ip tuntap/addr/link)
+	util-linux iproute2
 )
 
 installed() {

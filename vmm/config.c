@@ -2,6 +2,7 @@
 #include "config.h"
 #include "devmgr.h"
 #include "internal.h"
+#include "tap.h"
 #include "arch/x86/layout.h"
 #include "arch/x86/x86.h"
 #include "boot/boot.h"
@@ -202,6 +203,8 @@ static int disk_resolve(const struct ember_config *cfg, const struct vmm_devopt 
 			struct ember_error *err);
 static int vsock_resolve(const struct ember_config *cfg, const struct vmm_devopt *d,
 			 struct ember_error *err);
+static int net_resolve(const struct ember_config *cfg, const struct vmm_devopt *d,
+		       struct ember_error *err);
 
 /* The device option table: one entry per kind (see config.h). */
 static const struct vmm_devopt_type devopt_types[] = {
@@ -237,6 +240,15 @@ static const struct vmm_devopt_type devopt_types[] = {
 	.keys = {{.name = "cid", .type = VMM_DEVOPT_U64, .required = true},
 		 {.name = "socket", .type = VMM_DEVOPT_STRING, .required = true, .max_len = 107}},
 	.resolve = vsock_resolve,
+    },
+    {
+	.name = "net",
+	.what = "virtio-net network card",
+	.keys = {{.name = "tap", .type = VMM_DEVOPT_STRING, .max_len = VMM_TAP_NAME_MAX},
+		 {.name = "fd", .type = VMM_DEVOPT_U64},
+		 {.name = "mac", .type = VMM_DEVOPT_STRING, .max_len = 17}},
+	.implied_key = "tap",
+	.resolve = net_resolve,
     },
 };
 #define NDEVOPT_TYPES (sizeof(devopt_types) / sizeof(devopt_types[0]))
@@ -515,6 +527,41 @@ static int vsock_resolve(const struct ember_config *cfg, const struct vmm_devopt
 	int r = vmm_vsock_host_check_path(path, msg, sizeof(msg));
 	if (r < 0)
 		return vmm_errf(err, r, "--vsock socket=%s: %s", path, msg);
+	return 0;
+}
+
+/* A network card: a tap by name (it attaches now: the name is valid, the
+ * caller may use it, nobody else has it, no other --net names it) or an
+ * inherited tap fd (TUNGETIFF), and a valid unicast MAC if one is given. */
+static int net_resolve(const struct ember_config *cfg, const struct vmm_devopt *d,
+		       struct ember_error *err)
+{
+	const char *tap = vmm_devopt_get(d, "tap"), *fdv = vmm_devopt_get(d, "fd");
+	const char *mac = vmm_devopt_get(d, "mac");
+	uint8_t m[6];
+	if (!tap == !fdv)
+		return vmm_errf(err, -EINVAL, "--net %s: give one of tap=NAME and fd=N", d->spec);
+	if (mac && vmm_tap_parse_mac(mac, m) < 0)
+		return vmm_errf(err, -EINVAL,
+				"--net mac=%s: not a unicast MAC address (like 52:54:00:12:34:56)",
+				mac);
+	if (fdv) {
+		uint64_t fd = vmm_devopt_u64(d, "fd", UINT64_MAX);
+		if (fd > INT32_MAX)
+			return vmm_errf(err, -EINVAL, "--net fd=%s: not a file descriptor", fdv);
+		return vmm_tap_check_fd((int)fd, NULL, NULL, err);
+	}
+	for (unsigned i = 0; i < cfg->ndevs; i++) {
+		const struct vmm_devopt *o = &cfg->devs[i];
+		const char *t = o != d && o->type == d->type ? vmm_devopt_get(o, "tap") : NULL;
+		if (t && !strcmp(t, tap))
+			return vmm_errf(err, -EINVAL, "--net tap=%s: the tap is given twice", tap);
+	}
+	int fd;
+	int r = vmm_tap_open(tap, &fd, err);
+	if (r < 0)
+		return r;
+	close(fd);
 	return 0;
 }
 
@@ -900,6 +947,9 @@ const char *ember_config_usage(void)
 	       "Firecracker's:\n"
 	       "                          connect to PATH and send 'CONNECT <port>\\n'; guest\n"
 	       "                          connections to host port P go to PATH_P\n"
+	       "      --net tap=NAME|fd=N[,mac=MAC]\n"
+	       "                          a virtio-net card on tap NAME (attached, or created\n"
+	       "                          with CAP_NET_ADMIN) or an open tap fd\n"
 	       "  -q, --quiet             only warnings and errors from Ember on stderr\n"
 	       "  -v, --verbose           debug messages too (--log-level error|warn|info|debug)\n"
 	       "  -n, --dry-run           print the resolved configuration and the device\n"

@@ -2,21 +2,24 @@
 #include "virtio.h"
 #include "config.h"
 #include "internal.h"
+#include "tap.h"
 
 #include "../devices/virtio/balloon.h"
 #include "../devices/virtio/blk.h"
+#include "../devices/virtio/net.h"
 #include "../devices/virtio/rng.h"
 #include "../devices/virtio/vsock.h"
 #include "vsock_host.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <linux/virtio_net.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-enum kind { K_BLK, K_RNG, K_BALLOON, K_VSOCK };
+enum kind { K_BLK, K_RNG, K_BALLOON, K_VSOCK, K_NET };
 
 struct vmm_virtio;
 
@@ -38,8 +41,12 @@ struct vmm_virtio {
 		struct virtio_rng *rng;
 		struct virtio_balloon *balloon;
 		struct virtio_vsock *vsock;
+		struct virtio_net *net;
 	} u;
 	struct vmm_vsock_host *vsock_host; /* K_VSOCK: the Unix-socket side */
+	struct ember_loop_source *tap_src; /* K_NET: the tap, watched for reading */
+	char tap_name[VMM_TAP_NAME_MAX + 1];
+	char mac[18];
 	unsigned nq;
 	struct vq_watch w[VMM_DEV_MAX_IOEVENTFDS];
 	struct ember_loop_source *io_src; /* a disk's io_uring completions, or NULL */
@@ -152,6 +159,62 @@ void vmm_virtio_add_limiter(struct vmm_virtio *v, const char *name, struct ratel
 	v->rl[v->nrl++] = (struct vmm_virtio_limiter){.name = name, .rl = rl};
 }
 
+/* --net: the device asks to watch its tap for frames, or to stop. */
+static void net_rx_watch(void *opaque, bool on)
+{
+	struct vmm_virtio *v = opaque;
+	if (v->tap_src)
+		ember_loop_modify(v->tap_src, on ? EMBER_LOOP_IN : 0);
+}
+
+/* I/O thread: the tap has a frame for the guest. */
+static void on_tap(void *opaque, int fd, unsigned events)
+{
+	(void)fd;
+	(void)events;
+	struct vmm_virtio *v = opaque;
+	pthread_mutex_lock(&v->vm->dev_lock);
+	bool paused = v->vm->devs_paused;
+	if (paused)
+		v->w[VIRTIO_NET_RXQ].held = true; /* resume runs the receive queue */
+	virtio_net_backend_ready(v->u.net, paused);
+	pthread_mutex_unlock(&v->vm->dev_lock);
+}
+
+/* --net tap=NAME or fd=N[,mac=MAC]: the tap (attached or checked), the card. */
+static int net_create(struct vmm_virtio *v, struct virtio_mmio_config cfg,
+		      const struct vmm_devopt *o, struct ember_error *err)
+{
+	const char *tap = vmm_devopt_get(o, "tap"), *mac = vmm_devopt_get(o, "mac");
+	struct virtio_net_options no = {.rx_watch = net_rx_watch, .requeue = notify, .opaque = v};
+	int fd = -1, r;
+	if (tap) {
+		r = vmm_tap_open(tap, &fd, err);
+		snprintf(v->tap_name, sizeof(v->tap_name), "%s", tap);
+	} else {
+		uint64_t n = vmm_devopt_u64(o, "fd", UINT64_MAX);
+		r = n > INT32_MAX ? vmm_errf(err, -EINVAL, "--net %s: bad fd", o->spec)
+				  : vmm_tap_check_fd((int)n, v->tap_name, &fd, err);
+	}
+	if (r < 0)
+		return r;
+	if (mac && vmm_tap_parse_mac(mac, no.mac) < 0) {
+		close(fd);
+		return vmm_errf(err, -EINVAL, "--net mac=%s: not a unicast MAC address", mac);
+	}
+	if (!mac)
+		vmm_tap_default_mac(v->tap_name, no.mac);
+	vmm_tap_format_mac(no.mac, v->mac);
+	no.fd = fd;
+	r = virtio_net_create(cfg, &no, &v->u.net, &v->t);
+	if (r < 0) {
+		close(fd);
+		return vmm_errf(err, r, "--net %s: cannot create the device: %s", o->spec,
+				strerror(-r));
+	}
+	return 0;
+}
+
 int vmm_virtio_create(struct ember_vm *vm, struct vmm_dev_desc *d, const struct vmm_devopt *o,
 		      struct vmm_virtio **out, struct ember_error *err)
 {
@@ -195,6 +258,13 @@ int vmm_virtio_create(struct ember_vm *vm, struct vmm_dev_desc *d, const struct 
 			struct ratelimit_config rc;
 			vmm_virtio_rate_config(o, &rc);
 			vmm_virtio_add_limiter(v, NULL, virtio_rng_ratelimit(v->u.rng), &rc);
+		}
+	} else if (!strcmp(name, "net")) {
+		v->kind = K_NET;
+		r = net_create(v, cfg, o, err);
+		if (r < 0) {
+			free(v);
+			return r;
 		}
 	} else if (!strcmp(name, "balloon")) {
 		v->kind = K_BALLOON;
@@ -263,6 +333,14 @@ int vmm_virtio_start(struct vmm_virtio *v, struct ember_error *err)
 			return vmm_errf(err, r, "%s: cannot make the rate limit timer: %s",
 					v->desc->name, strerror(-r));
 	}
+	if (v->kind == K_NET) {
+		/* idle until the device has receive buffers (net_rx_watch) */
+		int r = ember_loop_add_fd(v->vm->loop, virtio_net_fd(v->u.net), 0, on_tap, v,
+					  &v->tap_src);
+		if (r < 0)
+			return vmm_errf(err, r, "%s: cannot watch the tap: %s", v->desc->name,
+					strerror(-r));
+	}
 	return 0;
 }
 
@@ -330,6 +408,36 @@ int vmm_virtio_format(struct vmm_virtio *v, char *buf, size_t len)
 			     v->desc->name, virtio_rng_bytes(v->u.rng),
 			     virtio_rng_requests(v->u.rng));
 		break;
+	case K_NET: {
+		struct virtio_net_stats s;
+		virtio_net_get_stats(v->u.net, &s);
+		char feat[96] = "";
+		static const struct {
+			unsigned bit;
+			const char *name;
+		} names[] = {
+		    {VIRTIO_NET_F_CSUM, "csum"},	{VIRTIO_NET_F_GUEST_CSUM, "gcsum"},
+		    {VIRTIO_NET_F_HOST_TSO4, "tso4"},	{VIRTIO_NET_F_HOST_TSO6, "tso6"},
+		    {VIRTIO_NET_F_HOST_ECN, "ecn"},	{VIRTIO_NET_F_GUEST_TSO4, "gtso4"},
+		    {VIRTIO_NET_F_GUEST_TSO6, "gtso6"}, {VIRTIO_NET_F_GUEST_ECN, "gecn"},
+		    {VIRTIO_NET_F_MRG_RXBUF, "mrg"},	{VIRTIO_NET_F_MAC, "mac"},
+		    {VIRTIO_NET_F_STATUS, "status"},
+		};
+		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+			if (s.features & (1ull << names[i].bit))
+				snprintf(feat + strlen(feat), sizeof(feat) - strlen(feat), "%s%s",
+					 feat[0] ? "," : "", names[i].name);
+		/* one line of at most 256 bytes (the stop summary's) */
+		return snprintf(buf, len,
+				"%s: tap %s mac %s features %s offloads 0x%x; rx %" PRIu64
+				" frames %" PRIu64 " B gso %" PRIu64 " drop %" PRIu64
+				"; tx %" PRIu64 " frames %" PRIu64 " B gso %" PRIu64
+				" drop %" PRIu64 "; bad %" PRIu64 "+%" PRIu64,
+				v->desc->name, v->tap_name, v->mac, feat[0] ? feat : "none",
+				s.offloads < 0 ? 0u : (unsigned)s.offloads, s.rx_packets,
+				s.rx_bytes, s.rx_gso, s.rx_dropped, s.tx_packets, s.tx_bytes,
+				s.tx_gso, s.tx_dropped, s.bad_chains, s.bad_headers);
+	}
 	case K_BALLOON: {
 		struct virtio_balloon_stats s;
 		virtio_balloon_get_stats(v->u.balloon, &s);
@@ -364,6 +472,9 @@ void vmm_virtio_destroy(struct vmm_virtio *v)
 		ember_loop_remove(v->io_src);
 	if (v->rl_timer)
 		ember_loop_remove(v->rl_timer);
+	if (v->tap_src)
+		ember_loop_remove(v->tap_src);
+	v->tap_src = NULL;
 	if (v->t)
 		dev_destroy(virtio_mmio_dev(v->t));
 	switch (v->kind) {
@@ -379,6 +490,9 @@ void vmm_virtio_destroy(struct vmm_virtio *v)
 	case K_VSOCK:
 		virtio_vsock_destroy(v->u.vsock); /* closes every stream */
 		vmm_vsock_host_destroy(v->vsock_host);
+		break;
+	case K_NET:
+		virtio_net_destroy(v->u.net);
 		break;
 	}
 	free(v);

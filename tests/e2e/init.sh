@@ -189,6 +189,67 @@ if [ "$vsock" = 1 ]; then
 	grep -v 'bytes both ways' /tmp/vreload.log | sed 's/^/E2E vsock after reload: /'
 fi
 
+# virtio-net (e2e.net=1, e2e.net_mac=MAC, e2e.net_rx_md5=SUM): the card has the
+# MAC the VMM was given; 10.0.2.15/24 pings the host's tap (10.0.2.1); 3 MiB go
+# to the host's port 5001 (their md5 printed for the host to compare) and the
+# host's 3 MiB come from its port 5002 with the md5 the host gave; after the
+# module is unloaded and loaded again, the card still pings
+net=0 net_mac="" net_rx_md5=""
+for a in $(cat /proc/cmdline); do
+	case "$a" in
+	e2e.net=*) net=${a#e2e.net=} ;;
+	e2e.net_mac=*) net_mac=${a#e2e.net_mac=} ;;
+	e2e.net_rx_md5=*) net_rx_md5=${a#e2e.net_rx_md5=} ;;
+	esac
+done
+net_t() { read -r up _ </proc/uptime && net_times="$net_times $1=$up"; }
+if [ "$net" = 1 ]; then
+	net_times=""
+	net_t start
+	n=0
+	while [ ! -e /sys/class/net/eth0 ] && [ $n -lt 50 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	check net_eth0 [ -e /sys/class/net/eth0 ]
+	echo "E2E net_mac $(cat /sys/class/net/eth0/address 2>/dev/null)"
+	check net_mac [ "$(cat /sys/class/net/eth0/address 2>/dev/null)" = "$net_mac" ]
+	ip link set lo up
+	ip link set eth0 up
+	ip addr add 10.0.2.15/24 dev eth0
+	check net_carrier [ "$(cat /sys/class/net/eth0/carrier 2>/dev/null)" = 1 ]
+	check net_ping ping -c 3 -W 10 10.0.2.1
+	net_t ping
+	dd if=/dev/urandom of=/tmp/net-tx bs=1M count=3 2>/dev/null
+	echo "E2E net_tx_md5 $(md5sum </tmp/net-tx | cut -d' ' -f1)"
+	net_t data
+	check net_tcp_to_host nc 10.0.2.1 5001 </tmp/net-tx
+	net_t to_host
+	# hold nc's input open (busybox nc ends at its input's EOF) until the host ends
+	mkfifo /tmp/net-hold
+	nc 10.0.2.1 5002 </tmp/net-hold >/tmp/net-rx &
+	ncpid=$!
+	exec 9>/tmp/net-hold
+	wait $ncpid
+	exec 9>&-
+	net_t from_host
+	echo "E2E net_rx_bytes $(wc -c </tmp/net-rx)"
+	check net_tcp_from_host [ "$(md5sum </tmp/net-rx | cut -d' ' -f1)" = "$net_rx_md5" ]
+	echo "E2E net_stats $(tr -s ' ' </proc/net/dev | grep eth0:)"
+	# the driver resets the device and sets it up again: the card still works
+	check net_module_reload sh -c "rmmod virtio_net && insmod /lib/modules/9-net-2-virtio_net.ko"
+	n=0
+	while [ ! -e /sys/class/net/eth0 ] && [ $n -lt 50 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	ip link set eth0 up
+	ip addr add 10.0.2.15/24 dev eth0
+	check net_ping_after_reload ping -c 2 -W 10 10.0.2.1
+	net_t reload
+	echo "E2E net_times$net_times"
+fi
+
 # the guest kernel's log: no warning, bug, "Fatal" or taint (issue 9). One
 # line is let through, and only with pci=off: x86 Linux prints "PCI: Fatal: No
 # config space access function found" whenever pci=off is given

@@ -55,6 +55,16 @@ done
 if [ "${E2E_VSOCK_TOOL:-}" ] && [ -x "$E2E_VSOCK_TOOL" ]; then
 	cp "$E2E_VSOCK_TOOL" "$root/bin/vsock-tool"
 fi
+# virtio-net and what it needs (modprobe --show-depends virtio_net), after the
+# virtio core above: names 9-net-N sort after the single-digit ones
+j=0
+for m in net/core/failover drivers/net/net_failover drivers/net/virtio_net; do
+	if [ "$release" ] && [ -r "$k/$m.ko" ]; then
+		mkdir -p "$root/lib/modules"
+		cp "$k/$m.ko" "$root/lib/modules/9-net-$j-$(basename "$m").ko"
+		j=$((j + 1))
+	fi
+done
 # The kernel opens /dev/console for init; as root we can make the node,
 # otherwise init reopens its console after mounting devtmpfs.
 mknod -m 600 "$root/dev/console" c 5 1 2>/dev/null || true

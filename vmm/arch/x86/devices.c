@@ -131,6 +131,8 @@ unsigned vmm_x86_virtio_queues(const struct ember_config *cfg, const struct vmm_
 		return 4; /* inflate, deflate, stats, reporting */
 	if (!strcmp(o->type->name, "vsock"))
 		return 3; /* rx, tx, event */
+	if (!strcmp(o->type->name, "net"))
+		return 2; /* receive, transmit */
 	return 1;
 }
 
