@@ -129,11 +129,11 @@ typedef void (*ember_log_fn)(void *opaque, enum ember_log_level level, const cha
  */
 struct ember_config;
 
-/* The command line Ember gives a guest when none is configured. The board
- * has no PCI (pci=off also skips early PCI probes such as the AMD GART
- * aperture scan); the i8042.* options skip slow probes of absent PS/2
- * devices. */
-#define EMBER_DEFAULT_CMDLINE "console=ttyS0 panic=-1 pci=off i8042.noaux i8042.nomux i8042.dumbkbd"
+/* The command line Ember gives a guest when none is configured. The
+ * i8042.* options skip slow probes of absent PS/2 devices. (No pci=off: the
+ * board has a PCI host bridge behind configuration mechanism #1, so Linux
+ * finds a config access method and prints no "PCI: Fatal".) */
+#define EMBER_DEFAULT_CMDLINE "console=ttyS0 panic=-1 i8042.noaux i8042.nomux i8042.dumbkbd"
 
 /*
  * Allocates a configuration with the defaults: host kernel, 256 MiB, 1 vCPU,
