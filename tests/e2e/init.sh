@@ -192,6 +192,8 @@ fi
 # is let through: "PCI: Fatal: No config space access function found" (what
 # pci=off, or a board without config mechanism #1, gives) fails it too.
 dmesg | grep -E 'WARNING|BUG|Fatal|Call Trace' >/tmp/klog.bad
+# the board's PCI host bridge: Linux found config mechanism #1 (0xcf8)
+check pci_config_type1 sh -c "dmesg | grep -q 'PCI: Using configuration type 1 for base access'"
 while read -r l; do echo "E2E klog $l"; done </tmp/klog.bad
 check kernel_log_clean [ ! -s /tmp/klog.bad ]
 check kernel_not_tainted [ "$(cat /proc/sys/kernel/tainted)" = 0 ]
