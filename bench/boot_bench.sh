@@ -43,7 +43,7 @@ MEM_MIB=256
 EMBER=${EMBER:-$ROOT/o/release/ember}
 QEMU=${QEMU:-qemu-system-x86_64}
 MARKER=EMBER-BENCH-INIT
-CMDLINE="console=ttyS0 panic=-1 pci=off i8042.noaux i8042.nomux i8042.dumbkbd quiet"
+CMDLINE="console=ttyS0 panic=-1 pci=noearly i8042.noaux i8042.nomux i8042.dumbkbd quiet"
 
 log() { echo "boot-bench: $*" >&2; }
 die() {

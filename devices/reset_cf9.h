@@ -10,9 +10,10 @@
  *   write: bits 1 and 3 are kept; a write with RST_CPU set calls
  *          reset(opaque, hard), hard = SYS_RST or FULL_RST set in that write.
  *   read:  the kept bits (RST_CPU reads 0: it acts, it is not stored).
- * Only 1-byte accesses reach the device: 0xCF8-0xCFF is also the PCI
- * configuration mechanism's window, whose 4-byte accesses at 0xCF8 never
- * touch 0xCF9 (the board has no PCI; those read all-ones).
+ * Only 1-byte accesses reach the device: 0xCF9 lies in the PCI
+ * configuration mechanism's address latch (0xCF8, 4 bytes). On the board
+ * the PCI host bridge (pci_host.h) owns 0xCF8-0xCFF and forwards the byte
+ * at 0xCF9 here; its 4-byte latch accesses never touch this register.
  *
  * Thread-safety: any thread, no lock (one atomic byte). reset() runs on the
  * vCPU thread that wrote the port.

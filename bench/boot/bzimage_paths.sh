@@ -19,7 +19,7 @@ cp "$K" "$W/bz.$$"
 cp o/e2e/vmlinux "$W/vml.$$"
 cp o/e2e/initramfs.cpio "$W/ird.$$"
 export XDG_CACHE_HOME="$W/kc.$$"
-CL="console=ttyS0 panic=-1 pci=off quiet i8042.noaux i8042.nomux i8042.dumbkbd e2e.cpus=1 e2e.mem=268435456"
+CL="console=ttyS0 panic=-1 pci=noearly quiet i8042.noaux i8042.nomux i8042.dumbkbd e2e.cpus=1 e2e.mem=268435456"
 one() {
 	tag=$1
 	shift

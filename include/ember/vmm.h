@@ -130,10 +130,15 @@ typedef void (*ember_log_fn)(void *opaque, enum ember_log_level level, const cha
 struct ember_config;
 
 /* The command line Ember gives a guest when none is configured. The board
- * has no PCI (pci=off also skips early PCI probes such as the AMD GART
- * aperture scan); the i8042.* options skip slow probes of absent PS/2
- * devices. */
-#define EMBER_DEFAULT_CMDLINE "console=ttyS0 panic=-1 pci=off i8042.noaux i8042.nomux i8042.dumbkbd"
+ * has a PCI host bridge behind configuration mechanism #1 (0xcf8), so Linux
+ * finds a config access method (no pci=off, which makes it print "PCI:
+ * Fatal: No config space access function found"). pci=noearly skips the
+ * early type 1 scans, which on AMD CPU families with a GART (0xf-0x12,
+ * early 0x15) read every bus and slot twice looking for an AGP bridge
+ * (2 x 8192 config reads, about 33,000 PIO exits); the i8042.* options skip
+ * slow probes of absent PS/2 devices. */
+#define EMBER_DEFAULT_CMDLINE \
+	"console=ttyS0 panic=-1 pci=noearly i8042.noaux i8042.nomux i8042.dumbkbd"
 
 /*
  * Allocates a configuration with the defaults: host kernel, 256 MiB, 1 vCPU,

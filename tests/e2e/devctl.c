@@ -116,7 +116,7 @@ static struct ember_vm *start_guest(const char *action, const char *dev, const c
 	REQUIRE_OK(ember_config_new(&cfg));
 	char cmdline[512];
 	snprintf(cmdline, sizeof(cmdline),
-		 "console=ttyS0 panic=-1 pci=off quiet i8042.noaux i8042.nomux i8042.dumbkbd "
+		 "console=ttyS0 panic=-1 pci=noearly quiet i8042.noaux i8042.nomux i8042.dumbkbd "
 		 "e2e.cpus=1 e2e.mem=%llu e2e.echo=0 e2e.action=%s",
 		 (unsigned long long)GUEST_MEM, action);
 	if (ember_config_set(cfg, "kernel", env_or("E2E_VMLINUX", "o/e2e/vmlinux"), &err) < 0 ||

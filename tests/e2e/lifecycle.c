@@ -47,7 +47,7 @@ static struct ember_vm *guest_vm_disk(const char *action, unsigned cpus, const c
 		TEST_FAIL("ember_config_new");
 	char cmdline[1024];
 	snprintf(cmdline, sizeof(cmdline),
-		 "console=ttyS0 panic=-1 pci=off quiet i8042.noaux i8042.nomux i8042.dumbkbd "
+		 "console=ttyS0 panic=-1 pci=noearly quiet i8042.noaux i8042.nomux i8042.dumbkbd "
 		 "e2e.cpus=%u e2e.mem=%llu e2e.echo=0 e2e.action=%s %s",
 		 cpus, (unsigned long long)GUEST_MEM, action, extra ? extra : "");
 	char ncpus[16];

@@ -27,8 +27,8 @@ KCACHE=$XDG_CACHE_HOME/ember/kernels
 FILTERS=("$@")
 pass=0
 fail=0
-# the guest's command line: quiet, no PCI, no slow PS/2 probes
-BASE_CMDLINE="console=ttyS0 panic=-1 pci=off quiet i8042.noaux i8042.nomux i8042.dumbkbd"
+# the guest's command line: quiet, no early PCI scans, no slow PS/2 probes
+BASE_CMDLINE="console=ttyS0 panic=-1 pci=noearly quiet i8042.noaux i8042.nomux i8042.dumbkbd"
 
 for f in "$EMBER" "$INITRD" "$VMLINUX" "$E2E_KERNEL"; do
 	if [ ! -r "$f" ]; then

@@ -276,6 +276,31 @@ TEST(vmm_devmgr_legacy_ranges)
 	free(m);
 }
 
+/* One entry owns the whole of config mechanism #1, 0xcf8-0xcff, 0xcf9
+ * (the reset register) included: the bus takes no overlapping ranges. */
+TEST(vmm_devmgr_board_pci_host_owns_0xcf8_to_0xcff)
+{
+	struct vmm_devmgr *m = calloc(1, sizeof(*m));
+	struct ember_error err = {0};
+	REQUIRE(m);
+	REQUIRE_OK(vmm_board_plan(NULL, m, &err));
+	struct vmm_dev_desc *d = vmm_devmgr_find(m, "pci-host");
+	REQUIRE(d);
+	CHECK_EQ(d->kind, VMM_DEV_PLATFORM);
+	CHECK_EQ(d->npio, 1);
+	CHECK_EQ(d->pio[0].base, X86_PORT_PCI_CONF1);
+	CHECK_EQ(d->pio[0].len, 8);
+	CHECK(!d->acpi_name[0]); /* no PCI root in the DSDT */
+	CHECK(vmm_devmgr_find(m, "reset-cf9") == NULL);
+	for (unsigned i = 0; i < m->n; i++)
+		for (unsigned k = 0; k < m->devs[i].npio && &m->devs[i] != d; k++) {
+			const struct vmm_dev_pio *p = &m->devs[i].pio[k];
+			CHECK(p->base + p->len <= X86_PORT_PCI_CONF1 ||
+			      p->base >= X86_PORT_PCI_CONF1 + 8);
+		}
+	free(m);
+}
+
 #define CHECK_ADD_BAD(m, d, want, what)                                           \
 	do {                                                                      \
 		struct ember_error e_ = {0};                                      \

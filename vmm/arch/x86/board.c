@@ -13,6 +13,7 @@
 
 #include "../../../devices/bootmarker.h"
 #include "../../../devices/i8042.h"
+#include "../../../devices/pci_host.h"
 #include "../../../devices/pvpanic.h"
 #include "../../../devices/reset_cf9.h"
 #include "../../../devices/rtc_cmos.h"
@@ -36,7 +37,9 @@
  *            at 0xfffbc000-0xfffbffff (inside the MMIO hole).
  *   PIO bus: 0x060/0x064 i8042 (IRQ 1)        0x070-0x071 CMOS RTC (IRQ 8)
  *            0x080      boot-time marker       0x3f8-0x3ff 16550A, ttyS0 (IRQ 4)
- *            0x505      pvpanic (QEMU0001)      0xcf9      reset control register
+ *            0x505      pvpanic (QEMU0001)
+ *            0xcf8-0xcff PCI config mechanism #1, host bridge at 00:00.0
+ *                       (pci_host); its byte 0xcf9 is the reset control register
  *            0x600-0x602 ACPI sleep control, sleep status, reset registers
  *   MMIO bus: device windows from 0xd0000000 (devices.h); none attached yet
  *   ACPI:    RSDP/XSDT/FADT (hardware-reduced)/MADT/DSDT at 0xe0000; the DSDT
@@ -62,6 +65,7 @@ struct vmm_board {
 	struct bootmarker *marker;
 	struct pvpanic *pvpanic;
 	struct reset_cf9 *cf9;
+	struct pci_host *pci; /* owns 0xcf8-0xcff; forwards 0xcf9 to cf9 */
 	struct acpi_pm pm;
 	bool registered;
 	/* virtio devices (one per --disk/--rng/--balloon) and the eventfds the
@@ -275,6 +279,11 @@ int vmm_board_create(struct ember_vm *vm, struct ember_error *err)
 	if (r == 0)
 		r = reset_cf9_create(&(struct reset_cf9_config){.reset = cf9_reset, .opaque = b},
 				     &b->cf9);
+	if (r == 0)
+		r = pci_host_create(
+		    &(struct pci_host_config){.cf9_ops = &reset_cf9_dev(b->cf9)->ops->bus,
+					      .cf9_opaque = reset_cf9_dev(b->cf9)},
+		    &b->pci);
 	if (r < 0)
 		return vmm_errf(err, r, "cannot create the legacy devices: %s", strerror(-r));
 	b->pm = (struct acpi_pm){
@@ -297,7 +306,7 @@ int vmm_board_create(struct ember_vm *vm, struct ember_error *err)
 	    {"rtc", &rtc_cmos_dev(b->rtc)->ops->bus, rtc_cmos_dev(b->rtc)},
 	    {"bootmarker", &bootmarker_dev(b->marker)->ops->bus, bootmarker_dev(b->marker)},
 	    {"pvpanic", &pvpanic_dev(b->pvpanic)->ops->bus, pvpanic_dev(b->pvpanic)},
-	    {"reset-cf9", &reset_cf9_dev(b->cf9)->ops->bus, reset_cf9_dev(b->cf9)},
+	    {"pci-host", &pci_host_dev(b->pci)->ops->bus, pci_host_dev(b->pci)},
 	    {"acpi-pm", &acpi_pm_ops, &b->pm},
 	};
 	for (size_t i = 0; i < sizeof(inst) / sizeof(inst[0]); i++) {
@@ -357,6 +366,8 @@ void vmm_board_destroy(struct ember_vm *vm)
 		dev_destroy(bootmarker_dev(b->marker));
 	if (b->pvpanic)
 		dev_destroy(pvpanic_dev(b->pvpanic));
+	if (b->pci)
+		dev_destroy(pci_host_dev(b->pci));
 	if (b->cf9)
 		dev_destroy(reset_cf9_dev(b->cf9));
 	for (unsigned i = 0; i < b->nvirtio; i++)

@@ -7,8 +7,8 @@
 #include "../../internal.h"
 
 #include "../../../devices/i8042.h"
+#include "../../../devices/pci_host.h"
 #include "../../../devices/pvpanic.h"
-#include "../../../devices/reset_cf9.h"
 #include "../../../devices/rtc_cmos.h"
 #include "../../../devices/serial8250.h"
 #include "../../../devices/virtio/mmio.h"
@@ -19,6 +19,8 @@
 
 /* The device region takes no RAM (so the E820 map needs no hole for it) and
  * stays below the in-kernel IOAPIC and LAPIC. */
+_Static_assert(X86_PORT_RESET_CF9 == X86_PORT_PCI_CONF1 + 1,
+	       "the PCI host bridge forwards its offset 1 to the reset control register");
 _Static_assert(X86_DEVICE_MMIO_BASE >= X86_MMIO_HOLE_START &&
 		   X86_DEVICE_MMIO_END <= X86_IOAPIC_ADDR,
 	       "the device MMIO region must lie in the MMIO hole, below the IOAPIC");
@@ -109,11 +111,15 @@ static const struct vmm_dev_desc legacy[] = {
      .acpi_hid = "QEMU0001",
      .npio = 1,
      .pio = {PIO(X86_PORT_PVPANIC, PVPANIC_WINDOW, 0, true)}},
-    {.name = "reset-cf9",
-     .what = "reset control register",
+    /* Configuration mechanism #1 (0xcf8-0xcff) and, inside its address
+     * latch's dword, the reset control register at 0xcf9: one owner for
+     * the 8 ports (the bus refuses overlaps); the bridge hands the byte at
+     * 0xcf9 to the reset register's handler (board.c). */
+    {.name = "pci-host",
+     .what = "PCI host bridge 00:00.0 (config mechanism #1; 0xcf9 reset control register)",
      .kind = VMM_DEV_PLATFORM,
      .npio = 1,
-     .pio = {PIO(X86_PORT_RESET_CF9, RESET_CF9_WINDOW, 0, false)}},
+     .pio = {PIO(X86_PORT_PCI_CONF1, PCI_HOST_WINDOW, 0, false)}},
     {.name = "acpi-pm",
      .what = "ACPI sleep control, sleep status and reset registers",
      .kind = VMM_DEV_PLATFORM,

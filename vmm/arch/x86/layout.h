@@ -63,7 +63,8 @@
 #define X86_PORT_ACPI_SLEEP_STS 0x601 /* FADT SLEEP_STATUS_REG (8 bits) */
 #define X86_PORT_ACPI_RESET	0x602 /* FADT RESET_REG (8 bits) */
 #define X86_PORT_PVPANIC	0x505 /* pvpanic (ACPI QEMU0001), QEMU's port */
-#define X86_PORT_RESET_CF9	0xcf9 /* reset control register (reboot=p) */
+#define X86_PORT_PCI_CONF1	0xcf8 /* PCI config mechanism #1, 0xcf8-0xcff */
+#define X86_PORT_RESET_CF9	0xcf9 /* reset control register (reboot=p), inside it */
 #define X86_ACPI_RESET_VALUE	0x01
 #define X86_ACPI_S5_SLP_TYP	5 /* the _S5 sleep type the DSDT declares */
 
