@@ -133,7 +133,12 @@ struct ember_config;
  * has no PCI (pci=off also skips early PCI probes such as the AMD GART
  * aperture scan); the i8042.* options skip slow probes of absent PS/2
  * devices. */
-#define EMBER_DEFAULT_CMDLINE "console=ttyS0 panic=-1 pci=off i8042.noaux i8042.nomux i8042.dumbkbd"
+#define EMBER_DEFAULT_CMDLINE_TAIL "panic=-1 pci=off i8042.noaux i8042.nomux i8042.dumbkbd"
+#define EMBER_DEFAULT_CMDLINE	   "console=ttyS0 " EMBER_DEFAULT_CMDLINE_TAIL
+/* The default with console virtio: the kernel's early messages on ttyS0
+ * (earlyprintk, until hvc0 registers when the virtio_console module loads),
+ * then hvc0 as the console and /dev/console. */
+#define EMBER_DEFAULT_CMDLINE_HVC0 "earlyprintk=ttyS0 console=hvc0 " EMBER_DEFAULT_CMDLINE_TAIL
 
 /*
  * Allocates a configuration with the defaults: host kernel, 256 MiB, 1 vCPU,
@@ -151,7 +156,9 @@ void ember_config_free(struct ember_config *cfg);
  *   mem SIZE (bytes with a K/M/G/T suffix, a bare number is MiB) |
  *   cpus N | mem-backing anon|memfd | hugepages on|off | busybox PATH |
  *   interactive on|off|auto | log-level error|warn|info|debug |
- *   console-escape on|off | boot auto|pvh|bzimage (how a bzImage boots:
+ *   console-escape on|off | console serial|virtio (the guest's console:
+ *   the UART, ttyS0, default; or a virtio-console, hvc0, which makes the
+ *   default command line EMBER_DEFAULT_CMDLINE_HVC0) | boot auto|pvh|bzimage (how a bzImage boots:
  *   decompressed on the host and entered through PVH, or the boot protocol) |
  *   kernel-cache on|off (keep a bzImage decompressed on the host for the
  *   next boot of the same file; default on) | kernel-cache-dir PATH (an

@@ -237,6 +237,24 @@ if selected $name; then
 		check_guest $name 0
 	fi
 fi
+# --- driver reset and re-initialisation: the guest unloads and reloads virtio_blk,
+# virtio_rng and virtio_balloon with their devices attached and uses them again
+name=virtio_reload
+if selected $name; then
+	TOKEN=""
+	head -c 1048576 /dev/zero >"$T/reload.img"
+	printf 'EMBER-E2E-DISK' | dd of="$T/reload.img" conv=notrunc 2>/dev/null
+	boot $name "$VMLINUX" 1 256M poweroff 0 "e2e.disks=1 e2e.rng=1 e2e.balloon=1 e2e.reload=1" \
+		"--disk path=$T/reload.img,serial=e2e-serial --rng --balloon -v"
+	if [ "$STATUS" = 0 ] && ! dd if="$T/reload.img" bs=512 skip=2 count=1 2>/dev/null |
+		grep -q WRITTEN-AFTER-RELOAD; then
+		bad $name "the guest's write after the reload did not reach the image"
+	elif [ "$STATUS" = 0 ] && ! grep -q '^E2E ok reload_rng_reads' "$T/$name.log"; then
+		bad $name "the reload checks did not run"
+	else
+		check_guest $name 0
+	fi
+fi
 # and a bad sub-option is refused before anything is built (status 2)
 # --- virtio-vsock: guest-to-host and host-to-guest, 32 connections at once each
 # way, every byte echoed and checked (tests/e2e/vsock-tool.c on both sides);
@@ -642,6 +660,43 @@ if selected $name && command -v script >/dev/null; then
 		bad $name "the shell did not run the command typed on the console"
 	elif ! grep -q 'TTY-RESTORED' "$T/$name.log"; then
 		bad $name "the terminal was not restored (no icanon)"
+	else
+		ok $name
+	fi
+fi
+
+# --- --console virtio: the built-in init's shell on hvc0 (the initramfs loads
+# virtio_console); a command typed on the console runs there, poweroff ends with 0
+name=console_virtio
+if selected $name; then
+	fifo=$T/$name.in
+	mkfifo "$fifo"
+	"$EMBER" run -k "$VMLINUX" -m 256M --console virtio --interactive -v <"$fifo" >"$T/$name.log" 2>&1 &
+	pid=$!
+	exec 4>"$fifo"
+	watchdog "$E2E_TIMEOUT" "$pid"
+	dog=$!
+	t0=$SECONDS
+	while kill -0 "$pid" 2>/dev/null && ! grep -q 'ember:/# ' "$T/$name.log" &&
+		[ $((SECONDS - t0)) -le "$E2E_TIMEOUT" ]; do sleep 0.2; done
+	printf 'echo hv$((6*7))c0 on $(cat /sys/class/tty/console/active) $(tty)\n' >&4
+	t0=$SECONDS
+	while kill -0 "$pid" 2>/dev/null && ! grep -q '^hv42c0 on' "$T/$name.log" &&
+		[ $((SECONDS - t0)) -le 60 ]; do sleep 0.2; done
+	printf 'poweroff\n' >&4
+	wait "$pid"
+	STATUS=$?
+	unwatch "$dog"
+	exec 4>&-
+	tr -d '\r' <"$T/$name.log" >"$T/$name.log.tmp" && mv "$T/$name.log.tmp" "$T/$name.log"
+	if [ "$STATUS" != 0 ]; then
+		bad $name "exit status $STATUS, want 0 (poweroff typed on hvc0)"
+	elif ! grep -q '^hv42c0 on hvc0 /dev/hvc0$' "$T/$name.log"; then
+		bad $name "the command typed on the console did not run on hvc0: $(grep '^hv42c0' "$T/$name.log")"
+	elif ! grep -q 'console0: [1-9][0-9]* bytes out, [1-9][0-9]* bytes in' "$T/$name.log"; then
+		bad $name "the virtio console moved no bytes: $(grep 'console0:' "$T/$name.log")"
+	elif ! grep -q 'ember guest: busybox shell' "$T/$name.log"; then
+		bad $name "no report from the built-in init"
 	else
 		ok $name
 	fi

@@ -1,8 +1,16 @@
 /* tests/unit/virtio_console.c - virtio-console driven as Linux's virtio_console does: input into posted buffers, output with back-pressure, size, reset. */
 #include "virtio_driver.h"
+#include "vmm_fixtures.h"
 #include "../../devices/virtio/console.h"
+#include "../../vmm/boot/boot.h"
+#include "../../vmm/config.h"
+#include "../../vmm/devmgr.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <glob.h>
+#include <unistd.h>
 #include <linux/virtio_console.h>
 #include <linux/virtio_ids.h>
 #include <linux/virtio_ring.h>
@@ -290,4 +298,104 @@ TEST(virtio_console_create_checks)
 	host.tx = host_tx;
 	CHECK_ERR(virtio_console_create((struct virtio_mmio_config){0}, &host, &c, &t), -EINVAL);
 	vmm_mem_destroy(&mem);
+}
+
+/* --console virtio in the configuration: the key, the default command line
+ * (hvc0, early messages on ttyS0), --dry-run, and the device list's entry. */
+TEST(virtio_console_config_and_device_list)
+{
+	size_t len;
+	uint8_t *bz = fx_bzimage(4096, &len);
+	char kernel[] = "/tmp/ember-unit-XXXXXX";
+	int fd = mkstemp(kernel);
+	REQUIRE(fd >= 0 && write(fd, bz, len) == (ssize_t)len);
+	close(fd);
+	struct ember_config c;
+	struct ember_error err = {0};
+	vmm_config_init(&c);
+	c.console_in = -1;
+	char v[16];
+	CHECK_EQ(ember_config_get(&c, "console", v, sizeof(v)), 6);
+	CHECK_STR(v, "serial");
+	CHECK_ERR(ember_config_set(&c, "console", "pl011", &err), -EINVAL);
+	CHECK(strstr(err.msg, "console: 'pl011' is not serial or virtio") != NULL);
+	unsigned fl;
+	char *argv[] = {"--console", "virtio", "-k", kernel, "-i", kernel};
+	REQUIRE_OK(ember_config_parse_args(&c, 6, argv, &fl, &err));
+	CHECK(c.console_virtio);
+	CHECK_EQ(ember_config_get(&c, "console", v, sizeof(v)), 6);
+	CHECK_STR(v, "virtio");
+	if (ember_config_resolve(&c, &err) < 0)
+		TEST_FAIL("%s", err.msg);
+	CHECK_STR(c.cmdline, EMBER_DEFAULT_CMDLINE_HVC0);
+	CHECK(strstr(c.cmdline, "console=ttyS0") == NULL);
+	char out[8192];
+	ember_config_format(&c, out, sizeof(out));
+	CHECK(strstr(out, "console: hvc0 (virtio-console) in=fd-1") != NULL);
+	CHECK(strstr(out, "device console0: virtio-console (hvc0); mmio 0xd0000000-0xd0000fff; "
+			  "irq 16; 2 ioeventfds; irqfd; acpi V000 LNRO0005\n") != NULL);
+	/* after the device options: a disk keeps the first window and V000 */
+	struct vmm_devmgr *m = malloc(sizeof(*m));
+	REQUIRE(m != NULL);
+	REQUIRE_OK(ember_config_set(&c, "rng", "", &err));
+	REQUIRE_OK(vmm_board_plan(&c, m, &err));
+	const struct vmm_dev_desc *d = vmm_devmgr_find(m, "console0");
+	REQUIRE(d != NULL);
+	CHECK_EQ(d->nioeventfds, 2);
+	CHECK_STR(d->acpi_name, "V001");
+	CHECK_EQ(vmm_devmgr_find(m, "rng0")->mmio_base, 0xd0000000ull);
+	free(m);
+	/* the serial default is unchanged; a given command line is the user's */
+	vmm_config_init(&c);
+	c.console_in = -1;
+	REQUIRE_OK(ember_config_set(&c, "kernel", kernel, NULL));
+	REQUIRE_OK(ember_config_set(&c, "initrd", kernel, NULL));
+	REQUIRE_OK(ember_config_resolve(&c, &err));
+	CHECK_STR(c.cmdline, EMBER_DEFAULT_CMDLINE);
+	vmm_config_init(&c);
+	c.console_in = -1;
+	REQUIRE_OK(ember_config_set(&c, "kernel", kernel, NULL));
+	REQUIRE_OK(ember_config_set(&c, "initrd", kernel, NULL));
+	REQUIRE_OK(ember_config_set(&c, "console", "virtio", NULL));
+	REQUIRE_OK(ember_config_set(&c, "cmdline", "console=hvc0 foo", NULL));
+	REQUIRE_OK(ember_config_resolve(&c, &err));
+	CHECK_STR(c.cmdline, "console=hvc0 foo");
+	/* the built-in initramfs: quiet before earlyprintk (or the early
+	 * console replays the log at the default level) */
+	if (access("/bin/busybox", R_OK) == 0) {
+		vmm_config_init(&c);
+		c.console_in = -1;
+		REQUIRE_OK(ember_config_set(&c, "kernel", kernel, NULL));
+		REQUIRE_OK(ember_config_set(&c, "console", "virtio", NULL));
+		REQUIRE_OK(ember_config_resolve(&c, &err));
+		CHECK(c.builtin_initrd);
+		CHECK_STR(c.cmdline, "quiet " EMBER_DEFAULT_CMDLINE_HVC0);
+	}
+	unlink(kernel);
+	free(bz);
+}
+
+/* The built-in initramfs carries the four modules hvc0 needs, or none. */
+TEST(virtio_console_initramfs_modules)
+{
+	struct vmm_initramfs_module mods[VMM_INITRAMFS_MODULES_MAX];
+	CHECK_EQ(vmm_initramfs_console_modules("0.0-no-such-release", mods, 16), 0);
+	CHECK_EQ(vmm_initramfs_console_modules("../etc", mods, 16), 0);
+	/* a release of this machine's kernels that has the module (the running
+	 * kernel may be another: the sandbox's, a build VM's) */
+	glob_t g;
+	if (glob("/lib/modules/*/kernel/drivers/char/virtio_console.ko", 0, NULL, &g) != 0)
+		TEST_SKIP("no virtio_console.ko in /lib/modules here (linux-image-amd64)");
+	char release[256];
+	snprintf(release, sizeof(release), "%s", g.gl_pathv[0] + strlen("/lib/modules/"));
+	*strchr(release, '/') = 0;
+	globfree(&g);
+	unsigned n = vmm_initramfs_console_modules(release, mods, 16);
+	REQUIRE_EQ(n, 4);
+	CHECK_STR(mods[0].name, "virtio_ring.ko");
+	CHECK_STR(mods[1].name, "virtio.ko");
+	CHECK_STR(mods[2].name, "virtio_mmio.ko");
+	CHECK_STR(mods[3].name, "virtio_console.ko");
+	vmm_initramfs_modules_free(mods, n);
+	CHECK_EQ(vmm_initramfs_console_modules(release, mods, 3), 0); /* not all: none */
 }
