@@ -702,6 +702,87 @@ if selected $name; then
 	fi
 fi
 
+# --- --console virtio with a slow console reader: the guest's output waits for room
+# (the device holds its transmit buffer), nothing is dropped, every line arrives in order
+name=console_virtio_backpressure
+if selected $name; then
+	fifo=$T/$name.in
+	mkfifo "$fifo" "$T/$name.out"
+	# a one-page pipe read at about 20 KB/s: slower than the guest writes, so the
+	# VMM's 64 KiB console buffer fills
+	perl -e '$| = 1; fcntl(STDIN, 1031, 4096); while (sysread(STDIN, $b, 4096)) { print $b; select(undef, undef, undef, 0.2) }' \
+		<"$T/$name.out" >"$T/$name.log" &
+	reader=$!
+	"$EMBER" run -k "$VMLINUX" -m 256M --console virtio --interactive -v <"$fifo" 2>"$T/$name.err" \
+		>"$T/$name.out" &
+	pid=$!
+	exec 4>"$fifo"
+	watchdog "$E2E_TIMEOUT" "$pid"
+	dog=$!
+	t0=$SECONDS
+	while kill -0 "$pid" 2>/dev/null && ! grep -q 'ember:/# ' "$T/$name.log" &&
+		[ $((SECONDS - t0)) -le "$E2E_TIMEOUT" ]; do sleep 0.2; done
+	# in 4 KiB writes (a pipe, no \n -> \r\n): the guest's console output is quick
+	# then; line by line it is slow in the sandbox (about 10 ms a write, as on ttyS0)
+	printf 'stty -opost; seq 1 50000 | cat; stty opost; echo SEQ-DONE\n' >&4
+	t0=$SECONDS
+	while kill -0 "$pid" 2>/dev/null && ! grep -q '^SEQ-DONE' "$T/$name.log" &&
+		[ $((SECONDS - t0)) -le "$E2E_TIMEOUT" ]; do sleep 0.5; done
+	printf 'poweroff\n' >&4
+	wait "$pid"
+	STATUS=$?
+	unwatch "$dog"
+	exec 4>&-
+	wait "$reader" # to the end of the VMM's output
+	tr -d '\r' <"$T/$name.log" >"$T/$name.log.tmp" && mv "$T/$name.log.tmp" "$T/$name.log"
+	cat "$T/$name.err" >>"$T/$name.log"
+	got=$(sed -n '/stty -opost/,/^SEQ-DONE/p' "$T/$name.log" | grep -x '[0-9]*' | awk 'NR != $1 { bad++ } END { print NR + 0, bad + 0 }')
+	if [ "$STATUS" != 0 ]; then
+		bad $name "exit status $STATUS, want 0"
+	elif [ "$got" != "50000 0" ]; then
+		bad $name "lines 1..50000 did not all arrive in order (lines, out of place: $got)"
+	elif ! grep -q 'console0: .* [1-9][0-9]* waits for the console' "$T/$name.log"; then
+		bad $name "the device never waited for the console: $(grep 'console0:' "$T/$name.log")"
+	else
+		ok $name
+		echo "     $name: $(grep -o 'console0: .*' "$T/$name.log")"
+	fi
+fi
+
+# --- --console virtio on a terminal: hvc0 gets the terminal's size (VIRTIO_CONSOLE_F_SIZE)
+# and Ctrl-A x stops the VM, as on ttyS0
+name=console_virtio_tty
+if selected $name && command -v script >/dev/null; then
+	fifo=$T/$name.in
+	mkfifo "$fifo"
+	script -qfec "stty rows 43 cols 132; $EMBER run -k $VMLINUX -m 256M --console virtio" \
+		/dev/null <"$fifo" >"$T/$name.log" 2>&1 &
+	pid=$!
+	exec 4>"$fifo"
+	watchdog "$E2E_TIMEOUT" "$pid"
+	dog=$!
+	t0=$SECONDS
+	while kill -0 "$pid" 2>/dev/null && ! grep -q 'ember:/# ' "$T/$name.log" &&
+		[ $((SECONDS - t0)) -le "$E2E_TIMEOUT" ]; do sleep 0.2; done
+	printf 'echo size $(stty size) on $(tty)\r' >&4
+	t0=$SECONDS
+	while kill -0 "$pid" 2>/dev/null && ! grep -q '^size .* on' "$T/$name.log" &&
+		[ $((SECONDS - t0)) -le 60 ]; do sleep 0.2; done
+	printf '\001x' >&4
+	wait "$pid"
+	STATUS=$?
+	unwatch "$dog"
+	exec 4>&-
+	tr -d '\r' <"$T/$name.log" >"$T/$name.log.tmp" && mv "$T/$name.log.tmp" "$T/$name.log"
+	if [ "$STATUS" != 34 ]; then
+		bad $name "exit status $STATUS, want 34 (Ctrl-A x)"
+	elif ! grep -q '^size 43 132 on /dev/hvc0' "$T/$name.log"; then
+		bad $name "hvc0 did not get the terminal's size: $(grep '^size' "$T/$name.log")"
+	else
+		ok $name
+	fi
+fi
+
 # --- the built-in initramfs loads the host's pvpanic modules: a panic typed at its shell is reported
 name=builtin_panic
 if selected $name && command -v script >/dev/null; then
