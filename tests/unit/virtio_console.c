@@ -285,6 +285,41 @@ TEST(virtio_console_driver_reset_and_reload)
 	rig_fini(&r);
 }
 
+/* A broken ring marks the device DEVICE_NEEDS_RESET; the driver's reset
+ * brings it back whole (queues, features, interrupt state). */
+TEST(virtio_console_needs_reset_then_reset_recovers)
+{
+	struct rig r;
+	rig_init(&r, 0, 0);
+	linux_up(&r, F);
+	/* an available index running past the queue size: the ring is broken */
+	uint16_t idx = QSZ + 3;
+	REQUIRE_OK(vmm_mem_write(&r.mem, TX_AVAIL + 2, &idx, 2));
+	wr(&r, VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_CONSOLE_Q_TX);
+	CHECK(rd(&r, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	CHECK(rd(&r, VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_MMIO_INT_CONFIG);
+	/* nothing moves while it needs a reset, input included */
+	post_rx(&r, 0, 16);
+	CHECK_EQ(virtio_console_rx_push(r.con, (const uint8_t *)"a", 1), 0);
+	/* the reset clears status, interrupt status and features */
+	wr(&r, VIRTIO_MMIO_STATUS, 0);
+	CHECK_EQ(rd(&r, VIRTIO_MMIO_STATUS), 0);
+	CHECK_EQ(rd(&r, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
+	CHECK_EQ(virtio_mmio_features(r.t), 0);
+	for (unsigned q = 0; q < 2; q++) {
+		wr(&r, VIRTIO_MMIO_QUEUE_SEL, q);
+		CHECK_EQ(rd(&r, VIRTIO_MMIO_QUEUE_READY), 0);
+	}
+	linux_up(&r, F);
+	send_tx(&r, 0, "back", 2);
+	CHECK_EQ(r.out_len, 4);
+	CHECK(!memcmp(r.out, "back", 4));
+	post_rx(&r, 0, 16);
+	CHECK_EQ(virtio_console_rx_push(r.con, (const uint8_t *)"in", 2), 2);
+	CHECK_EQ(rd(&r, VIRTIO_MMIO_STATUS), TDRV_DRIVER_ALL);
+	rig_fini(&r);
+}
+
 TEST(virtio_console_create_checks)
 {
 	struct vmm_mem mem;
