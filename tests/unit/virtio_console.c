@@ -381,12 +381,14 @@ TEST(virtio_console_config_and_device_list)
 	CHECK_EQ(vmm_devmgr_find(m, "rng0")->mmio_base, 0xd0000000ull);
 	free(m);
 	/* the serial default is unchanged; a given command line is the user's */
+	vmm_config_fini(&c);
 	vmm_config_init(&c);
 	c.console_in = -1;
 	REQUIRE_OK(ember_config_set(&c, "kernel", kernel, NULL));
 	REQUIRE_OK(ember_config_set(&c, "initrd", kernel, NULL));
 	REQUIRE_OK(ember_config_resolve(&c, &err));
 	CHECK_STR(c.cmdline, EMBER_DEFAULT_CMDLINE);
+	vmm_config_fini(&c);
 	vmm_config_init(&c);
 	c.console_in = -1;
 	REQUIRE_OK(ember_config_set(&c, "kernel", kernel, NULL));
@@ -398,7 +400,8 @@ TEST(virtio_console_config_and_device_list)
 	/* the built-in initramfs: quiet before earlyprintk (or the early
 	 * console replays the log at the default level) */
 	if (access("/bin/busybox", R_OK) == 0) {
-		vmm_config_init(&c);
+		vmm_config_fini(&c);
+	vmm_config_init(&c);
 		c.console_in = -1;
 		REQUIRE_OK(ember_config_set(&c, "kernel", kernel, NULL));
 		REQUIRE_OK(ember_config_set(&c, "console", "virtio", NULL));
@@ -406,6 +409,7 @@ TEST(virtio_console_config_and_device_list)
 		CHECK(c.builtin_initrd);
 		CHECK_STR(c.cmdline, "quiet " EMBER_DEFAULT_CMDLINE_HVC0);
 	}
+	vmm_config_fini(&c);
 	unlink(kernel);
 	free(bz);
 }
