@@ -401,7 +401,7 @@ TEST(virtio_console_config_and_device_list)
 	 * console replays the log at the default level) */
 	if (access("/bin/busybox", R_OK) == 0) {
 		vmm_config_fini(&c);
-	vmm_config_init(&c);
+		vmm_config_init(&c);
 		c.console_in = -1;
 		REQUIRE_OK(ember_config_set(&c, "kernel", kernel, NULL));
 		REQUIRE_OK(ember_config_set(&c, "console", "virtio", NULL));
