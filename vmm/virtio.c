@@ -308,6 +308,13 @@ void vmm_virtio_console_ready(struct vmm_virtio *v)
 		virtio_console_tx_ready(v->u.console);
 }
 
+void vmm_virtio_console_resize(struct vmm_virtio *v, uint16_t cols, uint16_t rows)
+{
+	if (v->kind == K_CONSOLE)
+		(void)virtio_console_set_size(v->u.console, cols,
+					      rows); /* -EOPNOTSUPP: no F_SIZE */
+}
+
 int vmm_virtio_start(struct vmm_virtio *v, struct ember_error *err)
 {
 	for (unsigned q = 0; q < v->nq; q++) {

@@ -76,6 +76,9 @@ int vmm_virtio_create_console(struct ember_vm *vm, struct vmm_dev_desc *d, struc
 size_t vmm_virtio_console_input(struct vmm_virtio *v, const uint8_t *buf, size_t len);
 /* I/O thread, dev_lock held: the console buffer has room again. */
 void vmm_virtio_console_ready(struct vmm_virtio *v);
+/* I/O thread, dev_lock held: the terminal's new size (nothing when the
+ * device was made without one). */
+void vmm_virtio_console_resize(struct vmm_virtio *v, uint16_t cols, uint16_t rows);
 int vmm_virtio_start(struct vmm_virtio *v, struct ember_error *err);
 void vmm_virtio_kick(struct vmm_virtio *v);
 /* Pausing (dev_lock held, devs_paused set): waits until the device has no

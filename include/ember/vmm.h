@@ -416,6 +416,14 @@ int ember_vm_run(struct ember_vm *vm, struct ember_run_result *res);
  * ember_vm_start it makes the VM stop as soon as it starts. */
 void ember_vm_request_stop(struct ember_vm *vm);
 
+/* The console's terminal has a new size (e.g. on SIGWINCH): with
+ * --console virtio the guest's hvc0 is told (VIRTIO_CONSOLE_F_SIZE, when
+ * the console was a terminal at start); ttyS0 has no such thing. Only the
+ * latest size counts; the VM's I/O thread passes it on (after a resume, if
+ * paused). Async-signal-safe; callable from any thread. Returns 0, or
+ * -EINVAL (vm NULL, cols or rows 0 or above 65535). */
+int ember_vm_console_resize(struct ember_vm *vm, unsigned cols, unsigned rows);
+
 /* What ember_vm_query reports about the VM. */
 struct ember_vm_info {
 	enum ember_vm_state state;

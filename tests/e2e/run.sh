@@ -750,12 +750,14 @@ if selected $name; then
 fi
 
 # --- --console virtio on a terminal: hvc0 gets the terminal's size (VIRTIO_CONSOLE_F_SIZE)
-# and Ctrl-A x stops the VM, as on ttyS0
+# and its changes (SIGWINCH), and Ctrl-A x stops the VM, as on ttyS0
 name=console_virtio_tty
 if selected $name && command -v script >/dev/null; then
 	fifo=$T/$name.in
 	mkfifo "$fifo"
-	script -qfec "stty rows 43 cols 132; $EMBER run -k $VMLINUX -m 256M --console virtio" \
+	# the terminal is resized (50x100) once $T/$name.resize exists
+	script -qfec "stty rows 43 cols 132; (while [ ! -e $T/$name.resize ]; do sleep 0.2; done;
+		stty rows 50 cols 100 </dev/tty) & $EMBER run -k $VMLINUX -m 256M --console virtio" \
 		/dev/null <"$fifo" >"$T/$name.log" 2>&1 &
 	pid=$!
 	exec 4>"$fifo"
@@ -768,6 +770,12 @@ if selected $name && command -v script >/dev/null; then
 	t0=$SECONDS
 	while kill -0 "$pid" 2>/dev/null && ! grep -q '^size .* on' "$T/$name.log" &&
 		[ $((SECONDS - t0)) -le 60 ]; do sleep 0.2; done
+	touch "$T/$name.resize"
+	sleep 2
+	printf 'echo resized $(stty size)\r' >&4
+	t0=$SECONDS
+	while kill -0 "$pid" 2>/dev/null && ! grep -q '^resized' "$T/$name.log" &&
+		[ $((SECONDS - t0)) -le 60 ]; do sleep 0.2; done
 	printf '\001x' >&4
 	wait "$pid"
 	STATUS=$?
@@ -778,6 +786,8 @@ if selected $name && command -v script >/dev/null; then
 		bad $name "exit status $STATUS, want 34 (Ctrl-A x)"
 	elif ! grep -q '^size 43 132 on /dev/hvc0' "$T/$name.log"; then
 		bad $name "hvc0 did not get the terminal's size: $(grep '^size' "$T/$name.log")"
+	elif ! grep -q '^resized 50 100' "$T/$name.log"; then
+		bad $name "hvc0 did not follow the resize: $(grep '^resized' "$T/$name.log")"
 	else
 		ok $name
 	fi

@@ -332,6 +332,8 @@ TEST(virtio_console_create_checks)
 	CHECK_ERR(virtio_console_create(cfg, NULL, &c, &t), -EINVAL);
 	host.tx = host_tx;
 	CHECK_ERR(virtio_console_create((struct virtio_mmio_config){0}, &host, &c, &t), -EINVAL);
+	/* the library's resize call checks its arguments */
+	CHECK_ERR(ember_vm_console_resize(NULL, 80, 24), -EINVAL);
 	vmm_mem_destroy(&mem);
 }
 

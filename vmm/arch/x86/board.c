@@ -647,6 +647,13 @@ void vmm_board_console_ready(struct ember_vm *vm)
 		vmm_virtio_console_ready(b->vcon);
 }
 
+void vmm_board_console_resize(struct ember_vm *vm, uint16_t cols, uint16_t rows)
+{
+	struct vmm_board *b = vm->board;
+	if (b && b->vcon)
+		vmm_virtio_console_resize(b->vcon, cols, rows);
+}
+
 void vmm_board_devices_kick(struct ember_vm *vm)
 {
 	struct vmm_board *b = vm->board;
