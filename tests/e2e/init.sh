@@ -7,7 +7,8 @@
 #   e2e.echo=0|1     1: print "E2E ready", read one line "e2e-line TOKEN EPOCH" from the
 #                    console, print "E2E echo TOKEN", check the RTC against EPOCH
 #   e2e.reload=1     unload and reload virtio_blk, virtio_rng and virtio_balloon (with
-#                    e2e.disks/rng/balloon) and use each device again
+#                    e2e.disks/rng/balloon) and use each device again; e2e.hvc=1 also
+#                    virtio_console (hvc0 there, not the console), written before and after
 #   e2e.action=A     poweroff (default) | reboot | hang (wait for the host to stop the VM) |
 #                    panic (sysrq-c: the kernel panics; pvpanic tells the VMM) |
 #                    flood (print e2e.lines=N lines "E2E seq I", then power off) |
@@ -67,6 +68,7 @@ for a in $(cat /proc/cmdline); do
 	e2e.vdarate=*) vdarate=${a#e2e.vdarate=} ;;
 	e2e.vdaburst=*) vdaburst=${a#e2e.vdaburst=} ;;
 	e2e.reload=*) reload=${a#e2e.reload=} ;;
+	e2e.hvc=*) hvc=${a#e2e.hvc=} ;;
 	esac
 done
 echo "E2E kernel $(uname -r)"
@@ -221,6 +223,14 @@ if [ "${reload:-0}" = 1 ]; then
 		check reload_balloon_unloaded sh -c "rmmod virtio_balloon && [ ! -e /sys/bus/virtio/drivers/virtio_balloon ]"
 		check reload_balloon_loaded insmod "$(ko virtio_balloon)"
 		check reload_balloon_bound waitfor sh -c "ls /sys/bus/virtio/drivers/virtio_balloon | grep -q virtio"
+	fi
+	if [ "${hvc:-0}" = 1 ]; then
+		check reload_hvc0_writes_before sh -c "[ -c /dev/hvc0 ] && echo 'E2E hvc0 before reload' >/dev/hvc0"
+		# (the hvc driver is built in: /dev/hvc0 stays, the driver goes)
+		check reload_console_unloaded sh -c "rmmod virtio_console && [ ! -e /sys/bus/virtio/drivers/virtio_console ]"
+		check reload_console_loaded insmod "$(ko virtio_console)"
+		check reload_console_bound waitfor sh -c "ls /sys/bus/virtio/drivers/virtio_console | grep -q virtio"
+		check reload_hvc0_writes_after sh -c "echo 'E2E hvc0 after reload' >/dev/hvc0"
 	fi
 	# every device is set up again: ACKNOWLEDGE, DRIVER, FEATURES_OK, DRIVER_OK, no NEEDS_RESET
 	for d in /sys/bus/virtio/devices/*; do

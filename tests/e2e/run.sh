@@ -244,13 +244,16 @@ if selected $name; then
 	TOKEN=""
 	head -c 1048576 /dev/zero >"$T/reload.img"
 	printf 'EMBER-E2E-DISK' | dd of="$T/reload.img" conv=notrunc 2>/dev/null
-	boot $name "$VMLINUX" 1 256M poweroff 0 "e2e.disks=1 e2e.rng=1 e2e.balloon=1 e2e.reload=1" \
-		"--disk path=$T/reload.img,serial=e2e-serial --rng --balloon -v"
+	# and a virtio console (hvc0 as a plain port: the console stays on ttyS0)
+	boot $name "$VMLINUX" 1 256M poweroff 0 "e2e.disks=1 e2e.rng=1 e2e.balloon=1 e2e.reload=1 e2e.hvc=1" \
+		"--disk path=$T/reload.img,serial=e2e-serial --rng --balloon --console virtio -v"
 	if [ "$STATUS" = 0 ] && ! dd if="$T/reload.img" bs=512 skip=2 count=1 2>/dev/null |
 		grep -q WRITTEN-AFTER-RELOAD; then
 		bad $name "the guest's write after the reload did not reach the image"
 	elif [ "$STATUS" = 0 ] && ! grep -q '^E2E ok reload_rng_reads' "$T/$name.log"; then
 		bad $name "the reload checks did not run"
+	elif [ "$STATUS" = 0 ] && ! grep -q '^E2E hvc0 after reload$' "$T/$name.log"; then
+		bad $name "nothing written on hvc0 after virtio_console's reload reached the host"
 	else
 		check_guest $name 0
 	fi
