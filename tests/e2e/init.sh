@@ -191,6 +191,8 @@ if [ "$vsock" = 1 ]; then
 	check vsock_reload sh -c "insmod /lib/modules/v2-vmw_vsock_virtio_transport.ko &&
 		vsock-tool connect 2 6000 1 65536 >/tmp/vreload.log 2>&1"
 	grep -v 'bytes both ways' /tmp/vreload.log | sed 's/^/E2E vsock after reload: /'
+fi
+
 # driver reset and re-initialisation (e2e.reload=1): each virtio driver is
 # unloaded (its remove resets the device: Status 0) and loaded again (a new
 # negotiation and new queues), then its device is used again
