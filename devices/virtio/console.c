@@ -103,8 +103,12 @@ static void process(void *dev, struct virtio_mmio *t, unsigned qi)
 		tx_process(c, t);
 		return;
 	}
-	/* receive buffers posted: tell the driver the size once (Linux reads
-	 * it on a configuration interrupt), and the host to push input */
+	/* receive buffers posted (also called at DRIVER_OK: then maybe none
+	 * yet): tell the driver the size once (Linux reads it on a
+	 * configuration interrupt, and has port 0 once it posts buffers), and
+	 * the host to push input */
+	if (!vq_has_work(virtio_mmio_queue(t, VIRTIO_CONSOLE_Q_RX)))
+		return;
 	if ((c->features & (1ull << VIRTIO_CONSOLE_F_SIZE)) && !c->size_told) {
 		c->size_told = true;
 		virtio_mmio_config_changed(t);
