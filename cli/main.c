@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -75,6 +76,18 @@ static void on_stop_signal(int sig)
 	ember_vm_request_stop(running_vm);
 }
 
+/* The terminal was resized: the guest's hvc0 is told (--console virtio). */
+static void on_winch(int sig)
+{
+	(void)sig;
+	int e = errno;
+	struct winsize ws;
+	struct ember_vm *vm = running_vm;
+	if (vm && ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0)
+		(void)ember_vm_console_resize(vm, ws.ws_col, ws.ws_row); /* async-signal-safe */
+	errno = e;
+}
+
 /* Crashes of the VMM itself: restore the terminal, then die as usual. */
 static void on_fatal_signal(int sig)
 {
@@ -100,6 +113,10 @@ static void install_signals(void)
 	int fatal[] = {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL, SIGTRAP, SIGSYS};
 	for (size_t i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++)
 		sigaction(fatal[i], &sa, NULL);
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = on_winch;
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGWINCH, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGTTOU, SIG_IGN);
 	signal(SIGTTIN, SIG_IGN); /* a background run does not read the terminal */

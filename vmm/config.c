@@ -725,6 +725,16 @@ int ember_config_set(struct ember_config *cfg, const char *key, const char *valu
 	}
 	if (!strcmp(key, "console-escape"))
 		return parse_bool(key, value, &cfg->console_escape, err);
+	if (!strcmp(key, "console")) {
+		if (!strcmp(value, "serial") || !strcmp(value, "ttyS0"))
+			cfg->console_virtio = false;
+		else if (!strcmp(value, "virtio") || !strcmp(value, "hvc0"))
+			cfg->console_virtio = true;
+		else
+			return vmm_errf(err, -EINVAL, "console: '%s' is not serial or virtio",
+					value);
+		return 0;
+	}
 	if (!strcmp(key, "boot"))
 		return set_boot_path(cfg, value, err);
 	if (!strcmp(key, "kernel-cache"))
@@ -766,6 +776,7 @@ static const struct opt opts[] = {
     {"interactive", 0, "interactive", 0, "on"},
     {"no-interactive", 0, "interactive", 0, "off"},
     {"log-level", 0, "log-level", 0, NULL},
+    {"console", 0, "console", 0, NULL},
     {"boot", 0, "boot", 0, NULL},
     {"kernel-cache", 0, "kernel-cache", 0, NULL},
     {"kernel-cache-dir", 0, "kernel-cache-dir", 0, NULL},
@@ -786,7 +797,7 @@ static const struct {
 	       "to it)"},
     {"smp", "--cpus N (-c N)"},
     {"nographic", "nothing: the guest's console is always on stdin/stdout"},
-    {"serial", "nothing: the guest's ttyS0 is always on stdin/stdout"},
+    {"serial", "nothing (the guest's console is on stdin/stdout), or --console virtio for hvc0"},
     {"enable-kvm", "nothing: Ember always uses KVM"},
     {"accel", "nothing: Ember always uses KVM"},
     {"cpu", "nothing: the guest sees the host's CPU as KVM offers it"},
@@ -935,6 +946,10 @@ const char *ember_config_usage(void)
 	       "                          engine io_uring (default where available) or sync)\n"
 	       "                          (repeatable; /dev/vda, vdb... in the guest);\n"
 	       "                          [,RATE]: rate limits, as for --rng\n"
+	       "      --console serial|virtio\n"
+	       "                          the guest's console: its UART, ttyS0 (default), or a\n"
+	       "                          virtio-console, hvc0 (console=hvc0 on the default\n"
+	       "                          command line; early messages still on ttyS0)\n"
 	       "      --rng [RATE]        a virtio-rng entropy source (the host's getrandom)\n"
 	       "                          RATE: rate limits, token buckets: bw=BYTES/s and\n"
 	       "                          ops=N/s (K/M/G suffixes), bw-burst=BYTES and\n"
@@ -956,8 +971,8 @@ const char *ember_config_usage(void)
 	       "                          list, and exit\n"
 	       "  -h, --help              this help\n"
 	       "\n"
-	       "Console: the guest's ttyS0 is on stdin/stdout; on a terminal, Ctrl-A x stops\n"
-	       "the VM. SIGINT/SIGTERM stop it too.\n"
+	       "Console: the guest's ttyS0 (hvc0 with --console virtio) is on stdin/stdout;\n"
+	       "on a terminal, Ctrl-A x stops the VM. SIGINT/SIGTERM stop it too.\n"
 	       "\n"
 	       "Exit status: 0 guest powered off, 32 guest rebooted, 33 guest crashed (triple\n"
 	       "fault; every vCPU's registers are printed), 34 stopped by a signal or Ctrl-A x,\n"
@@ -1044,7 +1059,12 @@ static int compose_cmdline(const struct ember_config *cfg, char *line, size_t ca
 			   struct ember_error *err)
 {
 	int n;
-	if (!cfg->cmdline[0])
+	if (!cfg->cmdline[0] && cfg->console_virtio)
+		/* quiet before earlyprintk: the early console replays the log at
+		 * the level in force when it registers */
+		n = snprintf(line, cap, "%s%s", cfg->builtin_initrd ? "quiet " : "",
+			     EMBER_DEFAULT_CMDLINE_HVC0);
+	else if (!cfg->cmdline[0])
 		n = snprintf(line, cap, "%s%s", EMBER_DEFAULT_CMDLINE,
 			     cfg->builtin_initrd ? " quiet" : "");
 	else
@@ -1387,7 +1407,8 @@ int ember_config_format(const struct ember_config *cfg, char *buf, size_t len)
 	fmt_add(&f, "hugepages: %s\n", cfg->hugepages ? "on" : "off");
 	fmt_add(&f, "cpus: %u\n", cfg->cpus);
 	if (cfg->console_in >= 0 || cfg->console_out >= 0)
-		fmt_add(&f, "console: ttyS0 in=fd%d out=fd%d escape=%s\n", cfg->console_in,
+		fmt_add(&f, "console: %s in=fd%d out=fd%d escape=%s\n",
+			cfg->console_virtio ? "hvc0 (virtio-console)" : "ttyS0", cfg->console_in,
 			cfg->console_out, cfg->console_escape ? "ctrl-a" : "off");
 	else
 		fmt_add(&f, "console: none\n");
@@ -1451,6 +1472,8 @@ int ember_config_get(const struct ember_config *cfg, const char *key, char *buf,
 		v = onoff(cfg->hugepages);
 	else if (!strcmp(key, "console-escape"))
 		v = onoff(cfg->console_escape);
+	else if (!strcmp(key, "console"))
+		v = cfg->console_virtio ? "virtio" : "serial";
 	else if (!strcmp(key, "resolved"))
 		v = onoff(cfg->resolved);
 	else if (!strcmp(key, "interactive"))

@@ -143,6 +143,10 @@ struct ember_config {
 	 * writes these fds; it never changes terminal modes (the caller does). */
 	int console_in;
 	int console_out;
+	/* The guest's console device: false the UART (ttyS0), true a
+	 * virtio-console (hvc0; the UART stays for early messages). Key
+	 * "console", serial|virtio. */
+	bool console_virtio;
 	/* Typed on console_in, Ctrl-A then 'x' stops the VM (as in QEMU); Ctrl-A
 	 * Ctrl-A sends one Ctrl-A. Default on. */
 	bool console_escape;

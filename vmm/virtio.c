@@ -7,6 +7,7 @@
 #include "../devices/virtio/balloon.h"
 #include "../devices/virtio/blk.h"
 #include "../devices/virtio/net.h"
+#include "../devices/virtio/console.h"
 #include "../devices/virtio/rng.h"
 #include "../devices/virtio/vsock.h"
 #include "vsock_host.h"
@@ -17,9 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
-enum kind { K_BLK, K_RNG, K_BALLOON, K_VSOCK, K_NET };
+enum kind { K_BLK, K_RNG, K_BALLOON, K_VSOCK, K_NET, K_CONSOLE };
 
 struct vmm_virtio;
 
@@ -42,6 +44,7 @@ struct vmm_virtio {
 		struct virtio_balloon *balloon;
 		struct virtio_vsock *vsock;
 		struct virtio_net *net;
+		struct virtio_console *console;
 	} u;
 	struct vmm_vsock_host *vsock_host; /* K_VSOCK: the Unix-socket side */
 	struct ember_loop_source *tap_src; /* K_NET: the tap, watched for reading */
@@ -215,18 +218,38 @@ static int net_create(struct vmm_virtio *v, struct virtio_mmio_config cfg,
 	return 0;
 }
 
+/* A device's VMM side for entry d, and its transport's configuration. */
+static struct vmm_virtio *virtio_new(struct ember_vm *vm, struct vmm_dev_desc *d,
+				     struct virtio_mmio_config *cfg)
+{
+	struct vmm_virtio *v = calloc(1, sizeof(*v));
+	if (!v)
+		return NULL;
+	v->vm = vm;
+	v->desc = d;
+	v->nq = d->nioeventfds;
+	*cfg = (struct virtio_mmio_config){
+	    .mem = &vm->mem, .interrupt = interrupt, .notify = notify, .opaque = v};
+	return v;
+}
+
+/* The device made: its transport is what the entry puts on the bus. */
+static int virtio_bind(struct vmm_virtio *v, struct vmm_virtio **out)
+{
+	v->desc->ops = &virtio_mmio_dev(v->t)->ops->bus;
+	v->desc->opaque = virtio_mmio_dev(v->t);
+	*out = v;
+	return 0;
+}
+
 int vmm_virtio_create(struct ember_vm *vm, struct vmm_dev_desc *d, const struct vmm_devopt *o,
 		      struct vmm_virtio **out, struct ember_error *err)
 {
 	*out = NULL;
-	struct vmm_virtio *v = calloc(1, sizeof(*v));
+	struct virtio_mmio_config cfg;
+	struct vmm_virtio *v = virtio_new(vm, d, &cfg);
 	if (!v)
 		return vmm_errf(err, -ENOMEM, "out of memory");
-	v->vm = vm;
-	v->desc = d;
-	v->nq = d->nioeventfds;
-	struct virtio_mmio_config cfg = {
-	    .mem = &vm->mem, .interrupt = interrupt, .notify = notify, .opaque = v};
 	int r;
 	const char *name = o->type->name;
 	if (!strcmp(name, "disk")) {
@@ -296,10 +319,70 @@ int vmm_virtio_create(struct ember_vm *vm, struct vmm_dev_desc *d, const struct 
 		free(v);
 		return vmm_errf(err, r, "--%s: cannot create the device: %s", name, strerror(-r));
 	}
-	d->ops = &virtio_mmio_dev(v->t)->ops->bus;
-	d->opaque = virtio_mmio_dev(v->t);
-	*out = v;
-	return 0;
+	return virtio_bind(v, out);
+}
+
+/* The virtio console's host side is the VM's console: output into the same
+ * bounded buffer as the UART's (its I/O thread writes it out), input from
+ * the same reader and escape (vmm_virtio_console_input). */
+static size_t console_tx(void *opaque, const uint8_t *buf, size_t len)
+{
+	struct vmm_virtio *v = opaque;
+	return vmm_vm_console_write(v->vm, buf, len);
+}
+
+static void console_rx_ready(void *opaque)
+{
+	struct vmm_virtio *v = opaque;
+	vmm_vm_wake(v->vm); /* the I/O thread pushes held input (console_in_flush) */
+}
+
+int vmm_virtio_create_console(struct ember_vm *vm, struct vmm_dev_desc *d, struct vmm_virtio **out,
+			      struct ember_error *err)
+{
+	*out = NULL;
+	struct virtio_mmio_config cfg;
+	struct vmm_virtio *v = virtio_new(vm, d, &cfg);
+	if (!v)
+		return vmm_errf(err, -ENOMEM, "out of memory");
+	v->kind = K_CONSOLE;
+	struct virtio_console_host host = {
+	    .tx = console_tx, .rx_ready = console_rx_ready, .opaque = v};
+	/* a terminal's size for VIRTIO_CONSOLE_F_SIZE (input first: "stdin is a tty") */
+	struct winsize ws;
+	int fds[2] = {vm->cfg.console_in, vm->cfg.console_out};
+	for (unsigned i = 0; i < 2; i++)
+		if (fds[i] >= 0 && isatty(fds[i]) && ioctl(fds[i], TIOCGWINSZ, &ws) == 0 &&
+		    ws.ws_col && ws.ws_row) {
+			host.cols = ws.ws_col;
+			host.rows = ws.ws_row;
+			break;
+		}
+	int r = virtio_console_create(cfg, &host, &v->u.console, &v->t);
+	if (r < 0) {
+		free(v);
+		return vmm_errf(err, r, "--console virtio: cannot create the device: %s",
+				strerror(-r));
+	}
+	return virtio_bind(v, out);
+}
+
+size_t vmm_virtio_console_input(struct vmm_virtio *v, const uint8_t *buf, size_t len)
+{
+	return v->kind == K_CONSOLE ? virtio_console_rx_push(v->u.console, buf, len) : 0;
+}
+
+void vmm_virtio_console_ready(struct vmm_virtio *v)
+{
+	if (v->kind == K_CONSOLE)
+		virtio_console_tx_ready(v->u.console);
+}
+
+void vmm_virtio_console_resize(struct vmm_virtio *v, uint16_t cols, uint16_t rows)
+{
+	if (v->kind == K_CONSOLE)
+		(void)virtio_console_set_size(v->u.console, cols,
+					      rows); /* -EOPNOTSUPP: no F_SIZE */
 }
 
 int vmm_virtio_start(struct vmm_virtio *v, struct ember_error *err)
@@ -438,6 +521,15 @@ int vmm_virtio_format(struct vmm_virtio *v, char *buf, size_t len)
 				s.rx_bytes, s.rx_gso, s.rx_dropped, s.tx_packets, s.tx_bytes,
 				s.tx_gso, s.tx_dropped, s.bad_chains, s.bad_headers);
 	}
+	case K_CONSOLE: {
+		struct virtio_console_stats s;
+		virtio_console_get_stats(v->u.console, &s);
+		n = snprintf(buf, len,
+			     "%s: %" PRIu64 " bytes out, %" PRIu64 " bytes in, %" PRIu64
+			     " waits for the console, bad requests %" PRIu64,
+			     v->desc->name, s.bytes_out, s.bytes_in, s.tx_waits, s.bad_chains);
+		break;
+	}
 	case K_BALLOON: {
 		struct virtio_balloon_stats s;
 		virtio_balloon_get_stats(v->u.balloon, &s);
@@ -493,6 +585,9 @@ void vmm_virtio_destroy(struct vmm_virtio *v)
 		break;
 	case K_NET:
 		virtio_net_destroy(v->u.net);
+		break;
+	case K_CONSOLE:
+		virtio_console_destroy(v->u.console);
 		break;
 	}
 	free(v);

@@ -3,7 +3,8 @@
 #define EMBER_VMM_VIRTIO_H
 
 /*
- * For each virtio entry of the device list (a --disk, --rng or --balloon):
+ * For each virtio entry of the device list (a --disk, --rng or --balloon,
+ * and the --console virtio device):
  *   vmm_virtio_create  builds the device model (devices/virtio/) and its
  *                      transport and binds it to the entry (ops/opaque), so
  *                      that vmm_devmgr_attach puts its window on the MMIO bus
@@ -64,6 +65,20 @@ void vmm_virtio_add_limiter(struct vmm_virtio *v, const char *name, struct ratel
 
 int vmm_virtio_create(struct ember_vm *vm, struct vmm_dev_desc *d, const struct vmm_devopt *o,
 		      struct vmm_virtio **out, struct ember_error *err);
+/* The --console virtio device (hvc0) for its entry d: its output goes into
+ * the VM's console buffer (vmm_vm_console_write; when that is full the
+ * device stops taking transmit buffers until vmm_virtio_console_ready), its
+ * input comes from vmm_virtio_console_input. */
+int vmm_virtio_create_console(struct ember_vm *vm, struct vmm_dev_desc *d, struct vmm_virtio **out,
+			      struct ember_error *err);
+/* I/O thread, dev_lock held: console input into the guest's posted receive
+ * buffers; returns the bytes taken (0 for a device that is no console). */
+size_t vmm_virtio_console_input(struct vmm_virtio *v, const uint8_t *buf, size_t len);
+/* I/O thread, dev_lock held: the console buffer has room again. */
+void vmm_virtio_console_ready(struct vmm_virtio *v);
+/* I/O thread, dev_lock held: the terminal's new size (nothing when the
+ * device was made without one). */
+void vmm_virtio_console_resize(struct vmm_virtio *v, uint16_t cols, uint16_t rows);
 int vmm_virtio_start(struct vmm_virtio *v, struct ember_error *err);
 void vmm_virtio_kick(struct vmm_virtio *v);
 /* Pausing (dev_lock held, devs_paused set): waits until the device has no

@@ -44,6 +44,15 @@ void ember_vm_request_stop(struct ember_vm *vm)
 		vmm_vm_request_stop(vm, EMBER_STOP_REQUESTED, -1, 0, NULL);
 }
 
+int ember_vm_console_resize(struct ember_vm *vm, unsigned cols, unsigned rows)
+{
+	if (!vm || !cols || !rows || cols > 0xffff || rows > 0xffff)
+		return -EINVAL;
+	__atomic_store_n(&vm->console_size, cols << 16 | rows, __ATOMIC_SEQ_CST);
+	ember_loop_wake(vm->kick_src); /* on_kick passes it on */
+	return 0;
+}
+
 size_t vmm_vm_console_write(struct ember_vm *vm, const uint8_t *buf, size_t len)
 {
 	bool was_empty = false;
@@ -518,6 +527,12 @@ static void on_kick(void *opaque, uint64_t n)
 	console_out_flush(vm);
 	console_in_flush(vm);
 	vmm_board_devices_kick(vm); /* queue kicks held while paused */
+	pthread_mutex_lock(&vm->dev_lock);
+	uint32_t ws =
+	    vm->devs_paused ? 0 : __atomic_exchange_n(&vm->console_size, 0, __ATOMIC_SEQ_CST);
+	if (ws)
+		vmm_board_console_resize(vm, (uint16_t)(ws >> 16), (uint16_t)ws);
+	pthread_mutex_unlock(&vm->dev_lock);
 	struct vmm_conin *ci = &vm->in;
 	if (vm->cfg.console_in >= 0 && !vm->in_src && !ci->eof && ci->len < sizeof(ci->buf) / 2) {
 		/* not pollable (a regular file, /dev/null): read on until EOF or

@@ -69,6 +69,7 @@ struct ember_vm {
 	struct vmm_conout out;
 	struct vmm_conin in;
 	struct vmm_halt_watch halt;
+	uint32_t console_size; /* atomic: cols << 16 | rows asked for, 0: none */
 
 	/* Lifecycle: state (enum ember_vm_state) changes under life_lock;
 	 * life_cond (CLOCK_MONOTONIC) tells waiters it became STOPPED.
@@ -133,6 +134,9 @@ size_t vmm_board_console_input(struct ember_vm *vm, const uint8_t *buf, size_t l
 /* Console output has room again: the UART sends what it held. Called by the
  * I/O thread (not while the VM is paused). */
 void vmm_board_console_ready(struct ember_vm *vm);
+/* The console's terminal size changed (I/O thread, dev_lock held, not
+ * paused): the virtio console tells the guest. */
+void vmm_board_console_resize(struct ember_vm *vm, uint16_t cols, uint16_t rows);
 /* Frees the devices (the vCPUs are stopped). NULL board allowed. */
 void vmm_board_destroy(struct ember_vm *vm);
 /* I/O thread: device work held while the VM was paused runs now. */

@@ -108,10 +108,15 @@ static bool running(const struct virtio_mmio *t)
 	       !(s & (VIRTIO_CONFIG_S_NEEDS_RESET | VIRTIO_CONFIG_S_FAILED));
 }
 
+bool virtio_mmio_queue_live(struct virtio_mmio *t, unsigned q)
+{
+	return q < t->cfg.ops->nqueues && running(t) && t->vq[q].enabled;
+}
+
 void virtio_mmio_process(struct virtio_mmio *t, unsigned q)
 {
 	virtio_mmio_lock(t);
-	if (q < t->cfg.ops->nqueues && running(t) && t->vq[q].enabled && t->cfg.ops->process)
+	if (virtio_mmio_queue_live(t, q) && t->cfg.ops->process)
 		t->cfg.ops->process(t->cfg.dev, t, q);
 	virtio_mmio_unlock(t);
 }

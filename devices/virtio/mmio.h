@@ -125,6 +125,10 @@ void virtio_mmio_process(struct virtio_mmio *t, unsigned q);
 
 /* For the device, lock held: queue q (NULL if q is out of range). */
 struct virtq *virtio_mmio_queue(struct virtio_mmio *t, unsigned q);
+/* For the device, lock held: the driver finished its setup (DRIVER_OK, no
+ * NEEDS_RESET or FAILED) and queue q is ready: the device may use it on
+ * its own initiative (host input, say). */
+bool virtio_mmio_queue_live(struct virtio_mmio *t, unsigned q);
 /* For the device, lock held, after vq_push on queue q: interrupts the driver
  * if the queue asks for it. */
 void virtio_mmio_signal(struct virtio_mmio *t, unsigned q);

@@ -137,8 +137,12 @@ struct ember_config;
  * early 0x15) read every bus and slot twice looking for an AGP bridge
  * (2 x 8192 config reads, about 33,000 PIO exits); the i8042.* options skip
  * slow probes of absent PS/2 devices. */
-#define EMBER_DEFAULT_CMDLINE \
-	"console=ttyS0 panic=-1 pci=noearly i8042.noaux i8042.nomux i8042.dumbkbd"
+#define EMBER_DEFAULT_CMDLINE_TAIL "panic=-1 pci=noearly i8042.noaux i8042.nomux i8042.dumbkbd"
+#define EMBER_DEFAULT_CMDLINE	   "console=ttyS0 " EMBER_DEFAULT_CMDLINE_TAIL
+/* The default with console virtio: the kernel's early messages on ttyS0
+ * (earlyprintk, until hvc0 registers when the virtio_console module loads),
+ * then hvc0 as the console and /dev/console. */
+#define EMBER_DEFAULT_CMDLINE_HVC0 "earlyprintk=ttyS0 console=hvc0 " EMBER_DEFAULT_CMDLINE_TAIL
 
 /*
  * Allocates a configuration with the defaults: host kernel, 256 MiB, 1 vCPU,
@@ -156,7 +160,9 @@ void ember_config_free(struct ember_config *cfg);
  *   mem SIZE (bytes with a K/M/G/T suffix, a bare number is MiB) |
  *   cpus N | mem-backing anon|memfd | hugepages on|off | busybox PATH |
  *   interactive on|off|auto | log-level error|warn|info|debug |
- *   console-escape on|off | boot auto|pvh|bzimage (how a bzImage boots:
+ *   console-escape on|off | console serial|virtio (the guest's console:
+ *   the UART, ttyS0, default; or a virtio-console, hvc0, which makes the
+ *   default command line EMBER_DEFAULT_CMDLINE_HVC0) | boot auto|pvh|bzimage (how a bzImage boots:
  *   decompressed on the host and entered through PVH, or the boot protocol) |
  *   kernel-cache on|off (keep a bzImage decompressed on the host for the
  *   next boot of the same file; default on) | kernel-cache-dir PATH (an
@@ -416,6 +422,14 @@ int ember_vm_run(struct ember_vm *vm, struct ember_run_result *res);
  * EMBER_STOP_REQUESTED). Async-signal-safe; callable from any thread; before
  * ember_vm_start it makes the VM stop as soon as it starts. */
 void ember_vm_request_stop(struct ember_vm *vm);
+
+/* The console's terminal has a new size (e.g. on SIGWINCH): with
+ * --console virtio the guest's hvc0 is told (VIRTIO_CONSOLE_F_SIZE, when
+ * the console was a terminal at start); ttyS0 has no such thing. Only the
+ * latest size counts; the VM's I/O thread passes it on (after a resume, if
+ * paused). Async-signal-safe; callable from any thread. Returns 0, or
+ * -EINVAL (vm NULL, cols or rows 0 or above 65535). */
+int ember_vm_console_resize(struct ember_vm *vm, unsigned cols, unsigned rows);
 
 /* What ember_vm_query reports about the VM. */
 struct ember_vm_info {

@@ -6,6 +6,9 @@
 #   e2e.mem=BYTES    guest memory the VMM was given
 #   e2e.echo=0|1     1: print "E2E ready", read one line "e2e-line TOKEN EPOCH" from the
 #                    console, print "E2E echo TOKEN", check the RTC against EPOCH
+#   e2e.reload=1     unload and reload virtio_blk, virtio_rng and virtio_balloon (with
+#                    e2e.disks/rng/balloon) and use each device again; e2e.hvc=1 also
+#                    virtio_console (hvc0 there, not the console), written before and after
 #   e2e.action=A     poweroff (default) | reboot | hang (wait for the host to stop the VM) |
 #                    panic (sysrq-c: the kernel panics; pvpanic tells the VMM) |
 #                    flood (print e2e.lines=N lines "E2E seq I", then power off) |
@@ -65,6 +68,8 @@ for a in $(cat /proc/cmdline); do
 	e2e.rngburst=*) rngburst=${a#e2e.rngburst=} ;;
 	e2e.vdarate=*) vdarate=${a#e2e.vdarate=} ;;
 	e2e.vdaburst=*) vdaburst=${a#e2e.vdaburst=} ;;
+	e2e.reload=*) reload=${a#e2e.reload=} ;;
+	e2e.hvc=*) hvc=${a#e2e.hvc=} ;;
 	esac
 done
 echo "E2E kernel $(uname -r)"
@@ -248,6 +253,54 @@ if [ "$net" = 1 ]; then
 	check net_ping_after_reload ping -c 2 -W 10 10.0.2.1
 	net_t reload
 	echo "E2E net_times$net_times"
+fi
+
+# driver reset and re-initialisation (e2e.reload=1): each virtio driver is
+# unloaded (its remove resets the device: Status 0) and loaded again (a new
+# negotiation and new queues), then its device is used again
+if [ "${reload:-0}" = 1 ]; then
+	ko() { ls /lib/modules/*-"$1".ko | head -n 1; }
+	waitfor() { # waitfor COMMAND...: up to 5 s
+		n=0
+		until "$@"; do
+			n=$((n + 1))
+			[ $n -gt 50 ] && return 1
+			sleep 0.1
+		done
+	}
+	if [ "$disks" -gt 0 ]; then
+		check reload_blk_unloaded sh -c "rmmod virtio_blk && [ ! -b /dev/vda ]"
+		check reload_blk_loaded insmod "$(ko virtio_blk)"
+		check reload_blk_vda waitfor [ -b /dev/vda ]
+		# a new disk (no page cache): what the host put and what the guest wrote before
+		check reload_blk_reads sh -c "dd if=/dev/vda bs=512 count=1 2>/dev/null | grep -q EMBER-E2E-DISK"
+		check reload_blk_reads_earlier_write sh -c "dd if=/dev/vda bs=512 skip=1 count=1 2>/dev/null | grep -q GUEST-WROTE-IT"
+		check reload_blk_writes sh -c "echo WRITTEN-AFTER-RELOAD | dd of=/dev/vda bs=512 seek=2 conv=sync,fsync 2>/dev/null"
+	fi
+	if [ "$rng" = 1 ]; then
+		check reload_rng_unloaded sh -c "rmmod virtio_rng && ! grep -q virtio_rng /sys/class/misc/hw_random/rng_current"
+		check reload_rng_loaded insmod "$(ko virtio-rng)"
+		check reload_rng_current waitfor grep -q virtio_rng /sys/class/misc/hw_random/rng_current
+		check reload_rng_reads sh -c "[ \$(dd if=/dev/hwrng bs=64 count=1 2>/dev/null | wc -c) = 64 ]"
+	fi
+	if [ "$balloon" = 1 ]; then
+		check reload_balloon_unloaded sh -c "rmmod virtio_balloon && [ ! -e /sys/bus/virtio/drivers/virtio_balloon ]"
+		check reload_balloon_loaded insmod "$(ko virtio_balloon)"
+		check reload_balloon_bound waitfor sh -c "ls /sys/bus/virtio/drivers/virtio_balloon | grep -q virtio"
+	fi
+	if [ "${hvc:-0}" = 1 ]; then
+		check reload_hvc0_writes_before sh -c "[ -c /dev/hvc0 ] && echo 'E2E hvc0 before reload' >/dev/hvc0"
+		# (the hvc driver is built in: /dev/hvc0 stays, the driver goes)
+		check reload_console_unloaded sh -c "rmmod virtio_console && [ ! -e /sys/bus/virtio/drivers/virtio_console ]"
+		check reload_console_loaded insmod "$(ko virtio_console)"
+		check reload_console_bound waitfor sh -c "ls /sys/bus/virtio/drivers/virtio_console | grep -q virtio"
+		check reload_hvc0_writes_after sh -c "echo 'E2E hvc0 after reload' >/dev/hvc0"
+	fi
+	# every device is set up again: ACKNOWLEDGE, DRIVER, FEATURES_OK, DRIVER_OK, no NEEDS_RESET
+	for d in /sys/bus/virtio/devices/*; do
+		echo "E2E virtio_status ${d##*/} $(cat "$d/status")"
+		check "reload_status_${d##*/}" [ "$(cat "$d/status")" = 0x0000000f ]
+	done
 fi
 
 # the guest kernel's log: no warning, bug, "Fatal" or taint (issue 9). Nothing

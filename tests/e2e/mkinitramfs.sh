@@ -32,7 +32,8 @@ fi
 k=/lib/modules/$release/kernel
 i=2
 for m in drivers/virtio/virtio_ring drivers/virtio/virtio drivers/virtio/virtio_mmio \
-	drivers/block/virtio_blk drivers/char/hw_random/virtio-rng drivers/virtio/virtio_balloon; do
+	drivers/block/virtio_blk drivers/char/hw_random/virtio-rng drivers/virtio/virtio_balloon \
+	drivers/char/virtio_console; do
 	if [ "$release" ] && [ -r "$k/$m.ko" ]; then
 		mkdir -p "$root/lib/modules"
 		cp "$k/$m.ko" "$root/lib/modules/$i-$(basename "$m").ko"

@@ -237,6 +237,27 @@ if selected $name; then
 		check_guest $name 0
 	fi
 fi
+# --- driver reset and re-initialisation: the guest unloads and reloads virtio_blk,
+# virtio_rng and virtio_balloon with their devices attached and uses them again
+name=virtio_reload
+if selected $name; then
+	TOKEN=""
+	head -c 1048576 /dev/zero >"$T/reload.img"
+	printf 'EMBER-E2E-DISK' | dd of="$T/reload.img" conv=notrunc 2>/dev/null
+	# and a virtio console (hvc0 as a plain port: the console stays on ttyS0)
+	boot $name "$VMLINUX" 1 256M poweroff 0 "e2e.disks=1 e2e.rng=1 e2e.balloon=1 e2e.reload=1 e2e.hvc=1" \
+		"--disk path=$T/reload.img,serial=e2e-serial --rng --balloon --console virtio -v"
+	if [ "$STATUS" = 0 ] && ! dd if="$T/reload.img" bs=512 skip=2 count=1 2>/dev/null |
+		grep -q WRITTEN-AFTER-RELOAD; then
+		bad $name "the guest's write after the reload did not reach the image"
+	elif [ "$STATUS" = 0 ] && ! grep -q '^E2E ok reload_rng_reads' "$T/$name.log"; then
+		bad $name "the reload checks did not run"
+	elif [ "$STATUS" = 0 ] && ! grep -q '^E2E hvc0 after reload$' "$T/$name.log"; then
+		bad $name "nothing written on hvc0 after virtio_console's reload reached the host"
+	else
+		check_guest $name 0
+	fi
+fi
 # and a bad sub-option is refused before anything is built (status 2)
 # --- virtio-vsock: guest-to-host and host-to-guest, 32 connections at once each
 # way, every byte echoed and checked (tests/e2e/vsock-tool.c on both sides);
@@ -756,6 +777,134 @@ if selected $name && command -v script >/dev/null; then
 		bad $name "the shell did not run the command typed on the console"
 	elif ! grep -q 'TTY-RESTORED' "$T/$name.log"; then
 		bad $name "the terminal was not restored (no icanon)"
+	else
+		ok $name
+	fi
+fi
+
+# --- --console virtio: the built-in init's shell on hvc0 (the initramfs loads
+# virtio_console); a command typed on the console runs there, poweroff ends with 0
+name=console_virtio
+if selected $name; then
+	fifo=$T/$name.in
+	mkfifo "$fifo"
+	"$EMBER" run -k "$VMLINUX" -m 256M --console virtio --interactive -v <"$fifo" >"$T/$name.log" 2>&1 &
+	pid=$!
+	exec 4>"$fifo"
+	watchdog "$E2E_TIMEOUT" "$pid"
+	dog=$!
+	t0=$SECONDS
+	while kill -0 "$pid" 2>/dev/null && ! grep -q 'ember:/# ' "$T/$name.log" &&
+		[ $((SECONDS - t0)) -le "$E2E_TIMEOUT" ]; do sleep 0.2; done
+	printf 'echo hv$((6*7))c0 on $(cat /sys/class/tty/console/active) $(tty)\n' >&4
+	t0=$SECONDS
+	while kill -0 "$pid" 2>/dev/null && ! grep -q '^hv42c0 on' "$T/$name.log" &&
+		[ $((SECONDS - t0)) -le 60 ]; do sleep 0.2; done
+	printf 'poweroff\n' >&4
+	wait "$pid"
+	STATUS=$?
+	unwatch "$dog"
+	exec 4>&-
+	tr -d '\r' <"$T/$name.log" >"$T/$name.log.tmp" && mv "$T/$name.log.tmp" "$T/$name.log"
+	if [ "$STATUS" != 0 ]; then
+		bad $name "exit status $STATUS, want 0 (poweroff typed on hvc0)"
+	elif ! grep -q '^hv42c0 on hvc0 /dev/hvc0$' "$T/$name.log"; then
+		bad $name "the command typed on the console did not run on hvc0: $(grep '^hv42c0' "$T/$name.log")"
+	elif ! grep -q 'console0: [1-9][0-9]* bytes out, [1-9][0-9]* bytes in' "$T/$name.log"; then
+		bad $name "the virtio console moved no bytes: $(grep 'console0:' "$T/$name.log")"
+	elif ! grep -q 'ember guest: busybox shell' "$T/$name.log"; then
+		bad $name "no report from the built-in init"
+	else
+		ok $name
+	fi
+fi
+
+# --- --console virtio with a slow console reader: the guest's output waits for room
+# (the device holds its transmit buffer), nothing is dropped, every line arrives in order
+name=console_virtio_backpressure
+if selected $name; then
+	fifo=$T/$name.in
+	mkfifo "$fifo" "$T/$name.out"
+	# a one-page pipe read at about 20 KB/s: slower than the guest writes, so the
+	# VMM's 64 KiB console buffer fills
+	perl -e '$| = 1; fcntl(STDIN, 1031, 4096); while (sysread(STDIN, $b, 4096)) { print $b; select(undef, undef, undef, 0.2) }' \
+		<"$T/$name.out" >"$T/$name.log" &
+	reader=$!
+	"$EMBER" run -k "$VMLINUX" -m 256M --console virtio --interactive -v <"$fifo" 2>"$T/$name.err" \
+		>"$T/$name.out" &
+	pid=$!
+	exec 4>"$fifo"
+	watchdog "$E2E_TIMEOUT" "$pid"
+	dog=$!
+	t0=$SECONDS
+	while kill -0 "$pid" 2>/dev/null && ! grep -q 'ember:/# ' "$T/$name.log" &&
+		[ $((SECONDS - t0)) -le "$E2E_TIMEOUT" ]; do sleep 0.2; done
+	# in 4 KiB writes (a pipe, no \n -> \r\n): the guest's console output is quick
+	# then; line by line it is slow in the sandbox (about 10 ms a write, as on ttyS0)
+	printf 'stty -opost; seq 1 50000 | cat; stty opost; echo SEQ-DONE\n' >&4
+	t0=$SECONDS
+	while kill -0 "$pid" 2>/dev/null && ! grep -q '^SEQ-DONE' "$T/$name.log" &&
+		[ $((SECONDS - t0)) -le "$E2E_TIMEOUT" ]; do sleep 0.5; done
+	printf 'poweroff\n' >&4
+	wait "$pid"
+	STATUS=$?
+	unwatch "$dog"
+	exec 4>&-
+	wait "$reader" # to the end of the VMM's output
+	tr -d '\r' <"$T/$name.log" >"$T/$name.log.tmp" && mv "$T/$name.log.tmp" "$T/$name.log"
+	cat "$T/$name.err" >>"$T/$name.log"
+	got=$(sed -n '/stty -opost/,/^SEQ-DONE/p' "$T/$name.log" | grep -x '[0-9]*' | awk 'NR != $1 { bad++ } END { print NR + 0, bad + 0 }')
+	if [ "$STATUS" != 0 ]; then
+		bad $name "exit status $STATUS, want 0"
+	elif [ "$got" != "50000 0" ]; then
+		bad $name "lines 1..50000 did not all arrive in order (lines, out of place: $got)"
+	elif ! grep -q 'console0: .* [1-9][0-9]* waits for the console' "$T/$name.log"; then
+		bad $name "the device never waited for the console: $(grep 'console0:' "$T/$name.log")"
+	else
+		ok $name
+		echo "     $name: $(grep -o 'console0: .*' "$T/$name.log")"
+	fi
+fi
+
+# --- --console virtio on a terminal: hvc0 gets the terminal's size (VIRTIO_CONSOLE_F_SIZE)
+# and its changes (SIGWINCH), and Ctrl-A x stops the VM, as on ttyS0
+name=console_virtio_tty
+if selected $name && command -v script >/dev/null; then
+	fifo=$T/$name.in
+	mkfifo "$fifo"
+	# the terminal is resized (50x100) once $T/$name.resize exists
+	script -qfec "stty rows 43 cols 132; (while [ ! -e $T/$name.resize ]; do sleep 0.2; done;
+		stty rows 50 cols 100 </dev/tty) & $EMBER run -k $VMLINUX -m 256M --console virtio" \
+		/dev/null <"$fifo" >"$T/$name.log" 2>&1 &
+	pid=$!
+	exec 4>"$fifo"
+	watchdog "$E2E_TIMEOUT" "$pid"
+	dog=$!
+	t0=$SECONDS
+	while kill -0 "$pid" 2>/dev/null && ! grep -q 'ember:/# ' "$T/$name.log" &&
+		[ $((SECONDS - t0)) -le "$E2E_TIMEOUT" ]; do sleep 0.2; done
+	printf 'echo size $(stty size) on $(tty)\r' >&4
+	t0=$SECONDS
+	while kill -0 "$pid" 2>/dev/null && ! grep -q '^size .* on' "$T/$name.log" &&
+		[ $((SECONDS - t0)) -le 60 ]; do sleep 0.2; done
+	touch "$T/$name.resize"
+	sleep 2
+	printf 'echo resized $(stty size)\r' >&4
+	t0=$SECONDS
+	while kill -0 "$pid" 2>/dev/null && ! grep -q '^resized' "$T/$name.log" &&
+		[ $((SECONDS - t0)) -le 60 ]; do sleep 0.2; done
+	printf '\001x' >&4
+	wait "$pid"
+	STATUS=$?
+	unwatch "$dog"
+	exec 4>&-
+	tr -d '\r' <"$T/$name.log" >"$T/$name.log.tmp" && mv "$T/$name.log.tmp" "$T/$name.log"
+	if [ "$STATUS" != 34 ]; then
+		bad $name "exit status $STATUS, want 34 (Ctrl-A x)"
+	elif ! grep -q '^size 43 132 on /dev/hvc0' "$T/$name.log"; then
+		bad $name "hvc0 did not get the terminal's size: $(grep '^size' "$T/$name.log")"
+	elif ! grep -q '^resized 50 100' "$T/$name.log"; then
+		bad $name "hvc0 did not follow the resize: $(grep '^resized' "$T/$name.log")"
 	else
 		ok $name
 	fi

@@ -307,7 +307,7 @@ struct vmm_initramfs_module {
 	const uint8_t *data;
 	uint64_t size;
 };
-#define VMM_INITRAMFS_MODULES_MAX 8
+#define VMM_INITRAMFS_MODULES_MAX 16
 
 /*
  * Writes Ember's built-in initramfs (an uncompressed newc cpio archive: the
@@ -338,6 +338,10 @@ int vmm_kernel_release(const uint8_t *kernel, uint64_t size, char *out, size_t l
  */
 unsigned vmm_initramfs_modules(const char *release, struct vmm_initramfs_module *mods,
 			       unsigned max);
+/* The modules a virtio console (hvc0) needs, in load order: virtio_ring,
+ * virtio, virtio_mmio, virtio_console, the same way (all four or none). */
+unsigned vmm_initramfs_console_modules(const char *release, struct vmm_initramfs_module *mods,
+				       unsigned max);
 void vmm_initramfs_modules_free(struct vmm_initramfs_module *mods, unsigned n);
 
 /* ------------------------------------------------------------ the whole boot */

@@ -21,6 +21,10 @@
 	"mkdir -p /dev/pts && mount -t devpts devpts /dev/pts 2>/dev/null\n"                       \
 	"hostname ember\n"                                                                         \
 	"for m in /lib/modules/*.ko; do [ -e \"$m\" ] && insmod \"$m\" 2>/dev/null; done\n"        \
+	"# console=hvc0: the kernel found no console for init; hvc0 came with virtio_console\n"    \
+	"if [ ! -t 1 ] && (: </dev/console) 2>/dev/null; then\n"                                   \
+	"  exec </dev/console >/dev/console 2>&1\n"                                                \
+	"fi\n"                                                                                     \
 	"report() {\n"                                                                             \
 	"  echo \"ember guest: kernel $(uname -r) ($(uname -m))\"\n"                               \
 	"  echo \"ember guest: cpus $(grep -c ^processor /proc/cpuinfo):$(grep -m1 '^model name' " \
@@ -219,14 +223,15 @@ int vmm_kernel_release(const uint8_t *kernel, uint64_t size, char *out, size_t l
 	return -ENOENT;
 }
 
-unsigned vmm_initramfs_modules(const char *release, struct vmm_initramfs_module *mods, unsigned max)
+/* Maps the modules of wanted (in load order) into mods; stops at the first
+ * one missing (the ones after it would need it). */
+static unsigned add_modules(const char *release, const char *const *wanted, size_t nwanted,
+			    struct vmm_initramfs_module *mods, unsigned max)
 {
-	static const char *const wanted[] = {"drivers/misc/pvpanic/pvpanic.ko",
-					     "drivers/misc/pvpanic/pvpanic-mmio.ko"};
 	unsigned n = 0;
 	if (!release || !*release || strchr(release, '/'))
 		return 0;
-	for (size_t i = 0; i < sizeof(wanted) / sizeof(wanted[0]) && n < max; i++) {
+	for (size_t i = 0; i < nwanted && n < max; i++) {
 		char path[512];
 		snprintf(path, sizeof(path), "/lib/modules/%s/kernel/%s", release, wanted[i]);
 		const uint8_t *data;
@@ -239,6 +244,27 @@ unsigned vmm_initramfs_modules(const char *release, struct vmm_initramfs_module 
 		}
 		mods[n++] = (struct vmm_initramfs_module){
 		    .name = strrchr(wanted[i], '/') + 1, .data = data, .size = size};
+	}
+	return n;
+}
+
+unsigned vmm_initramfs_modules(const char *release, struct vmm_initramfs_module *mods, unsigned max)
+{
+	static const char *const wanted[] = {"drivers/misc/pvpanic/pvpanic.ko",
+					     "drivers/misc/pvpanic/pvpanic-mmio.ko"};
+	return add_modules(release, wanted, sizeof(wanted) / sizeof(wanted[0]), mods, max);
+}
+
+unsigned vmm_initramfs_console_modules(const char *release, struct vmm_initramfs_module *mods,
+				       unsigned max)
+{
+	static const char *const wanted[] = {
+	    "drivers/virtio/virtio_ring.ko", "drivers/virtio/virtio.ko",
+	    "drivers/virtio/virtio_mmio.ko", "drivers/char/virtio_console.ko"};
+	unsigned n = add_modules(release, wanted, sizeof(wanted) / sizeof(wanted[0]), mods, max);
+	if (n < sizeof(wanted) / sizeof(wanted[0])) { /* all of them or none */
+		vmm_initramfs_modules_free(mods, n);
+		n = 0;
 	}
 	return n;
 }

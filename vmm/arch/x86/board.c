@@ -72,6 +72,7 @@ struct vmm_board {
 	 * device manager's hooks made for them (closed at destroy) */
 	struct vmm_virtio *virtio[VMM_DEVMGR_MAX];
 	unsigned nvirtio;
+	struct vmm_virtio *vcon; /* --console virtio: one of virtio[], else NULL */
 	int fds[VMM_DEVMGR_MAX * (VMM_DEV_MAX_IOEVENTFDS + 1)];
 	unsigned nfds;
 	/* The device list (vmm/devmgr.h): where each device sits, its GSI. */
@@ -331,6 +332,21 @@ int vmm_board_create(struct ember_vm *vm, struct ember_error *err)
 			return r;
 		b->nvirtio++;
 	}
+	/* --console virtio: hvc0 takes the console's input */
+	if (vm->cfg.console_virtio) {
+		struct vmm_dev_desc *d = vmm_devmgr_find(b->dm, X86_VIRTIO_CONSOLE_NAME);
+		if (!d || d->pending)
+			return vmm_errf(err, -ENOSPC, "--console virtio: %s",
+					d && d->pending ? d->pending : "not in the device list");
+		r = vmm_virtio_create_console(vm, d, &b->virtio[b->nvirtio], err);
+		if (r < 0)
+			return r;
+		b->vcon = b->virtio[b->nvirtio++];
+		if (!strstr(vm->cfg.cmdline, "console=hvc0"))
+			vmm_logf(&vm->cfg, EMBER_LOG_WARN,
+				 "--console virtio: the kernel command line has no console=hvc0; "
+				 "console input goes to hvc0 all the same");
+	}
 
 	b->registered = true;
 	r = vmm_devmgr_attach(b->dm, vm->pio, vm->mmio, err);
@@ -548,8 +564,12 @@ int vmm_board_load(struct ember_vm *vm, struct ember_error *err)
 		}
 		/* the host's modules for this kernel, when it has them (pvpanic) */
 		char release[128];
-		if (vmm_kernel_release(kernel, kernel_size, release, sizeof(release)) > 0)
+		if (vmm_kernel_release(kernel, kernel_size, release, sizeof(release)) > 0) {
 			nmods = vmm_initramfs_modules(release, mods, VMM_INITRAMFS_MODULES_MAX);
+			if (cfg->console_virtio) /* hvc0 exists only once these are loaded */
+				nmods += vmm_initramfs_console_modules(
+				    release, mods + nmods, VMM_INITRAMFS_MODULES_MAX - nmods);
+		}
 		vmm_logf(cfg, EMBER_LOG_DEBUG, "built-in initramfs: %u module(s) for %s", nmods,
 			 nmods ? release : "this kernel");
 	} else if (cfg->initrd[0]) {
@@ -624,6 +644,8 @@ out:
 size_t vmm_board_console_input(struct ember_vm *vm, const uint8_t *buf, size_t len)
 {
 	struct vmm_board *b = vm->board;
+	if (b && b->vcon)
+		return vmm_virtio_console_input(b->vcon, buf, len);
 	return b && b->uart ? serial8250_rx_push(b->uart, buf, len) : 0;
 }
 
@@ -632,6 +654,15 @@ void vmm_board_console_ready(struct ember_vm *vm)
 	struct vmm_board *b = vm->board;
 	if (b && b->uart)
 		serial8250_tx_ready(b->uart);
+	if (b && b->vcon)
+		vmm_virtio_console_ready(b->vcon);
+}
+
+void vmm_board_console_resize(struct ember_vm *vm, uint16_t cols, uint16_t rows)
+{
+	struct vmm_board *b = vm->board;
+	if (b && b->vcon)
+		vmm_virtio_console_resize(b->vcon, cols, rows);
 }
 
 void vmm_board_devices_kick(struct ember_vm *vm)

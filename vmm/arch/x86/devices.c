@@ -142,24 +142,24 @@ unsigned vmm_x86_virtio_queues(const struct ember_config *cfg, const struct vmm_
 	return 1;
 }
 
-/* One virtio-mmio entry for a device option: an allocated window and GSI,
- * an ioeventfd per queue on QueueNotify (datamatch: the queue index) and an
- * irqfd (edge) for its interrupt. */
-static int plan_option(const struct ember_config *cfg, struct vmm_devmgr *m,
-		       const struct vmm_devopt *o, unsigned nvirtio, struct ember_error *err)
+/* One virtio-mmio entry: an allocated window and GSI, an ioeventfd per
+ * queue on QueueNotify (datamatch: the queue index) and an irqfd (edge) for
+ * its interrupt. */
+static int plan_virtio(struct vmm_devmgr *m, const char *name, const char *what, const char *detail,
+		       unsigned uid, unsigned nqueues, struct ember_error *err)
 {
 	struct vmm_dev_desc d = {
-	    .what = o->type->what,
+	    .what = what,
 	    .kind = VMM_DEV_VIRTIO_MMIO,
 	    .acpi_hid = "LNRO0005",
-	    .acpi_uid = nvirtio,
+	    .acpi_uid = uid,
 	    .mmio_size = X86_VIRTIO_MMIO_SIZE,
 	    .has_irq = true,
-	    .detail = o->spec,
+	    .detail = detail,
 	};
-	snprintf(d.name, sizeof(d.name), "%s%u", o->type->name, o->index);
-	snprintf(d.acpi_name, sizeof(d.acpi_name), "V%03X", nvirtio & 0xfff);
-	d.nioeventfds = vmm_x86_virtio_queues(cfg, o);
+	snprintf(d.name, sizeof(d.name), "%s", name);
+	snprintf(d.acpi_name, sizeof(d.acpi_name), "V%03X", uid & 0xfff);
+	d.nioeventfds = nqueues;
 	for (unsigned q = 0; q < d.nioeventfds; q++)
 		d.ioeventfds[q] = (struct vmm_dev_ioeventfd){.offset = VIRTIO_MMIO_QUEUE_NOTIFY,
 							     .len = 4,
@@ -169,6 +169,16 @@ static int plan_option(const struct ember_config *cfg, struct vmm_devmgr *m,
 	d.irqfd = true;
 	d.irqfd_fd = -1;
 	return vmm_devmgr_add(m, &d, NULL, err);
+}
+
+/* A device option's entry, named after it (disk0, rng0...). */
+static int plan_option(const struct ember_config *cfg, struct vmm_devmgr *m,
+		       const struct vmm_devopt *o, unsigned nvirtio, struct ember_error *err)
+{
+	char name[24];
+	snprintf(name, sizeof(name), "%s%u", o->type->name, o->index);
+	return plan_virtio(m, name, o->type->what, o->spec, nvirtio, vmm_x86_virtio_queues(cfg, o),
+			   err);
 }
 
 int vmm_board_plan(const struct ember_config *cfg, struct vmm_devmgr *m, struct ember_error *err)
@@ -186,6 +196,11 @@ int vmm_board_plan(const struct ember_config *cfg, struct vmm_devmgr *m, struct 
 		if (r < 0)
 			return r;
 	}
+	/* --console virtio: receiveq and transmitq of port 0, after the
+	 * device options (their names and ACPI ids stay as they were) */
+	if (cfg && cfg->console_virtio)
+		return plan_virtio(m, X86_VIRTIO_CONSOLE_NAME, "virtio-console (hvc0)", NULL,
+				   cfg->ndevs, 2, err);
 	return 0;
 }
 

@@ -44,6 +44,9 @@ struct vmm_devopt;
  * others 1. */
 unsigned vmm_x86_virtio_queues(const struct ember_config *cfg, const struct vmm_devopt *o);
 
+/* The device list's name of the --console virtio device. */
+#define X86_VIRTIO_CONSOLE_NAME "console0"
+
 int vmm_x86_acpi_devices(const struct vmm_devmgr *m, struct vmm_acpi_device *out, unsigned cap);
 
 #endif /* EMBER_VMM_X86_DEVICES_H */
