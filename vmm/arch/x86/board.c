@@ -549,7 +549,8 @@ int vmm_board_load(struct ember_vm *vm, struct ember_error *err)
 		/* the host's modules for this kernel, when it has them (pvpanic) */
 		char release[128];
 		if (vmm_kernel_release(kernel, kernel_size, release, sizeof(release)) > 0)
-			nmods = vmm_initramfs_modules(release, mods, VMM_INITRAMFS_MODULES_MAX);
+			nmods = vmm_initramfs_modules(release, cfg->root_fs, mods,
+						      VMM_INITRAMFS_MODULES_MAX);
 		vmm_logf(cfg, EMBER_LOG_DEBUG, "built-in initramfs: %u module(s) for %s", nmods,
 			 nmods ? release : "this kernel");
 	} else if (cfg->initrd[0]) {
@@ -573,6 +574,7 @@ int vmm_board_load(struct ember_vm *vm, struct ember_error *err)
 	    .busybox_size = busybox_size,
 	    .builtin_initrd = cfg->builtin_initrd,
 	    .interactive = cfg->interactive > 0,
+	    .root = cfg->root_fs,
 	    .modules = mods,
 	    .nmodules = nmods,
 	    .cmdline = cfg->cmdline,
