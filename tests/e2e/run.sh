@@ -554,15 +554,16 @@ if selected $name; then
 		exec 3>"$fifo"
 		watchdog "$E2E_ROOTFS_TIMEOUT" "$pid"
 		dog=$!
-		# rwait PATTERN SECS: until the log has it (extended regexp, after CRs
-		# are gone), for at most SECS
+		# the console log without CRs and bash's bracketed-paste switches
+		plain() { tr -d '\r' <"$log" | sed 's/\x1b\[?2004[hl]//g'; }
+		# rwait PATTERN SECS: until the log has it (extended regexp), for at most SECS
 		rwait() {
 			local t=$SECONDS
-			while kill -0 "$pid" 2>/dev/null && ! tr -d '\r' <"$log" | grep -Eq "$1"; do
+			while kill -0 "$pid" 2>/dev/null && ! plain | grep -Eq "$1"; do
 				[ $((SECONDS - t)) -lt "$2" ] || break
 				sleep 0.5
 			done
-			tr -d '\r' <"$log" | grep -Eq "$1"
+			plain | grep -Eq "$1"
 		}
 		t_login="" t_shell=""
 		if rwait 'ember login: *$' "$E2E_ROOTFS_TIMEOUT"; then
@@ -586,7 +587,7 @@ if selected $name; then
 		took=$(($(now_ms) - t0))
 		unwatch "$dog"
 		exec 3>&-
-		tr -d '\r' <"$log" >"$log.tmp" && mv "$log.tmp" "$log"
+		plain >"$log.tmp" && mv "$log.tmp" "$log"
 		if [ -z "$t_login" ]; then
 			bad $name "no login prompt on the console (exit status $STATUS after $took ms)"
 		elif [ -z "$t_shell" ]; then

@@ -374,8 +374,8 @@ int vmm_modules_resolve(const struct vmm_moddb *db, const char *const *names, un
  * .softdep and .alias): pvpanic-mmio (so a guest panic reaches the pvpanic
  * device), and with root, what mounting a root file system on virtio-blk
  * needs (virtio_mmio, virtio_blk, ext4 and their dependencies) and the other
- * virtio drivers (net, console, rng, balloon, vsock) and autofs4 (for
- * systemd), since the root file system does not hold the host's modules. Maps each into mods[] (names
+ * virtio drivers (net, console, rng, balloon, vsock) and autofs4 and
+ * binfmt_misc (systemd mounts them), since the root file system does not hold the host's modules. Maps each into mods[] (names
  * allocated; release both with vmm_initramfs_modules_free), stopping at the
  * first one it cannot map. Returns how many (0 when none: not an error).
  */

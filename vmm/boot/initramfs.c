@@ -434,13 +434,13 @@ unsigned vmm_initramfs_modules(const char *release, bool root, struct vmm_initra
 	/* pvpanic, so a guest panic reaches the pvpanic device; for a root
 	 * file system, the virtio transport, the disk, ext4 and the other
 	 * virtio drivers (the root's own /lib/modules is not the host's), and
-	 * autofs4, which systemd wants for its automount points */
+	 * autofs4 and binfmt_misc, which systemd mounts at boot */
 	static const char *const always[] = {"pvpanic_mmio"};
 	static const char *const for_root[] = {
 	    "pvpanic_mmio", "virtio_mmio",    "virtio_blk",
 	    "ext4",	    "virtio_net",     "virtio_console",
 	    "virtio_rng",   "virtio_balloon", "vmw_vsock_virtio_transport",
-	    "autofs4"};
+	    "autofs4",	    "binfmt_misc"};
 	const char *const *names = root ? for_root : always;
 	unsigned nnames = root ? sizeof(for_root) / sizeof(for_root[0]) : 1;
 	unsigned n = 0;
