@@ -196,7 +196,7 @@ static int zero_range(struct virtio_blk *blk, uint64_t pos, uint64_t len, bool u
 	if (unmap || (errno != EOPNOTSUPP && errno != ENOSYS))
 		return -errno;
 	/* no fallocate at all (9p, some NFS): write-zeroes still must zero */
-	static const uint8_t zeros[65536];
+	static const uint8_t zeros[65536] __attribute__((aligned(4096))); /* O_DIRECT too */
 	while (len) {
 		size_t n = len < sizeof(zeros) ? (size_t)len : sizeof(zeros);
 		ssize_t w = pwrite(blk->fd, zeros, n, (off_t)pos);
