@@ -20,7 +20,7 @@
 # when mmdebstrap or mke2fs is absent (tools/install-deps.sh installs them).
 set -euo pipefail
 
-PACKAGES=systemd-sysv,udev,iproute2,fio,iperf3
+PACKAGES=systemd-sysv,udev,dbus,iproute2,fio,iperf3
 SUITE=bookworm
 SIZE=2G
 OUT=""

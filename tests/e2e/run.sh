@@ -575,8 +575,9 @@ if selected $name; then
 				printf '%s\n' "echo KLOG-BAD=\$(dmesg | grep -E 'WARNING|BUG|Fatal|Call Trace|I/O error' |" \
 					"grep -v 'PCI: Fatal: No config space access function found' | wc -l)" \
 					"systemctl --failed --no-legend --plain | sed 's/^/FAILED-UNIT /'" \
-					"echo STATE=\$(systemctl is-system-running)" >&3
-				rwait '^STATE=' 120 && printf 'systemctl poweroff\n' >&3
+					"systemctl list-jobs --no-legend | sed 's/^/PENDING-JOB /'" \
+					"echo STATE=\$(timeout 240 systemctl is-system-running --wait)" >&3
+				rwait '^STATE=' 300 && printf 'systemctl poweroff\n' >&3
 			fi
 		fi
 		# the guest ends by itself within 180 s of the last step, or is killed
@@ -599,7 +600,10 @@ if selected $name; then
 		elif grep -q '^FAILED-UNIT ' "$log"; then
 			bad $name "systemd units failed: $(grep '^FAILED-UNIT ' "$log" | tr '\n' ' ')"
 		elif ! grep -q '^STATE=running$' "$log"; then
-			bad $name "systemd's state is $(sed -n 's/^STATE=//p' "$log"), want running"
+			bad $name "systemd's state is $(sed -n 's/^STATE=//p' "$log"), want running" \
+				"(jobs at login: $(grep '^PENDING-JOB ' "$log" | tr '\n' ' '))"
+		elif grep -q 'Failed to connect to bus' "$log"; then
+			bad $name "systemctl could not reach D-Bus"
 		else
 			ok $name
 		fi
