@@ -576,8 +576,10 @@ if selected $name; then
 					"grep -v 'PCI: Fatal: No config space access function found' | wc -l)" \
 					"systemctl --failed --no-legend --plain | sed 's/^/FAILED-UNIT /'" \
 					"systemctl list-jobs --no-legend | sed 's/^/PENDING-JOB /'" \
-					"echo STATE=\$(timeout 240 systemctl is-system-running --wait)" >&3
-				rwait '^STATE=' 300 && printf 'systemctl poweroff\n' >&3
+					"echo STATE=\$(timeout 240 systemctl is-system-running --wait)" \
+					"systemd-analyze | sed -n 's/^Startup finished in /ANALYZE /p'" >&3
+				rwait '^STATE=' 300 && rwait '^ANALYZE |root@ember:~# $' 30 &&
+					printf 'systemctl poweroff\n' >&3
 			fi
 		fi
 		# the guest ends by itself within 180 s of the last step, or is killed
@@ -608,7 +610,8 @@ if selected $name; then
 			ok $name
 		fi
 		echo "     $name: login prompt after $t_login ms, root's shell after $t_shell ms," \
-			"powered off after $took ms (ember start to exit)"
+			"powered off after $took ms (ember start to exit); systemd-analyze:" \
+			"$(sed -n 's/^ANALYZE //p' "$log")"
 	fi
 fi
 
