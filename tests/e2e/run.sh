@@ -577,6 +577,7 @@ if selected $name; then
 					"systemctl --failed --no-legend --plain | sed 's/^/FAILED-UNIT /'" \
 					"systemctl list-jobs --no-legend | sed 's/^/PENDING-JOB /'" \
 					"echo STATE=\$(timeout 240 systemctl is-system-running --wait)" \
+					"systemd-analyze blame --no-pager | head -n 5 | sed 's/^ */BLAME /'" \
 					"systemd-analyze | sed -n 's/^Startup finished in /ANALYZE /p'" >&3
 				rwait '^STATE=' 300 && rwait '^ANALYZE |root@ember:~# $' 30 &&
 					printf 'systemctl poweroff\n' >&3
@@ -611,7 +612,8 @@ if selected $name; then
 		fi
 		echo "     $name: login prompt after $t_login ms, root's shell after $t_shell ms," \
 			"powered off after $took ms (ember start to exit); systemd-analyze:" \
-			"$(sed -n 's/^ANALYZE //p' "$log")"
+			"$(sed -n 's/^ANALYZE //p' "$log"); slowest units: $(sed -n 's/^BLAME //p' "$log" |
+				tr -s ' ' | tr '\n' ',')"
 	fi
 fi
 
