@@ -579,7 +579,9 @@ if selected $name; then
 					"echo STATE=\$(timeout 240 systemctl is-system-running --wait)" \
 					"systemd-analyze blame --no-pager | head -n 5 | sed 's/^ */BLAME /'" \
 					"systemd-analyze | sed -n 's/^Startup finished in /ANALYZE /p'" >&3
-				rwait '^STATE=' 300 && rwait '^ANALYZE |root@ember:~# $' 30 &&
+				# systemd-analyze's lines are for the timing line only: power
+				# off once they came or after 120 s
+				rwait '^STATE=' 300 && { rwait '^ANALYZE ' 120 || true; } &&
 					printf 'systemctl poweroff\n' >&3
 			fi
 		fi
