@@ -35,6 +35,10 @@ SANDBOX_SUITES=(
 # Extra tools/kvm-sandbox/run.sh options for that boot (e.g. --modules "tun").
 # The e2e guests (up to 512M) take their RAM out of the sandbox's.
 SANDBOX_OPTS=(--mem 1536M)
+# The e2e rootfs test's image: a fresh copy of tools/mkrootfs.sh's cached one,
+# in a folder the sandbox shares writable (the host's / is read-only there).
+ROOTFS_DIR=o/e2e/rootfs
+SANDBOX_OPTS+=(--rw "$ROOTFS_DIR")
 BUILD_MODES=(release asan)
 PROBE=o/release/kvm-probe
 
@@ -170,6 +174,23 @@ if [ "$MODE" != kvm ]; then
 		echo $((SECONDS - t0)) >"$OUT/$name.time"
 		account "$name" "$OUT/$name.log" "$s"
 	done
+fi
+
+# ----------------------------- the Debian root filesystem image (e2e rootfs test)
+# Built once per machine and cached (~/.cache/ember); a missing mmdebstrap or
+# mke2fs fails here, by name, and the rootfs test then fails too (no skip).
+if [ "$MODE" != unit ]; then
+	phase "rootfs: tools/mkrootfs.sh -o $ROOTFS_DIR/root.img"
+	mkdir -p "$ROOTFS_DIR"
+	rm -f "$ROOTFS_DIR/root.img"
+	t0=$SECONDS
+	if tools/mkrootfs.sh -o "$ROOTFS_DIR/root.img" >"$OUT/rootfs.log" 2>&1; then
+		echo $((SECONDS - t0)) >"$OUT/rootfs.time"
+		result rootfs "ok ($(tail -n 1 "$OUT/rootfs.log"))"
+	else
+		tail -n 20 "$OUT/rootfs.log"
+		fail_step rootfs "tools/mkrootfs.sh failed; see $OUT/rootfs.log"
+	fi
 fi
 
 # ------------------------------------------ KVM suites: one sandbox boot

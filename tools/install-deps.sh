@@ -24,6 +24,8 @@ PACKAGES=(
 	# the virtio-net e2e test: its own network namespace and tap (unshare,
 	# nsenter; ip tuntap/addr/link)
 	util-linux iproute2
+	# tools/mkrootfs.sh: the Debian root filesystem image (the e2e rootfs test)
+	mmdebstrap e2fsprogs
 )
 
 installed() {

@@ -735,6 +735,8 @@ int ember_config_set(struct ember_config *cfg, const char *key, const char *valu
 					value);
 		return 0;
 	}
+	if (!strcmp(key, "root"))
+		return parse_bool(key, value, &cfg->root_fs, err);
 	if (!strcmp(key, "boot"))
 		return set_boot_path(cfg, value, err);
 	if (!strcmp(key, "kernel-cache"))
@@ -775,6 +777,7 @@ static const struct opt opts[] = {
     {"busybox", 0, "busybox", 0, NULL},
     {"interactive", 0, "interactive", 0, "on"},
     {"no-interactive", 0, "interactive", 0, "off"},
+    {"root", 0, "root", 0, "on"},
     {"log-level", 0, "log-level", 0, NULL},
     {"console", 0, "console", 0, NULL},
     {"boot", 0, "boot", 0, NULL},
@@ -950,6 +953,10 @@ const char *ember_config_usage(void)
 	       "                          the guest's console: its UART, ttyS0 (default), or a\n"
 	       "                          virtio-console, hvc0 (console=hvc0 on the default\n"
 	       "                          command line; early messages still on ttyS0)\n"
+	       "      --root              boot the root file system on the first --disk\n"
+	       "                          (systemd or another init on ext4: the built-in\n"
+	       "                          initramfs loads the kernel's modules for it from\n"
+	       "                          /lib/modules and mounts root=, default /dev/vda)\n"
 	       "      --rng [RATE]        a virtio-rng entropy source (the host's getrandom)\n"
 	       "                          RATE: rate limits, token buckets: bw=BYTES/s and\n"
 	       "                          ops=N/s (K/M/G suffixes), bw-burst=BYTES and\n"
@@ -1053,6 +1060,15 @@ static int check_readable(const char *what, const char *path, bool may_be_empty,
  * happen once and only when everything else passed (the checks before it
  * see the final line through compose_cmdline). */
 
+/* Does the command line name a root file system (root=, nfsroot=)? */
+static bool has_root(const char *line)
+{
+	for (const char *p = line; (p = strstr(p, "root=")); p += 5)
+		if (p == line || p[-1] == ' ' || (p >= line + 3 && !strncmp(p - 3, "nfs", 3)))
+			return true;
+	return false;
+}
+
 /* The final command line (default or given, then the appended part) into
  * line; nothing in cfg changes. */
 static int compose_cmdline(const struct ember_config *cfg, char *line, size_t cap,
@@ -1071,20 +1087,14 @@ static int compose_cmdline(const struct ember_config *cfg, char *line, size_t ca
 		n = snprintf(line, cap, "%s", cfg->cmdline);
 	if (cfg->cmdline_append[0] && n >= 0 && (size_t)n < cap)
 		n += snprintf(line + n, cap - (size_t)n, "%s%s", n ? " " : "", cfg->cmdline_append);
+	/* --root: the first disk, unless the line names its own root */
+	if (cfg->root_fs && n >= 0 && (size_t)n < cap && !has_root(line))
+		n += snprintf(line + n, cap - (size_t)n, "%sroot=/dev/vda rw", n ? " " : "");
 	if (n < 0 || (size_t)n >= cap)
 		return vmm_errf(err, -E2BIG,
 				"cmdline: the kernel command line is longer than %zu bytes",
 				cap - 1);
 	return 0;
-}
-
-/* Does the command line name a root file system (root=, nfsroot=)? */
-static bool has_root(const char *line)
-{
-	for (const char *p = line; (p = strstr(p, "root=")); p += 5)
-		if (p == line || p[-1] == ' ' || (p >= line + 3 && !strncmp(p - 3, "nfs", 3)))
-			return true;
-	return false;
 }
 
 static int resolve_limits(struct ember_config *cfg, struct ember_error *err)
@@ -1145,6 +1155,21 @@ static bool want_builtin_rootfs(const struct ember_config *cfg)
 
 static int resolve_initrd(struct ember_config *cfg, struct ember_error *err)
 {
+	if (cfg->root_fs) {
+		unsigned disks = 0;
+		for (unsigned i = 0; i < cfg->ndevs; i++)
+			disks += !strcmp(cfg->devs[i].type->name, "disk");
+		if (!disks)
+			return vmm_errf(err, -EINVAL,
+					"--root: no --disk to boot from (give the root file "
+					"system image: --disk path=root.img --root)");
+		if (cfg->initrd[0])
+			return vmm_errf(err, -EINVAL,
+					"--root boots through Ember's built-in initramfs; it "
+					"cannot be used with --initrd %s",
+					cfg->initrd);
+		cfg->builtin_initrd = true;
+	}
 	if (want_builtin_rootfs(cfg)) {
 		int r = vmm_busybox_check(cfg->busybox, err);
 		if (r < 0)
@@ -1197,8 +1222,14 @@ static int resolve_image(struct ember_config *cfg, struct ember_error *err)
 		r = vmm_map_file(cfg->busybox, &busybox, &busybox_size);
 		/* the modules the board will add (see vmm_board_load) */
 		char release[128];
-		if (r == 0 && vmm_kernel_release(kernel, kernel_size, release, sizeof(release)) > 0)
-			nmods = vmm_initramfs_modules(release, mods, VMM_INITRAMFS_MODULES_MAX);
+		if (r == 0 &&
+		    vmm_kernel_release(kernel, kernel_size, release, sizeof(release)) > 0) {
+			nmods = vmm_initramfs_modules(release, cfg->root_fs, mods,
+						      VMM_INITRAMFS_MODULES_MAX);
+			if (cfg->console_virtio && !cfg->root_fs) /* as the board does */
+				nmods += vmm_initramfs_console_modules(
+				    release, mods + nmods, VMM_INITRAMFS_MODULES_MAX - nmods);
+		}
 	} else if (cfg->initrd[0]) {
 		r = vmm_map_file(cfg->initrd, &initrd, &initrd_size);
 	}
@@ -1219,6 +1250,7 @@ static int resolve_image(struct ember_config *cfg, struct ember_error *err)
 	    .busybox_size = busybox_size,
 	    .builtin_initrd = cfg->builtin_initrd,
 	    .interactive = cfg->interactive > 0,
+	    .root = cfg->root_fs,
 	    .modules = mods,
 	    .nmodules = nmods,
 	    .cmdline = line,
@@ -1393,6 +1425,9 @@ int ember_config_format(const struct ember_config *cfg, char *buf, size_t len)
 		fmt_add(&f, "initrd: %s\n", cfg->initrd[0] ? cfg->initrd : "none");
 	if (cfg->builtin_initrd) {
 		fmt_add(&f, "busybox: %s\n", cfg->busybox);
+		if (cfg->root_fs)
+			fmt_add(&f, "root: on (the built-in init mounts root= and switches to "
+				    "it)\n");
 		fmt_add(&f, "interactive: %s\n",
 			cfg->interactive < 0 ? "auto"
 			: cfg->interactive   ? "on"
@@ -1474,6 +1509,8 @@ int ember_config_get(const struct ember_config *cfg, const char *key, char *buf,
 		v = onoff(cfg->console_escape);
 	else if (!strcmp(key, "console"))
 		v = cfg->console_virtio ? "virtio" : "serial";
+	else if (!strcmp(key, "root"))
+		v = onoff(cfg->root_fs);
 	else if (!strcmp(key, "resolved"))
 		v = onoff(cfg->resolved);
 	else if (!strcmp(key, "interactive"))

@@ -138,6 +138,12 @@ struct ember_config {
 	 * what the guest sees (kernel, CPUs, memory) and powers off, -1 (the
 	 * default) picks 1 when console_in is a terminal. Resolved to 0 or 1. */
 	int interactive;
+	/* --root: boot the root file system on the first --disk (/dev/vda, or
+	 * the command line's root=) through the built-in initramfs, which loads
+	 * the guest kernel's modules for it (virtio_mmio, virtio_blk, ext4...)
+	 * from the host's /lib/modules/RELEASE and switch_roots to its init.
+	 * Adds "root=/dev/vda rw" to the command line unless it has a root=. */
+	bool root_fs;
 
 	/* Console (the 8250 UART on ttyS0). -1 for none. The library reads and
 	 * writes these fds; it never changes terminal modes (the caller does). */

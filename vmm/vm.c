@@ -320,7 +320,8 @@ static int create_io(struct ember_vm *vm, struct ember_error *err)
 			return vmm_errf(err, r, "cannot watch the console input (fd %d): %s",
 					vm->cfg.console_in, strerror(-r));
 	}
-	if (vm->cfg.console_in >= 0 && vm->cfg.builtin_initrd && vm->cfg.interactive > 0) {
+	if (vm->cfg.console_in >= 0 && vm->cfg.builtin_initrd && vm->cfg.interactive > 0 &&
+	    !vm->cfg.root_fs) {
 		r = ember_loop_add_timer(vm->loop, 1000000000ull, 1000000000ull, on_eot, vm,
 					 &vm->eot_src);
 		if (r < 0)

@@ -193,7 +193,21 @@ static int zero_range(struct virtio_blk *blk, uint64_t pos, uint64_t len, bool u
 	    fallocate(blk->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)pos,
 		      (off_t)len) == 0)
 		return 0; /* a hole reads as zeros too */
-	return -errno;
+	if (unmap || (errno != EOPNOTSUPP && errno != ENOSYS))
+		return -errno;
+	/* no fallocate at all (9p, some NFS): write-zeroes still must zero */
+	static const uint8_t zeros[65536] __attribute__((aligned(4096))); /* O_DIRECT too */
+	while (len) {
+		size_t n = len < sizeof(zeros) ? (size_t)len : sizeof(zeros);
+		ssize_t w = pwrite(blk->fd, zeros, n, (off_t)pos);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? -errno : -EIO;
+		pos += (uint64_t)w;
+		len -= (uint64_t)w;
+	}
+	return 0;
 }
 
 /* Discard or write-zeroes: segments in the readable data after the header. */

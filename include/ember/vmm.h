@@ -169,6 +169,11 @@ void ember_config_free(struct ember_config *cfg);
  *   absolute path; default "", which ember_config_resolve makes
  *   ${XDG_CACHE_HOME:-$HOME/.cache}/ember/kernels, or leaves "" when neither
  *   variable is set: then no cache, not an error) |
+ *   root on|off (boot the root file system on the first disk through the
+ *   built-in initramfs, which loads the kernel's modules for virtio-blk and
+ *   ext4 from the host's /lib/modules/RELEASE, mounts root= (added as
+ *   "root=/dev/vda rw" when the command line has none) and switch_roots to
+ *   its init; needs a disk, excludes an initrd file) |
  *   disk SUBOPTS (repeatable: each call appends one disk; see below) |
  *   rng SUBOPTS | balloon SUBOPTS (SUBOPTS may be "")
  * Device keys take comma-separated key=value sub-options, as --disk does:
@@ -228,7 +233,7 @@ void ember_config_set_start_ns(struct ember_config *cfg, uint64_t start_ns);
  * --append/-p STR, --mem/-m SIZE, --cpus/-c N, --mem-backing anon|memfd,
  * --hugepages, --busybox PATH, --interactive/--no-interactive,
  * --log-level LEVEL, --quiet/-q, --verbose/-v, --boot auto|pvh|bzimage,
- * --kernel-cache on|off, --kernel-cache-dir PATH,
+ * --kernel-cache on|off, --kernel-cache-dir PATH, --root (the key root on),
  * --dry-run/-n, --help/-h,
  * and the repeatable device options (--disk SUBOPTS, as the key "disk");
  * both "--opt value" and "--opt=value". *flags receives the

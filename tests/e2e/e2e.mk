@@ -28,9 +28,19 @@ $(E2E_DIR)/vsock-tool: tests/e2e/vsock-tool.c
 $(E2E_DIR)/vmlinux: $(E2E_KERNEL) tests/e2e/extract-vmlinux.sh
 	tests/e2e/extract-vmlinux.sh $(E2E_KERNEL) $@
 
+# A fresh, writable copy of the Debian root filesystem image for the rootfs test
+# (tools/mkrootfs.sh builds it once and caches it in ~/.cache/ember), in a
+# folder of its own that the sandbox shares writable.
+E2E_ROOTFS_DIR := $(E2E_DIR)/rootfs
+.PHONY: e2e-rootfs
+e2e-rootfs:
+	@mkdir -p $(E2E_ROOTFS_DIR)
+	tools/mkrootfs.sh -o $(E2E_ROOTFS_DIR)/root.img
+
 .PHONY: check-e2e
-check-e2e: $(O)/ember $(E2E_ARTIFACTS)
-	EMBER_BIN=$(O)/ember tools/kvm-sandbox/run.sh --mem 1536M --timeout 1200 -- tests/e2e/run.sh
+check-e2e: $(O)/ember $(E2E_ARTIFACTS) e2e-rootfs
+	EMBER_BIN=$(O)/ember tools/kvm-sandbox/run.sh --mem 1536M --timeout 1200 \
+		--rw $(E2E_ROOTFS_DIR) -- tests/e2e/run.sh
 
 # The library's VM lifecycle on real KVM with the e2e guest (tests/e2e/lifecycle.c),
 # run by tests/e2e/run.sh next to the ember binary.

@@ -554,6 +554,91 @@ if selected $name; then
 	fi
 fi
 
+# --- a Debian root filesystem (tools/mkrootfs.sh; check.sh and `make e2e-rootfs` put a fresh
+# copy in $E2E_ROOTFS, shared writable with the sandbox): `--disk IMG --root` boots Debian's
+# generic kernel into systemd, a login prompt comes on the console, root logs in with no
+# password, the kernel log is clean, and `systemctl poweroff` ends the VM with status 0
+name=rootfs_systemd_login_poweroff
+E2E_ROOTFS=${E2E_ROOTFS:-$E2E_DIR/rootfs/root.img}
+E2E_ROOTFS_TIMEOUT=${E2E_ROOTFS_TIMEOUT:-900}
+if selected $name; then
+	log=$T/$name.log
+	if [ ! -s "$E2E_ROOTFS" ] || [ ! -w "$E2E_ROOTFS" ]; then
+		bad $name "no writable root filesystem image $E2E_ROOTFS (make e2e-rootfs makes it with" \
+			"tools/mkrootfs.sh, which needs mmdebstrap; the sandbox needs --rw $(dirname "$E2E_ROOTFS"))"
+	else
+		fifo=$T/$name.in
+		mkfifo "$fifo"
+		t0=$(now_ms)
+		"$EMBER" run -k "$VMLINUX" -m 512M --disk "path=$E2E_ROOTFS" --root <"$fifo" >"$log" 2>&1 &
+		pid=$!
+		exec 3>"$fifo"
+		watchdog "$E2E_ROOTFS_TIMEOUT" "$pid"
+		dog=$!
+		# the console log without CRs and bash's bracketed-paste switches
+		plain() { tr -d '\r' <"$log" | sed 's/\x1b\[?2004[hl]//g'; }
+		# rwait PATTERN SECS: until the log has it (extended regexp), for at most SECS
+		rwait() {
+			local t=$SECONDS
+			while kill -0 "$pid" 2>/dev/null && ! plain | grep -Eq "$1"; do
+				[ $((SECONDS - t)) -lt "$2" ] || break
+				sleep 0.5
+			done
+			plain | grep -Eq "$1"
+		}
+		t_login="" t_shell=""
+		if rwait 'ember login: *$' "$E2E_ROOTFS_TIMEOUT"; then
+			t_login=$(($(now_ms) - t0))
+			printf 'root\n' >&3
+			if rwait 'root@ember:~# ' 120; then
+				t_shell=$(($(now_ms) - t0))
+				# the kernel log (the e2e init's check), the failed units, then off
+				printf '%s\n' "echo KLOG-BAD=\$(dmesg | grep -E 'WARNING|BUG|Fatal|Call Trace|I/O error' | wc -l)" \
+					"systemctl --failed --no-legend --plain | sed 's/^/FAILED-UNIT /'" \
+					"systemctl list-jobs --no-legend | sed 's/^/PENDING-JOB /'" \
+					"echo STATE=\$(timeout 240 systemctl is-system-running --wait)" \
+					"systemd-analyze blame --no-pager | head -n 5 | sed 's/^ */BLAME /'" \
+					"systemd-analyze | sed -n 's/^Startup finished in /ANALYZE /p'" >&3
+				# systemd-analyze's lines are for the timing line only: power
+				# off once they came or after 120 s
+				rwait '^STATE=' 300 && { rwait '^ANALYZE ' 120 || true; } &&
+					printf 'systemctl poweroff\n' >&3
+			fi
+		fi
+		# the guest ends by itself within 180 s of the last step, or is killed
+		for _ in $(seq 360); do kill -0 "$pid" 2>/dev/null && sleep 0.5; done
+		kill -KILL "$pid" 2>/dev/null
+		wait "$pid"
+		STATUS=$?
+		took=$(($(now_ms) - t0))
+		unwatch "$dog"
+		exec 3>&-
+		plain >"$log.tmp" && mv "$log.tmp" "$log"
+		if [ -z "$t_login" ]; then
+			bad $name "no login prompt on the console (exit status $STATUS after $took ms)"
+		elif [ -z "$t_shell" ]; then
+			bad $name "root did not get a shell after the login prompt (exit status $STATUS)"
+		elif [ "$STATUS" != 0 ]; then
+			bad $name "systemctl poweroff: exit status $STATUS, want 0"
+		elif ! grep -q '^KLOG-BAD=0$' "$log"; then
+			bad $name "the kernel log is not clean: $(grep '^KLOG-BAD' "$log")"
+		elif grep -q '^FAILED-UNIT ' "$log"; then
+			bad $name "systemd units failed: $(grep '^FAILED-UNIT ' "$log" | tr '\n' ' ')"
+		elif ! grep -q '^STATE=running$' "$log"; then
+			bad $name "systemd's state is $(sed -n 's/^STATE=//p' "$log"), want running" \
+				"(jobs at login: $(grep '^PENDING-JOB ' "$log" | tr '\n' ' '))"
+		elif grep -q 'Failed to connect to bus' "$log"; then
+			bad $name "systemctl could not reach D-Bus"
+		else
+			ok $name
+		fi
+		echo "     $name: login prompt after $t_login ms, root's shell after $t_shell ms," \
+			"powered off after $took ms (ember start to exit); systemd-analyze:" \
+			"$(sed -n 's/^ANALYZE //p' "$log"); slowest units: $(sed -n 's/^BLAME //p' "$log" |
+				tr -s ' ' | tr '\n' ',')"
+	fi
+fi
+
 # --- endings: reboot (Linux's default path, ACPI reset register, i8042), triple fault, SIGTERM
 name=reboot_default
 if selected $name; then

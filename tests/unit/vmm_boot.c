@@ -683,6 +683,17 @@ TEST(vmm_initramfs_builds_newc)
 	CHECK(cpio_walk(buf, (size_t)n, "init", &sz, &data, &mode) > 0);
 	CHECK(data && memmem(data, sz, "cttyhack sh", 11) != NULL);
 	free(buf);
+	/* the root init mounts root= and switches to it */
+	n = vmm_initramfs_build(NULL, 0, bb, sizeof(bb), VMM_INIT_ROOT, NULL, 0);
+	buf = malloc((size_t)n);
+	CHECK_EQ(vmm_initramfs_build(buf, (uint64_t)n, bb, sizeof(bb), VMM_INIT_ROOT, NULL, 0), n);
+	CHECK(cpio_walk(buf, (size_t)n, "init", &sz, &data, &mode) > 0);
+	CHECK(data && memmem(data, sz, "exec switch_root /newroot", 25) != NULL);
+	CHECK(data && memmem(data, sz, "root=*) root=${a#root=}", 23) != NULL);
+	CHECK(data && memmem(data, sz, "poweroff -f", 11) == NULL);
+	free(buf);
+	CHECK_ERR(vmm_initramfs_build(NULL, 0, bb, sizeof(bb), (enum vmm_init_kind)3, NULL, 0),
+		  -EINVAL);
 	CHECK_ERR(vmm_initramfs_build(NULL, 0, NULL, 0, false, NULL, 0), -EINVAL);
 }
 
@@ -802,10 +813,10 @@ TEST(vmm_initramfs_carries_modules_in_order)
 	unsigned mode = 0;
 	/* the index prefix makes glob order the given order (pvpanic-mmio.ko
 	 * sorts before pvpanic.ko by name, but needs it) */
-	CHECK(cpio_walk(buf, (size_t)n, "lib/modules/0-pvpanic.ko", &sz, &data, &mode) > 0);
+	CHECK(cpio_walk(buf, (size_t)n, "lib/modules/00-pvpanic.ko", &sz, &data, &mode) > 0);
 	CHECK_EQ(sz, 10);
 	CHECK(data && memcmp(data, m0, 10) == 0);
-	CHECK(cpio_walk(buf, (size_t)n, "lib/modules/1-pvpanic-mmio.ko", &sz, &data, &mode) > 0);
+	CHECK(cpio_walk(buf, (size_t)n, "lib/modules/01-pvpanic-mmio.ko", &sz, &data, &mode) > 0);
 	CHECK_EQ(sz, 20);
 	CHECK(cpio_walk(buf, (size_t)n, "init", &sz, &data, &mode) > 0);
 	CHECK(data && memmem(data, sz, "insmod", 6) != NULL);
@@ -850,6 +861,120 @@ TEST(vmm_kernel_release_from_bzimage_and_elf)
 	CHECK_ERR(vmm_kernel_release(elf, sizeof(elf), rel, sizeof(rel)), -ENOENT);
 	/* a release with a slash never names a module directory */
 	struct vmm_initramfs_module mods[VMM_INITRAMFS_MODULES_MAX];
-	CHECK_EQ(vmm_initramfs_modules("../../etc", mods, VMM_INITRAMFS_MODULES_MAX), 0);
-	CHECK_EQ(vmm_initramfs_modules("no-such-release", mods, VMM_INITRAMFS_MODULES_MAX), 0);
+	CHECK_EQ(vmm_initramfs_modules("../../etc", true, mods, VMM_INITRAMFS_MODULES_MAX), 0);
+	CHECK_EQ(vmm_initramfs_modules("no-such-release", false, mods, VMM_INITRAMFS_MODULES_MAX),
+		 0);
+}
+
+static int mod_index(char (*list)[VMM_MODPATH_MAX], int n, const char *path)
+{
+	for (int i = 0; i < n; i++)
+		if (!strcmp(list[i], path))
+			return i;
+	return -1;
+}
+
+/* Dependencies first, soft "pre:" ones through an alias, each file once. */
+TEST(vmm_modules_resolve_orders_dependencies)
+{
+	static const char dep[] =
+	    "kernel/fs/ext4/ext4.ko: kernel/lib/crc16.ko kernel/fs/mbcache.ko "
+	    "kernel/fs/jbd2/jbd2.ko\n"
+	    "kernel/lib/crc16.ko:\n"
+	    "kernel/fs/mbcache.ko:\n"
+	    "kernel/fs/jbd2/jbd2.ko:\n"
+	    "kernel/crypto/crc32c_generic.ko:\n"
+	    "kernel/drivers/virtio/virtio_mmio.ko: kernel/drivers/virtio/virtio.ko "
+	    "kernel/drivers/virtio/virtio_ring.ko\n"
+	    "kernel/drivers/virtio/virtio_ring.ko: kernel/drivers/virtio/virtio.ko\n"
+	    "kernel/drivers/virtio/virtio.ko:\n"
+	    "kernel/drivers/misc/pvpanic/pvpanic-mmio.ko: "
+	    "kernel/drivers/misc/pvpanic/pvpanic.ko\n"
+	    "kernel/drivers/misc/pvpanic/pvpanic.ko:\n"
+	    "kernel/x/loop-a.ko: kernel/x/loop-b.ko\n"
+	    "kernel/x/loop-b.ko: kernel/x/loop-a.ko\n"
+	    "kernel/x/broken.ko: kernel/x/missing.ko\n";
+	static const char softdep[] = "# Soft dependencies\n"
+				      "softdep ext4 pre: crypto-crc32c\n"
+				      "softdep jbd2 pre: crypto-crc32c post: nothing\n";
+	static const char alias[] = "alias crypto-crc32c crc32c_generic\n"
+				    "alias crypto-crc32c crc32c_absent\n";
+	const struct vmm_moddb db = {dep,   sizeof(dep) - 1,  softdep, sizeof(softdep) - 1,
+				     alias, sizeof(alias) - 1};
+	char out[16][VMM_MODPATH_MAX];
+	const char *const names[] = {"pvpanic_mmio", "virtio-mmio", "ext4", "not_a_module"};
+	int n = vmm_modules_resolve(&db, names, 4, out, 16);
+	REQUIRE_EQ(n, 10);
+	int pv = mod_index(out, n, "kernel/drivers/misc/pvpanic/pvpanic.ko");
+	int pvm = mod_index(out, n, "kernel/drivers/misc/pvpanic/pvpanic-mmio.ko");
+	int v = mod_index(out, n, "kernel/drivers/virtio/virtio.ko");
+	int vr = mod_index(out, n, "kernel/drivers/virtio/virtio_ring.ko");
+	int vm = mod_index(out, n, "kernel/drivers/virtio/virtio_mmio.ko");
+	int crc = mod_index(out, n, "kernel/crypto/crc32c_generic.ko");
+	int jbd = mod_index(out, n, "kernel/fs/jbd2/jbd2.ko");
+	int e4 = mod_index(out, n, "kernel/fs/ext4/ext4.ko");
+	CHECK(pv >= 0 && pv < pvm);
+	CHECK(v >= 0 && v < vr && vr < vm);
+	CHECK(crc >= 0 && crc < jbd && jbd < e4);
+	CHECK(mod_index(out, n, "kernel/lib/crc16.ko") < e4);
+	CHECK(mod_index(out, n, "kernel/fs/mbcache.ko") < e4);
+	/* too small a list, a cycle, a hard dependency that is not there */
+	CHECK_ERR(vmm_modules_resolve(&db, names, 4, out, 3), -ENOSPC);
+	const char *const loop[] = {"loop_a"};
+	CHECK_ERR(vmm_modules_resolve(&db, loop, 1, out, 16), -ELOOP);
+	const char *const broken[] = {"broken"};
+	CHECK_ERR(vmm_modules_resolve(&db, broken, 1, out, 16), -ENOENT);
+	/* no database at all: nothing, not an error */
+	const struct vmm_moddb none = {0};
+	CHECK_EQ(vmm_modules_resolve(&none, names, 4, out, 16), 0);
+	CHECK_ERR(vmm_modules_resolve(NULL, names, 4, out, 16), -EINVAL);
+}
+
+/* The host's own release, where Debian's kernel is installed: --root's modules
+ * include ext4 after jbd2 and a crc32c, virtio_blk after virtio_ring. */
+TEST(vmm_initramfs_modules_for_root_host_kernel)
+{
+	char rel[256] = "";
+	DIR *d = opendir("/lib/modules");
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		char p[400];
+		snprintf(p, sizeof(p), "/lib/modules/%s/kernel/fs/ext4/ext4.ko", e->d_name);
+		if (access(p, R_OK) == 0)
+			snprintf(rel, sizeof(rel), "%s", e->d_name);
+	}
+	if (d)
+		closedir(d);
+	if (!rel[0])
+		TEST_SKIP(
+		    "no /lib/modules/*/kernel/fs/ext4/ext4.ko (Debian's kernel not installed)");
+	struct vmm_initramfs_module mods[VMM_INITRAMFS_MODULES_MAX];
+	unsigned n = vmm_initramfs_modules(rel, true, mods, VMM_INITRAMFS_MODULES_MAX);
+	int ext4 = -1, jbd2 = -1, crc = -1, blk = -1, ring = -1, mmio = -1, pv = -1;
+	for (unsigned i = 0; i < n; i++) {
+		const char *m = mods[i].name;
+		if (!strcmp(m, "ext4.ko"))
+			ext4 = (int)i;
+		else if (!strcmp(m, "jbd2.ko"))
+			jbd2 = (int)i;
+		else if (!strncmp(m, "crc32c", 6) && crc < 0)
+			crc = (int)i;
+		else if (!strcmp(m, "virtio_blk.ko"))
+			blk = (int)i;
+		else if (!strcmp(m, "virtio_ring.ko"))
+			ring = (int)i;
+		else if (!strcmp(m, "virtio_mmio.ko"))
+			mmio = (int)i;
+		else if (!strcmp(m, "pvpanic-mmio.ko"))
+			pv = (int)i;
+	}
+	TEST_LOG("%s: %u modules for --root", rel, n);
+	CHECK(pv >= 0);
+	CHECK(ring >= 0 && ring < mmio && ring < blk);
+	CHECK(crc >= 0 && crc < jbd2 && jbd2 < ext4);
+	vmm_initramfs_modules_free(mods, n);
+	/* without root: pvpanic only */
+	n = vmm_initramfs_modules(rel, false, mods, VMM_INITRAMFS_MODULES_MAX);
+	CHECK_EQ(n, 2);
+	vmm_initramfs_modules_free(mods, n);
 }

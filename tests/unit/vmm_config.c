@@ -2,6 +2,7 @@
 #include "../lib/test.h"
 #include "vmm_fixtures.h"
 
+#include "../../vmm/boot/boot.h"
 #include "../../vmm/config.h"
 
 #include <ember/vmm.h>
@@ -692,6 +693,74 @@ TEST(vmm_config_disk_resolve)
 	CHECK_ERR(ember_config_resolve(&c, &err), -EINVAL);
 	CHECK(strstr(err.msg, "not a regular file or block device") != NULL);
 	vmm_config_fini(&c);
+	unlink(kernel);
+	unlink(img);
+	free(bz);
+}
+
+/* --root: the first disk as the root file system, through the built-in initramfs. */
+TEST(vmm_config_root)
+{
+	size_t len;
+	uint8_t *bz = fx_bzimage(4096, &len);
+	char *kernel = tmpfile_with(bz, len);
+	char *img = tmpfile_with("disk image", 10);
+	struct ember_config c;
+	struct ember_error err = {0};
+	unsigned fl;
+	char v[64];
+
+	vmm_config_init(&c);
+	REQUIRE_OK(parse(&c, &fl, &err, "--root", NULL));
+	CHECK(c.root_fs);
+	CHECK_EQ(ember_config_get(&c, "root", v, sizeof(v)), 2);
+	CHECK_STR(v, "on");
+	vmm_config_fini(&c);
+	CHECK_ARGS_BAD("option '--root=on' takes no value", "--root=on");
+	CHECK(strstr(ember_config_usage(), "--root") != NULL);
+
+	/* no disk to boot from; an initrd file besides */
+	vmm_config_init(&c);
+	c.console_in = -1;
+	REQUIRE_OK(ember_config_set(&c, "kernel", kernel, NULL));
+	REQUIRE_OK(ember_config_set(&c, "root", "on", NULL));
+	CHECK_ERR(ember_config_resolve(&c, &err), -EINVAL);
+	CHECK(strstr(err.msg, "--root: no --disk to boot from") != NULL);
+	REQUIRE_OK(ember_config_set(&c, "disk", img, NULL));
+	REQUIRE_OK(ember_config_set(&c, "initrd", img, NULL));
+	CHECK_ERR(ember_config_resolve(&c, &err), -EINVAL);
+	CHECK(strstr(err.msg, "cannot be used with --initrd") != NULL);
+	vmm_config_fini(&c);
+
+	/* resolved: the built-in initramfs, root=/dev/vda added unless a root= is given */
+	if (vmm_busybox_check("/bin/busybox", NULL) == 0) {
+		vmm_config_init(&c);
+		c.console_in = -1;
+		REQUIRE_OK(ember_config_set(&c, "kernel", kernel, NULL));
+		REQUIRE_OK(ember_config_set(&c, "disk", img, NULL));
+		REQUIRE_OK(ember_config_set(&c, "root", "on", NULL));
+		int r = ember_config_resolve(&c, &err);
+		if (r < 0)
+			TEST_FAIL("%s", err.msg);
+		CHECK(c.builtin_initrd);
+		CHECK(strstr(c.cmdline, " root=/dev/vda rw") != NULL);
+		vmm_config_fini(&c);
+		vmm_config_init(&c);
+		c.console_in = -1;
+		REQUIRE_OK(ember_config_set(&c, "kernel", kernel, NULL));
+		REQUIRE_OK(ember_config_set(&c, "disk", img, NULL));
+		REQUIRE_OK(ember_config_set(&c, "disk", img, NULL));
+		REQUIRE_OK(ember_config_set(&c, "root", "on", NULL));
+		REQUIRE_OK(ember_config_set(&c, "append", "root=/dev/vdb ro", NULL));
+		r = ember_config_resolve(&c, &err);
+		if (r < 0)
+			TEST_FAIL("%s", err.msg);
+		CHECK(strstr(c.cmdline, "root=/dev/vda") == NULL);
+		CHECK(strstr(c.cmdline, "root=/dev/vdb ro") != NULL);
+		vmm_config_fini(&c);
+	} else {
+		TEST_LOG("no static /bin/busybox: the resolved half not checked");
+	}
 	unlink(kernel);
 	unlink(img);
 	free(bz);

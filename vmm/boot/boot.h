@@ -307,18 +307,28 @@ struct vmm_initramfs_module {
 	const uint8_t *data;
 	uint64_t size;
 };
-#define VMM_INITRAMFS_MODULES_MAX 16
+#define VMM_INITRAMFS_MODULES_MAX 32
+
+/* What the built-in /init does after loading the modules. */
+enum vmm_init_kind {
+	VMM_INIT_REPORT = 0, /* report what the guest sees, power off */
+	VMM_INIT_SHELL = 1,  /* a busybox shell on the console */
+	VMM_INIT_ROOT = 2,   /* mount root= (default /dev/vda) and switch_root to its init */
+};
 
 /*
  * Writes Ember's built-in initramfs (an uncompressed newc cpio archive: the
  * directories, /dev/console, /bin/busybox, the modules and an /init script
- * that loads them, then either starts a shell or reports what it sees and
- * powers off) into buf, or, with buf NULL, only computes its size. Returns
- * the size in bytes, -E2BIG if cap is too small, -EINVAL for no busybox, more
- * than VMM_INITRAMFS_MODULES_MAX modules or a bad module name.
+ * that loads them, then does what init_kind says: starts a shell, reports
+ * what it sees and powers off, or mounts the root file system of the
+ * command line's root= (rootfstype=, rootflags=, ro/rw; /dev/vda rw by
+ * default) and switch_roots to init= (/sbin/init)) into buf, or, with buf
+ * NULL, only computes its size. Returns the size in bytes, -E2BIG if cap is
+ * too small, -EINVAL for no busybox, more than VMM_INITRAMFS_MODULES_MAX
+ * modules, a bad module name or an unknown init_kind.
  */
 int64_t vmm_initramfs_build(uint8_t *buf, uint64_t cap, const uint8_t *busybox,
-			    uint64_t busybox_size, bool interactive,
+			    uint64_t busybox_size, enum vmm_init_kind init_kind,
 			    const struct vmm_initramfs_module *modules, unsigned nmodules);
 
 /*
@@ -329,17 +339,51 @@ int64_t vmm_initramfs_build(uint8_t *buf, uint64_t cap, const uint8_t *busybox,
  */
 int vmm_kernel_release(const uint8_t *kernel, uint64_t size, char *out, size_t len);
 
+/* A release's module database: the text of modules.dep, modules.softdep and
+ * modules.alias (NULL/0 for a file that is not there). */
+struct vmm_moddb {
+	const char *dep;
+	size_t dep_len;
+	const char *softdep;
+	size_t softdep_len;
+	const char *alias;
+	size_t alias_len;
+};
+#define VMM_MODPATH_MAX 256
+
+/*
+ * The module files (paths as modules.dep writes them, relative to
+ * /lib/modules/RELEASE) to insmod, in order, so that the modules names[]
+ * load: each one after its hard dependencies (modules.dep) and its soft
+ * "pre:" ones (modules.softdep, best effort), a name that is no module
+ * looked up in modules.alias (every module with that alias, e.g. the
+ * crypto-crc32c that ext4 wants), each file once. A name found nowhere is
+ * skipped (built in, or not there: not an error). Writes them to out[0..max)
+ * and returns their count, or -ENOENT (a hard dependency that modules.dep
+ * does not list), -ELOOP (dependencies nested over 32 deep: a cycle),
+ * -ENOSPC (more than max), -ENAMETOOLONG (a path of VMM_MODPATH_MAX or more),
+ * -EINVAL. Reads only db; no allocation.
+ */
+int vmm_modules_resolve(const struct vmm_moddb *db, const char *const *names, unsigned nnames,
+			char (*out)[VMM_MODPATH_MAX], unsigned max);
+
 /*
  * The modules the built-in initramfs carries for a kernel release, when the
- * host has them in /lib/modules/RELEASE as plain .ko files: pvpanic and
- * pvpanic-mmio (so a guest panic reaches the pvpanic device). Maps each into
- * mods[] (unmap with vmm_initramfs_modules_free). Returns how many were
- * found (0 when none: not an error).
+ * host has them in /lib/modules/RELEASE as plain .ko files, with their
+ * dependencies (vmm_modules_resolve on that release's modules.dep,
+ * .softdep and .alias): pvpanic-mmio (so a guest panic reaches the pvpanic
+ * device), and with root, what mounting a root file system on virtio-blk
+ * needs (virtio_mmio, virtio_blk, ext4 and their dependencies) and the other
+ * virtio drivers (net, console, rng, balloon, vsock) and autofs4 and
+ * binfmt_misc (systemd mounts them), since the root file system does not hold the host's modules. Maps each into mods[] (names
+ * allocated; release both with vmm_initramfs_modules_free), stopping at the
+ * first one it cannot map. Returns how many (0 when none: not an error).
  */
-unsigned vmm_initramfs_modules(const char *release, struct vmm_initramfs_module *mods,
+unsigned vmm_initramfs_modules(const char *release, bool root, struct vmm_initramfs_module *mods,
 			       unsigned max);
-/* The modules a virtio console (hvc0) needs, in load order: virtio_ring,
- * virtio, virtio_mmio, virtio_console, the same way (all four or none). */
+/* The modules a virtio console (hvc0) needs, in load order, the same way:
+ * virtio_mmio and virtio_console with their dependencies (virtio_ring,
+ * virtio), all of them or none (0). */
 unsigned vmm_initramfs_console_modules(const char *release, struct vmm_initramfs_module *mods,
 				       unsigned max);
 void vmm_initramfs_modules_free(struct vmm_initramfs_module *mods, unsigned n);
@@ -382,6 +426,7 @@ struct vmm_boot_request {
 	uint64_t busybox_size;
 	bool builtin_initrd;
 	bool interactive;
+	bool root; /* builtin initramfs: mount root= and switch to it (VMM_INIT_ROOT) */
 	const struct vmm_initramfs_module *modules; /* builtin initramfs: modules to load */
 	unsigned nmodules;
 	const char *cmdline;

@@ -6,6 +6,7 @@
 #include <elf.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -46,6 +47,46 @@ static const char init_shell[] =
 	      "  sh -l\n"
 	      "fi\n"
 	      "poweroff -f\n";
+
+/* Root mode: the modules are loaded (INIT_HEAD); mount the root file system the
+ * command line names (root=, rootfstype=, ro/rw, rootflags=; Ember adds
+ * "root=/dev/vda rw" for --root) and switch_root to its init (init=, default
+ * /sbin/init). A root that does not come or mount ends /init, so the kernel
+ * panics ("Attempted to kill init") as it would without an initramfs. */
+static const char init_root[] = INIT_HEAD
+    "root=/dev/vda fstype= flags=rw rflags= rinit=/sbin/init\n"
+    "for a in $(cat /proc/cmdline); do\n"
+    "  case \"$a\" in\n"
+    "  root=*) root=${a#root=} ;;\n"
+    "  rootfstype=*) fstype=${a#rootfstype=} ;;\n"
+    "  rootflags=*) rflags=,${a#rootflags=} ;;\n"
+    "  ro | rw) flags=$a ;;\n"
+    "  init=*) rinit=${a#init=} ;;\n"
+    "  esac\n"
+    "done\n"
+    "case \"$root\" in\n"
+    "LABEL=* | UUID=*) dev=$(findfs \"$root\" 2>/dev/null) ;;\n"
+    "*) dev=$root ;;\n"
+    "esac\n"
+    "i=0\n"
+    "while [ ! -b \"$dev\" ] && [ $i -lt 100 ]; do\n"
+    "  sleep 0.1; i=$((i + 1))\n"
+    "  case \"$root\" in LABEL=* | UUID=*) dev=$(findfs \"$root\" 2>/dev/null) ;; esac\n"
+    "done\n"
+    "mkdir -p /newroot\n"
+    "if [ ! -b \"$dev\" ]; then\n"
+    "  echo \"ember initramfs: root device $root did not appear in 10 s (is there a "
+    "--disk?)\"\n"
+    "  exit 1\n"
+    "fi\n"
+    "if ! mount ${fstype:+-t $fstype} -o $flags$rflags \"$dev\" /newroot; then\n"
+    "  echo \"ember initramfs: cannot mount $dev on / (${fstype:-auto}, $flags$rflags)\"\n"
+    "  exit 1\n"
+    "fi\n"
+    "umount /dev/pts 2>/dev/null\n"
+    "mount --move /dev /newroot/dev 2>/dev/null || umount /dev\n"
+    "umount /sys /proc\n"
+    "exec switch_root /newroot \"$rinit\"\n";
 
 /* The shell's profile: busybox poweroff/reboot without -f signal PID 1,
  * which is this script; make them act at once. */
@@ -107,10 +148,10 @@ static bool module_name_ok(const char *name)
 }
 
 int64_t vmm_initramfs_build(uint8_t *buf, uint64_t cap, const uint8_t *busybox,
-			    uint64_t busybox_size, bool interactive,
+			    uint64_t busybox_size, enum vmm_init_kind init_kind,
 			    const struct vmm_initramfs_module *modules, unsigned nmodules)
 {
-	if (!busybox || !busybox_size || busybox_size > UINT32_MAX ||
+	if (!busybox || !busybox_size || busybox_size > UINT32_MAX || init_kind > VMM_INIT_ROOT ||
 	    nmodules > VMM_INITRAMFS_MODULES_MAX || (nmodules && !modules))
 		return -EINVAL;
 	for (unsigned i = 0; i < nmodules; i++)
@@ -126,14 +167,16 @@ int64_t vmm_initramfs_build(uint8_t *buf, uint64_t cap, const uint8_t *busybox,
 	 * the caller's order (a module before the ones that need it). */
 	for (unsigned i = 0; i < nmodules; i++) {
 		char path[96];
-		snprintf(path, sizeof(path), "lib/modules/%u-%s", i, modules[i].name);
+		snprintf(path, sizeof(path), "lib/modules/%02u-%s", i, modules[i].name);
 		entry(&c, path, S_IFREG | 0644, 0, 0, modules[i].data, modules[i].size);
 	}
 	entry(&c, "dev/console", S_IFCHR | 0600, 5, 1, NULL, 0);
 	entry(&c, "bin/busybox", S_IFREG | 0755, 0, 0, busybox, busybox_size);
 	entry(&c, "bin/sh", S_IFLNK | 0777, 0, 0, "busybox", 7);
 	entry(&c, "etc/profile", S_IFREG | 0644, 0, 0, profile, sizeof(profile) - 1);
-	const char *init = interactive ? init_shell : init_report;
+	const char *init = init_kind == VMM_INIT_ROOT	 ? init_root
+			   : init_kind == VMM_INIT_SHELL ? init_shell
+							 : init_report;
 	entry(&c, "init", S_IFREG | 0755, 0, 0, init, strlen(init));
 	entry(&c, "TRAILER!!!", 0, 0, 0, NULL, 0);
 	if (c.overflow)
@@ -223,46 +266,260 @@ int vmm_kernel_release(const uint8_t *kernel, uint64_t size, char *out, size_t l
 	return -ENOENT;
 }
 
-/* Maps the modules of wanted (in load order) into mods; stops at the first
- * one missing (the ones after it would need it). */
-static unsigned add_modules(const char *release, const char *const *wanted, size_t nwanted,
+/* Module names compare with '-' and '_' the same (as modprobe does). */
+static bool modname_eq(const char *a, size_t an, const char *b, size_t bn)
+{
+	if (an != bn)
+		return false;
+	for (size_t i = 0; i < an; i++) {
+		char x = a[i] == '-' ? '_' : a[i], y = b[i] == '-' ? '_' : b[i];
+		if (x != y)
+			return false;
+	}
+	return true;
+}
+
+/* A module file's name: "kernel/fs/ext4/ext4.ko" -> "ext4" (up to the first '.'). */
+static void modname_of(const char *path, size_t len, const char **name, size_t *n)
+{
+	const char *b = path;
+	for (size_t i = 0; i < len; i++)
+		if (path[i] == '/')
+			b = path + i + 1;
+	const char *end = path + len;
+	const char *dot = memchr(b, '.', (size_t)(end - b));
+	*name = b;
+	*n = (size_t)((dot ? dot : end) - b);
+}
+
+/* Lines of text[0..len): the next line (*line, *n) after *pos after *pos (advanced). */
+static bool next_line(const char *text, size_t len, size_t *pos, const char **line, size_t *n)
+{
+	if (!text || *pos >= len)
+		return false;
+	const char *p = text + *pos;
+	const char *nl = memchr(p, '\n', len - *pos);
+	*line = p;
+	*n = nl ? (size_t)(nl - p) : len - *pos;
+	*pos += *n + 1;
+	return true;
+}
+
+/* The next blank-separated word of line[*pos..n) into (*w, *wn). */
+static bool next_word(const char *line, size_t n, size_t *pos, const char **w, size_t *wn)
+{
+	while (*pos < n && (line[*pos] == ' ' || line[*pos] == '\t'))
+		(*pos)++;
+	if (*pos >= n)
+		return false;
+	size_t s = *pos;
+	while (*pos < n && line[*pos] != ' ' && line[*pos] != '\t')
+		(*pos)++;
+	*w = line + s;
+	*wn = *pos - s;
+	return true;
+}
+
+#define MODDEP_DEPTH  32
+#define MOD_NOT_FOUND 1 /* resolve_one: no such module nor alias */
+
+static int resolve_one(const struct vmm_moddb *db, const char *name, size_t nlen, unsigned depth,
+		       char (*out)[VMM_MODPATH_MAX], unsigned *nout, unsigned max)
+{
+	if (depth > MODDEP_DEPTH)
+		return -ELOOP;
+	/* modules.dep: "PATH: DEP-PATH..." */
+	const char *line = NULL, *l;
+	size_t ln = 0, n, pos = 0, plen = 0;
+	while (next_line(db->dep, db->dep_len, &pos, &l, &n)) {
+		const char *colon = memchr(l, ':', n);
+		const char *mn;
+		size_t mnl;
+		if (!colon)
+			continue;
+		modname_of(l, (size_t)(colon - l), &mn, &mnl);
+		if (modname_eq(mn, mnl, name, nlen)) {
+			line = l;
+			ln = n;
+			plen = (size_t)(colon - l);
+			break;
+		}
+	}
+	if (!line) {
+		/* an alias (modules.alias: "alias NAME MODULE"), e.g. the
+		 * crypto-crc32c that ext4 and jbd2 want: every module that has it */
+		bool found = false;
+		pos = 0;
+		while (next_line(db->alias, db->alias_len, &pos, &l, &n)) {
+			const char *w0, *w1, *w2;
+			size_t n0, n1, n2, wp = 0;
+			if (!next_word(l, n, &wp, &w0, &n0) || n0 != 5 || memcmp(w0, "alias", 5) ||
+			    !next_word(l, n, &wp, &w1, &n1) || n1 != nlen ||
+			    memcmp(w1, name, nlen) || !next_word(l, n, &wp, &w2, &n2))
+				continue;
+			int r = resolve_one(db, w2, n2, depth + 1, out, nout, max);
+			if (r == 0)
+				found = true;
+			else if (r < 0)
+				return r;
+		}
+		return found ? 0 : MOD_NOT_FOUND;
+	}
+	if (plen >= VMM_MODPATH_MAX)
+		return -ENAMETOOLONG;
+	for (unsigned i = 0; i < *nout; i++)
+		if (strlen(out[i]) == plen && !memcmp(out[i], line, plen))
+			return 0; /* already in the list */
+	/* soft dependencies first ("softdep NAME pre: A B post: C"), best effort */
+	pos = 0;
+	while (next_line(db->softdep, db->softdep_len, &pos, &l, &n)) {
+		const char *w;
+		size_t wn, wp = 0;
+		if (!next_word(l, n, &wp, &w, &wn) || wn != 7 || memcmp(w, "softdep", 7) ||
+		    !next_word(l, n, &wp, &w, &wn) || !modname_eq(w, wn, name, nlen))
+			continue;
+		bool pre = false;
+		while (next_word(l, n, &wp, &w, &wn)) {
+			if (wn == 4 && !memcmp(w, "pre:", 4))
+				pre = true;
+			else if (wn == 5 && !memcmp(w, "post:", 5))
+				pre = false;
+			else if (pre) {
+				int r = resolve_one(db, w, wn, depth + 1, out, nout, max);
+				if (r < 0)
+					return r;
+			}
+		}
+	}
+	/* hard dependencies: each one must be there */
+	size_t wp = plen + 1;
+	const char *w;
+	size_t wn;
+	while (next_word(line, ln, &wp, &w, &wn)) {
+		const char *mn;
+		size_t mnl;
+		modname_of(w, wn, &mn, &mnl);
+		int r = resolve_one(db, mn, mnl, depth + 1, out, nout, max);
+		if (r == MOD_NOT_FOUND)
+			return -ENOENT;
+		if (r < 0)
+			return r;
+	}
+	for (unsigned i = 0; i < *nout; i++) /* a cycle through a soft dependency */
+		if (strlen(out[i]) == plen && !memcmp(out[i], line, plen))
+			return 0;
+	if (*nout >= max)
+		return -ENOSPC;
+	memcpy(out[*nout], line, plen);
+	out[*nout][plen] = 0;
+	(*nout)++;
+	return 0;
+}
+
+int vmm_modules_resolve(const struct vmm_moddb *db, const char *const *names, unsigned nnames,
+			char (*out)[VMM_MODPATH_MAX], unsigned max)
+{
+	if (!db || (nnames && !names) || (max && !out))
+		return -EINVAL;
+	unsigned n = 0;
+	for (unsigned i = 0; i < nnames; i++) {
+		if (!names[i])
+			return -EINVAL;
+		int r = resolve_one(db, names[i], strlen(names[i]), 0, out, &n, max);
+		if (r < 0)
+			return r;
+	}
+	return (int)n;
+}
+
+/* Maps names[] with their dependencies (vmm_modules_resolve on release's
+ * module database), in load order, into mods; stops at the first one that
+ * cannot be mapped (the ones after it may need it). */
+static unsigned modules_for(const char *release, const char *const *names, unsigned nnames,
 			    struct vmm_initramfs_module *mods, unsigned max)
 {
 	unsigned n = 0;
-	if (!release || !*release || strchr(release, '/'))
+	if (!release || !*release || strchr(release, '/') || !mods || !max)
 		return 0;
-	for (size_t i = 0; i < nwanted && n < max; i++) {
-		char path[512];
-		snprintf(path, sizeof(path), "/lib/modules/%s/kernel/%s", release, wanted[i]);
-		const uint8_t *data;
-		uint64_t size;
-		if (vmm_map_file(path, &data, &size) < 0)
-			break; /* a module without what it needs would not load */
-		if (!size) {
-			vmm_unmap_file(data, size);
+	static const char *const dbfile[] = {"modules.dep", "modules.softdep", "modules.alias"};
+	const uint8_t *data[3] = {NULL, NULL, NULL};
+	uint64_t size[3] = {0, 0, 0};
+	char path[512];
+	for (int i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "/lib/modules/%s/%s", release, dbfile[i]);
+		if (vmm_map_file(path, &data[i], &size[i]) < 0) {
+			data[i] = NULL;
+			size[i] = 0;
+		}
+	}
+	const struct vmm_moddb db = {
+	    .dep = (const char *)data[0],
+	    .dep_len = (size_t)size[0],
+	    .softdep = (const char *)data[1],
+	    .softdep_len = (size_t)size[1],
+	    .alias = (const char *)data[2],
+	    .alias_len = (size_t)size[2],
+	};
+	char(*list)[VMM_MODPATH_MAX] = calloc(VMM_INITRAMFS_MODULES_MAX, VMM_MODPATH_MAX);
+	int nf = list && data[0]
+		     ? vmm_modules_resolve(&db, names, nnames, list, VMM_INITRAMFS_MODULES_MAX)
+		     : 0;
+	for (int i = 0; i < nf && n < max; i++) {
+		const char *base = strrchr(list[i], '/');
+		base = base ? base + 1 : list[i];
+		snprintf(path, sizeof(path), "/lib/modules/%s/%s", release, list[i]);
+		const uint8_t *d;
+		uint64_t sz;
+		/* a compressed module (.ko.xz) is not loadable by busybox
+		 * insmod; a module without what it needs would not load */
+		if (!module_name_ok(base) || vmm_map_file(path, &d, &sz) < 0)
+			break;
+		if (!sz) {
+			vmm_unmap_file(d, sz);
 			break;
 		}
-		mods[n++] = (struct vmm_initramfs_module){
-		    .name = strrchr(wanted[i], '/') + 1, .data = data, .size = size};
+		char *name = strdup(base);
+		if (!name) {
+			vmm_unmap_file(d, sz);
+			break;
+		}
+		mods[n++] = (struct vmm_initramfs_module){.name = name, .data = d, .size = sz};
 	}
+	free(list);
+	for (int i = 0; i < 3; i++)
+		vmm_unmap_file(data[i], size[i]);
 	return n;
 }
 
-unsigned vmm_initramfs_modules(const char *release, struct vmm_initramfs_module *mods, unsigned max)
+unsigned vmm_initramfs_modules(const char *release, bool root, struct vmm_initramfs_module *mods,
+			       unsigned max)
 {
-	static const char *const wanted[] = {"drivers/misc/pvpanic/pvpanic.ko",
-					     "drivers/misc/pvpanic/pvpanic-mmio.ko"};
-	return add_modules(release, wanted, sizeof(wanted) / sizeof(wanted[0]), mods, max);
+	/* pvpanic, so a guest panic reaches the pvpanic device; for a root
+	 * file system, the virtio transport, the disk, ext4 and the other
+	 * virtio drivers (the root's own /lib/modules is not the host's), and
+	 * autofs4 and binfmt_misc, which systemd mounts at boot */
+	static const char *const always[] = {"pvpanic_mmio"};
+	static const char *const for_root[] = {
+	    "pvpanic_mmio", "virtio_mmio",    "virtio_blk",
+	    "ext4",	    "virtio_net",     "virtio_console",
+	    "virtio_rng",   "virtio_balloon", "vmw_vsock_virtio_transport",
+	    "autofs4",	    "binfmt_misc"};
+	const char *const *names = root ? for_root : always;
+	unsigned nnames = root ? sizeof(for_root) / sizeof(for_root[0]) : 1;
+	return modules_for(release, names, nnames, mods, max);
 }
 
 unsigned vmm_initramfs_console_modules(const char *release, struct vmm_initramfs_module *mods,
 				       unsigned max)
 {
-	static const char *const wanted[] = {
-	    "drivers/virtio/virtio_ring.ko", "drivers/virtio/virtio.ko",
-	    "drivers/virtio/virtio_mmio.ko", "drivers/char/virtio_console.ko"};
-	unsigned n = add_modules(release, wanted, sizeof(wanted) / sizeof(wanted[0]), mods, max);
-	if (n < sizeof(wanted) / sizeof(wanted[0])) { /* all of them or none */
+	static const char *const names[] = {"virtio_mmio", "virtio_console"};
+	unsigned n = modules_for(release, names, 2, mods, max);
+	/* all of them or none: hvc0 needs the whole chain */
+	unsigned want = 0;
+	for (unsigned i = 0; i < n; i++)
+		if (!strcmp(mods[i].name, "virtio_console.ko"))
+			want = 1;
+	if (!want) {
 		vmm_initramfs_modules_free(mods, n);
 		n = 0;
 	}
@@ -271,6 +528,8 @@ unsigned vmm_initramfs_console_modules(const char *release, struct vmm_initramfs
 
 void vmm_initramfs_modules_free(struct vmm_initramfs_module *mods, unsigned n)
 {
-	for (unsigned i = 0; mods && i < n; i++)
+	for (unsigned i = 0; mods && i < n; i++) {
 		vmm_unmap_file(mods[i].data, mods[i].size);
+		free((char *)mods[i].name);
+	}
 }

@@ -173,6 +173,11 @@ static int plan_fit(const struct vmm_boot_request *req, uint64_t low_end, struct
 	return 0;
 }
 
+static enum vmm_init_kind init_kind(const struct vmm_boot_request *req)
+{
+	return req->root ? VMM_INIT_ROOT : req->interactive ? VMM_INIT_SHELL : VMM_INIT_REPORT;
+}
+
 int vmm_boot_plan(const struct vmm_boot_request *req, uint64_t low_end, struct vmm_boot_plan *p,
 		  struct ember_error *err)
 {
@@ -216,7 +221,7 @@ int vmm_boot_plan(const struct vmm_boot_request *req, uint64_t low_end, struct v
 
 	if (req->builtin_initrd) {
 		int64_t n = vmm_initramfs_build(NULL, 0, req->busybox, req->busybox_size,
-						req->interactive, req->modules, req->nmodules);
+						init_kind(req), req->modules, req->nmodules);
 		if (n < 0)
 			return vmm_errf(err, (int)n, "built-in initramfs: cannot size it");
 		p->initrd_size = (uint64_t)n;
@@ -260,7 +265,7 @@ static int load_image(const struct vmm_mem *mem, const struct vmm_boot_request *
 		if (!dst)
 			return vmm_errf(err, -E2BIG, "initrd outside guest memory");
 		int64_t n = vmm_initramfs_build(dst, initrd_size, req->busybox, req->busybox_size,
-						req->interactive, req->modules, req->nmodules);
+						init_kind(req), req->modules, req->nmodules);
 		if (n < 0 || (uint64_t)n != initrd_size)
 			return vmm_errf(err, -EIO,
 					"built-in initramfs: size changed while writing");

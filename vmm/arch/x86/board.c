@@ -565,8 +565,10 @@ int vmm_board_load(struct ember_vm *vm, struct ember_error *err)
 		/* the host's modules for this kernel, when it has them (pvpanic) */
 		char release[128];
 		if (vmm_kernel_release(kernel, kernel_size, release, sizeof(release)) > 0) {
-			nmods = vmm_initramfs_modules(release, mods, VMM_INITRAMFS_MODULES_MAX);
-			if (cfg->console_virtio) /* hvc0 exists only once these are loaded */
+			nmods = vmm_initramfs_modules(release, cfg->root_fs, mods,
+						      VMM_INITRAMFS_MODULES_MAX);
+			/* hvc0 exists only once these are loaded (a root's list has them) */
+			if (cfg->console_virtio && !cfg->root_fs)
 				nmods += vmm_initramfs_console_modules(
 				    release, mods + nmods, VMM_INITRAMFS_MODULES_MAX - nmods);
 		}
@@ -593,6 +595,7 @@ int vmm_board_load(struct ember_vm *vm, struct ember_error *err)
 	    .busybox_size = busybox_size,
 	    .builtin_initrd = cfg->builtin_initrd,
 	    .interactive = cfg->interactive > 0,
+	    .root = cfg->root_fs,
 	    .modules = mods,
 	    .nmodules = nmods,
 	    .cmdline = cfg->cmdline,
