@@ -31,7 +31,7 @@
  * not call back into the same device.
  */
 
-#include "../vmm/bus.h"
+#include "../lib/io/bus.h"
 
 struct dev;
 

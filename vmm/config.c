@@ -3,9 +3,8 @@
 #include "devmgr.h"
 #include "internal.h"
 #include "tap.h"
-#include "arch/x86/layout.h"
-#include "arch/x86/x86.h"
 #include "boot/boot.h"
+#include "boot/layout.h"
 #include "vsock_host.h"
 
 #include <ctype.h>
@@ -1286,9 +1285,9 @@ out:
  * with an impossible --mem. */
 static int resolve_host_mem(struct ember_config *cfg, struct ember_error *err)
 {
-	const uint64_t hole = X86_MMIO_HOLE_END - X86_MMIO_HOLE_START;
-	unsigned bits = vmm_x86_host_phys_bits();
-	uint64_t max = vmm_x86_max_guest_ram(bits, hole);
+	uint64_t max, hole;
+	unsigned bits;
+	vmm_board_ram_limit(&max, &bits, &hole);
 	if (cfg->mem_size > max)
 		return vmm_errf(err, -EINVAL,
 				"mem: %" PRIu64 " MiB is more than this host can give a guest: "

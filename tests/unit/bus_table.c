@@ -1,6 +1,6 @@
 /* tests/unit/bus_table.c - the PIO/MMIO bus: registration rules, dispatch, widths, unhandled. */
 #include "../lib/test.h"
-#include "../../vmm/bus.h"
+#include "../../lib/io/bus.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../mem.h"
+#include "../../lib/io/mem.h"
 
 /*
  * The loaders are split in two steps so that every check runs on a byte

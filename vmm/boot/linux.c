@@ -1,7 +1,7 @@
 /* vmm/boot/linux.c - boots Linux on x86-64: picks the loader, places cmdline and initrd, builds GDT and page tables. */
 #include "boot.h"
-#include "../internal.h"
-#include "../arch/x86/layout.h"
+#include "../../lib/io/util.h"
+#include "layout.h"
 
 #include <elf.h>
 #include <errno.h>

@@ -1,6 +1,6 @@
-/* vmm/bus.h - the PIO and MMIO buses: sorted, overlap-free range tables with lock-free dispatch. */
-#ifndef EMBER_VMM_BUS_H
-#define EMBER_VMM_BUS_H
+/* lib/io/bus.h - the PIO and MMIO buses: sorted, overlap-free range tables with lock-free dispatch. */
+#ifndef EMBER_IO_BUS_H
+#define EMBER_IO_BUS_H
 
 /*
  * A bus maps address ranges to device handlers. The VMM makes two: one for
@@ -164,4 +164,4 @@ int bus_for_each(struct bus *bus, int (*fn)(void *arg, const struct bus_range_in
 /* Copies the counters (relaxed atomic reads). */
 void bus_get_stats(const struct bus *bus, struct bus_stats *out);
 
-#endif /* EMBER_VMM_BUS_H */
+#endif /* EMBER_IO_BUS_H */

@@ -1,4 +1,4 @@
-/* vmm/bus.c - the PIO/MMIO bus: immutable sorted range tables, binary-search dispatch. */
+/* lib/io/bus.c - the PIO/MMIO bus: immutable sorted range tables, binary-search dispatch. */
 #include "bus.h"
 
 #include <errno.h>
