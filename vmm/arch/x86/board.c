@@ -62,6 +62,9 @@ struct vmm_board {
 	struct serial8250 *uart;
 	struct i8042 *kbd;
 	struct rtc_cmos *rtc;
+	/* the RTC's interrupts: its timer, and the wake-up a guest's write to
+	 * its clock, alarm, A or B fires so the I/O thread re-times it */
+	struct ember_loop_source *rtc_timer, *rtc_wake;
 	struct bootmarker *marker;
 	struct pvpanic *pvpanic;
 	struct reset_cf9 *cf9;
@@ -173,6 +176,35 @@ static void rtc_irq(void *opaque, bool level)
 	struct vmm_board *b = opaque;
 	vmm_dev_set_irq(b->d_rtc, level);
 }
+/* vCPU thread (a write to the RTC): the I/O thread re-times the RTC. */
+static void rtc_timer_changed(void *opaque)
+{
+	struct vmm_board *b = opaque;
+	if (b->rtc_wake)
+		ember_loop_wake(b->rtc_wake);
+}
+/* I/O thread: brings the RTC's flags (and IRQ 8) up to date and arms the
+ * timer for its next interrupt, or disarms it when none is enabled. Not
+ * while the VM is paused: resume re-times it (vmm_board_devices_kick). */
+static void rtc_retime(struct vmm_board *b)
+{
+	struct ember_vm *vm = b->vm;
+	pthread_mutex_lock(&vm->dev_lock);
+	if (!vm->devs_paused && b->rtc && b->rtc_timer) {
+		int64_t next = rtc_cmos_poll(b->rtc);
+		(void)ember_loop_timer_set(b->rtc_timer,
+					   next < 0 ? 0
+					   : next   ? (uint64_t)next
+						    : 1,
+					   0);
+	}
+	pthread_mutex_unlock(&vm->dev_lock);
+}
+static void rtc_tick(void *opaque, uint64_t n)
+{
+	(void)n;
+	rtc_retime(opaque);
+}
 static void marker(void *opaque, uint8_t value, uint64_t ns)
 {
 	struct vmm_board *b = opaque;
@@ -266,8 +298,15 @@ int vmm_board_create(struct ember_vm *vm, struct ember_error *err)
 		r = i8042_create(
 		    &(struct i8042_config){.reset = kbd_reset, .set_irq = kbd_irq, .opaque = b},
 		    &b->kbd);
+	if (r == 0 && vm->loop) {
+		r = ember_loop_add_timer(vm->loop, 0, 0, rtc_tick, b, &b->rtc_timer);
+		if (r == 0)
+			r = ember_loop_add_wakeup(vm->loop, rtc_tick, b, &b->rtc_wake);
+	}
 	if (r == 0)
-		r = rtc_cmos_create(&(struct rtc_cmos_config){.set_irq = rtc_irq, .opaque = b},
+		r = rtc_cmos_create(&(struct rtc_cmos_config){.set_irq = rtc_irq,
+							      .timer_changed = rtc_timer_changed,
+							      .opaque = b},
 				    &b->rtc);
 	if (r == 0)
 		r = bootmarker_create(&(struct bootmarker_config){.mark = marker,
@@ -372,6 +411,10 @@ void vmm_board_destroy(struct ember_vm *vm)
 	if (!b)
 		return;
 	/* the buses are destroyed first (vm.c) or never dispatch again */
+	if (b->rtc_wake)
+		ember_loop_remove(b->rtc_wake);
+	if (b->rtc_timer)
+		ember_loop_remove(b->rtc_timer);
 	if (b->uart)
 		dev_destroy(serial8250_dev(b->uart));
 	if (b->kbd)
@@ -671,7 +714,10 @@ void vmm_board_console_resize(struct ember_vm *vm, uint16_t cols, uint16_t rows)
 void vmm_board_devices_kick(struct ember_vm *vm)
 {
 	struct vmm_board *b = vm->board;
-	if (!b || !b->nvirtio)
+	if (!b)
+		return;
+	rtc_retime(b); /* its timer stopped while paused */
+	if (!b->nvirtio)
 		return;
 	pthread_mutex_lock(&vm->dev_lock);
 	if (!vm->devs_paused)
