@@ -216,9 +216,10 @@ static int create(struct ember_vm *vm, struct ember_error *err)
 	if (!vm->hyp) { /* the one open of /dev/kvm for this VM */
 		r = ehv_hypervisor_open(NULL, &vm->hyp);
 		if (r < 0)
-			return vmm_errf(
-			    err, r, "cannot open /dev/kvm: %s%s", strerror(-r),
-			    r == -ENOENT ? " (no KVM here: run in tools/kvm-sandbox/run.sh)" : "");
+			return vmm_errf(err, r, "cannot open /dev/kvm: %s%s", strerror(-r),
+					r == -ENOENT ? " (no KVM on this host: is the kvm_intel or "
+						       "kvm_amd module loaded?)"
+						     : "");
 		vm->own_hyp = true;
 	}
 	r = ehv_vm_create(vm->hyp, &vm->hv);

@@ -1190,6 +1190,14 @@ if selected $name && command -v script >/dev/null; then
 	fi
 fi
 
+# --- the RTC's alarm interrupt (IRQ 8) reaches the guest (the board's RTC timer)
+name=rtc_alarm_interrupt
+if selected $name; then
+	TOKEN=""
+	boot $name "$VMLINUX" 1 256M poweroff 0 "e2e.rtcirq=1"
+	check_guest $name 0
+fi
+
 rm -rf "$T"
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
