@@ -20,7 +20,6 @@
 #include "../../../devices/serial8250.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -587,71 +586,25 @@ int vmm_board_load(struct ember_vm *vm, struct ember_error *err)
 	struct vmm_e820 e820[VMM_E820_MAX];
 	unsigned ne820 = vmm_x86_e820(&vm->mem, e820, VMM_E820_MAX);
 
-	/* the kernel, initrd and busybox, mapped read-only for the copy */
-	const uint8_t *kernel = NULL, *initrd = NULL, *busybox = NULL;
-	uint64_t kernel_size = 0, initrd_size = 0, busybox_size = 0;
-	struct vmm_initramfs_module mods[VMM_INITRAMFS_MODULES_MAX];
-	unsigned nmods = 0;
-	/* The kernel is read into guest memory from its file (see vmm_boot_copy). */
-	int kfd = open(cfg->kernel, O_RDONLY | O_CLOEXEC);
-	r = kfd < 0 ? -errno : vmm_map_fd(kfd, &kernel, &kernel_size);
-	if (r < 0) {
-		r = vmm_errf(err, r, "kernel %s: %s", cfg->kernel, strerror(-r));
-		goto out;
-	}
-	if (cfg->builtin_initrd) {
-		r = vmm_map_file(cfg->busybox, &busybox, &busybox_size);
-		if (r < 0) {
-			r = vmm_errf(err, r, "busybox %s: %s", cfg->busybox, strerror(-r));
-			goto out;
-		}
-		/* the host's modules for this kernel, when it has them (pvpanic) */
-		char release[128];
-		if (vmm_kernel_release(kernel, kernel_size, release, sizeof(release)) > 0) {
-			nmods = vmm_initramfs_modules(release, cfg->root_fs, mods,
-						      VMM_INITRAMFS_MODULES_MAX);
-			/* hvc0 exists only once these are loaded (a root's list has them) */
-			if (cfg->console_virtio && !cfg->root_fs)
-				nmods += vmm_initramfs_console_modules(
-				    release, mods + nmods, VMM_INITRAMFS_MODULES_MAX - nmods);
-		}
-		vmm_logf(cfg, EMBER_LOG_DEBUG, "built-in initramfs: %u module(s) for %s", nmods,
-			 nmods ? release : "this kernel");
-	} else if (cfg->initrd[0]) {
-		r = vmm_map_file(cfg->initrd, &initrd, &initrd_size);
-		if (r < 0) {
-			r = vmm_errf(err, r, "initrd %s: %s", cfg->initrd, strerror(-r));
-			goto out;
-		}
-	}
-	struct vmm_boot_request req = {
-	    .format = cfg->kernel_format,
-	    .kernel_name = cfg->kernel,
-	    .initrd_name = cfg->initrd,
-	    .kernel = kernel,
-	    .kernel_size = kernel_size,
-	    .map_kernel = true,
-	    .kernel_fd = kfd,
-	    .initrd = initrd,
-	    .initrd_size = initrd_size,
-	    .busybox = busybox,
-	    .busybox_size = busybox_size,
-	    .builtin_initrd = cfg->builtin_initrd,
-	    .interactive = cfg->interactive > 0,
-	    .root = cfg->root_fs,
-	    .modules = mods,
-	    .nmodules = nmods,
-	    .cmdline = cfg->cmdline,
-	    .rsdp_gpa = X86_ACPI_ADDR + lay.rsdp,
-	    .e820 = e820,
-	    .e820_count = ne820,
-	    .boot = cfg->boot,
-	    .kcache_dir =
-		cfg->kernel_cache && cfg->kernel_cache_dir[0] ? cfg->kernel_cache_dir : NULL,
-	};
+	/* the kernel, initrd and busybox, mapped read-only for the copy: the
+	 * request ember_config_resolve planned, made the same way */
+	struct vmm_boot_files f;
+	r = vmm_config_boot_open(cfg, cfg->cmdline, &f, err);
+	if (r < 0)
+		return r;
+	if (cfg->builtin_initrd)
+		vmm_logf(cfg, EMBER_LOG_DEBUG, "built-in initramfs: %u module(s) for %s",
+			 f.req.nmodules, f.req.nmodules ? f.release : "this kernel");
+	struct vmm_boot_request *req = &f.req;
+	req->rsdp_gpa = X86_ACPI_ADDR + lay.rsdp;
+	req->e820 = e820;
+	req->e820_count = ne820;
+	req->boot = cfg->boot;
+	req->kcache_dir =
+	    cfg->kernel_cache && cfg->kernel_cache_dir[0] ? cfg->kernel_cache_dir : NULL;
 	struct vmm_boot_entry entry;
 	uint64_t t0 = vmm_now_ns();
-	r = vmm_boot_load(&vm->mem, &req, &entry, err);
+	r = vmm_boot_load(&vm->mem, req, &entry, err);
 	vmm_logf(cfg, EMBER_LOG_DEBUG, "kernel, initrd and boot structures loaded in %.1f ms",
 		 (double)(vmm_now_ns() - t0) / 1e6);
 	if (r < 0) {
@@ -678,12 +631,7 @@ int vmm_board_load(struct ember_vm *vm, struct ember_error *err)
 			 entry.mode == VMM_ENTRY_LONG64 ? "64-bit boot protocol" : "PVH", entry.rip,
 			 cfg->kernel);
 out:
-	if (kfd >= 0)
-		close(kfd);
-	vmm_unmap_file(kernel, kernel_size);
-	vmm_unmap_file(initrd, initrd_size);
-	vmm_unmap_file(busybox, busybox_size);
-	vmm_initramfs_modules_free(mods, nmods);
+	vmm_boot_close(&f);
 	return r;
 }
 
