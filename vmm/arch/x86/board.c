@@ -64,6 +64,7 @@ struct vmm_board {
 	/* the RTC's interrupts: its timer, and the wake-up a guest's write to
 	 * its clock, alarm, A or B fires so the I/O thread re-times it */
 	struct ember_loop_source *rtc_timer, *rtc_wake;
+	bool rtc_owed; /* a re-time skipped while paused (I/O thread only) */
 	struct bootmarker *marker;
 	struct pvpanic *pvpanic;
 	struct reset_cf9 *cf9;
@@ -184,11 +185,13 @@ static void rtc_timer_changed(void *opaque)
 }
 /* I/O thread: brings the RTC's flags (and IRQ 8) up to date and arms the
  * timer for its next interrupt, or disarms it when none is enabled. Not
- * while the VM is paused: resume re-times it (vmm_board_devices_kick). */
+ * while the VM is paused: the kick after resume re-times it
+ * (vmm_board_devices_kick). */
 static void rtc_retime(struct vmm_board *b)
 {
 	struct ember_vm *vm = b->vm;
 	pthread_mutex_lock(&vm->dev_lock);
+	b->rtc_owed = vm->devs_paused;
 	if (!vm->devs_paused && b->rtc && b->rtc_timer) {
 		int64_t next = rtc_cmos_poll(b->rtc);
 		(void)ember_loop_timer_set(b->rtc_timer,
@@ -664,7 +667,8 @@ void vmm_board_devices_kick(struct ember_vm *vm)
 	struct vmm_board *b = vm->board;
 	if (!b)
 		return;
-	rtc_retime(b); /* its timer stopped while paused */
+	if (b->rtc_owed)
+		rtc_retime(b); /* its timer fired while paused */
 	if (!b->nvirtio)
 		return;
 	pthread_mutex_lock(&vm->dev_lock);
