@@ -48,7 +48,7 @@ ALL_LDFLAGS := -pthread $(SAN_LDFLAGS) $(LDFLAGS) $(DECOMP_LIBS) $(URING_LIBS)
 
 # ---------------------------------------------------------------- sources
 # The library: layer 1 (lib/kvm), layer 2 (lib/hv), layer 3 (vmm, devices).
-LIB_SRCS := $(sort $(wildcard lib/kvm/*.c lib/hv/*.c lib/hv/*/*.c vmm/*.c vmm/*/*.c \
+LIB_SRCS := $(sort $(wildcard lib/kvm/*.c lib/hv/*.c lib/io/*.c lib/hv/*/*.c vmm/*.c vmm/*/*.c \
 	vmm/*/*/*.c devices/*.c devices/*/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(O)/%.o)
 TESTLIB_SRCS := $(wildcard tests/lib/*.c)

@@ -18,9 +18,10 @@
  * window and any value; the bus already filtered widths.
  *
  * Lifecycle: create -> dev_register (one or more windows) -> vCPUs run and
- * call the handler through the bus -> [dev_pause / dev_resume] ->
- * [dev_reset on a VM reboot] -> stop vCPUs -> bus_unregister_opaque ->
- * dev_destroy. Unless a device says otherwise, its handler and its other
+ * call the handler through the bus -> [dev_reset on a VM reboot] -> stop
+ * vCPUs -> bus_destroy -> dev_destroy. A pause of the VM needs nothing of
+ * a device: its vCPUs are out of KVM_RUN and the VMM's own work on the
+ * device (console input, virtio queues) waits on the VM's device lock. Unless a device says otherwise, its handler and its other
  * functions may be called from several threads at once (each stateful
  * device has its own lock); dev_reset may run while vCPUs run; dev_destroy
  * may not.
@@ -31,7 +32,7 @@
  * not call back into the same device.
  */
 
-#include "../vmm/bus.h"
+#include "../lib/io/bus.h"
 
 struct dev;
 
@@ -43,12 +44,8 @@ struct dev_ops {
 	 * reset (a guest reboot). Host-side configuration (callbacks) and
 	 * battery-backed state (the RTC's clock and CMOS memory) survive. */
 	void (*reset)(struct dev *dev);
-	/* Optional. Stop and restart any activity of the device's own (none of
-	 * the legacy devices has any). Return 0 or -errno. */
-	int (*pause)(struct dev *dev);
-	int (*resume)(struct dev *dev);
 	/* Required. Frees the instance. No vCPU may be inside its handler and
-	 * it must not be registered on a bus any more. */
+	 * no bus it was registered on may dispatch any more. */
 	void (*destroy)(struct dev *dev);
 };
 
@@ -65,16 +62,6 @@ static inline const char *dev_name(const struct dev *dev)
 static inline void dev_reset(struct dev *dev)
 {
 	dev->ops->reset(dev);
-}
-
-static inline int dev_pause(struct dev *dev)
-{
-	return dev->ops->pause ? dev->ops->pause(dev) : 0;
-}
-
-static inline int dev_resume(struct dev *dev)
-{
-	return dev->ops->resume ? dev->ops->resume(dev) : 0;
 }
 
 /* NULL is a no-op. */

@@ -415,6 +415,7 @@ static void rtc_access(void *opaque, uint64_t offset, uint64_t addr, unsigned vc
 	struct rtc_cmos *rtc = opaque;
 	if (offset >= RTC_CMOS_WINDOW)
 		return;
+	bool retime = false;
 	pthread_mutex_lock(&rtc->lock);
 	if (offset == 0) {
 		if (is_write) {
@@ -423,11 +424,16 @@ static void rtc_access(void *opaque, uint64_t offset, uint64_t addr, unsigned vc
 		} /* reads: write-only register, all-ones */
 	} else if (is_write) {
 		write_reg(rtc, rtc->index, data[0]);
+		/* the clock, its alarm, rate or enables: when the next
+		 * interrupt can come may have changed */
+		retime = rtc->index <= REG_B || rtc->index == REG_CENTURY;
 	} else {
 		data[0] = read_reg(rtc, rtc->index);
 	}
 	update_irq(rtc);
 	pthread_mutex_unlock(&rtc->lock);
+	if (retime && rtc->cfg.timer_changed)
+		rtc->cfg.timer_changed(rtc->cfg.opaque);
 }
 
 static void rtc_reset(struct dev *dev)
@@ -441,6 +447,8 @@ static void rtc_reset(struct dev *dev)
 	rtc->last_eval = host_now(rtc);
 	update_irq(rtc);
 	pthread_mutex_unlock(&rtc->lock);
+	if (rtc->cfg.timer_changed)
+		rtc->cfg.timer_changed(rtc->cfg.opaque);
 }
 
 static void rtc_destroy(struct dev *dev)

@@ -28,15 +28,23 @@
  * Interrupt flags are computed when register C is read or rtc_cmos_poll()
  * runs: UF when a second boundary passed since the last look, AF when a
  * second that passed matched the alarm, PF when a period of the rate
- * passed. The line (set_irq, IRQ 8) is IRQF = (PF & PIE) | (AF & AIE) |
- * (UF & UIE). A VMM that wants RTC interrupts calls rtc_cmos_poll() from a
- * timer; booting Linux needs none.
+ * (register A bits 3-0: 65536 >> rate Hz, so 6 is 1024 Hz and 15 is 2 Hz;
+ * 1 and 2 are 256 and 128 Hz as on the MC146818's 32.768 kHz time base;
+ * 0 none) passed. The line (set_irq, IRQ 8) is IRQF = (PF & PIE) |
+ * (AF & AIE) | (UF & UIE); reading C clears the flags and lowers it.
+ *
+ * The device has no thread: the VMM drives it with a timer. It calls
+ * rtc_cmos_poll() when timer_changed() says so (the guest wrote the clock,
+ * an alarm, A or B; a reset) and again after the delay each poll returns,
+ * and stops when a poll returns -1 (no interrupt enabled). The board does
+ * it with a timer of the VM's event loop (vmm/arch/x86/board.c).
  *
  * A machine reset (dev_reset) keeps the time and the CMOS memory (they are
  * battery-backed) and clears PIE, AIE, UIE, SQWE and the flags.
  *
  * Thread-safety: any thread; a per-device mutex. now_ns() and set_irq() run
- * with it held and must not call into this device.
+ * with it held and must not call into this device; timer_changed() runs
+ * after the lock is dropped.
  */
 
 #include "device.h"
@@ -53,6 +61,11 @@ struct rtc_cmos_config {
 	int64_t (*now_ns)(void *opaque);
 	/* The interrupt line changed to level. NULL: none. */
 	void (*set_irq)(void *opaque, bool level);
+	/* When the next interrupt can come may have changed: call
+	 * rtc_cmos_poll() soon (from any thread but this call's: it runs on
+	 * the thread of the guest's access, without the device's lock, and
+	 * must not block). NULL: the VMM polls on its own. */
+	void (*timer_changed)(void *opaque);
 	void *opaque;
 };
 

@@ -422,14 +422,6 @@ size_t serial8250_rx_push(struct serial8250 *s, const uint8_t *buf, size_t len)
 	return n;
 }
 
-size_t serial8250_rx_space(struct serial8250 *s)
-{
-	pthread_mutex_lock(&s->lock);
-	size_t n = (s->mcr & MCR_LOOP) ? 0 : rx_capacity(s) - s->rx_count;
-	pthread_mutex_unlock(&s->lock);
-	return n;
-}
-
 void serial8250_tx_ready(struct serial8250 *s)
 {
 	pthread_mutex_lock(&s->lock);

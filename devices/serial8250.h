@@ -102,9 +102,6 @@ struct dev *serial8250_dev(struct serial8250 *s);
  */
 size_t serial8250_rx_push(struct serial8250 *s, const uint8_t *buf, size_t len);
 
-/* How many bytes serial8250_rx_push would take now. */
-size_t serial8250_rx_space(struct serial8250 *s);
-
 /* The host has room again: hands the bytes waiting in the TX FIFO to tx()
  * while tx_full() allows, and raises THRE (and its interrupt) once the FIFO
  * is empty. Never blocks; any thread. */

@@ -16,10 +16,10 @@ FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_O)/fuzz_%) $(FUZZ_O)/mkseeds
 # What the loaders pull in; the config parser adds vmm/config.c and the device list
 # (vmm/devmgr.c, vmm/arch/x86/devices.c) that --dry-run prints.
 FUZZ_BOOT_SRCS := vmm/boot/bzimage.c vmm/boot/decompress.c vmm/boot/elf.c vmm/boot/linux.c \
-	vmm/boot/initramfs.c vmm/boot/kcache.c vmm/mem.c vmm/util.c
+	vmm/boot/initramfs.c vmm/boot/kcache.c lib/io/mem.c lib/io/util.c
 FUZZ_BOOT_OBJS := $(FUZZ_BOOT_SRCS:%.c=$(FUZZ_O)/obj/%.o)
 FUZZ_CONFIG_OBJS := $(FUZZ_BOOT_OBJS) $(FUZZ_O)/obj/vmm/config.o $(FUZZ_O)/obj/vmm/devmgr.o \
-	$(FUZZ_O)/obj/vmm/bus.o $(FUZZ_O)/obj/vmm/tap.o \
+	$(FUZZ_O)/obj/lib/io/bus.o $(FUZZ_O)/obj/vmm/util.o $(FUZZ_O)/obj/vmm/tap.o \
 	$(FUZZ_O)/obj/vmm/arch/x86/devices.o $(FUZZ_O)/obj/vmm/arch/x86/cpuid.o
 # --vsock's path check lives in the muxer (vmm/vsock_host.c), which needs the
 # loop and the device
@@ -42,7 +42,7 @@ $(FUZZ_O)/fuzz_elf: $(FUZZ_O)/obj/fuzz/fuzz_elf.o $(FUZZ_BOOT_OBJS)
 $(FUZZ_O)/fuzz_boot: $(FUZZ_O)/obj/fuzz/fuzz_boot.o $(FUZZ_BOOT_OBJS)
 $(FUZZ_O)/fuzz_config: $(FUZZ_O)/obj/fuzz/fuzz_config.o $(FUZZ_CONFIG_OBJS)
 FUZZ_VIRTIO_OBJS := $(addprefix $(FUZZ_O)/obj/,devices/virtio/virtqueue.o devices/virtio/mmio.o \
-	devices/virtio/blk.o devices/virtio/ratelimit.o devices/virtio/net.o vmm/bus.o) $(FUZZ_BOOT_OBJS)
+	devices/virtio/blk.o devices/virtio/ratelimit.o devices/virtio/net.o lib/io/bus.o) $(FUZZ_BOOT_OBJS)
 $(FUZZ_O)/fuzz_virtqueue: $(FUZZ_O)/obj/fuzz/fuzz_virtqueue.o $(FUZZ_VIRTIO_OBJS)
 $(FUZZ_O)/fuzz_virtio_blk: $(FUZZ_O)/obj/fuzz/fuzz_virtio_blk.o $(FUZZ_VIRTIO_OBJS)
 $(FUZZ_O)/fuzz_virtio_vsock: $(FUZZ_O)/obj/fuzz/fuzz_virtio_vsock.o $(FUZZ_VIRTIO_OBJS) \

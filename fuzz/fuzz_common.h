@@ -5,7 +5,7 @@
 #include "../vmm/arch/x86/layout.h"
 #include "../vmm/internal.h"
 #include "../vmm/boot/boot.h"
-#include "../vmm/mem.h"
+#include "../lib/io/mem.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -3,9 +3,8 @@
 #include "devmgr.h"
 #include "internal.h"
 #include "tap.h"
-#include "arch/x86/layout.h"
-#include "arch/x86/x86.h"
 #include "boot/boot.h"
+#include "boot/layout.h"
 #include "vsock_host.h"
 
 #include <ctype.h>
@@ -1202,6 +1201,23 @@ static int resolve_console(struct ember_config *cfg, struct ember_error *err)
 #define RUNTIME_MIN	(4ull << 20)
 #define RUNTIME_PER_CPU (1ull << 20)
 
+int vmm_config_boot_open(const struct ember_config *cfg, const char *cmdline,
+			 struct vmm_boot_files *f, struct ember_error *err)
+{
+	const struct vmm_boot_paths p = {
+	    .format = cfg->kernel_format,
+	    .kernel = cfg->kernel,
+	    .initrd = cfg->initrd,
+	    .busybox = cfg->busybox,
+	    .builtin_initrd = cfg->builtin_initrd,
+	    .console_modules = cfg->console_virtio,
+	    .root = cfg->root_fs,
+	    .interactive = cfg->interactive > 0,
+	    .cmdline = cmdline,
+	};
+	return vmm_boot_open(&p, f, err);
+}
+
 /* Every check of the image, the initrd and their fit in --mem, on the
  * files alone (vmm_boot_plan, the loader's own checks), before any guest
  * memory or /dev/kvm exists. */
@@ -1211,53 +1227,13 @@ static int resolve_image(struct ember_config *cfg, struct ember_error *err)
 	int r = compose_cmdline(cfg, line, sizeof(line), err);
 	if (r < 0)
 		return r;
-	const uint8_t *kernel = NULL, *initrd = NULL, *busybox = NULL;
-	uint64_t kernel_size = 0, initrd_size = 0, busybox_size = 0;
-	struct vmm_initramfs_module mods[VMM_INITRAMFS_MODULES_MAX];
-	unsigned nmods = 0;
-	r = vmm_map_file(cfg->kernel, &kernel, &kernel_size);
+	struct vmm_boot_files f;
+	r = vmm_config_boot_open(cfg, line, &f, err);
 	if (r < 0)
-		return vmm_errf(err, r, "kernel %s: %s", cfg->kernel, strerror(-r));
-	if (cfg->builtin_initrd) {
-		r = vmm_map_file(cfg->busybox, &busybox, &busybox_size);
-		/* the modules the board will add (see vmm_board_load) */
-		char release[128];
-		if (r == 0 &&
-		    vmm_kernel_release(kernel, kernel_size, release, sizeof(release)) > 0) {
-			nmods = vmm_initramfs_modules(release, cfg->root_fs, mods,
-						      VMM_INITRAMFS_MODULES_MAX);
-			if (cfg->console_virtio && !cfg->root_fs) /* as the board does */
-				nmods += vmm_initramfs_console_modules(
-				    release, mods + nmods, VMM_INITRAMFS_MODULES_MAX - nmods);
-		}
-	} else if (cfg->initrd[0]) {
-		r = vmm_map_file(cfg->initrd, &initrd, &initrd_size);
-	}
-	if (r < 0) {
-		r = vmm_errf(err, r, "%s %s: %s", cfg->builtin_initrd ? "busybox" : "initrd",
-			     cfg->builtin_initrd ? cfg->busybox : cfg->initrd, strerror(-r));
-		goto out;
-	}
-	struct vmm_boot_request req = {
-	    .format = cfg->kernel_format,
-	    .kernel_name = cfg->kernel,
-	    .initrd_name = cfg->initrd,
-	    .kernel = kernel,
-	    .kernel_size = kernel_size,
-	    .initrd = initrd,
-	    .initrd_size = initrd_size,
-	    .busybox = busybox,
-	    .busybox_size = busybox_size,
-	    .builtin_initrd = cfg->builtin_initrd,
-	    .interactive = cfg->interactive > 0,
-	    .root = cfg->root_fs,
-	    .modules = mods,
-	    .nmodules = nmods,
-	    .cmdline = line,
-	};
+		return r;
 	struct vmm_boot_plan plan;
 	const uint64_t hole_start = X86_MMIO_HOLE_START;
-	r = vmm_boot_plan(&req, cfg->mem_size < hole_start ? cfg->mem_size : hole_start, &plan,
+	r = vmm_boot_plan(&f.req, cfg->mem_size < hole_start ? cfg->mem_size : hole_start, &plan,
 			  err);
 	if (r < 0)
 		goto out;
@@ -1274,10 +1250,7 @@ static int resolve_image(struct ember_config *cfg, struct ember_error *err)
 			     (uint64_t)(RUNTIME_MIN + RUNTIME_PER_CPU * cfg->cpus) >> 20,
 			     need >> 20);
 out:
-	vmm_unmap_file(kernel, kernel_size);
-	vmm_unmap_file(initrd, initrd_size);
-	vmm_unmap_file(busybox, busybox_size);
-	vmm_initramfs_modules_free(mods, nmods);
+	vmm_boot_close(&f);
 	return r;
 }
 
@@ -1286,9 +1259,9 @@ out:
  * with an impossible --mem. */
 static int resolve_host_mem(struct ember_config *cfg, struct ember_error *err)
 {
-	const uint64_t hole = X86_MMIO_HOLE_END - X86_MMIO_HOLE_START;
-	unsigned bits = vmm_x86_host_phys_bits();
-	uint64_t max = vmm_x86_max_guest_ram(bits, hole);
+	uint64_t max, hole;
+	unsigned bits;
+	vmm_board_ram_limit(&max, &bits, &hole);
 	if (cfg->mem_size > max)
 		return vmm_errf(err, -EINVAL,
 				"mem: %" PRIu64 " MiB is more than this host can give a guest: "

@@ -192,4 +192,11 @@ int vmm_config_copy(struct ember_config *dst, const struct ember_config *src);
 int vmm_config_add_device(struct ember_config *cfg, const struct vmm_devopt_type *type,
 			  const char *spec, struct ember_error *err);
 
+struct vmm_boot_files;
+/* vmm_boot_open (vmm/boot/boot.h) on cfg's kernel, initrd or built-in
+ * initramfs, with cmdline: the one request ember_config_resolve plans and
+ * the board loads. Errors as vmm_boot_open. */
+int vmm_config_boot_open(const struct ember_config *cfg, const char *cmdline,
+			 struct vmm_boot_files *f, struct ember_error *err);
+
 #endif /* EMBER_VMM_CONFIG_H */

@@ -48,7 +48,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "bus.h"
+#include "../lib/io/bus.h"
 
 struct ember_config;
 
@@ -212,5 +212,13 @@ int vmm_devmgr_format(const struct vmm_devmgr *m, char *buf, size_t len);
  * fit?) call it too. Errors as vmm_devmgr_add.
  */
 int vmm_board_plan(const struct ember_config *cfg, struct vmm_devmgr *m, struct ember_error *err);
+
+/*
+ * Implemented by vmm/arch/<arch>/: the most guest RAM this host can give a
+ * guest on this board (*max), and for the message when --mem is above it,
+ * the host's physical address bits (*phys_bits) and the size of the MMIO
+ * hole below 4 GiB (*hole). Pure, like vmm_board_plan (reads CPUID).
+ */
+void vmm_board_ram_limit(uint64_t *max, unsigned *phys_bits, uint64_t *hole);
 
 #endif /* EMBER_VMM_DEVMGR_H */

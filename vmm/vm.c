@@ -1,5 +1,7 @@
 /* vmm/vm.c - the VM's life: build it from a configuration, run its vCPUs, serve the console, stop it. */
 #include "vm.h"
+
+#include "../lib/base/deadline.h"
 #include "internal.h"
 
 #include <errno.h>
@@ -214,9 +216,10 @@ static int create(struct ember_vm *vm, struct ember_error *err)
 	if (!vm->hyp) { /* the one open of /dev/kvm for this VM */
 		r = ehv_hypervisor_open(NULL, &vm->hyp);
 		if (r < 0)
-			return vmm_errf(
-			    err, r, "cannot open /dev/kvm: %s%s", strerror(-r),
-			    r == -ENOENT ? " (no KVM here: run in tools/kvm-sandbox/run.sh)" : "");
+			return vmm_errf(err, r, "cannot open /dev/kvm: %s%s", strerror(-r),
+					r == -ENOENT ? " (no KVM on this host: is the kvm_intel or "
+						       "kvm_amd module loaded?)"
+						     : "");
 		vm->own_hyp = true;
 	}
 	r = ehv_vm_create(vm->hyp, &vm->hv);
@@ -785,15 +788,8 @@ int ember_vm_wait(struct ember_vm *vm, int timeout_ms, struct ember_run_result *
 	if (!vm)
 		return -EINVAL;
 	struct timespec deadline;
-	if (timeout_ms > 0) {
-		clock_gettime(CLOCK_MONOTONIC, &deadline);
-		deadline.tv_sec += timeout_ms / 1000;
-		deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-		if (deadline.tv_nsec >= 1000000000) {
-			deadline.tv_sec++;
-			deadline.tv_nsec -= 1000000000;
-		}
-	}
+	if (timeout_ms > 0)
+		base_deadline_after_ms(&deadline, timeout_ms);
 	int r = 0;
 	pthread_mutex_lock(&vm->life_lock);
 	for (;;) {
@@ -808,10 +804,8 @@ int ember_vm_wait(struct ember_vm *vm, int timeout_ms, struct ember_run_result *
 			r = -ETIMEDOUT;
 			break;
 		}
-		if (timeout_ms < 0) {
-			pthread_cond_wait(&vm->life_cond, &vm->life_lock);
-		} else if (pthread_cond_timedwait(&vm->life_cond, &vm->life_lock, &deadline) ==
-			   ETIMEDOUT) {
+		if (base_cond_wait_until(&vm->life_cond, &vm->life_lock,
+					 timeout_ms < 0 ? NULL : &deadline) == ETIMEDOUT) {
 			r = atomic_load(&vm->state) == EMBER_VM_STOPPED ? 0 : -ETIMEDOUT;
 			break;
 		}

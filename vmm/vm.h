@@ -11,10 +11,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "bus.h"
+#include "../lib/io/bus.h"
 #include "config.h"
 #include "console.h"
-#include "mem.h"
+#include "../lib/io/mem.h"
 
 struct vmm_board;  /* the architecture's machine: devices and their state */
 struct vmm_virtio; /* vmm/virtio.h */

@@ -38,7 +38,7 @@
  * the spec asks for. No allocation, no syscall, no lock.
  */
 
-#include "../../vmm/mem.h"
+#include "../../lib/io/mem.h"
 
 #include <stdbool.h>
 #include <stdint.h>

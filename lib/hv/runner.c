@@ -1,6 +1,8 @@
 /* lib/hv/runner.c - the vCPU runner: one thread per vCPU, a state machine driven by requests, exit dispatch. */
 #include "hv_internal.h"
 
+#include "../base/deadline.h"
+
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -415,22 +417,13 @@ int ehv_runner_wait(struct ehv_runner *runner, int timeout_ms)
 	if (is_own_thread(runner, EHV_ALL_VCPUS))
 		return -EDEADLK;
 	struct timespec deadline;
-	if (timeout_ms >= 0) {
-		clock_gettime(CLOCK_MONOTONIC, &deadline);
-		deadline.tv_sec += timeout_ms / 1000;
-		deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-		if (deadline.tv_nsec >= 1000000000) {
-			deadline.tv_sec++;
-			deadline.tv_nsec -= 1000000000;
-		}
-	}
+	if (timeout_ms >= 0)
+		base_deadline_after_ms(&deadline, timeout_ms);
 	int r = 0;
 	pthread_mutex_lock(&runner->wait_lock);
 	while (runner->nstopped < runner->n) {
-		if (timeout_ms < 0) {
-			pthread_cond_wait(&runner->wait_cond, &runner->wait_lock);
-		} else if (pthread_cond_timedwait(&runner->wait_cond, &runner->wait_lock,
-						  &deadline) == ETIMEDOUT) {
+		if (base_cond_wait_until(&runner->wait_cond, &runner->wait_lock,
+					 timeout_ms < 0 ? NULL : &deadline) == ETIMEDOUT) {
 			r = runner->nstopped < runner->n ? -ETIMEDOUT : 0;
 			break;
 		}

@@ -22,6 +22,7 @@
 #                    check it came at about B/s
 #   e2e.vdarate=B/s  the same from /dev/vda (an image of at least 4 s worth), burst
 #                    e2e.vdaburst=B
+#   e2e.rtcirq=1     set an RTC alarm 2 s ahead and check IRQ 8 (rtc0) fired
 # Output: "E2E <key> <value>" lines, "E2E-FAIL <why>" for each failed check, and finally
 # "E2E result checks=N failures=M" before the action.
 export PATH=/bin
@@ -52,6 +53,7 @@ check() { # check NAME CONDITION-COMMAND...
 cpus=1 mem=0 echo=0 action=poweroff lines=100 disks=0 rng=0 balloon=0 blkio=0
 vsock=0
 rngrate=0 rngburst=0 vdarate=0 vdaburst=0
+rtcirq=0
 for a in $(cat /proc/cmdline); do
 	case "$a" in
 	e2e.cpus=*) cpus=${a#e2e.cpus=} ;;
@@ -70,6 +72,7 @@ for a in $(cat /proc/cmdline); do
 	e2e.vdaburst=*) vdaburst=${a#e2e.vdaburst=} ;;
 	e2e.reload=*) reload=${a#e2e.reload=} ;;
 	e2e.hvc=*) hvc=${a#e2e.hvc=} ;;
+	e2e.rtcirq=*) rtcirq=${a#e2e.rtcirq=} ;;
 	esac
 done
 echo "E2E kernel $(uname -r)"
@@ -301,6 +304,19 @@ if [ "${reload:-0}" = 1 ]; then
 		echo "E2E virtio_status ${d##*/} $(cat "$d/status")"
 		check "reload_status_${d##*/}" [ "$(cat "$d/status")" = 0x0000000f ]
 	done
+fi
+
+# e2e.rtcirq=1: the RTC's alarm interrupt reaches the guest (IRQ 8, rtc0 in
+# /proc/interrupts), and the kernel sees the alarm expire
+if [ "$rtcirq" = 1 ]; then
+	rtc_irqs() { awk '$NF == "rtc0" { s = 0; for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i; print s }' /proc/interrupts; }
+	n0=$(rtc_irqs)
+	echo +2 >/sys/class/rtc/rtc0/wakealarm
+	sleep 4
+	n1=$(rtc_irqs)
+	echo "E2E rtc_irq before ${n0:-none} after ${n1:-none} wakealarm '$(cat /sys/class/rtc/rtc0/wakealarm)'"
+	check rtc_alarm_interrupt [ "${n1:-0}" -gt "${n0:-0}" ]
+	check rtc_alarm_expired [ -z "$(cat /sys/class/rtc/rtc0/wakealarm)" ]
 fi
 
 # the guest kernel's log: no warning, bug, "Fatal" or taint (issue 9). Nothing

@@ -136,6 +136,44 @@ check_guest() {
 		ok "$name"
 	fi
 }
+# check_guest_via NAME WANT PATTERN WHY: as check_guest, and when the status is
+# WANT the log must show PATTERN (the path the VM took), else WHY fails it
+check_guest_via() {
+	if [ "$STATUS" = "$2" ] && ! grep -q "$3" "$T/$1.log"; then
+		bad "$1" "$4"
+	else
+		check_guest "$1" "$2"
+	fi
+}
+
+# pty_start NAME CMD: CMD on a pseudo-terminal (script), its output in
+# $T/NAME.log, its input on fd 4 (a fifo); PTY_PID is script's pid
+pty_start() {
+	mkfifo "$T/$1.in"
+	script -qfec "$2" /dev/null <"$T/$1.in" >"$T/$1.log" 2>&1 &
+	PTY_PID=$!
+	exec 4>"$T/$1.in"
+}
+# pty_waitfor NAME PATTERN: until PATTERN shows in the log (or 120 s, or the end)
+pty_waitfor() {
+	local t0=$SECONDS
+	while kill -0 "$PTY_PID" 2>/dev/null && ! grep -q "$2" "$T/$1.log"; do
+		[ $((SECONDS - t0)) -gt 120 ] && return 1
+		sleep 0.2
+	done
+	grep -q "$2" "$T/$1.log"
+}
+# pty_end NAME SECS: waits for the session (SIGKILL after SECS); STATUS is its
+# status; the log loses its carriage returns
+pty_end() {
+	watchdog "$2" "$PTY_PID"
+	local dog=$!
+	wait "$PTY_PID"
+	STATUS=$?
+	unwatch "$dog"
+	exec 4>&-
+	tr -d '\r' <"$T/$1.log" >"$T/$1.log.tmp" && mv "$T/$1.log.tmp" "$T/$1.log"
+}
 
 # --- the guest sees --cpus and --mem, the RTC and the console work; power-off is 0
 for kind in bzimage pvh; do
@@ -653,21 +691,13 @@ name=reboot_acpi
 if selected $name; then
 	TOKEN=""
 	boot $name "$VMLINUX" 1 256M reboot 0 "reboot=acpi"
-	if [ "$STATUS" = 32 ] && ! grep -q 'ACPI reset register' "$T/$name.log"; then
-		bad $name "rebooted, but not through the ACPI reset register"
-	else
-		check_guest $name 32
-	fi
+	check_guest_via $name 32 'ACPI reset register' "rebooted, but not through the ACPI reset register"
 fi
 name=reboot_i8042
 if selected $name; then
 	TOKEN=""
 	boot $name "$VMLINUX" 1 256M reboot 0 "reboot=k"
-	if [ "$STATUS" = 32 ] && ! grep -q 'i8042' "$T/$name.log"; then
-		bad $name "rebooted, but not through the i8042"
-	else
-		check_guest $name 32
-	fi
+	check_guest_via $name 32 'i8042' "rebooted, but not through the i8042"
 fi
 name=triple_fault
 if selected $name; then
@@ -686,11 +716,7 @@ name=reboot_cf9
 if selected $name; then
 	TOKEN=""
 	boot $name "$VMLINUX" 1 256M reboot 0 "reboot=p"
-	if [ "$STATUS" = 32 ] && ! grep -q '0xcf9' "$T/$name.log"; then
-		bad $name "rebooted, but not through port 0xcf9"
-	else
-		check_guest $name 32
-	fi
+	check_guest_via $name 32 '0xcf9' "rebooted, but not through port 0xcf9"
 fi
 # a kernel panic (sysrq-c) is reported through pvpanic: "guest panicked", status 35
 name=panic_pvpanic
@@ -836,29 +862,11 @@ fi
 # --- on a terminal: the built-in init's shell, Ctrl-A x, the terminal restored
 name=interactive_shell
 if selected $name && command -v script >/dev/null; then
-	fifo=$T/$name.in
-	mkfifo "$fifo"
-	script -qfec "sh -c '$EMBER run -m 256M; s=\$?; stty -a | grep -q \" icanon\" && echo TTY-RESTORED; exit \$s'" \
-		/dev/null <"$fifo" >"$T/$name.log" 2>&1 &
-	pid=$!
-	exec 4>"$fifo"
-	waitfor() { # waitfor PATTERN: until it shows in the log, or 120 s
-		local t0=$SECONDS
-		while kill -0 "$pid" 2>/dev/null && ! grep -q "$1" "$T/$name.log"; do
-			[ $((SECONDS - t0)) -gt 120 ] && return 1
-			sleep 0.2
-		done
-		grep -q "$1" "$T/$name.log"
-	}
-	waitfor 'ember:/# ' && printf 'echo inter$((6*7))active\r' >&4 && waitfor 'inter42active'
+	pty_start $name "sh -c '$EMBER run -m 256M; s=\$?; stty -a | grep -q \" icanon\" && echo TTY-RESTORED; exit \$s'"
+	pty_waitfor $name 'ember:/# ' && printf 'echo inter$((6*7))active\r' >&4 &&
+		pty_waitfor $name 'inter42active'
 	printf '\001x' >&4
-	watchdog 60 "$pid"
-	dog=$!
-	wait "$pid"
-	STATUS=$?
-	unwatch "$dog"
-	exec 4>&-
-	tr -d '\r' <"$T/$name.log" >"$T/$name.log.tmp" && mv "$T/$name.log.tmp" "$T/$name.log"
+	pty_end $name 60
 	if [ "$STATUS" != 34 ]; then
 		bad $name "exit status $STATUS, want 34 (Ctrl-A x)"
 	elif ! grep -q '^inter42active' "$T/$name.log"; then
@@ -1001,21 +1009,10 @@ fi
 # --- the built-in initramfs loads the host's pvpanic modules: a panic typed at its shell is reported
 name=builtin_panic
 if selected $name && command -v script >/dev/null; then
-	fifo=$T/$name.in
-	mkfifo "$fifo"
-	script -qfec "$EMBER run -m 256M" /dev/null <"$fifo" >"$T/$name.log" 2>&1 &
-	pid=$!
-	exec 4>"$fifo"
-	t0=$SECONDS
-	while kill -0 "$pid" 2>/dev/null && ! grep -q 'ember:/# ' "$T/$name.log" &&
-		[ $((SECONDS - t0)) -le 120 ]; do sleep 0.2; done
+	pty_start $name "$EMBER run -m 256M"
+	pty_waitfor $name 'ember:/# '
 	printf 'echo c >/proc/sysrq-trigger\r' >&4
-	watchdog 60 "$pid"
-	dog=$!
-	wait "$pid"
-	STATUS=$?
-	unwatch "$dog"
-	exec 4>&-
+	pty_end $name 60
 	if [ "$STATUS" = 35 ] && grep -q 'guest panicked' "$T/$name.log"; then
 		ok $name
 	else
@@ -1167,27 +1164,25 @@ fi
 # `ember run &` from an interactive shell: not stopped by SIGTTIN at a keystroke
 name=background_no_sigttin
 if selected $name && command -v script >/dev/null; then
-	fifo=$T/$name.in
-	mkfifo "$fifo"
-	script -qfec "bash -c 'set -m; $EMBER run -k $VMLINUX -i $INITRD --cmdline \"$BASE_CMDLINE e2e.mem=0\" & sleep 2; wait %1; echo BG-STATUS=\$?'" \
-		/dev/null <"$fifo" >"$T/$name.log" 2>&1 &
-	pid=$!
-	exec 4>"$fifo"
+	pty_start $name "bash -c 'set -m; $EMBER run -k $VMLINUX -i $INITRD --cmdline \"$BASE_CMDLINE e2e.mem=0\" & sleep 2; wait %1; echo BG-STATUS=\$?'"
 	sleep 1
 	printf 'keys\r' >&4
 	sleep 3
 	printf 'more\r' >&4
-	watchdog 180 "$pid"
-	dog=$!
-	wait "$pid"
-	unwatch "$dog"
-	exec 4>&-
-	tr -d '\r' <"$T/$name.log" >"$T/$name.log.tmp" && mv "$T/$name.log.tmp" "$T/$name.log"
+	pty_end $name 180
 	if grep -q '^BG-STATUS=0' "$T/$name.log" && grep -q '^E2E result' "$T/$name.log"; then
 		ok $name
 	else
 		bad $name "the background run did not end by itself with status 0 ($(grep BG-STATUS "$T/$name.log"))"
 	fi
+fi
+
+# --- the RTC's alarm interrupt (IRQ 8) reaches the guest (the board's RTC timer)
+name=rtc_alarm_interrupt
+if selected $name; then
+	TOKEN=""
+	boot $name "$VMLINUX" 1 256M poweroff 0 "e2e.rtcirq=1"
+	check_guest $name 0
 fi
 
 rm -rf "$T"

@@ -1,7 +1,6 @@
 /* tests/unit/dev_bootmarker.c - the boot-time marker port and the "ignore" port sink. */
 #include "../lib/test.h"
 #include "../../devices/bootmarker.h"
-#include "../../devices/port_sink.h"
 
 #include <errno.h>
 
@@ -126,46 +125,4 @@ TEST(dev_bootmarker_match_value_and_default_clock)
 	CHECK_EQ(w[0], 0xff);
 	bus_destroy(b);
 	dev_destroy(d);
-}
-
-TEST(dev_port_sink_absorbs)
-{
-	struct port_sink *ps;
-	REQUIRE_OK(port_sink_create(0xff, &ps));
-	struct dev *d = port_sink_dev(ps);
-	CHECK_STR(dev_name(d), "port_sink");
-	struct bus *b;
-	REQUIRE_OK(bus_create("pio", BUS_PIO_LAST, &b));
-	/* one sink behind several windows */
-	REQUIRE_OK(dev_register(b, 0xed, 1, d));
-	REQUIRE_OK(dev_register(b, 0x2e, 2, d));
-	REQUIRE_OK(dev_register(b, 0x500, 8, d));
-	uint8_t v[8] = {0};
-	for (unsigned len = 1; len <= 8; len *= 2) {
-		memset(v, 0, sizeof(v));
-		CHECK_OK(bus_access(b, 0x500, v, len, false, 0));
-		for (unsigned i = 0; i < len; i++)
-			CHECK_EQ(v[i], 0xff);
-	}
-	CHECK_OK(bus_access(b, 0x2e, v, 1, true, 0));
-	CHECK_OK(bus_access(b, 0xed, v, 1, true, 0));
-	CHECK_EQ(port_sink_count(ps), 6);
-	struct bus_stats st;
-	bus_get_stats(b, &st);
-	CHECK_EQ(st.unhandled_reads + st.unhandled_writes, 0);
-	CHECK_EQ(bus_unregister_opaque(b, d), 3);
-	dev_destroy(d);
-
-	/* another fill byte */
-	REQUIRE_OK(port_sink_create(0x00, &ps));
-	d = port_sink_dev(ps);
-	memset(v, 0x5a, sizeof(v));
-	d->ops->bus.access(d, 0, 0x80, 0, v, 2, false);
-	CHECK_EQ(v[0], 0);
-	CHECK_EQ(v[1], 0);
-	CHECK_EQ(v[2], 0x5a);
-	dev_reset(d);
-	dev_destroy(d);
-	bus_destroy(b);
-	CHECK_ERR(port_sink_create(0, NULL), -EINVAL);
 }

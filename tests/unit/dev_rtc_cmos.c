@@ -14,6 +14,7 @@ struct host {
 	int64_t now; /* ns since the epoch */
 	bool level;
 	int raises;
+	int retimes; /* timer_changed() calls */
 };
 
 static int64_t host_now(void *opaque)
@@ -28,11 +29,17 @@ static void host_irq(void *opaque, bool level)
 	h->raises += level;
 }
 
+static void host_retime(void *opaque)
+{
+	((struct host *)opaque)->retimes++;
+}
+
 static struct rtc_cmos *rtc_new(struct host *h, int64_t now)
 {
 	memset(h, 0, sizeof(*h));
 	h->now = now;
-	struct rtc_cmos_config cfg = {.now_ns = host_now, .set_irq = host_irq, .opaque = h};
+	struct rtc_cmos_config cfg = {
+	    .now_ns = host_now, .set_irq = host_irq, .timer_changed = host_retime, .opaque = h};
 	struct rtc_cmos *rtc = NULL;
 	int r = rtc_cmos_create(&cfg, &rtc);
 	if (r < 0 || !rtc)
@@ -439,5 +446,116 @@ TEST(dev_rtc_bad_input_never_crashes)
 	CHECK(mon >= 1 && mon <= 12);
 	uint8_t v = 0;
 	rtc_cmos_dev(rtc)->ops->bus.access(rtc_cmos_dev(rtc), 2, 0x72, 0, &v, 1, true);
+	dev_destroy(rtc_cmos_dev(rtc));
+}
+
+/*
+ * The board's timer (vmm/arch/x86/board.c's rtc_retime) on simulated time:
+ * poll, sleep for what the poll returned, poll again; the "guest" reads C
+ * after each rising edge of IRQ 8, as Linux's rtc_cmos handler does. Runs
+ * for duration ns from now and returns how many interrupts came; *polls
+ * gets how many times the timer fired.
+ */
+static int run_timer(struct rtc_cmos *rtc, struct host *h, int64_t duration, int *polls)
+{
+	int64_t end = h->now + duration;
+	int irqs = 0;
+	*polls = 0;
+	if (h->level) /* raised by the write that enabled it: handled first */
+		rd(rtc, 0x0c);
+	int64_t next = rtc_cmos_poll(rtc);
+	while (next >= 0 && h->now + next <= end && *polls < 100000) {
+		h->now += next; /* the timer fires */
+		(*polls)++;
+		next = rtc_cmos_poll(rtc);
+		if (h->level) {
+			irqs++;
+			CHECK(rd(rtc, 0x0c) & 0x80); /* IRQF; reading clears it */
+			CHECK(!h->level);
+		}
+	}
+	h->now = end;
+	return irqs;
+}
+
+TEST(dev_rtc_timer_gives_the_periodic_rate_of_register_a)
+{
+	struct host h;
+	struct rtc_cmos *rtc = rtc_new(&h, T0 * NS + 123456789);
+	int polls;
+	/* no enable: the timer stops (poll says -1), no interrupt */
+	CHECK_EQ(run_timer(rtc, &h, NS, &polls), 0);
+	CHECK_EQ(polls, 0);
+	/* PIE at the reset rate 6: 1024 Hz */
+	wr(rtc, 0x0b, 0x42);
+	int n = run_timer(rtc, &h, NS, &polls);
+	TEST_LOG("1024 Hz: %d interrupts in 1 s, %d polls", n, polls);
+	CHECK(n >= 1023 && n <= 1025);
+	/* rate 15: 2 Hz, over 3 s */
+	wr(rtc, 0x0a, 0x2f);
+	n = run_timer(rtc, &h, 3 * NS, &polls);
+	CHECK(n >= 5 && n <= 7);
+	CHECK(polls <= 8); /* the timer sleeps a whole period, it does not spin */
+	/* rate 3: 8192 Hz, over 10 ms */
+	wr(rtc, 0x0a, 0x23);
+	n = run_timer(rtc, &h, NS / 100, &polls);
+	CHECK(n >= 81 && n <= 83);
+	/* rate 0: no periodic interrupt although PIE stays set */
+	wr(rtc, 0x0a, 0x20);
+	CHECK_EQ(run_timer(rtc, &h, NS, &polls), 0);
+	/* the divider held in reset stops it too */
+	wr(rtc, 0x0a, 0x66);
+	CHECK_EQ(run_timer(rtc, &h, NS, &polls), 0);
+	dev_destroy(rtc_cmos_dev(rtc));
+}
+
+TEST(dev_rtc_timer_gives_update_and_alarm_interrupts)
+{
+	struct host h;
+	struct rtc_cmos *rtc = rtc_new(&h, T0 * NS + 100000000); /* 13:45:07.1 */
+	int polls;
+	/* UIE: one a second */
+	wr(rtc, 0x0b, 0x12);
+	CHECK_EQ(run_timer(rtc, &h, 5 * NS, &polls), 5);
+	CHECK(polls <= 6);
+	/* AIE alone, alarm at any hour, any minute, second 30: once a minute */
+	wr(rtc, 0x01, 0x30);
+	wr(rtc, 0x03, 0xc0);
+	wr(rtc, 0x05, 0xc0);
+	wr(rtc, 0x0b, 0x22);
+	rd(rtc, 0x0c);
+	CHECK_EQ(run_timer(rtc, &h, 180 * NS, &polls), 3);
+	/* SET freezes the clock: no update, no alarm */
+	wr(rtc, 0x0b, 0xb2);
+	CHECK_EQ(run_timer(rtc, &h, 120 * NS, &polls), 0);
+	dev_destroy(rtc_cmos_dev(rtc));
+}
+
+TEST(dev_rtc_timer_changed_on_what_moves_the_next_interrupt)
+{
+	struct host h;
+	struct rtc_cmos *rtc = rtc_new(&h, T0 * NS);
+	/* reads, CMOS memory and C/D do not re-time */
+	rd(rtc, 0x0c);
+	rd(rtc, 0x00);
+	wr(rtc, 0x40, 0x12);
+	wr(rtc, 0x0c, 0x00);
+	wr(rtc, 0x0d, 0x00);
+	CHECK_EQ(h.retimes, 0);
+	/* A, B, an alarm, the clock, the century do */
+	wr(rtc, 0x0b, 0x42);
+	CHECK_EQ(h.retimes, 1);
+	wr(rtc, 0x0a, 0x2f);
+	CHECK_EQ(h.retimes, 2);
+	wr(rtc, 0x01, 0x30);
+	CHECK_EQ(h.retimes, 3);
+	wr(rtc, 0x00, 0x00);
+	CHECK_EQ(h.retimes, 4);
+	wr(rtc, RTC_CMOS_CENTURY, 0x20);
+	CHECK_EQ(h.retimes, 5);
+	/* a machine reset clears the enables: the timer must stop */
+	dev_reset(rtc_cmos_dev(rtc));
+	CHECK_EQ(h.retimes, 6);
+	CHECK_EQ(rtc_cmos_poll(rtc), -1);
 	dev_destroy(rtc_cmos_dev(rtc));
 }

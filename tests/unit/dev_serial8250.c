@@ -111,8 +111,6 @@ TEST(dev_serial_reset_state)
 	out(s, MCR, 0xff);
 	CHECK_EQ(in(s, MCR), 0x1f);
 	CHECK_EQ(h.level, false);
-	CHECK_EQ(dev_pause(serial8250_dev(s)), 0);
-	CHECK_EQ(dev_resume(serial8250_dev(s)), 0);
 	dev_destroy(serial8250_dev(s));
 	CHECK_ERR(serial8250_create(NULL, &s), -EINVAL);
 }
@@ -163,7 +161,6 @@ TEST(dev_serial_rx_push_and_read)
 	struct host h;
 	struct serial8250 *s = uart_new(&h, false);
 	/* FIFOs off: a single holding register */
-	CHECK_EQ(serial8250_rx_space(s), 1);
 	CHECK_EQ(push(s, "xy"), 1);
 	CHECK_EQ(push(s, "z"), 0);
 	CHECK_EQ(in(s, LSR) & 0x01, 0x01);
@@ -172,9 +169,8 @@ TEST(dev_serial_rx_push_and_read)
 	CHECK_EQ(h.rx_ready, 1);
 	/* FIFOs on: 16 bytes */
 	out(s, FCR, 0x01);
-	CHECK_EQ(serial8250_rx_space(s), 16);
 	CHECK_EQ(push(s, "abcdefghijklmnopqrst"), 16);
-	CHECK_EQ(serial8250_rx_space(s), 0);
+	CHECK_EQ(push(s, "u"), 0); /* full */
 	char got[17] = {0};
 	for (int i = 0; i < 16; i++) {
 		REQUIRE(in(s, LSR) & 0x01);
@@ -210,7 +206,8 @@ TEST(dev_serial_fcr_fifo_control)
 	out(s, FCR, 0xc0);
 	CHECK_EQ(in(s, LSR) & 0x01, 0);
 	CHECK_EQ(in(s, IIR) & 0xc0, 0x00);
-	CHECK_EQ(serial8250_rx_space(s), 1);
+	CHECK_EQ(push(s, "xy"), 1); /* back to one holding register */
+	CHECK_EQ(in(s, RBR), 'x');
 	/* FCR writes never disturb LCR/IER */
 	CHECK_EQ(in(s, LCR), 0);
 	CHECK_EQ(in(s, IER), 0);
@@ -366,7 +363,6 @@ TEST(dev_serial_loopback)
 	out(s, MCR, 0x10);	    /* RI falls: trailing edge */
 	CHECK_EQ(in(s, MSR), 0x06); /* DDSR, TERI */
 	/* host input is refused, THR loops back */
-	CHECK_EQ(serial8250_rx_space(s), 0);
 	CHECK_EQ(push(s, "x"), 0);
 	out(s, THR, 'q');
 	CHECK_EQ(in(s, LSR) & 0x01, 1);
@@ -657,7 +653,6 @@ TEST(dev_serial_bad_input_never_crashes)
 	CHECK_ERR(bus_access(b, 0x3fc, w, 4, true, 0), -EINVAL);
 	CHECK_OK(bus_access(b, 0x3fd, w, 1, false, 0));
 	CHECK_EQ(w[0] & 0x60, 0x60);
-	CHECK_EQ(bus_unregister_opaque(b, d), 1);
 	bus_destroy(b);
 	dev_destroy(d);
 }

@@ -4,7 +4,7 @@
 
 #include "../lib/test.h"
 #include "../../devices/virtio/mmio.h"
-#include "../../vmm/mem.h"
+#include "../../lib/io/mem.h"
 
 #include <linux/virtio_config.h>
 

@@ -5,7 +5,7 @@
 #include "../../vmm/arch/x86/layout.h"
 #include "../../vmm/arch/x86/x86.h"
 #include "../../vmm/boot/boot.h"
-#include "../../vmm/mem.h"
+#include "../../lib/io/mem.h"
 
 #include <asm/bootparam.h>
 #include <dirent.h>

@@ -3,7 +3,7 @@
 
 #include "../../vmm/arch/x86/layout.h"
 #include "../../vmm/arch/x86/x86.h"
-#include "../../vmm/mem.h"
+#include "../../lib/io/mem.h"
 
 #include <errno.h>
 #include <stdio.h>

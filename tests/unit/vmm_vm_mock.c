@@ -5,6 +5,7 @@
 
 #include "../../vmm/arch/x86/layout.h"
 #include "../../vmm/arch/x86/x86.h"
+#include "../../lib/io/util.h"
 #include "../../vmm/vm.h"
 
 #include <errno.h>
@@ -167,6 +168,115 @@ TEST(vmm_vm_builds_on_the_mock_hypervisor)
 	/* the hypervisor was borrowed: still usable */
 	CHECK_EQ(ehv_hypervisor_supported_cpuid(hyp, NULL, 0),
 		 (int)(sizeof(host_cpuid) / sizeof(host_cpuid[0])));
+	ehv_hypervisor_close(hyp);
+	ember_config_free(cfg);
+	unlink(kernel);
+}
+
+static void rtc_out(struct ember_vm *vm, uint8_t reg, uint8_t val)
+{
+	uint64_t v = reg;
+	CHECK_OK(bus_access_u64(vm->pio, X86_PORT_RTC, &v, 1, true, 0));
+	v = val;
+	CHECK_OK(bus_access_u64(vm->pio, X86_PORT_RTC + 1, &v, 1, true, 0));
+}
+
+static uint8_t rtc_in(struct ember_vm *vm, uint8_t reg)
+{
+	uint64_t v = reg;
+	CHECK_OK(bus_access_u64(vm->pio, X86_PORT_RTC, &v, 1, true, 0));
+	CHECK_OK(bus_access_u64(vm->pio, X86_PORT_RTC + 1, &v, 1, false, 0));
+	return (uint8_t)v;
+}
+
+/* Runs the VM's loop for ms milliseconds as its I/O thread would, reading
+ * register C whenever IRQ 8 is high (the guest's handler). Returns the
+ * rising edges of IRQ 8 the mock's irqchip saw meanwhile. */
+static uint32_t rtc_run(struct ember_vm *vm, int ms)
+{
+	struct ehv_mock_vm_state st;
+	REQUIRE_OK(ehv_mock_vm_state(vm->hv, &st));
+	uint32_t before = st.rising[X86_IRQ_RTC];
+	uint64_t end = vmm_now_ns() + (uint64_t)ms * 1000000;
+	while (vmm_now_ns() < end) {
+		CHECK(ember_loop_run_once(ember_vm_loop(vm), 5) >= 0);
+		REQUIRE_OK(ehv_mock_vm_state(vm->hv, &st));
+		if (st.levels[X86_IRQ_RTC])
+			CHECK(rtc_in(vm, 0x0c) & 0x80); /* IRQF, cleared by the read */
+	}
+	REQUIRE_OK(ehv_mock_vm_state(vm->hv, &st));
+	return st.rising[X86_IRQ_RTC] - before;
+}
+
+/* The board drives the RTC's interrupts with a timer of the VM's loop:
+ * enabling the periodic interrupt (register B.PIE) at rate 6 of register A
+ * makes IRQ 8 rise about 1024 times a second, a slower rate fewer times,
+ * and clearing PIE stops it. */
+TEST(vmm_vm_rtc_interrupts_come_from_the_boards_timer)
+{
+	size_t len;
+	uint8_t *bz = fx_bzimage(65536, &len);
+	REQUIRE(bz);
+	char kernel[] = "/tmp/ember-unit-vm-XXXXXX";
+	int kfd = mkstemp(kernel);
+	REQUIRE(kfd >= 0);
+	REQUIRE(write(kfd, bz, len) == (ssize_t)len);
+	close(kfd);
+	free(bz);
+	struct ember_config *cfg;
+	struct ember_error err = {0};
+	REQUIRE_OK(ember_config_new(&cfg));
+	REQUIRE_OK(ember_config_set_console(cfg, -1, -1));
+	REQUIRE_OK(ember_config_set(cfg, "kernel", kernel, NULL));
+	REQUIRE_OK(ember_config_set(cfg, "initrd", kernel, NULL));
+	REQUIRE_OK(ember_config_set(cfg, "mem", "128M", NULL));
+	if (ember_config_resolve(cfg, &err) < 0)
+		TEST_FAIL("resolve: %s", err.msg);
+	struct ehv_hypervisor *hyp;
+	struct ehv_hypervisor_options o = {.backend = EHV_BACKEND_MOCK};
+	REQUIRE_OK(ehv_hypervisor_open(&o, &hyp));
+	REQUIRE_OK(ehv_mock_set_supported_cpuid(hyp, host_cpuid,
+						sizeof(host_cpuid) / sizeof(host_cpuid[0])));
+	struct ember_vm *vm;
+	if (ember_vm_create_on(cfg, hyp, &vm, &err) < 0)
+		TEST_FAIL("create on the mock: %s", err.msg);
+
+	/* nothing enabled: no interrupt */
+	CHECK_EQ(rtc_run(vm, 100), 0);
+	/* PIE at 1024 Hz (A = 0x26, the reset value) */
+	rtc_out(vm, 0x0a, 0x26);
+	rtc_out(vm, 0x0b, 0x42);
+	uint32_t fast = rtc_run(vm, 200);
+	TEST_LOG("IRQ 8 at 1024 Hz: %u rising edges in 200 ms", fast);
+	CHECK(fast >= 20);  /* a loaded host's loop still runs the timer */
+	CHECK(fast <= 207); /* never more than the rate allows */
+	/* 8 Hz (rate 13) */
+	rtc_out(vm, 0x0a, 0x2d);
+	uint32_t slow = rtc_run(vm, 500);
+	TEST_LOG("IRQ 8 at 8 Hz: %u rising edges in 500 ms", slow);
+	CHECK(slow >= 2 && slow <= 6);
+	/* PIE cleared: the timer stops */
+	rtc_out(vm, 0x0b, 0x02);
+	rtc_in(vm, 0x0c);
+	CHECK_EQ(rtc_run(vm, 200), 0);
+	/* devices paused (what ember_vm_pause sets): the guest's enable is
+	 * seen only at the kick after resume, then it ticks again */
+	pthread_mutex_lock(&vm->dev_lock);
+	vm->devs_paused = true;
+	pthread_mutex_unlock(&vm->dev_lock);
+	rtc_out(vm, 0x0a, 0x26);
+	rtc_out(vm, 0x0b, 0x42);
+	rtc_in(vm, 0x0c);
+	CHECK_EQ(rtc_run(vm, 200), 0);
+	pthread_mutex_lock(&vm->dev_lock);
+	vm->devs_paused = false;
+	pthread_mutex_unlock(&vm->dev_lock);
+	vmm_board_devices_kick(vm);
+	uint32_t resumed = rtc_run(vm, 200);
+	TEST_LOG("IRQ 8 at 1024 Hz after resume: %u rising edges in 200 ms", resumed);
+	CHECK(resumed >= 20);
+
+	ember_vm_destroy(vm);
 	ehv_hypervisor_close(hyp);
 	ember_config_free(cfg);
 	unlink(kernel);

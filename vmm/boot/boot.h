@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../mem.h"
+#include "../../lib/io/mem.h"
 
 /*
  * The loaders are split in two steps so that every check runs on a byte
@@ -479,6 +479,46 @@ struct vmm_boot_plan {
  */
 int vmm_boot_plan(const struct vmm_boot_request *req, uint64_t low_end, struct vmm_boot_plan *plan,
 		  struct ember_error *err);
+
+/* The files a boot reads, by path (vmm_boot_open). */
+struct vmm_boot_paths {
+	enum ember_kernel_format format;
+	const char *kernel;
+	const char *initrd;  /* NULL or "": none (ignored with builtin_initrd) */
+	const char *busybox; /* builtin_initrd: the busybox to put in it */
+	bool builtin_initrd;
+	bool console_modules; /* builtin_initrd: the virtio-console modules too (hvc0) */
+	bool root;	      /* builtin_initrd: mount root= and switch to it (request.root) */
+	bool interactive;
+	const char *cmdline;
+};
+
+/* A boot's files mapped read-only, and the request made from them. */
+struct vmm_boot_files {
+	/* format, names, the kernel (mapped from kernel_fd: map_kernel), the
+	 * initrd or the busybox and the host's modules for this kernel,
+	 * builtin_initrd, interactive, cmdline. The caller adds what is not a
+	 * file's (rsdp_gpa, e820, boot, kcache_dir, ...). */
+	struct vmm_boot_request req;
+	char release[128]; /* the kernel's release, when modules were looked up */
+	struct vmm_initramfs_module mods[VMM_INITRAMFS_MODULES_MAX];
+};
+
+/*
+ * Opens and maps the files of p for one boot and fills f->req from them:
+ * the one place where both the check of a configuration (vmm_boot_plan in
+ * ember_config_resolve) and the load (vmm_boot_load in the board) get their
+ * request, so both see the same bytes the same way. With builtin_initrd,
+ * the host's modules for the kernel's release are looked up
+ * (vmm_initramfs_modules). Errors: -errno of open/fstat/mmap, -EISDIR,
+ * each with a message naming the file ("kernel PATH: ...", "initrd PATH:
+ * ...", "busybox PATH: ..."); on an error nothing stays open.
+ */
+int vmm_boot_open(const struct vmm_boot_paths *p, struct vmm_boot_files *f,
+		  struct ember_error *err);
+/* Unmaps and closes what vmm_boot_open opened; safe on a zeroed or closed
+ * struct. */
+void vmm_boot_close(struct vmm_boot_files *f);
 
 /*
  * Loads a kernel (and initrd, command line, zero page or start_info, boot

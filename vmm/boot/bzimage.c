@@ -1,6 +1,6 @@
 /* vmm/boot/bzimage.c - the x86 boot protocol: bzImage header checks, loading, the zero page. */
 #include "boot.h"
-#include "../internal.h"
+#include "../../lib/io/util.h"
 
 #include <asm/bootparam.h>
 #include <errno.h>

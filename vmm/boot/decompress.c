@@ -1,6 +1,6 @@
 /* vmm/boot/decompress.c - a bzImage's compressed kernel, decompressed on the host (liblzma, zlib, libzstd, liblz4, libbz2). */
 #include "boot.h"
-#include "../internal.h"
+#include "../../lib/io/util.h"
 
 #include <bzlib.h>
 #include <errno.h>

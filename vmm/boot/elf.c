@@ -1,6 +1,6 @@
 /* vmm/boot/elf.c - ELF vmlinux loading through the PVH entry note, and the PVH start_info. */
 #include "boot.h"
-#include "../internal.h"
+#include "../../lib/io/util.h"
 
 #include <elf.h>
 #include <errno.h>

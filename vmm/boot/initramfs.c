@@ -1,6 +1,6 @@
 /* vmm/boot/initramfs.c - Ember's built-in initramfs: a newc cpio with static busybox and a small /init. */
 #include "boot.h"
-#include "../internal.h"
+#include "../../lib/io/util.h"
 
 #include <ctype.h>
 #include <elf.h>

@@ -1,6 +1,6 @@
 /* vmm/boot/kcache.c - a cache of host-decompressed kernels: the vmlinux of a bzImage, kept on disk so that a repeat boot decompresses nothing. */
 #include "boot.h"
-#include "../internal.h"
+#include "../../lib/io/util.h"
 
 #include <dirent.h>
 #include <errno.h>

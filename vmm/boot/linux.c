@@ -1,7 +1,7 @@
 /* vmm/boot/linux.c - boots Linux on x86-64: picks the loader, places cmdline and initrd, builds GDT and page tables. */
 #include "boot.h"
-#include "../internal.h"
-#include "../arch/x86/layout.h"
+#include "../../lib/io/util.h"
+#include "layout.h"
 
 #include <elf.h>
 #include <errno.h>
@@ -471,4 +471,72 @@ int vmm_boot_load(const struct vmm_mem *mem, const struct vmm_boot_request *req,
 		vmm_unmap_file(buf, buf_len);
 	vmm_kcache_hit_release(&hit);
 	return r;
+}
+
+int vmm_boot_open(const struct vmm_boot_paths *p, struct vmm_boot_files *f, struct ember_error *err)
+{
+	memset(f, 0, sizeof(*f));
+	struct vmm_boot_request *req = &f->req;
+	*req = (struct vmm_boot_request){
+	    .format = p->format,
+	    .kernel_name = p->kernel,
+	    .initrd_name = p->initrd,
+	    .kernel_fd = -1,
+	    .builtin_initrd = p->builtin_initrd,
+	    .interactive = p->interactive,
+	    .root = p->root,
+	    .modules = f->mods,
+	    .cmdline = p->cmdline,
+	};
+	/* the kernel stays open: vmm_boot_copy reads it from its file, the
+	 * kernel cache knows it by its file's identity */
+	int fd = open(p->kernel, O_RDONLY | O_CLOEXEC);
+	int r = fd < 0 ? -errno : vmm_map_fd(fd, &req->kernel, &req->kernel_size);
+	if (r < 0) {
+		if (fd >= 0)
+			close(fd);
+		req->kernel = NULL;
+		return vmm_errf(err, r, "kernel %s: %s", p->kernel, strerror(-r));
+	}
+	req->kernel_fd = fd;
+	req->map_kernel = true;
+	const char *what = NULL, *path = NULL;
+	if (p->builtin_initrd) {
+		what = "busybox";
+		path = p->busybox;
+		r = vmm_map_file(path, &req->busybox, &req->busybox_size);
+		/* the host's modules for this kernel, when it has them (pvpanic) */
+		if (r == 0 && vmm_kernel_release(req->kernel, req->kernel_size, f->release,
+						 sizeof(f->release)) > 0) {
+			req->nmodules = vmm_initramfs_modules(f->release, p->root, f->mods,
+							      VMM_INITRAMFS_MODULES_MAX);
+			/* hvc0 exists only once these are loaded (a root's list has them) */
+			if (p->console_modules && !p->root)
+				req->nmodules += vmm_initramfs_console_modules(
+				    f->release, f->mods + req->nmodules,
+				    VMM_INITRAMFS_MODULES_MAX - req->nmodules);
+		}
+	} else if (p->initrd && p->initrd[0]) {
+		what = "initrd";
+		path = p->initrd;
+		r = vmm_map_file(path, &req->initrd, &req->initrd_size);
+	}
+	if (r < 0) {
+		req->busybox = req->initrd = NULL;
+		vmm_boot_close(f);
+		return vmm_errf(err, r, "%s %s: %s", what, path, strerror(-r));
+	}
+	return 0;
+}
+
+void vmm_boot_close(struct vmm_boot_files *f)
+{
+	struct vmm_boot_request *req = &f->req;
+	vmm_unmap_file(req->kernel, req->kernel_size);
+	vmm_unmap_file(req->initrd, req->initrd_size);
+	vmm_unmap_file(req->busybox, req->busybox_size);
+	vmm_initramfs_modules_free(f->mods, req->nmodules);
+	if (req->map_kernel && req->kernel_fd >= 0)
+		close(req->kernel_fd);
+	memset(f, 0, sizeof(*f));
 }

@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../../bus.h"
+#include "../../../lib/io/bus.h"
 
 /*
  * Three byte-wide registers, at offsets 0, 1 and 2 of a 3-byte window (the

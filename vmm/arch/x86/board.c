@@ -20,7 +20,6 @@
 #include "../../../devices/serial8250.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +61,10 @@ struct vmm_board {
 	struct serial8250 *uart;
 	struct i8042 *kbd;
 	struct rtc_cmos *rtc;
+	/* the RTC's interrupts: its timer, and the wake-up a guest's write to
+	 * its clock, alarm, A or B fires so the I/O thread re-times it */
+	struct ember_loop_source *rtc_timer, *rtc_wake;
+	bool rtc_owed; /* a re-time skipped while paused (I/O thread only) */
 	struct bootmarker *marker;
 	struct pvpanic *pvpanic;
 	struct reset_cf9 *cf9;
@@ -173,6 +176,37 @@ static void rtc_irq(void *opaque, bool level)
 	struct vmm_board *b = opaque;
 	vmm_dev_set_irq(b->d_rtc, level);
 }
+/* vCPU thread (a write to the RTC): the I/O thread re-times the RTC. */
+static void rtc_timer_changed(void *opaque)
+{
+	struct vmm_board *b = opaque;
+	if (b->rtc_wake)
+		ember_loop_wake(b->rtc_wake);
+}
+/* I/O thread: brings the RTC's flags (and IRQ 8) up to date and arms the
+ * timer for its next interrupt, or disarms it when none is enabled. Not
+ * while the VM is paused: the kick after resume re-times it
+ * (vmm_board_devices_kick). */
+static void rtc_retime(struct vmm_board *b)
+{
+	struct ember_vm *vm = b->vm;
+	pthread_mutex_lock(&vm->dev_lock);
+	b->rtc_owed = vm->devs_paused;
+	if (!vm->devs_paused && b->rtc && b->rtc_timer) {
+		int64_t next = rtc_cmos_poll(b->rtc);
+		(void)ember_loop_timer_set(b->rtc_timer,
+					   next < 0 ? 0
+					   : next   ? (uint64_t)next
+						    : 1,
+					   0);
+	}
+	pthread_mutex_unlock(&vm->dev_lock);
+}
+static void rtc_tick(void *opaque, uint64_t n)
+{
+	(void)n;
+	rtc_retime(opaque);
+}
 static void marker(void *opaque, uint8_t value, uint64_t ns)
 {
 	struct vmm_board *b = opaque;
@@ -266,8 +300,15 @@ int vmm_board_create(struct ember_vm *vm, struct ember_error *err)
 		r = i8042_create(
 		    &(struct i8042_config){.reset = kbd_reset, .set_irq = kbd_irq, .opaque = b},
 		    &b->kbd);
+	if (r == 0 && vm->loop) {
+		r = ember_loop_add_timer(vm->loop, 0, 0, rtc_tick, b, &b->rtc_timer);
+		if (r == 0)
+			r = ember_loop_add_wakeup(vm->loop, rtc_tick, b, &b->rtc_wake);
+	}
 	if (r == 0)
-		r = rtc_cmos_create(&(struct rtc_cmos_config){.set_irq = rtc_irq, .opaque = b},
+		r = rtc_cmos_create(&(struct rtc_cmos_config){.set_irq = rtc_irq,
+							      .timer_changed = rtc_timer_changed,
+							      .opaque = b},
 				    &b->rtc);
 	if (r == 0)
 		r = bootmarker_create(&(struct bootmarker_config){.mark = marker,
@@ -372,6 +413,10 @@ void vmm_board_destroy(struct ember_vm *vm)
 	if (!b)
 		return;
 	/* the buses are destroyed first (vm.c) or never dispatch again */
+	if (b->rtc_wake)
+		ember_loop_remove(b->rtc_wake);
+	if (b->rtc_timer)
+		ember_loop_remove(b->rtc_timer);
 	if (b->uart)
 		dev_destroy(serial8250_dev(b->uart));
 	if (b->kbd)
@@ -544,71 +589,25 @@ int vmm_board_load(struct ember_vm *vm, struct ember_error *err)
 	struct vmm_e820 e820[VMM_E820_MAX];
 	unsigned ne820 = vmm_x86_e820(&vm->mem, e820, VMM_E820_MAX);
 
-	/* the kernel, initrd and busybox, mapped read-only for the copy */
-	const uint8_t *kernel = NULL, *initrd = NULL, *busybox = NULL;
-	uint64_t kernel_size = 0, initrd_size = 0, busybox_size = 0;
-	struct vmm_initramfs_module mods[VMM_INITRAMFS_MODULES_MAX];
-	unsigned nmods = 0;
-	/* The kernel is read into guest memory from its file (see vmm_boot_copy). */
-	int kfd = open(cfg->kernel, O_RDONLY | O_CLOEXEC);
-	r = kfd < 0 ? -errno : vmm_map_fd(kfd, &kernel, &kernel_size);
-	if (r < 0) {
-		r = vmm_errf(err, r, "kernel %s: %s", cfg->kernel, strerror(-r));
-		goto out;
-	}
-	if (cfg->builtin_initrd) {
-		r = vmm_map_file(cfg->busybox, &busybox, &busybox_size);
-		if (r < 0) {
-			r = vmm_errf(err, r, "busybox %s: %s", cfg->busybox, strerror(-r));
-			goto out;
-		}
-		/* the host's modules for this kernel, when it has them (pvpanic) */
-		char release[128];
-		if (vmm_kernel_release(kernel, kernel_size, release, sizeof(release)) > 0) {
-			nmods = vmm_initramfs_modules(release, cfg->root_fs, mods,
-						      VMM_INITRAMFS_MODULES_MAX);
-			/* hvc0 exists only once these are loaded (a root's list has them) */
-			if (cfg->console_virtio && !cfg->root_fs)
-				nmods += vmm_initramfs_console_modules(
-				    release, mods + nmods, VMM_INITRAMFS_MODULES_MAX - nmods);
-		}
-		vmm_logf(cfg, EMBER_LOG_DEBUG, "built-in initramfs: %u module(s) for %s", nmods,
-			 nmods ? release : "this kernel");
-	} else if (cfg->initrd[0]) {
-		r = vmm_map_file(cfg->initrd, &initrd, &initrd_size);
-		if (r < 0) {
-			r = vmm_errf(err, r, "initrd %s: %s", cfg->initrd, strerror(-r));
-			goto out;
-		}
-	}
-	struct vmm_boot_request req = {
-	    .format = cfg->kernel_format,
-	    .kernel_name = cfg->kernel,
-	    .initrd_name = cfg->initrd,
-	    .kernel = kernel,
-	    .kernel_size = kernel_size,
-	    .map_kernel = true,
-	    .kernel_fd = kfd,
-	    .initrd = initrd,
-	    .initrd_size = initrd_size,
-	    .busybox = busybox,
-	    .busybox_size = busybox_size,
-	    .builtin_initrd = cfg->builtin_initrd,
-	    .interactive = cfg->interactive > 0,
-	    .root = cfg->root_fs,
-	    .modules = mods,
-	    .nmodules = nmods,
-	    .cmdline = cfg->cmdline,
-	    .rsdp_gpa = X86_ACPI_ADDR + lay.rsdp,
-	    .e820 = e820,
-	    .e820_count = ne820,
-	    .boot = cfg->boot,
-	    .kcache_dir =
-		cfg->kernel_cache && cfg->kernel_cache_dir[0] ? cfg->kernel_cache_dir : NULL,
-	};
+	/* the kernel, initrd and busybox, mapped read-only for the copy: the
+	 * request ember_config_resolve planned, made the same way */
+	struct vmm_boot_files f;
+	r = vmm_config_boot_open(cfg, cfg->cmdline, &f, err);
+	if (r < 0)
+		return r;
+	if (cfg->builtin_initrd)
+		vmm_logf(cfg, EMBER_LOG_DEBUG, "built-in initramfs: %u module(s) for %s",
+			 f.req.nmodules, f.req.nmodules ? f.release : "this kernel");
+	struct vmm_boot_request *req = &f.req;
+	req->rsdp_gpa = X86_ACPI_ADDR + lay.rsdp;
+	req->e820 = e820;
+	req->e820_count = ne820;
+	req->boot = cfg->boot;
+	req->kcache_dir =
+	    cfg->kernel_cache && cfg->kernel_cache_dir[0] ? cfg->kernel_cache_dir : NULL;
 	struct vmm_boot_entry entry;
 	uint64_t t0 = vmm_now_ns();
-	r = vmm_boot_load(&vm->mem, &req, &entry, err);
+	r = vmm_boot_load(&vm->mem, req, &entry, err);
 	vmm_logf(cfg, EMBER_LOG_DEBUG, "kernel, initrd and boot structures loaded in %.1f ms",
 		 (double)(vmm_now_ns() - t0) / 1e6);
 	if (r < 0) {
@@ -635,12 +634,7 @@ int vmm_board_load(struct ember_vm *vm, struct ember_error *err)
 			 entry.mode == VMM_ENTRY_LONG64 ? "64-bit boot protocol" : "PVH", entry.rip,
 			 cfg->kernel);
 out:
-	if (kfd >= 0)
-		close(kfd);
-	vmm_unmap_file(kernel, kernel_size);
-	vmm_unmap_file(initrd, initrd_size);
-	vmm_unmap_file(busybox, busybox_size);
-	vmm_initramfs_modules_free(mods, nmods);
+	vmm_boot_close(&f);
 	return r;
 }
 
@@ -671,7 +665,11 @@ void vmm_board_console_resize(struct ember_vm *vm, uint16_t cols, uint16_t rows)
 void vmm_board_devices_kick(struct ember_vm *vm)
 {
 	struct vmm_board *b = vm->board;
-	if (!b || !b->nvirtio)
+	if (!b)
+		return;
+	if (b->rtc_owed)
+		rtc_retime(b); /* its timer fired while paused */
+	if (!b->nvirtio)
 		return;
 	pthread_mutex_lock(&vm->dev_lock);
 	if (!vm->devs_paused)

@@ -2,6 +2,7 @@
 #include "devices.h"
 #include "acpi_pm.h"
 #include "layout.h"
+#include "x86.h"
 
 #include "../../config.h"
 #include "../../internal.h"
@@ -245,4 +246,11 @@ int vmm_x86_acpi_devices(const struct vmm_devmgr *m, struct vmm_acpi_device *out
 		n++;
 	}
 	return (int)n;
+}
+
+void vmm_board_ram_limit(uint64_t *max, unsigned *phys_bits, uint64_t *hole)
+{
+	*hole = X86_MMIO_HOLE_END - X86_MMIO_HOLE_START;
+	*phys_bits = vmm_x86_host_phys_bits();
+	*max = vmm_x86_max_guest_ram(*phys_bits, *hole);
 }

@@ -2,6 +2,11 @@
 #ifndef EMBER_VMM_X86_LAYOUT_H
 #define EMBER_VMM_X86_LAYOUT_H
 
+/* The addresses the Linux boot writes (GDT, zero page, PVH start info, page
+ * tables, command line, kernel, the MMIO hole it must stay below) are
+ * vmm/boot/layout.h's; this header adds the board's own. */
+#include "../../boot/layout.h"
+
 /*
  * Guest physical memory (the board's datasheet):
  *
@@ -20,36 +25,14 @@
  *                0xfec0_0000 IOAPIC, 0xfee0_0000 LAPIC
  *   0x1_0000_0000  RAM above 3 GiB continues here
  */
-#define X86_GDT_ADDR	      0x500ULL
-#define X86_PVH_INFO_ADDR     0x6000ULL
-#define X86_PVH_MODLIST_ADDR  0x6040ULL
-#define X86_PVH_MEMMAP_ADDR   0x6080ULL
-#define X86_PVH_MEMMAP_MAX    128
-#define X86_ZERO_PAGE_ADDR    0x7000ULL
-#define X86_PML4_ADDR	      0x9000ULL
-#define X86_PDPT_ADDR	      0xa000ULL
-#define X86_PD_ADDR	      0xb000ULL /* 4 pages */
-#define X86_CMDLINE_ADDR      0x20000ULL
-#define X86_CMDLINE_MAX	      0x10000ULL
-#define X86_EBDA_START	      0x9fc00ULL
-#define X86_ACPI_ADDR	      0xe0000ULL
-#define X86_ACPI_SIZE	      0x1f000ULL /* up to 0xff000; the last page holds the reset vector */
-#define X86_RESET_VECTOR      0xffff0ULL /* F000:FFF0, where a BIOS would start */
-#define X86_HIMEM_START	      0x100000ULL
-#define X86_BZIMAGE_LOAD_ADDR 0x100000ULL
+#define X86_EBDA_START	 0x9fc00ULL
+#define X86_ACPI_ADDR	 0xe0000ULL
+#define X86_ACPI_SIZE	 0x1f000ULL /* up to 0xff000; the last page holds the reset vector */
+#define X86_RESET_VECTOR 0xffff0ULL /* F000:FFF0, where a BIOS would start */
 
-#define X86_MMIO_HOLE_START  0xc0000000ULL
-#define X86_MMIO_HOLE_END    0x100000000ULL
 #define X86_VIRTIO_MMIO_BASE 0xd0000000ULL
 #define X86_IOAPIC_ADDR	     0xfec00000ULL
 #define X86_LAPIC_ADDR	     0xfee00000ULL
-
-/* GDT selectors (the boot protocol needs __BOOT_CS 0x10 and __BOOT_DS 0x18). */
-#define X86_SEL_CODE64	0x10
-#define X86_SEL_DATA	0x18
-#define X86_SEL_CODE32	0x20
-#define X86_SEL_TSS	0x28
-#define X86_GDT_ENTRIES 6
 
 /*
  * I/O ports. The legacy devices sit at their PC addresses; the ACPI

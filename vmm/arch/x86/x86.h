@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 #include "../../boot/boot.h"
-#include "../../mem.h"
+#include "../../../lib/io/mem.h"
 
 /* The E820 map of guest memory: low RAM up to the EBDA, the reserved BIOS
  * area with the ACPI tables, RAM from 1 MiB to the hole, RAM above 4 GiB.

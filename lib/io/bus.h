@@ -1,6 +1,6 @@
-/* vmm/bus.h - the PIO and MMIO buses: sorted, overlap-free range tables with lock-free dispatch. */
-#ifndef EMBER_VMM_BUS_H
-#define EMBER_VMM_BUS_H
+/* lib/io/bus.h - the PIO and MMIO buses: sorted, overlap-free range tables with lock-free dispatch. */
+#ifndef EMBER_IO_BUS_H
+#define EMBER_IO_BUS_H
 
 /*
  * A bus maps address ranges to device handlers. The VMM makes two: one for
@@ -32,14 +32,13 @@
  *    treated the same way (all-ones / dropped), counted as rejected and
  *    reported as -EINVAL. Nothing a guest does can crash the bus.
  *
- * Rules for registration (bus_register*, bus_unregister*): calls are
- * serialised by a mutex and may run while vCPUs dispatch (each change
- * publishes a new table; replaced tables are kept until bus_destroy, so a
- * vCPU still reading one stays safe). Unregistering does not wait for a
- * handler already running on another vCPU: before destroying a device,
- * unregister it and make sure no vCPU is inside its handler (pause the
- * vCPUs, or only tear down after they stopped). The usual order is: create
- * the buses, register every device, start the vCPUs.
+ * Rules for registration (bus_register*): calls are serialised by a mutex
+ * and may run while vCPUs dispatch (each change publishes a new table;
+ * replaced tables are kept until bus_destroy, so a vCPU still reading one
+ * stays safe). A range stays until bus_destroy: there is no unregistering
+ * (no device is unplugged while its VM lives), so the order is: create the
+ * buses, register every device, start the vCPUs; stop the vCPUs, destroy
+ * the buses, then the devices.
  *
  * A PIO string instruction (KVM's io.count > 1) is count separate accesses:
  * the caller loops over bus_access.
@@ -67,21 +66,12 @@ typedef void (*bus_access_fn)(void *opaque, uint64_t offset, uint64_t addr, unsi
 /* What the bus needs of a device: usually the first member of its const
  * struct dev_ops (devices/device.h). Must outlive every range using it. */
 struct bus_ops {
-	const char *name;     /* for diagnostics (bus_find, bus_for_each) */
+	const char *name;     /* for diagnostics */
 	unsigned sizes;	      /* valid widths, an OR of BUS_W*; not 0 */
 	bus_access_fn access; /* not NULL */
 };
 
 struct bus;
-
-/* One registered range, as bus_find and bus_for_each report it. */
-struct bus_range_info {
-	uint64_t base;
-	uint64_t len;
-	uint64_t dev_offset;
-	const struct bus_ops *ops;
-	void *opaque;
-};
 
 /* Dispatch counters; all monotonic since bus_create. */
 struct bus_stats {
@@ -123,14 +113,6 @@ int bus_register(struct bus *bus, uint64_t base, uint64_t len, const struct bus_
 int bus_register_at(struct bus *bus, uint64_t base, uint64_t len, const struct bus_ops *ops,
 		    void *opaque, uint64_t dev_offset) __attribute__((warn_unused_result));
 
-/* Removes the range that starts exactly at base. Returns 0, -ENOENT (no
- * such range), -EINVAL (NULL bus), -ENOMEM (the new table). */
-int bus_unregister(struct bus *bus, uint64_t base);
-
-/* Removes every range registered with opaque. Returns how many (0 or
- * more), or -EINVAL (NULL bus), -ENOMEM. */
-int bus_unregister_opaque(struct bus *bus, void *opaque);
-
 /*
  * Dispatches one access of len bytes at addr from vCPU vcpu (see the rules
  * at the top). data holds len bytes. Returns 0 when a device handled it,
@@ -151,17 +133,7 @@ int bus_access(struct bus *bus, uint64_t addr, uint8_t *data, unsigned len, bool
 int bus_access_u64(struct bus *bus, uint64_t addr, uint64_t *value, unsigned len, bool is_write,
 		   unsigned vcpu);
 
-/* Fills *out with the range covering addr. Returns 0, -ENOENT, -EINVAL
- * (NULL argument). Thread-safe like bus_access. */
-int bus_find(struct bus *bus, uint64_t addr, struct bus_range_info *out);
-
-/* Calls fn for every range in address order, on a snapshot of the table
- * (fn may register or unregister; it goes on seeing the snapshot). Stops
- * early and returns fn's value when it is not 0. Returns 0 otherwise,
- * -EINVAL for a NULL bus or fn. */
-int bus_for_each(struct bus *bus, int (*fn)(void *arg, const struct bus_range_info *r), void *arg);
-
 /* Copies the counters (relaxed atomic reads). */
 void bus_get_stats(const struct bus *bus, struct bus_stats *out);
 
-#endif /* EMBER_VMM_BUS_H */
+#endif /* EMBER_IO_BUS_H */

@@ -1,6 +1,6 @@
-/* vmm/mem.h - guest memory: one host mapping, up to two RAM regions, bounds-checked accessors. */
-#ifndef EMBER_VMM_MEM_H
-#define EMBER_VMM_MEM_H
+/* lib/io/mem.h - guest memory: one host mapping, up to two RAM regions, bounds-checked accessors. */
+#ifndef EMBER_IO_MEM_H
+#define EMBER_IO_MEM_H
 
 #include <ember/vmm.h>
 
@@ -76,4 +76,4 @@ int vmm_mem_discard(const struct vmm_mem *m, uint64_t gpa, uint64_t len);
 /* End (exclusive) of the first region: the top of RAM below the hole. */
 uint64_t vmm_mem_low_end(const struct vmm_mem *m);
 
-#endif /* EMBER_VMM_MEM_H */
+#endif /* EMBER_IO_MEM_H */

@@ -1,4 +1,4 @@
-/* vmm/bus.c - the PIO/MMIO bus: immutable sorted range tables, binary-search dispatch. */
+/* lib/io/bus.c - the PIO/MMIO bus: immutable sorted range tables, binary-search dispatch. */
 #include "bus.h"
 
 #include <errno.h>
@@ -152,59 +152,6 @@ int bus_register(struct bus *bus, uint64_t base, uint64_t len, const struct bus_
 	return bus_register_at(bus, base, len, ops, opaque, 0);
 }
 
-/* Publishes the current table minus the ranges remove() selects. Returns how
- * many were removed. Lock held. */
-static int table_remove(struct bus *bus, bool (*remove)(const struct bus_range *, const void *),
-			const void *key)
-{
-	const struct bus_table *cur = bus->table;
-	size_t keep = 0;
-	for (size_t i = 0; i < cur->n; i++)
-		keep += !remove(&cur->r[i], key);
-	if (keep == cur->n)
-		return 0;
-	struct bus_table *t = table_alloc(keep);
-	if (!t)
-		return -ENOMEM;
-	for (size_t i = 0, j = 0; i < cur->n; i++)
-		if (!remove(&cur->r[i], key))
-			t->r[j++] = cur->r[i];
-	table_publish(bus, t);
-	return (int)(cur->n - keep);
-}
-
-static bool match_base(const struct bus_range *r, const void *key)
-{
-	return r->base == *(const uint64_t *)key;
-}
-
-static bool match_opaque(const struct bus_range *r, const void *key)
-{
-	return r->opaque == key;
-}
-
-int bus_unregister(struct bus *bus, uint64_t base)
-{
-	if (!bus)
-		return -EINVAL;
-	pthread_mutex_lock(&bus->lock);
-	int n = table_remove(bus, match_base, &base);
-	pthread_mutex_unlock(&bus->lock);
-	if (n < 0)
-		return n;
-	return n ? 0 : -ENOENT;
-}
-
-int bus_unregister_opaque(struct bus *bus, void *opaque)
-{
-	if (!bus)
-		return -EINVAL;
-	pthread_mutex_lock(&bus->lock);
-	int n = table_remove(bus, match_opaque, opaque);
-	pthread_mutex_unlock(&bus->lock);
-	return n;
-}
-
 static void count(uint64_t *counter)
 {
 	__atomic_fetch_add(counter, 1, __ATOMIC_RELAXED);
@@ -257,39 +204,6 @@ int bus_access_u64(struct bus *bus, uint64_t addr, uint64_t *value, unsigned len
 		*value = v;
 	}
 	return ret;
-}
-
-static void range_info(const struct bus_range *r, struct bus_range_info *out)
-{
-	*out = (struct bus_range_info){r->base, r->last - r->base + 1, r->dev_offset, r->ops,
-				       r->opaque};
-}
-
-int bus_find(struct bus *bus, uint64_t addr, struct bus_range_info *out)
-{
-	if (!bus || !out)
-		return -EINVAL;
-	const struct bus_table *t = table_get(bus);
-	long i = table_search(t, addr);
-	if (i < 0 || t->r[i].last < addr)
-		return -ENOENT;
-	range_info(&t->r[i], out);
-	return 0;
-}
-
-int bus_for_each(struct bus *bus, int (*fn)(void *arg, const struct bus_range_info *r), void *arg)
-{
-	if (!bus || !fn)
-		return -EINVAL;
-	const struct bus_table *t = table_get(bus);
-	for (size_t i = 0; i < t->n; i++) {
-		struct bus_range_info info;
-		range_info(&t->r[i], &info);
-		int ret = fn(arg, &info);
-		if (ret)
-			return ret;
-	}
-	return 0;
 }
 
 void bus_get_stats(const struct bus *bus, struct bus_stats *out)

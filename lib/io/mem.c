@@ -1,6 +1,6 @@
-/* vmm/mem.c - guest memory mapping and its bounds-checked accessors. */
+/* lib/io/mem.c - guest memory mapping and its bounds-checked accessors. */
 #include "mem.h"
-#include "internal.h"
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
