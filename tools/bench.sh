@@ -60,6 +60,11 @@ status=${PIPESTATUS[0]}
 [ "$WRITE" = 1 ] || exit 0
 
 host_cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+# what follows the marker line in the old file (figures measured by hand, the
+# previous run's table) is kept below the new table
+MARK='<!-- measured by hand below this line: kept by make bench -->'
+KEEP=$OUT/kept.md
+sed -n "/^$MARK\$/,\$p" docs/PERFORMANCE.md >"$KEEP" 2>/dev/null || :
 {
 	echo "# Ember performance"
 	echo
@@ -90,5 +95,13 @@ host_cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 		esac
 		echo "| $name | $value | $unit | $goal |"
 	done
-} > docs/PERFORMANCE.md
+	if [ -s "$KEEP" ]; then
+		echo
+		cat "$KEEP"
+	else
+		echo
+		echo "$MARK"
+	fi
+} > docs/PERFORMANCE.md.new
+mv docs/PERFORMANCE.md.new docs/PERFORMANCE.md
 echo "bench: wrote docs/PERFORMANCE.md" >&2
