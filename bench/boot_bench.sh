@@ -97,9 +97,11 @@ VMMS="ember qemu_microvm qemu_pc"
 # vmm_cmd VMM KERNEL CMDLINE: the command line into the array CMD
 vmm_cmd() {
 	local vmm=$1 kernel=$2 cmdline=$3
+	# each peer in its fastest configuration: QEMU's boards are given pci=off
+	# (microvm has no PCI; Ember has a host bridge and uses pci=noearly)
 	local qemu=("$QEMU" -accel kvm -cpu host -m "${MEM_MIB}M" -smp 1 -nodefaults -no-user-config
 		-display none -serial stdio -monitor none -no-reboot
-		-kernel "$kernel" -initrd "$INITRD" -append "$cmdline")
+		-kernel "$kernel" -initrd "$INITRD" -append "${cmdline/pci=noearly/pci=off}")
 	case $vmm in
 	ember) CMD=("$EMBER" run -v --kernel "$kernel" --initrd "$INITRD" --cmdline "$cmdline"
 		--mem "${MEM_MIB}M" --cpus 1 ${EMBER_BOOT:+--boot "$EMBER_BOOT"}) ;;
