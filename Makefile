@@ -44,12 +44,16 @@ ALL_CFLAGS := $(BASE_CFLAGS) $(OPT) $(CFLAGS)
 DECOMP_LIBS := -llzma -lz -lzstd -llz4 -lbz2
 # virtio-blk's io_uring engine (devices/virtio/blk.c; Debian's liburing-dev)
 URING_LIBS := -luring
-ALL_LDFLAGS := -pthread $(SAN_LDFLAGS) $(LDFLAGS) $(DECOMP_LIBS) $(URING_LIBS)
+# the control protocol's JSON (ctl/; Debian's libjson-c-dev)
+JSON_LIBS := -ljson-c
+# per-thread seccomp filters (vmm/seccomp.c; Debian's libseccomp-dev)
+SECCOMP_LIBS := -lseccomp
+ALL_LDFLAGS := -pthread $(SAN_LDFLAGS) $(LDFLAGS) $(DECOMP_LIBS) $(URING_LIBS) $(JSON_LIBS) $(SECCOMP_LIBS)
 
 # ---------------------------------------------------------------- sources
 # The library: layer 1 (lib/kvm), layer 2 (lib/hv), layer 3 (vmm, devices).
 LIB_SRCS := $(sort $(wildcard lib/kvm/*.c lib/hv/*.c lib/io/*.c lib/hv/*/*.c vmm/*.c vmm/*/*.c \
-	vmm/*/*/*.c devices/*.c devices/*/*.c))
+	vmm/*/*/*.c devices/*.c devices/*/*.c ctl/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(O)/%.o)
 TESTLIB_SRCS := $(wildcard tests/lib/*.c)
 TESTLIB_OBJS := $(TESTLIB_SRCS:%.c=$(O)/%.o)

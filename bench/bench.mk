@@ -12,3 +12,10 @@ EXTRA_ALL += $(O)/hv-bench
 $(O)/hv-bench: $(O)/bench/hv_bench.o $(LIBA)
 	$(CC) -o $@ $< $(LIBA) $(ALL_LDFLAGS)
 endif
+
+# The control socket's latencies (bench/ctl_bench.c): ctl-bench SOCKET [N] against a
+# VM run with --socket.
+BENCH_BINS += $(O)/ctl-bench
+EXTRA_ALL += $(O)/ctl-bench
+$(O)/ctl-bench: $(O)/bench/ctl_bench.o $(LIBA)
+	$(CC) -o $@ $< $(LIBA) $(ALL_LDFLAGS)

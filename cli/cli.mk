@@ -4,5 +4,11 @@ BINS += $(EMBER_BIN)
 MAN1 += cli/ember.1
 EXTRA_ALL += $(EMBER_BIN)
 
-$(EMBER_BIN): $(O)/cli/main.o $(LIBA)
-	$(CC) -o $@ $(O)/cli/main.o $(LIBA) $(ALL_LDFLAGS)
+EMBER_CLI_OBJS := $(O)/cli/main.o $(O)/cli/ctl.o $(O)/cli/jail.o
+# The binary takes the libraries' archives (Debian's -dev packages ship them):
+# only the code it calls, and no dynamic loading of eight more shared objects,
+# whose relocated data, symbol tables and init code were ~550 KiB of the VMM's
+# resident memory (docs/PERFORMANCE.md, issue 10's RSS goal). libc stays shared.
+EMBER_STATIC_LIBS := -Wl,-Bstatic $(DECOMP_LIBS) $(URING_LIBS) $(JSON_LIBS) $(SECCOMP_LIBS) -Wl,-Bdynamic
+$(EMBER_BIN): $(EMBER_CLI_OBJS) $(LIBA)
+	$(CC) -o $@ $(EMBER_CLI_OBJS) $(LIBA) -pthread $(SAN_LDFLAGS) $(LDFLAGS) $(EMBER_STATIC_LIBS)

@@ -1,5 +1,9 @@
 /* cli/main.c - the `ember` command: a thin front on the VMM library (ember run). */
+#include <ember/ctl.h>
 #include <ember/vmm.h>
+
+#include "ctl.h"
+#include "jail.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -172,6 +176,28 @@ static void usage(FILE *f)
 	fprintf(f, "usage: ember run [OPTIONS]     boot a Linux guest (ember run --help)\n"
 		   "       ember version           print the version\n"
 		   "       ember help              this text\n");
+	cli_ctl_usage(f);
+}
+
+/* `ember run --socket PATH|NAME`: taken out of the arguments before the
+ * configuration parses them (the control socket is the CLI's, not the
+ * configuration's). Returns 0, or -1 for a --socket without a value. */
+static int take_socket_arg(int *argc, char **argv, const char **sock)
+{
+	int out = 0;
+	for (int i = 0; i < *argc; i++) {
+		if (!strcmp(argv[i], "--socket")) {
+			if (i + 1 >= *argc)
+				return -1;
+			*sock = argv[++i];
+		} else if (!strncmp(argv[i], "--socket=", 9)) {
+			*sock = argv[i] + 9;
+		} else {
+			argv[out++] = argv[i];
+		}
+	}
+	*argc = out;
+	return 0;
 }
 
 /* ------------------------------------------------------------ ember run */
@@ -185,6 +211,24 @@ static int resolve_status(int r)
 	return r == -EINVAL || r == -E2BIG || r == -ERANGE || r == -ENAMETOOLONG ? EMBER_EXIT_USAGE
 										 : EMBER_EXIT_ERROR;
 }
+
+/* The jailer's options (cli/jail.c), after the configuration's in --help. */
+static const char jail_usage[] =
+    "\n"
+    "Jail (as root; cli/jail.c):\n"
+    "      --jail DIR          run the VMM in new mount, PID, IPC, UTS and network\n"
+    "                          namespaces with DIR as its root: every path above is\n"
+    "                          then inside DIR; its /dev holds only kvm, net/tun,\n"
+    "                          urandom and null\n"
+    "      --jail-uid N, --jail-gid N\n"
+    "                          the unprivileged uid and gid it runs as\n"
+    "      --jail-net new|host a new network namespace (default) or the host's (a tap)\n"
+    "      --jail-nofile N     RLIMIT_NOFILE (default 4096)\n"
+    "      --jail-fsize BYTES  RLIMIT_FSIZE (default none)\n"
+    "      --jail-cgroup NAME  a cgroup v2 of its own, /sys/fs/cgroup/NAME (made anew,\n"
+    "                          removed when the VM ends), with\n"
+    "      --jail-memory-max V (bytes, K/M/G/T suffix, or max; not below --mem),\n"
+    "      --jail-cpu-max \"QUOTA [PERIOD]\" (microseconds), --jail-pids-max N|max\n";
 
 /* The configuration's part of `ember run`: parse, resolve, --help and
  * --dry-run. Returns -1 to go on and boot, else the exit status. */
@@ -210,6 +254,12 @@ static int configure(struct ember_config *cfg, int argc, char **argv, uint64_t s
 	}
 	if (flags & EMBER_ARGS_HELP) {
 		fputs(ember_config_usage(), stdout);
+		fputs("  --socket PATH|NAME  serve the VM's control socket at PATH, or at "
+		      "NAME.sock in\n"
+		      "                      the per-user directory (`ember list`; "
+		      "docs/PROTOCOL.md)\n",
+		      stdout);
+		fputs(jail_usage, stdout);
 		return 0;
 	}
 	log_level = ember_config_log_level(cfg);
@@ -237,27 +287,11 @@ static int configure(struct ember_config *cfg, int argc, char **argv, uint64_t s
 	return -1;
 }
 
-static int cmd_run(int argc, char **argv, uint64_t start_ns)
+/* Runs a built VM until it stops, says how it ended, stops its control
+ * server (NULL: none) and destroys it; returns the exit status. */
+static int run_vm(struct ember_vm *vm, struct ember_ctl_server *srv, uint64_t start_ns)
 {
-	struct ember_config *cfg;
-	struct ember_error err = {0};
-	if (ember_config_new(&cfg) < 0) {
-		say("out of memory");
-		return EMBER_EXIT_ERROR;
-	}
-	int r = configure(cfg, argc, argv, start_ns);
-	if (r >= 0) {
-		ember_config_free(cfg);
-		return r;
-	}
-
-	struct ember_vm *vm;
-	r = ember_vm_create(cfg, &vm, &err);
-	ember_config_free(cfg); /* the VM has its own copy */
-	if (r < 0) {
-		say("%s", err.msg[0] ? err.msg : strerror(-r));
-		return r == -EINVAL ? EMBER_EXIT_USAGE : EMBER_EXIT_ERROR;
-	}
+	int r;
 	running_vm = vm;
 	install_signals();
 	/* Raw only on an interactive console: then Ctrl-C goes to the guest and
@@ -266,7 +300,18 @@ static int cmd_run(int argc, char **argv, uint64_t start_ns)
 	atexit(tty_restore);
 
 	struct ember_run_result res;
-	r = ember_vm_run(vm, &res);
+	/* ember_vm_run, with this thread confined once the VM runs: from here
+	 * it only waits, prints and tears down (--seccomp) */
+	struct ember_error err = {0};
+	r = ember_vm_start(vm);
+	if (r == 0 && ember_vm_seccomp_confine_caller(vm, &err) < 0) {
+		say("%s", err.msg);
+		ember_vm_request_stop(vm);
+	}
+	if (r == 0 || r == -EALREADY)
+		r = ember_vm_wait(vm, -1, &res);
+	else
+		ember_vm_wait(vm, -1, NULL); /* the start failed: let the I/O thread finish */
 	running_vm = NULL;
 	tty_restore();
 	int status;
@@ -319,8 +364,141 @@ static int cmd_run(int argc, char **argv, uint64_t start_ns)
 			break;
 		}
 	}
+	ember_ctl_server_stop(srv); /* after the exit event went out */
 	ember_vm_destroy(vm);
 	return status;
+}
+
+/* `ember run --restore DIR`: the guest of a snapshot, continued. Only the
+ * options that are not the configuration's (it comes from the snapshot). */
+static int cmd_restore(int argc, char **argv, uint64_t start_ns)
+{
+	const char *dir = NULL;
+	struct ember_restore_opts o = {.console_in = -1, .console_out = STDOUT_FILENO};
+	log_level = EMBER_LOG_INFO;
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "--restore") && i + 1 < argc)
+			dir = argv[++i];
+		else if (!strncmp(a, "--restore=", 10))
+			dir = a + 10;
+		else if (!strcmp(a, "--verify-memory"))
+			o.flags |= EMBER_RESTORE_VERIFY_MEMORY;
+		else if (!strcmp(a, "--restore-memory=uffd"))
+			o.flags |= EMBER_RESTORE_UFFD;
+		else if (!strcmp(a, "--restore-memory=map"))
+			o.flags &= ~EMBER_RESTORE_UFFD;
+		else if (!strcmp(a, "-v") || !strcmp(a, "--verbose"))
+			log_level = EMBER_LOG_DEBUG;
+		else if (!strcmp(a, "-q") || !strcmp(a, "--quiet"))
+			log_level = EMBER_LOG_WARN;
+		else {
+			say("--restore: '%s' does not apply (the configuration is the snapshot's; "
+			    "only -v, -q, --verify-memory and --restore-memory=map|uffd go with "
+			    "it)",
+			    a);
+			return EMBER_EXIT_USAGE;
+		}
+	}
+	if (!dir || !*dir) {
+		say("--restore needs a snapshot directory");
+		return EMBER_EXIT_USAGE;
+	}
+	bool background = stdin_tty_in_background();
+	o.console_in = background ? -1 : STDIN_FILENO;
+	o.log = on_log;
+	struct ember_vm *vm;
+	struct ember_error err = {0};
+	int r = ember_vm_restore(dir, &o, &vm, &err);
+	if (r < 0) {
+		say("%s", err.msg[0] ? err.msg : strerror(-r));
+		return EMBER_EXIT_ERROR;
+	}
+	if (log_level >= EMBER_LOG_DEBUG)
+		say("restored %s in %.1f ms", dir, (double)(now_ns() - start_ns) / 1e6);
+	return run_vm(vm, NULL, start_ns);
+}
+
+static int cmd_run(int argc, char **argv, uint64_t start_ns)
+{
+	for (int i = 0; i < argc; i++)
+		if (!strcmp(argv[i], "--restore") || !strncmp(argv[i], "--restore=", 10))
+			return cmd_restore(argc, argv, start_ns);
+	struct ember_config *cfg;
+	struct ember_error err = {0};
+	const char *sock_arg = NULL;
+	char sock[256];
+	if (take_socket_arg(&argc, argv, &sock_arg) < 0) {
+		say("--socket needs a path or a name");
+		return EMBER_EXIT_USAGE;
+	}
+	/* --jail: from here on this is the jailed child (or the parent that
+	 * waits for it and ends as it did) */
+	struct jail_opts jo;
+	char jerr[512];
+	if (jail_parse(&argc, argv, &jo, jerr, sizeof(jerr)) < 0) {
+		say("%s", jerr);
+		return EMBER_EXIT_USAGE;
+	}
+	if (jo.dir) {
+		bool parent;
+		int jr = jail_enter(&jo, &parent, jerr, sizeof(jerr));
+		if (jr < 0) {
+			say("%s", jerr);
+			return EMBER_EXIT_ERROR;
+		}
+		if (parent) {
+			if (jerr[0])
+				say("%s", jerr);
+			return jr;
+		}
+		/* what the jailed VMM is, seen from inside */
+		say("jail: uid %u gid %u pid %d in %s", (unsigned)getuid(), (unsigned)getgid(),
+		    (int)getpid(), jo.dir);
+	}
+	if (ember_config_new(&cfg) < 0) {
+		say("out of memory");
+		return EMBER_EXIT_ERROR;
+	}
+	int r = configure(cfg, argc, argv, start_ns);
+	if (r >= 0) {
+		ember_config_free(cfg);
+		return r;
+	}
+	/* a cgroup memory.max below the guest's RAM: the VM would be killed
+	 * by the kernel's OOM killer once the guest used its memory */
+	if (jo.mem_max_bytes && jo.mem_max_bytes < ember_config_mem_size(cfg)) {
+		say("--jail-memory-max %s is below the guest's RAM (%" PRIu64
+		    " MiB, --mem): the VMM would be OOM-killed",
+		    jo.mem_max, ember_config_mem_size(cfg) >> 20);
+		ember_config_free(cfg);
+		return EMBER_EXIT_USAGE;
+	}
+
+	struct ember_vm *vm;
+	r = ember_vm_create(cfg, &vm, &err);
+	ember_config_free(cfg); /* the VM has its own copy */
+	if (r < 0) {
+		say("%s", err.msg[0] ? err.msg : strerror(-r));
+		return r == -EINVAL ? EMBER_EXIT_USAGE : EMBER_EXIT_ERROR;
+	}
+	struct ember_ctl_server *srv = NULL;
+	if (sock_arg) {
+		r = cli_socket_path(sock_arg, true, sock, sizeof(sock));
+		if (r < 0) {
+			say("--socket %s: %s", sock_arg,
+			    r == -EINVAL ? "not a path (with a /) nor a name ([A-Za-z0-9._-])"
+					 : strerror(-r));
+			ember_vm_destroy(vm);
+			return EMBER_EXIT_USAGE;
+		}
+		if (ember_ctl_server_start(vm, sock, NULL, &srv, &err) < 0) {
+			say("%s", err.msg);
+			ember_vm_destroy(vm);
+			return EMBER_EXIT_ERROR;
+		}
+	}
+	return run_vm(vm, srv, start_ns);
 }
 
 int main(int argc, char **argv)
@@ -342,6 +520,8 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
+	if (cli_ctl_is_command(argv[1]))
+		return cli_ctl_main(argc - 1, argv + 1);
 	fprintf(stderr, "ember: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return EMBER_EXIT_USAGE;

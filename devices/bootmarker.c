@@ -56,10 +56,39 @@ static void bootmarker_destroy(struct dev *dev)
 	free(dev);
 }
 
+/* The saved state: the values already marked (a restored guest that writes
+ * one again is not reported twice); the count is the host's statistic. */
+static int bootmarker_save(struct dev *dev, struct vmm_state_w *w)
+{
+	struct bootmarker *bm = (struct bootmarker *)dev;
+	vmm_sw_begin(w, "bootmarker", 1);
+	for (int i = 0; i < 4; i++)
+		vmm_sw_u64(w, __atomic_load_n(&bm->seen[i], __ATOMIC_RELAXED));
+	vmm_sw_end(w);
+	return vmm_sw_error(w);
+}
+
+static int bootmarker_load(struct dev *dev, struct vmm_state_r *r)
+{
+	struct bootmarker *bm = (struct bootmarker *)dev;
+	uint64_t seen[4];
+	uint32_t version = 1;
+	vmm_sr_begin(r, "bootmarker", &version);
+	for (int i = 0; i < 4; i++)
+		seen[i] = vmm_sr_u64(r);
+	if (vmm_sr_end(r))
+		return vmm_sr_error(r);
+	for (int i = 0; i < 4; i++)
+		__atomic_store_n(&bm->seen[i], seen[i], __ATOMIC_RELAXED);
+	return 0;
+}
+
 static const struct dev_ops bootmarker_ops = {
     .bus = {.name = "bootmarker", .sizes = BUS_W1 | BUS_W2 | BUS_W4, .access = bootmarker_access},
     .reset = bootmarker_reset,
     .destroy = bootmarker_destroy,
+    .save = bootmarker_save,
+    .load = bootmarker_load,
 };
 
 int bootmarker_create(const struct bootmarker_config *cfg, struct bootmarker **out)

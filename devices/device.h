@@ -33,6 +33,7 @@
  */
 
 #include "../lib/io/bus.h"
+#include "../lib/io/state.h"
 
 struct dev;
 
@@ -47,6 +48,20 @@ struct dev_ops {
 	/* Required. Frees the instance. No vCPU may be inside its handler and
 	 * no bus it was registered on may dispatch any more. */
 	void (*destroy)(struct dev *dev);
+	/* Optional (NULL: the device has no state worth keeping, its saved
+	 * section is empty). Writes the device's guest-visible state into w
+	 * as one or more sections of lib/io/state.h. Called with the VM
+	 * paused (no vCPU in the handler, the VMM's work on the device
+	 * quiesced); takes the device's own lock. Host-side configuration
+	 * (callbacks, fds, paths) is not saved: the VMM rebuilds it from the
+	 * configuration. Returns 0 or the writer's sticky error. */
+	int (*save)(struct dev *dev, struct vmm_state_w *w);
+	/* Optional, and present exactly when save is. Reads what save wrote
+	 * into a freshly created instance (same configuration, vCPUs not
+	 * started). Refuses malformed or impossible state with the reader's
+	 * sticky error (-EINVAL, a message in vmm_sr_detail) and then leaves
+	 * the instance as it was. Returns 0 or that error. */
+	int (*load)(struct dev *dev, struct vmm_state_r *r);
 };
 
 /* The first member of every device instance. */
@@ -62,6 +77,18 @@ static inline const char *dev_name(const struct dev *dev)
 static inline void dev_reset(struct dev *dev)
 {
 	dev->ops->reset(dev);
+}
+
+/* dev->ops->save, or 0 (nothing written) for a device without one. */
+static inline int dev_save(struct dev *dev, struct vmm_state_w *w)
+{
+	return dev->ops->save ? dev->ops->save(dev, w) : vmm_sw_error(w);
+}
+
+/* dev->ops->load, or 0 (nothing read) for a device without one. */
+static inline int dev_load(struct dev *dev, struct vmm_state_r *r)
+{
+	return dev->ops->load ? dev->ops->load(dev, r) : vmm_sr_error(r);
 }
 
 /* NULL is a no-op. */

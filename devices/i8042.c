@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* status register (port 0x64 read) */
 #define STR_OBF	    0x01
@@ -330,10 +331,79 @@ static void i8042_destroy(struct dev *dev)
 	free(k);
 }
 
+/* The saved state: controller RAM, output port, the command and keyboard
+ * parameters in progress, the keyboard's settings, the output queue in
+ * order (byte and source). */
+#define I8042_STATE_VERSION 1
+
+static int i8042_save(struct dev *dev, struct vmm_state_w *w)
+{
+	struct i8042 *k = (struct i8042 *)dev;
+	pthread_mutex_lock(&k->lock);
+	vmm_sw_begin(w, "i8042", I8042_STATE_VERSION);
+	vmm_sw_bytes(w, k->ram, sizeof(k->ram));
+	const uint8_t regs[] = {k->outport, k->pending_cmd, k->kbd_pending, k->kbd_set, k->last};
+	vmm_sw_bytes(w, regs, sizeof(regs));
+	vmm_sw_bool(w, k->cmd_last);
+	vmm_sw_bool(w, k->kbd_scanning);
+	vmm_sw_u8(w, (uint8_t)k->q_count);
+	for (unsigned i = 0; i < k->q_count; i++) {
+		vmm_sw_u8(w, k->q[(k->q_head + i) % QUEUE_SIZE].byte);
+		vmm_sw_u8(w, k->q[(k->q_head + i) % QUEUE_SIZE].src);
+	}
+	vmm_sw_end(w);
+	pthread_mutex_unlock(&k->lock);
+	return vmm_sw_error(w);
+}
+
+static int i8042_load(struct dev *dev, struct vmm_state_r *r)
+{
+	struct i8042 *k = (struct i8042 *)dev;
+	struct i8042 n;
+	uint32_t version = I8042_STATE_VERSION;
+	if (vmm_sr_begin(r, "i8042", &version))
+		return vmm_sr_error(r);
+	vmm_sr_bytes(r, n.ram, sizeof(n.ram));
+	uint8_t regs[5];
+	vmm_sr_bytes(r, regs, sizeof(regs));
+	n.outport = regs[0], n.pending_cmd = regs[1], n.kbd_pending = regs[2];
+	n.kbd_set = regs[3], n.last = regs[4];
+	n.cmd_last = vmm_sr_bool(r);
+	n.kbd_scanning = vmm_sr_bool(r);
+	n.q_count = vmm_sr_u8(r);
+	if (n.q_count > QUEUE_SIZE)
+		return vmm_sr_fail(r, -EINVAL, "%u bytes in the output queue (at most %u)",
+				   n.q_count, QUEUE_SIZE);
+	for (unsigned i = 0; i < n.q_count; i++) {
+		n.q[i].byte = vmm_sr_u8(r);
+		n.q[i].src = vmm_sr_u8(r);
+		if (n.q[i].src > SRC_AUX)
+			return vmm_sr_fail(r, -EINVAL, "output queue byte from source %u",
+					   n.q[i].src);
+	}
+	if (n.kbd_set < 1 || n.kbd_set > 3)
+		return vmm_sr_fail(r, -EINVAL, "scan code set %u", n.kbd_set);
+
+	if (vmm_sr_end(r))
+		return vmm_sr_error(r);
+	pthread_mutex_lock(&k->lock);
+	memcpy(k->ram, n.ram, sizeof(k->ram));
+	k->outport = n.outport, k->pending_cmd = n.pending_cmd, k->kbd_pending = n.kbd_pending;
+	k->kbd_set = n.kbd_set, k->last = n.last;
+	k->cmd_last = n.cmd_last, k->kbd_scanning = n.kbd_scanning;
+	memcpy(k->q, n.q, sizeof(k->q));
+	k->q_head = 0, k->q_count = n.q_count;
+	update_irq(k, false);
+	pthread_mutex_unlock(&k->lock);
+	return 0;
+}
+
 static const struct dev_ops i8042_ops = {
     .bus = {.name = "i8042", .sizes = BUS_W1, .access = i8042_access},
     .reset = i8042_reset,
     .destroy = i8042_destroy,
+    .save = i8042_save,
+    .load = i8042_load,
 };
 
 int i8042_create(const struct i8042_config *cfg, struct i8042 **out)

@@ -117,10 +117,48 @@ static void pci_host_destroy(struct dev *dev)
 	free(dev);
 }
 
+/* The saved state: the address latch and the host bridge's configuration
+ * space; on load only its writable bits may differ from the power-on
+ * values. */
+static int pci_host_save(struct dev *dev, struct vmm_state_w *w)
+{
+	struct pci_host *ph = (struct pci_host *)dev;
+	vmm_sw_begin(w, "pci_host", 1);
+	vmm_sw_u32(w, __atomic_load_n(&ph->latch, __ATOMIC_RELAXED));
+	for (unsigned i = 0; i < CFG_SIZE; i++)
+		vmm_sw_u8(w, __atomic_load_n(&ph->space[i], __ATOMIC_RELAXED));
+	vmm_sw_end(w);
+	return vmm_sw_error(w);
+}
+
+static int pci_host_load(struct dev *dev, struct vmm_state_r *r)
+{
+	struct pci_host *ph = (struct pci_host *)dev;
+	uint8_t space[CFG_SIZE], fresh[CFG_SIZE];
+	uint32_t version = 1;
+	vmm_sr_begin(r, "pci_host", &version);
+	uint32_t latch = vmm_sr_u32(r);
+	vmm_sr_bytes(r, space, sizeof(space));
+	if (latch & ~PCI_HOST_LATCH_MASK)
+		return vmm_sr_fail(r, -EINVAL, "address latch %#x", latch);
+	init_space(fresh);
+	for (unsigned i = 0; i < CFG_SIZE; i++)
+		if ((space[i] ^ fresh[i]) & ~writable[i])
+			return vmm_sr_fail(r, -EINVAL, "read-only register byte %#x changed", i);
+	if (vmm_sr_end(r))
+		return vmm_sr_error(r);
+	__atomic_store_n(&ph->latch, latch, __ATOMIC_RELAXED);
+	for (unsigned i = 0; i < CFG_SIZE; i++)
+		__atomic_store_n(&ph->space[i], space[i], __ATOMIC_RELAXED);
+	return 0;
+}
+
 static const struct dev_ops pci_host_ops = {
     .bus = {.name = "pci_host", .sizes = BUS_W1 | BUS_W2 | BUS_W4, .access = pci_host_access},
     .reset = pci_host_reset,
     .destroy = pci_host_destroy,
+    .save = pci_host_save,
+    .load = pci_host_load,
 };
 
 int pci_host_create(const struct pci_host_config *cfg, struct pci_host **out)

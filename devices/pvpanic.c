@@ -47,10 +47,36 @@ static void pvpanic_destroy(struct dev *dev)
 	free(dev);
 }
 
+/* The saved state: the events the guest reported. */
+static int pvpanic_save(struct dev *dev, struct vmm_state_w *w)
+{
+	struct pvpanic *p = (struct pvpanic *)dev;
+	vmm_sw_begin(w, "pvpanic", 1);
+	vmm_sw_u8(w, (uint8_t)__atomic_load_n(&p->events, __ATOMIC_RELAXED));
+	vmm_sw_end(w);
+	return vmm_sw_error(w);
+}
+
+static int pvpanic_load(struct dev *dev, struct vmm_state_r *r)
+{
+	struct pvpanic *p = (struct pvpanic *)dev;
+	uint32_t version = 1;
+	vmm_sr_begin(r, "pvpanic", &version);
+	uint8_t ev = vmm_sr_u8(r);
+	if (ev & ~PVPANIC_SUPPORTED)
+		return vmm_sr_fail(r, -EINVAL, "events %#x", ev);
+	if (vmm_sr_end(r))
+		return vmm_sr_error(r);
+	__atomic_store_n(&p->events, ev, __ATOMIC_RELAXED);
+	return 0;
+}
+
 static const struct dev_ops pvpanic_ops = {
     .bus = {.name = "pvpanic", .sizes = BUS_W1, .access = pvpanic_access},
     .reset = pvpanic_reset,
     .destroy = pvpanic_destroy,
+    .save = pvpanic_save,
+    .load = pvpanic_load,
 };
 
 int pvpanic_create(const struct pvpanic_config *cfg, struct pvpanic **out)

@@ -50,10 +50,37 @@ static void cf9_destroy(struct dev *dev)
 	free(dev);
 }
 
+/* The saved state: the kept bits of the register (the reset count is the
+ * host's statistic, not the guest's). */
+static int cf9_save(struct dev *dev, struct vmm_state_w *w)
+{
+	struct reset_cf9 *rc = (struct reset_cf9 *)dev;
+	vmm_sw_begin(w, "reset_cf9", 1);
+	vmm_sw_u8(w, __atomic_load_n(&rc->value, __ATOMIC_RELAXED));
+	vmm_sw_end(w);
+	return vmm_sw_error(w);
+}
+
+static int cf9_load(struct dev *dev, struct vmm_state_r *r)
+{
+	struct reset_cf9 *rc = (struct reset_cf9 *)dev;
+	uint32_t version = 1;
+	vmm_sr_begin(r, "reset_cf9", &version);
+	uint8_t v = vmm_sr_u8(r);
+	if (v & ~KEPT)
+		return vmm_sr_fail(r, -EINVAL, "register value %#x", v);
+	if (vmm_sr_end(r))
+		return vmm_sr_error(r);
+	__atomic_store_n(&rc->value, v, __ATOMIC_RELAXED);
+	return 0;
+}
+
 static const struct dev_ops reset_cf9_ops = {
     .bus = {.name = "reset_cf9", .sizes = BUS_W1, .access = cf9_access},
     .reset = cf9_reset,
     .destroy = cf9_destroy,
+    .save = cf9_save,
+    .load = cf9_load,
 };
 
 int reset_cf9_create(const struct reset_cf9_config *cfg, struct reset_cf9 **out)

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 enum {
@@ -458,10 +459,72 @@ static void rtc_destroy(struct dev *dev)
 	free(rtc);
 }
 
+/* The saved state: CMOS memory (A and B included), the index latch, the
+ * clock as its offset from the host's wall clock (so the guest's clock has
+ * moved on by the time between save and load, as a battery-backed clock
+ * would), the frozen time and the pending flags. The flags are brought up
+ * to date from the moment of the load. */
+#define RTC_STATE_VERSION 1
+
+static int rtc_save(struct dev *dev, struct vmm_state_w *w)
+{
+	struct rtc_cmos *rtc = (struct rtc_cmos *)dev;
+	pthread_mutex_lock(&rtc->lock);
+	eval_flags(rtc, host_now(rtc));
+	vmm_sw_begin(w, "rtc_cmos", RTC_STATE_VERSION);
+	vmm_sw_bytes(w, rtc->ram, sizeof(rtc->ram));
+	vmm_sw_u8(w, rtc->index);
+	vmm_sw_bool(w, rtc->nmi_masked);
+	vmm_sw_u64(w, (uint64_t)rtc->offset_s);
+	vmm_sw_u64(w, (uint64_t)rtc->frozen_secs);
+	vmm_sw_u8(w, rtc->flags);
+	vmm_sw_end(w);
+	pthread_mutex_unlock(&rtc->lock);
+	return vmm_sw_error(w);
+}
+
+static int rtc_load(struct dev *dev, struct vmm_state_r *r)
+{
+	struct rtc_cmos *rtc = (struct rtc_cmos *)dev;
+	uint8_t ram[sizeof(rtc->ram)];
+	uint32_t version = RTC_STATE_VERSION;
+	if (vmm_sr_begin(r, "rtc_cmos", &version))
+		return vmm_sr_error(r);
+	vmm_sr_bytes(r, ram, sizeof(ram));
+	uint8_t index = vmm_sr_u8(r);
+	bool nmi_masked = vmm_sr_bool(r);
+	int64_t offset_s = (int64_t)vmm_sr_u64(r);
+	int64_t frozen_secs = (int64_t)vmm_sr_u64(r);
+	uint8_t flags = vmm_sr_u8(r);
+	/* years 0..9999 are about +-3.2e11 s from the epoch */
+	const int64_t span = 400000000000LL;
+	if (index >= sizeof(ram) || (flags & ~(C_PF | C_AF | C_UF)) || offset_s < -span ||
+	    offset_s > span || frozen_secs < -span || frozen_secs > span)
+		return vmm_sr_fail(r, -EINVAL, "index, flags or time out of range");
+
+	if (vmm_sr_end(r))
+		return vmm_sr_error(r);
+	pthread_mutex_lock(&rtc->lock);
+	memcpy(rtc->ram, ram, sizeof(ram));
+	rtc->index = index;
+	rtc->nmi_masked = nmi_masked;
+	rtc->offset_s = offset_s;
+	rtc->frozen_secs = frozen_secs;
+	rtc->flags = flags;
+	rtc->last_eval = host_now(rtc);
+	update_irq(rtc);
+	pthread_mutex_unlock(&rtc->lock);
+	if (rtc->cfg.timer_changed)
+		rtc->cfg.timer_changed(rtc->cfg.opaque);
+	return 0;
+}
+
 static const struct dev_ops rtc_cmos_ops = {
     .bus = {.name = "rtc_cmos", .sizes = BUS_W1, .access = rtc_access},
     .reset = rtc_reset,
     .destroy = rtc_destroy,
+    .save = rtc_save,
+    .load = rtc_load,
 };
 
 int rtc_cmos_create(const struct rtc_cmos_config *cfg, struct rtc_cmos **out)
@@ -545,4 +608,15 @@ int64_t rtc_cmos_poll(struct rtc_cmos *rtc)
 	}
 	pthread_mutex_unlock(&rtc->lock);
 	return next;
+}
+
+bool rtc_cmos_force_alarm(struct rtc_cmos *rtc)
+{
+	pthread_mutex_lock(&rtc->lock);
+	eval_flags(rtc, host_now(rtc));
+	rtc->flags |= C_AF | C_UF;
+	update_irq(rtc);
+	bool up = rtc->irq_level;
+	pthread_mutex_unlock(&rtc->lock);
+	return up;
 }

@@ -94,4 +94,13 @@ bool rtc_cmos_nmi_masked(struct rtc_cmos *rtc);
  */
 int64_t rtc_cmos_poll(struct rtc_cmos *rtc);
 
+/*
+ * An alarm and update-ended event now, on the host's demand (the control
+ * plane's "Rtc"): sets AF and UF in register C as if the alarm second had
+ * come (whatever the alarm registers hold) and updates the line. Returns
+ * true when IRQ 8 is up (the guest enabled AIE or UIE), false when the
+ * flags only wait in register C.
+ */
+bool rtc_cmos_force_alarm(struct rtc_cmos *rtc);
+
 #endif /* EMBER_DEVICES_RTC_CMOS_H */

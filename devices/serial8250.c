@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Register offsets */
 enum {
@@ -381,10 +382,79 @@ static void serial_destroy(struct dev *dev)
 	free(s);
 }
 
+/* The saved state: the registers, the latched flags, both FIFOs in order
+ * (oldest first). The IRQ line is recomputed on load. */
+#define SERIAL_STATE_VERSION 1
+
+static int serial_save(struct dev *dev, struct vmm_state_w *w)
+{
+	struct serial8250 *s = (struct serial8250 *)dev;
+	pthread_mutex_lock(&s->lock);
+	vmm_sw_begin(w, "serial8250", SERIAL_STATE_VERSION);
+	const uint8_t regs[] = {s->ier, s->lcr, s->mcr,	       s->fcr, s->scr,
+				s->dll, s->dlm, s->lsr_errors, s->msr, s->rbr};
+	vmm_sw_bytes(w, regs, sizeof(regs));
+	vmm_sw_bool(w, s->thre_int);
+	vmm_sw_u8(w, (uint8_t)s->rx_count);
+	for (unsigned i = 0; i < s->rx_count; i++)
+		vmm_sw_u8(w, s->rx[(s->rx_head + i) % SERIAL8250_FIFO_SIZE]);
+	vmm_sw_u8(w, (uint8_t)s->tx_count);
+	for (unsigned i = 0; i < s->tx_count; i++)
+		vmm_sw_u8(w, s->tx[(s->tx_head + i) % SERIAL8250_FIFO_SIZE]);
+	vmm_sw_end(w);
+	pthread_mutex_unlock(&s->lock);
+	return vmm_sw_error(w);
+}
+
+static int serial_load(struct dev *dev, struct vmm_state_r *r)
+{
+	struct serial8250 *s = (struct serial8250 *)dev;
+	struct serial8250 n; /* the registers read, applied only when all check out */
+	uint32_t version = SERIAL_STATE_VERSION;
+	if (vmm_sr_begin(r, "serial8250", &version))
+		return vmm_sr_error(r);
+	uint8_t regs[10];
+	vmm_sr_bytes(r, regs, sizeof(regs));
+	n.ier = regs[0], n.lcr = regs[1], n.mcr = regs[2], n.fcr = regs[3], n.scr = regs[4];
+	n.dll = regs[5], n.dlm = regs[6], n.lsr_errors = regs[7], n.msr = regs[8], n.rbr = regs[9];
+	n.thre_int = vmm_sr_bool(r);
+	n.rx_head = n.tx_head = 0;
+	n.rx_count = vmm_sr_u8(r);
+	if (n.rx_count > SERIAL8250_FIFO_SIZE)
+		return vmm_sr_fail(r, -EINVAL, "%u bytes in the receive FIFO", n.rx_count);
+	vmm_sr_bytes(r, n.rx, n.rx_count);
+	n.tx_count = vmm_sr_u8(r);
+	if (n.tx_count > SERIAL8250_FIFO_SIZE)
+		return vmm_sr_fail(r, -EINVAL, "%u bytes in the transmit FIFO", n.tx_count);
+	vmm_sr_bytes(r, n.tx, n.tx_count);
+	if ((n.ier & ~IER_MASK) || (n.mcr & ~MCR_MASK) ||
+	    (n.fcr & ~(FCR_ENABLE | FCR_DMA | FCR_TRIGGER)) || (n.lsr_errors & ~LSR_ERRORS))
+		return vmm_sr_fail(r, -EINVAL, "a register holds bits the UART has not");
+	if (n.rx_count > rx_capacity(&n) || n.tx_count > rx_capacity(&n))
+		return vmm_sr_fail(r, -EINVAL, "FIFO contents past the FIFO's size");
+
+	if (vmm_sr_end(r))
+		return vmm_sr_error(r);
+	pthread_mutex_lock(&s->lock);
+	s->ier = n.ier, s->lcr = n.lcr, s->mcr = n.mcr, s->fcr = n.fcr, s->scr = n.scr;
+	s->dll = n.dll, s->dlm = n.dlm, s->lsr_errors = n.lsr_errors, s->rbr = n.rbr;
+	s->msr = n.msr;
+	s->thre_int = n.thre_int;
+	memcpy(s->rx, n.rx, n.rx_count);
+	s->rx_head = 0, s->rx_count = n.rx_count;
+	memcpy(s->tx, n.tx, n.tx_count);
+	s->tx_head = 0, s->tx_count = n.tx_count;
+	update_irq(s);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
 static const struct dev_ops serial8250_ops = {
     .bus = {.name = "serial8250", .sizes = BUS_W1, .access = serial_access},
     .reset = serial_reset,
     .destroy = serial_destroy,
+    .save = serial_save,
+    .load = serial_load,
 };
 
 int serial8250_create(const struct serial8250_config *cfg, struct serial8250 **out)

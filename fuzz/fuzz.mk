@@ -1,4 +1,4 @@
-# fuzz/fuzz.mk - `make fuzz`: libFuzzer targets for the kernel loaders, the config parser, the virtqueue walker, virtio-blk, virtio-vsock and virtio-net (clang only; not part of `make`).
+# fuzz/fuzz.mk - `make fuzz`: libFuzzer targets for the kernel loaders, the config parser, the virtqueue walker, virtio-blk, virtio-vsock, virtio-net, the device state reader, the control protocol's decoder and the vCPU layer's saved state (clang only; not part of `make`).
 #
 # Each target links its harness with just the library sources it needs,
 # compiled with -fsanitize=fuzzer-no-link,address,undefined into o/fuzz/obj.
@@ -10,7 +10,7 @@ FUZZ_O := o/fuzz
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -fno-omit-frame-pointer $(WARN) -D_GNU_SOURCE -Iinclude \
 	-fno-strict-aliasing -pthread -MMD -MP $(FUZZ_SAN)
-FUZZ_TARGETS := bzimage elf boot config virtqueue virtio_blk virtio_vsock virtio_net
+FUZZ_TARGETS := bzimage elf boot config virtqueue virtio_blk virtio_vsock virtio_net devstate ctl
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_O)/fuzz_%) $(FUZZ_O)/mkseeds
 
 # What the loaders pull in; the config parser adds vmm/config.c and the device list
@@ -24,7 +24,9 @@ FUZZ_CONFIG_OBJS := $(FUZZ_BOOT_OBJS) $(FUZZ_O)/obj/vmm/config.o $(FUZZ_O)/obj/v
 # --vsock's path check lives in the muxer (vmm/vsock_host.c), which needs the
 # loop and the device
 FUZZ_CONFIG_OBJS += $(addprefix $(FUZZ_O)/obj/,vmm/vsock_host.o vmm/loop.o \
-	devices/virtio/vsock.o devices/virtio/virtqueue.o devices/virtio/mmio.o)
+	devices/virtio/vsock.o devices/virtio/virtqueue.o devices/virtio/mmio.o lib/io/state.o)
+# --seccomp's values are vmm/seccomp.c's (its filters name the KVM ioctls)
+FUZZ_CONFIG_OBJS += $(addprefix $(FUZZ_O)/obj/,vmm/seccomp.o lib/hv/kvm/ioctls.o)
 
 FUZZ_TIME ?= 60
 
@@ -42,16 +44,38 @@ $(FUZZ_O)/fuzz_elf: $(FUZZ_O)/obj/fuzz/fuzz_elf.o $(FUZZ_BOOT_OBJS)
 $(FUZZ_O)/fuzz_boot: $(FUZZ_O)/obj/fuzz/fuzz_boot.o $(FUZZ_BOOT_OBJS)
 $(FUZZ_O)/fuzz_config: $(FUZZ_O)/obj/fuzz/fuzz_config.o $(FUZZ_CONFIG_OBJS)
 FUZZ_VIRTIO_OBJS := $(addprefix $(FUZZ_O)/obj/,devices/virtio/virtqueue.o devices/virtio/mmio.o \
-	devices/virtio/blk.o devices/virtio/ratelimit.o devices/virtio/net.o lib/io/bus.o) $(FUZZ_BOOT_OBJS)
+	devices/virtio/blk.o devices/virtio/ratelimit.o devices/virtio/net.o lib/io/bus.o \
+	lib/io/state.o) $(FUZZ_BOOT_OBJS)
 $(FUZZ_O)/fuzz_virtqueue: $(FUZZ_O)/obj/fuzz/fuzz_virtqueue.o $(FUZZ_VIRTIO_OBJS)
 $(FUZZ_O)/fuzz_virtio_blk: $(FUZZ_O)/obj/fuzz/fuzz_virtio_blk.o $(FUZZ_VIRTIO_OBJS)
 $(FUZZ_O)/fuzz_virtio_vsock: $(FUZZ_O)/obj/fuzz/fuzz_virtio_vsock.o $(FUZZ_VIRTIO_OBJS) \
 	$(FUZZ_O)/obj/devices/virtio/vsock.o
 $(FUZZ_O)/fuzz_virtio_net: $(FUZZ_O)/obj/fuzz/fuzz_virtio_net.o $(FUZZ_VIRTIO_OBJS)
+# the device state reader behind every device's load
+FUZZ_DEVSTATE_OBJS := $(addprefix $(FUZZ_O)/obj/,devices/serial8250.o devices/i8042.o \
+	devices/rtc_cmos.o devices/bootmarker.o devices/pvpanic.o devices/reset_cf9.o \
+	devices/pci_host.o devices/virtio/rng.o devices/virtio/console.o devices/virtio/balloon.o \
+	devices/virtio/vsock.o) $(FUZZ_VIRTIO_OBJS)
+$(FUZZ_O)/fuzz_devstate: $(FUZZ_O)/obj/fuzz/fuzz_devstate.o $(FUZZ_DEVSTATE_OBJS)
+# the control protocol's decoder (ctl/proto.c on json-c)
+$(FUZZ_O)/fuzz_ctl: $(FUZZ_O)/obj/fuzz/fuzz_ctl.o $(FUZZ_O)/obj/ctl/proto.o
 $(FUZZ_TARGETS:%=$(FUZZ_O)/fuzz_%):
-	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -pthread -o $@ $^ $(DECOMP_LIBS) $(URING_LIBS)
+	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -pthread -o $@ $^ $(DECOMP_LIBS) $(URING_LIBS) \
+		$(JSON_LIBS) $(SECCOMP_LIBS)
 
 # the seed generator: a plain host program (no fuzzer runtime)
-$(FUZZ_O)/mkseeds: fuzz/mkseeds.c tests/unit/vmm_fixtures.h
+$(FUZZ_O)/mkseeds: fuzz/mkseeds.c tests/unit/vmm_fixtures.h lib/io/util.h
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) -std=gnu11 -g -O1 $(WARN) -D_GNU_SOURCE -o $@ fuzz/mkseeds.c $(DECOMP_LIBS)
+	$(FUZZ_CC) -std=gnu11 -g -O1 $(WARN) -D_GNU_SOURCE -Iinclude -o $@ fuzz/mkseeds.c $(DECOMP_LIBS)
+
+# snaphv: the vCPU layer's saved-state blobs (fuzz_hv_state.c) on the mock
+# backend; the KVM backend and the binding are linked (core.c refers to them)
+# but not used.
+FUZZ_HV_OBJS := $(addprefix $(FUZZ_O)/obj/,$(patsubst %.c,%.o,$(sort $(wildcard lib/hv/*.c \
+	lib/hv/*/*.c lib/kvm/*.c))))
+# the binding's ioctl buffers put a flexible-array header first (a GNU C
+# extension gcc accepts silently)
+$(filter $(FUZZ_O)/obj/lib/kvm/%,$(FUZZ_HV_OBJS)): FUZZ_CFLAGS += -Wno-gnu-variable-sized-type-not-at-end
+fuzz: $(FUZZ_O)/fuzz_hv_state
+$(FUZZ_O)/fuzz_hv_state: $(FUZZ_O)/obj/fuzz/fuzz_hv_state.o $(FUZZ_HV_OBJS)
+	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -pthread -o $@ $^

@@ -1,5 +1,6 @@
 /* fuzz/fuzz_virtio_blk.c - libFuzzer target: a guest's memory holding virtio-blk requests on a ready queue; the device serves them. */
 #include "fuzz_common.h"
+#include "../tests/unit/virtio_mmio_access.h"
 #include "../devices/virtio/blk.h"
 
 #include <linux/virtio_config.h>
@@ -29,6 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 struct rig {
 	struct vmm_mem mem;
 	struct bus *bus;
+	struct tdrv_mmio m; /* the window at 0 on bus */
 	struct virtio_blk *blk;
 	struct virtio_mmio *t;
 	int img;
@@ -57,21 +59,10 @@ static struct rig *rig(bool uring)
 	if (virtio_blk_create(cfg, &o, &rp->blk, &rp->t, NULL, 0) < 0 ||
 	    dev_register(rp->bus, 0, VIRTIO_MMIO_WINDOW, virtio_mmio_dev(rp->t)) < 0)
 		abort();
+	rp->m = (struct tdrv_mmio){.bus = rp->bus};
 	unlink(path);
 	ready[uring] = 1;
 	return rp;
-}
-
-static void wr(struct rig *r, uint64_t off, uint32_t v)
-{
-	uint64_t x = v;
-	bus_access_u64(r->bus, off, &x, 4, true, 0);
-}
-static uint32_t rd(struct rig *r, uint64_t off)
-{
-	uint64_t x = 0;
-	bus_access_u64(r->bus, off, &x, 4, false, 0);
-	return (uint32_t)x;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -90,25 +81,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	 * queue over (the device never rewrites them until it returns a chain) */
 	memset(r->mem.host + USED_GPA, 0, 4);
 	/* the driver's setup, as Linux does it */
-	wr(r, VIRTIO_MMIO_STATUS, 0);
-	wr(r, VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
-	wr(r, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-	wr(r, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(features >> 32));
-	wr(r, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-	wr(r, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)features);
-	wr(r, VIRTIO_MMIO_STATUS,
-	   VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK);
-	wr(r, VIRTIO_MMIO_QUEUE_SEL, 0);
-	wr(r, VIRTIO_MMIO_QUEUE_NUM, qsize);
-	wr(r, VIRTIO_MMIO_QUEUE_DESC_LOW, 0);
-	wr(r, VIRTIO_MMIO_QUEUE_AVAIL_LOW, AVAIL_GPA);
-	wr(r, VIRTIO_MMIO_QUEUE_USED_LOW, USED_GPA);
-	wr(r, VIRTIO_MMIO_QUEUE_READY, 1);
-	wr(r, VIRTIO_MMIO_STATUS,
-	   VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK |
-	       VIRTIO_CONFIG_S_DRIVER_OK);
-	FUZZ_CHECK(rd(r, VIRTIO_MMIO_QUEUE_READY) == 1);
-	wr(r, VIRTIO_MMIO_QUEUE_NOTIFY, 0); /* served at once (no notify callback) */
+	tdrv_wr(&r->m, VIRTIO_MMIO_STATUS, 0);
+	tdrv_wr(&r->m, VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
+	tdrv_accept(&r->m, features);
+	tdrv_wr(&r->m, VIRTIO_MMIO_QUEUE_SEL, 0);
+	tdrv_wr(&r->m, VIRTIO_MMIO_QUEUE_NUM, qsize);
+	tdrv_wr(&r->m, VIRTIO_MMIO_QUEUE_DESC_LOW, 0);
+	tdrv_wr(&r->m, VIRTIO_MMIO_QUEUE_AVAIL_LOW, AVAIL_GPA);
+	tdrv_wr(&r->m, VIRTIO_MMIO_QUEUE_USED_LOW, USED_GPA);
+	tdrv_wr(&r->m, VIRTIO_MMIO_QUEUE_READY, 1);
+	tdrv_wr(&r->m, VIRTIO_MMIO_STATUS,
+		VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK |
+		    VIRTIO_CONFIG_S_DRIVER_OK);
+	FUZZ_CHECK(tdrv_rd(&r->m, VIRTIO_MMIO_QUEUE_READY) == 1);
+	tdrv_wr(&r->m, VIRTIO_MMIO_QUEUE_NOTIFY, 0); /* served at once (no notify callback) */
 	if (uring) {
 		virtio_blk_drain(r->blk); /* what a pause does: all of them complete */
 		FUZZ_CHECK(virtio_blk_inflight(r->blk) == 0);
@@ -118,7 +104,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct virtq *q = virtio_mmio_queue(r->t, 0);
 	uint64_t popped = q->popped, pushed = q->pushed;
 	virtio_mmio_unlock(r->t);
-	uint8_t status = (uint8_t)rd(r, VIRTIO_MMIO_STATUS);
+	uint8_t status = (uint8_t)tdrv_rd(&r->m, VIRTIO_MMIO_STATUS);
 	FUZZ_CHECK(popped == pushed);
 	(void)status; /* NEEDS_RESET or not, every chain taken was answered */
 	uint16_t used_idx;

@@ -1,5 +1,6 @@
 /* fuzz/fuzz_virtio_vsock.c - libFuzzer target: virtio-vsock's packet parser and connection state machine, fed guest packets and host events. */
 #include "fuzz_common.h"
+#include "../tests/unit/virtio_mmio_access.h"
 #include "../devices/virtio/vsock.h"
 
 #include <errno.h>
@@ -43,6 +44,7 @@ struct fstream {
 struct rig {
 	struct vmm_mem mem;
 	struct bus *bus;
+	struct tdrv_mmio m; /* the window at 0 on bus */
 	struct virtio_vsock *v;
 	struct virtio_mmio *t;
 	struct fstream s[NSTREAMS];
@@ -148,17 +150,6 @@ static const struct virtio_vsock_host_ops fops = {
     .close = f_close,
 };
 
-static void wr(uint64_t off, uint32_t v)
-{
-	uint64_t x = v;
-	bus_access_u64(R.bus, off, &x, 4, true, 0);
-}
-static uint32_t rd(uint64_t off)
-{
-	uint64_t x = 0;
-	bus_access_u64(R.bus, off, &x, 4, false, 0);
-	return (uint32_t)x;
-}
 static uint16_t ld16(uint64_t gpa)
 {
 	uint16_t v;
@@ -189,7 +180,7 @@ static void publish(unsigned q, uint16_t *idx, uint16_t head)
 	(*idx)++;
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	st16(avail + 2, *idx);
-	wr(VIRTIO_MMIO_QUEUE_NOTIFY, q);
+	tdrv_wr(&R.m, VIRTIO_MMIO_QUEUE_NOTIFY, q);
 }
 
 static void rig_init(void)
@@ -205,6 +196,7 @@ static void rig_init(void)
 	if (virtio_vsock_create(cfg, &o, &R.v, &R.t) < 0 ||
 	    dev_register(R.bus, 0, VIRTIO_MMIO_WINDOW, virtio_mmio_dev(R.t)) < 0)
 		abort();
+	R.m = (struct tdrv_mmio){.bus = R.bus};
 	ready = 1;
 }
 
@@ -212,25 +204,21 @@ static void driver_up(void)
 {
 	memset(R.mem.host, 0, 0x20000);
 	R.tx_avail = R.rx_avail = R.rx_used_seen = 0;
-	wr(VIRTIO_MMIO_STATUS, 0);
-	wr(VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
-	wr(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-	wr(VIRTIO_MMIO_DRIVER_FEATURES, 1); /* VIRTIO_F_VERSION_1 */
-	wr(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-	wr(VIRTIO_MMIO_DRIVER_FEATURES, 0);
-	wr(VIRTIO_MMIO_STATUS,
-	   VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK);
+	tdrv_wr(&R.m, VIRTIO_MMIO_STATUS, 0);
+	tdrv_wr(&R.m, VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
+	tdrv_accept(&R.m, 1ull << VIRTIO_F_VERSION_1);
 	for (unsigned q = 0; q < 3; q++) {
-		wr(VIRTIO_MMIO_QUEUE_SEL, q);
-		wr(VIRTIO_MMIO_QUEUE_NUM, QSZ);
-		wr(VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)qdesc(q));
-		wr(VIRTIO_MMIO_QUEUE_AVAIL_LOW, (uint32_t)qdesc(q) + 0x1000);
-		wr(VIRTIO_MMIO_QUEUE_USED_LOW, (uint32_t)qdesc(q) + 0x2000);
-		wr(VIRTIO_MMIO_QUEUE_READY, 1);
+		tdrv_wr(&R.m, VIRTIO_MMIO_QUEUE_SEL, q);
+		tdrv_wr(&R.m, VIRTIO_MMIO_QUEUE_NUM, QSZ);
+		tdrv_wr(&R.m, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)qdesc(q));
+		tdrv_wr(&R.m, VIRTIO_MMIO_QUEUE_AVAIL_LOW, (uint32_t)qdesc(q) + 0x1000);
+		tdrv_wr(&R.m, VIRTIO_MMIO_QUEUE_USED_LOW, (uint32_t)qdesc(q) + 0x2000);
+		tdrv_wr(&R.m, VIRTIO_MMIO_QUEUE_READY, 1);
 	}
-	wr(VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
-				   VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK);
-	FUZZ_CHECK(rd(VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_DRIVER_OK);
+	tdrv_wr(&R.m, VIRTIO_MMIO_STATUS,
+		VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK |
+		    VIRTIO_CONFIG_S_DRIVER_OK);
+	FUZZ_CHECK(tdrv_rd(&R.m, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_DRIVER_OK);
 }
 
 /* The rx used entries so far are within their buffers. */
@@ -332,12 +320,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		}
 		check_rx();
-		FUZZ_CHECK(!(rd(VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET));
+		FUZZ_CHECK(!(tdrv_rd(&R.m, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET));
 		struct virtio_vsock_stats st;
 		virtio_vsock_get_stats(R.v, &st);
 		FUZZ_CHECK(st.conns <= VIRTIO_VSOCK_MAX_CONNS);
 	}
-	wr(VIRTIO_MMIO_STATUS, 0); /* a reset closes every stream */
+	tdrv_wr(&R.m, VIRTIO_MMIO_STATUS, 0); /* a reset closes every stream */
 	FUZZ_CHECK(R.live == 0);
 	return 0;
 }

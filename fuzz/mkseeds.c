@@ -41,7 +41,7 @@ static int real_bzimage(const char *dir, const char *path, size_t keep)
 	size_t setup = (size_t)(sects + 1) * 512;
 	int r = 0;
 	if (setup < n) {
-		fx_put32(b + 0x1f4, (uint32_t)((n - setup) / 16));
+		vmm_put32(b + 0x1f4, (uint32_t)((n - setup) / 16));
 		r = write_file(dir, "real-bzimage", b, n);
 		/* and the header alone, truncated right after the setup code */
 		if (!r)
@@ -83,7 +83,7 @@ static int compressed_bzimage(const char *dir, const char *name, int kind)
 		ok = !ZSTD_isError(used);
 	}
 	if (kind != 1) { /* the build's size trailer (gzip's own ends with it) */
-		fx_put32(z + used, (uint32_t)elen);
+		vmm_put32(z + used, (uint32_t)elen);
 		used += 4;
 	}
 	int r = -1;
@@ -91,8 +91,8 @@ static int compressed_bzimage(const char *dir, const char *name, int kind)
 		size_t n, pl = (0x40 + used + 15) & ~(size_t)15;
 		uint8_t *b = fx_bzimage(pl, &n);
 		memcpy(b + FX_BZ_SETUP_SIZE + 0x40, z, used);
-		fx_put32(b + 0x248, 0x40);
-		fx_put32(b + 0x24c, (uint32_t)used);
+		vmm_put32(b + 0x248, 0x40);
+		vmm_put32(b + 0x24c, (uint32_t)used);
 		r = write_file(dir, name, b, n);
 		free(b);
 	}
@@ -140,12 +140,12 @@ int main(int argc, char **argv)
 		memcpy(buf + 8, boots[i].cmdline, cl + 1);
 		size_t len = 8 + cl + 1;
 		/* two E820 entries (or busybox bytes) */
-		fx_put64(buf + len, 0);
-		fx_put64(buf + len + 8, 0x9fc00);
-		fx_put32(buf + len + 16, 1);
-		fx_put64(buf + len + 20, 0x100000);
-		fx_put64(buf + len + 28, 0x1000000);
-		fx_put32(buf + len + 36, 1);
+		vmm_put64(buf + len, 0);
+		vmm_put64(buf + len + 8, 0x9fc00);
+		vmm_put32(buf + len + 16, 1);
+		vmm_put64(buf + len + 20, 0x100000);
+		vmm_put64(buf + len + 28, 0x1000000);
+		vmm_put32(buf + len + 36, 1);
 		len += 40;
 		r |= write_file(argv[3], boots[i].name, buf, len);
 	}

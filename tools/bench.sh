@@ -12,6 +12,11 @@ WRITE=1
 [ "${1:-}" = --no-write ] && WRITE=0
 
 make -j2 MODE=release all >/dev/null
+# the Debian root file system image for bench/io_bench.sh's fio and iperf3
+# (tools/mkrootfs.sh builds it once and caches it; resolved here, on the
+# host: the sandbox has another HOME)
+ROOTFS=$(tools/mkrootfs.sh -q) || { echo "bench: tools/mkrootfs.sh failed" >&2; exit 1; }
+command -v iperf3 >/dev/null || { echo "bench: iperf3 not found (tools/install-deps.sh)" >&2; exit 1; }
 if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then
 	echo "bench: note: the working tree has uncommitted changes; the figures are of them" >&2
 	DIRTY=" (plus uncommitted changes)"
@@ -48,11 +53,27 @@ if [ -x bench/boot_bench.sh ]; then
 	echo "BENCHRUN bench/boot_bench.sh"
 	bench/boot_bench.sh || rc=1
 fi
+# snapshots (tests/e2e/snapshot.c): restore vs a cold boot of the same guest,
+# snapshot take time and size, incremental vs full
+if [ -x o/release/test-snapshot ] && [ -f o/e2e/vmlinux ]; then
+	echo "BENCHRUN o/release/test-snapshot snapshot_restore_time_against_cold_boot"
+	o/release/test-snapshot snapshot_restore_time_against_cold_boot || rc=1
+fi
+# restore against a cold boot to the first instruction and to a shell that
+# answers on the console, and against QEMU's -incoming (bench/restore_bench.sh)
+if [ -x bench/restore_bench.sh ] && [ -f o/e2e/vmlinux ]; then
+	echo "BENCHRUN bench/restore_bench.sh"
+	bench/restore_bench.sh || rc=1
+fi
+if [ -x bench/io_bench.sh ]; then
+	echo "BENCHRUN IO_BENCH_ROOTFS=ROOTFS.img bench/io_bench.sh"
+	IO_BENCH_ROOTFS=$ROOTFS bench/io_bench.sh || rc=1
+fi
 exit \$rc
 EOS
 chmod +x "$INNER"
 
-CMD=(tools/kvm-sandbox/run.sh --mem 2048M --timeout 1500 -- "$INNER")
+CMD=(tools/kvm-sandbox/run.sh --mem 2048M --timeout 2700 -- "$INNER")
 echo "bench: ${CMD[*]}" >&2
 "${CMD[@]}" | tee "$OUT/log"
 status=${PIPESTATUS[0]}
@@ -92,6 +113,11 @@ sed -n "/^$MARK\$/,\$p" docs/PERFORMANCE.md >"$KEEP" 2>/dev/null || :
 		boot.ember_bootproto_vs_pvh.init_ratio) goal="" ;;
 		boot.*ratio*) goal="≤ 0.5" ;;
 		boot.*rss*) goal="" ;;
+		snapshot.restore_vs_boot.*) goal="≤ 0.05" ;;
+		restore.ember.restore_vs_cold.*) goal="≤ 0.05" ;;
+		io.blk.*.ratio | io.net.*.ratio) goal="≥ 1.0" ;;
+		io.boot.devs_vs_plain.init_ratio) goal="≤ 1.05" ;;
+		io.rss.ember_all6.excl_guest_kib) goal="≤ 3072" ;;
 		esac
 		echo "| $name | $value | $unit | $goal |"
 	done

@@ -10,10 +10,15 @@ PACKAGES=(
 	# build: gcc brings libasan/libubsan for MODE=asan; the KVM UAPI headers
 	# come from linux-libc-dev
 	gcc make libc6-dev linux-libc-dev
-	# libember decompresses bzImage payloads on the host (vmm/boot/decompress.c)
+	# libember decompresses bzImage payloads on the host (vmm/boot/decompress.c);
+	# zlib's crc32 also checks snapshots (vmm/snapshot.c)
 	liblzma-dev zlib1g-dev libzstd-dev liblz4-dev libbz2-dev
 	# virtio-blk's io_uring engine (devices/virtio/blk.c)
 	liburing-dev
+	# the control socket's JSON protocol (ctl/)
+	libjson-c-dev
+	# the per-thread seccomp filters (vmm/seccomp.c)
+	libseccomp-dev
 	# make check-format; git ls-files lists the sources
 	clang-format git
 	# make fuzz (fuzz/): clang with -fsanitize=fuzzer
@@ -26,6 +31,8 @@ PACKAGES=(
 	util-linux iproute2
 	# tools/mkrootfs.sh: the Debian root filesystem image (the e2e rootfs test)
 	mmdebstrap e2fsprogs
+	# make bench (bench/io_bench.sh): the host's iperf3 server for virtio-net
+	iperf3
 )
 
 installed() {

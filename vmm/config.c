@@ -245,7 +245,10 @@ static const struct vmm_devopt_type devopt_types[] = {
 	.what = "virtio-net network card",
 	.keys = {{.name = "tap", .type = VMM_DEVOPT_STRING, .max_len = VMM_TAP_NAME_MAX},
 		 {.name = "fd", .type = VMM_DEVOPT_U64},
-		 {.name = "mac", .type = VMM_DEVOPT_STRING, .max_len = 17}},
+		 {.name = "mac", .type = VMM_DEVOPT_STRING, .max_len = 17},
+		 /* VIRTIO_NET_F_MTU: the guest's MTU (checked by net_resolve) */
+		 {.name = "mtu", .type = VMM_DEVOPT_U64},
+		 VMM_DEVOPT_RATE_KEYS},
 	.implied_key = "tap",
 	.resolve = net_resolve,
     },
@@ -540,6 +543,10 @@ static int net_resolve(const struct ember_config *cfg, const struct vmm_devopt *
 	uint8_t m[6];
 	if (!tap == !fdv)
 		return vmm_errf(err, -EINVAL, "--net %s: give one of tap=NAME and fd=N", d->spec);
+	uint64_t mtu = vmm_devopt_u64(d, "mtu", 0);
+	if (vmm_devopt_get(d, "mtu") && (mtu < VMM_NET_MTU_MIN || mtu > VMM_NET_MTU_MAX))
+		return vmm_errf(err, -EINVAL, "--net mtu=%s: out of range %u..%u",
+				vmm_devopt_get(d, "mtu"), VMM_NET_MTU_MIN, VMM_NET_MTU_MAX);
 	if (mac && vmm_tap_parse_mac(mac, m) < 0)
 		return vmm_errf(err, -EINVAL,
 				"--net mac=%s: not a unicast MAC address (like 52:54:00:12:34:56)",
@@ -668,6 +675,16 @@ int ember_config_set(struct ember_config *cfg, const char *key, const char *valu
 		cfg->mem_size = v;
 		return 0;
 	}
+	if (!strcmp(key, "hotplug-slots")) {
+		char *end;
+		errno = 0;
+		unsigned long v = isdigit((unsigned char)*value) ? strtoul(value, &end, 10) : ~0ul;
+		if (v == ~0ul || *end || errno || v > VMM_HOTPLUG_MAX_SLOTS)
+			return vmm_errf(err, -EINVAL, "hotplug-slots: '%s' is not a number 0..%d",
+					value, VMM_HOTPLUG_MAX_SLOTS);
+		cfg->hotplug_slots = (unsigned)v;
+		return 0;
+	}
 	if (!strcmp(key, "cpus")) {
 		char *end;
 		errno = 0;
@@ -694,6 +711,12 @@ int ember_config_set(struct ember_config *cfg, const char *key, const char *valu
 	}
 	if (!strcmp(key, "hugepages"))
 		return parse_bool(key, value, &cfg->hugepages, err);
+	if (!strcmp(key, "seccomp")) {
+		if (vmm_seccomp_parse_mode(value, &cfg->seccomp) < 0)
+			return vmm_errf(err, -EINVAL, "seccomp: '%s' is not kill, log or off",
+					value);
+		return 0;
+	}
 	if (!strcmp(key, "busybox")) {
 		if (!*value)
 			return vmm_errf(err, -EINVAL, "busybox: empty path");
@@ -736,6 +759,15 @@ int ember_config_set(struct ember_config *cfg, const char *key, const char *valu
 	}
 	if (!strcmp(key, "root"))
 		return parse_bool(key, value, &cfg->root_fs, err);
+	if (!strcmp(key, "reboot")) {
+		if (!strcmp(value, "exit"))
+			cfg->reboot_restart = false;
+		else if (!strcmp(value, "restart"))
+			cfg->reboot_restart = true;
+		else
+			return vmm_errf(err, -EINVAL, "reboot: '%s' is not exit or restart", value);
+		return 0;
+	}
 	if (!strcmp(key, "boot"))
 		return set_boot_path(cfg, value, err);
 	if (!strcmp(key, "kernel-cache"))
@@ -771,14 +803,17 @@ static const struct opt opts[] = {
     {"params", 0, "append", 0, NULL},
     {"mem", 'm', "mem", 0, NULL},
     {"cpus", 'c', "cpus", 0, NULL},
+    {"hotplug-slots", 0, "hotplug-slots", 0, NULL},
     {"mem-backing", 0, "mem-backing", 0, NULL},
     {"hugepages", 0, "hugepages", 0, "on"},
+    {"seccomp", 0, "seccomp", 0, NULL},
     {"busybox", 0, "busybox", 0, NULL},
     {"interactive", 0, "interactive", 0, "on"},
     {"no-interactive", 0, "interactive", 0, "off"},
     {"root", 0, "root", 0, "on"},
     {"log-level", 0, "log-level", 0, NULL},
     {"console", 0, "console", 0, NULL},
+    {"reboot", 0, "reboot", 0, NULL},
     {"boot", 0, "boot", 0, NULL},
     {"kernel-cache", 0, "kernel-cache", 0, NULL},
     {"kernel-cache-dir", 0, "kernel-cache-dir", 0, NULL},
@@ -803,7 +838,8 @@ static const struct {
     {"enable-kvm", "nothing: Ember always uses KVM"},
     {"accel", "nothing: Ember always uses KVM"},
     {"cpu", "nothing: the guest sees the host's CPU as KVM offers it"},
-    {"no-reboot", "nothing: a guest reboot always ends the run (exit status 32)"},
+    {"no-reboot", "nothing: a guest reboot ends the run (exit status 32) unless --reboot "
+		  "restart"},
     {"mem-path", "--mem-backing memfd or --hugepages"},
 };
 
@@ -926,8 +962,14 @@ const char *ember_config_usage(void)
 	       "                          (default 256M; at least what the kernel needs,\n"
 	       "                          at most 1T or the host's physical address limit)\n"
 	       "  -c, --cpus N            vCPUs, 1..254 (default 1)\n"
+	       "      --hotplug-slots N   slots for virtio-net cards added at run time (0..4,\n"
+	       "                          default 0; ember_vm_net_hotplug_add)\n"
 	       "      --mem-backing KIND  anon (default) or memfd\n"
 	       "      --hugepages         back guest memory with hugetlb pages\n"
+	       "      --seccomp kill|log|off\n"
+	       "                          the per-thread syscall filters: a syscall outside a\n"
+	       "                          thread's list kills the VMM (default), is logged\n"
+	       "                          (the kernel's audit log), or no filters\n"
 	       "      --busybox PATH      static busybox for the built-in initramfs\n"
 	       "                          (default /bin/busybox, from busybox-static)\n"
 	       "      --interactive       built-in init: always start a shell\n"
@@ -968,9 +1010,16 @@ const char *ember_config_usage(void)
 	       "Firecracker's:\n"
 	       "                          connect to PATH and send 'CONNECT <port>\\n'; guest\n"
 	       "                          connections to host port P go to PATH_P\n"
-	       "      --net tap=NAME|fd=N[,mac=MAC]\n"
+	       "      --net tap=NAME|fd=N[,mac=MAC][,mtu=N]\n"
 	       "                          a virtio-net card on tap NAME (attached, or created\n"
-	       "                          with CAP_NET_ADMIN) or an open tap fd\n"
+	       "                          with CAP_NET_ADMIN) or an open tap fd; mtu=68..65535:\n"
+	       "                          the MTU the guest is told (VIRTIO_NET_F_MTU);\n"
+	       "                          [,RATE]: rate limits, as for --rng, each direction\n"
+	       "      --reboot exit|restart\n"
+	       "                          a guest reboot ends the run with status 32 (exit,\n"
+	       "                          the default) or resets the machine and boots the\n"
+	       "                          kernel again in the same process (restart: disks,\n"
+	       "                          taps and sockets stay open)\n"
 	       "  -q, --quiet             only warnings and errors from Ember on stderr\n"
 	       "  -v, --verbose           debug messages too (--log-level error|warn|info|debug)\n"
 	       "  -n, --dry-run           print the resolved configuration and the device\n"
@@ -980,13 +1029,13 @@ const char *ember_config_usage(void)
 	       "Console: the guest's ttyS0 (hvc0 with --console virtio) is on stdin/stdout;\n"
 	       "on a terminal, Ctrl-A x stops the VM. SIGINT/SIGTERM stop it too.\n"
 	       "\n"
-	       "Exit status: 0 guest powered off, 32 guest rebooted, 33 guest crashed (triple\n"
-	       "fault; every vCPU's registers are printed), 34 stopped by a signal or Ctrl-A x,\n"
-	       "35 guest kernel panicked (pvpanic), 36 guest halted for good (every vCPU in\n"
-	       "HLT with interrupts off, e.g. halt -f), 1 a file Ember cannot use (missing, a\n"
-	       "directory, not a kernel, truncated, an empty initrd) or a host error, 2 a bad\n"
-	       "option or value (--mem too small for the kernel or vCPUs, a command line too\n"
-	       "long).\n";
+	       "Exit status: 0 guest powered off, 32 guest rebooted (--reboot exit), 33 guest\n"
+	       "crashed (triple fault; every vCPU's registers are printed), 34 stopped by a\n"
+	       "signal or Ctrl-A x, 35 guest kernel panicked (pvpanic), 36 guest halted for\n"
+	       "good (every vCPU in HLT with interrupts off, e.g. halt -f), 1 a file Ember\n"
+	       "cannot use (missing, a directory, not a kernel, truncated, an empty initrd) or\n"
+	       "a host error, 2 a bad option or value (--mem too small for the kernel or\n"
+	       "vCPUs, a command line too long).\n";
 }
 
 /* ---------------------------------------------------------------- resolve */
@@ -1327,6 +1376,23 @@ int ember_config_resolve(struct ember_config *cfg, struct ember_error *err)
 	return 0;
 }
 
+/* A restored VM's configuration (vmm/snapshot.c): its kernel, initrd and
+ * command line are in the saved memory, so only what the host must still
+ * provide is checked again (limits, devices, the board's layout). */
+int vmm_config_resolve_restored(struct ember_config *cfg, struct ember_error *err)
+{
+	static int (*const steps[])(struct ember_config *, struct ember_error *) = {
+	    resolve_limits, resolve_console, resolve_host_mem, resolve_devices, resolve_board,
+	};
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		int r = steps[i](cfg, err);
+		if (r < 0)
+			return r;
+	}
+	cfg->resolved = true;
+	return 0;
+}
+
 /* ---------------------------------------------------------------- format */
 
 static const char *format_name(enum ember_kernel_format f)
@@ -1413,7 +1479,9 @@ int ember_config_format(const struct ember_config *cfg, char *buf, size_t len)
 	fmt_add(&f, "mem: %s (%" PRIu64 " bytes)\n", sz, cfg->mem_size);
 	fmt_add(&f, "mem-backing: %s\n", cfg->mem_backing == EMBER_MEM_MEMFD ? "memfd" : "anon");
 	fmt_add(&f, "hugepages: %s\n", cfg->hugepages ? "on" : "off");
+	fmt_add(&f, "seccomp: %s\n", vmm_seccomp_mode_name(cfg->seccomp));
 	fmt_add(&f, "cpus: %u\n", cfg->cpus);
+	fmt_add(&f, "reboot: %s\n", cfg->reboot_restart ? "restart" : "exit");
 	if (cfg->console_in >= 0 || cfg->console_out >= 0)
 		fmt_add(&f, "console: %s in=fd%d out=fd%d escape=%s\n",
 			cfg->console_virtio ? "hvc0 (virtio-console)" : "ttyS0", cfg->console_in,
@@ -1468,6 +1536,8 @@ int ember_config_get(const struct ember_config *cfg, const char *key, char *buf,
 		size_str(cfg->mem_size, tmp, sizeof(tmp)), v = tmp;
 	else if (!strcmp(key, "cpus"))
 		snprintf(tmp, sizeof(tmp), "%u", cfg->cpus), v = tmp;
+	else if (!strcmp(key, "hotplug-slots"))
+		snprintf(tmp, sizeof(tmp), "%u", cfg->hotplug_slots), v = tmp;
 	else if (!strcmp(key, "disks")) {
 		unsigned n = 0;
 		for (unsigned i = 0; i < cfg->ndevs; i++)
@@ -1478,12 +1548,16 @@ int ember_config_get(const struct ember_config *cfg, const char *key, char *buf,
 		v = cfg->mem_backing == EMBER_MEM_MEMFD ? "memfd" : "anon";
 	else if (!strcmp(key, "hugepages"))
 		v = onoff(cfg->hugepages);
+	else if (!strcmp(key, "seccomp"))
+		v = vmm_seccomp_mode_name(cfg->seccomp);
 	else if (!strcmp(key, "console-escape"))
 		v = onoff(cfg->console_escape);
 	else if (!strcmp(key, "console"))
 		v = cfg->console_virtio ? "virtio" : "serial";
 	else if (!strcmp(key, "root"))
 		v = onoff(cfg->root_fs);
+	else if (!strcmp(key, "reboot"))
+		v = cfg->reboot_restart ? "restart" : "exit";
 	else if (!strcmp(key, "resolved"))
 		v = onoff(cfg->resolved);
 	else if (!strcmp(key, "interactive"))

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "seccomp.h"
+
 /*
  * Device options
  * --------------
@@ -98,6 +100,7 @@ uint64_t vmm_devopt_size(const struct vmm_devopt *d, const char *key, uint64_t d
 const struct vmm_devopt_type *vmm_devopt_type_find(const char *name);
 
 #define VMM_CONFIG_MAX_DEVICES 64
+#define VMM_HOTPLUG_MAX_SLOTS  4
 
 /* The configuration. Only vmm/ sees these fields; the public API reaches
  * them through ember_config_set/get and the typed accessors. */
@@ -127,6 +130,9 @@ struct ember_config {
 	unsigned cpus;	   /* 1..EMBER_MAX_CPUS */
 	enum ember_mem_backing mem_backing;
 	bool hugepages; /* back guest memory with hugetlb pages */
+	/* Key "seccomp": kill (default), log or off: the filters of the VM's
+	 * threads (vmm/seccomp.h). */
+	enum vmm_seccomp_mode seccomp;
 
 	/* The built-in initramfs (a busybox shell or a report-and-power-off
 	 * init), built by Ember in guest memory. Set by ember_config_resolve()
@@ -144,6 +150,9 @@ struct ember_config {
 	 * from the host's /lib/modules/RELEASE and switch_roots to its init.
 	 * Adds "root=/dev/vda rw" to the command line unless it has a root=. */
 	bool root_fs;
+	/* --reboot restart: a guest reboot resets the machine in place (vm.c's
+	 * reset path) instead of ending the run with EMBER_STOP_REBOOT */
+	bool reboot_restart;
 
 	/* Console (the 8250 UART on ttyS0). -1 for none. The library reads and
 	 * writes these fds; it never changes terminal modes (the caller does). */
@@ -163,6 +172,11 @@ struct ember_config {
 	ember_log_fn log;
 	void *log_opaque;
 	enum ember_log_level log_level; /* messages above this level are dropped */
+
+	/* Hotplug slots for virtio-net (ember_vm_net_hotplug_add): windows and
+	 * GSIs reserved, DSDT devices whose _STA the VMM controls. Key
+	 * "hotplug-slots", 0..VMM_HOTPLUG_MAX_SLOTS (default 0). */
+	unsigned hotplug_slots;
 
 	/* Device options in the order given (owned: vmm_config_fini frees). */
 	struct vmm_devopt *devs;
@@ -191,6 +205,11 @@ int vmm_config_copy(struct ember_config *dst, const struct ember_config *src);
  * missing key), -ENAMETOOLONG, -E2BIG (too many devices), -ENOMEM. */
 int vmm_config_add_device(struct ember_config *cfg, const struct vmm_devopt_type *type,
 			  const char *spec, struct ember_error *err);
+
+/* ember_config_resolve for a configuration a snapshot saved (vmm/snapshot.c):
+ * the checks that do not involve the kernel, initrd or command line (they
+ * are in the saved guest memory); marks it resolved. Errors as resolve. */
+int vmm_config_resolve_restored(struct ember_config *cfg, struct ember_error *err);
 
 struct vmm_boot_files;
 /* vmm_boot_open (vmm/boot/boot.h) on cfg's kernel, initrd or built-in

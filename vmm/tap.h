@@ -15,6 +15,9 @@
 #include <stdint.h>
 
 #define VMM_TAP_NAME_MAX 15 /* IFNAMSIZ - 1 */
+/* --net mtu=N: the range accepted (IPv4's minimum; the mtu field's 16 bits) */
+#define VMM_NET_MTU_MIN 68u
+#define VMM_NET_MTU_MAX 65535u
 
 /* A valid interface name: 1..15 bytes, no '/', ':', whitespace, not "." or
  * "..". Returns 0 or -EINVAL. */

@@ -48,6 +48,7 @@ struct vmm_virtio {
 	} u;
 	struct vmm_vsock_host *vsock_host; /* K_VSOCK: the Unix-socket side */
 	struct ember_loop_source *tap_src; /* K_NET: the tap, watched for reading */
+	unsigned tap_events;		   /* K_NET: EMBER_LOOP_IN/OUT asked for */
 	char tap_name[VMM_TAP_NAME_MAX + 1];
 	char mac[18];
 	unsigned nq;
@@ -162,25 +163,42 @@ void vmm_virtio_add_limiter(struct vmm_virtio *v, const char *name, struct ratel
 	v->rl[v->nrl++] = (struct vmm_virtio_limiter){.name = name, .rl = rl};
 }
 
+_Static_assert(VMM_NET_MTU_MIN == VIRTIO_NET_MTU_MIN, "--net mtu= range");
+
+static void tap_watch(struct vmm_virtio *v, unsigned bit, bool on)
+{
+	v->tap_events = on ? v->tap_events | bit : v->tap_events & ~bit;
+	if (v->tap_src)
+		ember_loop_modify(v->tap_src, v->tap_events);
+}
 /* --net: the device asks to watch its tap for frames, or to stop. */
 static void net_rx_watch(void *opaque, bool on)
 {
-	struct vmm_virtio *v = opaque;
-	if (v->tap_src)
-		ember_loop_modify(v->tap_src, on ? EMBER_LOOP_IN : 0);
+	tap_watch(opaque, EMBER_LOOP_IN, on);
+}
+/* --net: the tap was full; the device asks to know when it is writable. */
+static void net_tx_watch(void *opaque, bool on)
+{
+	tap_watch(opaque, EMBER_LOOP_OUT, on);
 }
 
-/* I/O thread: the tap has a frame for the guest. */
+/* I/O thread: the tap has a frame for the guest, or room for the guest's. */
 static void on_tap(void *opaque, int fd, unsigned events)
 {
 	(void)fd;
-	(void)events;
 	struct vmm_virtio *v = opaque;
 	pthread_mutex_lock(&v->vm->dev_lock);
 	bool paused = v->vm->devs_paused;
-	if (paused)
-		v->w[VIRTIO_NET_RXQ].held = true; /* resume runs the receive queue */
-	virtio_net_backend_ready(v->u.net, paused);
+	if (events & EMBER_LOOP_OUT) {
+		if (paused)
+			v->w[VIRTIO_NET_TXQ].held = true; /* resume runs the transmit queue */
+		virtio_net_tx_ready(v->u.net, paused);
+	}
+	if (events & (EMBER_LOOP_IN | EMBER_LOOP_ERR) || !(events & EMBER_LOOP_OUT)) {
+		if (paused)
+			v->w[VIRTIO_NET_RXQ].held = true; /* resume runs the receive queue */
+		virtio_net_backend_ready(v->u.net, paused);
+	}
 	pthread_mutex_unlock(&v->vm->dev_lock);
 }
 
@@ -189,7 +207,11 @@ static int net_create(struct vmm_virtio *v, struct virtio_mmio_config cfg,
 		      const struct vmm_devopt *o, struct ember_error *err)
 {
 	const char *tap = vmm_devopt_get(o, "tap"), *mac = vmm_devopt_get(o, "mac");
-	struct virtio_net_options no = {.rx_watch = net_rx_watch, .requeue = notify, .opaque = v};
+	struct virtio_net_options no = {.rx_watch = net_rx_watch,
+					.tx_watch = net_tx_watch,
+					.requeue = notify,
+					.opaque = v,
+					.mtu = (uint16_t)vmm_devopt_u64(o, "mtu", 0)};
 	int fd = -1, r;
 	if (tap) {
 		r = vmm_tap_open(tap, &fd, err);
@@ -215,6 +237,11 @@ static int net_create(struct vmm_virtio *v, struct virtio_mmio_config cfg,
 		return vmm_errf(err, r, "--net %s: cannot create the device: %s", o->spec,
 				strerror(-r));
 	}
+	/* each direction its own buckets, with the option's limits */
+	struct ratelimit_config rc;
+	vmm_virtio_rate_config(o, &rc);
+	vmm_virtio_add_limiter(v, "rx", virtio_net_ratelimit(v->u.net, VIRTIO_NET_RXQ), &rc);
+	vmm_virtio_add_limiter(v, "tx", virtio_net_ratelimit(v->u.net, VIRTIO_NET_TXQ), &rc);
 	return 0;
 }
 
@@ -450,6 +477,42 @@ void vmm_virtio_kick(struct vmm_virtio *v)
 		vmm_vsock_host_resume(v->vsock_host); /* sockets quieted while paused */
 }
 
+int vmm_virtio_save(struct vmm_virtio *v, struct vmm_state_w *w)
+{
+	return virtio_mmio_save(v->t, w);
+}
+
+int vmm_virtio_load(struct vmm_virtio *v, struct vmm_state_r *r)
+{
+	int rc = virtio_mmio_load_deferred(v->t, r);
+	for (unsigned q = 0; rc == 0 && q < v->nq; q++)
+		v->w[q].held = true; /* run each queue once at the start */
+	return rc;
+}
+
+void vmm_virtio_finish_load(struct vmm_virtio *v)
+{
+	virtio_mmio_finish_load(v->t);
+}
+
+const struct vmm_dev_desc *vmm_virtio_desc(const struct vmm_virtio *v)
+{
+	return v->desc;
+}
+
+void vmm_virtio_reset(struct vmm_virtio *v)
+{
+	if (!v)
+		return;
+	/* under the transport lock: Status 0 (a tap's read watch goes off at
+	 * its next event, virtio_net_backend_ready) */
+	dev_reset(virtio_mmio_dev(v->t));
+	for (unsigned q = 0; q < v->nq; q++)
+		v->w[q].held = false;
+	if (v->rl_timer)
+		ember_loop_timer_set(v->rl_timer, 0, 0); /* no queue left to re-run */
+}
+
 /* "; rate limited: waited N times" for a device whose limiters are on. */
 static int format_limits(struct vmm_virtio *v, char *buf, size_t len)
 {
@@ -504,22 +567,24 @@ int vmm_virtio_format(struct vmm_virtio *v, char *buf, size_t len)
 		    {VIRTIO_NET_F_HOST_ECN, "ecn"},	{VIRTIO_NET_F_GUEST_TSO4, "gtso4"},
 		    {VIRTIO_NET_F_GUEST_TSO6, "gtso6"}, {VIRTIO_NET_F_GUEST_ECN, "gecn"},
 		    {VIRTIO_NET_F_MRG_RXBUF, "mrg"},	{VIRTIO_NET_F_MAC, "mac"},
-		    {VIRTIO_NET_F_STATUS, "status"},
+		    {VIRTIO_NET_F_STATUS, "status"},	{VIRTIO_NET_F_MTU, "mtu"},
 		};
 		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 			if (s.features & (1ull << names[i].bit))
 				snprintf(feat + strlen(feat), sizeof(feat) - strlen(feat), "%s%s",
 					 feat[0] ? "," : "", names[i].name);
-		/* one line of at most 256 bytes (the stop summary's) */
-		return snprintf(buf, len,
-				"%s: tap %s mac %s features %s offloads 0x%x; rx %" PRIu64
-				" frames %" PRIu64 " B gso %" PRIu64 " drop %" PRIu64
-				"; tx %" PRIu64 " frames %" PRIu64 " B gso %" PRIu64
-				" drop %" PRIu64 "; bad %" PRIu64 "+%" PRIu64,
-				v->desc->name, v->tap_name, v->mac, feat[0] ? feat : "none",
-				s.offloads < 0 ? 0u : (unsigned)s.offloads, s.rx_packets,
-				s.rx_bytes, s.rx_gso, s.rx_dropped, s.tx_packets, s.tx_bytes,
-				s.tx_gso, s.tx_dropped, s.bad_chains, s.bad_headers);
+		/* one line of at most 256 bytes (the stop summary's), then
+		 * the rate limits' */
+		n = snprintf(buf, len,
+			     "%s: tap %s mac %s features %s offloads 0x%x; rx %" PRIu64
+			     " frames %" PRIu64 " B gso %" PRIu64 " drop %" PRIu64 "; tx %" PRIu64
+			     " frames %" PRIu64 " B gso %" PRIu64 " drop %" PRIu64 " full %" PRIu64
+			     "; bad %" PRIu64 "+%" PRIu64,
+			     v->desc->name, v->tap_name, v->mac, feat[0] ? feat : "none",
+			     s.offloads < 0 ? 0u : (unsigned)s.offloads, s.rx_packets, s.rx_bytes,
+			     s.rx_gso, s.rx_dropped, s.tx_packets, s.tx_bytes, s.tx_gso,
+			     s.tx_dropped, s.tx_blocked, s.bad_chains, s.bad_headers);
+		break;
 	}
 	case K_CONSOLE: {
 		struct virtio_console_stats s;
@@ -714,6 +779,20 @@ int ember_vm_balloon_set_target(struct ember_vm *vm, uint64_t bytes, struct embe
 	return 0;
 }
 
+int vmm_virtio_balloon_peek(struct ember_vm *vm, uint64_t *actual, uint64_t *target)
+{
+	struct vmm_virtio *v = find_balloon(vm);
+	if (!v)
+		return -ENODEV;
+	struct virtio_balloon_stats s;
+	pthread_mutex_lock(&vm->dev_lock);
+	virtio_balloon_get_stats(v->u.balloon, &s);
+	pthread_mutex_unlock(&vm->dev_lock);
+	*actual = s.actual_pages * BALLOON_PAGE;
+	*target = s.target_pages * BALLOON_PAGE;
+	return 0;
+}
+
 int ember_vm_balloon_stats(struct ember_vm *vm, struct ember_balloon_stats *out,
 			   struct ember_error *err)
 {
@@ -745,4 +824,66 @@ int ember_vm_balloon_stats(struct ember_vm *vm, struct ember_balloon_stats *out,
 	for (unsigned i = 0; i < EMBER_BALLOON_GUEST_STATS && i < 10; i++)
 		out->guest[i] = s.guest[i];
 	return 0;
+}
+
+/* ---------------------------------------------------------------- disk resize (ctlacpi) */
+
+int ember_vm_disk_resize(struct ember_vm *vm, unsigned index, uint64_t bytes,
+			 struct ember_error *err)
+{
+	if (!vm)
+		return vmm_errf(err, -EINVAL, "disk resize: no VM");
+	char name[24];
+	snprintf(name, sizeof(name), "disk%u", index);
+	struct vmm_virtio *v = find_device(vm, name, strlen(name));
+	if (!v || v->kind != K_BLK)
+		return vmm_errf(err, -ENODEV, "no such device on this VM (no %s)", name);
+	char msg[256];
+	/* dev_lock: not while the I/O thread works on the disk; a paused
+	 * guest gets the configuration interrupt when it resumes */
+	pthread_mutex_lock(&vm->dev_lock);
+	int r = virtio_blk_resize(v->u.blk, bytes, msg, sizeof(msg));
+	pthread_mutex_unlock(&vm->dev_lock);
+	if (r < 0)
+		return vmm_errf(err, r, "disk resize: %s: %s", name, msg);
+	vmm_logf(&vm->cfg, EMBER_LOG_INFO, "%s: resized to %" PRIu64 " bytes", name, bytes);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- hotplug (ctlacpi) */
+
+int vmm_virtio_hotplug_net(struct ember_vm *vm, struct vmm_dev_desc *d, const char *spec,
+			   struct vmm_virtio **out, struct ember_error *err)
+{
+	*out = NULL;
+	const struct vmm_devopt_type *t = vmm_devopt_type_find("net");
+	if (!t || !spec)
+		return vmm_errf(err, -EINVAL, "net hotplug: no spec");
+	const struct bus_ops *ops = d->ops;
+	void *opaque = d->opaque;
+	struct ember_config tmp;
+	vmm_config_init(&tmp);
+	int r = vmm_config_add_device(&tmp, t, spec, err);
+	if (r == 0 && t->resolve)
+		r = t->resolve(&tmp, &tmp.devs[0], err);
+	if (r == 0)
+		r = vmm_virtio_create(vm, d, &tmp.devs[0], out, err);
+	if (r == 0 && (r = vmm_virtio_start(*out, err)) < 0) {
+		vmm_virtio_destroy(*out);
+		*out = NULL;
+	}
+	vmm_config_fini(&tmp);
+	d->ops = ops;
+	d->opaque = opaque;
+	return r;
+}
+
+struct dev *vmm_virtio_bus_dev(struct vmm_virtio *v)
+{
+	return virtio_mmio_dev(v->t);
+}
+
+uint8_t vmm_virtio_status(struct vmm_virtio *v)
+{
+	return virtio_mmio_status(v->t);
 }

@@ -27,6 +27,7 @@
 #include <stdbool.h>
 
 #include "../devices/virtio/ratelimit.h"
+#include "../lib/io/state.h"
 #include "devmgr.h"
 #include "vm.h"
 
@@ -86,7 +87,41 @@ void vmm_virtio_kick(struct vmm_virtio *v);
  * and interrupt), and marks its queues for the kick on resume. Returns the
  * requests waited for. */
 unsigned vmm_virtio_quiesce(struct vmm_virtio *v);
+/* A machine reset (dev_lock held, devs_paused set, quiesced): the device
+ * and its transport back to Status 0 (its queues dropped, held kicks
+ * forgotten); the host side (image, tap, vsock socket) stays. */
+void vmm_virtio_reset(struct vmm_virtio *v);
 void vmm_virtio_destroy(struct vmm_virtio *v);
+/* Saved state (vmm/devstate.c): the transport's and the device's sections
+ * (virtio_mmio_save: the VM paused, dev_lock held). Returns 0 or -errno. */
+int vmm_virtio_save(struct vmm_virtio *v, struct vmm_state_w *w);
+/* virtio_mmio_load_deferred into v (the VM freshly built, dev_lock held); every queue
+ * is then run once at the next kick (vmm_virtio_kick: chains the saved
+ * device held are taken again). Returns 0 or the reader's error. */
+int vmm_virtio_load(struct vmm_virtio *v, struct vmm_state_r *r);
+/* After every device loaded: what the guest sees of the load (a device's
+ * restored hook, e.g. virtio-vsock's transport reset; a pending interrupt
+ * raised again). Call it after the interrupt controllers' state is back. */
+void vmm_virtio_finish_load(struct vmm_virtio *v);
+/* Its entry in the device list ("disk0"). */
+const struct vmm_dev_desc *vmm_virtio_desc(const struct vmm_virtio *v);
+/* The balloon's size and target in bytes, as the driver last said (no
+ * request to the guest: cheap, for the balloon event's watcher). Any
+ * thread, not with dev_lock held (it takes it). -ENODEV without a balloon. */
+int vmm_virtio_balloon_peek(struct ember_vm *vm, uint64_t *actual, uint64_t *target);
+/*
+ * Hotplug (the board's slots): a virtio-net made from spec (--net's
+ * sub-options: tap=NAME or fd=N, mac=MAC; checked as --net is) for the
+ * slot's entry d, whose ioeventfds and irqfd exist already, and started on
+ * the VM's loop. d->ops/opaque are left to the caller (the slot's proxy
+ * stays on the bus). Any thread but the I/O thread. 0 and *out, or the
+ * errors of --net, err set.
+ */
+int vmm_virtio_hotplug_net(struct ember_vm *vm, struct vmm_dev_desc *d, const char *spec,
+			   struct vmm_virtio **out, struct ember_error *err);
+/* The bus-facing device of v's transport, and its device status byte. */
+struct dev *vmm_virtio_bus_dev(struct vmm_virtio *v);
+uint8_t vmm_virtio_status(struct vmm_virtio *v);
 /* One line for --verbose logs and the stop summary: what the device did. */
 int vmm_virtio_format(struct vmm_virtio *v, char *buf, size_t len);
 

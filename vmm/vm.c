@@ -3,6 +3,7 @@
 
 #include "../lib/base/deadline.h"
 #include "internal.h"
+#include "virtio.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -17,9 +18,15 @@
 
 /* ------------------------------------------------------------ stopping */
 
+static bool request_reset(struct ember_vm *vm, const char *why);
+
 void vmm_vm_request_stop(struct ember_vm *vm, enum ember_stop_reason reason, int vcpu, int error,
 			 const char *detail)
 {
+	if (reason == EMBER_STOP_REBOOT && vm->cfg.reboot_restart) {
+		(void)request_reset(vm, detail); /* --reboot restart: the machine resets */
+		return;
+	}
 	int expected = -1;
 	if (atomic_compare_exchange_strong(&vm->stop_reason, &expected, (int)reason)) {
 		atomic_store(&vm->stop_vcpu, vcpu);
@@ -163,7 +170,12 @@ static int on_system_down(struct ehv_vcpu *vcpu, const struct ehv_exit *exit, vo
 
 static int on_system_reset(struct ehv_vcpu *vcpu, const struct ehv_exit *exit, void *opaque)
 {
+	struct ember_vm *vm = opaque;
 	(void)exit;
+	if (vm->cfg.reboot_restart) { /* this vCPU waits, paused, for the reset */
+		(void)request_reset(vm, "system event: reset");
+		return EHV_ACTION_PAUSE;
+	}
 	return stop_here(vcpu, opaque, EMBER_STOP_REBOOT, 0, "system event: reset");
 }
 
@@ -198,6 +210,287 @@ static void on_vcpu_stop(void *opaque, int idx)
 	ember_loop_wake(vm->stop_src);
 }
 
+/* ------------------------------------------------------------ reset
+ *
+ * A machine reset in place (--reboot restart, ember_vm_reset): the I/O
+ * thread pauses the vCPUs, drains and resets every device, puts the
+ * in-kernel interrupt controllers and PIT and every vCPU back to what they
+ * were before the first run (boot_state, saved by create), discards guest
+ * RAM (it reads as zeros) and loads the kernel, initrd, boot parameters
+ * and ACPI tables again (vmm_board_load), then lets the vCPUs run. The
+ * VM's state stays RUNNING (or PAUSED); host resources stay open.
+ */
+
+/* MSRs a reset leaves alone: the time-stamp counter keeps counting. */
+static bool msr_kept(uint32_t index)
+{
+	return index == 0x10 /* IA32_TSC */ || index == 0x3b /* IA32_TSC_ADJUST */;
+}
+
+struct vmm_vcpu_boot {
+	struct ehv_x86_regs regs;
+	struct ehv_x86_sregs sregs;
+	struct ehv_lapic_state lapic;
+	enum ehv_mp_state mp;
+	uint64_t xcr0;	      /* 0: the hypervisor has none to give (no XSAVE) */
+	struct ehv_msr *msrs; /* nmsrs: the ones the hypervisor let us read */
+	unsigned nmsrs;
+};
+
+struct vmm_boot_state {
+	struct ehv_state_blob chip[EHV_IRQCHIP_MAX];
+	struct ehv_state_blob pit;
+	uint32_t *msr_index; /* the hypervisor's saveable MSRs, minus msr_kept */
+	unsigned nmsr_index;
+	struct vmm_vcpu_boot *vcpu; /* ncpus */
+};
+
+static void boot_state_free(struct ember_vm *vm)
+{
+	struct vmm_boot_state *bs = vm->boot_state;
+	if (!bs)
+		return;
+	for (unsigned i = 0; bs->vcpu && i < vm->ncpus; i++)
+		free(bs->vcpu[i].msrs);
+	free(bs->vcpu);
+	free(bs->msr_index);
+	free(bs);
+	vm->boot_state = NULL;
+}
+
+/* Reads (set false) or writes (set true) msrs[0..n-1] in chunks, skipping
+ * the ones the hypervisor refuses; a read keeps only those read (compacted
+ * in place). Returns how many were done, or a negative errno. */
+static int msrs_transfer(struct ehv_vcpu *vcpu, struct ehv_msr *msrs, unsigned n, bool set)
+{
+	unsigned done = 0, i = 0;
+	while (i < n) {
+		size_t chunk = n - i < EHV_MSRS_MAX ? n - i : EHV_MSRS_MAX;
+		int r = set ? ehv_vcpu_set_msrs(vcpu, msrs + i, chunk)
+			    : ehv_vcpu_get_msrs(vcpu, msrs + i, chunk);
+		if (r < 0)
+			return r;
+		if (!set)
+			memmove(msrs + done, msrs + i, (size_t)r * sizeof(*msrs));
+		done += (unsigned)r;
+		i += (unsigned)r + ((size_t)r < chunk); /* past the refused one */
+	}
+	return (int)done;
+}
+
+/* vCPU thread, not in run (or the creating thread before the runner). */
+static int save_vcpu(struct ehv_vcpu *vcpu, void *arg)
+{
+	struct ember_vm *vm = arg;
+	struct vmm_boot_state *bs = vm->boot_state;
+	uint32_t id = ehv_vcpu_id(vcpu);
+	if (id >= vm->ncpus)
+		return -EINVAL;
+	struct vmm_vcpu_boot *vb = &bs->vcpu[id];
+	int r = ehv_vcpu_get_regs(vcpu, &vb->regs);
+	if (r == 0)
+		r = ehv_vcpu_get_sregs(vcpu, &vb->sregs);
+	if (r == 0)
+		r = ehv_vcpu_get_lapic(vcpu, &vb->lapic);
+	if (r == 0)
+		r = ehv_vcpu_get_mp_state(vcpu, &vb->mp);
+	if (r < 0)
+		return r;
+	if (ehv_vcpu_get_xcr0(vcpu, &vb->xcr0) < 0)
+		vb->xcr0 = 0;
+	vb->msrs = calloc(bs->nmsr_index ? bs->nmsr_index : 1, sizeof(vb->msrs[0]));
+	if (!vb->msrs)
+		return -ENOMEM;
+	for (unsigned k = 0; k < bs->nmsr_index; k++)
+		vb->msrs[k].index = bs->msr_index[k];
+	r = msrs_transfer(vcpu, vb->msrs, bs->nmsr_index, false);
+	if (r < 0)
+		return r;
+	vb->nmsrs = (unsigned)r;
+	return 0;
+}
+
+/* Creating thread, after vmm_board_load and before the runner: what a
+ * reset goes back to. */
+static int save_boot_state(struct ember_vm *vm, struct ember_error *err)
+{
+	struct vmm_boot_state *bs = calloc(1, sizeof(*bs));
+	if (!bs || !(bs->vcpu = calloc(vm->ncpus, sizeof(bs->vcpu[0])))) {
+		free(bs);
+		return vmm_errf(err, -ENOMEM, "out of memory");
+	}
+	vm->boot_state = bs;
+	int r = 0;
+	for (int c = 0; r == 0 && c < EHV_IRQCHIP_MAX; c++)
+		r = ehv_vm_get_irqchip(vm->hv, (enum ehv_irqchip_id)c, &bs->chip[c]);
+	if (r == 0)
+		r = ehv_vm_get_pit(vm->hv, &bs->pit);
+	if (r < 0)
+		return vmm_errf(err, r, "cannot read the interrupt controllers' boot state: %s",
+				strerror(-r));
+	int n = ehv_hypervisor_msr_index_list(vm->hyp, NULL, 0);
+	if (n > 0) {
+		bs->msr_index = calloc((size_t)n, sizeof(bs->msr_index[0]));
+		if (!bs->msr_index)
+			return vmm_errf(err, -ENOMEM, "out of memory");
+		n = ehv_hypervisor_msr_index_list(vm->hyp, bs->msr_index, (size_t)n);
+	}
+	if (n < 0)
+		return vmm_errf(err, n, "cannot list the saveable MSRs: %s", strerror(-n));
+	for (int k = 0; k < n; k++)
+		if (!msr_kept(bs->msr_index[k]))
+			bs->msr_index[bs->nmsr_index++] = bs->msr_index[k];
+	for (unsigned i = 0; i < vm->ncpus; i++) {
+		r = save_vcpu(vm->vcpus[i], vm);
+		if (r < 0)
+			return vmm_errf(err, r, "vCPU %u: cannot read its boot state: %s", i,
+					strerror(-r));
+	}
+	return 0;
+}
+
+/* vCPU thread, paused (half-done I/O completed): back to its boot state.
+ * The MSRs first (EFER and the APIC base follow from the sregs), the LAPIC
+ * after the sregs (its register page in the APIC mode they set). */
+static int restore_vcpu(struct ehv_vcpu *vcpu, void *arg)
+{
+	struct ember_vm *vm = arg;
+	uint32_t id = ehv_vcpu_id(vcpu);
+	if (id >= vm->ncpus)
+		return -EINVAL;
+	const struct vmm_vcpu_boot *vb = &vm->boot_state->vcpu[id];
+	int r = msrs_transfer(vcpu, vb->msrs, vb->nmsrs, true);
+	if (r >= 0 && (unsigned)r != vb->nmsrs)
+		vmm_logf(&vm->cfg, EMBER_LOG_DEBUG, "reset: vCPU %u: %u of %u MSRs refused", id,
+			 vb->nmsrs - (unsigned)r, vb->nmsrs);
+	if (r >= 0)
+		r = ehv_vcpu_set_sregs(vcpu, &vb->sregs);
+	if (r == 0)
+		r = ehv_vcpu_set_lapic(vcpu, &vb->lapic);
+	if (r == 0)
+		r = ehv_vcpu_set_regs(vcpu, &vb->regs);
+	if (r == 0 && vb->xcr0)
+		r = ehv_vcpu_set_xcr0(vcpu, vb->xcr0);
+	if (r == 0)
+		r = ehv_vcpu_set_mp_state(vcpu, vb->mp);
+	if (r == 0)
+		vm->dumps[id].valid = false;
+	return r;
+}
+
+/* Any thread: a reset is wanted; false when the VM is stopping. */
+static bool request_reset(struct ember_vm *vm, const char *why)
+{
+	if (atomic_load(&vm->stop_reason) >= 0)
+		return false;
+	bool expected = false;
+	if (atomic_compare_exchange_strong(&vm->reset_pending, &expected, true) && why)
+		vmm_logf(&vm->cfg, EMBER_LOG_INFO, "guest reboot (%s): the machine resets", why);
+	ember_loop_wake(vm->stop_src);
+	return true;
+}
+
+int ember_vm_reset(struct ember_vm *vm)
+{
+	if (!vm)
+		return -EINVAL;
+	int st = atomic_load(&vm->state);
+	if (st == EMBER_VM_CREATED)
+		return -EINVAL;
+	if (st == EMBER_VM_STOPPED || !request_reset(vm, NULL))
+		return -ESRCH;
+	return 0;
+}
+
+/* Guest RAM reads as zeros again: its pages go back to the host where the
+ * backing allows, else they are cleared. */
+static void discard_ram(struct ember_vm *vm)
+{
+	for (unsigned i = 0; i < vm->mem.nregions; i++) {
+		const struct vmm_mem_region *reg = &vm->mem.regions[i];
+		if (vmm_mem_discard(&vm->mem, reg->gpa, reg->size) < 0)
+			(void)vmm_mem_zero(&vm->mem, reg->gpa, reg->size);
+	}
+}
+
+/* The chips and vCPUs to their boot state, RAM and the boot files again;
+ * vCPUs paused, devices reset. 0 or a negative errno with *err filled. */
+static int reset_machine(struct ember_vm *vm, struct ember_error *err)
+{
+	struct vmm_boot_state *bs = vm->boot_state;
+	int r = 0;
+	for (int c = 0; r == 0 && c < EHV_IRQCHIP_MAX; c++)
+		r = ehv_vm_set_irqchip(vm->hv, (enum ehv_irqchip_id)c, &bs->chip[c]);
+	if (r == 0)
+		r = ehv_vm_set_pit(vm->hv, &bs->pit);
+	if (r < 0)
+		return vmm_errf(err, r, "reset: cannot reset the interrupt controllers: %s",
+				strerror(-r));
+	for (unsigned i = 0; i < vm->ncpus; i++) {
+		r = ehv_runner_call(vm->runner, (int)i, restore_vcpu, vm);
+		if (r < 0)
+			return vmm_errf(err, r, "reset: vCPU %u: cannot restore its boot state: %s",
+					i, strerror(-r));
+	}
+	discard_ram(vm);
+	vm->halt.looks = 0; /* the halt detector starts over */
+	vm->halt.have_exits = false;
+	return vmm_board_load(vm, err);
+}
+
+static void check_vcpus(struct ember_vm *vm);
+
+/* I/O thread: a reset was requested and the VM is not stopping. */
+static void do_reset(struct ember_vm *vm)
+{
+	uint64_t t0 = vmm_now_ns();
+	pthread_mutex_lock(&vm->life_lock);
+	int r = ehv_runner_pause(vm->runner, EHV_ALL_VCPUS);
+	if (r < 0) { /* a vCPU stopped: the VM stops (check_vcpus) */
+		pthread_mutex_unlock(&vm->life_lock);
+		return;
+	}
+	/* every request so far is this reset's: the old guest runs no more */
+	atomic_store(&vm->reset_pending, false);
+	bool user_paused = atomic_load(&vm->state) == EMBER_VM_PAUSED;
+	pthread_mutex_lock(&vm->dev_lock);
+	vm->devs_paused = true;
+	vmm_board_devices_quiesce(vm); /* in-flight disk I/O completes first */
+	vmm_board_devices_reset(vm);
+	pthread_mutex_unlock(&vm->dev_lock);
+	struct ember_error err = {0};
+	r = reset_machine(vm, &err);
+	if (r < 0) {
+		pthread_mutex_unlock(&vm->life_lock);
+		vmm_vm_request_stop(vm, EMBER_STOP_ERROR, -1, r, err.msg);
+		return;
+	}
+	unsigned n = atomic_fetch_add(&vm->resets, 1) + 1;
+	if (!user_paused) {
+		pthread_mutex_lock(&vm->dev_lock);
+		vm->devs_paused = false;
+		pthread_mutex_unlock(&vm->dev_lock);
+		if (!atomic_load(&vm->vcpus_paused)) /* (ember_vm_resume_vcpus lets them go) */
+			r = ehv_runner_resume(vm->runner, EHV_ALL_VCPUS);
+	}
+	pthread_mutex_unlock(&vm->life_lock);
+	ember_loop_wake(vm->kick_src); /* the RTC re-timed, console input goes on */
+	vmm_logf(&vm->cfg, EMBER_LOG_INFO, "machine reset %u done in %.1f ms: booting again", n,
+		 (double)(vmm_now_ns() - t0) / 1e6);
+	struct ember_vm_event pe = {.kind = EMBER_VM_EVENT_POWER, .power = "reset"};
+	vmm_vm_emit_event(vm, &pe);
+	if (r < 0)
+		check_vcpus(vm);
+}
+
+/* vCPU thread, first thing: its seccomp filter (the runner's hook). */
+static int on_vcpu_thread_start(void *opaque, int idx)
+{
+	struct ember_vm *vm = opaque;
+	(void)idx;
+	return vmm_seccomp_enter_mode(EMBER_THREAD_VCPU, vm->cfg.seccomp);
+}
+
 /* ------------------------------------------------------------ create */
 
 static int create(struct ember_vm *vm, struct ember_error *err)
@@ -210,6 +503,11 @@ static int create(struct ember_vm *vm, struct ember_error *err)
 			   cfg->hugepages, err);
 	if (r < 0)
 		return r;
+	if (vm->restoring && vm->restore_mem_fd >= 0) { /* a snapshot's memory, copy-on-write */
+		r = vmm_mem_map_file(&vm->mem, vm->restore_mem_fd, err);
+		if (r < 0)
+			return r;
+	}
 
 	vmm_logf(cfg, EMBER_LOG_DEBUG, "guest memory mapped at %.1f ms (guest RAM at host %p-%p)",
 		 vmm_vm_ms(vm), (void *)vm->mem.host, (void *)(vm->mem.host + vm->mem.size));
@@ -257,7 +555,10 @@ static int create(struct ember_vm *vm, struct ember_error *err)
 			return r;
 	}
 	vmm_logf(cfg, EMBER_LOG_DEBUG, "vCPUs created at %.1f ms", vmm_vm_ms(vm));
-	r = vmm_board_load(vm, err);
+	/* a restored guest's memory holds its kernel and tables already */
+	r = vm->restoring ? 0 : vmm_board_load(vm, err);
+	if (r == 0)
+		r = save_boot_state(vm, err); /* what a reset goes back to */
 	if (r < 0)
 		return r;
 
@@ -277,13 +578,14 @@ static int create(struct ember_vm *vm, struct ember_error *err)
 	rc.handlers[EHV_EXIT_FAIL_ENTRY] = on_fail_entry;
 	rc.handlers[EHV_EXIT_INTERNAL_ERROR] = on_internal_error;
 	rc.on_stop = on_vcpu_stop;
+	rc.on_thread_start = on_vcpu_thread_start;
 	r = ehv_runner_create(&rc, &vm->runner);
 	if (r < 0)
 		return vmm_errf(err, r, "cannot start the vCPU threads: %s", strerror(-r));
 	return 0;
 }
 
-static int vmm_vm_create(const struct ember_config *cfg, struct ehv_hypervisor *hyp,
+static int vmm_vm_create(const struct ember_config *cfg, struct ehv_hypervisor *hyp, int mem_fd,
 			 struct ember_vm **out, struct ember_error *err);
 
 static void on_stop_wake(void *opaque, uint64_t n);
@@ -346,7 +648,7 @@ static int create_io(struct ember_vm *vm, struct ember_error *err)
 
 int ember_vm_create(const struct ember_config *cfg, struct ember_vm **out, struct ember_error *err)
 {
-	return vmm_vm_create(cfg, NULL, out, err);
+	return vmm_vm_create(cfg, NULL, -2, out, err);
 }
 
 int ember_vm_create_on(const struct ember_config *cfg, struct ehv_hypervisor *hyp,
@@ -357,10 +659,19 @@ int ember_vm_create_on(const struct ember_config *cfg, struct ehv_hypervisor *hy
 			*out = NULL;
 		return vmm_errf(err, -EINVAL, "no hypervisor");
 	}
-	return vmm_vm_create(cfg, hyp, out, err);
+	return vmm_vm_create(cfg, hyp, -2, out, err);
 }
 
-static int vmm_vm_create(const struct ember_config *cfg, struct ehv_hypervisor *hyp,
+/* A restore (vmm/snapshot.c): see vm.h. */
+int vmm_vm_create_restored(const struct ember_config *cfg, struct ehv_hypervisor *hyp, int mem_fd,
+			   struct ember_vm **out, struct ember_error *err)
+{
+	return vmm_vm_create(cfg, hyp, mem_fd < 0 ? -1 : mem_fd, out, err);
+}
+
+/* mem_fd: -2 a boot; -1 a restore whose memory the caller fills; >= 0 a
+ * restore mapping guest memory from that file. */
+static int vmm_vm_create(const struct ember_config *cfg, struct ehv_hypervisor *hyp, int mem_fd,
 			 struct ember_vm **out, struct ember_error *err)
 {
 	if (err) {
@@ -382,14 +693,21 @@ static int vmm_vm_create(const struct ember_config *cfg, struct ehv_hypervisor *
 		return vmm_errf(err, -ENOMEM, "out of memory");
 	}
 	vm->hyp = hyp;
+	vm->restoring = mem_fd != -2;
+	vm->restore_mem_fd = mem_fd;
+	vmm_seccomp_set_mode(cfg->seccomp); /* for threads that know no VM (control) */
 	vm->ncpus = cfg->cpus;
 	vm->mem.fd = -1;
 	vm->start_ns = cfg->start_ns ? cfg->start_ns : vmm_now_ns();
 	atomic_init(&vm->stop_reason, -1);
 	atomic_init(&vm->stop_vcpu, -1);
 	atomic_init(&vm->state, EMBER_VM_CREATED);
+	atomic_init(&vm->reset_pending, false);
+	atomic_init(&vm->resets, 0);
 	pthread_mutex_init(&vm->life_lock, NULL);
 	pthread_mutex_init(&vm->dev_lock, NULL);
+	pthread_mutex_init(&vm->ev_lock, NULL);
+	pthread_mutex_init(&vm->swap_lock, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* ember_vm_wait's deadline */
@@ -398,12 +716,18 @@ static int vmm_vm_create(const struct ember_config *cfg, struct ehv_hypervisor *
 	int r = create_io(vm, err);
 	if (r == 0)
 		r = create(vm, err);
+	vm->restore_mem_fd = -1; /* the caller's: from now on one the VM owns, or none */
 	if (r == 0) {
 		vm->tids = calloc(vm->ncpus, sizeof(vm->tids[0]));
 		if (!vm->tids)
 			r = vmm_errf(err, -ENOMEM, "out of memory");
 		for (unsigned i = 0; r == 0 && i < vm->ncpus; i++)
 			(void)ehv_runner_call(vm->runner, (int)i, get_tid, &vm->tids[i]);
+	}
+	if (r == 0) {
+		r = vmm_vm_balloon_watch_start(vm);
+		if (r < 0)
+			vmm_errf(err, r, "cannot create the balloon's timer: %s", strerror(-r));
 	}
 	if (r < 0) {
 		ember_vm_destroy(vm);
@@ -430,20 +754,27 @@ void ember_vm_destroy(struct ember_vm *vm)
 	if (vm->mmio)
 		bus_destroy(vm->mmio);
 	vmm_board_destroy(vm);
+	vmm_swap_fini(vm);
 	for (unsigned i = 0; vm->vcpus && i < vm->ncpus; i++)
 		ehv_vcpu_destroy(vm->vcpus[i]);
 	ehv_vm_destroy(vm->hv);
 	if (vm->own_hyp)
 		ehv_hypervisor_close(vm->hyp);
 	vmm_mem_destroy(&vm->mem);
+	if (vm->restore_mem_fd >= 0)
+		close(vm->restore_mem_fd);
 	ember_loop_destroy(vm->loop);
 	vmm_conout_fini(&vm->out);
 	pthread_mutex_destroy(&vm->life_lock);
 	pthread_mutex_destroy(&vm->dev_lock);
+	pthread_mutex_destroy(&vm->ev_lock);
+	pthread_mutex_destroy(&vm->swap_lock);
 	pthread_cond_destroy(&vm->life_cond);
 	free(vm->tids);
 	free(vm->vcpus);
 	free(vm->dumps);
+	boot_state_free(vm);
+	free(vm->page_sums);
 	vmm_config_fini(&vm->cfg);
 	free(vm);
 }
@@ -615,8 +946,10 @@ static void log_stats(struct ember_vm *vm, int reason)
 	}
 }
 
-/* Records the result and makes the VM STOPPED; life_lock held. */
-static void set_stopped(struct ember_vm *vm)
+/* Records the result (before the listeners are told, which is before the
+ * VM is STOPPED: a waiter that then stops listening has missed nothing);
+ * life_lock held. */
+static void fill_result(struct ember_vm *vm)
 {
 	int reason = atomic_load(&vm->stop_reason);
 	struct ember_run_result *res = &vm->result;
@@ -627,8 +960,44 @@ static void set_stopped(struct ember_vm *vm)
 	res->run_ns = vm->first_run_ns ? vmm_now_ns() - vm->first_run_ns : 0;
 	snprintf(res->detail, sizeof(res->detail), "%s",
 		 vm->stop_detail[0] ? vm->stop_detail : ember_stop_reason_name(res->reason));
+}
+
+/* Makes the VM STOPPED (the result filled); life_lock held. */
+static void mark_stopped(struct ember_vm *vm)
+{
 	atomic_store(&vm->state, EMBER_VM_STOPPED);
 	pthread_cond_broadcast(&vm->life_cond);
+}
+
+static void emit_state(struct ember_vm *vm)
+{
+	struct ember_vm_event ev = {.kind = EMBER_VM_EVENT_STATE,
+				    .state = (enum ember_vm_state)atomic_load(&vm->state)};
+	vmm_vm_emit_event(vm, &ev);
+}
+
+/* The VM ends: the result, the STATE event of STOPPED and EXIT with the
+ * result, then STOPPED (which ember_vm_wait sees). */
+static void stop_and_tell(struct ember_vm *vm)
+{
+	pthread_mutex_lock(&vm->life_lock);
+	fill_result(vm);
+	pthread_mutex_unlock(&vm->life_lock);
+	/* the guest's own power state change, when that is why it stopped */
+	if (vm->result.reason == EMBER_STOP_POWEROFF || vm->result.reason == EMBER_STOP_REBOOT) {
+		struct ember_vm_event pe = {
+		    .kind = EMBER_VM_EVENT_POWER,
+		    .power = vm->result.reason == EMBER_STOP_POWEROFF ? "poweroff" : "reboot"};
+		vmm_vm_emit_event(vm, &pe);
+	}
+	struct ember_vm_event ev = {.kind = EMBER_VM_EVENT_STATE, .state = EMBER_VM_STOPPED};
+	vmm_vm_emit_event(vm, &ev);
+	ev = (struct ember_vm_event){
+	    .kind = EMBER_VM_EVENT_EXIT, .state = EMBER_VM_STOPPED, .result = &vm->result};
+	vmm_vm_emit_event(vm, &ev);
+	pthread_mutex_lock(&vm->life_lock);
+	mark_stopped(vm);
+	pthread_mutex_unlock(&vm->life_lock);
 }
 
 /* I/O thread: the VM is to stop. Captures the crash registers, stops the
@@ -645,9 +1014,7 @@ static void finish(struct ember_vm *vm)
 	pthread_mutex_unlock(&vm->life_lock);
 	drain_console(vm);
 	log_stats(vm, reason);
-	pthread_mutex_lock(&vm->life_lock);
-	set_stopped(vm);
-	pthread_mutex_unlock(&vm->life_lock);
+	stop_and_tell(vm);
 	ember_loop_quit(vm->loop);
 }
 
@@ -657,6 +1024,8 @@ static void on_stop_wake(void *opaque, uint64_t n)
 	(void)n;
 	if (atomic_load(&vm->stop_reason) < 0)
 		check_vcpus(vm);
+	if (atomic_load(&vm->stop_reason) < 0 && atomic_load(&vm->reset_pending))
+		do_reset(vm);
 	if (atomic_load(&vm->stop_reason) >= 0 && atomic_load(&vm->state) != EMBER_VM_STOPPED)
 		finish(vm);
 }
@@ -665,6 +1034,10 @@ static void *io_thread(void *arg)
 {
 	struct ember_vm *vm = arg;
 	pthread_setname_np(pthread_self(), "ember-io");
+	int e = vmm_seccomp_enter_mode(EMBER_THREAD_IO, vm->cfg.seccomp);
+	if (e < 0)
+		vmm_vm_request_stop(vm, EMBER_STOP_ERROR, -1, e,
+				    "cannot load the I/O thread's seccomp filter");
 	ember_loop_wake(vm->stop_src); /* a stop requested before the start */
 	ember_loop_wake(vm->kick_src); /* console input that came early */
 	while (atomic_load(&vm->state) != EMBER_VM_STOPPED) {
@@ -693,6 +1066,8 @@ int ember_vm_start(struct ember_vm *vm)
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	int r = -pthread_create(&vm->io_thread, NULL, io_thread, vm);
+	if (r == 0)
+		vmm_swap_start(vm); /* the page server's thread, idle until swap enable */
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (r < 0) {
 		pthread_mutex_unlock(&vm->life_lock);
@@ -710,7 +1085,18 @@ int ember_vm_start(struct ember_vm *vm)
 		return r;
 	}
 	vmm_logf(&vm->cfg, EMBER_LOG_DEBUG, "vCPUs running at %.1f ms since start", vmm_vm_ms(vm));
+	emit_state(vm);
 	return 0;
+}
+
+/* The end of pause/resume: r > 0 means the state changed (the listeners
+ * are told, outside the lock; returns 0), else r is the result. */
+static int unlock_and_tell(struct ember_vm *vm, int r)
+{
+	pthread_mutex_unlock(&vm->life_lock);
+	if (r > 0)
+		emit_state(vm);
+	return r > 0 ? 0 : r;
 }
 
 /* The error of pause/resume in a state they cannot leave; 1 to go on. */
@@ -740,14 +1126,15 @@ int ember_vm_pause(struct ember_vm *vm)
 			vmm_board_devices_quiesce(vm); /* no disk I/O in flight when paused */
 			pthread_mutex_unlock(&vm->dev_lock);
 			atomic_store(&vm->state, EMBER_VM_PAUSED);
+			r = 1; /* changed: tell the listeners */
 		} else {
 			/* a vCPU stopped meanwhile: the VM is stopping */
-			ehv_runner_resume(vm->runner, EHV_ALL_VCPUS);
+			if (!vm->vcpus_paused)
+				ehv_runner_resume(vm->runner, EHV_ALL_VCPUS);
 			r = -ESRCH;
 		}
 	}
-	pthread_mutex_unlock(&vm->life_lock);
-	return r;
+	return unlock_and_tell(vm, r);
 }
 
 int ember_vm_resume(struct ember_vm *vm)
@@ -764,11 +1151,56 @@ int ember_vm_resume(struct ember_vm *vm)
 		pthread_mutex_unlock(&vm->dev_lock);
 		ember_loop_wake(vm->kick_src); /* held console input and output */
 		atomic_store(&vm->state, EMBER_VM_RUNNING);
+		vm->vcpus_paused = false;
 		r = ehv_runner_resume(vm->runner, EHV_ALL_VCPUS);
-		r = r < 0 ? -ESRCH : 0;
+		r = r < 0 ? -ESRCH : 1;
 	}
+	return unlock_and_tell(vm, r);
+}
+
+/* vCPUs only: the state stays RUNNING, the devices go on. */
+static int vcpus_pause_resume(struct ember_vm *vm, bool pause)
+{
+	if (!vm)
+		return -EINVAL;
+	pthread_mutex_lock(&vm->life_lock);
+	int r = pause_resume_check(vm);
+	if (r > 0 && atomic_load(&vm->state) == EMBER_VM_PAUSED)
+		r = -EBUSY;
+	if (r > 0 && vm->vcpus_paused == pause)
+		r = 0;
+	if (r > 0) {
+		int e = pause ? ehv_runner_pause(vm->runner, EHV_ALL_VCPUS)
+			      : ehv_runner_resume(vm->runner, EHV_ALL_VCPUS);
+		if (e == 0) {
+			vm->vcpus_paused = pause;
+		} else {
+			if (pause) /* a vCPU stopped meanwhile: the VM is stopping */
+				ehv_runner_resume(vm->runner, EHV_ALL_VCPUS);
+			r = -ESRCH;
+		}
+	}
+	return unlock_and_tell(vm, r);
+}
+
+int ember_vm_pause_vcpus(struct ember_vm *vm)
+{
+	return vcpus_pause_resume(vm, true);
+}
+
+int ember_vm_resume_vcpus(struct ember_vm *vm)
+{
+	return vcpus_pause_resume(vm, false);
+}
+
+bool ember_vm_vcpus_paused(struct ember_vm *vm)
+{
+	if (!vm)
+		return false;
+	pthread_mutex_lock(&vm->life_lock);
+	bool p = vm->vcpus_paused;
 	pthread_mutex_unlock(&vm->life_lock);
-	return r;
+	return p;
 }
 
 int ember_vm_stop(struct ember_vm *vm)
@@ -777,9 +1209,11 @@ int ember_vm_stop(struct ember_vm *vm)
 		return -EINVAL;
 	vmm_vm_request_stop(vm, EMBER_STOP_REQUESTED, -1, 0, NULL);
 	pthread_mutex_lock(&vm->life_lock);
-	if (atomic_load(&vm->state) == EMBER_VM_CREATED)
-		set_stopped(vm); /* never started: no thread to ask */
+	bool now = atomic_load(&vm->state) == EMBER_VM_CREATED && !vm->stopping_now;
+	vm->stopping_now |= now;
 	pthread_mutex_unlock(&vm->life_lock);
+	if (now)
+		stop_and_tell(vm); /* never started: no thread to ask */
 	return ember_vm_wait(vm, -1, NULL);
 }
 
@@ -824,6 +1258,7 @@ int ember_vm_query(struct ember_vm *vm, struct ember_vm_info *info)
 	info->state = (enum ember_vm_state)atomic_load(&vm->state);
 	info->vcpus = vm->ncpus;
 	info->mem_size = vm->cfg.mem_size;
+	info->resets = atomic_load(&vm->resets);
 	pthread_mutex_lock(&vm->out.lock);
 	info->console_bytes_out = vm->out.written;
 	info->console_bytes_dropped = vm->out.dropped;
@@ -842,6 +1277,125 @@ int ember_vm_query_vcpu(struct ember_vm *vm, unsigned idx, struct ember_vcpu_inf
 	info->tid = vm->tids[idx];
 	info->exits_total = ehv_vcpu_exit_counts(vm->vcpus[idx], info->exits);
 	return 0;
+}
+
+int ember_vm_vcpu_tid(struct ember_vm *vm, unsigned idx, pid_t *tid)
+{
+	if (!vm || !tid || idx >= vm->ncpus)
+		return -EINVAL;
+	*tid = (pid_t)vm->tids[idx];
+	return 0;
+}
+
+/* ------------------------------------------------------------ events */
+
+void vmm_vm_emit_event(struct ember_vm *vm, struct ember_vm_event *ev)
+{
+	pthread_mutex_lock(&vm->ev_lock);
+	if (vm->nlisteners) {
+		if (ev->kind != EMBER_VM_EVENT_STATE && ev->kind != EMBER_VM_EVENT_EXIT)
+			ev->state = (enum ember_vm_state)atomic_load(&vm->state);
+		if (ev->kind == EMBER_VM_EVENT_STATE)
+			ev->vcpus_paused = atomic_load(&vm->vcpus_paused);
+		for (unsigned i = 0; i < vm->nlisteners; i++)
+			vm->listeners[i].fn(ev, vm->listeners[i].opaque);
+	}
+	pthread_mutex_unlock(&vm->ev_lock);
+}
+
+/* The balloon's watcher (I/O thread, a timer of the VM's loop): the size
+ * the driver reports, compared with the last look; a move is an event
+ * (oom: it shrank while the target did not ask for it). Only while
+ * someone listens. */
+#define BALLOON_WATCH_NS 250000000ull
+static void on_balloon_watch(void *opaque, uint64_t n)
+{
+	struct ember_vm *vm = opaque;
+	(void)n;
+	uint64_t actual, target;
+	if (!__atomic_load_n(&vm->nlisteners, __ATOMIC_RELAXED) ||
+	    vmm_virtio_balloon_peek(vm, &actual, &target) < 0)
+		return;
+	if (actual != vm->balloon_seen) {
+		struct ember_vm_event ev = {.kind = EMBER_VM_EVENT_BALLOON,
+					    .balloon_actual_bytes = actual,
+					    .balloon_target_bytes = target,
+					    .balloon_oom = actual < vm->balloon_seen &&
+							   target >= vm->balloon_seen};
+		vm->balloon_seen = actual;
+		vmm_vm_emit_event(vm, &ev);
+	}
+}
+
+int vmm_vm_balloon_watch_start(struct ember_vm *vm)
+{
+	uint64_t actual, target;
+	if (vmm_virtio_balloon_peek(vm, &actual, &target) < 0)
+		return 0; /* no balloon */
+	vm->balloon_seen = actual;
+	return ember_loop_add_timer(vm->loop, BALLOON_WATCH_NS, BALLOON_WATCH_NS, on_balloon_watch,
+				    vm, &vm->balloon_src);
+}
+
+int ember_vm_add_event_listener(struct ember_vm *vm, ember_vm_event_fn fn, void *opaque)
+{
+	if (!vm || !fn)
+		return -EINVAL;
+	int r = 0;
+	pthread_mutex_lock(&vm->ev_lock);
+	for (unsigned i = 0; i < vm->nlisteners; i++)
+		if (vm->listeners[i].fn == fn && vm->listeners[i].opaque == opaque)
+			r = -EEXIST;
+	if (r == 0 && vm->nlisteners >= EMBER_VM_MAX_LISTENERS)
+		r = -ENOSPC;
+	if (r == 0) {
+		vm->listeners[vm->nlisteners].fn = fn;
+		vm->listeners[vm->nlisteners].opaque = opaque;
+		__atomic_store_n(&vm->nlisteners, vm->nlisteners + 1, __ATOMIC_RELAXED);
+	}
+	pthread_mutex_unlock(&vm->ev_lock);
+	return r;
+}
+
+int ember_vm_remove_event_listener(struct ember_vm *vm, ember_vm_event_fn fn, void *opaque)
+{
+	if (!vm || !fn)
+		return -EINVAL;
+	int r = -ENOENT;
+	pthread_mutex_lock(&vm->ev_lock);
+	for (unsigned i = 0; i < vm->nlisteners; i++) {
+		if (vm->listeners[i].fn == fn && vm->listeners[i].opaque == opaque) {
+			memmove(&vm->listeners[i], &vm->listeners[i + 1],
+				(vm->nlisteners - i - 1) * sizeof(vm->listeners[0]));
+			__atomic_store_n(&vm->nlisteners, vm->nlisteners - 1, __ATOMIC_RELAXED);
+			r = 0;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&vm->ev_lock);
+	return r;
+}
+
+const char *ember_vm_event_kind_name(enum ember_vm_event_kind kind)
+{
+	static const char *const names[EMBER_VM_EVENT_KINDS] = {"state", "exit", "balloon",
+								"power"};
+	return (unsigned)kind < EMBER_VM_EVENT_KINDS ? names[kind] : NULL;
+}
+
+const char *ember_vm_state_name(enum ember_vm_state state)
+{
+	switch (state) {
+	case EMBER_VM_CREATED:
+		return "created";
+	case EMBER_VM_RUNNING:
+		return "running";
+	case EMBER_VM_PAUSED:
+		return "paused";
+	case EMBER_VM_STOPPED:
+		return "stopped";
+	}
+	return "unknown";
 }
 
 const char *ember_vcpu_exit_name(unsigned kind)
@@ -923,4 +1477,21 @@ int ember_vm_run(struct ember_vm *vm, struct ember_run_result *res)
 	if (r < 0)
 		return r;
 	return ember_vm_wait(vm, -1, res);
+}
+
+/* ------------------------------------------------------------ seccomp */
+
+int ember_vm_seccomp_confine_caller(struct ember_vm *vm, struct ember_error *err)
+{
+	if (!vm)
+		return vmm_errf(err, -EINVAL, "no VM");
+	if (atomic_load(&vm->state) == EMBER_VM_CREATED)
+		return vmm_errf(err, -EINVAL,
+				"the VM is not started (its threads would inherit "
+				"the filter)");
+	int r = vmm_seccomp_enter_mode(EMBER_THREAD_MAIN, vm->cfg.seccomp);
+	if (r < 0)
+		return vmm_errf(err, r, "cannot load the main thread's seccomp filter: %s",
+				strerror(-r));
+	return 0;
 }

@@ -6,12 +6,13 @@
 # /init writes the line EMBER-BENCH-INIT to the serial console, sleeps
 # $benchsleep seconds if the kernel command line sets benchsleep=N (the kernel
 # passes unknown name=value parameters to init's environment), then powers
-# off at once (poweroff -f: reboot(2), ACPI S5).
+# off at once (poweroff -f: reboot(2), ACPI S5). An optional third argument
+# INIT names a file whose text is /init instead (bench/restore_bench.sh).
 use strict;
 use warnings;
 
-my ($out, $busybox) = @ARGV;
-die "usage: $0 OUT BUSYBOX\n" unless defined $busybox;
+my ($out, $busybox, $init_file) = @ARGV;
+die "usage: $0 OUT BUSYBOX [INIT]\n" unless defined $busybox;
 open(my $bf, '<:raw', $busybox) or die "$busybox: $!\n";
 my $bb = do { local $/; <$bf> };
 close $bf;
@@ -22,6 +23,11 @@ echo EMBER-BENCH-INIT > /dev/ttyS0
 [ -n "$benchsleep" ] && /bin/busybox sleep "$benchsleep"
 /bin/busybox poweroff -f
 SH
+if (defined $init_file) {
+	open(my $if, '<:raw', $init_file) or die "$init_file: $!\n";
+	$init = do { local $/; <$if> };
+	close $if;
+}
 
 my $ino = 1;
 my $cpio = '';

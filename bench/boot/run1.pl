@@ -17,6 +17,10 @@
 # guest_span_kib = the range's size (to check). "-" where not sampled.
 # Exits 1 with a message on stderr if the marker does not come, or CMD does
 # not exit, within TIMEOUT_S (CMD is then killed).
+# Environment (bench/io_bench.sh): RUN1_MARK2=TEXT adds an 8th field, mark2_ms,
+# the time to the first line containing TEXT ("-" if none came), and then
+# /proc/PID/smaps is sampled at that line instead of at MARKER;
+# RUN1_STDOUT=FILE keeps a copy of CMD's stdout lines in FILE.
 use strict;
 use warnings;
 no warnings "portable";
@@ -84,7 +88,13 @@ if ($pid == 0) {
 }
 close $w;
 my $deadline = $t0 + $timeout;
-my ($t_init, $buf, $line, $bytes, @rss) = (undef, '', '', 0);
+my ($t_init, $t_mark2, $buf, $line, $bytes, @rss) = (undef, undef, '', '', 0);
+my $mark2 = $ENV{RUN1_MARK2};
+my $copy;
+if ($ENV{RUN1_STDOUT}) {
+	open($copy, '>', $ENV{RUN1_STDOUT}) or die "$ENV{RUN1_STDOUT}: $!\n";
+	$copy->autoflush(1);
+}
 my $rin = '';
 vec($rin, fileno($r), 1) = 1;
 sub fail {
@@ -104,14 +114,19 @@ while (1) {
 	while ($buf =~ s/^([^\n]*)\n//) {
 		$line = $1;
 		$line =~ s/\r//g;
+		print $copy "$line\n" if $copy;
 		if (!defined $t_init && index($line, $marker) >= 0) {
 			$t_init = clock_gettime(CLOCK_MONOTONIC);
+			@rss = smaps_rss($pid) if $guest_kib > 0 && !defined $mark2;
+		}
+		if (defined $mark2 && !defined $t_mark2 && index($line, $mark2) >= 0) {
+			$t_mark2 = clock_gettime(CLOCK_MONOTONIC);
 			@rss = smaps_rss($pid) if $guest_kib > 0;
 		}
 	}
 	if (!defined $t_init && index($buf, $marker) >= 0) {	# marker without newline yet
 		$t_init = clock_gettime(CLOCK_MONOTONIC);
-		@rss = smaps_rss($pid) if $guest_kib > 0;
+		@rss = smaps_rss($pid) if $guest_kib > 0 && !defined $mark2;
 	}
 }
 close $r;
@@ -126,4 +141,8 @@ my $t_exit = clock_gettime(CLOCK_MONOTONIC);
 fail("exited without printing the init marker '$marker'") unless defined $t_init;
 my $status = WIFEXITED($st) ? WEXITSTATUS($st) : 128 + WTERMSIG($st);
 @rss = ('-', '-', '-') unless @rss;
-printf "%.1f %.1f %d %s %s %s %d\n", ($t_init - $t0) * 1e3, ($t_exit - $t0) * 1e3, $status, @rss, $bytes;
+printf "%.1f %.1f %d %s %s %s %d", ($t_init - $t0) * 1e3, ($t_exit - $t0) * 1e3, $status, @rss, $bytes;
+if (defined $mark2) {
+	print defined $t_mark2 ? sprintf(" %.1f", ($t_mark2 - $t0) * 1e3) : " -";
+}
+print "\n";

@@ -170,6 +170,54 @@ static void reset(void *dev)
 	b->st.actual_pages = 0;
 }
 
+/* Saved state: the target and actual sizes, the guest's last statistics
+ * (the stats buffer held for the next request is taken again from the
+ * ring after a load: the guest's statistics in it are read again). */
+static unsigned held(void *dev, unsigned q, uint16_t *heads, unsigned max)
+{
+	struct virtio_balloon *b = dev;
+	if (!b->stats_held || (int)q != stats_queue(b) || !max)
+		return 0;
+	heads[0] = b->stats_head;
+	return 1;
+}
+
+static int save(void *dev, struct vmm_state_w *w)
+{
+	struct virtio_balloon *b = dev;
+	vmm_sw_begin(w, "virtio-balloon", 1);
+	vmm_sw_u32(w, b->st.target_pages);
+	vmm_sw_u32(w, b->st.actual_pages);
+	vmm_sw_bool(w, b->st.have_guest_stats);
+	vmm_sw_u32(w, b->st.guest_valid);
+	for (unsigned i = 0; i < 10; i++)
+		vmm_sw_u64(w, b->st.guest[i]);
+	vmm_sw_end(w);
+	return vmm_sw_error(w);
+}
+
+static int load(void *dev, struct vmm_state_r *r, uint64_t features)
+{
+	(void)features;
+	struct virtio_balloon *b = dev;
+	struct virtio_balloon_stats n = b->st;
+	uint32_t version = 1;
+	vmm_sr_begin(r, "virtio-balloon", &version);
+	n.target_pages = vmm_sr_u32(r);
+	n.actual_pages = vmm_sr_u32(r);
+	n.have_guest_stats = vmm_sr_bool(r);
+	n.guest_valid = vmm_sr_u32(r);
+	for (unsigned i = 0; i < 10; i++)
+		n.guest[i] = vmm_sr_u64(r);
+	if (n.guest_valid >> 10)
+		return vmm_sr_fail(r, -EINVAL, "statistics tags %#x", n.guest_valid);
+	if (vmm_sr_end(r))
+		return vmm_sr_error(r);
+	b->st = n;
+	b->stats_held = false;
+	return 0;
+}
+
 static const struct virtio_dev_ops balloon_ops = {
     .name = "virtio-balloon",
     .device_id = VIRTIO_ID_BALLOON,
@@ -183,6 +231,9 @@ static const struct virtio_dev_ops balloon_ops = {
     .activate = activate,
     .process = process,
     .reset = reset,
+    .held = held,
+    .save = save,
+    .load = load,
 };
 
 int virtio_balloon_create(struct virtio_mmio_config cfg, struct virtio_balloon **out,

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
 #include <linux/virtio_blk.h>
@@ -60,6 +61,7 @@ struct virtio_blk {
 	bool read_only, block_device, direct;
 	uint32_t dio_mem_align, dio_off_align; /* cache=none */
 	uint64_t capacity;		       /* sectors */
+	uint64_t size;			       /* the image's bytes when opened */
 	char serial[VIRTIO_BLK_ID_BYTES];
 	struct virtio_blk_stats stats; /* under the transport lock */
 	bool uring;
@@ -74,6 +76,44 @@ struct virtio_blk {
 uint64_t virtio_blk_capacity(const struct virtio_blk *blk)
 {
 	return blk->capacity;
+}
+
+int virtio_blk_resize(struct virtio_blk *blk, uint64_t bytes, char *msg, size_t msglen)
+{
+	struct stat st;
+	int r = 0;
+	virtio_mmio_lock(blk->t);
+	uint64_t now = blk->capacity * SECTOR;
+	if (blk->read_only) {
+		r = -EROFS;
+		snprintf(msg, msglen, "the disk is read-only");
+	} else if (blk->block_device) {
+		r = -EOPNOTSUPP;
+		snprintf(msg, msglen, "the disk is a block device: resize it on the host");
+	} else if (bytes % SECTOR) {
+		r = -EINVAL;
+		snprintf(msg, msglen, "%" PRIu64 " bytes is not a multiple of %u", bytes, SECTOR);
+	} else if (bytes < now) {
+		r = -EINVAL;
+		snprintf(msg, msglen,
+			 "%" PRIu64 " bytes is less than its %" PRIu64 " (shrinking is refused)",
+			 bytes, now);
+	} else if (bytes > INT64_MAX) {
+		r = -EFBIG;
+		snprintf(msg, msglen, "%" PRIu64 " bytes is too large", bytes);
+	} else if (bytes != now) {
+		if (fstat(blk->fd, &st) < 0 ||
+		    ((uint64_t)st.st_size < bytes && ftruncate(blk->fd, (off_t)bytes) < 0)) {
+			r = -errno;
+			snprintf(msg, msglen, "cannot grow the image to %" PRIu64 " bytes: %s",
+				 bytes, strerror(errno));
+		} else {
+			blk->capacity = bytes / SECTOR;
+			virtio_mmio_config_changed(blk->t);
+		}
+	}
+	virtio_mmio_unlock(blk->t);
+	return r;
 }
 
 const char *virtio_blk_engine_name(const struct virtio_blk *blk)
@@ -634,6 +674,52 @@ static int setup_engine(struct virtio_blk *blk, const struct virtio_blk_options 
 	return r;
 }
 
+/* The saved state: what the driver saw of the disk (its size, read-only,
+ * serial), to refuse a load on an image that changed. Paused means no
+ * request in flight (vmm_virtio_quiesce drained them). Lock held. */
+static int blk_save(void *dev, struct vmm_state_w *w)
+{
+	struct virtio_blk *blk = dev;
+	unsigned inflight = 0;
+	for (unsigned i = 0; i < blk->ops.nqueues; i++)
+		inflight += blk->q[i].inflight;
+	if (inflight || blk->in_ring)
+		return -EBUSY;
+	vmm_sw_begin(w, "virtio-blk", 1);
+	vmm_sw_u64(w, blk->size);
+	vmm_sw_u64(w, blk->capacity);
+	vmm_sw_bool(w, blk->read_only);
+	vmm_sw_bytes(w, blk->serial, sizeof(blk->serial));
+	vmm_sw_end(w);
+	return vmm_sw_error(w);
+}
+
+static int blk_load(void *dev, struct vmm_state_r *r, uint64_t features)
+{
+	(void)features;
+	struct virtio_blk *blk = dev;
+	uint32_t version = 1;
+	char serial[sizeof(blk->serial)];
+	vmm_sr_begin(r, "virtio-blk", &version);
+	uint64_t size = vmm_sr_u64(r);
+	uint64_t capacity = vmm_sr_u64(r);
+	bool read_only = vmm_sr_bool(r);
+	vmm_sr_bytes(r, serial, sizeof(serial));
+	if (size != blk->size || capacity != blk->capacity)
+		return vmm_sr_fail(r, -EINVAL,
+				   "the disk image changed size: %llu bytes when saved, %llu now",
+				   (unsigned long long)size, (unsigned long long)blk->size);
+	if (read_only != blk->read_only)
+		return vmm_sr_fail(r, -EINVAL, "the disk was %s when saved, is %s now",
+				   read_only ? "read-only" : "writable",
+				   blk->read_only ? "read-only" : "writable");
+	if (memcmp(serial, blk->serial, sizeof(serial)))
+		return vmm_sr_fail(r, -EINVAL, "the disk's serial changed");
+	if (vmm_sr_end(r))
+		return vmm_sr_error(r);
+	return 0;
+}
+
 int virtio_blk_create(struct virtio_mmio_config cfg, const struct virtio_blk_options *opt,
 		      struct virtio_blk **out, struct virtio_mmio **out_t, char *err, size_t errlen)
 {
@@ -701,6 +787,7 @@ int virtio_blk_create(struct virtio_mmio_config cfg, const struct virtio_blk_opt
 	if (blk->direct)
 		dio_alignment(blk);
 	blk->capacity = size / SECTOR; /* a partial last sector is not reachable */
+	blk->size = size;
 	blk->read_only = opt->read_only;
 	if (opt->serial)
 		memcpy(blk->serial, opt->serial, strlen(opt->serial));
@@ -718,6 +805,8 @@ int virtio_blk_create(struct virtio_mmio_config cfg, const struct virtio_blk_opt
 	    .config_read = blk_config_read,
 	    .process = blk_process,
 	    .reset = blk_reset,
+	    .save = blk_save,
+	    .load = blk_load,
 	};
 	cfg.ops = &blk->ops;
 	cfg.dev = blk;

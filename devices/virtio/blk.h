@@ -117,6 +117,17 @@ int virtio_blk_create(struct virtio_mmio_config cfg, const struct virtio_blk_opt
 void virtio_blk_destroy(struct virtio_blk *blk);
 /* Capacity in 512-byte sectors. */
 uint64_t virtio_blk_capacity(const struct virtio_blk *blk);
+/*
+ * Grows the disk to bytes (a multiple of 512): the image file is extended
+ * with ftruncate when it is smaller (sparse), then the capacity follows and
+ * the driver gets a configuration change interrupt (generation + 1). Any
+ * thread (takes the transport lock). Returns 0 (also for the current
+ * size), -EINVAL (not a multiple of 512, or smaller than the capacity: a
+ * shrink is refused), -EROFS (read-only), -EOPNOTSUPP (a block device),
+ * or ftruncate's/fstat's -errno; nothing changed on an error, msg says
+ * why.
+ */
+int virtio_blk_resize(struct virtio_blk *blk, uint64_t bytes, char *msg, size_t msglen);
 
 /* "io_uring" or "sync": the engine the disk runs. */
 const char *virtio_blk_engine_name(const struct virtio_blk *blk);

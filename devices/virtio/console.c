@@ -21,6 +21,7 @@ struct virtio_console {
 	bool tx_held;
 	struct vq_chain tx_chain;
 	uint64_t tx_off;
+	uint64_t tx_resume; /* after a load: tx_off of the held chain, taken again */
 	struct vq_buf tx_bufs[MAX_BUFS];
 	struct vq_buf rx_bufs[MAX_BUFS];
 	struct virtio_console_stats st;
@@ -73,7 +74,8 @@ static void tx_process(struct virtio_console *c, struct virtio_mmio *t)
 			r = vq_pop(q, &c->tx_chain);
 			if (r != 1)
 				break;
-			c->tx_off = 0;
+			c->tx_off = c->tx_resume;
+			c->tx_resume = 0;
 			if (c->tx_chain.error || c->tx_chain.nreadable == 0) {
 				c->st.bad_chains++;
 				vq_push(q, c->tx_chain.head, 0);
@@ -131,6 +133,58 @@ static void reset(void *dev)
 	c->size_told = false;
 	c->tx_held = false;
 	c->tx_off = 0;
+	c->tx_resume = 0;
+}
+
+/* Saved state: the size the driver was told, and how far the transmit
+ * chain held for a full host had gone (that chain is taken again from the
+ * ring after a load and continues from there). Input waits on the host's
+ * side (the VMM's console buffer), not in the device. */
+static unsigned held(void *dev, unsigned q, uint16_t *heads, unsigned max)
+{
+	struct virtio_console *c = dev;
+	if (q != VIRTIO_CONSOLE_Q_TX || !c->tx_held || !max)
+		return 0;
+	heads[0] = c->tx_chain.head;
+	return 1;
+}
+
+static int save(void *dev, struct vmm_state_w *w)
+{
+	struct virtio_console *c = dev;
+	vmm_sw_begin(w, "virtio-console", 1);
+	vmm_sw_u16(w, c->cols);
+	vmm_sw_u16(w, c->rows);
+	vmm_sw_bool(w, c->size_told);
+	vmm_sw_bool(w, c->tx_held);
+	vmm_sw_u64(w, c->tx_held ? c->tx_off : 0);
+	vmm_sw_end(w);
+	return vmm_sw_error(w);
+}
+
+static int load(void *dev, struct vmm_state_r *r, uint64_t features)
+{
+	(void)features;
+	struct virtio_console *c = dev;
+	uint32_t version = 1;
+	vmm_sr_begin(r, "virtio-console", &version);
+	uint16_t cols = vmm_sr_u16(r), rows = vmm_sr_u16(r);
+	bool size_told = vmm_sr_bool(r);
+	bool tx_held = vmm_sr_bool(r);
+	uint64_t tx_off = vmm_sr_u64(r);
+	if (tx_off > UINT32_MAX || (!tx_held && tx_off))
+		return vmm_sr_fail(r, -EINVAL, "transmit offset %llu", (unsigned long long)tx_off);
+	if (vmm_sr_end(r))
+		return vmm_sr_error(r);
+	if (c->has_size) {
+		c->cols = cols;
+		c->rows = rows;
+	}
+	c->size_told = size_told;
+	c->tx_held = false;
+	c->tx_off = 0;
+	c->tx_resume = tx_off;
+	return 0;
 }
 
 #define CONSOLE_OPS(feat)                                                                        \
@@ -138,7 +192,8 @@ static void reset(void *dev)
 		.name = "virtio-console", .device_id = VIRTIO_ID_CONSOLE, .nqueues = 2,          \
 		.queue_max = 256, .features = (feat),                                            \
 		.config_size = sizeof(struct virtio_console_config), .config_read = config_read, \
-		.activate = activate, .process = process, .reset = reset,                        \
+		.activate = activate, .process = process, .reset = reset, .held = held,          \
+		.save = save, .load = load,                                                      \
 	}
 static const struct virtio_dev_ops console_ops = CONSOLE_OPS(0);
 static const struct virtio_dev_ops console_ops_size = CONSOLE_OPS(1ull << VIRTIO_CONSOLE_F_SIZE);

@@ -1,6 +1,8 @@
 /* devices/virtio/mmio.c - the virtio-mmio transport (version 2): registers, negotiation, status, queues. */
 #include "mmio.h"
 
+#include "../../lib/io/util.h"
+
 #include <errno.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_ring.h>
@@ -361,12 +363,264 @@ static void mmio_destroy(struct dev *dev)
 	free(t);
 }
 
+/* ---------------------------------------------------------------- state */
+
+#define MMIO_STATE_VERSION 1
+#define STATUS_BITS                                                                         \
+	(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_DRIVER_OK | \
+	 VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_NEEDS_RESET | VIRTIO_CONFIG_S_FAILED)
+
+/* The n chains a device holds are the last n the available ring gave it,
+ * in order: the ring's entries before last_avail name heads[0..n). */
+static bool held_in_order(const struct virtq *q, const uint16_t *heads, unsigned n)
+{
+	if (n > q->size || n > (uint16_t)(q->last_avail - q->used_idx))
+		return false;
+	for (unsigned i = 0; i < n; i++) {
+		uint16_t pos = (uint16_t)(q->last_avail - n + i);
+		const uint8_t *e = q->avail + 4 + 2u * (pos & (q->size - 1u));
+		if (vmm_le16(e) != heads[i])
+			return false;
+	}
+	return true;
+}
+
+int virtio_mmio_save(struct virtio_mmio *t, struct vmm_state_w *w)
+{
+	const struct virtio_dev_ops *ops = t->cfg.ops;
+	int rc = 0;
+	uint16_t *heads = ops->held ? calloc(VQ_MAX_SIZE, sizeof(*heads)) : NULL;
+	if (ops->held && !heads)
+		return -ENOMEM;
+	virtio_mmio_lock(t);
+	vmm_sw_begin(w, "virtio-mmio", MMIO_STATE_VERSION);
+	vmm_sw_u32(w, ops->device_id);
+	vmm_sw_u8(w, (uint8_t)ops->nqueues);
+	vmm_sw_u16(w, ops->queue_max);
+	vmm_sw_u8(w, t->status);
+	vmm_sw_u64(w, t->driver_features);
+	vmm_sw_u64(w, t->negotiated);
+	vmm_sw_u32(w, t->dev_features_sel);
+	vmm_sw_u32(w, t->drv_features_sel);
+	vmm_sw_u32(w, t->queue_sel);
+	vmm_sw_u32(w, __atomic_load_n(&t->interrupt_status, __ATOMIC_SEQ_CST));
+	vmm_sw_u32(w, t->config_generation);
+	for (unsigned i = 0; i < ops->nqueues; i++) {
+		const struct queue_cfg *qc = &t->qcfg[i];
+		const struct virtq *q = &t->vq[i];
+		vmm_sw_u16(w, qc->num);
+		vmm_sw_u64(w, qc->desc);
+		vmm_sw_u64(w, qc->avail);
+		vmm_sw_u64(w, qc->used);
+		vmm_sw_bool(w, qc->ready);
+		if (!qc->ready)
+			continue;
+		unsigned held = 0;
+		if (ops->held && q->enabled) {
+			held = ops->held(t->cfg.dev, i, heads, q->size);
+			if (!held_in_order(q, heads, held) && !rc)
+				rc = -EBUSY; /* cannot be given back to the ring */
+		}
+		uint16_t in_flight = (uint16_t)(q->last_avail - q->used_idx);
+		if (in_flight != held && !rc)
+			rc = -EBUSY; /* a request still in flight: not quiesced */
+		vmm_sw_u16(w, (uint16_t)(q->last_avail - held));
+		vmm_sw_u16(w, q->used_idx);
+		vmm_sw_u16(w, q->signalled);
+		vmm_sw_bool(w, q->signalled_valid);
+		vmm_sw_bool(w, q->notify);
+		vmm_sw_bool(w, q->broken);
+	}
+	if (!rc && ops->save)
+		rc = ops->save(t->cfg.dev, w);
+	vmm_sw_end(w);
+	virtio_mmio_unlock(t);
+	free(heads);
+	return rc ? rc : vmm_sw_error(w);
+}
+
+/* Lock held: reads and checks the transport's part into n (a copy of t's). */
+static int load_transport(struct virtio_mmio *t, struct vmm_state_r *r, struct virtio_mmio *n)
+{
+	const struct virtio_dev_ops *ops = t->cfg.ops;
+	uint32_t id = vmm_sr_u32(r);
+	unsigned nq = vmm_sr_u8(r);
+	unsigned qmax = vmm_sr_u16(r);
+	if (vmm_sr_error(r))
+		return vmm_sr_error(r);
+	if (id != ops->device_id || nq != ops->nqueues || qmax != ops->queue_max)
+		return vmm_sr_fail(r, -EINVAL,
+				   "saved for device %u with %u queues of %u, this is %s (%u, "
+				   "%u queues of %u)",
+				   id, nq, qmax, ops->name, ops->device_id, ops->nqueues,
+				   ops->queue_max);
+	n->status = vmm_sr_u8(r);
+	n->driver_features = vmm_sr_u64(r);
+	n->negotiated = vmm_sr_u64(r);
+	n->dev_features_sel = vmm_sr_u32(r);
+	n->drv_features_sel = vmm_sr_u32(r);
+	n->queue_sel = vmm_sr_u32(r);
+	n->interrupt_status = vmm_sr_u32(r);
+	n->config_generation = vmm_sr_u32(r);
+	if (vmm_sr_error(r))
+		return vmm_sr_error(r);
+	bool fok = n->status & VIRTIO_CONFIG_S_FEATURES_OK;
+	if (n->status & ~STATUS_BITS)
+		return vmm_sr_fail(r, -EINVAL, "device status %#x", n->status);
+	if (n->driver_features & ~t->offered)
+		return vmm_sr_fail(r, -EINVAL, "driver features %#llx not offered (%#llx)",
+				   (unsigned long long)n->driver_features,
+				   (unsigned long long)t->offered);
+	if (fok ? n->negotiated != n->driver_features ||
+		      !(n->negotiated & (1ull << VIRTIO_F_VERSION_1))
+		: n->negotiated != 0)
+		return vmm_sr_fail(r, -EINVAL, "negotiated features %#llx do not match",
+				   (unsigned long long)n->negotiated);
+	if (n->interrupt_status & ~(VIRTIO_MMIO_INT_VRING | VIRTIO_MMIO_INT_CONFIG))
+		return vmm_sr_fail(r, -EINVAL, "interrupt status %#x", n->interrupt_status);
+	for (unsigned i = 0; i < ops->nqueues; i++) {
+		struct queue_cfg *qc = &n->qcfg[i];
+		struct virtq *q = &n->vq[i];
+		qc->num = vmm_sr_u16(r);
+		qc->desc = vmm_sr_u64(r);
+		qc->avail = vmm_sr_u64(r);
+		qc->used = vmm_sr_u64(r);
+		qc->ready = vmm_sr_bool(r);
+		memset(q, 0, sizeof(*q));
+		if (vmm_sr_error(r))
+			return vmm_sr_error(r);
+		if (!qc->num || qc->num > ops->queue_max || (qc->num & (qc->num - 1)))
+			return vmm_sr_fail(r, -EINVAL,
+					   "queue %u: size %u (a power of two up to %u)", i,
+					   qc->num, ops->queue_max);
+		if (!qc->ready)
+			continue;
+		if (!fok)
+			return vmm_sr_fail(r, -EINVAL, "queue %u ready before FEATURES_OK", i);
+		uint16_t last_avail = vmm_sr_u16(r);
+		uint16_t used_idx = vmm_sr_u16(r);
+		uint16_t signalled = vmm_sr_u16(r);
+		bool signalled_valid = vmm_sr_bool(r);
+		bool notify = vmm_sr_bool(r);
+		bool broken = vmm_sr_bool(r);
+		if (vmm_sr_error(r))
+			return vmm_sr_error(r);
+		if (last_avail != used_idx)
+			return vmm_sr_fail(r, -EINVAL,
+					   "queue %u: %u chains in flight (available index %u, "
+					   "used %u of %u)",
+					   i, (uint16_t)(last_avail - used_idx), last_avail,
+					   used_idx, qc->num);
+		int e = vq_enable(q, t->cfg.mem, qc->num, qc->desc, qc->avail, qc->used,
+				  n->negotiated & (1ull << VIRTIO_RING_F_EVENT_IDX),
+				  n->negotiated & (1ull << VIRTIO_RING_F_INDIRECT_DESC));
+		if (e < 0)
+			return vmm_sr_fail(
+			    r, -EINVAL, "queue %u: rings at %#llx/%#llx/%#llx of size %u %s", i,
+			    (unsigned long long)qc->desc, (unsigned long long)qc->avail,
+			    (unsigned long long)qc->used, qc->num,
+			    e == -EFAULT ? "outside guest memory" : "misaligned");
+		q->last_avail = last_avail;
+		q->used_idx = used_idx;
+		q->signalled = signalled;
+		q->signalled_valid = signalled_valid;
+		q->notify = notify;
+		q->broken = broken;
+	}
+	return 0;
+}
+
+static void finish_load_locked(struct virtio_mmio *t)
+{
+	const struct virtio_dev_ops *ops = t->cfg.ops;
+	if (running(t) && ops->restored)
+		ops->restored(t->cfg.dev, t);
+	if (__atomic_load_n(&t->interrupt_status, __ATOMIC_SEQ_CST) && t->cfg.interrupt)
+		t->cfg.interrupt(t->cfg.opaque);
+}
+
+void virtio_mmio_finish_load(struct virtio_mmio *t)
+{
+	virtio_mmio_lock(t);
+	finish_load_locked(t);
+	virtio_mmio_unlock(t);
+}
+
+int virtio_mmio_load(struct virtio_mmio *t, struct vmm_state_r *r)
+{
+	int rc = virtio_mmio_load_deferred(t, r);
+	if (rc == 0)
+		virtio_mmio_finish_load(t);
+	return rc;
+}
+
+int virtio_mmio_load_deferred(struct virtio_mmio *t, struct vmm_state_r *r)
+{
+	const struct virtio_dev_ops *ops = t->cfg.ops;
+	uint32_t version = MMIO_STATE_VERSION;
+	if (vmm_sr_begin(r, "virtio-mmio", &version))
+		return vmm_sr_error(r);
+	struct virtio_mmio *n = malloc(sizeof(*n));
+	if (!n)
+		return vmm_sr_fail(r, -ENOMEM, "out of memory");
+	virtio_mmio_lock(t);
+	int rc = load_transport(t, r, n);
+	/* the device's own part, which applies itself only when it is whole;
+	 * read ahead first that it is the last thing in this section */
+	if (!rc && ops->load) {
+		struct vmm_state_r look = *r;
+		if (vmm_sr_skip(&look) || vmm_sr_end(&look)) {
+			*r = look;
+			rc = vmm_sr_error(r);
+		}
+	}
+	if (!rc && ops->load)
+		rc = ops->load(t->cfg.dev, r, n->negotiated);
+	if (!rc)
+		rc = vmm_sr_end(r);
+	if (rc) {
+		virtio_mmio_unlock(t);
+		free(n);
+		return rc;
+	}
+	t->status = n->status;
+	t->driver_features = n->driver_features;
+	__atomic_store_n(&t->negotiated, n->negotiated, __ATOMIC_RELAXED);
+	t->dev_features_sel = n->dev_features_sel;
+	t->drv_features_sel = n->drv_features_sel;
+	t->queue_sel = n->queue_sel;
+	__atomic_store_n(&t->interrupt_status, n->interrupt_status, __ATOMIC_SEQ_CST);
+	t->config_generation = n->config_generation;
+	for (unsigned i = 0; i < ops->nqueues; i++) {
+		t->qcfg[i] = n->qcfg[i];
+		t->vq[i] = n->vq[i];
+	}
+	free(n);
+	if ((t->status & VIRTIO_CONFIG_S_DRIVER_OK) && (t->status & VIRTIO_CONFIG_S_FEATURES_OK) &&
+	    ops->activate && ops->activate(t->cfg.dev, t->negotiated) < 0)
+		set_status(t, t->status | VIRTIO_CONFIG_S_NEEDS_RESET);
+	virtio_mmio_unlock(t);
+	return 0;
+}
+
+static int mmio_save(struct dev *dev, struct vmm_state_w *w)
+{
+	return virtio_mmio_save((struct virtio_mmio *)dev, w);
+}
+
+static int mmio_load(struct dev *dev, struct vmm_state_r *r)
+{
+	return virtio_mmio_load((struct virtio_mmio *)dev, r);
+}
+
 static const struct dev_ops virtio_mmio_ops = {
     .bus = {.name = "virtio-mmio",
 	    .sizes = BUS_W1 | BUS_W2 | BUS_W4 | BUS_W8,
 	    .access = mmio_access},
     .reset = mmio_reset,
     .destroy = mmio_destroy,
+    .save = mmio_save,
+    .load = mmio_load,
 };
 
 int virtio_mmio_create(const struct virtio_mmio_config *cfg, struct virtio_mmio **out)

@@ -31,6 +31,7 @@
  */
 
 #include "../device.h"
+#include "../../lib/io/state.h"
 #include "virtqueue.h"
 
 #include <pthread.h>
@@ -99,6 +100,28 @@ struct virtio_dev_ops {
 	void (*process)(void *dev, struct virtio_mmio *t, unsigned q);
 	/* Back to the state before activate (driver reset). Lock held. */
 	void (*reset)(void *dev);
+
+	/* ---- saved state (virtio_mmio_save/load); every member optional ---- */
+	/* Chains of queue q the device took off the ring and holds unused (a
+	 * receive buffer waiting for data, output waiting for room): their
+	 * heads in the order taken, at most max of them, and how many. A save
+	 * puts the queue's position back before them, so the loaded device
+	 * takes them again; so they must be the last ones taken from q (the
+	 * save checks them against the available ring: -EBUSY if not, e.g. a
+	 * refused chain was returned after a held one). Lock held. */
+	unsigned (*held)(void *dev, unsigned q, uint16_t *heads, unsigned max);
+	/* The device's own state as one section (lock held, VM paused).
+	 * Returns the writer's error, or -EBUSY (work in flight a pause should
+	 * have drained). */
+	int (*save)(void *dev, struct vmm_state_w *w);
+	/* Present with save: reads it (lock held), for the negotiated
+	 * features; refuses with the reader's sticky error and changes nothing.
+	 * Chains the device held are forgotten (they are taken again). */
+	int (*load)(void *dev, struct vmm_state_r *r, uint64_t features);
+	/* After a load, the transport's state in place and the device running
+	 * (lock held): the device may use its queues, e.g. virtio-vsock tells
+	 * the driver its connections are gone. */
+	void (*restored)(void *dev, struct virtio_mmio *t);
 };
 
 struct virtio_mmio_config {
@@ -147,6 +170,34 @@ void virtio_mmio_refuse_chain(struct virtio_mmio *t, unsigned q, uint16_t head);
 /* For the device, lock held: its configuration changed (generation + 1,
  * configuration interrupt). */
 void virtio_mmio_config_changed(struct virtio_mmio *t);
+
+/*
+ * The transport's state and the device's (its ops' save), as one
+ * "virtio-mmio" section: status, features, selectors, interrupt status,
+ * configuration generation, each queue's setup and position (available and
+ * used indices, the event-index bookkeeping). The VM must be paused: every
+ * chain taken must have been used, except those the device holds (ops
+ * held), else -EBUSY. Takes the lock. Returns 0 or -errno.
+ */
+int virtio_mmio_save(struct virtio_mmio *t, struct vmm_state_w *w);
+/*
+ * Reads a virtio_mmio_save state into t, a transport of the same device
+ * type and queue layout (freshly created, guest memory mapped): refuses
+ * another device, features the device does not offer, a queue size that
+ * is not a power of two up to the maximum, rings outside guest memory or
+ * misaligned, a chain in flight, and the device's own refusals, with the
+ * reader's -EINVAL and nothing changed. On success the device runs as
+ * saved (activate is called again with the negotiated features) and, if
+ * the interrupt status was not clear, the interrupt is raised once more
+ * (a restored interrupt controller may have lost the edge). Takes the lock.
+ */
+int virtio_mmio_load(struct virtio_mmio *t, struct vmm_state_r *r);
+/* virtio_mmio_load in two steps, for a load of several devices that must
+ * change nothing the guest sees (its memory, its interrupts) until all of
+ * them loaded: the state only, then (once every device loaded)
+ * virtio_mmio_finish_load: the device's restored hook and the interrupt. */
+int virtio_mmio_load_deferred(struct virtio_mmio *t, struct vmm_state_r *r);
+void virtio_mmio_finish_load(struct virtio_mmio *t);
 
 void virtio_mmio_lock(struct virtio_mmio *t);
 void virtio_mmio_unlock(struct virtio_mmio *t);

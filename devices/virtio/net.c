@@ -1,5 +1,6 @@
 /* devices/virtio/net.c - virtio-net: transmit and receive between the guest's rings and a tap fd, headers checked, offloads matched to the driver's. */
 #include "net.h"
+#include "ratelimit.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,8 +26,10 @@ _Static_assert(sizeof(struct virtio_net_hdr_v1) == VIRTIO_NET_HDR_BYTES, "virtio
 #define SLOT_BUFS 32u	/* buffers per receive chain */
 #define RX_IOV	  1024u /* UIO_MAXIOV */
 #define TX_BUFS	  64u
-/* the largest frame without GUEST_TSO: 1500 bytes of MTU, Ethernet, VLAN */
-#define SMALL_FRAME (1500u + 14u + 4u)
+/* the largest frame without GUEST_TSO: 1500 bytes of MTU (or the device's
+ * mtu), Ethernet, VLAN */
+#define FRAME_OVERHEAD (14u + 4u)
+#define SMALL_FRAME    (1500u + FRAME_OVERHEAD)
 
 struct rx_slot {
 	struct vq_chain c;
@@ -40,7 +43,16 @@ struct virtio_net {
 	uint64_t features; /* negotiated (0 until activate) */
 	bool offloads_pending;
 	bool watching;
+	struct virtio_dev_ops ops; /* this card's (F_MTU only with an mtu) */
 	struct virtio_net_stats stats;
+	/* rate limits, each direction its own buckets (under the lock) */
+	struct ratelimit rl_rx, rl_tx;
+	/* transmit back-pressure: the chain the fd refused with EAGAIN, kept
+	 * (not returned to the driver) until the fd is writable again */
+	struct vq_chain tx_c;
+	bool tx_held;	  /* tx_c is popped, not yet sent */
+	bool tx_blocked;  /* waiting for the fd to be writable */
+	bool tx_watching; /* the last tx_watch said on */
 	/* receive chains taken from the ring, not yet used: a ring of slots */
 	unsigned rx_head, rx_count;
 	uint64_t rx_avail; /* their writable bytes */
@@ -71,6 +83,7 @@ static void net_config_read(void *dev, uint32_t off, uint8_t *data, unsigned len
 	memcpy(c.mac, net->opt.mac, 6);
 	c.status = VIRTIO_NET_S_LINK_UP;
 	c.max_virtqueue_pairs = 1;
+	c.mtu = net->opt.mtu; /* read by a driver that took VIRTIO_NET_F_MTU */
 	if (off >= sizeof(c) || len > sizeof(c) - off) {
 		memset(data, 0, len);
 		return;
@@ -85,6 +98,15 @@ static void set_watch(struct virtio_net *net, bool on)
 	net->watching = on;
 	if (net->opt.rx_watch)
 		net->opt.rx_watch(net->opt.opaque, on);
+}
+
+static void set_tx_watch(struct virtio_net *net, bool on)
+{
+	if (net->tx_watching == on)
+		return;
+	net->tx_watching = on;
+	if (net->opt.tx_watch)
+		net->opt.tx_watch(net->opt.opaque, on);
 }
 
 /* TUN_F_* for what the driver accepted to receive. */
@@ -114,8 +136,10 @@ static void apply_offloads(struct virtio_net *net)
 /* The largest frame the guest may be handed (header not counted). */
 static uint64_t rx_need(const struct virtio_net *net)
 {
-	return offloads_for(net->features) & (TUN_F_TSO4 | TUN_F_TSO6) ? VIRTIO_NET_MAX_FRAME
-								       : SMALL_FRAME;
+	if (offloads_for(net->features) & (TUN_F_TSO4 | TUN_F_TSO6))
+		return VIRTIO_NET_MAX_FRAME;
+	uint64_t mtu_frame = (uint64_t)net->opt.mtu + FRAME_OVERHEAD;
+	return mtu_frame > SMALL_FRAME ? mtu_frame : SMALL_FRAME;
 }
 
 static bool mergeable(const struct virtio_net *net)
@@ -225,10 +249,18 @@ static void rx_run(struct virtio_net *net)
 	struct virtq *q = virtio_mmio_queue(t, VIRTIO_NET_RXQ);
 	apply_offloads(net);
 	uint64_t need = VIRTIO_NET_HDR_BYTES + rx_need(net);
+	uint64_t now = ratelimit_clock(&net->rl_rx);
 	bool pushed = false;
 	for (unsigned frames = 0;;) {
 		if (frames >= VIRTIO_NET_BATCH) {
 			set_watch(net, true); /* the fd stays readable: the loop comes back */
+			break;
+		}
+		if (!ratelimit_ready(&net->rl_rx, now)) {
+			/* out of tokens: the fd is not watched meanwhile (frames
+			 * wait in the tap); the VMM's timer runs this queue again */
+			set_watch(net, false);
+			ratelimit_throttle(&net->rl_rx, now);
 			break;
 		}
 		if (rx_fill(net, q, need, &pushed) < 0) {
@@ -273,6 +305,7 @@ static void rx_run(struct virtio_net *net)
 		    VIRTIO_NET_HDR_GSO_NONE)
 			net->stats.rx_gso++;
 		rx_complete(net, q, (uint64_t)r);
+		ratelimit_charge(&net->rl_rx, (uint64_t)r - VIRTIO_NET_HDR_BYTES);
 		pushed = true;
 	}
 	if (pushed)
@@ -314,62 +347,88 @@ int virtio_net_tx_check(const struct virtio_net_hdr_v1 *h, uint64_t features, ui
 	return 0;
 }
 
-/* One transmit chain to the fd. */
-static void tx_one(struct virtio_net *net, const struct vq_chain *c)
+/* One transmit chain to the fd. Returns the frame bytes sent (0 for a
+ * chain dropped), or -EAGAIN when the fd is full (nothing sent: the chain
+ * is to be tried again when it is writable). */
+static int64_t tx_one(struct virtio_net *net, const struct vq_chain *c)
 {
 	struct virtio_net_stats *st = &net->stats;
 	if (c->error || c->nreadable != c->nbufs ||
 	    c->readable_len < VIRTIO_NET_HDR_BYTES + VIRTIO_NET_MIN_FRAME ||
 	    c->readable_len > VIRTIO_NET_HDR_BYTES + VIRTIO_NET_MAX_FRAME) {
 		st->bad_chains++;
-		return;
+		return 0;
 	}
 	struct virtio_net_hdr_v1 h;
 	uint64_t frame = c->readable_len - VIRTIO_NET_HDR_BYTES;
 	vq_chain_read(c, 0, &h, sizeof(h));
 	if (virtio_net_tx_check(&h, net->features, frame) < 0) {
 		st->bad_headers++;
-		return;
+		return 0;
 	}
 	h.num_buffers = 0; /* unused on transmit */
 	net->tx_iov[0] = (struct iovec){.iov_base = &h, .iov_len = sizeof(h)};
 	int n = vq_chain_iov(c, false, VIRTIO_NET_HDR_BYTES, frame, net->tx_iov + 1, TX_BUFS);
 	if (n < 0) {
 		st->bad_chains++;
-		return;
+		return 0;
 	}
 	ssize_t r;
 	do
 		r = writev(net->fd, net->tx_iov, n + 1);
 	while (r < 0 && errno == EINTR);
+	if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && net->opt.tx_watch)
+		return -EAGAIN; /* full: back-pressure (without a watch, dropped) */
 	if (r < 0) {
-		st->tx_dropped++; /* EAGAIN (full), EIO (the tap is down), EINVAL */
-		return;
+		st->tx_dropped++; /* EIO (the tap is down), EINVAL */
+		return 0;
 	}
 	st->tx_packets++;
 	st->tx_bytes += frame;
 	if (h.gso_type != VIRTIO_NET_HDR_GSO_NONE)
 		st->tx_gso++;
+	return (int64_t)frame;
 }
 
+/* Transmit chains to the fd while the rate limit and the fd allow (lock
+ * held). A chain the fd refuses (EAGAIN) stays the device's: the queue
+ * stops, without notifications, until virtio_net_tx_ready. */
 static void tx_run(struct virtio_net *net)
 {
 	struct virtio_mmio *t = net->t;
 	struct virtq *q = virtio_mmio_queue(t, VIRTIO_NET_TXQ);
+	if (net->tx_blocked)
+		return; /* the fd's writability resumes it */
 	apply_offloads(net);
-	struct vq_chain c = {.bufs = net->tx_bufs, .max_bufs = TX_BUFS};
-	bool pushed = false;
+	struct vq_chain *c = &net->tx_c;
+	uint64_t now = ratelimit_clock(&net->rl_tx);
+	bool pushed = false, throttled = false, blocked = false;
 	unsigned frames = 0;
 	int r = 0;
 	for (;;) {
 		vq_set_notify(q, false);
-		while (frames < VIRTIO_NET_BATCH && (r = vq_pop(q, &c)) == 1) {
-			tx_one(net, &c);
-			vq_push(q, c.head, 0);
+		while (frames < VIRTIO_NET_BATCH) {
+			if (!ratelimit_ready(&net->rl_tx, now)) {
+				throttled = net->tx_held || vq_has_work(q);
+				break;
+			}
+			if (!net->tx_held) {
+				*c = (struct vq_chain){.bufs = net->tx_bufs, .max_bufs = TX_BUFS};
+				if ((r = vq_pop(q, c)) != 1)
+					break;
+			}
+			int64_t sent = tx_one(net, c);
+			if (sent == -EAGAIN) {
+				net->tx_held = blocked = true;
+				break;
+			}
+			net->tx_held = false;
+			vq_push(q, c->head, 0);
+			ratelimit_charge(&net->rl_tx, (uint64_t)sent);
 			pushed = true;
 			frames++;
 		}
-		if (r < 0 || frames >= VIRTIO_NET_BATCH)
+		if (r < 0 || frames >= VIRTIO_NET_BATCH || throttled || blocked)
 			break;
 		vq_set_notify(q, true);
 		if (!vq_has_work(q))
@@ -377,6 +436,12 @@ static void tx_run(struct virtio_net *net)
 	}
 	if (r < 0) {
 		virtio_mmio_needs_reset(t);
+	} else if (blocked) {
+		net->stats.tx_blocked++;
+		net->tx_blocked = true;
+		set_tx_watch(net, true);
+	} else if (throttled) {
+		ratelimit_throttle(&net->rl_tx, now); /* the VMM's timer runs it again */
 	} else if (frames >= VIRTIO_NET_BATCH) {
 		vq_set_notify(q, true);
 		if (net->opt.requeue)
@@ -410,7 +475,59 @@ static void net_reset(void *dev)
 	struct virtio_net *net = dev;
 	net->features = 0;
 	rx_clear(net); /* the chains were the old rings' */
-		       /* the watch goes off at the next fd event (backend_ready sees it) */
+	/* the watch goes off at the next fd event (backend_ready sees it) */
+	net->tx_held = net->tx_blocked = false; /* a held chain was the old ring's */
+	/* (and a transmit watch at its next event: virtio_net_tx_ready) */
+}
+
+/* Saved state: the MAC the driver read (a restored guest keeps its address
+ * even if the new tap's configuration made another). The negotiated
+ * features come back through activate; the receive chains held, and a
+ * transmit chain held by back-pressure, are taken again from the ring
+ * (net_held). */
+static unsigned net_held(void *dev, unsigned q, uint16_t *heads, unsigned max)
+{
+	struct virtio_net *net = dev;
+	unsigned n = 0;
+	for (; q == VIRTIO_NET_RXQ && n < net->rx_count && n < max; n++)
+		heads[n] = net->rx[(net->rx_head + n) % RX_SLOTS].c.head;
+	if (q == VIRTIO_NET_TXQ && net->tx_held && max)
+		heads[n++] = net->tx_c.head; /* the last one taken */
+	return n;
+}
+
+static int net_save(void *dev, struct vmm_state_w *w)
+{
+	struct virtio_net *net = dev;
+	vmm_sw_begin(w, "virtio-net", 1);
+	vmm_sw_bytes(w, net->opt.mac, 6);
+	vmm_sw_end(w);
+	return vmm_sw_error(w);
+}
+
+static int net_load(void *dev, struct vmm_state_r *r, uint64_t features)
+{
+	(void)features;
+	struct virtio_net *net = dev;
+	uint8_t mac[6];
+	uint32_t version = 1;
+	vmm_sr_begin(r, "virtio-net", &version);
+	vmm_sr_bytes(r, mac, sizeof(mac));
+	if (mac[0] & 1)
+		return vmm_sr_fail(r, -EINVAL, "a multicast MAC");
+	if (vmm_sr_end(r))
+		return vmm_sr_error(r);
+	memcpy(net->opt.mac, mac, 6);
+	rx_clear(net);
+	net->tx_held = net->tx_blocked = false;
+	return 0;
+}
+
+/* The offloads the driver negotiated, on the tap at once. */
+static void net_restored(void *dev, struct virtio_mmio *t)
+{
+	(void)t;
+	apply_offloads(dev);
 }
 
 static bool running(struct virtio_net *net)
@@ -431,10 +548,31 @@ void virtio_net_backend_ready(struct virtio_net *net, bool hold)
 	virtio_mmio_unlock(net->t);
 }
 
+void virtio_net_tx_ready(struct virtio_net *net, bool hold)
+{
+	virtio_mmio_lock(net->t);
+	bool was = net->tx_blocked;
+	net->tx_blocked = false;
+	set_tx_watch(net, false);
+	struct virtq *q = virtio_mmio_queue(net->t, VIRTIO_NET_TXQ);
+	if (was && !hold && (virtio_mmio_status(net->t) & VIRTIO_CONFIG_S_DRIVER_OK) && q &&
+	    q->enabled)
+		tx_run(net);
+	virtio_mmio_unlock(net->t);
+}
+
+struct ratelimit *virtio_net_ratelimit(struct virtio_net *net, unsigned q)
+{
+	if (!net)
+		return NULL;
+	return q == VIRTIO_NET_RXQ ? &net->rl_rx : q == VIRTIO_NET_TXQ ? &net->rl_tx : NULL;
+}
+
 int virtio_net_create(struct virtio_mmio_config cfg, const struct virtio_net_options *opt,
 		      struct virtio_net **out, struct virtio_mmio **out_t)
 {
-	if (!opt || !out || !out_t || opt->fd < 0 || (opt->mac[0] & 1))
+	if (!opt || !out || !out_t || opt->fd < 0 || (opt->mac[0] & 1) ||
+	    (opt->mtu && opt->mtu < VIRTIO_NET_MTU_MIN))
 		return -EINVAL;
 	*out = NULL;
 	*out_t = NULL;
@@ -449,19 +587,23 @@ int virtio_net_create(struct virtio_mmio_config cfg, const struct virtio_net_opt
 	/* nothing offloaded until a driver accepts it (an inherited tap may
 	 * have offloads on from its last user) */
 	net->stats.offloads = ioctl(net->fd, TUNSETOFFLOAD, (unsigned long)0) < 0 ? -errno : 0;
-	static const struct virtio_dev_ops ops = {
+	net->ops = (struct virtio_dev_ops){
 	    .name = "virtio-net",
 	    .device_id = VIRTIO_ID_NET,
 	    .nqueues = VIRTIO_NET_QUEUES,
 	    .queue_max = 256,
-	    .features = NET_FEATURES,
+	    .features = NET_FEATURES | (opt->mtu ? F(MTU) : 0),
 	    .config_size = sizeof(struct virtio_net_config),
 	    .config_read = net_config_read,
 	    .activate = net_activate,
 	    .process = net_process,
 	    .reset = net_reset,
+	    .held = net_held,
+	    .save = net_save,
+	    .load = net_load,
+	    .restored = net_restored,
 	};
-	cfg.ops = &ops;
+	cfg.ops = &net->ops;
 	cfg.dev = net;
 	int r = virtio_mmio_create(&cfg, &net->t);
 	if (r < 0) {

@@ -26,7 +26,21 @@
  * copies the header (the guest cannot change it after the check), then
  * writev()s it and the frame straight from guest memory. A chain that does
  * not check out, or a write the fd refuses, is dropped and counted; the
- * chain goes back to the driver either way (used length 0).
+ * chain goes back to the driver either way (used length 0). A full fd
+ * (EAGAIN) is back-pressure, not a drop, when the host gave opt->tx_watch:
+ * the device keeps that chain, stops the transmit queue (notifications
+ * off), counts it (tx_blocked) and asks for the fd's writability
+ * (tx_watch on); virtio_net_tx_ready, when it is writable, sends the chain
+ * and goes on. Without tx_watch such a frame is dropped.
+ *
+ * Rate limits (ratelimit.h): each direction has its own limiter
+ * (virtio_net_ratelimit); a direction out of tokens stops taking frames
+ * (receive: the fd is not watched meanwhile) and calls ratelimit_throttle,
+ * whose wait callback the host makes re-run the queue. Unlimited by default.
+ *
+ * VIRTIO_NET_F_MTU is offered when opt->mtu is set (VIRTIO_NET_MTU_MIN up
+ * to 65535): the config space's mtu field holds it, and without GUEST_TSO
+ * the device waits for receive buffers of mtu + 18 bytes (at least 1518).
  *
  * Receive: the device reads a frame only when the driver has posted
  * enough buffers for the largest frame it may get (65562 bytes plus the
@@ -64,6 +78,7 @@
 #define VIRTIO_NET_TXQ	     1u
 #define VIRTIO_NET_QUEUES    2u
 #define VIRTIO_NET_BATCH     256u
+#define VIRTIO_NET_MTU_MIN   68u /* the smallest mtu= (IPv4's minimum) */
 
 struct virtio_net_hdr_v1;
 
@@ -73,7 +88,10 @@ struct virtio_net_options {
 	/* the host's hooks, called with the transport lock held */
 	void (*rx_watch)(void *opaque, bool on);   /* watch fd for reading, or stop */
 	void (*requeue)(void *opaque, unsigned q); /* run queue q's work again soon */
+	/* watch fd for writing, or stop (NULL: a full fd drops frames) */
+	void (*tx_watch)(void *opaque, bool on);
 	void *opaque;
+	uint16_t mtu; /* 0: VIRTIO_NET_F_MTU not offered */
 };
 
 struct virtio_net;
@@ -83,7 +101,7 @@ struct virtio_net;
  * and cfg.dev are filled in here, mem/interrupt/notify are the caller's.
  * The fd is made non-blocking and its offloads cleared (TUNSETOFFLOAD 0;
  * ENOTTY for a fd that is not a tap is not an error). Returns 0, -EINVAL (bad options: fd < 0, a
- * multicast MAC), -ENOMEM; on failure the fd is not closed.
+ * multicast MAC, an mtu below VIRTIO_NET_MTU_MIN), -ENOMEM; on failure the fd is not closed.
  */
 int virtio_net_create(struct virtio_mmio_config cfg, const struct virtio_net_options *opt,
 		      struct virtio_net **out, struct virtio_mmio **out_t);
@@ -97,6 +115,13 @@ int virtio_net_fd(const struct virtio_net *net);
  * paused, so only stop watching (a later receive-queue run resumes).
  * Takes the transport lock. */
 void virtio_net_backend_ready(struct virtio_net *net, bool hold);
+/* The fd is writable (the host's transmit watch fired): the watch goes off
+ * and, unless hold (paused: the host runs the transmit queue on resume),
+ * the held chain and the rest of the queue are sent. Takes the lock. */
+void virtio_net_tx_ready(struct virtio_net *net, bool hold);
+/* The limiter of queue q (VIRTIO_NET_RXQ or VIRTIO_NET_TXQ), NULL for
+ * another q. Used under the transport lock. */
+struct ratelimit *virtio_net_ratelimit(struct virtio_net *net, unsigned q);
 
 /*
  * The transmit header check: header h for a frame of frame_len bytes
@@ -111,6 +136,7 @@ int virtio_net_tx_check(const struct virtio_net_hdr_v1 *h, uint64_t features, ui
 struct virtio_net_stats {
 	uint64_t rx_packets, rx_bytes, rx_dropped; /* dropped: did not fit, or short */
 	uint64_t tx_packets, tx_bytes, tx_dropped; /* dropped: refused by the fd */
+	uint64_t tx_blocked;			   /* times the fd was full (back-pressure) */
 	uint64_t rx_gso, tx_gso;		   /* frames with a GSO type (TSO) */
 	uint64_t bad_chains;			   /* chains refused (both queues) */
 	uint64_t bad_headers;			   /* transmit headers that did not check out */

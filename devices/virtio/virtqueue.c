@@ -246,6 +246,26 @@ void vq_set_notify(struct virtq *q, bool enable)
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
 
+uint16_t vq_notify_at_next(struct virtq *q)
+{
+	if (!q->enabled)
+		return 0;
+	q->notify = true;
+	if (q->event_idx)
+		st16(q->used + 4 + 8 * (uint32_t)q->size, ld16_acquire(q->avail + 2));
+	else
+		st16(q->used, (uint16_t)(ld16_relaxed(q->used) & ~VRING_USED_F_NO_NOTIFY));
+	/* avail_event visible before avail->idx is read again (vq_pop's
+	 * store-load order) */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return ld16_acquire(q->avail + 2);
+}
+
+uint16_t vq_avail_idx(const struct virtq *q)
+{
+	return q->enabled ? ld16_acquire(q->avail + 2) : 0;
+}
+
 static uint64_t copy_chain(const struct vq_chain *c, bool writable, uint64_t off, uint8_t *flat,
 			   uint64_t len, bool to_guest)
 {

@@ -131,6 +131,15 @@ void vq_set_notify(struct virtq *q, bool enable);
 /* True if the driver has published chains the device has not taken. */
 bool vq_has_work(const struct virtq *q);
 
+/* Asks the driver to notify at the next chain it publishes, even with
+ * chains published and not taken yet (EVENT_IDX: avail_event set to the
+ * avail index now; else VIRTQ_USED_F_NO_NOTIFY cleared). Returns the avail
+ * index now (0 on a disabled queue), to compare with vq_avail_idx later. */
+uint16_t vq_notify_at_next(struct virtq *q);
+
+/* The driver's avail index (0 on a disabled queue). */
+uint16_t vq_avail_idx(const struct virtq *q);
+
 /* Copies between a chain's buffers and a flat host buffer: vq_chain_read
  * gathers from the readable buffers starting at byte off, vq_chain_write
  * scatters into the writable ones starting at byte off. Return the bytes

@@ -56,6 +56,7 @@ struct conn {
 	/* shutdown */
 	bool guest_shut_send, guest_shut_rcv, host_eof, host_shut, shutdown_sent;
 	bool w_read, w_write; /* what the stream is watched for */
+	bool req_held;	      /* its REQUEST waits for the transport reset's end */
 };
 
 struct virtio_vsock {
@@ -78,6 +79,13 @@ struct virtio_vsock {
 	 * popped count says it is still that queue's) */
 	bool rx_held;
 	uint64_t rx_held_popped;
+	/* after a load: the transport reset event is owed to the driver */
+	bool reset_owed;
+	/* the event was delivered, and the driver has not yet published an
+	 * event buffer after it (reset_avail: the event queue's avail index
+	 * then): it has not handled the reset yet */
+	bool reset_unacked;
+	uint16_t reset_avail;
 	struct vq_chain rx;
 	struct vq_buf rxbufs[MAX_BUFS];
 	struct vq_buf txbufs[MAX_BUFS];
@@ -713,9 +721,60 @@ static void vsock_config_read(void *dev, uint32_t off, uint8_t *data, unsigned l
 		memcpy(data, c + off, len < sizeof(c) - off ? len : sizeof(c) - off);
 }
 
+/* Lock held: VIRTIO_VSOCK_EVENT_TRANSPORT_RESET into the driver's next
+ * event buffer (the driver then drops every connection and reads the CID
+ * again), or owed until it posts one. */
+static void send_reset_event(struct virtio_vsock *v, struct virtio_mmio *t)
+{
+	struct virtq *q = virtio_mmio_queue(t, Q_EVENT);
+	struct vq_chain ch = {.bufs = v->txbufs, .max_bufs = MAX_BUFS};
+	v->reset_owed = true;
+	for (;;) {
+		int r = vq_pop(q, &ch);
+		if (r < 0)
+			virtio_mmio_needs_reset(t);
+		if (r != 1)
+			return;
+		const uint32_t ev = VIRTIO_VSOCK_EVENT_TRANSPORT_RESET; /* le32 id */
+		if (ch.error || vq_chain_write(&ch, 0, &ev, sizeof(ev)) != sizeof(ev)) {
+			v->st.bad_packets++;
+			vq_push(q, ch.head, 0);
+			continue;
+		}
+		vq_push(q, ch.head, sizeof(ev));
+		v->reset_owed = false;
+		/* the driver refills the event queue once it has handled the
+		 * event (Linux: virtio_vsock_event_work); till then a host
+		 * connection's REQUEST would be taken and then reset with the
+		 * connections of before the snapshot, so it waits */
+		v->reset_unacked = true;
+		v->reset_avail = vq_notify_at_next(q);
+		v->st.transport_resets++;
+		virtio_mmio_signal(t, Q_EVENT);
+		return;
+	}
+}
+
+/* Lock held: once the driver published an event buffer after the reset
+ * event (it handled the reset), the host connections' REQUESTs go. */
+static void check_reset_done(struct virtio_vsock *v, struct virtio_mmio *t)
+{
+	if (!v->reset_unacked || vq_avail_idx(virtio_mmio_queue(t, Q_EVENT)) == v->reset_avail)
+		return;
+	v->reset_unacked = false;
+	for (uint32_t i = 0; i < VIRTIO_VSOCK_MAX_CONNS; i++) {
+		struct conn *c = &v->conns[i];
+		if (c->st == C_CONNECTING && c->req_held) {
+			c->req_held = false;
+			enqueue(v, c, P_REQUEST);
+		}
+	}
+}
+
 static void vsock_process(void *dev, struct virtio_mmio *t, unsigned qi)
 {
 	struct virtio_vsock *v = dev;
+	check_reset_done(v, t);
 	if (qi == Q_TX) {
 		struct virtq *q = virtio_mmio_queue(t, Q_TX);
 		struct vq_chain ch = {.bufs = v->txbufs, .max_bufs = MAX_BUFS};
@@ -732,7 +791,9 @@ static void vsock_process(void *dev, struct virtio_mmio *t, unsigned qi)
 			virtio_mmio_signal(t, Q_TX);
 	}
 	/* rx: new buffers; tx: replies; event: the driver's buffers wait for
-	 * a transport reset event, which this device never sends */
+	 * a transport reset event, which only a load sends */
+	if (v->reset_owed)
+		send_reset_event(v, t);
 	rx_fill(v);
 }
 
@@ -754,7 +815,58 @@ static void vsock_reset(void *dev)
 {
 	struct virtio_vsock *v = dev;
 	drop_all(v);
+	v->reset_owed = v->reset_unacked = false;
 	v->next_local = VIRTIO_VSOCK_LOCAL_PORT_BASE; /* no host client is left */
+}
+
+/* Saved state: the guest's CID (kept, as Firecracker does) and the next
+ * host port. Connections do not survive: their host ends are not in the
+ * snapshot, so a load sends the driver a transport reset (send_reset_event)
+ * and it drops them. */
+static unsigned vsock_held(void *dev, unsigned qi, uint16_t *heads, unsigned max)
+{
+	struct virtio_vsock *v = dev;
+	const struct virtq *q = virtio_mmio_queue(v->t, Q_RX);
+	if (qi != Q_RX || !v->rx_held || q->popped != v->rx_held_popped || !max)
+		return 0;
+	heads[0] = v->rx.head;
+	return 1;
+}
+
+static int vsock_save(void *dev, struct vmm_state_w *w)
+{
+	struct virtio_vsock *v = dev;
+	vmm_sw_begin(w, "virtio-vsock", 1);
+	vmm_sw_u64(w, v->cid);
+	vmm_sw_u32(w, v->next_local);
+	vmm_sw_end(w);
+	return vmm_sw_error(w);
+}
+
+static int vsock_load(void *dev, struct vmm_state_r *r, uint64_t features)
+{
+	(void)features;
+	struct virtio_vsock *v = dev;
+	uint32_t version = 1;
+	vmm_sr_begin(r, "virtio-vsock", &version);
+	uint64_t cid = vmm_sr_u64(r);
+	uint32_t next_local = vmm_sr_u32(r);
+	if (cid < 3 || cid >= 0xffffffffu)
+		return vmm_sr_fail(r, -EINVAL, "guest CID %llu", (unsigned long long)cid);
+	if (next_local < VIRTIO_VSOCK_LOCAL_PORT_BASE || next_local == UINT32_MAX)
+		return vmm_sr_fail(r, -EINVAL, "next host port %u", next_local);
+	if (vmm_sr_end(r))
+		return vmm_sr_error(r);
+	drop_all(v);
+	v->cid = cid;
+	v->next_local = next_local;
+	v->reset_owed = v->reset_unacked = false;
+	return 0;
+}
+
+static void vsock_restored(void *dev, struct virtio_mmio *t)
+{
+	send_reset_event(dev, t);
 }
 
 int virtio_vsock_create(struct virtio_mmio_config cfg, const struct virtio_vsock_options *opt,
@@ -790,6 +902,10 @@ int virtio_vsock_create(struct virtio_mmio_config cfg, const struct virtio_vsock
 	    .config_read = vsock_config_read,
 	    .process = vsock_process,
 	    .reset = vsock_reset,
+	    .held = vsock_held,
+	    .save = vsock_save,
+	    .load = vsock_load,
+	    .restored = vsock_restored,
 	};
 	cfg.ops = &v->ops;
 	cfg.dev = v;
@@ -838,7 +954,11 @@ int virtio_vsock_host_connect(struct virtio_vsock *v, void *stream, uint32_t por
 		c->stream = stream;
 		c->st = C_CONNECTING;
 		*h = handle_of(v, c);
-		enqueue(v, c, P_REQUEST);
+		check_reset_done(v, v->t);
+		if (v->reset_unacked || v->reset_owed)
+			c->req_held = true; /* after the driver handled the reset */
+		else
+			enqueue(v, c, P_REQUEST);
 		rx_fill(v);
 	}
 	virtio_mmio_unlock(v->t);

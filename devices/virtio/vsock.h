@@ -132,14 +132,15 @@ void virtio_vsock_host_ready(struct virtio_vsock *v, virtio_vsock_handle h, bool
 void virtio_vsock_host_abort(struct virtio_vsock *v, virtio_vsock_handle h);
 
 struct virtio_vsock_stats {
-	uint64_t conns;	      /* open now */
-	uint64_t peak;	      /* the most open at once */
-	uint64_t opened;      /* established, both directions */
-	uint64_t refused;     /* RST answered to a request (no listener, table full) */
-	uint64_t rx_bytes;    /* host -> guest payload */
-	uint64_t tx_bytes;    /* guest -> host payload */
-	uint64_t bad_packets; /* malformed or out of protocol */
-	uint64_t rst_dropped; /* RSTs for unknown connections not sent (queue full) */
+	uint64_t conns;		   /* open now */
+	uint64_t peak;		   /* the most open at once */
+	uint64_t opened;	   /* established, both directions */
+	uint64_t refused;	   /* RST answered to a request (no listener, table full) */
+	uint64_t rx_bytes;	   /* host -> guest payload */
+	uint64_t tx_bytes;	   /* guest -> host payload */
+	uint64_t bad_packets;	   /* malformed or out of protocol */
+	uint64_t rst_dropped;	   /* RSTs for unknown connections not sent (queue full) */
+	uint64_t transport_resets; /* transport reset events sent (after a load) */
 };
 void virtio_vsock_get_stats(struct virtio_vsock *v, struct virtio_vsock_stats *out);
 

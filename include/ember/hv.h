@@ -91,7 +91,7 @@ extern "C" {
 
 /* API version of this header (bumped on incompatible change). */
 #define EMBER_HV_API_MAJOR   0
-#define EMBER_HV_API_MINOR   2
+#define EMBER_HV_API_MINOR   3
 #define EMBER_HV_API_VERSION ((EMBER_HV_API_MAJOR << 16) | EMBER_HV_API_MINOR)
 
 /* Returns EMBER_HV_API_VERSION of the library actually linked. */
@@ -384,6 +384,22 @@ int ehv_hypervisor_supported_cpuid(struct ehv_hypervisor *hyp, struct ehv_x86_cp
 int ehv_hypervisor_msr_index_list(struct ehv_hypervisor *hyp, uint32_t *out, size_t max);
 int ehv_hypervisor_feature_msr_index_list(struct ehv_hypervisor *hyp, uint32_t *out, size_t max);
 
+/* A stable text identity of the host CPU as the hypervisor offers it, for a
+ * snapshot's manifest: one line "VENDOR family F model M stepping S cpuid
+ * HASH" where VENDOR is CPUID leaf 0's vendor string, F/M/S come from leaf 1
+ * (display family and model: base + extended), and HASH is 16 hex digits of
+ * an FNV-1a 64 hash over the supported-CPUID table (ehv_hypervisor_supported_
+ * cpuid, in the hypervisor's order, fields function, index, flags, eax, ebx,
+ * ecx, edx as little-endian u32; leaf 1 EBX's APIC-id byte is left out, it
+ * varies per host CPU). Two hosts with the same identity offer guests the
+ * same CPUID. Writes a NUL-terminated string and returns its length (without
+ * the NUL). Any thread. Errors: -EINVAL (NULL hyp or buf), -ERANGE (len too
+ * small: 128 bytes always suffice, EHV_CPU_IDENTITY_MAX), -ENODATA (the
+ * table has no leaf 0 or 1: a mock without ehv_mock_set_supported_cpuid),
+ * those of ehv_hypervisor_supported_cpuid. */
+#define EHV_CPU_IDENTITY_MAX 128
+int ehv_hypervisor_cpu_identity(struct ehv_hypervisor *hyp, char *buf, size_t len);
+
 /* ------------------------------------------------------------------------
  * VM
  * ------------------------------------------------------------------------ */
@@ -417,8 +433,26 @@ int ehv_vm_backend(const struct ehv_vm *vm);
 #define EHV_MAX_MEM_SLOTS 32
 int ehv_vm_set_memory(struct ehv_vm *vm, uint32_t slot, uint64_t gpa, uint64_t size, void *hva,
 		      unsigned flags);
+/* A used slot set again with the same gpa, size and hva changes only its
+ * EHV_MEM_LOG_DIRTY flag (KVM: a flags-only update, the guest keeps
+ * running; KVM refuses to toggle EHV_MEM_READONLY that way): e.g. dirty
+ * logging turned on before a base snapshot, for incremental ones. */
 /* Removes a slot (same as size 0). */
 int ehv_vm_remove_memory(struct ehv_vm *vm, uint32_t slot);
+
+/* The dirty log of a slot created with EHV_MEM_LOG_DIRTY (KVM:
+ * KVM_GET_DIRTY_LOG): one bit per 4 KiB page of the slot (bit i of
+ * bitmap[i / 64] is page i, counted from the slot's gpa), set when the guest
+ * wrote the page since the slot was created or since the previous call; the
+ * call clears the log (and, with KVM, write-protects the pages again).
+ * bytes must hold ceil(pages / 64) * 8 bytes; those are written (bits past
+ * the slot's last page as 0), the rest of the buffer is left alone. Pages written by the host through the slot's hva are not
+ * logged (only guest writes are). Thread-safe against running vCPUs (a write
+ * racing with the call is in this log or the next, never lost). Errors:
+ * -EINVAL (NULL, slot out of range, bytes too small, the slot was not
+ * created with EHV_MEM_LOG_DIRTY), -ENOENT (no such slot), the backend's.
+ * Mock: pages are marked with ehv_mock_vm_mark_dirty(). */
+int ehv_vm_get_dirty_log(struct ehv_vm *vm, uint32_t slot, uint64_t *bitmap, size_t bytes);
 
 /* Enables a backend capability on the VM (KVM: KVM_ENABLE_CAP on the VM fd,
  * args[0..3] as the KVM API documents; e.g. KVM_CAP_SPLIT_IRQCHIP). args may
@@ -836,6 +870,163 @@ int ehv_vcpu_request_interrupt_window(struct ehv_vcpu *vcpu, bool on);
 int ehv_vcpu_inject_interrupt(struct ehv_vcpu *vcpu, uint32_t vector);
 
 /* ------------------------------------------------------------------------
+ * Whole saved state (snapshots)
+ * ------------------------------------------------------------------------
+ * ehv_vcpu_save_state and ehv_vm_save_state produce self-describing,
+ * versioned blobs that the matching restore takes back on a NEW VM of the
+ * same backend, built the same way (same memory layout, same platform
+ * flags, same vCPU ids), before its vCPUs first run. A blob is opaque to
+ * callers; it can be stored in a file and read back on another process or
+ * host. Layout (little-endian), for the curious and for tools:
+ *
+ *   header  u32 magic EHV_STATE_MAGIC, u16 format version
+ *           (EHV_STATE_VERSION), u16 kind (1 = vCPU, 2 = VM), u32 backend
+ *           (enum ehv_backend), u32 section count, u64 total length,
+ *           u32 CRC-32 (IEEE) of everything after the header, u32 zero
+ *   section u32 tag (four ASCII characters), u32 section version, u32
+ *           length, u32 zero, then length bytes, padded with zeros to a
+ *           multiple of 8
+ *
+ * The sections of a KVM vCPU blob, in restore order:
+ *   "CPID" the vCPU's CPUID table (KVM_GET_CPUID2; set first, since what
+ *          the MSRs and XSAVE accept depends on it)
+ *   "TSCK" the TSC frequency in kHz (KVM_GET_TSC_KHZ; restored with
+ *          KVM_SET_TSC_KHZ when it differs from the new vCPU's; more than
+ *          250 ppm away from the host's rate needs TSC scaling)
+ *   "REGS" struct kvm_regs            "SREG" struct kvm_sregs (with the
+ *          interrupt_bitmap: the pending external interrupt)
+ *   "XSAV" the XSAVE area (KVM_GET_XSAVE2, KVM_CAP_XSAVE2 bytes; 4 KiB
+ *          KVM_GET_XSAVE without it), or "FPU " (struct kvm_fpu) on a
+ *          host without KVM_CAP_XSAVE
+ *   "XCRS" struct kvm_xcrs (with KVM_CAP_XCRS)
+ *   "MSRS" u32 count, then (u32 index, u32 zero, u64 value) per MSR:
+ *          every MSR of KVM_GET_MSR_INDEX_LIST that KVM_GET_MSRS reads
+ *          back on this vCPU, IA32_TSC first; IA32_TSC_DEADLINE is written
+ *          after the LAPIC (KVM ignores it unless the LAPIC timer is in
+ *          TSC-deadline mode, as QEMU also knows). Skipped: indices KVM
+ *          lists but refuses to read for this guest's CPUID (e.g. PMU,
+ *          Intel PT or LBR MSRs of features the guest lacks, AMD-only MSRs
+ *          on Intel): they hold no state for this guest. After a save,
+ *          ehv_vcpu_state_detail() says how many were skipped.
+ *   "MPST" struct kvm_mp_state        "LAPC" struct kvm_lapic_state (with
+ *          an in-kernel irqchip; KVM_SET_LAPIC restarts the LAPIC timer
+ *          from its initial count)
+ *   "EVNT" struct kvm_vcpu_events (pending exception, NMI, SIPI vector,
+ *          interrupt shadow, SMM; restored with the NMI and SIPI fields
+ *          marked valid)
+ *   "DBGR" struct kvm_debugregs
+ * Not saved: KVM's nested-virtualisation state (KVM_GET_NESTED_STATE), so a
+ * guest that runs VMs of its own is not restored with them (Ember's CPUID
+ * hides VMX and SVM from its guests); Hyper-V's SynIC and timers beyond
+ * their MSRs; the dirty ring. The host's MSR list and CPUID are read once
+ * per VM (the first save or restore) and kept with it.
+ * The TSC: the saved IA32_TSC is written back first, so the guest's TSC
+ * continues from the saved value (it does not go back, and does not jump
+ * over the time the VM spent saved). KVM before Linux 6.6 takes a host TSC
+ * write close (within a second) to what it expects as a vCPU
+ * synchronisation and keeps its own value, which in a new VM is near 0: the
+ * first vCPU restored in a VM therefore writes a value 4 s ahead, then the
+ * saved one; the others write theirs once and KVM keeps them in sync. kvmclock: the runner tells KVM about a
+ * pause (KVM_KVMCLOCK_CTRL, ehv_vcpu_on_suspend) so the guest's watchdogs
+ * do not fire; the VM blob holds the kvmclock base (below), and the
+ * per-vCPU kvmclock MSRs (MSR_KVM_SYSTEM_TIME_NEW, ...) are in "MSRS".
+ *
+ * The mock's vCPU blob: "CPID", "REGS", "SREG" (the neutral structures),
+ * "XCR0", "MSRS" (every MSR ever set), "MPST", "LAPC" (with the platform).
+ *
+ * Restore validates the whole blob before it changes anything (so a refused
+ * blob leaves the vCPU or VM as it was); a failure while applying a valid
+ * blob (the hypervisor refuses a value) leaves it partly restored: destroy
+ * it. Errors of both restores:
+ *   -EINVAL  NULL, len too short for the header, a wrong magic, an unknown
+ *            format version, a blob of the other kind or of another backend,
+ *            a total length that is not len (truncated or trailing bytes),
+ *            a CRC mismatch (corrupted), a section running past the end, a
+ *            duplicate or missing required section, a section whose size
+ *            is not the backend's structure size (another kernel ABI), a
+ *            blob with a LAPIC or PIT for a VM without one (or without one
+ *            for a VM that has it)
+ *   -ENOTSUP the host lacks something the blob needs: an XSAVE area larger
+ *            than the host's (KVM_CAP_XSAVE2), XSAVE components (XSTATE_BV)
+ *            or an XCR0 outside the host's supported XCR0 (CPUID 0xD), a
+ *            CPUID feature bit (leaves 1, 7, 0xD, 0x80000001) the host
+ *            cannot offer, an MSR index not in the host's MSR index list,
+ *            an MSR value KVM refuses, a TSC frequency the host cannot
+ *            scale to (no KVM_CAP_TSC_CONTROL)
+ *   others   the backend's errors while reading the current state
+ * After an error, ehv_vcpu_state_detail() / ehv_vm_state_detail() say which
+ * check failed, in words (e.g. "MSR 0xc0000103 not supported by the host").
+ *
+ * Thread-safety: the vCPU calls are vCPU-thread calls, not in run (with a
+ * runner: from ehv_runner_call, or while every vCPU is paused); different
+ * vCPUs of a VM may be saved or restored at the same time, in any order.
+ * The VM calls want every vCPU paused (not in run). Allocation: save allocates *buf
+ * (release with free()); restore allocates only temporaries.
+ */
+#define EHV_STATE_MAGIC	  0x53564845u /* "EHVS" */
+#define EHV_STATE_VERSION 1
+/* Saves the vCPU's whole state. On success *buf (malloc'd, the caller
+ * frees) holds *len bytes; on failure *buf is NULL. Call it after the
+ * vCPU's last exit was completed (ehv_vcpu_complete_pending; the runner does
+ * it before a pause or a call): -EBUSY otherwise. Errors: -EINVAL (NULL),
+ * -EBUSY, -ENOMEM, the backend's (KVM: an ioctl's errno). */
+int ehv_vcpu_save_state(struct ehv_vcpu *vcpu, void **buf, size_t *len);
+/* Restores a vCPU blob (errors above). The vCPU must have the same id as the
+ * one saved (-EINVAL otherwise). */
+int ehv_vcpu_restore_state(struct ehv_vcpu *vcpu, const void *buf, size_t len);
+/* Words about the last save or restore of this vCPU: why it was refused, or
+ * after a successful save, how many listed MSRs were skipped. Never NULL
+ * (an empty string when there is nothing to say); the buffer belongs to the
+ * vCPU and is overwritten by the next save/restore. Same thread rules as
+ * the calls. */
+const char *ehv_vcpu_state_detail(const struct ehv_vcpu *vcpu);
+
+/* The VM's in-kernel platform state and clock as one blob: sections "PICM",
+ * "PICS", "IOAP" (the ehv_vm_get_irqchip blobs; with the platform), "PIT2"
+ * (ehv_vm_get_pit; with EHV_PLATFORM_PIT) and "CLCK" (the ehv_clock: ns and
+ * flags). Every vCPU paused. Restore: into a VM with the same platform
+ * flags, AFTER every vCPU's ehv_vcpu_restore_state, so that the clock is
+ * set last (KVM then recomputes each vCPU's kvmclock from the restored
+ * TSCs; with EHV_CLOCK_STABLE, KVM's master clock, the saved value is the
+ * time every vCPU saw, so the guest's clock continues from it and does not
+ * go back. Without EHV_CLOCK_STABLE each vCPU's kvmclock drifts a little
+ * from the VM's, so a vCPU may have read more than the saved value: restore
+ * then adds EHV_CLOCK_UNSTABLE_MARGIN_NS, a forward step that guards
+ * against that drift, as the smaller evil than a clock going back). Errors:
+ * as above; a platform mismatch is -EINVAL, not -ENXIO. */
+#define EHV_CLOCK_UNSTABLE_MARGIN_NS 1000000ull /* 1 ms */
+int ehv_vm_save_state(struct ehv_vm *vm, void **buf, size_t *len);
+int ehv_vm_restore_state(struct ehv_vm *vm, const void *buf, size_t len);
+/* As ehv_vcpu_state_detail, for the VM calls. */
+const char *ehv_vm_state_detail(const struct ehv_vm *vm);
+
+/* ------------------------------------------------------------------------
+ * The KVM backend's ioctl requests, for a caller's syscall filter
+ * ------------------------------------------------------------------------
+ * Which ioctl request numbers the KVM backend's calls issue, by group, so
+ * that a seccomp filter above this layer can allow exactly those without
+ * knowing the binding:
+ *   VCPU_RUN    ehv_vcpu_run and what it needs (KVM_RUN, injections)
+ *   VCPU_STATE  the vCPU state getters and setters (registers, MSRs,
+ *               LAPIC, events, MP state, XSAVE, debug registers, kvmclock)
+ *   VM_IRQ      the VM-level calls a device makes while the guest runs
+ *               (IRQ lines, MSIs, irqfds, ioeventfds, GSI routing)
+ *   VM_STATE    the VM's saved state (irqchip, PIT, clock), its dirty log
+ *               (and the memory-slot update that switches it on) and the
+ *               capability queries
+ * Returns the number of requests and sets *reqs to a static array of them
+ * (the low 32 bits are the kernel's request). Any thread; -EINVAL for an
+ * unknown group. The mock backend makes no ioctls.
+ */
+enum ehv_ioctl_group {
+	EHV_IOCTLS_VCPU_RUN = 0,
+	EHV_IOCTLS_VCPU_STATE,
+	EHV_IOCTLS_VM_IRQ,
+	EHV_IOCTLS_VM_STATE,
+};
+int ehv_kvm_ioctls(enum ehv_ioctl_group group, const unsigned long **reqs);
+
+/* ------------------------------------------------------------------------
  * The vCPU runner
  * ------------------------------------------------------------------------
  * One thread per vCPU, named "ember-vcpu-N" (N = vCPU id), and per vCPU a
@@ -900,6 +1091,11 @@ struct ehv_runner_config {
 	 * any reason), after ehv_runner_wait's waiters were told; must not block
 	 * nor make a blocking runner request (e.g. it writes an eventfd). */
 	void (*on_stop)(void *opaque, int idx);
+	/* NULL, or called first on vCPU idx's thread, before the vCPU runs
+	 * and before any ehv_runner_call function (e.g. to confine the thread:
+	 * the VMM loads its seccomp filter here). A negative errno stops that
+	 * vCPU with it (ehv_runner_error; a later start returns -ESRCH). */
+	int (*on_thread_start)(void *opaque, int idx);
 };
 
 /*
@@ -1074,6 +1270,11 @@ int ehv_mock_vcpu_cpuid(struct ehv_vcpu *vcpu, struct ehv_x86_cpuid_entry *out, 
 /* Makes ehv_vcpu_get_msrs/set_msrs stop at MSR index (as KVM does for an
  * MSR it does not know). At most 8 per vCPU: -ENOSPC. */
 int ehv_mock_vcpu_refuse_msr(struct ehv_vcpu *vcpu, uint32_t index);
+/* Marks the pages of [gpa, gpa + len) dirty in the log of the slot that
+ * holds them (a slot with EHV_MEM_LOG_DIRTY), as a guest write would.
+ * -EINVAL when vm is not a mock VM or len is 0, -ENOENT when no dirty-logged
+ * slot holds the whole range. Any thread. */
+int ehv_mock_vm_mark_dirty(struct ehv_vm *vm, uint64_t gpa, uint64_t len);
 
 #ifdef __cplusplus
 }

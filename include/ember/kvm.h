@@ -107,7 +107,7 @@ extern "C" {
 /* API version of this header (bumped on incompatible change of the
  * library's own interface, not of KVM's). */
 #define EMBER_KVM_API_MAJOR   0
-#define EMBER_KVM_API_MINOR   1
+#define EMBER_KVM_API_MINOR   2
 #define EMBER_KVM_API_VERSION ((EMBER_KVM_API_MAJOR << 16) | EMBER_KVM_API_MINOR)
 
 /* Returns EMBER_KVM_API_VERSION of the library actually linked. */
@@ -204,6 +204,11 @@ int ekvm_sys_get_emulated_cpuid(struct ekvm_sys *sys, struct kvm_cpuid2 *cpuid);
 /* Convenience: allocates a struct kvm_cpuid2 big enough (growing on -E2BIG)
  * and fills it. *out is freed by the caller with free(). */
 EKVM_MUST_CHECK int ekvm_sys_supported_cpuid(struct ekvm_sys *sys, struct kvm_cpuid2 **out);
+/* The entry of leaf fn (and subleaf index, for entries flagged
+ * KVM_CPUID_FLAG_SIGNIFCANT_INDEX) in a CPUID table, or NULL (also for a
+ * NULL table). No ioctl; the pointer points into c. */
+const struct kvm_cpuid_entry2 *ekvm_cpuid_find(const struct kvm_cpuid2 *c, uint32_t fn,
+					       uint32_t index);
 EKVM_MUST_CHECK int ekvm_sys_emulated_cpuid(struct ekvm_sys *sys, struct kvm_cpuid2 **out);
 
 /* KVM_GET_MSR_INDEX_LIST / KVM_GET_MSR_FEATURE_INDEX_LIST into a caller

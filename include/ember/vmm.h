@@ -56,6 +56,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -169,6 +170,8 @@ void ember_config_free(struct ember_config *cfg);
  *   absolute path; default "", which ember_config_resolve makes
  *   ${XDG_CACHE_HOME:-$HOME/.cache}/ember/kernels, or leaves "" when neither
  *   variable is set: then no cache, not an error) |
+ *   reboot exit|restart (a guest reboot ends the run, EMBER_STOP_REBOOT,
+ *   default; or resets the machine and boots again: ember_vm_reset) |
  *   root on|off (boot the root file system on the first disk through the
  *   built-in initramfs, which loads the kernel's modules for virtio-blk and
  *   ext4 from the host's /lib/modules/RELEASE, mounts root= (added as
@@ -234,6 +237,7 @@ void ember_config_set_start_ns(struct ember_config *cfg, uint64_t start_ns);
  * --hugepages, --busybox PATH, --interactive/--no-interactive,
  * --log-level LEVEL, --quiet/-q, --verbose/-v, --boot auto|pvh|bzimage,
  * --kernel-cache on|off, --kernel-cache-dir PATH, --root (the key root on),
+ * --reboot exit|restart,
  * --dry-run/-n, --help/-h,
  * and the repeatable device options (--disk SUBOPTS, as the key "disk");
  * both "--opt value" and "--opt=value". *flags receives the
@@ -297,7 +301,8 @@ struct ember_vm;
 /* Why the VM stopped. */
 enum ember_stop_reason {
 	EMBER_STOP_POWEROFF = 0, /* the guest powered off (ACPI S5) */
-	EMBER_STOP_REBOOT,	 /* the guest asked for a reset (ACPI reset register, i8042) */
+	EMBER_STOP_REBOOT,	 /* the guest asked for a reset (ACPI reset register, i8042),
+				    with "reboot" = exit (else the machine resets: ember_vm_reset) */
 	EMBER_STOP_CRASH,	 /* triple fault, failed entry, KVM internal error */
 	EMBER_STOP_REQUESTED,	 /* ember_vm_stop/request_stop (a signal, the console escape) */
 	EMBER_STOP_ERROR,	 /* a host-side failure while running (see error) */
@@ -423,6 +428,51 @@ int ember_vm_wait(struct ember_vm *vm, int timeout_ms, struct ember_run_result *
  */
 int ember_vm_run(struct ember_vm *vm, struct ember_run_result *res);
 
+/*
+ * Resets the machine in place, as a guest reboot does with the
+ * configuration's "reboot" = restart (`ember run --reboot restart`; the
+ * default, exit, ends the run with EMBER_STOP_REBOOT instead). Asynchronous:
+ * returns once the request is recorded; the VM's I/O thread then
+ *   1. pauses every vCPU (half-done I/O completed),
+ *   2. drains the devices' I/O in flight and resets every device (virtio
+ *      devices to Status 0, their queues dropped: the guest's drivers set
+ *      them up again; the UART, RTC, i8042... to their power-on state),
+ *   3. puts the in-kernel interrupt controllers, the PIT and every vCPU
+ *      (registers, MSRs but the TSC, LAPIC, XCR0, MP state) back to what
+ *      they were before the first run (the FPU/XSAVE contents and the
+ *      hypervisor's pending-event state are not saved by the vCPU layer
+ *      yet, so they are left: the kernel booting initialises the FPU),
+ *   4. discards guest RAM (it reads as zeros) and loads the kernel, initrd,
+ *      command line, boot parameters and ACPI tables again,
+ *   5. lets the vCPUs run (unless the VM was paused meanwhile: then it stays
+ *      PAUSED and ember_vm_resume boots it; the same for
+ *      ember_vm_pause_vcpus and ember_vm_resume_vcpus), and tells the
+ *      listeners (EMBER_VM_EVENT_POWER "reset").
+ * The VM stays RUNNING throughout (or PAUSED); disks stay open and locked,
+ * taps and sockets stay; ember_vm_query's resets counts the resets done. A
+ * reset that fails (e.g. the kernel file went away) stops the VM with
+ * EMBER_STOP_ERROR and the reason. Requests made before a reset began are
+ * all served by it. Any thread (not async-signal-safe: it may log).
+ * Errors: -EINVAL (NULL vm, CREATED: nothing ran yet), -ESRCH (STOPPED or
+ * stopping).
+ */
+int ember_vm_reset(struct ember_vm *vm);
+
+/*
+ * Seccomp (configuration key "seccomp" = kill, the default, log or off):
+ * every thread the VM runs loads its own syscall filter at its start (the
+ * vCPU threads, the I/O thread; docs/SECURITY.md lists what each allows).
+ * This call confines the CALLING thread too, with the main-thread list:
+ * enough to wait for the VM, stop it, take signals, print, restore a
+ * terminal, destroy the VM and exit, and nothing else (no open, no exec, no
+ * new thread, no new VM). For a front end such as `ember run` that, once
+ * the VM runs, does only that. Call it after ember_vm_start (threads made
+ * afterwards by this thread inherit the filter). The filter cannot be
+ * removed. 0 with nothing done when the mode is off; -EINVAL (NULL, a VM
+ * not started) or the kernel's error; err says why.
+ */
+int ember_vm_seccomp_confine_caller(struct ember_vm *vm, struct ember_error *err);
+
 /* Asks the VM to stop without waiting (ember_vm_wait/run then return with
  * EMBER_STOP_REQUESTED). Async-signal-safe; callable from any thread; before
  * ember_vm_start it makes the VM stop as soon as it starts. */
@@ -444,6 +494,7 @@ struct ember_vm_info {
 	uint64_t console_bytes_out;	/* console bytes written to console_out */
 	uint64_t console_bytes_dropped; /* lost because console_out failed */
 	uint64_t console_bytes_pending; /* buffered, waiting for console_out */
+	unsigned resets;		/* machine resets done (ember_vm_reset) */
 };
 /* Fills *info. Any thread, any state. -EINVAL for NULL. */
 int ember_vm_query(struct ember_vm *vm, struct ember_vm_info *info);
@@ -579,6 +630,300 @@ struct ember_balloon_stats {
  */
 int ember_vm_balloon_stats(struct ember_vm *vm, struct ember_balloon_stats *out,
 			   struct ember_error *err);
+
+/* ------------------------------------------------------------------------
+ * Snapshots
+ * ------------------------------------------------------------------------
+ * A snapshot is a directory: a text manifest ("manifest": format version,
+ * the host CPU's identity, each part's size and CRC-32 (zlib's crc32), the
+ * disks' sizes), the configuration ("config"), the VM's and every vCPU's
+ * hypervisor state ("vm.state", "vcpuN.state"), the devices' state
+ * ("devices.state"), and guest memory ("memory", a sparse file as large as
+ * guest RAM: only the pages the guest touched are written, found with
+ * /proc/self/pagemap for anonymous memory and SEEK_DATA for a memfd, and
+ * all-zero pages are left out too; "pages" is the bitmap of the pages the
+ * file holds). It is written in a temporary directory beside dir and
+ * renamed to dir at the end: dir either appears whole or not at all.
+ */
+#define EMBER_SNAPSHOT_RESUME 0x1u /* resume the guest after saving (default: stay paused) */
+/* only the pages written since the snapshot in base_dir, which must be this
+ * VM's last one; restoring it layers it over its base (which must stay) */
+#define EMBER_SNAPSHOT_INCREMENTAL 0x2u
+
+struct ember_snapshot_opts {
+	unsigned flags;	      /* EMBER_SNAPSHOT_* */
+	const char *base_dir; /* EMBER_SNAPSHOT_INCREMENTAL: its base snapshot */
+};
+
+/*
+ * Saves the VM into the new directory dir (its parent must exist; dir must
+ * not). A RUNNING VM is paused first (as ember_vm_pause: half-done exits
+ * completed, virtio quiesced, no disk I/O in flight) and stays PAUSED unless
+ * opts asks EMBER_SNAPSHOT_RESUME; a PAUSED VM stays paused. opts may be
+ * NULL (a full snapshot, stay paused). From the first snapshot on, the VM's
+ * RAM logs the pages the guest writes (KVM's dirty log: a write-protect
+ * fault on the first write to each page after a snapshot) so that an
+ * incremental can follow. Any thread but the VM's own (the lifecycle calls
+ * made meanwhile wait until it is saved). Errors (err says which, nothing is
+ * left at dir, and a VM that was running runs on): -EINVAL (NULL, a VM not
+ * started or a wrong base), -ESRCH
+ * (STOPPED), -EEXIST (dir exists), -ENOSYS (a part the hypervisor or a
+ * device cannot save), and the errno of a failed write (-ENOSPC, ...).
+ */
+int ember_vm_snapshot(struct ember_vm *vm, const char *dir, const struct ember_snapshot_opts *opts,
+		      struct ember_error *err);
+
+/* Verify guest memory's checksum too (reads every saved page: no longer lazy). */
+#define EMBER_RESTORE_VERIFY_MEMORY 0x1u
+/* guest memory served by the userfaultfd page server from the memory file
+ * (its own thread puts each page in place at the first touch by the guest,
+ * a device or KVM) instead of mapped from it privately; for anonymous or
+ * memfd memory without hugepages (-EOPNOTSUPP otherwise), and the VMM
+ * needs userfaultfd (-EPERM otherwise). Such a VM can swap (ember_vm_swap);
+ * its snapshot reads every page in first. */
+#define EMBER_RESTORE_UFFD 0x2u
+
+struct ember_restore_opts {
+	unsigned flags;		     /* EMBER_RESTORE_* */
+	int console_in, console_out; /* the restored VM's console fds (-1: none) */
+	ember_log_fn log;	     /* NULL: no log; else every message, debug included */
+	void *log_opaque;
+	struct ehv_hypervisor *hyp; /* NULL: open /dev/kvm (else as ember_vm_create_on) */
+};
+
+/*
+ * Builds a VM from the snapshot in dir. Everything that can be checked is
+ * checked first, before anything is built: the manifest (format version,
+ * truncation, each part's CRC-32; the memory file's size, and with
+ * EMBER_RESTORE_VERIFY_MEMORY its pages' CRC-32), the host CPU (its identity
+ * must equal the saved one), every disk image's size. Then the VM is built
+ * from the saved configuration (its kernel and initrd are not read: the
+ * memory holds them) with guest memory mapped from the memory file
+ * privately (copy-on-write; nothing is read until the guest touches it), an
+ * incremental's pages copied over its base's, and the devices', VM's and
+ * vCPUs' states loaded; the VM Generation ID changes. *out is then a VM in
+ * state CREATED, ready for ember_vm_start, which continues the guest where
+ * the snapshot left it. opts may be NULL (no console, no log). The
+ * snapshot's files may be removed once ember_vm_restore returns only if the
+ * memory file stays (it is mapped). Errors (err names the part; no VM is
+ * left behind): -EINVAL (a malformed, truncated or corrupt part: a
+ * checksum), -EPROTO (another format version), -ENOTSUP (a CPU or feature
+ * this host lacks), -ESTALE (a disk image changed size), -ENOENT (a missing
+ * part), and ember_vm_create's errors.
+ */
+int ember_vm_restore(const char *dir, const struct ember_restore_opts *opts, struct ember_vm **out,
+		     struct ember_error *err);
+
+/* ------------------------------------------------------------------------
+ * Swap: guest memory written out to a file and served back on demand
+ * ------------------------------------------------------------------------
+ * crosvm's SwapCommand vocabulary, on a userfaultfd page server (a thread
+ * of the VMM that puts each absent page in place when the guest, a device
+ * or KVM touches it):
+ *   ENABLE   registers guest RAM with the page server (state READY).
+ *   OUT      pauses the VM (vCPUs and devices, as ember_vm_pause), writes
+ *            every resident page to the swap file (an unlinked, owner-only
+ *            file in dir, or $XDG_RUNTIME_DIR, $TMPDIR, /tmp; all-zero pages
+ *            left as holes), releases them from host RAM (MADV_DONTNEED, or a
+ *            hole punched in a memfd) and resumes a VM that was running
+ *            (state SWAPPED_OUT). The guest's next touch of a page reads it
+ *            back from the file. May be repeated.
+ *   TRIM     crosvm's drops pages from its staging memory; Ember has none
+ *            (OUT writes straight to the file): -ENOTSUP.
+ *   DISABLE  brings every page back from the swap file and unregisters
+ *            (state DISABLED).
+ *   STATUS   only fills *st.
+ * Guest RAM must be anonymous or a memfd without hugepages, not mapped
+ * from a snapshot file (a --restore-memory=map restore): -EOPNOTSUPP.
+ * The VMM needs userfaultfd for kernel faults too (root, CAP_SYS_PTRACE,
+ * vm.unprivileged_userfaultfd=1 or /dev/userfaultfd): else -EPERM.
+ * A snapshot of a VM with pages swapped out brings them back first.
+ * st (may be NULL) gets the state and counters after the command. Any
+ * thread but the VM's own; the calls are serialised. 0, or -EINVAL (NULL
+ * vm, unknown command, ENABLE twice, OUT or DISABLE when not enabled, a
+ * VM not started or stopped), -ENOTSUP, -EOPNOTSUPP, -EPERM, or the errno
+ * of the swap file's writing; err says which.
+ */
+enum ember_swap_command {
+	EMBER_SWAP_ENABLE = 0,
+	EMBER_SWAP_TRIM,
+	EMBER_SWAP_OUT,
+	EMBER_SWAP_DISABLE,
+	EMBER_SWAP_STATUS,
+};
+enum ember_swap_state {
+	EMBER_SWAP_DISABLED = 0,
+	EMBER_SWAP_READY,	/* enabled, nothing swapped out yet */
+	EMBER_SWAP_SWAPPED_OUT, /* pages were swapped out (some may be back) */
+};
+struct ember_swap_status {
+	enum ember_swap_state state;
+	uint64_t faults;	 /* page faults served since enable */
+	uint64_t bytes_in;	 /* bytes copied back in (faults and disable) */
+	uint64_t zero_pages;	 /* faults answered with a zero page */
+	uint64_t errors;	 /* pages whose source could not be read */
+	uint64_t last_out_pages; /* pages the last OUT released */
+	uint64_t out_pages;	 /* pages every OUT released */
+	uint64_t swapped_pages;	 /* pages still in the swap file only */
+	uint64_t page_size;	 /* 4096 */
+};
+int ember_vm_swap(struct ember_vm *vm, enum ember_swap_command cmd, const char *dir,
+		  struct ember_swap_status *st, struct ember_error *err);
+
+/*
+ * The VM Generation ID the guest sees (16 bytes, an ACPI \_SB.VGEN device
+ * with _HID "VMGENCTR" and _CID "VM_GEN_COUNTER", which Linux's vmgenid
+ * driver reads): random at ember_vm_create, new at every ember_vm_restore,
+ * so two clones of one snapshot differ. Any thread. 0, or -EINVAL.
+ */
+int ember_vm_generation_id(struct ember_vm *vm, uint8_t id[16]);
+
+/* ------------------------------------------------------------------------
+ * Guest-visible control actions (ACPI events, the RTC, disk resize, NIC
+ * hotplug)
+ * ------------------------------------------------------------------------
+ * Ember's board is ACPI hardware-reduced: events reach the guest through an
+ * ACPI Generic Event Device (_HID ACPI0013, Linux's evged driver) whose
+ * _EVT method reads the event register of the board's GED and dispatches:
+ * the power button (\_SB.PWRB, PNP0C0C) and sleep button (\_SB.SLPB,
+ * PNP0C0E) get Notify(0x80), which Linux's button driver (button.ko)
+ * turns into KEY_POWER / KEY_SLEEP (systemd-logind powers off on
+ * KEY_POWER); GPE-style event n runs the DSDT's handler for n.
+ *
+ * Each call may be made from any thread while the VM exists (created,
+ * running or paused; a paused guest sees the event when it resumes).
+ * Events of one kind coalesce until the guest's _EVT has read them (like a
+ * button pressed twice before the OS looked). Errors, err set: -EINVAL
+ * (NULL vm), -ENODEV "no such device on this VM" where the VM has no such
+ * device, and the ones each call lists.
+ */
+
+/* Presses the ACPI power button (Notify(\_SB.PWRB, 0x80)). */
+int ember_vm_power_button(struct ember_vm *vm, struct ember_error *err);
+/* Presses the ACPI sleep button (Notify(\_SB.SLPB, 0x80)). Ember cannot
+ * suspend a guest (no S3): the guest's answer to it is its own. */
+int ember_vm_sleep_button(struct ember_vm *vm, struct ember_error *err);
+/* The DSDT's GPE-style event numbers (EMBER_GPE_COUNT of them, 0 up) */
+#define EMBER_GPE_COUNT 8
+/*
+ * Delivers GPE-style event n: the GED's _EVT calls the DSDT's handler for
+ * it (\_SB.GED_.Gnnn), which acknowledges it to the VMM (counted in
+ * ember_acpi_stats.gpe_handled[n]). -ENOENT for an n the DSDT has no
+ * handler for (n >= EMBER_GPE_COUNT).
+ */
+int ember_vm_inject_gpe(struct ember_vm *vm, unsigned n, struct ember_error *err);
+
+/* What the guest did with the events (counts since ember_vm_create). */
+struct ember_acpi_stats {
+	uint64_t power_button; /* presses injected */
+	uint64_t sleep_button;
+	uint64_t gpe[EMBER_GPE_COUNT];	       /* GPE events injected */
+	uint64_t evt_reads;		       /* reads of the event register by _EVT */
+	uint64_t gpe_handled[EMBER_GPE_COUNT]; /* the DSDT's GPE handler ran */
+};
+/* Fills *out. -EINVAL (NULL), -ENODEV (no GED on this VM). Any thread. */
+int ember_vm_acpi_stats(struct ember_vm *vm, struct ember_acpi_stats *out, struct ember_error *err);
+
+/*
+ * An RTC interrupt: the CMOS RTC's alarm and update-ended flags (register C
+ * AF and UF) are set now, as if the alarm second had come, and IRQ 8 is
+ * raised for each of them the guest enabled (register B AIE, UIE). Returns
+ * 1 when the interrupt was raised, 0 when the guest enabled neither (the
+ * flags wait in register C, as on the real chip), -ENODEV (no RTC).
+ */
+int ember_vm_rtc_interrupt(struct ember_vm *vm, struct ember_error *err);
+
+/*
+ * Resizes disk `index` (the --disk options in order: disk0...) to bytes, a
+ * multiple of 512: the image file is grown with ftruncate (sparse) and
+ * virtio-blk's capacity follows, with a configuration change interrupt, so
+ * the guest sees the new size without a reboot (Linux: "new size", and
+ * /sys/block/vdX/size). Shrinking is refused (-EINVAL): data the guest may
+ * use would be cut off under it. Resizing to the current size is a no-op.
+ * Errors: -EINVAL (not a multiple of 512, smaller than now), -EROFS (a
+ * read-only disk), -ENODEV (no disk `index`), -EFBIG or another errno of
+ * ftruncate (nothing changed).
+ */
+int ember_vm_disk_resize(struct ember_vm *vm, unsigned index, uint64_t bytes,
+			 struct ember_error *err);
+
+/*
+ * virtio-net hotplug: a running VM configured with hotplug slots (config
+ * key "hotplug-slots") gains a NIC described as --net's argument (tap=NAME
+ * or fd=N, mac=MAC) in a free slot (*slot receives it); the guest is told
+ * through the GED (ACPI bus check) and scans it. Remove asks the guest to
+ * eject the slot's device (ACPI eject request); the slot is free once the
+ * guest ejected it. Errors: -ENODEV (no hotplug slots on this VM, or
+ * nothing in that slot), -ENOSPC (every slot taken), -EINVAL (a bad spec),
+ * and the errors of --net (the tap).
+ */
+int ember_vm_net_hotplug_add(struct ember_vm *vm, const char *spec, unsigned *slot,
+			     struct ember_error *err);
+int ember_vm_net_hotplug_remove(struct ember_vm *vm, unsigned slot, struct ember_error *err);
+
+/* ------------------------------------------------------------------------
+ * vCPU-only pause, vCPU threads and events (the control plane, ctl.h)
+ * ------------------------------------------------------------------------ */
+
+/*
+ * Pauses or resumes only the vCPUs of a RUNNING VM: the devices and the
+ * I/O thread go on (a disk request in flight completes, console output
+ * drains, the balloon's statistics still come). The VM's state stays
+ * RUNNING; ember_vm_vcpus_paused() tells. ember_vm_pause/resume act on the
+ * whole VM whatever this says; ember_vm_resume also resumes vCPUs paused
+ * here. Errors: -EINVAL (NULL, or CREATED), -ESRCH (STOPPED or stopping),
+ * -EBUSY (the whole VM is PAUSED: resume it with ember_vm_resume).
+ * 0 when already in the asked state. Any thread.
+ */
+int ember_vm_pause_vcpus(struct ember_vm *vm);
+int ember_vm_resume_vcpus(struct ember_vm *vm);
+/* True while the vCPUs are paused by ember_vm_pause_vcpus (false for NULL). */
+bool ember_vm_vcpus_paused(struct ember_vm *vm);
+
+/* vCPU idx's thread id (gettid; the /proc/PID/task/TID entry), fixed from
+ * ember_vm_create to ember_vm_destroy. Any thread. -EINVAL for NULL or a
+ * bad idx. */
+int ember_vm_vcpu_tid(struct ember_vm *vm, unsigned idx, pid_t *tid);
+
+enum ember_vm_event_kind {
+	EMBER_VM_EVENT_STATE = 0, /* the state changed: ev->state, ev->vcpus_paused */
+	EMBER_VM_EVENT_EXIT,	  /* the VM stopped: ev->result (after the STATE event) */
+	EMBER_VM_EVENT_BALLOON,	  /* the balloon's size moved: ev->balloon_* */
+	EMBER_VM_EVENT_POWER,	  /* the guest's power state: ev->power */
+	EMBER_VM_EVENT_KINDS
+};
+struct ember_vm_event {
+	enum ember_vm_event_kind kind;
+	enum ember_vm_state state; /* STATE: the new state (every kind: the current one) */
+	bool vcpus_paused;	   /* STATE: ember_vm_pause_vcpus in force */
+	const struct ember_run_result *result; /* EXIT: why it stopped; else NULL */
+	uint64_t balloon_actual_bytes;	       /* BALLOON: what the guest holds now */
+	uint64_t balloon_target_bytes;	       /* BALLOON: the host's target */
+	bool balloon_oom;		       /* BALLOON: the guest deflated on its own (OOM) */
+	const char *power; /* POWER: "poweroff", "reboot", "reset" (the machine was reset in
+			      place: ember_vm_reset), "sleep", "wake", ...; else NULL */
+};
+/* Called on the thread that made the change (a lifecycle caller, the I/O
+ * thread, a vCPU thread), one event at a time for a VM (calls are
+ * serialised); *ev is valid during the call only. A listener must not
+ * block, and must not call ember_vm_add/remove_event_listener nor a
+ * lifecycle call of the same VM (it would deadlock). */
+typedef void (*ember_vm_event_fn)(const struct ember_vm_event *ev, void *opaque);
+#define EMBER_VM_MAX_LISTENERS 16
+/*
+ * Adds a listener (fn, opaque): it gets every event from now on, in order,
+ * until removed. Any thread, any state until ember_vm_destroy. Errors:
+ * -EINVAL (NULL vm or fn), -EEXIST (that pair is registered),
+ * -ENOSPC (EMBER_VM_MAX_LISTENERS already).
+ */
+int ember_vm_add_event_listener(struct ember_vm *vm, ember_vm_event_fn fn, void *opaque);
+/* Removes it; when this returns, fn is not running and will not be called
+ * again for that opaque. -EINVAL (NULL), -ENOENT (not registered). */
+int ember_vm_remove_event_listener(struct ember_vm *vm, ember_vm_event_fn fn, void *opaque);
+/* Name of an event kind ("state", "exit", "balloon", "power"), NULL past the last. */
+const char *ember_vm_event_kind_name(enum ember_vm_event_kind kind);
+/* Name of a state ("created", "running", "paused", "stopped"). */
+const char *ember_vm_state_name(enum ember_vm_state state);
 
 /* Stops the VM if it runs (as ember_vm_stop, bounded the same way, also
  * with a console reader that stopped reading), then frees it and everything

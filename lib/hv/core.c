@@ -309,7 +309,12 @@ int ehv_vm_set_memory(struct ehv_vm *vm, uint32_t slot, uint64_t gpa, uint64_t s
 	if (size && (!hva || (gpa & (pg - 1)) || (size & (pg - 1)) || ((uintptr_t)hva & (pg - 1)) ||
 		     gpa + size < gpa))
 		return -EINVAL;
-	return vm->ops->vm_set_memory(vm, slot, gpa, size, hva, flags);
+	int r = vm->ops->vm_set_memory(vm, slot, gpa, size, hva, flags);
+	if (r == 0) {
+		vm->slots[slot].size = size;
+		vm->slots[slot].flags = size ? flags : 0;
+	}
+	return r;
 }
 
 int ehv_vm_remove_memory(struct ehv_vm *vm, uint32_t slot)

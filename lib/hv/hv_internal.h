@@ -35,6 +35,39 @@ struct ehvi_pending {
 
 struct ehvi_ops;
 
+/* ---- the saved-state container (state.c) */
+
+#define EHVI_DETAIL_MAX 160
+
+/* A growable writer of sections, with a sticky error. */
+struct ehvi_sw {
+	uint8_t *buf;
+	size_t len, cap;
+	uint32_t nsections;
+	int err;
+};
+/* Appends one section (tag: four characters) of len bytes. */
+void ehvi_sw_section(struct ehvi_sw *w, const char tag[4], uint32_t version, const void *data,
+		     size_t len);
+
+#define EHVI_MAX_SECTIONS 32
+struct ehvi_section {
+	uint32_t tag, version, len;
+	const uint8_t *data;
+};
+/* A parsed, checked blob: distinct tags, each inside the buffer. detail
+ * is where a backend writes why it refused (EHVI_DETAIL_MAX bytes). */
+struct ehvi_sections {
+	unsigned n;
+	struct ehvi_section s[EHVI_MAX_SECTIONS];
+	char *detail;
+};
+/* The section with this tag, or NULL. */
+const struct ehvi_section *ehvi_find(const struct ehvi_sections *secs, const char tag[4]);
+/* Writes a refusal reason into secs->detail and returns err. */
+int ehvi_refuse(const struct ehvi_sections *secs, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 struct ehv_hypervisor {
 	const struct ehvi_ops *ops;
 	enum ehv_backend backend;
@@ -51,6 +84,12 @@ struct ehv_vm {
 	atomic_bool platform;
 	unsigned platform_flags;
 	bool had_vcpu; /* a vCPU was created (under plat_lock) */
+	/* memory slots as set (size 0 = unused), for the dirty log's checks */
+	struct {
+		uint64_t size;
+		unsigned flags;
+	} slots[EHV_MAX_MEM_SLOTS];
+	char detail[EHVI_DETAIL_MAX]; /* ehv_vm_state_detail */
 };
 
 struct ehv_vcpu {
@@ -73,6 +112,7 @@ struct ehv_vcpu {
 	void *runner;
 	/* per-reason exit counters: one writer (the vCPU thread), relaxed atomics */
 	uint64_t counts[EHV_EXIT_REASON_MAX];
+	char detail[EHVI_DETAIL_MAX]; /* ehv_vcpu_state_detail */
 };
 
 /* The backend ops. Every function receives initialised core handles; the
@@ -128,6 +168,13 @@ struct ehvi_ops {
 	int (*vcpu_set_mp_state)(struct ehv_vcpu *vcpu, enum ehv_mp_state state);
 	int (*vcpu_get_lapic)(struct ehv_vcpu *vcpu, struct ehv_lapic_state *lapic);
 	int (*vcpu_set_lapic)(struct ehv_vcpu *vcpu, const struct ehv_lapic_state *lapic);
+	/* whole state (state.c holds the container): save writes the
+	 * backend's sections; restore checks every section first (changing
+	 * nothing on a refusal, with a detail), then applies them */
+	int (*vcpu_save_state)(struct ehv_vcpu *vcpu, struct ehvi_sw *w);
+	int (*vcpu_restore_state)(struct ehv_vcpu *vcpu, const struct ehvi_sections *secs);
+	/* the slot exists and logs dirty pages; bitmap is big enough */
+	int (*vm_get_dirty_log)(struct ehv_vm *vm, uint32_t slot, uint64_t *bitmap, uint64_t pages);
 };
 
 extern const struct ehvi_ops ehvi_mock_ops;

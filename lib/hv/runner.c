@@ -43,6 +43,7 @@ struct ehv_runner {
 	ehv_exit_handler_fn handlers[EHV_EXIT_REASON_MAX];
 	void *opaque;
 	void (*on_stop)(void *opaque, int idx);
+	int (*on_thread_start)(void *opaque, int idx);
 	unsigned n;
 	struct rvcpu *v;
 	pthread_mutex_t wait_lock;
@@ -205,8 +206,14 @@ static void *vcpu_thread(void *arg)
 	sigdelset(&set, SIGILL);
 	sigdelset(&set, SIGABRT);
 	pthread_sigmask(SIG_SETMASK, &set, NULL);
+	/* the caller's hook (a seccomp filter): before anything else runs here */
+	int hook = rv->r->on_thread_start ? rv->r->on_thread_start(rv->r->opaque, rv->idx) : 0;
 
 	pthread_mutex_lock(&rv->lock);
+	if (hook < 0) {
+		rv->error = hook;
+		rv->target = EHV_VCPU_STOPPED;
+	}
 	for (;;) {
 		if (rv->target == EHV_VCPU_STOPPED)
 			break;
@@ -505,6 +512,7 @@ int ehv_runner_create(const struct ehv_runner_config *cfg, struct ehv_runner **o
 	r->n = cfg->nr_vcpus;
 	r->opaque = cfg->opaque;
 	r->on_stop = cfg->on_stop;
+	r->on_thread_start = cfg->on_thread_start;
 	for (unsigned i = 0; i < EHV_EXIT_REASON_MAX; i++)
 		r->handlers[i] = cfg->handlers[i] ? cfg->handlers[i] : cfg->default_handler;
 	pthread_mutex_init(&r->wait_lock, NULL);

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #ifndef MFD_HUGETLB
@@ -213,6 +214,8 @@ int vmm_mem_zero(const struct vmm_mem *m, uint64_t gpa, uint64_t len)
 	return 0;
 }
 
+static int discard(const struct vmm_mem *m, uint64_t off, uint64_t len);
+
 int vmm_mem_discard(const struct vmm_mem *m, uint64_t gpa, uint64_t len)
 {
 	const struct vmm_mem_region *r = find(m, gpa, len);
@@ -222,12 +225,49 @@ int vmm_mem_discard(const struct vmm_mem *m, uint64_t gpa, uint64_t len)
 	if ((gpa | len) & (page - 1))
 		return -EINVAL;
 	uint64_t off = r->offset + (gpa - r->gpa);
+	int e = discard(m, off, len);
+	if (e == 0 && m->on_discard)
+		m->on_discard(m->on_discard_opaque, off, len);
+	return e;
+}
+
+static int discard(const struct vmm_mem *m, uint64_t off, uint64_t len)
+{
+	if (m->file_private) /* MADV_DONTNEED would bring the file's page back */
+		return mmap(m->host + off, (size_t)len, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1,
+			    0) == MAP_FAILED
+			   ? -errno
+			   : 0;
 	if (m->fd >= 0) /* shared memfd: free the file's pages, not only this mapping's */
 		return fallocate(m->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
 				 (off_t)len) < 0
 			   ? -errno
 			   : 0;
 	return madvise(m->host + off, (size_t)len, MADV_DONTNEED) < 0 ? -errno : 0;
+}
+
+int vmm_mem_map_file(struct vmm_mem *m, int fd, struct ember_error *err)
+{
+	if (!m || !m->host || !m->anon || m->hugepages)
+		return vmm_errf(err, -EOPNOTSUPP,
+				"a snapshot's memory maps only over anonymous memory without "
+				"hugepages");
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return vmm_errf(err, -errno, "memory file: %s", strerror(errno));
+	if (st.st_size < 0 || (uint64_t)st.st_size < m->size)
+		return vmm_errf(err, -EINVAL,
+				"memory file: %lld bytes, the guest has %llu (truncated)",
+				(long long)st.st_size, (unsigned long long)m->size);
+	void *p = mmap(m->host, (size_t)m->size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, fd, 0);
+	if (p == MAP_FAILED)
+		return vmm_errf(err, -errno, "cannot map the memory file: %s", strerror(errno));
+	m->file_private = true;
+	madvise(p, (size_t)m->size, MADV_DONTDUMP);
+	madvise(p, (size_t)m->size, MADV_DONTFORK);
+	return 0;
 }
 
 uint64_t vmm_mem_low_end(const struct vmm_mem *m)

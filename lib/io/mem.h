@@ -36,6 +36,13 @@ struct vmm_mem {
 	int fd;	       /* the memfd backing it, or -1 */
 	bool hugepages;
 	bool anon; /* private anonymous memory */
+	/* mapped privately from a snapshot's memory file (vmm_mem_map_file):
+	 * a discard maps fresh anonymous pages over the range */
+	bool file_private;
+	/* told of every discard (offset into the mapping, length) once done:
+	 * the page server's vmm_ps_discarded, or NULL */
+	void (*on_discard)(void *opaque, uint64_t off, uint64_t len);
+	void *on_discard_opaque;
 	unsigned nregions;
 	struct vmm_mem_region regions[VMM_MEM_MAX_REGIONS];
 };
@@ -72,6 +79,17 @@ int vmm_mem_zero(const struct vmm_mem *m, uint64_t gpa, uint64_t len);
  * Returns 0, -EFAULT (not RAM, or len 0), -EINVAL (alignment), or the errno
  * of madvise(MADV_DONTNEED) / fallocate(PUNCH_HOLE) on a memfd. */
 int vmm_mem_discard(const struct vmm_mem *m, uint64_t gpa, uint64_t len);
+
+/*
+ * Replaces the contents of anonymous guest memory with a file of m->size
+ * bytes (a snapshot's memory, holes reading as zero), mapped privately over
+ * the same host range: nothing is read until the guest touches a page, and
+ * its writes stay in this process (copy-on-write). The fd may be closed
+ * afterwards. Only for EMBER_MEM_ANON without hugepages (-EOPNOTSUPP
+ * otherwise); -EINVAL when the file is smaller than m->size; the errno of
+ * fstat/mmap. err says which.
+ */
+int vmm_mem_map_file(struct vmm_mem *m, int fd, struct ember_error *err);
 
 /* End (exclusive) of the first region: the top of RAM below the hole. */
 uint64_t vmm_mem_low_end(const struct vmm_mem *m);

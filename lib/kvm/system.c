@@ -136,6 +136,17 @@ int ekvm_sys_supported_cpuid(struct ekvm_sys *sys, struct kvm_cpuid2 **out)
 	return cpuid_alloc(sys, out, ekvm_sys_get_supported_cpuid);
 }
 
+const struct kvm_cpuid_entry2 *ekvm_cpuid_find(const struct kvm_cpuid2 *c, uint32_t fn,
+					       uint32_t index)
+{
+	for (uint32_t i = 0; c && i < c->nent; i++)
+		if (c->entries[i].function == fn &&
+		    (!(c->entries[i].flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) ||
+		     c->entries[i].index == index))
+			return &c->entries[i];
+	return NULL;
+}
+
 int ekvm_sys_emulated_cpuid(struct ekvm_sys *sys, struct kvm_cpuid2 **out)
 {
 	return cpuid_alloc(sys, out, ekvm_sys_get_emulated_cpuid);

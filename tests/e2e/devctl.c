@@ -1,4 +1,4 @@
-/* tests/e2e/devctl.c - device controls of the library on real KVM: the balloon (inflating lowers this process's RSS, deflating gives the memory back, statistics arrive) and a rate limit changed while the guest runs. */
+/* tests/e2e/devctl.c - device controls of the library on real KVM: the balloon (inflating lowers this process's RSS, deflating gives the memory back, statistics arrive), a rate limit changed while the guest runs, and swap (out lowers RSS, the guest reads its memory back through the page server). */
 #include "../lib/test.h"
 
 #include <ember/vmm.h>
@@ -11,6 +11,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "e2e_vm.h"
 
 /*
  * The guest is the e2e one (tests/e2e/init.sh). Action "balloon": it fills
@@ -25,19 +27,6 @@
 #define INFLATE	  (64ull << 20)
 #define WANT_DROP (60ull << 20)
 #define WAIT_MS	  60000
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static const char *env_or(const char *name, const char *def)
-{
-	const char *v = getenv(name);
-	return v && *v ? v : def;
-}
 
 /* VmRSS of this process (the VMM: guest memory is mapped here), bytes. */
 static uint64_t rss_bytes(void)
@@ -105,6 +94,8 @@ static void fresh_stats(struct ember_vm *vm, struct ember_balloon_stats *s)
 		TEST_FAIL("no fresh statistics from the guest (updates stay %" PRIu64 ")", seen);
 }
 
+static int console_in = -1; /* the guest's console input (start_guest), or -1 */
+
 /* Builds and starts a VM booting the e2e guest with init action `action`
  * and one device option; console output into the pipe p (made here). */
 static struct ember_vm *start_guest(const char *action, const char *dev, const char *subopts,
@@ -126,7 +117,8 @@ static struct ember_vm *start_guest(const char *action, const char *dev, const c
 	    ember_config_set(cfg, "mem", "256M", &err) < 0 ||
 	    ember_config_set(cfg, dev, subopts, &err) < 0 ||
 	    ember_config_set(cfg, "log-level", "error", &err) < 0 ||
-	    ember_config_set_console(cfg, -1, p[1]) < 0 || ember_config_resolve(cfg, &err) < 0)
+	    ember_config_set_console(cfg, console_in, p[1]) < 0 ||
+	    ember_config_resolve(cfg, &err) < 0)
 		TEST_FAIL("configuration: %s", err.msg);
 	struct ember_vm *vm = NULL;
 	int r = ember_vm_create(cfg, &vm, &err);
@@ -244,4 +236,110 @@ KVM_TEST_T(rate_limit_changed_while_the_guest_runs, 300)
 	ember_vm_destroy(vm);
 	close(p[0]);
 	close(p[1]);
+}
+
+/* The guest's sum of its pattern after the next console line; NULL if none came. */
+static const char *guest_sum(struct ember_vm *vm, int fd, int in, unsigned nth)
+{
+	CHECK_EQ(write(in, "go\n", 3), 3);
+	const char *at = out;
+	for (unsigned k = 0; k < nth; k++) {
+		char *n = strstr(at, "E2E swap sum ");
+		if (!n)
+			break;
+		at = n + 1;
+	}
+	uint64_t end = now_ms() + WAIT_MS;
+	for (;;) {
+		console_has(fd, out, sizeof(out), &out_len, "");
+		const char *n = strstr(at, "E2E swap sum ");
+		if (n && strchr(n, '\n'))
+			return n + strlen("E2E swap sum ");
+		if (now_ms() > end || ember_vm_wait(vm, 0, NULL) == 0)
+			return NULL;
+		usleep(20000);
+	}
+}
+
+/* Swap through the library on a running guest: out releases most of what
+ * the guest touched (this process's RSS falls), the guest's pattern reads
+ * back the same through the page server (faults counted), disable brings
+ * the rest back and unregisters. */
+KVM_TEST_T(swap_out_releases_rss_and_the_guest_reads_its_memory_back, 300)
+{
+	int p[2], in[2];
+	struct ember_error err = {0};
+	REQUIRE(pipe2(in, O_CLOEXEC) == 0);
+	console_in = in[0];
+	struct ember_vm *vm = start_guest("swap", "balloon", "reporting=off", p);
+	console_in = -1;
+	if (!wait_console(vm, p[0], "E2E swap ready ", 120000))
+		TEST_FAIL("the guest never got ready; console:\n%s", out);
+	const char *r0 = strstr(out, "E2E swap ready ");
+	for (int k = 0; k < 100 && !strchr(r0, '\n'); k++) { /* the whole line */
+		usleep(20000);
+		console_has(p[0], out, sizeof(out), &out_len, "");
+		r0 = strstr(out, "E2E swap ready ");
+	}
+	char sum0[33] = "";
+	REQUIRE(r0 && sscanf(r0, "E2E swap ready %32s", sum0) == 1);
+
+	struct ember_swap_status st;
+	REQUIRE_OK(ember_vm_swap(vm, EMBER_SWAP_STATUS, NULL, &st, &err));
+	CHECK_EQ(st.state, EMBER_SWAP_DISABLED);
+	CHECK_ERR(ember_vm_swap(vm, EMBER_SWAP_OUT, NULL, &st, &err), -EINVAL);
+	if (ember_vm_swap(vm, EMBER_SWAP_ENABLE, NULL, &st, &err) < 0)
+		TEST_FAIL("swap enable: %s", err.msg);
+	CHECK_EQ(st.state, EMBER_SWAP_READY);
+	CHECK_ERR(ember_vm_swap(vm, EMBER_SWAP_TRIM, NULL, &st, &err), -ENOTSUP);
+
+	uint64_t rss0 = rss_bytes(), t0 = now_ms();
+	if (ember_vm_swap(vm, EMBER_SWAP_OUT, NULL, &st, &err) < 0)
+		TEST_FAIL("swap out: %s", err.msg);
+	uint64_t t_out = now_ms() - t0, rss1 = rss_bytes();
+	uint64_t out_b = st.last_out_pages * 4096;
+	test_log("swap out: %" PRIu64 " MiB in %" PRIu64 " ms, RSS %" PRIu64 " -> %" PRIu64 " MiB",
+		 out_b >> 20, t_out, rss0 >> 20, rss1 >> 20);
+	CHECK_EQ(st.state, EMBER_SWAP_SWAPPED_OUT);
+	CHECK(out_b >= (32ull << 20)); /* the pattern at least */
+	CHECK(st.swapped_pages > 0 && st.swapped_pages <= st.last_out_pages);
+	if (rss1 + out_b / 10 * 8 > rss0)
+		TEST_FAIL("RSS fell by %" PRId64 " KiB, want 80%% of the %" PRIu64 " KiB out",
+			  ((int64_t)rss0 - (int64_t)rss1) / 1024, out_b >> 10);
+
+	/* the guest reads its pattern back: the same sum, the pages served */
+	const char *s1 = guest_sum(vm, p[0], in[1], 0);
+	if (!s1)
+		TEST_FAIL("no sum from the guest after swap out; console:\n%s", out);
+	test_log("pattern sums: before %s, after swap out %.32s", sum0, s1 ? s1 : "-");
+	CHECK(!strncmp(s1, sum0, 32));
+	REQUIRE_OK(ember_vm_swap(vm, EMBER_SWAP_STATUS, NULL, &st, &err));
+	test_log("after the guest's read: %" PRIu64 " faults, %" PRIu64 " KiB in, %" PRIu64
+		 " zero pages, %" PRIu64 " pages still out",
+		 st.faults, st.bytes_in >> 10, st.zero_pages, st.swapped_pages);
+	CHECK(st.faults >= (32ull << 20) / 4096);
+	CHECK(st.bytes_in >= (32ull << 20));
+	CHECK_EQ(st.errors, 0);
+
+	/* disable: the pages still out come back, unregistered, and still the same */
+	CHECK(st.swapped_pages > (16ull << 20) / 4096); /* the guest's idle rest */
+	t0 = now_ms();
+	REQUIRE_OK(ember_vm_swap(vm, EMBER_SWAP_DISABLE, NULL, &st, &err));
+	test_log("disable: %" PRIu64 " ms", now_ms() - t0);
+	CHECK_EQ(st.state, EMBER_SWAP_DISABLED);
+	CHECK_EQ(st.swapped_pages, 0);
+	CHECK(rss_bytes() + (8ull << 20) >= rss1 + (32ull << 20));
+	const char *s2 = guest_sum(vm, p[0], in[1], 1);
+	if (!s2)
+		TEST_FAIL("no sum from the guest after disable; console:\n%s", out);
+	test_log("pattern sum after disable %.32s", s2 ? s2 : "-");
+	CHECK(!strncmp(s2, sum0, 32));
+	CHECK(ember_vm_wait(vm, 0, NULL) != 0); /* still running */
+
+	ember_vm_stop(vm);
+	ember_vm_destroy(vm);
+	close(p[0]);
+	close(p[1]);
+	close(in[0]);
+	close(in[1]);
 }

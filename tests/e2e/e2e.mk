@@ -6,7 +6,7 @@
 # `make` when the host has a Debian kernel in /boot and a static busybox.
 E2E_DIR := o/e2e
 E2E_KERNEL ?= $(shell ls -1v /boot/vmlinuz-* 2>/dev/null | tail -n1)
-E2E_ARTIFACTS := $(E2E_DIR)/initramfs.cpio $(E2E_DIR)/vmlinux
+E2E_ARTIFACTS := $(E2E_DIR)/initramfs.cpio $(E2E_DIR)/initramfs-fs.cpio $(E2E_DIR)/vmlinux
 ifneq ($(E2E_KERNEL),)
 ifneq ($(wildcard /bin/busybox),)
 EXTRA_ALL += $(E2E_ARTIFACTS)
@@ -18,6 +18,11 @@ E2E_RELEASE := $(patsubst vmlinuz-%,%,$(notdir $(E2E_KERNEL)))
 $(E2E_DIR)/initramfs.cpio: tests/e2e/init.sh tests/e2e/mkinitramfs.sh $(E2E_KERNEL) \
 		$(E2E_DIR)/vsock-tool
 	E2E_VSOCK_TOOL=$(E2E_DIR)/vsock-tool tests/e2e/mkinitramfs.sh $@ /bin/busybox $(E2E_RELEASE)
+
+# the same with a filesystem kit appended (ext4's modules, e2fsck): for the
+# snapshot test that checks its disk's filesystem after a restore
+$(E2E_DIR)/initramfs-fs.cpio: $(E2E_DIR)/initramfs.cpio tests/e2e/mkinitramfs-fs.sh
+	tests/e2e/mkinitramfs-fs.sh $@ $(E2E_DIR)/initramfs.cpio $(E2E_RELEASE)
 
 # the vsock peer, static (libc6-dev's libc.a): in the guest for AF_VSOCK, on
 # the host for the Unix-socket side
@@ -56,3 +61,18 @@ TEST_DEVCTL := $(O)/test-devctl
 EXTRA_ALL += $(TEST_DEVCTL)
 $(TEST_DEVCTL): $(O)/tests/e2e/devctl.o $(TESTLIB_OBJS) $(LIBA)
 	$(CC) -o $@ $(O)/tests/e2e/devctl.o $(TESTLIB_OBJS) $(LIBA) $(ALL_LDFLAGS)
+
+# Guest-visible control actions through the library on real KVM
+# (tests/e2e/ctlacpi.c: ACPI buttons and a GPE event, an RTC interrupt, a disk
+# resize, a Debian rootfs powering off on the power button), run by run.sh.
+TEST_CTLACPI := $(O)/test-ctlacpi
+EXTRA_ALL += $(TEST_CTLACPI)
+$(TEST_CTLACPI): $(O)/tests/e2e/ctlacpi.o $(TESTLIB_OBJS) $(LIBA)
+	$(CC) -o $@ $(O)/tests/e2e/ctlacpi.o $(TESTLIB_OBJS) $(LIBA) $(ALL_LDFLAGS)
+# Snapshots on real KVM (tests/e2e/snapshot.c: a restored guest counts on, two
+# clones, an incremental, corrupt snapshots refused, restore vs cold boot),
+# run by run.sh.
+TEST_SNAPSHOT := $(O)/test-snapshot
+EXTRA_ALL += $(TEST_SNAPSHOT)
+$(TEST_SNAPSHOT): $(O)/tests/e2e/snapshot.o $(TESTLIB_OBJS) $(LIBA)
+	$(CC) -o $@ $(O)/tests/e2e/snapshot.o $(TESTLIB_OBJS) $(LIBA) $(ALL_LDFLAGS)

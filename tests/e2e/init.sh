@@ -13,16 +13,30 @@
 #                    panic (sysrq-c: the kernel panics; pvpanic tells the VMM) |
 #                    flood (print e2e.lines=N lines "E2E seq I", then power off) |
 #                    count (print "E2E count I" for I = 0, 1, ... until the host stops the VM) |
+#                    clone (count, with the boot id and "E2E vmfork ID" once a restore reseeded) |
 #                    diskio (write and flush /dev/vda, print "E2E disk I", until stopped) |
+#                    snapnet (tests/e2e/snapshot.c, with initramfs-fs.cpio: eth0, a vsock
+#                    server and a held vsock connection, files written to ext4 on vda
+#                    until a console line comes after the restore; then the checks) |
 #                    balloon (fill most free memory, free it, print "E2E balloon ready",
 #                    wait for the host to stop the VM: tests/e2e/devctl.c) |
 #                    rngread (read 64 KiB from /dev/hwrng, print "E2E rngread done N", wait) |
-#                    halt (halt -f: every CPU stops in HLT with interrupts off)
+#                    swap (32 MiB of a random pattern in a tmpfs, "E2E swap ready MD5", then
+#                    "E2E swap sum MD5" for each console line: tests/e2e/devctl.c) |
+#                    halt (halt -f: every CPU stops in HLT with interrupts off) |
+#                    ctl (tests/e2e/ctlacpi.c: arm an RTC alarm, print "E2E ctl ready", then
+#                    report the RTC interrupt, vda's new size, the sleep button; power off
+#                    on the power button) |
+#                    hotplug (tests/e2e/ctlacpi.c: print "E2E hp ready", wait for a hot-added
+#                    eth0, ping 10.0.3.1 from 10.0.3.15, then drop the card when the host
+#                    removes it)
 #   e2e.rngrate=B/s  with e2e.rng=1 and e2e.rngburst=B: read 4 s worth from /dev/hwrng,
 #                    check it came at about B/s
 #   e2e.vdarate=B/s  the same from /dev/vda (an image of at least 4 s worth), burst
 #                    e2e.vdaburst=B
 #   e2e.rtcirq=1     set an RTC alarm 2 s ahead and check IRQ 8 (rtc0) fired
+#   e2e.rebootdisk=1 with e2e.disks=1 and `ember run --reboot restart`: boot 1 writes data
+#                    to vda and reboots, boot 2 ("E2E boot 2") reads it back and powers off
 # Output: "E2E <key> <value>" lines, "E2E-FAIL <why>" for each failed check, and finally
 # "E2E result checks=N failures=M" before the action.
 export PATH=/bin
@@ -73,6 +87,7 @@ for a in $(cat /proc/cmdline); do
 	e2e.reload=*) reload=${a#e2e.reload=} ;;
 	e2e.hvc=*) hvc=${a#e2e.hvc=} ;;
 	e2e.rtcirq=*) rtcirq=${a#e2e.rtcirq=} ;;
+	e2e.rebootdisk=*) rebootdisk=${a#e2e.rebootdisk=} ;;
 	esac
 done
 echo "E2E kernel $(uname -r)"
@@ -122,6 +137,27 @@ if [ "$disks" -gt 0 ]; then
 		check vdb_refuses_writes sh -c "! echo x | dd of=/dev/vdb bs=512 conv=sync,fsync 2>/dev/null"
 	fi
 fi
+# a guest reboot with a disk attached (e2e.rebootdisk=1, the VMM resets the machine in
+# place): boot 1 writes 256 KiB of random data at 512 KiB on vda and, in sector 4, its
+# md5; it reboots. Boot 2 finds the md5, reads the data back, writes sector 5 and
+# powers off. Each boot says which it is ("E2E boot N"; the host counts them).
+if [ "${rebootdisk:-0}" = 1 ]; then
+	rb_sum=$(dd if=/dev/vda bs=512 skip=4 count=1 2>/dev/null | sed -n 's/^E2E-REBOOT-MD5 \([0-9a-f]*\).*/\1/p')
+	if [ -n "$rb_sum" ]; then
+		echo "E2E boot 2"
+		rb_got=$(dd if=/dev/vda bs=4096 skip=128 count=64 2>/dev/null | md5sum | cut -d' ' -f1)
+		echo "E2E reboot_data md5 $rb_got (boot 1 wrote $rb_sum)"
+		check reboot_data_read_back [ "$rb_got" = "$rb_sum" ]
+		check reboot_write_after sh -c "echo WRITTEN-AFTER-REBOOT | dd of=/dev/vda bs=512 seek=5 conv=sync,fsync 2>/dev/null"
+		action=poweroff
+	else
+		echo "E2E boot 1"
+		dd if=/dev/urandom of=/tmp/rb-data bs=4096 count=64 2>/dev/null
+		check reboot_data_write dd if=/tmp/rb-data of=/dev/vda bs=4096 seek=128 conv=fsync 2>/dev/null
+		check reboot_sum_write sh -c "echo E2E-REBOOT-MD5 \$(md5sum </tmp/rb-data | cut -d' ' -f1) | dd of=/dev/vda bs=512 seek=4 conv=sync,fsync 2>/dev/null"
+		action=reboot
+	fi
+fi
 # virtio-blk I/O (e2e.blkio=1): vda (4 MiB, writable) and vdb (1 MiB + 100
 # bytes, writable): one queue per vCPU, writes with a flush, a discard that
 # reads back as zeros (the host checks the image's blocks went away)
@@ -163,6 +199,22 @@ if [ "$balloon" = 1 ]; then
 	check virtio_balloon_bound sh -c "ls /sys/bus/virtio/drivers/virtio_balloon | grep -q virtio"
 fi
 
+# vsock_both_ways PREFIX N: N connections at once to the host's echo server
+# on port 6000, then the guest's server ($vpid: vsock-tool serve, for the
+# host's connections) waited for; checks PREFIXguest_to_host and
+# PREFIXhost_to_guest
+vsock_both_ways() {
+	check "${1}guest_to_host" sh -c "vsock-tool connect 2 6000 $2 65536 >/tmp/vconn.log 2>&1"
+	grep -v 'bytes both ways' /tmp/vconn.log | sed 's/^/E2E vsock guest-to-host: /'
+	t=0
+	while kill -0 $vpid 2>/dev/null && [ $t -lt 600 ]; do sleep 0.1; t=$((t + 1)); done
+	kill $vpid 2>/dev/null
+	wait $vpid
+	vrc=$?
+	grep -v listening /tmp/vserve.log | sed 's/^/E2E vsock host-to-guest: /'
+	check "${1}host_to_guest" [ "$vrc" = 0 ]
+}
+
 # virtio-vsock (e2e.vsock=1, cid 3): an echo server on port 5000 for the
 # host's 32 connections, and 32 connections at once to the host's echo
 # server on port 6000 (tests/e2e/vsock-tool.c checks every byte of each),
@@ -175,15 +227,7 @@ if [ "$vsock" = 1 ]; then
 	t=0
 	while ! grep -q listening /tmp/vserve.log && [ $t -lt 100 ]; do sleep 0.1; t=$((t + 1)); done
 	echo "E2E vsock-ready"
-	check vsock_guest_to_host sh -c "vsock-tool connect 2 6000 32 65536 >/tmp/vconn.log 2>&1"
-	grep -v 'bytes both ways' /tmp/vconn.log | sed 's/^/E2E vsock guest-to-host: /'
-	t=0
-	while kill -0 $vpid 2>/dev/null && [ $t -lt 600 ]; do sleep 0.1; t=$((t + 1)); done
-	kill $vpid 2>/dev/null
-	wait $vpid
-	vrc=$?
-	grep -v listening /tmp/vserve.log | sed 's/^/E2E vsock host-to-guest: /'
-	check vsock_host_to_guest [ "$vrc" = 0 ]
+	vsock_both_ways vsock_ 32
 	# the driver goes and comes back (a device reset, a new probe): the
 	# host's echo server takes a 33rd connection
 	# (closed sockets may hold the module for a moment)
@@ -347,6 +391,21 @@ flood) # e2e.lines=N numbered lines as fast as the console takes them, then powe
 	echo "E2E flood done"
 	poweroff -f
 	;;
+clone) # snapshots (tests/e2e/snapshot.c): the boot id, the counter of "count", and once
+	# the kernel logged a VM fork (the vmgenid driver reseeded after a restore)
+	# "E2E vmfork BOOT_ID"
+	echo "E2E boot_id $(cat /proc/sys/kernel/random/boot_id)"
+	i=0
+	seen=0
+	while :; do
+		echo "E2E count $i"
+		if [ $seen = 0 ] && dmesg | grep -q 'virtual machine fork'; then
+			seen=1
+			echo "E2E vmfork $(cat /proc/sys/kernel/random/boot_id)"
+		fi
+		i=$((i + 1))
+	done
+	;;
 count) # a counter kept in this shell, printed until the host stops the VM
 	i=0
 	while :; do
@@ -366,6 +425,65 @@ diskio) # s3-blk: writes with flushes to /dev/vda, "E2E disk I" after each (for 
 		i=$((i + 1))
 	done
 	;;
+snapnet) # snapshots (tests/e2e/snapshot.c): set up before the snapshot, checked after
+	# the restore. Before: eth0 10.0.4.15/24, vda's ext4 on /mnt, a vsock echo
+	# server on port 5000 and a connection held to the host's port 6000; then
+	# files written and fsynced on /mnt ("E2E fs I") until a console line
+	# "e2e-line TOKEN" comes (the host types it after the restore). After:
+	# "E2E echo TOKEN", the files read back, /mnt unmounted and e2fsck'd, a
+	# ping of 10.0.4.1, the held connection reset (the transport reset event),
+	# a new connection to the host and the host's one to port 5000 served.
+	for m in /lib/modules/fs/*.ko; do insmod "$m"; done
+	ip link set lo up
+	ip link set eth0 up
+	ip addr add 10.0.4.15/24 dev eth0
+	mkdir -p /mnt
+	check snap_mount mount -t ext4 /dev/vda /mnt
+	check snap_ping_before ping -c 1 -W 10 10.0.4.1
+	vsock-tool serve 5000 1 >/tmp/vserve.log 2>&1 &
+	vpid=$!
+	vsock-tool hold 2 6000 120 >/tmp/vhold.log 2>&1 &
+	hpid=$!
+	t=0
+	while ! { grep -q listening /tmp/vserve.log && grep -q held /tmp/vhold.log; } && [ $t -lt 100 ]; do
+		sleep 0.1
+		t=$((t + 1))
+	done
+	check snap_vsock_held grep -q held /tmp/vhold.log
+	# the console line, read in the background (through fd 8: an
+	# asynchronous command's stdin is /dev/null before its redirections)
+	exec 8<&0
+	(read -r l tok && [ "$l" = e2e-line ] && echo "$tok" >/tmp/go.tmp && mv /tmp/go.tmp /tmp/go) <&8 &
+	echo "E2E snapnet ready"
+	i=0
+	while [ ! -e /tmp/go ]; do
+		f=/mnt/f$((i % 8))
+		if dd if=/dev/urandom of=$f bs=4096 count=16 conv=fsync 2>/dev/null &&
+			echo "$(md5sum <$f | cut -d' ' -f1) f$((i % 8))" >/mnt/sum$((i % 8)) && sync; then
+			echo "E2E fs $i"
+		else
+			echo "E2E-FAIL fs write $i"
+		fi
+		i=$((i + 1))
+	done
+	echo "E2E echo $(cat /tmp/go)"
+	checks=0
+	failures=0
+	check snap_files_read_back sh -c 'for s in /mnt/sum*; do read -r m f <$s && [ "$(md5sum </mnt/$f | cut -d" " -f1)" = "$m" ] || exit 1; done'
+	check snap_umount umount /mnt
+	/usr/sbin/e2fsck -f -n /dev/vda >/tmp/fsck.log 2>&1
+	frc=$?
+	while read -r l; do echo "E2E fsck $l"; done </tmp/fsck.log
+	check snap_fsck [ "$frc" = 0 ]
+	check snap_ping ping -c 2 -W 10 10.0.4.1
+	wait $hpid
+	hrc=$?
+	echo "E2E vsock held: $(tail -n 1 /tmp/vhold.log)"
+	check snap_vsock_held_reset [ "$hrc" = 0 ]
+	vsock_both_ways snap_vsock_ 1
+	echo "E2E snapnet done checks=$checks failures=$failures"
+	while :; do sleep 1000; done
+	;;
 reboot) reboot -f ;;
 panic) sleep 1 && echo c >/proc/sysrq-trigger ;; # let the result line drain first
 hang) while :; do sleep 1000; done ;;
@@ -380,6 +498,79 @@ balloon) # touch most free memory (resident on the host), free it, let the host 
 	dd if=/dev/zero of=/fill/f bs=1M count=$((free_mb - 12)) 2>/dev/null
 	rm -f /fill/f
 	echo "E2E balloon ready (filled $((free_mb - 12)) MiB)"
+	while :; do sleep 1000; done
+	;;
+swap) # a pattern in memory (tests/e2e/devctl.c), its sum again for each console line
+	mkdir -p /fill && mount -t tmpfs -o size=100% tmpfs /fill
+	dd if=/dev/urandom of=/fill/seed bs=64k count=16 2>/dev/null
+	i=0
+	while [ $i -lt 32 ]; do cat /fill/seed; i=$((i + 1)); done >/fill/f
+	echo "E2E swap ready $(md5sum </fill/f | cut -d' ' -f1)"
+	while read -t 600 _; do echo "E2E swap sum $(md5sum </fill/f | cut -d' ' -f1)"; done
+	;;
+ctl) # the host's control actions (tests/e2e/ctlacpi.c), each seen from here
+	ctl_irqs() { awk '$NF == "rtc0" { s = 0; for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i; print s }' /proc/interrupts; }
+	# the buttons' input devices (button.ko, evdev.ko)
+	pwr="" slp=""
+	for d in /sys/class/input/event*; do
+		case "$(cat "$d/device/name" 2>/dev/null)" in
+		"Power Button") pwr=/dev/input/${d##*/} ;;
+		"Sleep Button") slp=/dev/input/${d##*/} ;;
+		esac
+	done
+	check ctl_ged_device sh -c "ls /sys/bus/acpi/devices | grep -q '^ACPI0013:'"
+	# bound to Linux's evged driver (drivers/acpi/evged.c, "acpi-ged")
+	echo "E2E ctl ged driver $(ls -d /sys/bus/platform/drivers/*/ACPI0013:* 2>/dev/null)"
+	check ctl_ged_bound sh -c "ls -d /sys/bus/platform/drivers/acpi-ged/ACPI0013:* >/dev/null 2>&1"
+	check ctl_power_button [ -c "$pwr" ]
+	check ctl_sleep_button [ -c "$slp" ]
+	# one input event (struct input_event, 24 bytes): its type and code
+	ctl_key() { dd if="$1" bs=24 count=1 2>/dev/null | od -An -tu2 -j16 -N4 | tr -s ' '; }
+	(k=$(ctl_key "$slp") && echo "E2E ctl sleepbtn$k") &
+	(k=$(ctl_key "$pwr") && echo "E2E ctl powerbtn$k" && sleep 0.5 && poweroff -f) &
+	# an alarm an hour ahead: AIE on, it will not ring by itself
+	echo +3600 >/sys/class/rtc/rtc0/wakealarm
+	n0=$(ctl_irqs)
+	s0=$(cat /sys/block/vda/size 2>/dev/null)
+	echo "E2E ctl ready rtc $n0 vda $s0"
+	t=0
+	while [ "$(ctl_irqs)" = "$n0" ] && [ $t -lt 600 ]; do sleep 0.1; t=$((t + 1)); done
+	echo "E2E ctl rtc irq $(ctl_irqs)"
+	t=0
+	while [ "$(cat /sys/block/vda/size 2>/dev/null)" = "$s0" ] && [ $t -lt 600 ]; do sleep 0.1; t=$((t + 1)); done
+	s1=$(cat /sys/block/vda/size 2>/dev/null)
+	echo "E2E ctl vda size $s1"
+	# the grown part is usable: the host finds this in its image
+	echo GUEST-WROTE-GROWN | dd of=/dev/vda bs=512 seek=$((s1 - 8)) conv=sync,fsync 2>/dev/null &&
+		echo "E2E ctl vda grown write ok"
+	while :; do sleep 1000; done
+	;;
+hotplug) # a NIC hot-added by the host (tests/e2e/ctlacpi.c), used, then removed
+	echo "E2E hp ready"
+	t=0
+	while [ ! -e /sys/class/net/eth0 ] && [ $t -lt 600 ]; do sleep 0.1; t=$((t + 1)); done
+	check hp_eth0_appeared [ -e /sys/class/net/eth0 ]
+	echo "E2E hp mac $(cat /sys/class/net/eth0/address 2>/dev/null)"
+	ip link set lo up
+	ip link set eth0 up
+	ip addr add 10.0.3.15/24 dev eth0
+	check hp_ping ping -c 3 -W 10 10.0.3.1
+	# the card's platform device (virtio-mmio) and its ACPI slot
+	pdev=$(basename "$(readlink -f /sys/class/net/eth0/device/..)")
+	echo "E2E hp used $pdev"
+	# the host's removal clears the slot: its _STA reads 0 after the bus
+	# check. Linux 6.1 keeps a platform device the ACPI scan made (a bus
+	# check only detaches ACPI-level drivers), so the guest lets go of it
+	# the way a udev rule would: unbinding virtio-mmio, which resets the card
+	st=/sys/bus/platform/devices/$pdev/firmware_node/status
+	t=0
+	while [ "$(cat "$st" 2>/dev/null)" != 0 ] && [ $t -lt 1200 ]; do sleep 0.1; t=$((t + 1)); done
+	echo "E2E hp slot status $(cat "$st" 2>/dev/null)"
+	echo "$pdev" >/sys/bus/platform/drivers/virtio-mmio/unbind
+	t=0
+	while [ -e /sys/class/net/eth0 ] && [ $t -lt 100 ]; do sleep 0.1; t=$((t + 1)); done
+	check hp_eth0_gone [ ! -e /sys/class/net/eth0 ]
+	echo "E2E hp gone"
 	while :; do sleep 1000; done
 	;;
 halt) sleep 1 && halt -f ;; # let the result line drain first

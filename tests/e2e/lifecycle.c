@@ -13,160 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/*
- * The guest is Debian's kernel (the PVH vmlinux cut out of it) with the
- * e2e initramfs (tests/e2e/init.sh), both built by tests/e2e/e2e.mk into
- * o/e2e/ (E2E_VMLINUX, E2E_INITRD override). init.sh's actions give the
- * evidence: "count" prints a counter kept in the guest's shell, "flood"
- * prints numbered lines, then powers off.
- */
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static const char *env_or(const char *name, const char *def)
-{
-	const char *v = getenv(name);
-	return v && *v ? v : def;
-}
-
-#define GUEST_MEM (256ull << 20)
-
-/* Builds a VM booting the e2e guest with init action `action`; console
- * output to out_fd, no console input; disk: a --disk image, or NULL. */
-static struct ember_vm *guest_vm_disk(const char *action, unsigned cpus, const char *extra,
-				      int out_fd, const char *disk)
-{
-	struct ember_config *cfg = NULL;
-	struct ember_error err = {0};
-	if (ember_config_new(&cfg) < 0)
-		TEST_FAIL("ember_config_new");
-	char cmdline[1024];
-	snprintf(cmdline, sizeof(cmdline),
-		 "console=ttyS0 panic=-1 pci=noearly quiet i8042.noaux i8042.nomux i8042.dumbkbd "
-		 "e2e.cpus=%u e2e.mem=%llu e2e.echo=0 e2e.action=%s %s",
-		 cpus, (unsigned long long)GUEST_MEM, action, extra ? extra : "");
-	char ncpus[16];
-	snprintf(ncpus, sizeof(ncpus), "%u", cpus);
-	if (ember_config_set(cfg, "kernel", env_or("E2E_VMLINUX", "o/e2e/vmlinux"), &err) < 0 ||
-	    ember_config_set(cfg, "initrd", env_or("E2E_INITRD", "o/e2e/initramfs.cpio"), &err) <
-		0 ||
-	    ember_config_set(cfg, "cmdline", cmdline, &err) < 0 ||
-	    ember_config_set(cfg, "mem", "256M", &err) < 0 ||
-	    ember_config_set(cfg, "cpus", ncpus, &err) < 0 ||
-	    (disk && ember_config_set(cfg, "disk", disk, &err) < 0))
-		TEST_FAIL("configuration: %s", err.msg);
-	if (ember_config_set_console(cfg, -1, out_fd) < 0 ||
-	    ember_config_set(cfg, "log-level", "error", &err) < 0)
-		TEST_FAIL("configuration: %s", err.msg);
-	if (ember_config_resolve(cfg, &err) < 0)
-		TEST_FAIL("ember_config_resolve: %s", err.msg);
-	struct ember_vm *vm = NULL;
-	int r = ember_vm_create(cfg, &vm, &err);
-	ember_config_free(cfg); /* the VM keeps its own copy */
-	if (r < 0)
-		TEST_FAIL("ember_vm_create: %s", err.msg);
-	return vm;
-}
-
-static struct ember_vm *guest_vm(const char *action, unsigned cpus, const char *extra, int out_fd)
-{
-	return guest_vm_disk(action, cpus, extra, out_fd, NULL);
-}
-
-static enum ember_vm_state state_of(struct ember_vm *vm)
-{
-	struct ember_vm_info info;
-	if (ember_vm_query(vm, &info) < 0)
-		TEST_FAIL("ember_vm_query");
-	return info.state;
-}
-
-/* A growing buffer of console output read from a pipe, without the '\r'
- * of the guest tty's "\r\n" (raw counts the bytes as read). */
-struct capture {
-	int fd; /* read end, non-blocking */
-	char *buf;
-	size_t len, cap, raw;
-};
-
-static void capture_pipe(struct capture *c, int p[2], bool small)
-{
-	memset(c, 0, sizeof(*c));
-	if (pipe2(p, O_CLOEXEC) < 0)
-		TEST_FAIL("pipe2");
-	if (small && fcntl(p[1], F_SETPIPE_SZ, 4096) < 0)
-		TEST_FAIL("F_SETPIPE_SZ");
-	fcntl(p[0], F_SETFL, O_NONBLOCK);
-	c->fd = p[0];
-}
-
-/* Reads what is there now; returns the bytes read. */
-static size_t slurp(struct capture *c)
-{
-	size_t got = 0;
-	for (;;) {
-		if (c->cap - c->len < 65536) {
-			c->cap = c->cap ? c->cap * 2 : 1 << 20;
-			c->buf = realloc(c->buf, c->cap + 1);
-			if (!c->buf)
-				TEST_FAIL("out of memory");
-		}
-		ssize_t r = read(c->fd, c->buf + c->len, c->cap - c->len);
-		if (r <= 0)
-			break;
-		c->raw += (size_t)r;
-		got += (size_t)r;
-		char *in = c->buf + c->len;
-		size_t kept = 0;
-		for (size_t i = 0; i < (size_t)r; i++)
-			if (in[i] != '\r')
-				in[kept++] = in[i];
-		c->len += kept;
-	}
-	c->buf[c->len] = 0;
-	return got;
-}
-
-/* Reads until pattern shows up, at most timeout_ms; true if it did. */
-static bool read_until(struct capture *c, const char *pattern, int timeout_ms)
-{
-	uint64_t end = now_ms() + (uint64_t)timeout_ms;
-	for (;;) {
-		slurp(c);
-		if (c->buf && strstr(c->buf, pattern))
-			return true;
-		if (now_ms() > end)
-			return false;
-		usleep(5000);
-	}
-}
-
-/* Checks that the "PREFIX N" lines of text count 0, 1, 2, ... without a gap
- * or a repeat; returns how many there were, -1 (with a message) if not. */
-static long check_sequence(const char *text, const char *prefix)
-{
-	long expect = 0;
-	size_t plen = strlen(prefix);
-	for (const char *p = text; p && *p;) {
-		const char *eol = strchr(p, '\n');
-		if (!strncmp(p, prefix, plen) && eol) {
-			long v = strtol(p + plen, NULL, 10);
-			if (v != expect) {
-				test_log("sequence broken: '%.*s' where %ld was due",
-					 (int)(eol - p), p, expect);
-				return -1;
-			}
-			expect++;
-		}
-		p = eol ? eol + 1 : NULL;
-	}
-	return expect;
-}
+#include "e2e_vm.h"
 
 /* ------------------------------------------------------------ transitions */
 
@@ -266,6 +113,112 @@ KVM_TEST_T(lifecycle_bad_transitions_give_documented_errors, 300)
 	ember_vm_destroy(vm);
 	CHECK(now_ms() - t0 < 1000);
 	close(devnull);
+}
+
+/* ------------------------------------------------------------ reset */
+
+/* Occurrences of needle in hay. */
+static unsigned count_of(const char *hay, const char *needle)
+{
+	unsigned n = 0;
+	for (const char *p = hay; p && (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	return n;
+}
+
+/* Complete "E2E result ..." lines (a reset cuts off what the guest had not
+ * written out yet, so the wait is for whole lines). */
+static unsigned results_of(const char *buf)
+{
+	unsigned n = 0;
+	for (const char *p = buf; p && (p = strstr(p, "E2E result checks=")); p++) {
+		const char *nl = strchr(p, '\n'), *next = strstr(p + 1, "E2E ");
+		n += nl && (!next || nl < next);
+	}
+	return n;
+}
+
+/* Waits up to timeout_ms until the console shows n guest results. */
+static bool wait_results(struct capture *c, unsigned n, int timeout_ms)
+{
+	uint64_t end = now_ms() + (uint64_t)timeout_ms;
+	for (;;) {
+		slurp(c);
+		if (c->buf && results_of(c->buf) >= n)
+			return true;
+		if (now_ms() > end)
+			return false;
+		usleep(20000);
+	}
+}
+
+/* ember_vm_reset on a running guest (2 vCPUs, a disk): the guest boots
+ * again in the same VM, the application processor comes up again, the disk
+ * works; a reset asked while paused happens, and the VM stays paused until
+ * resumed; the VM never leaves RUNNING/PAUSED. */
+KVM_TEST_T(lifecycle_reset_boots_the_guest_again_in_place, 290)
+{
+	char img[256];
+	snprintf(img, sizeof(img), "%s/ember-lc-reset-XXXXXX", env_or("TMPDIR", "/tmp"));
+	int fd = mkstemp(img);
+	REQUIRE(fd >= 0);
+	REQUIRE_OK(ftruncate(fd, 1 << 20));
+	REQUIRE(pwrite(fd, "EMBER-E2E-DISK", 14, 0) == 14);
+	close(fd);
+	char disk[300];
+	snprintf(disk, sizeof(disk), "path=%s,serial=e2e-serial", img);
+	int p[2];
+	struct capture c;
+	capture_pipe(&c, p, false);
+	struct ember_vm *vm = guest_vm_disk("hang", 2, "e2e.disks=1", p[1], disk);
+	REQUIRE_OK(ember_vm_start(vm));
+	if (!wait_results(&c, 1, 90000))
+		TEST_FAIL("the first boot gave no result (%zu bytes of output)", c.len);
+	REQUIRE_OK(ember_vm_reset(vm));
+	if (!wait_results(&c, 2, 90000))
+		TEST_FAIL("no second boot after ember_vm_reset (%zu bytes of output)", c.len);
+	struct ember_vm_info info;
+	REQUIRE_OK(ember_vm_query(vm, &info));
+	CHECK_EQ(info.resets, 1);
+	CHECK_EQ(info.state, EMBER_VM_RUNNING);
+	/* paused: the reset happens, the guest waits for the resume */
+	REQUIRE_OK(ember_vm_pause(vm));
+	REQUIRE_OK(ember_vm_reset(vm));
+	for (int i = 0; i < 500 && info.resets < 2; i++) {
+		usleep(10000);
+		REQUIRE_OK(ember_vm_query(vm, &info));
+	}
+	CHECK_EQ(info.resets, 2);
+	CHECK_EQ(info.state, EMBER_VM_PAUSED);
+	usleep(500000);
+	slurp(&c);
+	CHECK_EQ(count_of(c.buf, "E2E kernel "), 2); /* not booting while paused */
+	REQUIRE_OK(ember_vm_resume(vm));
+	if (!wait_results(&c, 3, 90000))
+		TEST_FAIL("no third boot after the resume (%zu bytes of output)", c.len);
+	/* what failed, if anything, for the log */
+	for (const char *l = c.buf; l && (l = strstr(l, "E2E")); l++)
+		if (!strncmp(l, "E2E-FAIL", 8) || !strncmp(l, "E2E klog", 8) ||
+		    !strncmp(l, "E2E result", 10)) {
+			const char *e = strchr(l, '\n');
+			TEST_LOG("%.*s", (int)(e ? e - l : (long)strlen(l)), l);
+		}
+	/* each boot: both CPUs online, the disk read, every check passed */
+	CHECK_EQ(count_of(c.buf, "E2E ok cpus_online"), 3);
+	CHECK_EQ(count_of(c.buf, "E2E ok vda_reads"), 3);
+	CHECK_EQ(results_of(c.buf), 3);
+	CHECK_EQ(count_of(c.buf, "failures=0\n"), 3);
+	CHECK_EQ(count_of(c.buf, "E2E-FAIL"), 0);
+	struct ember_run_result res;
+	REQUIRE_OK(ember_vm_stop(vm));
+	REQUIRE_OK(ember_vm_wait(vm, 0, &res));
+	CHECK_EQ(res.reason, EMBER_STOP_REQUESTED);
+	CHECK_ERR(ember_vm_reset(vm), -ESRCH);
+	ember_vm_destroy(vm);
+	unlink(img);
+	close(p[0]);
+	close(p[1]);
+	free(c.buf);
 }
 
 /* ------------------------------------------------------------ pause */

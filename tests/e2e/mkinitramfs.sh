@@ -66,6 +66,14 @@ for m in net/core/failover drivers/net/net_failover drivers/net/virtio_net; do
 		j=$((j + 1))
 	fi
 done
+# the ACPI button driver and evdev (tests/e2e/ctlacpi.c: the power and sleep
+# buttons as input events); no dependencies, any order
+for m in drivers/acpi/button drivers/input/evdev; do
+	if [ "$release" ] && [ -r "$k/$m.ko" ]; then
+		mkdir -p "$root/lib/modules"
+		cp "$k/$m.ko" "$root/lib/modules/acpi-$(basename "$m").ko"
+	fi
+done
 # The kernel opens /dev/console for init; as root we can make the node,
 # otherwise init reopens its console after mounting devtmpfs.
 mknod -m 600 "$root/dev/console" c 5 1 2>/dev/null || true

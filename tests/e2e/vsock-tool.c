@@ -4,6 +4,9 @@
  *   vsock-tool cid                          guest: the local cid (/dev/vsock)
  *   vsock-tool serve PORT N                 guest: AF_VSOCK listen on PORT, echo N connections
  *   vsock-tool connect CID PORT N BYTES     guest: N connections to CID:PORT at once
+ *   vsock-tool hold CID PORT SECS           guest: one connection to CID:PORT, "held" once
+ *                                           open, then wait (at most SECS) for the
+ *                                           connection to end (a transport reset) and say how
  *   vsock-tool host-echo PATH N             host: listen on the Unix socket PATH, echo N
  *   vsock-tool host-connect PATH PORT N BYTES
  *                                           host: N connections through Ember's PATH with
@@ -248,6 +251,26 @@ static int clients(int argc, char **argv, int host)
 	return ok == n && open == n ? 0 : 1;
 }
 
+/* One connection held open until the other side or the transport ends it:
+ * 0 if it ended (the reason printed), 1 if it was still open after secs. */
+static int hold(int argc, char **argv)
+{
+	int fd = open_conn(argc, argv, 0);
+	if (fd < 0)
+		return 1;
+	printf("vsock-tool: held\n");
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	int r = poll(&p, 1, (int)strtoul(argv[4], NULL, 0) * 1000);
+	if (r <= 0) {
+		printf("vsock-tool: still open\n");
+		return 1;
+	}
+	char b;
+	ssize_t n = read(fd, &b, 1);
+	printf("vsock-tool: ended: %s\n", n < 0 ? strerror(errno) : n == 0 ? "EOF" : "data");
+	return n > 0;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -279,11 +302,14 @@ int main(int argc, char **argv)
 		printf("%u\n", cid);
 		return 0;
 	}
+	if (argc == 5 && !strcmp(argv[1], "hold"))
+		return hold(argc, argv);
 	if (argc == 6 && !strcmp(argv[1], "connect"))
 		return clients(argc, argv, 0);
 	if (argc == 6 && !strcmp(argv[1], "host-connect"))
 		return clients(argc, argv, 1);
-	fprintf(stderr, "usage: vsock-tool cid | serve PORT N | connect CID PORT N BYTES |\n"
-			"       host-echo PATH N | host-connect PATH PORT N BYTES\n");
+	fprintf(stderr,
+		"usage: vsock-tool cid | serve PORT N | connect CID PORT N BYTES |\n"
+		"       hold CID PORT SECS | host-echo PATH N | host-connect PATH PORT N BYTES\n");
 	return 2;
 }

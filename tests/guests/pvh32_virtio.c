@@ -1,5 +1,6 @@
 /* tests/guests/pvh32_virtio.c - booted by the VMM: drives its virtio-blk and virtio-rng with hostile rings, reports on ttyS0. */
 #include "guest.h"
+#include "board.h"
 #include "serial.h"
 
 /*
@@ -14,45 +15,6 @@
  * prints "ok NAME" or "FAIL NAME: ..."; the last line is "hostile: done N
  * failed F", then the guest powers off (ACPI S5).
  */
-
-#define SLEEP_CTL    0x600
-#define S5_POWER_OFF ((5 << 2) | (1 << 5)) /* SLP_TYP 5, SLP_EN */
-
-#define VIRTIO_BASE 0xd0000000u
-#define VIRTIO_WIN  0x1000u
-
-/* virtio-mmio registers (VIRTIO 1.2, 4.2.2) */
-#define R_MAGIC	       0x000
-#define R_VERSION      0x004
-#define R_DEVICE_ID    0x008
-#define R_DEV_FEAT     0x010
-#define R_DEV_FEAT_SEL 0x014
-#define R_DRV_FEAT     0x020
-#define R_DRV_FEAT_SEL 0x024
-#define R_QUEUE_SEL    0x030
-#define R_QUEUE_MAX    0x034
-#define R_QUEUE_NUM    0x038
-#define R_QUEUE_READY  0x044
-#define R_NOTIFY       0x050
-#define R_INT_STATUS   0x060
-#define R_INT_ACK      0x064
-#define R_STATUS       0x070
-#define R_DESC_LO      0x080
-#define R_DESC_HI      0x084
-#define R_AVAIL_LO     0x090
-#define R_AVAIL_HI     0x094
-#define R_USED_LO      0x0a0
-#define R_USED_HI      0x0a4
-
-#define S_ACK	      1u
-#define S_DRIVER      2u
-#define S_DRIVER_OK   4u
-#define S_FEATURES_OK 8u
-#define S_NEEDS_RESET 0x40u
-
-#define D_NEXT	   1u
-#define D_WRITE	   2u
-#define D_INDIRECT 4u
 
 #define F_INDIRECT_DESC 28 /* in the low feature word */
 #define F_VERSION_1	0  /* bit 32: the high word's bit 0 */

@@ -113,17 +113,6 @@ static struct kvm_cpuid2 *cpuid_alloc(uint32_t nent)
 	return c;
 }
 
-static const struct kvm_cpuid_entry2 *cpuid_find(const struct kvm_cpuid2 *c, uint32_t fn,
-						 uint32_t index)
-{
-	for (uint32_t i = 0; i < c->nent; i++)
-		if (c->entries[i].function == fn &&
-		    (!(c->entries[i].flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) ||
-		     c->entries[i].index == index))
-			return &c->entries[i];
-	return NULL;
-}
-
 KVM_TEST(system_supported_cpuid)
 {
 	struct ekvm_sys *sys = open_sys();
@@ -133,9 +122,9 @@ KVM_TEST(system_supported_cpuid)
 	REQUIRE_OK(ekvm_sys_get_supported_cpuid(sys, big));
 	TEST_LOG("%u supported CPUID entries", big->nent);
 	CHECK(big->nent > 2 && big->nent < 512);
-	const struct kvm_cpuid_entry2 *leaf0 = cpuid_find(big, 0, 0);
-	const struct kvm_cpuid_entry2 *leaf1 = cpuid_find(big, 1, 0);
-	const struct kvm_cpuid_entry2 *ext0 = cpuid_find(big, 0x80000000, 0);
+	const struct kvm_cpuid_entry2 *leaf0 = ekvm_cpuid_find(big, 0, 0);
+	const struct kvm_cpuid_entry2 *leaf1 = ekvm_cpuid_find(big, 1, 0);
+	const struct kvm_cpuid_entry2 *ext0 = ekvm_cpuid_find(big, 0x80000000, 0);
 	REQUIRE(leaf0 && leaf1 && ext0);
 	CHECK(leaf0->eax >= 1);
 	CHECK(ext0->eax >= 0x80000001);
@@ -172,7 +161,7 @@ KVM_TEST(system_emulated_cpuid)
 	TEST_LOG("%u emulated CPUID entries", buf->nent);
 	CHECK(buf->nent >= 1);
 	/* KVM emulates MOVBE (leaf 1 ECX bit 22) whatever the host has */
-	const struct kvm_cpuid_entry2 *leaf1 = cpuid_find(buf, 1, 0);
+	const struct kvm_cpuid_entry2 *leaf1 = ekvm_cpuid_find(buf, 1, 0);
 	REQUIRE(leaf1 != NULL);
 	CHECK(leaf1->ecx & (1u << 22));
 

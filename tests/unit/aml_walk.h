@@ -36,6 +36,20 @@ struct walk {
 	int ndevs;
 	int s5_count;
 	uint64_t s5_first;
+	/* Methods (their paths and body bytes) and operation regions */
+	struct {
+		char path[128];
+		const uint8_t *body;
+		size_t len;
+		int nargs;
+	} methods[64];
+	int nmethods;
+	struct {
+		char path[128];
+		int space;
+		uint64_t offset, len;
+	} regions[8];
+	int nregions;
 	bool bad;
 };
 
@@ -222,11 +236,67 @@ static inline void walk_terms(struct walk *w, const uint8_t *p, size_t n, const 
 				w->s5_first = v;
 			}
 			i += 1 + k + d;
+		} else if (p[i] == 0x14) { /* Method: PkgLength NameString flags body */
+			size_t lb, len = pkglen(p + i + 1, n - i - 1, &lb);
+			size_t k = len && i + 1 + len <= n
+				       ? namestr(p + i + 1 + lb, len - lb, name, sizeof(name))
+				       : 0;
+			if (!k || lb + k + 1 > len) {
+				w->bad = true;
+				return;
+			}
+			if (w->nmethods < 64) {
+				int m = w->nmethods++;
+				snprintf(w->methods[m].path, sizeof(w->methods[m].path), "%s%s%s",
+					 scope, scope[0] ? "." : "", name);
+				w->methods[m].nargs = p[i + 1 + lb + k] & 7;
+				w->methods[m].body = p + i + 1 + lb + k + 1;
+				w->methods[m].len = len - lb - k - 1;
+			}
+			i += 1 + len;
+		} else if (p[i] == 0x5b && i + 1 < n && p[i + 1] == 0x80) {
+			/* OperationRegion: NameString space offset length */
+			size_t k = namestr(p + i + 2, n - i - 2, name, sizeof(name));
+			uint64_t off = 0, rlen = 0;
+			size_t a = k && i + 2 + k < n ? data_obj(w, p + i + 3 + k, n - i - 3 - k,
+								 &off, NULL, NULL, NULL, NULL)
+						      : 0;
+			size_t b = a ? data_obj(w, p + i + 3 + k + a, n - i - 3 - k - a, &rlen,
+						NULL, NULL, NULL, NULL)
+				     : 0;
+			if (!b) {
+				w->bad = true;
+				return;
+			}
+			if (w->nregions < 8) {
+				int r = w->nregions++;
+				snprintf(w->regions[r].path, sizeof(w->regions[r].path), "%s%s%s",
+					 scope, scope[0] ? "." : "", name);
+				w->regions[r].space = p[i + 2 + k];
+				w->regions[r].offset = off;
+				w->regions[r].len = rlen;
+			}
+			i += 3 + k + a + b;
+		} else if (p[i] == 0x5b && i + 1 < n && p[i + 1] == 0x81) { /* Field: skipped */
+			size_t lb, len = pkglen(p + i + 2, n - i - 2, &lb);
+			if (!len || i + 2 + len > n) {
+				w->bad = true;
+				return;
+			}
+			i += 2 + len;
 		} else {
 			w->bad = true;
 			return;
 		}
 	}
+}
+
+static inline int find_method(struct walk *w, const char *path)
+{
+	for (int i = 0; i < w->nmethods; i++)
+		if (!strcmp(w->methods[i].path, path))
+			return i;
+	return -1;
 }
 
 static inline struct found_dev *find_dev(struct walk *w, const char *path)

@@ -1,6 +1,7 @@
 /* tests/unit/virtio_balloon.c - virtio-balloon through virtio-mmio: inflate gives pages back, stats, reporting, the target. */
 #include "virtio_driver.h"
 #include "../../devices/virtio/balloon.h"
+#include "state_util.h"
 
 #include <errno.h>
 #include <linux/virtio_balloon.h>
@@ -164,4 +165,64 @@ TEST(vmm_mem_discard_checks)
 	CHECK_ERR(vmm_mem_discard(&m, (1 << 20) - 4096, 8192), -EFAULT);
 	CHECK_ERR(vmm_mem_discard(&m, 0, 0), -EFAULT);
 	vmm_mem_destroy(&m);
+}
+
+/* ------------------------------------------------------------ saved state */
+
+static void rig_fresh_device(struct rig *r)
+{
+	bus_destroy(r->bus);
+	dev_destroy(virtio_mmio_dev(r->t));
+	virtio_balloon_destroy(r->b);
+	REQUIRE_OK(bus_create("mmio", UINT64_MAX, &r->bus));
+	struct virtio_mmio_config cfg = {.mem = &r->mem, .interrupt = on_irq, .opaque = r};
+	REQUIRE_OK(virtio_balloon_create(cfg, &r->b, &r->t));
+	REQUIRE_OK(dev_register(r->bus, BASE, VIRTIO_MMIO_WINDOW, virtio_mmio_dev(r->t)));
+	r->m.bus = r->bus;
+}
+
+TEST(virtio_balloon_state_target_actual_and_held_stats)
+{
+	struct rig r;
+	uint64_t f = (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_BALLOON_F_STATS_VQ);
+	rig_init(&r, f, 3);
+	virtio_balloon_set_target(r.b, 7);
+	uint64_t v = 5;
+	bus_access_u64(r.bus, BASE + VIRTIO_MMIO_CONFIG + 4, &v, 4, true, 0);
+	uint8_t s[10] = {0};
+	uint16_t tag = VIRTIO_BALLOON_S_MEMFREE;
+	uint64_t val = 4242;
+	memcpy(s, &tag, 2);
+	memcpy(s + 2, &val, 8);
+	REQUIRE_OK(vmm_mem_write(&r.mem, PFN_GPA, s, sizeof(s)));
+	send(&r, 2, PFN_GPA, sizeof(s), false);
+	CHECK_EQ(tdrv_rd16(&r.mem, r.q[2].used + 2), 0); /* held by the device */
+	size_t len;
+	uint8_t *buf = state_take(state_dev_save, virtio_mmio_dev(r.t), &len);
+
+	rig_fresh_device(&r);
+	r.irqs = 0;
+	REQUIRE_OK(state_load(state_dev_load, virtio_mmio_dev(r.t), buf, len, NULL, 0));
+	CHECK(r.irqs >= 1); /* the pending configuration interrupt raised again */
+	bus_access_u64(r.bus, BASE + VIRTIO_MMIO_CONFIG, &v, 4, false, 0);
+	CHECK_EQ(v, 7);
+	bus_access_u64(r.bus, BASE + VIRTIO_MMIO_CONFIG + 4, &v, 4, false, 0);
+	CHECK_EQ(v, 5);
+	struct virtio_balloon_stats st;
+	virtio_balloon_get_stats(r.b, &st);
+	CHECK_EQ(st.guest[VIRTIO_BALLOON_S_MEMFREE], 4242);
+	/* the held stats buffer: not the device's until it takes it again */
+	CHECK_ERR(virtio_balloon_request_stats(r.b), -EAGAIN);
+	tdrv_wr(&r.m, VIRTIO_MMIO_QUEUE_NOTIFY, 2);
+	REQUIRE_OK(virtio_balloon_request_stats(r.b));
+	CHECK_EQ(tdrv_rd16(&r.mem, r.q[2].used + 2), 1); /* returned in the first used slot */
+	CHECK_EQ(tdrv_rd32(&r.mem, r.q[2].used + 4), 0);
+
+	rig_fresh_device(&r);
+	state_check_refusals(state_dev_save, state_dev_load, virtio_mmio_dev(r.t), buf, len);
+	/* a statistics tag the device does not know */
+	state_check_patched(state_dev_load, virtio_mmio_dev(r.t), buf, len, len - 80 - 4 + 1, 0x04,
+			    "virtio-mmio/virtio-balloon: statistics tags");
+	free(buf);
+	rig_fini(&r);
 }

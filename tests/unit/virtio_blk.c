@@ -1,6 +1,7 @@
 /* tests/unit/virtio_blk.c - virtio-blk on a temporary image, driven through virtio-mmio like Linux's virtio_blk, on both engines. */
 #include "virtio_driver.h"
 #include "../../devices/virtio/blk.h"
+#include "state_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -668,3 +669,117 @@ static void image_shrinks(enum virtio_blk_engine engine)
 	rig_fini(&r);
 }
 TEST_BOTH_ENGINES(virtio_blk_image_shrinks, image_shrinks)
+
+/* ------------------------------------------------------------ saved state */
+
+/* Replaces the rig's device by a fresh one on the same image and guest
+ * memory, as a restored VM builds it from the same configuration. */
+static void rig_fresh_device(struct rig *r)
+{
+	char err[256];
+	bus_destroy(r->bus);
+	dev_destroy(virtio_mmio_dev(r->t));
+	virtio_blk_destroy(r->blk);
+	REQUIRE_OK(bus_create("mmio", UINT64_MAX, &r->bus));
+	REQUIRE_OK(open_disk(r, false, "ember-disk-0", err, sizeof(err)));
+	REQUIRE_OK(dev_register(r->bus, BASE, VIRTIO_MMIO_WINDOW, virtio_mmio_dev(r->t)));
+	r->m.bus = r->bus;
+	CHECK_EQ(tdrv_rd(&r->m, VIRTIO_MMIO_STATUS), 0);
+}
+
+/* Offsets in the saved "virtio-mmio" section (see virtio_mmio_save). */
+#define ST_FEATURES  28
+#define ST_Q0_NUM    64
+#define ST_Q0_DESC   66
+#define ST_Q0_LAST   91
+#define ST_INTSTATUS 56
+
+static void state_round_trip(enum virtio_blk_engine engine)
+{
+	struct rig r;
+	rig_init(&r, false, engine);
+	uint32_t used;
+	CHECK_EQ(req(&r, VIRTIO_BLK_T_IN, 1, 512, true, &used), VIRTIO_BLK_S_OK);
+	CHECK_EQ(req(&r, VIRTIO_BLK_T_IN, 2, 512, true, &used), VIRTIO_BLK_S_OK);
+	size_t len;
+	uint8_t *buf = state_take(state_dev_save, virtio_mmio_dev(r.t), &len);
+
+	rig_fresh_device(&r);
+	char detail[VMM_STATE_DETAIL];
+	int rc = state_load(state_dev_load, virtio_mmio_dev(r.t), buf, len, detail, sizeof(detail));
+	if (rc)
+		TEST_FAIL("load: %d: %s", rc, detail);
+	/* the driver's view: running, negotiated, queue 0 ready where it was */
+	CHECK_EQ(tdrv_rd(&r.m, VIRTIO_MMIO_STATUS), TDRV_DRIVER_ALL);
+	CHECK_EQ(virtio_mmio_features(r.t), 1ull << VIRTIO_F_VERSION_1);
+	tdrv_wr(&r.m, VIRTIO_MMIO_QUEUE_SEL, 0);
+	CHECK_EQ(tdrv_rd(&r.m, VIRTIO_MMIO_QUEUE_READY), 1);
+	tdrv_wr(&r.m, VIRTIO_MMIO_QUEUE_SEL, 1);
+	CHECK_EQ(tdrv_rd(&r.m, VIRTIO_MMIO_QUEUE_READY), 0);
+	/* a request posted after the load completes in the next used slot */
+	CHECK_EQ(req(&r, VIRTIO_BLK_T_IN, 3, 512, true, &used), VIRTIO_BLK_S_OK);
+	CHECK_EQ(used, 513);
+	CHECK_EQ(tdrv_rd16(&r.mem, USED_GPA + 2), 3);
+	uint8_t data[4];
+	vmm_mem_read(&r.mem, DATA_GPA, data, sizeof(data));
+	CHECK_EQ(data[0], (uint8_t)(3 + 3 * 512)); /* the image's pattern of sector 3 */
+
+	/* every malformed variant refused by a fresh device, which stays fresh */
+	rig_fresh_device(&r);
+	struct dev *d = virtio_mmio_dev(r.t);
+	state_check_refusals(state_dev_save, state_dev_load, d, buf, len);
+	CHECK_EQ(buf[ST_Q0_NUM], QSZ);
+	state_check_patched(state_dev_load, d, buf, len, ST_Q0_NUM, 3, "size 3");
+	state_check_patched(state_dev_load, d, buf, len, ST_Q0_NUM + 1, 1, "size 272");
+	state_check_patched(state_dev_load, d, buf, len, ST_Q0_LAST, (uint8_t)(buf[ST_Q0_LAST] + 1),
+			    "in flight");
+	state_check_patched(state_dev_load, d, buf, len, ST_Q0_DESC + 3, 0x7f,
+			    "outside guest memory");
+	state_check_patched(state_dev_load, d, buf, len, ST_Q0_DESC, 0x01, "misaligned");
+	state_check_patched(state_dev_load, d, buf, len, ST_FEATURES + 7, 0x80, "not offered");
+	state_check_patched(state_dev_load, d, buf, len, ST_INTSTATUS, 0x04, "interrupt status");
+	state_check_patched(state_dev_load, d, buf, len, 20, VIRTIO_ID_NET, "this is virtio-blk");
+	CHECK_EQ(tdrv_rd(&r.m, VIRTIO_MMIO_STATUS), 0);
+
+	/* the image changed size since the save */
+	REQUIRE_OK(truncate(r.path, IMG_SIZE + 4096));
+	rig_fresh_device(&r);
+	CHECK_ERR(
+	    state_load(state_dev_load, virtio_mmio_dev(r.t), buf, len, detail, sizeof(detail)),
+	    -EINVAL);
+	CHECK(strstr(detail, "virtio-mmio/virtio-blk: the disk image changed size") != NULL);
+	CHECK(strstr(detail, "1048676 bytes when saved, 1052772 now") != NULL);
+	CHECK_EQ(tdrv_rd(&r.m, VIRTIO_MMIO_STATUS), 0);
+	free(buf);
+	rig_fini(&r);
+}
+TEST_BOTH_ENGINES(virtio_blk_state_round_trip, state_round_trip)
+
+/* A request the io_uring engine has not completed yet (completions are
+ * reaped only by virtio_blk_poll): the device is not quiesced, a save is
+ * -EBUSY; once drained (what a pause does) it saves. */
+TEST(virtio_blk_state_save_refused_with_requests_in_flight_io_uring)
+{
+	struct rig r;
+	rig_init(&r, false, VIRTIO_BLK_ENGINE_IO_URING);
+	uint8_t hdr[16] = {0};
+	uint32_t type = VIRTIO_BLK_T_IN;
+	memcpy(hdr, &type, 4);
+	REQUIRE_OK(vmm_mem_write(&r.mem, HDR_GPA, hdr, 16));
+	tdrv_desc(&r.q, DESC_GPA, 0, HDR_GPA, 16, VRING_DESC_F_NEXT, 1);
+	tdrv_desc(&r.q, DESC_GPA, 1, DATA_GPA, 512, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 2);
+	tdrv_desc(&r.q, DESC_GPA, 2, STS_GPA, 1, VRING_DESC_F_WRITE, 0);
+	tdrv_publish(&r.q, 0);
+	tdrv_wr(&r.m, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	CHECK_EQ(virtio_blk_inflight(r.blk), 1);
+	struct vmm_state_w w;
+	vmm_sw_init(&w);
+	CHECK_ERR(dev_save(virtio_mmio_dev(r.t), &w), -EBUSY);
+	vmm_sw_free(&w);
+	virtio_blk_drain(r.blk);
+	CHECK_EQ(virtio_blk_inflight(r.blk), 0);
+	CHECK_EQ(tdrv_rd16(&r.mem, USED_GPA + 2), 1);
+	size_t len;
+	free(state_take(state_dev_save, virtio_mmio_dev(r.t), &len));
+	rig_fini(&r);
+}

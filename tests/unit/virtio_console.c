@@ -2,6 +2,7 @@
 #include "virtio_driver.h"
 #include "vmm_fixtures.h"
 #include "../../devices/virtio/console.h"
+#include "state_util.h"
 #include "../../vmm/boot/boot.h"
 #include "../../vmm/config.h"
 #include "../../vmm/devmgr.h"
@@ -68,12 +69,9 @@ static void host_rx_ready(void *opaque)
 #define rd(r, off)    tdrv_rd(&(r)->m, off)
 #define wr(r, off, v) tdrv_wr(&(r)->m, off, v)
 
-static void rig_init(struct rig *r, uint16_t cols, uint16_t rows)
+/* A bus and the device on it (the rig's memory exists). */
+static void rig_device(struct rig *r, uint16_t cols, uint16_t rows)
 {
-	memset(r, 0, sizeof(*r));
-	r->out_cap = sizeof(r->out);
-	REQUIRE_OK(
-	    vmm_mem_create(&r->mem, MEM_SIZE, MEM_SIZE, MEM_SIZE, EMBER_MEM_ANON, false, NULL));
 	REQUIRE_OK(bus_create("mmio", UINT64_MAX, &r->bus));
 	struct virtio_mmio_config cfg = {
 	    .mem = &r->mem, .interrupt = on_irq, .notify = on_notify, .opaque = r};
@@ -82,6 +80,15 @@ static void rig_init(struct rig *r, uint16_t cols, uint16_t rows)
 	REQUIRE_OK(virtio_console_create(cfg, &host, &r->con, &r->t));
 	REQUIRE_OK(dev_register(r->bus, BASE, VIRTIO_MMIO_WINDOW, virtio_mmio_dev(r->t)));
 	r->m = (struct tdrv_mmio){.bus = r->bus, .base = BASE};
+}
+
+static void rig_init(struct rig *r, uint16_t cols, uint16_t rows)
+{
+	memset(r, 0, sizeof(*r));
+	r->out_cap = sizeof(r->out);
+	REQUIRE_OK(
+	    vmm_mem_create(&r->mem, MEM_SIZE, MEM_SIZE, MEM_SIZE, EMBER_MEM_ANON, false, NULL));
+	rig_device(r, cols, rows);
 }
 
 static void rig_fini(struct rig *r)
@@ -439,4 +446,57 @@ TEST(virtio_console_initramfs_modules)
 	CHECK_STR(mods[3].name, "virtio_console.ko");
 	vmm_initramfs_modules_free(mods, n);
 	CHECK_EQ(vmm_initramfs_console_modules(release, mods, 3), 0); /* not all: none */
+}
+
+/* ------------------------------------------------------------ saved state */
+
+static void rig_fresh_device(struct rig *r, uint16_t cols, uint16_t rows)
+{
+	bus_destroy(r->bus);
+	dev_destroy(virtio_mmio_dev(r->t));
+	virtio_console_destroy(r->con);
+	rig_device(r, cols, rows);
+}
+
+TEST(virtio_console_state_held_output_continues_without_repeats)
+{
+	struct rig r;
+	rig_init(&r, 80, 25);
+	linux_up(&r, F | (1ull << VIRTIO_CONSOLE_F_SIZE));
+	r.out_cap = 3;
+	send_tx(&r, 0, "abcdefg", 3);
+	send_tx(&r, 2, "hij", 1);
+	CHECK_EQ(r.out_len, 3);
+	post_rx(&r, 0, 8);
+	size_t len;
+	uint8_t *buf = state_take(state_dev_save, virtio_mmio_dev(r.t), &len);
+
+	rig_fresh_device(&r, 132, 43);
+	REQUIRE_OK(state_load(state_dev_load, virtio_mmio_dev(r.t), buf, len, NULL, 0));
+	uint64_t v = 0;
+	bus_access_u64(r.bus, BASE + VIRTIO_MMIO_CONFIG, &v, 4, false, 0);
+	CHECK_EQ(v, 80u | 25u << 16); /* the size the guest was told */
+	/* the output held at "abc" goes on from "d", then the next chain */
+	r.out_cap = sizeof(r.out);
+	virtio_console_tx_ready(r.con);
+	CHECK_EQ(r.out_len, 10);
+	CHECK(!memcmp(r.out, "abcdefghij", 10));
+	CHECK_EQ(tdrv_rd16(&r.mem, TX_USED + 2), 2);
+	/* input goes into the buffer posted before the save */
+	CHECK_EQ(virtio_console_rx_push(r.con, (const uint8_t *)"in", 2), 2);
+	CHECK_EQ(tdrv_rd16(&r.mem, RX_USED + 2), 1);
+
+	rig_fresh_device(&r, 0, 0);
+	/* no terminal now: the size the driver negotiated is not offered */
+	char detail[VMM_STATE_DETAIL];
+	CHECK_ERR(
+	    state_load(state_dev_load, virtio_mmio_dev(r.t), buf, len, detail, sizeof(detail)),
+	    -EINVAL);
+	CHECK(strstr(detail, "not offered") != NULL);
+	rig_fresh_device(&r, 1, 1);
+	state_check_refusals(state_dev_save, state_dev_load, virtio_mmio_dev(r.t), buf, len);
+	state_check_patched(state_dev_load, virtio_mmio_dev(r.t), buf, len, len - 4, 1,
+			    "virtio-mmio/virtio-console: transmit offset");
+	free(buf);
+	rig_fini(&r);
 }

@@ -5,6 +5,7 @@
 #include "../lib/test.h"
 #include "../../devices/virtio/mmio.h"
 #include "../../lib/io/mem.h"
+#include "virtio_mmio_access.h"
 
 #include <linux/virtio_config.h>
 
@@ -51,24 +52,6 @@ static inline uint32_t tdrv_rd32(const struct vmm_mem *mem, uint64_t gpa)
 	return v;
 }
 
-/* A virtio-mmio window on a test bus, driven as Linux's virtio_mmio does. */
-struct tdrv_mmio {
-	struct bus *bus;
-	uint64_t base;
-};
-
-static inline uint32_t tdrv_rd(const struct tdrv_mmio *m, uint64_t off)
-{
-	uint64_t v = 0;
-	bus_access_u64(m->bus, m->base + off, &v, 4, false, 0);
-	return (uint32_t)v;
-}
-static inline void tdrv_wr(const struct tdrv_mmio *m, uint64_t off, uint32_t v)
-{
-	uint64_t x = v;
-	bus_access_u64(m->bus, m->base + off, &x, 4, true, 0);
-}
-
 #define TDRV_DRIVER_ALL                                                                       \
 	(VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK | \
 	 VIRTIO_CONFIG_S_DRIVER_OK)
@@ -88,12 +71,7 @@ static inline uint64_t tdrv_probe(const struct tdrv_mmio *m, uint32_t device_id,
 	uint64_t offered = (uint64_t)tdrv_rd(m, VIRTIO_MMIO_DEVICE_FEATURES) << 32;
 	tdrv_wr(m, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
 	offered |= tdrv_rd(m, VIRTIO_MMIO_DEVICE_FEATURES);
-	tdrv_wr(m, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-	tdrv_wr(m, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(features >> 32));
-	tdrv_wr(m, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-	tdrv_wr(m, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)features);
-	tdrv_wr(m, VIRTIO_MMIO_STATUS,
-		VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK);
+	tdrv_accept(m, features);
 	return offered;
 }
 

@@ -2,6 +2,7 @@
 #include "virtio_driver.h"
 #include "../../devices/virtio/mmio.h"
 #include "../../devices/virtio/rng.h"
+#include "state_util.h"
 
 #include <errno.h>
 #include <linux/virtio_config.h>
@@ -286,4 +287,138 @@ TEST(virtio_mmio_create_checks_ops)
 	CHECK_ERR(virtio_mmio_create(NULL, &t), -EINVAL);
 	struct virtio_rng *rng;
 	CHECK_ERR(virtio_rng_create((struct virtio_mmio_config){0}, &rng, &t), -EINVAL);
+}
+
+/* ------------------------------------------------------------ saved state */
+
+TEST(virtio_mmio_state_rng_continues_with_event_idx)
+{
+	struct rig r;
+	rig_init(&r);
+	uint64_t f = (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_RING_F_EVENT_IDX);
+	linux_probe(&r, f);
+	linux_setup_queue(&r, DESC_GPA);
+	wr(&r, VIRTIO_MMIO_STATUS, DRIVER_ALL);
+	tdrv_desc(&r.q, DESC_GPA, 0, BUF_GPA, 64, VRING_DESC_F_WRITE, 0);
+	tdrv_publish(&r.q, 0);
+	wr(&r, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	CHECK_EQ(tdrv_rd16(&r.mem, USED_GPA + 2), 1);
+	wr(&r, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_MMIO_INT_VRING);
+	size_t len;
+	uint8_t *buf = state_take(state_dev_save, virtio_mmio_dev(r.t), &len);
+
+	/* a fresh transport and device, as the restored VM builds them */
+	bus_destroy(r.bus);
+	dev_destroy(virtio_mmio_dev(r.t));
+	virtio_rng_destroy(r.rng);
+	REQUIRE_OK(bus_create("mmio", UINT64_MAX, &r.bus));
+	struct virtio_mmio_config cfg = {
+	    .mem = &r.mem, .interrupt = on_irq, .notify = on_notify, .opaque = &r};
+	REQUIRE_OK(virtio_rng_create(cfg, &r.rng, &r.t));
+	REQUIRE_OK(dev_register(r.bus, BASE, VIRTIO_MMIO_WINDOW, virtio_mmio_dev(r.t)));
+	r.m.bus = r.bus;
+	r.irqs = 0;
+	REQUIRE_OK(state_load(state_dev_load, virtio_mmio_dev(r.t), buf, len, NULL, 0));
+	CHECK_EQ(r.irqs, 0); /* the interrupt status was clear */
+	CHECK_EQ(rd(&r, VIRTIO_MMIO_STATUS), DRIVER_ALL);
+	CHECK_EQ(virtio_mmio_features(r.t), f);
+	/* the driver asks to hear of used entry 1 (used_event = 1) ... */
+	uint16_t ue = 1;
+	REQUIRE_OK(vmm_mem_write(&r.mem, AVAIL_GPA + 4 + 2 * QSZ, &ue, 2));
+	tdrv_desc(&r.q, DESC_GPA, 1, BUF_GPA, 32, VRING_DESC_F_WRITE, 0);
+	tdrv_publish(&r.q, 1);
+	wr(&r, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	CHECK_EQ(tdrv_rd16(&r.mem, USED_GPA + 2), 2);
+	CHECK_EQ(tdrv_rd32(&r.mem, USED_GPA + 4 + 8), 1);
+	CHECK_EQ(tdrv_rd32(&r.mem, USED_GPA + 8 + 8), 32);
+	CHECK_EQ(r.irqs, 1);
+	/* ... and not of entry 2 (used_event still 1): no interrupt */
+	tdrv_publish(&r.q, 1);
+	wr(&r, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	CHECK_EQ(tdrv_rd16(&r.mem, USED_GPA + 2), 3);
+	CHECK_EQ(r.irqs, 1);
+	free(buf);
+	rig_fini(&r);
+}
+
+/* A device that keeps the chains it takes (work in flight), and says so
+ * through held or not. */
+struct keeper {
+	bool say_held;
+	unsigned kept;
+	uint16_t heads[8];
+	struct vq_buf bufs[4];
+};
+static void keeper_cfg(void *dev, uint32_t off, uint8_t *data, unsigned len)
+{
+	(void)dev, (void)off;
+	memset(data, 0, len);
+}
+static void keeper_process(void *dev, struct virtio_mmio *t, unsigned q)
+{
+	struct keeper *k = dev;
+	struct vq_chain c = {.bufs = k->bufs, .max_bufs = 4};
+	while (k->kept < 8 && vq_pop(virtio_mmio_queue(t, q), &c) == 1)
+		k->heads[k->kept++] = c.head;
+}
+static unsigned keeper_held(void *dev, unsigned q, uint16_t *heads, unsigned max)
+{
+	struct keeper *k = dev;
+	unsigned n = q == 0 && k->say_held ? k->kept : 0;
+	for (unsigned i = 0; i < n && i < max; i++)
+		heads[i] = k->heads[i];
+	return n;
+}
+static const struct virtio_dev_ops keeper_ops = {.name = "keeper",
+						 .device_id = 42,
+						 .nqueues = 1,
+						 .queue_max = QSZ,
+						 .config_read = keeper_cfg,
+						 .process = keeper_process,
+						 .held = keeper_held};
+
+TEST(virtio_mmio_state_chains_in_flight_are_busy_held_ones_taken_again)
+{
+	struct vmm_mem mem;
+	REQUIRE_OK(vmm_mem_create(&mem, MEM_SIZE, MEM_SIZE, MEM_SIZE, EMBER_MEM_ANON, false, NULL));
+	struct keeper k = {0}, k2 = {0};
+	struct virtio_mmio *t, *t2;
+	REQUIRE_OK(virtio_mmio_create(
+	    &(struct virtio_mmio_config){.ops = &keeper_ops, .dev = &k, .mem = &mem}, &t));
+	REQUIRE_OK(virtio_mmio_create(
+	    &(struct virtio_mmio_config){.ops = &keeper_ops, .dev = &k2, .mem = &mem}, &t2));
+	struct bus *bus;
+	REQUIRE_OK(bus_create("mmio", UINT64_MAX, &bus));
+	REQUIRE_OK(dev_register(bus, BASE, VIRTIO_MMIO_WINDOW, virtio_mmio_dev(t)));
+	struct tdrv_mmio m = {.bus = bus, .base = BASE};
+	struct tdrv_queue q = {
+	    .mem = &mem, .size = QSZ, .desc = DESC_GPA, .avail = AVAIL_GPA, .used = USED_GPA};
+	tdrv_probe(&m, 42, 1ull << VIRTIO_F_VERSION_1);
+	tdrv_setup_queue(&m, 0, &q);
+	tdrv_wr(&m, VIRTIO_MMIO_STATUS, TDRV_DRIVER_ALL);
+	for (uint16_t i = 0; i < 2; i++) {
+		tdrv_desc(&q, DESC_GPA, i, BUF_GPA, 16, VRING_DESC_F_WRITE, 0);
+		tdrv_publish(&q, i);
+	}
+	tdrv_wr(&m, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	CHECK_EQ(k.kept, 2);
+	/* two chains in flight the device does not account for: not quiesced */
+	struct vmm_state_w w;
+	vmm_sw_init(&w);
+	CHECK_ERR(virtio_mmio_save(t, &w), -EBUSY);
+	vmm_sw_free(&w);
+	/* held: the saved position is before them, and the fresh device
+	 * takes them again */
+	k.say_held = true;
+	size_t len;
+	uint8_t *buf = state_take(state_dev_save, virtio_mmio_dev(t), &len);
+	REQUIRE_OK(state_load(state_dev_load, virtio_mmio_dev(t2), buf, len, NULL, 0));
+	CHECK_EQ(k2.kept, 0);
+	virtio_mmio_process(t2, 0);
+	CHECK_EQ(k2.kept, 2);
+	free(buf);
+	bus_destroy(bus);
+	dev_destroy(virtio_mmio_dev(t));
+	dev_destroy(virtio_mmio_dev(t2));
+	vmm_mem_destroy(&mem);
 }

@@ -1,7 +1,9 @@
 /* tests/unit/virtio_net.c - virtio-net driven through virtio-mmio like Linux's virtio_net: on a socketpair, and on a real tap in a private network namespace. */
 #include "virtio_driver.h"
 #include "vmm_fixtures.h"
+#include "state_util.h"
 #include "../../devices/virtio/net.h"
+#include "../../devices/virtio/ratelimit.h"
 #include "../../vmm/config.h"
 #include "../../vmm/tap.h"
 
@@ -50,6 +52,8 @@ struct rig {
 	uint16_t rx_used, tx_used;
 	int watch; /* the last rx_watch: -1 never called, 0 off, 1 on */
 	int watches;
+	int txwatch; /* the last tx_watch: -1 never called, 0 off, 1 on */
+	uint16_t mtu;
 	unsigned requeues;
 	uint64_t offered;
 };
@@ -59,6 +63,11 @@ static void on_watch(void *opaque, bool on)
 	struct rig *r = opaque;
 	r->watch = on;
 	r->watches++;
+}
+static void on_tx_watch(void *opaque, bool on)
+{
+	struct rig *r = opaque;
+	r->txwatch = on;
 }
 static void on_requeue(void *opaque, unsigned q)
 {
@@ -76,10 +85,14 @@ static void rig_start(struct rig *r, int fd, uint64_t features)
 	    vmm_mem_create(&r->mem, MEM_SIZE, MEM_SIZE, MEM_SIZE, EMBER_MEM_ANON, false, NULL));
 	REQUIRE_OK(bus_create("mmio", UINT64_MAX, &r->bus));
 	struct virtio_mmio_config cfg = {.mem = &r->mem};
-	struct virtio_net_options o = {
-	    .fd = fd, .rx_watch = on_watch, .requeue = on_requeue, .opaque = r};
+	struct virtio_net_options o = {.fd = fd,
+				       .rx_watch = on_watch,
+				       .tx_watch = on_tx_watch,
+				       .requeue = on_requeue,
+				       .opaque = r,
+				       .mtu = r->mtu};
 	memcpy(o.mac, MAC, 6);
-	r->watch = -1;
+	r->watch = r->txwatch = -1;
 	REQUIRE_OK(virtio_net_create(cfg, &o, &r->net, &r->t));
 	REQUIRE_OK(dev_register(r->bus, BASE, VIRTIO_MMIO_WINDOW, virtio_mmio_dev(r->t)));
 	r->m = (struct tdrv_mmio){.bus = r->bus, .base = BASE};
@@ -94,15 +107,25 @@ static void rig_start(struct rig *r, int fd, uint64_t features)
 	CHECK_EQ(tdrv_rd(&r->m, VIRTIO_MMIO_STATUS), TDRV_DRIVER_ALL);
 }
 
-static void rig_init(struct rig *r, uint64_t features)
+/* On a socketpair; mtu for VIRTIO_NET_F_MTU (0: none), sndbuf the device
+ * end's send buffer (0: the default). */
+static void rig_init_with(struct rig *r, uint64_t features, uint16_t mtu, int sndbuf)
 {
 	memset(r, 0, sizeof(*r));
 	int sv[2];
 	REQUIRE_OK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv));
 	int big = 1 << 20;
 	setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+	if (sndbuf)
+		REQUIRE_OK(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)));
 	r->host = sv[1];
+	r->mtu = mtu;
 	rig_start(r, sv[0], features);
+}
+
+static void rig_init(struct rig *r, uint64_t features)
+{
+	rig_init_with(r, features, 0, 0);
 }
 
 static void rig_fini(struct rig *r)
@@ -489,6 +512,233 @@ TEST(virtio_net_transmit_a_full_ring_in_one_kick)
 	rig_fini(&r);
 }
 
+/* ---------------------------------------------------------------- flow control */
+
+/* Simulated time for the limiters. */
+static uint64_t fake_now = 1000000000ull;
+static uint64_t fake_clock(void)
+{
+	return fake_now;
+}
+static unsigned waits;
+static void on_rl_wait(void *opaque, uint64_t delay_ns)
+{
+	(void)opaque;
+	(void)delay_ns;
+	waits++;
+}
+/* queue q's limiter at bytes_per_sec (burst as much), on the fake clock */
+static void limit(struct rig *r, unsigned q, uint64_t bytes_per_sec)
+{
+	struct ratelimit *rl = virtio_net_ratelimit(r->net, q);
+	REQUIRE(rl);
+	rl->clock = fake_clock;
+	rl->wait = on_rl_wait;
+	struct ratelimit_config c = {.bytes_per_sec = bytes_per_sec, .bytes_burst = bytes_per_sec};
+	virtio_mmio_lock(r->t);
+	ratelimit_set(rl, &c, fake_now);
+	virtio_mmio_unlock(r->t);
+}
+
+/* n frames of len bytes on the transmit ring, frame i in descriptors 2i and
+ * 2i+1 with its own data (seed i), published, not yet kicked. */
+static void tx_queue_frames(struct rig *r, unsigned n, uint32_t len)
+{
+	REQUIRE(n <= QSZ / 2 && len <= 2048);
+	struct virtio_net_hdr_v1 h = {0};
+	REQUIRE_OK(vmm_mem_write(&r->mem, TX_HDR, &h, sizeof(h)));
+	uint8_t frame[2048];
+	for (unsigned i = 0; i < n; i++) {
+		frame_fill(frame, len, (uint8_t)i);
+		uint64_t at = TX_DATA + 2048ull * i;
+		REQUIRE_OK(vmm_mem_write(&r->mem, at, frame, len));
+		tdrv_desc(&r->tx, TX_DESC, 2 * i, TX_HDR, 12, VRING_DESC_F_NEXT,
+			  (uint16_t)(2 * i + 1));
+		tdrv_desc(&r->tx, TX_DESC, 2 * i + 1, at, len, 0, 0);
+		tdrv_publish(&r->tx, (uint16_t)(2 * i));
+	}
+}
+
+/* Frames waiting on the host end: checks each is frame seed, seed+1... of
+ * len bytes; returns how many. */
+static unsigned host_drain(struct rig *r, uint32_t len, unsigned seed)
+{
+	uint8_t got[12 + 2048], want[2048];
+	unsigned n = 0;
+	ssize_t k;
+	while ((k = recv(r->host, got, sizeof(got), MSG_DONTWAIT)) > 0) {
+		CHECK_EQ(k, (ssize_t)(12 + len));
+		frame_fill(want, len, (uint8_t)(seed + n));
+		CHECK(memcmp(got + 12, want, len) == 0);
+		n++;
+	}
+	return n;
+}
+
+TEST(virtio_net_rate_limits_transmit)
+{
+	struct rig r;
+	rig_init(&r, 0);
+	limit(&r, VIRTIO_NET_TXQ, 1000); /* 1000 bytes/s, a bucket of 1000 */
+	waits = 0;
+	tx_queue_frames(&r, 5, 400);
+	tdrv_wr(&r.m, VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_NET_TXQ);
+	/* 400 + 400 from the bucket, the third on debt; then it waits */
+	CHECK_EQ(used_idx(&r, &r.tx), 3);
+	CHECK_EQ(host_drain(&r, 400, 0), 3);
+	CHECK_EQ(waits, 1);
+	/* a kick without tokens sends nothing */
+	tdrv_wr(&r.m, VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_NET_TXQ);
+	CHECK_EQ(used_idx(&r, &r.tx), 3);
+	/* a second later (the VMM's timer runs the queue): the debt is paid,
+	 * 800 tokens: the last two */
+	fake_now += 1000000000ull;
+	virtio_mmio_process(r.t, VIRTIO_NET_TXQ);
+	CHECK_EQ(used_idx(&r, &r.tx), 5);
+	CHECK_EQ(host_drain(&r, 400, 3), 2);
+	CHECK_EQ(stats(&r).tx_packets, 5);
+	/* the receive direction has its own, unlimited buckets */
+	CHECK(virtio_net_ratelimit(r.net, VIRTIO_NET_RXQ) !=
+	      virtio_net_ratelimit(r.net, VIRTIO_NET_TXQ));
+	CHECK(!ratelimit_active(virtio_net_ratelimit(r.net, VIRTIO_NET_RXQ)));
+	CHECK(virtio_net_ratelimit(r.net, 2) == NULL);
+	rig_fini(&r);
+}
+
+TEST(virtio_net_rate_limits_receive)
+{
+	struct rig r;
+	rig_init(&r, F(MRG_RXBUF));
+	limit(&r, VIRTIO_NET_RXQ, 1000);
+	waits = 0;
+	uint8_t pkt[12 + 600];
+	memset(pkt, 0, 12);
+	frame_fill(pkt + 12, 600, 5);
+	for (int i = 0; i < 4; i++)
+		REQUIRE_EQ(send(r.host, pkt, sizeof(pkt), 0), (ssize_t)sizeof(pkt));
+	rx_post(&r, 0, 8, 2048);
+	/* 600 from the bucket, 600 on debt; then the fd is not watched */
+	CHECK_EQ(used_idx(&r, &r.rx), 2);
+	CHECK(r.watch != 1); /* frames wait in the fd, unwatched */
+	CHECK_EQ(waits, 1);
+	/* a kick with more buffers takes nothing without tokens */
+	rx_post(&r, 8, 1, 2048);
+	CHECK_EQ(used_idx(&r, &r.rx), 2);
+	fake_now += 1000000000ull; /* +1000: 800 after the debt */
+	virtio_mmio_process(r.t, VIRTIO_NET_RXQ);
+	CHECK_EQ(used_idx(&r, &r.rx), 4);
+	CHECK_EQ(stats(&r).rx_packets, 4);
+	CHECK_EQ(stats(&r).rx_bytes, 4 * 600);
+	rig_fini(&r);
+}
+
+TEST(virtio_net_transmit_back_pressure_when_the_fd_is_full)
+{
+	struct rig r;
+	rig_init_with(&r, 0, 0, 4096); /* a small send buffer: full after a few frames */
+	tx_queue_frames(&r, 32, 1400);
+	tdrv_wr(&r.m, VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_NET_TXQ);
+	uint16_t sent = used_idx(&r, &r.tx);
+	REQUIRE(sent > 0 && sent < 32); /* the fd said EAGAIN before the end */
+	struct virtio_net_stats s = stats(&r);
+	CHECK_EQ(s.tx_dropped, 0); /* held, not dropped */
+	CHECK_EQ(s.tx_blocked, 1);
+	CHECK_EQ(r.txwatch, 1); /* the host watches the fd for writing */
+	/* the queue is stopped: no notifications, a kick sends nothing */
+	CHECK(tdrv_rd16(&r.mem, r.tx.used) & VRING_USED_F_NO_NOTIFY);
+	tdrv_wr(&r.m, VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_NET_TXQ);
+	CHECK_EQ(used_idx(&r, &r.tx), sent);
+	/* the host reads, the fd is writable: the device goes on, in order */
+	unsigned got = 0;
+	for (int round = 0; round < 64 && used_idx(&r, &r.tx) < 32; round++) {
+		got += host_drain(&r, 1400, got);
+		virtio_net_tx_ready(r.net, false);
+	}
+	got += host_drain(&r, 1400, got);
+	CHECK_EQ(used_idx(&r, &r.tx), 32);
+	CHECK_EQ(got, 32);
+	s = stats(&r);
+	CHECK_EQ(s.tx_packets, 32);
+	CHECK_EQ(s.tx_dropped, 0);
+	CHECK(s.tx_blocked >= 1);
+	CHECK_EQ(r.txwatch, 0);
+	/* notifications back on once the ring is empty */
+	CHECK(!(tdrv_rd16(&r.mem, r.tx.used) & VRING_USED_F_NO_NOTIFY));
+	rig_fini(&r);
+}
+
+TEST(virtio_net_back_pressure_held_frame_dropped_by_a_reset)
+{
+	struct rig r;
+	rig_init_with(&r, 0, 0, 4096);
+	tx_queue_frames(&r, 32, 1400);
+	tdrv_wr(&r.m, VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_NET_TXQ);
+	uint16_t sent = used_idx(&r, &r.tx);
+	REQUIRE(sent < 32 && r.txwatch == 1);
+	unsigned got = host_drain(&r, 1400, 0);
+	CHECK_EQ(got, sent);
+	/* the driver resets the device: the held chain was the old ring's */
+	tdrv_wr(&r.m, VIRTIO_MMIO_STATUS, 0);
+	virtio_net_tx_ready(r.net, false); /* the watch fires once more: off, nothing sent */
+	CHECK_EQ(r.txwatch, 0);
+	CHECK_EQ(host_drain(&r, 1400, 0), 0);
+	rig_fini(&r);
+}
+
+TEST(virtio_net_mtu_offered_and_honoured_on_receive)
+{
+	struct rig r;
+	rig_init_with(&r, F(MTU) | F(MRG_RXBUF), 9000, 0);
+	CHECK(r.offered & F(MTU));
+	uint64_t v = 0;
+	bus_access_u64(r.bus, BASE + VIRTIO_MMIO_CONFIG + offsetof(struct virtio_net_config, mtu),
+		       &v, 2, false, 0);
+	CHECK_EQ(v, 9000);
+	CHECK(stats(&r).features & F(MTU));
+	/* no GUEST_TSO: the device waits for room for a 9000-byte MTU frame */
+	rx_post(&r, 0, 2, 4096);
+	CHECK_EQ(r.watch, -1); /* 8192 < 9000 + 18 + 12 */
+	rx_post(&r, 2, 1, 4096);
+	CHECK_EQ(r.watch, 1);
+	static uint8_t pkt[12 + 9014];
+	memset(pkt, 0, 12);
+	frame_fill(pkt + 12, 9014, 4);
+	REQUIRE_EQ(send(r.host, pkt, sizeof(pkt), 0), (ssize_t)sizeof(pkt));
+	virtio_net_backend_ready(r.net, false);
+	REQUIRE_EQ(used_idx(&r, &r.rx), 3);
+	CHECK_EQ(stats(&r).rx_bytes, 9014);
+	rig_fini(&r);
+	/* without an mtu, F_MTU is not offered */
+	rig_init(&r, 0);
+	CHECK(!(r.offered & F(MTU)));
+	rig_fini(&r);
+	/* an mtu below 68 is refused */
+	struct virtio_net *n;
+	struct virtio_mmio *t;
+	struct virtio_net_options o = {.fd = 0, .mtu = 67};
+	CHECK_ERR(virtio_net_create((struct virtio_mmio_config){0}, &o, &n, &t), -EINVAL);
+}
+
+TEST(virtio_net_mtu_and_rate_options_checked)
+{
+	struct ember_config *cfg;
+	struct ember_error err = {0};
+	REQUIRE_OK(ember_config_new(&cfg));
+	REQUIRE_OK(ember_config_set(cfg, "net", "tap=e0,mtu=67", &err));
+	struct vmm_devopt *d = &cfg->devs[cfg->ndevs - 1];
+	CHECK_ERR(d->type->resolve(cfg, d, &err), -EINVAL);
+	CHECK(strstr(err.msg, "--net mtu=67: out of range 68..65535") != NULL);
+	REQUIRE_OK(ember_config_set(cfg, "net", "tap=e1,mtu=65536", &err));
+	d = &cfg->devs[cfg->ndevs - 1];
+	CHECK_ERR(d->type->resolve(cfg, d, &err), -EINVAL);
+	CHECK(strstr(err.msg, "out of range") != NULL);
+	/* the rate keys are the net option's too; a burst needs its rate */
+	REQUIRE_OK(ember_config_set(cfg, "net", "tap=e2,bw=10M,bw-burst=1M,ops=1000", &err));
+	CHECK_ERR(ember_config_set(cfg, "net", "tap=e3,ops-burst=5", &err), -EINVAL);
+	CHECK(strstr(ember_config_usage(), "mtu=68..65535") != NULL);
+	ember_config_free(cfg);
+}
+
 /* ---------------------------------------------------------------- a real tap */
 
 /* A private network namespace for this test process (the runner forks
@@ -744,4 +994,198 @@ TEST(virtio_net_on_a_real_tap)
 	dev_destroy(virtio_mmio_dev(r.t));
 	virtio_net_destroy(r.net);
 	vmm_mem_destroy(&r.mem);
+}
+
+/* ------------------------------------------------------------ saved state */
+
+/* Replaces the rig's device by a fresh one on fd (same guest memory), as a
+ * restored VM builds it; its options carry mac. */
+static void rig_fresh_device(struct rig *r, int fd, const uint8_t *mac)
+{
+	bus_destroy(r->bus);
+	dev_destroy(virtio_mmio_dev(r->t));
+	virtio_net_destroy(r->net);
+	REQUIRE_OK(bus_create("mmio", UINT64_MAX, &r->bus));
+	struct virtio_net_options o = {
+	    .fd = fd, .rx_watch = on_watch, .requeue = on_requeue, .opaque = r};
+	memcpy(o.mac, mac, 6);
+	REQUIRE_OK(
+	    virtio_net_create((struct virtio_mmio_config){.mem = &r->mem}, &o, &r->net, &r->t));
+	REQUIRE_OK(dev_register(r->bus, BASE, VIRTIO_MMIO_WINDOW, virtio_mmio_dev(r->t)));
+	r->m.bus = r->bus;
+}
+
+static void new_pair(struct rig *r, int *dev_end)
+{
+	int sv[2];
+	REQUIRE_OK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv));
+	if (r->host >= 0)
+		close(r->host);
+	r->host = sv[1];
+	*dev_end = sv[0];
+}
+
+static uint8_t config_byte(struct rig *r, unsigned off)
+{
+	uint64_t v = 0;
+	bus_access_u64(r->bus, BASE + VIRTIO_MMIO_CONFIG + off, &v, 1, false, 0);
+	return (uint8_t)v;
+}
+
+TEST(virtio_net_state_round_trip_takes_held_buffers_again)
+{
+	struct rig r;
+	uint64_t feat = F(GUEST_CSUM) | F(MRG_RXBUF) | F(MAC);
+	rig_init(&r, feat);
+	rx_post(&r, 0, 3, 2048);
+	uint8_t pkt[12 + 200] = {0};
+	frame_fill(pkt + 12, 200, 3);
+	REQUIRE_EQ(send(r.host, pkt, sizeof(pkt), 0), (ssize_t)sizeof(pkt));
+	virtio_net_backend_ready(r.net, false);
+	REQUIRE_EQ(used_idx(&r, &r.rx), 1);
+	/* buffers 1 and 2 are the device's now, waiting for frames */
+	size_t len;
+	uint8_t *buf = state_take(state_dev_save, virtio_mmio_dev(r.t), &len);
+
+	/* a fresh device on another fd, whose options made another MAC */
+	const uint8_t other[6] = {0x52, 0x54, 0, 1, 2, 3};
+	int fd;
+	new_pair(&r, &fd);
+	rig_fresh_device(&r, fd, other);
+	CHECK_EQ(config_byte(&r, 5), 3);
+	char detail[VMM_STATE_DETAIL];
+	int rc = state_load(state_dev_load, virtio_mmio_dev(r.t), buf, len, detail, sizeof(detail));
+	if (rc)
+		TEST_FAIL("load: %d: %s", rc, detail);
+	for (unsigned i = 0; i < 6; i++) /* the guest keeps the address it read */
+		CHECK_EQ(config_byte(&r, i), MAC[i]);
+	CHECK_EQ(stats(&r).features, (1ull << VIRTIO_F_VERSION_1) | feat);
+	/* the next frame lands in buffer 1, taken again from the ring */
+	frame_fill(pkt + 12, 200, 4);
+	REQUIRE_EQ(send(r.host, pkt, 12 + 100, 0), 12 + 100);
+	tdrv_wr(&r.m, VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_NET_RXQ);
+	virtio_net_backend_ready(r.net, false);
+	REQUIRE_EQ(used_idx(&r, &r.rx), 2);
+	uint32_t id, ulen;
+	used_entry(&r, &r.rx, 1, &id, &ulen);
+	CHECK_EQ(id, 1);
+	CHECK_EQ(ulen, 112);
+	uint8_t got[112];
+	REQUIRE_OK(vmm_mem_read(&r.mem, RX_BUF + RX_BUFLEN, got, sizeof(got)));
+	CHECK(memcmp(got + 12, pkt + 12, 100) == 0);
+	/* and transmit continues too */
+	struct virtio_net_hdr_v1 h = {0};
+	tx_send(&r, &h, pkt + 12, 100);
+	CHECK_EQ(used_idx(&r, &r.tx), 1);
+	CHECK_EQ(recv(r.host, got, sizeof(got), MSG_DONTWAIT), 12 + 100);
+
+	/* refusals, by a fresh device that stays so */
+	new_pair(&r, &fd);
+	rig_fresh_device(&r, fd, other);
+	state_check_refusals(state_dev_save, state_dev_load, virtio_mmio_dev(r.t), buf, len);
+	state_check_patched(state_dev_load, virtio_mmio_dev(r.t), buf, len, len - 6, 0x01,
+			    "virtio-mmio/virtio-net: a multicast MAC");
+	CHECK_EQ(config_byte(&r, 5), 3);
+	free(buf);
+	rig_fini(&r);
+}
+
+TEST(virtio_net_state_offloads_set_on_the_tap_again)
+{
+	private_netns();
+	struct ember_error e = {0};
+	int fd;
+	REQUIRE_OK(vmm_tap_open("embtest0", &fd, &e));
+	struct rig r;
+	memset(&r, 0, sizeof(r));
+	r.host = -1;
+	rig_start(&r, fd, F(CSUM) | F(GUEST_CSUM) | F(GUEST_TSO4) | F(MRG_RXBUF));
+	struct virtio_net_hdr_v1 h = {0};
+	uint8_t frame[100];
+	frame_fill(frame, sizeof(frame), 1);
+	tx_send(&r, &h, frame, sizeof(frame)); /* the I/O thread's first run sets them */
+	CHECK_EQ(stats(&r).offloads, TUN_F_CSUM | TUN_F_TSO4);
+	size_t len;
+	uint8_t *buf = state_take(state_dev_save, virtio_mmio_dev(r.t), &len);
+	/* the restored VM opens the tap again: the device turns offloads off */
+	bus_destroy(r.bus);
+	dev_destroy(virtio_mmio_dev(r.t));
+	virtio_net_destroy(r.net);
+	r.bus = NULL;
+	REQUIRE_OK(vmm_tap_open("embtest0", &fd, &e));
+	REQUIRE_OK(bus_create("mmio", UINT64_MAX, &r.bus));
+	struct virtio_net_options o = {.fd = fd, .opaque = &r};
+	memcpy(o.mac, MAC, 6);
+	REQUIRE_OK(virtio_net_create((struct virtio_mmio_config){.mem = &r.mem}, &o, &r.net, &r.t));
+	CHECK_EQ(stats(&r).offloads, 0);
+	REQUIRE_OK(state_load(state_dev_load, virtio_mmio_dev(r.t), buf, len, NULL, 0));
+	/* on the tap at the load, before any queue work */
+	CHECK_EQ(stats(&r).offloads, TUN_F_CSUM | TUN_F_TSO4);
+	free(buf);
+	rig_fini(&r);
+}
+
+/* A transmit chain held by back-pressure (the fd was full) is saved as not
+ * taken: the loaded device takes it again from the ring and sends it. */
+TEST(virtio_net_state_a_held_transmit_chain_is_taken_again)
+{
+	struct rig r;
+	rig_init_with(&r, 0, 0, 4096);
+	tx_queue_frames(&r, 32, 1400);
+	tdrv_wr(&r.m, VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_NET_TXQ);
+	uint16_t sent = used_idx(&r, &r.tx);
+	REQUIRE(sent < 32 && r.txwatch == 1);
+	CHECK_EQ(host_drain(&r, 1400, 0), sent);
+	size_t len;
+	uint8_t *buf = state_take(state_dev_save, virtio_mmio_dev(r.t), &len);
+	int fd;
+	new_pair(&r, &fd);
+	rig_fresh_device(&r, fd, MAC);
+	char detail[VMM_STATE_DETAIL];
+	int rc = state_load(state_dev_load, virtio_mmio_dev(r.t), buf, len, detail, sizeof(detail));
+	if (rc)
+		TEST_FAIL("load: %d: %s", rc, detail);
+	/* the run after the load: the held frame first, then the rest */
+	virtio_mmio_process(r.t, VIRTIO_NET_TXQ);
+	CHECK_EQ(used_idx(&r, &r.tx), 32);
+	CHECK_EQ(host_drain(&r, 1400, sent), 32 - sent);
+	free(buf);
+	rig_fini(&r);
+}
+
+/* A refused receive chain returned between two the device holds: they
+ * cannot be given back to the ring, so the save is refused (-EBUSY) rather
+ * than wrong; once a frame used them, it saves. */
+TEST(virtio_net_state_held_chains_out_of_order_are_busy)
+{
+	struct rig r;
+	rig_init(&r, F(MRG_RXBUF));
+	tdrv_desc(&r.rx, RX_DESC, 0, RX_BUF, 256, VRING_DESC_F_WRITE, 0);
+	tdrv_publish(&r.rx, 0);
+	tdrv_desc(&r.rx, RX_DESC, 1, RX_BUF + RX_BUFLEN, 256, 0, 0); /* readable: refused */
+	tdrv_publish(&r.rx, 1);
+	for (uint16_t i = 2; i < 12; i++) {
+		tdrv_desc(&r.rx, RX_DESC, i, RX_BUF + i * (uint64_t)RX_BUFLEN, 256,
+			  VRING_DESC_F_WRITE, 0);
+		tdrv_publish(&r.rx, i);
+	}
+	tdrv_wr(&r.m, VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_NET_RXQ);
+	CHECK_EQ(used_idx(&r, &r.rx), 1); /* the refused one */
+	CHECK_EQ(stats(&r).bad_chains, 1);
+	struct vmm_state_w w;
+	vmm_sw_init(&w);
+	CHECK_ERR(dev_save(virtio_mmio_dev(r.t), &w), -EBUSY);
+	vmm_sw_free(&w);
+	/* a frame takes every held buffer (mergeable): nothing is held now */
+	uint8_t pkt[12 + 1514] = {0};
+	frame_fill(pkt + 12, 1514, 5);
+	REQUIRE_EQ(send(r.host, pkt, sizeof(pkt), 0), (ssize_t)sizeof(pkt));
+	virtio_net_backend_ready(r.net, false);
+	REQUIRE(used_idx(&r, &r.rx) > 1);
+	vmm_sw_init(&w);
+	int rc = dev_save(virtio_mmio_dev(r.t), &w);
+	vmm_sw_free(&w);
+	/* the chains taken after the frame (if any) are in order again */
+	CHECK_OK(rc);
+	rig_fini(&r);
 }

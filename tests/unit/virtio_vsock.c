@@ -1,6 +1,8 @@
 /* tests/unit/virtio_vsock.c - virtio-vsock with its Unix-socket muxer: connections both ways, data, credit stalls, RST and bad packets. */
 #include "virtio_driver.h"
 #include "../../devices/virtio/vsock.h"
+#include "state_util.h"
+#include "vsock_nop.h"
 #include "../../vmm/vsock_host.h"
 
 #include <errno.h>
@@ -760,4 +762,125 @@ TEST(virtio_vsock_header_check)
 	CHECK(lstat(path, &st) < 0);
 	ember_loop_destroy(loop);
 	rmdir(dir);
+}
+
+/* ------------------------------------------------------------ saved state */
+
+/* A device with guest CID cid on r's bus and memory, no muxer. */
+static void state_device(struct rig *r, uint64_t cid)
+{
+	if (r->bus) {
+		bus_destroy(r->bus);
+		dev_destroy(virtio_mmio_dev(r->t));
+		virtio_vsock_destroy(r->v);
+	}
+	REQUIRE_OK(bus_create("mmio", UINT64_MAX, &r->bus));
+	struct virtio_vsock_options o = {.guest_cid = cid, .host_ops = &vsock_nop_ops};
+	REQUIRE_OK(
+	    virtio_vsock_create((struct virtio_mmio_config){.mem = &r->mem}, &o, &r->v, &r->t));
+	REQUIRE_OK(dev_register(r->bus, BASE, VIRTIO_MMIO_WINDOW, virtio_mmio_dev(r->t)));
+	r->m = (struct tdrv_mmio){.bus = r->bus, .base = BASE};
+}
+
+static void event_post(struct rig *r, uint16_t i)
+{
+	tdrv_desc(&r->q[2], r->q[2].desc, i, 0x30000ull + 0x100 * i, 8, VRING_DESC_F_WRITE, 0);
+	tdrv_publish(&r->q[2], i);
+}
+
+TEST(virtio_vsock_state_load_resets_the_transport_and_keeps_the_cid)
+{
+	struct rig r;
+	memset(&r, 0, sizeof(r));
+	REQUIRE_OK(
+	    vmm_mem_create(&r.mem, MEM_SIZE, MEM_SIZE, MEM_SIZE, EMBER_MEM_ANON, false, NULL));
+	state_device(&r, CID);
+	driver_up(&r);
+	size_t len0;
+	uint8_t *buf0 = state_take(state_dev_save, virtio_mmio_dev(r.t), &len0);
+	event_post(&r, 0);
+	tdrv_wr(&r.m, VIRTIO_MMIO_QUEUE_NOTIFY, 2);
+	CHECK_EQ(tdrv_rd16(&r.mem, r.q[2].used + 2), 0); /* event buffers wait */
+	size_t len;
+	uint8_t *buf = state_take(state_dev_save, virtio_mmio_dev(r.t), &len);
+
+	/* a fresh device whose configuration gives another CID */
+	state_device(&r, 9);
+	memset(r.mem.host + 0x30000, 0xee, 8);
+	REQUIRE_OK(state_load(state_dev_load, virtio_mmio_dev(r.t), buf, len, NULL, 0));
+	uint64_t cid = 0;
+	bus_access_u64(r.bus, BASE + VIRTIO_MMIO_CONFIG, &cid, 8, false, 0);
+	CHECK_EQ(cid, CID);
+	/* the transport reset event, in the buffer posted before the save */
+	CHECK_EQ(tdrv_rd16(&r.mem, r.q[2].used + 2), 1);
+	CHECK_EQ(tdrv_rd32(&r.mem, r.q[2].used + 4), 0);
+	CHECK_EQ(tdrv_rd32(&r.mem, r.q[2].used + 8), 4);
+	CHECK_EQ(tdrv_rd32(&r.mem, 0x30000), VIRTIO_VSOCK_EVENT_TRANSPORT_RESET);
+	struct virtio_vsock_stats st;
+	virtio_vsock_get_stats(r.v, &st);
+	CHECK_EQ(st.transport_resets, 1);
+	/* the guest's packets are checked against the kept CID: a request to
+	 * a port nobody listens on is answered (RST) */
+	struct virtio_vsock_pkt p = {.src_cid = CID,
+				     .dst_cid = VIRTIO_VSOCK_HOST_CID,
+				     .src_port = 1000,
+				     .dst_port = 5000,
+				     .type = VIRTIO_VSOCK_TYPE_STREAM,
+				     .op = VIRTIO_VSOCK_OP_REQUEST,
+				     .buf_alloc = GBUF};
+	g_send_raw(&r, &p, NULL, 0, 0);
+	CHECK_EQ(tdrv_rd16(&r.mem, r.q[0].used + 2), 1);
+	virtio_vsock_get_stats(r.v, &st);
+	CHECK_EQ(st.refused, 1);
+	CHECK_EQ(st.bad_packets, 0);
+	/* a host connection's REQUEST waits until the driver handled the
+	 * reset (it publishes an event buffer again): taken before, it would
+	 * be reset with the old connections */
+	virtio_vsock_handle h = 0;
+	REQUIRE_OK(virtio_vsock_host_connect(r.v, &r, 5000, &h));
+	tdrv_wr(&r.m, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	tdrv_wr(&r.m, VIRTIO_MMIO_QUEUE_NOTIFY, 2); /* a kick, no new buffer */
+	CHECK_EQ(tdrv_rd16(&r.mem, r.q[0].used + 2), 1);
+	event_post(&r, 1);
+	tdrv_wr(&r.m, VIRTIO_MMIO_QUEUE_NOTIFY, 2);
+	REQUIRE(tdrv_rd16(&r.mem, r.q[0].used + 2) == 2);
+	uint32_t id = tdrv_rd32(&r.mem, r.q[0].used + 4 + 8);
+	REQUIRE(id < NRX);
+	uint8_t raw[VIRTIO_VSOCK_HDR_BYTES];
+	REQUIRE_OK(vmm_mem_read(&r.mem, RX_GPA + 0x2000ull * id, raw, sizeof(raw)));
+	struct virtio_vsock_pkt req;
+	virtio_vsock_hdr_decode(raw, &req);
+	CHECK_EQ(req.op, VIRTIO_VSOCK_OP_REQUEST);
+	CHECK_EQ(req.dst_port, 5000);
+
+	/* no event buffer at the load (the guest's event ring as it was at
+	 * the first save): the event waits for the driver's next buffer */
+	state_device(&r, CID);
+	uint16_t zero = 0;
+	REQUIRE_OK(vmm_mem_write(&r.mem, r.q[2].avail + 2, &zero, 2));
+	REQUIRE_OK(vmm_mem_write(&r.mem, r.q[2].used + 2, &zero, 2));
+	r.q[2].avail_idx = 0;
+	REQUIRE_OK(state_load(state_dev_load, virtio_mmio_dev(r.t), buf0, len0, NULL, 0));
+	CHECK_EQ(tdrv_rd16(&r.mem, r.q[2].used + 2), 0);
+	memset(r.mem.host + 0x30100, 0xee, 8);
+	event_post(&r, 1);
+	tdrv_wr(&r.m, VIRTIO_MMIO_QUEUE_NOTIFY, 2);
+	CHECK_EQ(tdrv_rd16(&r.mem, r.q[2].used + 2), 1);
+	CHECK_EQ(tdrv_rd32(&r.mem, r.q[2].used + 4), 1);
+	CHECK_EQ(tdrv_rd32(&r.mem, 0x30100), VIRTIO_VSOCK_EVENT_TRANSPORT_RESET);
+	/* once */
+	event_post(&r, 2);
+	tdrv_wr(&r.m, VIRTIO_MMIO_QUEUE_NOTIFY, 2);
+	CHECK_EQ(tdrv_rd16(&r.mem, r.q[2].used + 2), 1);
+	free(buf0);
+
+	state_device(&r, CID);
+	state_check_refusals(state_dev_save, state_dev_load, virtio_mmio_dev(r.t), buf, len);
+	state_check_patched(state_dev_load, virtio_mmio_dev(r.t), buf, len, len - 12, 2,
+			    "virtio-mmio/virtio-vsock: guest CID 2");
+	free(buf);
+	bus_destroy(r.bus);
+	dev_destroy(virtio_mmio_dev(r.t));
+	virtio_vsock_destroy(r.v);
+	vmm_mem_destroy(&r.mem);
 }

@@ -394,3 +394,180 @@ TEST(vmm_acpi_pm_registers)
 	CHECK_EQ(b, 0);
 	CHECK_EQ(acpi_pm_ops.sizes, 1);
 }
+
+/* The Generic Event Device block: the buttons and GED_ devices, the
+ * GED's level interrupt, the register region, _EVT reading the event
+ * register once and notifying the buttons, one handler per GPE-style event
+ * (writing its number to the acknowledge register), and the MADT override
+ * that makes a legacy GSI level-triggered. */
+TEST(vmm_acpi_ged_in_the_dsdt)
+{
+	struct vmm_acpi_config cfg = config(2);
+	struct vmm_acpi_ged ged = {.mmio_base = X86_GED_ADDR, .gsi = X86_IRQ_GED, .ngpe = 8};
+	cfg.ged = &ged;
+	uint8_t *buf = calloc(1, X86_ACPI_SIZE);
+	REQUIRE(buf);
+	struct vmm_acpi_layout lay;
+	struct ember_error err = {0};
+	if (vmm_acpi_build(&cfg, buf, X86_ACPI_SIZE, X86_ACPI_ADDR, &lay, &err) < 0)
+		TEST_FAIL("%s", err.msg);
+	size_t len;
+	check_table(buf, lay.dsdt, "DSDT", &len);
+	struct walk *w = calloc(1, sizeof(*w));
+	walk_terms(w, buf + lay.dsdt + 36, len - 36, "", NULL);
+	CHECK(!w->bad);
+	struct found_dev *pwr = find_dev(w, "\\_SB_.PWRB"), *slp = find_dev(w, "\\_SB_.SLPB"),
+			 *g = find_dev(w, "\\_SB_.GED_");
+	REQUIRE(pwr && slp && g);
+	CHECK_EQ(pwr->hid_int, 0x0c0cd041); /* EisaId("PNP0C0C") */
+	CHECK_EQ(slp->hid_int, 0x0e0cd041); /* EisaId("PNP0C0E") */
+	CHECK_STR(g->hid_str, "ACPI0013");
+	REQUIRE_EQ(g->crs_len, 9 + 2);
+	CHECK_EQ(g->crs[0], 0x89);
+	CHECK_EQ(g->crs[3], 0x01); /* consumer, level, active high, exclusive */
+	CHECK_EQ(le32(g->crs + 5), X86_IRQ_GED);
+	REQUIRE_EQ(w->nregions, 1);
+	CHECK_STR(w->regions[0].path, "\\_SB_.GED_.GDRG");
+	CHECK_EQ(w->regions[0].space, 0);
+	CHECK_EQ(w->regions[0].offset, X86_GED_ADDR);
+	CHECK_EQ(w->regions[0].len, 16);
+	int evt = find_method(w, "\\_SB_.GED_._EVT");
+	REQUIRE(evt >= 0);
+	CHECK_EQ(w->methods[evt].nargs, 1);
+	const uint8_t *b = w->methods[evt].body;
+	size_t bl = w->methods[evt].len;
+	static const uint8_t store[] = {0x70, 'G', 'E', 'V', 'T', 0x60};
+	CHECK(bl > sizeof(store) && !memcmp(b, store, sizeof(store)));
+	static const uint8_t pwrb[] = {0x86, '\\', 0x2e, '_', 'S',  'B', '_',
+				       'P',  'W',  'R',	 'B', 0x0a, 0x80};
+	static const uint8_t slpb[] = {0x86, '\\', 0x2e, '_', 'S',  'B', '_',
+				       'S',  'L',  'P',	 'B', 0x0a, 0x80};
+	CHECK(memmem(b, bl, pwrb, sizeof(pwrb)) != NULL);
+	CHECK(memmem(b, bl, slpb, sizeof(slpb)) != NULL);
+	for (unsigned n = 0; n < 8; n++) {
+		char path[32], call[5];
+		snprintf(path, sizeof(path), "\\_SB_.GED_.G%03X", n);
+		snprintf(call, sizeof(call), "G%03X", n);
+		int m = find_method(w, path);
+		if (m < 0) {
+			TEST_FAIL("no %s", path);
+			continue;
+		}
+		/* Store (n, GACK) */
+		uint8_t want[7] = {0x70, 0, 'G', 'A', 'C', 'K'};
+		size_t wl = 6;
+		if (n > 1) {
+			want[1] = 0x0a;
+			want[2] = (uint8_t)n;
+			memcpy(want + 3, "GACK", 4);
+			wl = 7;
+		} else {
+			want[1] = (uint8_t)n; /* ZeroOp, OneOp */
+		}
+		CHECK_EQ(w->methods[m].len, wl);
+		CHECK(!memcmp(w->methods[m].body, want, wl));
+		CHECK(memmem(b, bl, call, 4) != NULL); /* _EVT calls it */
+	}
+	CHECK_EQ(find_method(w, "\\_SB_.GED_.G008"), -1);
+	free(w);
+
+	/* hotplug slots: a container of LNRO0005 devices whose _STA reads the
+	 * GED's slot register; the hotplug event is a bus check on it */
+	ged.nslots = 2;
+	ged.slots[0].mmio_base = 0xd0003000;
+	ged.slots[0].mmio_size = 0x1000;
+	ged.slots[0].gsi = 19;
+	ged.slots[1].mmio_base = 0xd0004000;
+	ged.slots[1].mmio_size = 0x1000;
+	ged.slots[1].gsi = 20;
+	if (vmm_acpi_build(&cfg, buf, X86_ACPI_SIZE, X86_ACPI_ADDR, &lay, &err) < 0)
+		TEST_FAIL("%s", err.msg);
+	check_table(buf, lay.dsdt, "DSDT", &len);
+	w = calloc(1, sizeof(*w));
+	walk_terms(w, buf + lay.dsdt + 36, len - 36, "", NULL);
+	CHECK(!w->bad);
+	struct found_dev *hpb = find_dev(w, "\\_SB_.HPB_"), *s1 = find_dev(w, "\\_SB_.HPB_.S001");
+	REQUIRE(hpb && s1);
+	CHECK_STR(hpb->hid_str, "ACPI0004");
+	CHECK_STR(s1->hid_str, "LNRO0005");
+	REQUIRE_EQ(s1->crs_len, 12 + 9 + 2);
+	CHECK_EQ(le32(s1->crs + 4), 0xd0004000);
+	CHECK_EQ(le32(s1->crs + 12 + 5), 20);
+	int sta = find_method(w, "\\_SB_.HPB_.S001._STA");
+	REQUIRE(sta >= 0);
+	static const char gslt[] = "GED_GSLT";
+	CHECK(memmem(w->methods[sta].body, w->methods[sta].len, gslt, 8) != NULL);
+	evt = find_method(w, "\\_SB_.GED_._EVT");
+	REQUIRE(evt >= 0);
+	static const uint8_t buscheck[] = {0x86, '\\', 0x2e, '_', 'S', 'B',
+					   '_',	 'H',  'P',  'B', '_', 0x00};
+	CHECK(memmem(w->methods[evt].body, w->methods[evt].len, buscheck, sizeof(buscheck)) !=
+	      NULL);
+	free(w);
+
+	/* MADT: the IRQ 0 override and the GED's, level and active high */
+	check_table(buf, lay.madt, "APIC", &len);
+	unsigned isos = 0;
+	for (size_t off = 44; off < len;) {
+		const uint8_t *e = buf + lay.madt + off;
+		REQUIRE(e[1] >= 2 && off + e[1] <= len);
+		if (e[0] == 2 && e[3] == X86_IRQ_GED) {
+			CHECK_EQ(le32(e + 4), X86_IRQ_GED);
+			CHECK_EQ(e[8] | e[9] << 8, 0xd);
+		}
+		isos += e[0] == 2;
+		off += e[1];
+	}
+	CHECK_EQ(isos, 2);
+
+	ged.ngpe = 25;
+	CHECK_ERR(vmm_acpi_build(&cfg, buf, X86_ACPI_SIZE, X86_ACPI_ADDR, &lay, &err), -EINVAL);
+	free(buf);
+}
+
+/* The VM Generation ID: \_SB.VGEN with the ids Linux's vmgenid driver
+ * matches and ADDR (low, high) of the 16 bytes; the GED's _EVT notifies it
+ * on GED_EV_VMGENID. */
+TEST(vmm_acpi_vmgenid_device_and_its_notify)
+{
+	struct vmm_acpi_config cfg = config(1);
+	struct vmm_acpi_ged ged = {
+	    .mmio_base = X86_GED_ADDR, .gsi = X86_IRQ_GED, .ngpe = 2, .vmgenid = true};
+	cfg.ged = &ged;
+	cfg.vmgenid_addr = 0x1234567000ull;
+	uint8_t *buf = calloc(1, X86_ACPI_SIZE);
+	REQUIRE(buf);
+	struct vmm_acpi_layout lay;
+	struct ember_error err = {0};
+	if (vmm_acpi_build(&cfg, buf, X86_ACPI_SIZE, X86_ACPI_ADDR, &lay, &err) < 0)
+		TEST_FAIL("%s", err.msg);
+	size_t len;
+	check_table(buf, lay.dsdt, "DSDT", &len);
+	struct walk *w = calloc(1, sizeof(*w));
+	walk_terms(w, buf + lay.dsdt + 36, len - 36, "", NULL);
+	CHECK(!w->bad);
+	struct found_dev *v = find_dev(w, "\\_SB_.VGEN");
+	REQUIRE(v);
+	CHECK_STR(v->hid_str, "VMGENCTR");
+	const uint8_t *d = buf + lay.dsdt;
+	CHECK(memmem(d, len, "VM_GEN_COUNTER", 15) != NULL); /* the _CID, NUL included */
+	/* Name (ADDR, Package (2) { 0x34567000, 0x12 }) */
+	static const uint8_t addr[] = {0x08, 'A',  'D',	 'D',  'R',  0x12, 0x09, 0x02,
+				       0x0c, 0x00, 0x70, 0x56, 0x34, 0x0a, 0x12};
+	CHECK(memmem(d, len, addr, sizeof(addr)) != NULL);
+	int evt = find_method(w, "\\_SB_.GED_._EVT");
+	REQUIRE(evt >= 0);
+	/* If (And (Local0, 8)) { Notify (\_SB.VGEN, 0x80) } */
+	static const uint8_t notify[] = {0x86, '\\', 0x2e, '_', 'S',  'B', '_',
+					 'V',  'G',  'E',  'N', 0x0a, 0x80};
+	CHECK(memmem(w->methods[evt].body, w->methods[evt].len, notify, sizeof(notify)) != NULL);
+	/* without the device nothing names it */
+	cfg.vmgenid_addr = 0;
+	ged.vmgenid = false;
+	if (vmm_acpi_build(&cfg, buf, X86_ACPI_SIZE, X86_ACPI_ADDR, &lay, &err) < 0)
+		TEST_FAIL("%s", err.msg);
+	check_table(buf, lay.dsdt, "DSDT", &len);
+	CHECK(memmem(buf + lay.dsdt, len, "VGEN", 4) == NULL);
+	free(w);
+	free(buf);
+}

@@ -68,11 +68,11 @@ TEST(vmm_bzimage_parse_rejects_damaged_sizes)
 	CHECK_BZ_BAD(img, len, "setup_sects is 0");
 	free(img);
 	img = fx_bzimage(4096, &len);
-	fx_put32(img + 0x260, 1);
+	vmm_put32(img + 0x260, 1);
 	CHECK_BZ_BAD(img, len, "init_size 0x1 is smaller");
-	fx_put32(img + 0x260, 4095);
+	vmm_put32(img + 0x260, 4095);
 	CHECK_BZ_BAD(img, len, "init_size");
-	fx_put32(img + 0x260, 4096);
+	vmm_put32(img + 0x260, 4096);
 	CHECK_OK(vmm_bzimage_parse(img, len, &(struct vmm_bzimage){0}, NULL));
 	free(img);
 }
@@ -95,7 +95,7 @@ TEST(vmm_bzimage_parse_rejects_malformed)
 	CHECK_BZ_BAD(b, len, "HdrS");
 
 	memcpy(b, img, len);
-	fx_put16(b + 0x206, 0x020b);
+	vmm_put16(b + 0x206, 0x020b);
 	CHECK_BZ_BAD(b, len, "2.11 is too old");
 
 	memcpy(b, img, len);
@@ -103,7 +103,7 @@ TEST(vmm_bzimage_parse_rejects_malformed)
 	CHECK_BZ_BAD(b, len, "zImage");
 
 	memcpy(b, img, len);
-	fx_put16(b + 0x236, 0);
+	vmm_put16(b + 0x236, 0);
 	CHECK_BZ_BAD(b, len, "64-bit");
 
 	memcpy(b, img, len);
@@ -118,31 +118,31 @@ TEST(vmm_bzimage_parse_rejects_malformed)
 	CHECK_BZ_BAD(img, len - 100, "truncated");
 
 	memcpy(b, img, len);
-	fx_put32(b + 0x1f4, 0);
+	vmm_put32(b + 0x1f4, 0);
 	CHECK_BZ_BAD(b, len, "syssize is 0");
 
 	memcpy(b, img, len);
-	fx_put32(b + 0x1f4, 0xffffffff);
+	vmm_put32(b + 0x1f4, 0xffffffff);
 	CHECK_BZ_BAD(b, len, "truncated");
 
 	memcpy(b, img, len);
-	fx_put32(b + 0x230, 0x300000);
+	vmm_put32(b + 0x230, 0x300000);
 	CHECK_BZ_BAD(b, len, "kernel_alignment");
 
 	memcpy(b, img, len);
-	fx_put32(b + 0x260, 0);
+	vmm_put32(b + 0x260, 0);
 	CHECK_BZ_BAD(b, len, "init_size");
 
 	memcpy(b, img, len);
-	fx_put64(b + 0x258, 0x1000);
+	vmm_put64(b + 0x258, 0x1000);
 	CHECK_BZ_BAD(b, len, "pref_address");
 
 	memcpy(b, img, len);
-	fx_put32(b + 0x238, 0);
+	vmm_put32(b + 0x238, 0);
 	CHECK_BZ_BAD(b, len, "cmdline_size");
 
 	memcpy(b, img, len);
-	fx_put32(b + 0x22c, 0x1000);
+	vmm_put32(b + 0x22c, 0x1000);
 	CHECK_BZ_BAD(b, len, "initrd_addr_max");
 
 	memcpy(b, img, len);
@@ -288,7 +288,7 @@ TEST(vmm_boot_load_bzimage_limits)
 	/* one above initrd_addr_max: more memory cannot help (-EFBIG) */
 	struct vmm_boot_plan plan;
 	req.initrd_size = 41 << 20;
-	fx_put32(img + 0x22c, 0x3ffffff); /* initrd must end by 64 MiB: 40 MiB room */
+	vmm_put32(img + 0x22c, 0x3ffffff); /* initrd must end by 64 MiB: 40 MiB room */
 	CHECK_ERR(vmm_boot_plan(&req, 3ull << 30, &plan, &err), -EFBIG);
 	if (!strstr(err.msg, "initrd I:") || !strstr(err.msg, "initrd_addr_max") ||
 	    !strstr(err.msg, "more --mem cannot help"))
@@ -296,13 +296,13 @@ TEST(vmm_boot_load_bzimage_limits)
 	req.initrd_size = 40 << 20;
 	CHECK_OK(vmm_boot_plan(&req, 3ull << 30, &plan, &err));
 	CHECK_EQ(plan.initrd_gpa, 24u << 20);
-	fx_put32(img + 0x22c, 0x7fffffff);
+	vmm_put32(img + 0x22c, 0x7fffffff);
 	CHECK_OK(vmm_boot_plan(&req, 3ull << 30, &plan, &err));
 	CHECK_EQ(plan.min_low_ram, (24u << 20) + (40u << 20));
 	CHECK_EQ(plan.initrd_gpa, (2ull << 30) - (40u << 20)); /* below initrd_addr_max */
 	/* and initrd_addr_max caps the placement */
 	req.initrd_size = 1;
-	fx_put32(img + 0x22c, 0x1dfffff); /* initrd must end by 30 MiB */
+	vmm_put32(img + 0x22c, 0x1dfffff); /* initrd must end by 30 MiB */
 	CHECK_OK(vmm_boot_load(&m, &req, &entry, &err));
 	struct boot_params *bp = vmm_mem_ptr(&m, X86_ZERO_PAGE_ADDR, sizeof(*bp));
 	CHECK(bp->hdr.ramdisk_image + 1 <= 0x1e00000);
@@ -336,7 +336,7 @@ TEST(vmm_elf_parse_good)
 	CHECK_EQ(elf.high, FX_ELF_DATA_PADDR + FX_ELF_DATA_MEMSZ);
 	/* a 4-byte note value works too */
 	uint8_t *note = img + FX_ELF_NOTE_OFF + 24;
-	fx_put32(note + 4, 4);
+	vmm_put32(note + 4, 4);
 	Elf64_Phdr ph;
 	memcpy(&ph, img + FX_ELF_PHDR(2), sizeof(ph));
 	ph.p_filesz = ph.p_memsz = 44;
@@ -446,7 +446,7 @@ TEST(vmm_elf_parse_rejects_malformed)
 	CHECK_ELF_BAD(b, len, "truncated");
 	/* a note whose size runs past its segment */
 	memcpy(b, img, len);
-	fx_put32(b + FX_ELF_NOTE_OFF + 4, 0x1000);
+	vmm_put32(b + FX_ELF_NOTE_OFF + 4, 0x1000);
 	CHECK_ELF_BAD(b, len, "past the end of its segment");
 	/* two PT_LOADs over the same guest memory */
 	memcpy(b, img, len);
@@ -454,13 +454,13 @@ TEST(vmm_elf_parse_rejects_malformed)
 	CHECK_ELF_BAD(b, len, "overlap");
 	/* a PVH note of the wrong size, or pointing above 4 GiB or nowhere */
 	memcpy(b, img, len);
-	fx_put32(b + FX_ELF_NOTE_OFF + 24 + 4, 2);
+	vmm_put32(b + FX_ELF_NOTE_OFF + 24 + 4, 2);
 	CHECK_ELF_BAD(b, len, "2-byte value");
 	memcpy(b, img, len);
-	fx_put64(b + FX_ELF_NOTE_OFF + 24 + 16, 0x100001000ull);
+	vmm_put64(b + FX_ELF_NOTE_OFF + 24 + 16, 0x100001000ull);
 	CHECK_ELF_BAD(b, len, "above 4 GiB");
 	memcpy(b, img, len);
-	fx_put64(b + FX_ELF_NOTE_OFF + 24 + 16, 0x2000000);
+	vmm_put64(b + FX_ELF_NOTE_OFF + 24 + 16, 0x2000000);
 	CHECK_ELF_BAD(b, len, "not inside a loaded segment");
 	free(b);
 	free(img);

@@ -272,7 +272,9 @@ TEST(vmm_config_resolve_and_format)
 		 "mem: 256M (268435456 bytes)\n"
 		 "mem-backing: anon\n"
 		 "hugepages: off\n"
+		 "seccomp: kill\n"
 		 "cpus: 2\n"
+		 "reboot: exit\n"
 		 "console: ttyS0 in=fd-1 out=fd1 escape=ctrl-a\n",
 		 kernel, initrd);
 	/* the configuration, then the board's device list */

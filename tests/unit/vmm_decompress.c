@@ -103,7 +103,7 @@ static uint8_t *compress_as_kernel(enum vmm_comp comp, const uint8_t *src, size_
 	}
 	case VMM_COMP_LZ4: {
 		/* lz4 -l: the legacy magic, then blocks of at most 8 MiB */
-		fx_put32(out, 0x184c2102);
+		vmm_put32(out, 0x184c2102);
 		used = 4;
 		for (size_t off = 0; off < len; off += 8u << 20) {
 			size_t chunk = len - off < (8u << 20) ? len - off : (8u << 20);
@@ -112,7 +112,7 @@ static uint8_t *compress_as_kernel(enum vmm_comp comp, const uint8_t *src, size_
 						 (int)chunk, (int)(cap - used - 4));
 			if (c <= 0)
 				TEST_FAIL("lz4 encode");
-			fx_put32(out + used, (uint32_t)c);
+			vmm_put32(out + used, (uint32_t)c);
 			used += 4 + (size_t)c;
 		}
 		break;
@@ -120,7 +120,7 @@ static uint8_t *compress_as_kernel(enum vmm_comp comp, const uint8_t *src, size_
 	default:
 		TEST_FAIL("no compressor for %d", comp);
 	}
-	fx_put32(out + used, (uint32_t)len); /* size_append */
+	vmm_put32(out + used, (uint32_t)len); /* size_append */
 	*n = used + 4;
 	return out;
 }
@@ -132,8 +132,8 @@ static uint8_t *bzimage_with(const uint8_t *payload, size_t plen, size_t *len)
 {
 	uint8_t *b = fx_bzimage((PL_OFF + plen + 0x40 + 15) & ~(size_t)15, len);
 	memcpy(b + FX_BZ_SETUP_SIZE + PL_OFF, payload, plen);
-	fx_put32(b + 0x248, PL_OFF);
-	fx_put32(b + 0x24c, (uint32_t)plen);
+	vmm_put32(b + 0x248, PL_OFF);
+	vmm_put32(b + 0x24c, (uint32_t)plen);
 	return b;
 }
 
@@ -248,7 +248,7 @@ TEST(vmm_decompress_corrupt_refused)
 	/* lz4: a block size running past the data */
 	size_t n;
 	uint8_t *z = compress_as_kernel(VMM_COMP_LZ4, elf, elen, &n);
-	fx_put32(z + 4, 0x7fffff);
+	vmm_put32(z + 4, 0x7fffff);
 	uint8_t *out = malloc(elen);
 	uint64_t got;
 	struct ember_error err = {0};
@@ -257,7 +257,7 @@ TEST(vmm_decompress_corrupt_refused)
 	/* an lzma header asking for a 4 GiB dictionary */
 	free(z);
 	z = compress_as_kernel(VMM_COMP_LZMA, elf, elen, &n);
-	fx_put32(z + 1, 0xffffffff);
+	vmm_put32(z + 1, 0xffffffff);
 	CHECK_ERR(vmm_decompress(VMM_COMP_LZMA, z, n - 4, out, elen, &got, &err), -ENOEXEC);
 	free(z);
 	free(out);
@@ -376,18 +376,18 @@ TEST(vmm_boot_bzimage_bombs_bounded)
 	uint8_t *zeros = calloc(1, big);
 	memcpy(zeros, elf, elen);
 	uint8_t *z = compress_as_kernel(VMM_COMP_GZIP, zeros, big, &n);
-	fx_put32(z + n - 4, (uint32_t)elen);
+	vmm_put32(z + n - 4, (uint32_t)elen);
 	uint8_t *img = bzimage_with(z, n, &len);
 	struct vmm_boot_request req = request(img, len, EMBER_BOOT_AUTO);
 	CHECK_ERR(vmm_boot_load(&m, &req, &entry, &err), -ENOEXEC);
 	CHECK_MSG(err, "more than the");
 	/* honest about its size, but above init_size (8 MiB) */
-	fx_put32(img + FX_BZ_SETUP_SIZE + PL_OFF + n - 4, (uint32_t)big);
+	vmm_put32(img + FX_BZ_SETUP_SIZE + PL_OFF + n - 4, (uint32_t)big);
 	CHECK_ERR(vmm_boot_load(&m, &req, &entry, &err), -ENOEXEC);
 	CHECK_MSG(err, "init_size");
 	/* within init_size but more than guest RAM: more --mem would help */
-	fx_put32(img + 0x260, 0x8000000);
-	fx_put32(img + FX_BZ_SETUP_SIZE + PL_OFF + n - 4, 100u << 20);
+	vmm_put32(img + 0x260, 0x8000000);
+	vmm_put32(img + FX_BZ_SETUP_SIZE + PL_OFF + n - 4, 100u << 20);
 	CHECK_ERR(vmm_boot_load(&m, &req, &entry, &err), -E2BIG);
 	CHECK_MSG(err, "use more --mem");
 	/* the caller's own cap (what the fuzzers use) */
@@ -401,19 +401,19 @@ TEST(vmm_boot_bzimage_bombs_bounded)
 
 	/* a trailer that claims more than the stream holds */
 	z = compress_as_kernel(VMM_COMP_XZ, elf, elen, &n);
-	fx_put32(z + n - 4, (uint32_t)elen + 4096);
+	vmm_put32(z + n - 4, (uint32_t)elen + 4096);
 	img = bzimage_with(z, n, &len);
 	req = request(img, len, EMBER_BOOT_AUTO);
 	CHECK_ERR(vmm_boot_load(&m, &req, &entry, &err), -ENOEXEC);
 	CHECK_MSG(err, "not the");
 	/* and a tiny one */
-	fx_put32(img + FX_BZ_SETUP_SIZE + PL_OFF + n - 4, 3);
+	vmm_put32(img + FX_BZ_SETUP_SIZE + PL_OFF + n - 4, 3);
 	CHECK_ERR(vmm_boot_load(&m, &req, &entry, &err), -ENOEXEC);
 	free(img);
 	/* truncated: payload_length cut short */
 	img = bzimage_with(z, n, &len);
-	fx_put32(img + 0x24c, (uint32_t)n / 2);
-	fx_put32(img + FX_BZ_SETUP_SIZE + PL_OFF + n / 2 - 4, (uint32_t)elen);
+	vmm_put32(img + 0x24c, (uint32_t)n / 2);
+	vmm_put32(img + FX_BZ_SETUP_SIZE + PL_OFF + n / 2 - 4, (uint32_t)elen);
 	req = request(img, len, EMBER_BOOT_AUTO);
 	CHECK_ERR(vmm_boot_load(&m, &req, &entry, &err), -ENOEXEC);
 	CHECK_MSG(err, "truncated");
@@ -473,7 +473,7 @@ TEST(vmm_boot_bzimage_fallbacks)
 		if (k == 1)
 			img[FX_BZ_SETUP_SIZE + PL_OFF] = 0x42;
 		if (k == 2)
-			fx_put32(img + 0x248, 0x7fffffff);
+			vmm_put32(img + 0x248, 0x7fffffff);
 		req = request(img, len, EMBER_BOOT_AUTO);
 		REQUIRE_OK(vmm_boot_load(&m, &req, &entry, &err));
 		CHECK_EQ(entry.mode, VMM_ENTRY_LONG64);
@@ -539,7 +539,7 @@ TEST(vmm_config_boot_path)
 	ember_config_free(c);
 
 	/* pvh asked for, a payload Ember cannot read: resolve says so */
-	fx_put32(img + 0x24c, 0);
+	vmm_put32(img + 0x24c, 0);
 	fd = open(path, O_WRONLY | O_TRUNC);
 	REQUIRE(fd >= 0 && write(fd, img, len) == (ssize_t)len);
 	close(fd);

@@ -9,21 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static inline void fx_put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-static inline void fx_put32(uint8_t *p, uint32_t v)
-{
-	fx_put16(p, (uint16_t)v);
-	fx_put16(p + 2, (uint16_t)(v >> 16));
-}
-static inline void fx_put64(uint8_t *p, uint64_t v)
-{
-	fx_put32(p, (uint32_t)v);
-	fx_put32(p + 4, (uint32_t)(v >> 32));
-}
+#include "../../lib/io/util.h" /* vmm_put16/32/64 */
 
 /*
  * A minimal bzImage: setup_sects 4 (5 sectors of real-mode code), then
@@ -43,22 +29,22 @@ static inline uint8_t *fx_bzimage(size_t payload, size_t *len)
 	if (!b)
 		return NULL;
 	b[0x1f1] = FX_BZ_SETUP_SECTS;
-	fx_put32(b + 0x1f4, (uint32_t)((payload + 15) / 16)); /* syssize */
-	fx_put16(b + 0x1fe, 0xaa55);
+	vmm_put32(b + 0x1f4, (uint32_t)((payload + 15) / 16)); /* syssize */
+	vmm_put16(b + 0x1fe, 0xaa55);
 	b[0x200] = 0xeb; /* jmp */
 	b[0x201] = 0x6a; /* header ends at 0x26c */
 	memcpy(b + 0x202, "HdrS", 4);
-	fx_put16(b + 0x206, 0x020f);	 /* protocol 2.15 */
-	b[0x211] = 0x01;		 /* LOADED_HIGH */
-	fx_put32(b + 0x214, 0x100000);	 /* code32_start */
-	fx_put32(b + 0x22c, 0x7fffffff); /* initrd_addr_max */
-	fx_put32(b + 0x230, 0x200000);	 /* kernel_alignment */
-	b[0x234] = 1;			 /* relocatable */
+	vmm_put16(b + 0x206, 0x020f);	  /* protocol 2.15 */
+	b[0x211] = 0x01;		  /* LOADED_HIGH */
+	vmm_put32(b + 0x214, 0x100000);	  /* code32_start */
+	vmm_put32(b + 0x22c, 0x7fffffff); /* initrd_addr_max */
+	vmm_put32(b + 0x230, 0x200000);	  /* kernel_alignment */
+	b[0x234] = 1;			  /* relocatable */
 	b[0x235] = 21;
-	fx_put16(b + 0x236, 0x7f);	 /* xloadflags: 64-bit, above 4G, ... */
-	fx_put32(b + 0x238, 2047);	 /* cmdline_size */
-	fx_put64(b + 0x258, FX_BZ_PREF); /* pref_address */
-	fx_put32(b + 0x260, FX_BZ_INIT_SIZE);
+	vmm_put16(b + 0x236, 0x7f);	  /* xloadflags: 64-bit, above 4G, ... */
+	vmm_put32(b + 0x238, 2047);	  /* cmdline_size */
+	vmm_put64(b + 0x258, FX_BZ_PREF); /* pref_address */
+	vmm_put32(b + 0x260, FX_BZ_INIT_SIZE);
 	for (size_t i = 0; i < payload; i++)
 		b[FX_BZ_SETUP_SIZE + i] = (uint8_t)(i * 7 + 1);
 	*len = n;
@@ -118,17 +104,17 @@ static inline uint8_t *fx_elf(size_t *len)
 
 	/* notes: GNU build id (4-byte name, 8-byte desc), then Xen PVH entry */
 	uint8_t *note = b + FX_ELF_NOTE_OFF;
-	fx_put32(note, 4);
-	fx_put32(note + 4, 8);
-	fx_put32(note + 8, 3);
+	vmm_put32(note, 4);
+	vmm_put32(note + 4, 8);
+	vmm_put32(note + 8, 3);
 	memcpy(note + 12, "GNU", 4);
 	memset(note + 16, 0xab, 8);
 	note += 24;
-	fx_put32(note, 4);
-	fx_put32(note + 4, 8);
-	fx_put32(note + 8, 18); /* XEN_ELFNOTE_PHYS32_ENTRY */
+	vmm_put32(note, 4);
+	vmm_put32(note + 4, 8);
+	vmm_put32(note + 8, 18); /* XEN_ELFNOTE_PHYS32_ENTRY */
 	memcpy(note + 12, "Xen", 4);
-	fx_put64(note + 16, FX_ELF_ENTRY);
+	vmm_put64(note + 16, FX_ELF_ENTRY);
 	size_t notes_size = 48;
 
 	Elf64_Phdr ph[3] = {

@@ -167,11 +167,12 @@ TEST(loop_timer_once_periodic_and_rearm)
 	REQUIRE_OK(ember_loop_add_timer(l, 5000000, 5000000, tick_cb, &per, &t2));
 	while (now_ns() - t0 < 120000000ull)
 		ember_loop_run_once(l, 10);
+	uint64_t elapsed = now_ns() - t0; /* more than 120 ms on a loaded host */
 	CHECK_EQ(once.calls, 1);
 	CHECK_EQ(once.total, 1);
-	CHECK(once.first_ns - t0 >= 30000000ull); /* not early */
-	CHECK(per.total >= 10);			  /* ~24 periods in 120 ms */
-	CHECK(per.total <= 25);
+	CHECK(once.first_ns - t0 >= 30000000ull);  /* not early */
+	CHECK(per.total >= 10);			   /* ~24 periods in 120 ms */
+	CHECK(per.total <= elapsed / 5000000 + 1); /* never more periods than elapsed */
 	/* disarmed: no more ticks */
 	REQUIRE_OK(ember_loop_timer_set(t2, 0, 0));
 	uint64_t before = per.total;

@@ -74,6 +74,9 @@ if [ -s /share/rw ]; then
 fi
 mount -t proc proc /host/proc || fatal "cannot mount /proc in the chroot"
 mount -t sysfs sysfs /host/sys || fatal "cannot mount /sys in the chroot"
+# cgroup v2, writable, where the chrooted tests look for it (the jailer's
+# --jail-cgroup): a mount only, no controller is enabled here.
+mount -t cgroup2 cgroup2 /host/sys/fs/cgroup || fatal "cannot mount cgroup2 at /sys/fs/cgroup"
 mount -t devtmpfs devtmpfs /host/dev || fatal "cannot mount /dev in the chroot"
 mkdir -p /host/dev/shm /host/dev/pts
 mount -t tmpfs -o mode=1777 tmpfs /host/dev/shm
@@ -90,6 +93,6 @@ say "command script exited with $? at uptime $(uptime_s) s"
 # something the command left behind still holds it open.
 stty -F /dev/ttyS1 raw 2>/dev/null
 sync
-umount /host/dev/pts /host/dev/shm /host/dev /host/sys /host/proc 2>/dev/null
+umount /host/dev/pts /host/dev/shm /host/dev /host/sys/fs/cgroup /host/sys /host/proc 2>/dev/null
 poweroff -f
 sleep 30

@@ -497,13 +497,16 @@ unsigned vmm_initramfs_modules(const char *release, bool root, struct vmm_initra
 	/* pvpanic, so a guest panic reaches the pvpanic device; for a root
 	 * file system, the virtio transport, the disk, ext4 and the other
 	 * virtio drivers (the root's own /lib/modules is not the host's), and
-	 * autofs4 and binfmt_misc, which systemd mounts at boot */
+	 * autofs4 and binfmt_misc, which systemd mounts at boot; the ACPI
+	 * button driver and evdev, so the power button (the board's GED)
+	 * reaches systemd-logind as KEY_POWER */
 	static const char *const always[] = {"pvpanic_mmio"};
 	static const char *const for_root[] = {
 	    "pvpanic_mmio", "virtio_mmio",    "virtio_blk",
 	    "ext4",	    "virtio_net",     "virtio_console",
 	    "virtio_rng",   "virtio_balloon", "vmw_vsock_virtio_transport",
-	    "autofs4",	    "binfmt_misc"};
+	    "autofs4",	    "binfmt_misc",    "button",
+	    "evdev"};
 	const char *const *names = root ? for_root : always;
 	unsigned nnames = root ? sizeof(for_root) / sizeof(for_root[0]) : 1;
 	return modules_for(release, names, nnames, mods, max);

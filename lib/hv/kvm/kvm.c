@@ -1,15 +1,38 @@
 /* lib/hv/kvm/kvm.c - the KVM backend of the vCPU layer, on the KVM binding (layer 1). */
 #include "kvm_backend.h"
 
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct kvm_hyp {
 	struct ekvm_sys *sys;
+	atomic_bool tsc_restored; /* a vCPU's TSC was restored (see kvm_restore_state) */
+	/* the host's tables for saves and restores, read once (under host_lock;
+	 * immutable once set, freed with the VM) */
+	pthread_mutex_t host_lock;
+	uint32_t *msr_idx; /* KVM_GET_MSR_INDEX_LIST, IA32_TSC first */
+	uint32_t nmsr;
+	struct kvm_cpuid2 *host_cpuid; /* KVM_GET_SUPPORTED_CPUID */
 };
 
 struct kvm_vm_be {
 	struct ekvm_vm *vm;
+	/* a handle on its own dup of /dev/kvm: the system queries a restore
+	 * needs (supported CPUID, MSR index list) after the hypervisor handle
+	 * may be closed; NULL if the dup failed (then restore says -ENOTSUP) */
+	struct ekvm_sys *sys;
+	atomic_bool tsc_restored; /* a vCPU's TSC was restored (see kvm_restore_state) */
+	/* the host's tables for saves and restores, read once (under host_lock;
+	 * immutable once set, freed with the VM) */
+	pthread_mutex_t host_lock;
+	uint32_t *msr_idx; /* KVM_GET_MSR_INDEX_LIST, IA32_TSC first */
+	uint32_t nmsr;
+	struct kvm_cpuid2 *host_cpuid; /* KVM_GET_SUPPORTED_CPUID */
 };
 
 struct kvm_vcpu_be {
@@ -74,6 +97,10 @@ static int kvm_vm_create(struct ehv_hypervisor *hyp, struct ehv_vm *vm)
 		free(b);
 		return r;
 	}
+	int fd = fcntl(ekvm_sys_fd(((struct kvm_hyp *)hyp->be)->sys), F_DUPFD_CLOEXEC, 0);
+	if (fd >= 0 && ekvm_sys_from_fd(fd, &b->sys) < 0)
+		close(fd);
+	pthread_mutex_init(&b->host_lock, NULL);
 	vm->be = b;
 	return 0;
 }
@@ -81,6 +108,10 @@ static int kvm_vm_create(struct ehv_hypervisor *hyp, struct ehv_vm *vm)
 static void kvm_vm_destroy(struct ehv_vm *vm)
 {
 	struct kvm_vm_be *b = vm->be;
+	pthread_mutex_destroy(&b->host_lock);
+	free(b->msr_idx);
+	free(b->host_cpuid);
+	ekvm_sys_close(b->sys);
 	ekvm_vm_destroy(b->vm);
 	free(b);
 }
@@ -659,6 +690,541 @@ static int kvm_set_lapic(struct ehv_vcpu *v, const struct ehv_lapic_state *lapic
 	return ekvm_vcpu_set_lapic(kv(v), &l);
 }
 
+/* ------------------------------------------------------ whole state */
+
+#define MSR_IA32_TSC	      0x10u
+#define MSR_IA32_TSC_DEADLINE 0x6e0u
+
+struct kvm_msr_rec {
+	uint32_t index, zero;
+	uint64_t value;
+};
+
+/* The MSR index list with IA32_TSC moved first (restore writes the TSC
+ * before the MSRs that depend on it), read once per VM; valid until the VM
+ * is destroyed. */
+static int host_msrs(struct ehv_vm *vm, const uint32_t **out, uint32_t *n)
+{
+	struct kvm_vm_be *b = vm->be;
+	if (!b->sys)
+		return -ENOTSUP;
+	int r = 0;
+	pthread_mutex_lock(&b->host_lock);
+	if (!b->msr_idx) {
+		struct kvm_msr_list *l = NULL;
+		r = ekvm_sys_msr_index_list(b->sys, &l);
+		uint32_t *idx = r == 0 ? malloc((l->nmsrs + 1) * sizeof(*idx)) : NULL;
+		if (r == 0 && !idx)
+			r = -ENOMEM;
+		if (r == 0) {
+			uint32_t k = 0;
+			for (uint32_t i = 0; i < l->nmsrs; i++)
+				if (l->indices[i] == MSR_IA32_TSC)
+					idx[k++] = MSR_IA32_TSC;
+			for (uint32_t i = 0; i < l->nmsrs; i++)
+				if (l->indices[i] != MSR_IA32_TSC)
+					idx[k++] = l->indices[i];
+			b->nmsr = k;
+			b->msr_idx = idx;
+		}
+		free(l);
+	}
+	*out = b->msr_idx;
+	*n = b->nmsr;
+	pthread_mutex_unlock(&b->host_lock);
+	return r;
+}
+
+/* KVM_GET_SUPPORTED_CPUID, read once per VM (as host_msrs). */
+static int host_cpuid(struct ehv_vm *vm, const struct kvm_cpuid2 **out)
+{
+	struct kvm_vm_be *b = vm->be;
+	if (!b->sys)
+		return -ENOTSUP;
+	int r = 0;
+	pthread_mutex_lock(&b->host_lock);
+	if (!b->host_cpuid)
+		r = ekvm_sys_supported_cpuid(b->sys, &b->host_cpuid);
+	*out = b->host_cpuid;
+	pthread_mutex_unlock(&b->host_lock);
+	return r;
+}
+
+/* Reads every listed MSR that KVM reads back for this vCPU into a "MSRS"
+ * section; *skipped counts the others. */
+static int save_msrs(struct ehv_vcpu *v, struct ehvi_sw *w, uint32_t *skipped)
+{
+	const uint32_t *idx;
+	uint32_t n;
+	int r = host_msrs(v->vm, &idx, &n);
+	if (r < 0)
+		return r;
+	struct kvm_msrs *m = calloc(1, sizeof(*m) + (size_t)n * sizeof(m->entries[0]));
+	uint8_t *sec = calloc(1, 4 + (size_t)n * sizeof(struct kvm_msr_rec));
+	if (!m || !sec) {
+		r = -ENOMEM;
+		goto out;
+	}
+	uint32_t got = 0;
+	*skipped = 0;
+	for (uint32_t i = 0; i < n;) {
+		/* KVM_GET_MSRS stops at the first index it refuses */
+		m->nmsrs = n - i;
+		for (uint32_t j = 0; j < n - i; j++) {
+			m->entries[j].index = idx[i + j];
+			m->entries[j].data = 0;
+		}
+		r = ekvm_vcpu_get_msrs(kv(v), m);
+		if (r < 0)
+			goto out;
+		for (int j = 0; j < r; j++) {
+			struct kvm_msr_rec rec = {m->entries[j].index, 0, m->entries[j].data};
+			memcpy(sec + 4 + (size_t)got++ * sizeof(rec), &rec, sizeof(rec));
+		}
+		i += (uint32_t)r;
+		if (i < n) {
+			(*skipped)++; /* refused: no state for this guest */
+			i++;
+		}
+	}
+	memcpy(sec, &got, 4);
+	ehvi_sw_section(w, "MSRS", 1, sec, 4 + (size_t)got * sizeof(struct kvm_msr_rec));
+	r = 0;
+out:
+	free(m);
+	free(sec);
+	return r;
+}
+
+static int kvm_save_state(struct ehv_vcpu *v, struct ehvi_sw *w)
+{
+	struct ekvm_vcpu *k = kv(v);
+	struct ekvm_vm *kvm = kvm_of(v->vm);
+	int r;
+	/* CPUID */
+	struct kvm_cpuid2 *c =
+	    calloc(1, sizeof(*c) + EHV_CPUID_MAX_ENTRIES * sizeof(c->entries[0]));
+	if (!c)
+		return -ENOMEM;
+	c->nent = EHV_CPUID_MAX_ENTRIES;
+	r = ekvm_vcpu_get_cpuid2(k, c);
+	if (r == 0)
+		ehvi_sw_section(w, "CPID", 1, c->entries, c->nent * sizeof(c->entries[0]));
+	free(c);
+	if (r < 0)
+		return r;
+	int khz = ekvm_vcpu_get_tsc_khz(k);
+	if (khz > 0) {
+		uint32_t u = (uint32_t)khz;
+		ehvi_sw_section(w, "TSCK", 1, &u, sizeof(u));
+	}
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
+	if ((r = ekvm_vcpu_get_regs(k, &regs)) < 0 || (r = ekvm_vcpu_get_sregs(k, &sregs)) < 0)
+		return r;
+	ehvi_sw_section(w, "REGS", 1, &regs, sizeof(regs));
+	ehvi_sw_section(w, "SREG", 1, &sregs, sizeof(sregs));
+	if (ekvm_vm_check_extension(kvm, KVM_CAP_XSAVE) > 0) {
+		int size = ekvm_vcpu_xsave_size(k);
+		if (size < 0)
+			return size;
+		void *x = calloc(1, (size_t)size);
+		if (!x)
+			return -ENOMEM;
+		r = ekvm_vcpu_get_xsave2(k, x, (size_t)size);
+		if (r == 0)
+			ehvi_sw_section(w, "XSAV", 1, x, (size_t)size);
+		free(x);
+	} else {
+		struct kvm_fpu fpu;
+		r = ekvm_vcpu_get_fpu(k, &fpu);
+		if (r == 0)
+			ehvi_sw_section(w, "FPU ", 1, &fpu, sizeof(fpu));
+	}
+	if (r < 0)
+		return r;
+	if (ekvm_vm_check_extension(kvm, KVM_CAP_XCRS) > 0) {
+		struct kvm_xcrs x;
+		memset(&x, 0, sizeof(x));
+		if ((r = ekvm_vcpu_get_xcrs(k, &x)) < 0)
+			return r;
+		ehvi_sw_section(w, "XCRS", 1, &x, sizeof(x));
+	}
+	uint32_t skipped = 0;
+	if ((r = save_msrs(v, w, &skipped)) < 0)
+		return r;
+	struct kvm_mp_state mp;
+	if ((r = ekvm_vcpu_get_mp_state(k, &mp)) < 0)
+		return r;
+	ehvi_sw_section(w, "MPST", 1, &mp, sizeof(mp));
+	if (atomic_load(&v->vm->platform)) {
+		struct kvm_lapic_state l;
+		if ((r = ekvm_vcpu_get_lapic(k, &l)) < 0)
+			return r;
+		ehvi_sw_section(w, "LAPC", 1, &l, sizeof(l));
+	}
+	struct kvm_vcpu_events ev;
+	struct kvm_debugregs dr;
+	memset(&ev, 0, sizeof(ev));
+	memset(&dr, 0, sizeof(dr));
+	if ((r = ekvm_vcpu_get_vcpu_events(k, &ev)) < 0 ||
+	    (r = ekvm_vcpu_get_debugregs(k, &dr)) < 0)
+		return r;
+	ehvi_sw_section(w, "EVNT", 1, &ev, sizeof(ev));
+	ehvi_sw_section(w, "DBGR", 1, &dr, sizeof(dr));
+	snprintf(v->detail, sizeof(v->detail),
+		 "%u listed MSRs skipped (KVM does not read them back for this guest)", skipped);
+	return 0;
+}
+
+/* A section of the backend's structure size, version 1; *r set on a
+ * refusal (only the first one is kept). */
+static const struct ehvi_section *sec_fixed(const struct ehvi_sections *secs, const char tag[4],
+					    size_t size, bool required, int *r)
+{
+	const struct ehvi_section *s = ehvi_find(secs, tag);
+	if (*r == 0 && !s && required)
+		*r = ehvi_refuse(secs, -EINVAL, "section %.4s is missing", tag);
+	else if (*r == 0 && s && (s->version != 1 || (size && s->len != size)))
+		*r = ehvi_refuse(secs, -EINVAL,
+				 "section %.4s: version %u, %u bytes; this host's is version 1, "
+				 "%zu bytes (another kernel ABI?)",
+				 tag, s->version, s->len, size);
+	return s;
+}
+
+/* The feature leaves restore compares with what the host offers, and the
+ * bits KVM or the VMM sets on its own (OSXSAVE and OSPKE follow CR4; the
+ * hypervisor bit, TSC deadline and HTT are the VMM's to set). */
+struct feature_leaf {
+	uint32_t fn, index;
+	uint8_t reg; /* 0 eax, 1 ebx, 2 ecx, 3 edx */
+	uint32_t free_bits;
+};
+static const struct feature_leaf feature_leaves[] = {
+    {1, 0, 2, (1u << 27) | (1u << 24) | (1u << 31)},
+    {1, 0, 3, 1u << 28},
+    {7, 0, 1, 0},
+    {7, 0, 2, 1u << 4},
+    {7, 0, 3, 0},
+    {7, 1, 0, 0},
+    {0xd, 0, 0, 0},
+    {0xd, 0, 3, 0},
+    {0xd, 1, 0, 0},
+    {0x80000001, 0, 2, 0},
+    {0x80000001, 0, 3, 0},
+};
+
+static uint32_t cpuid_reg(const struct kvm_cpuid_entry2 *e, uint8_t reg)
+{
+	return reg == 0 ? e->eax : reg == 1 ? e->ebx : reg == 2 ? e->ecx : e->edx;
+}
+
+/* -ENOTSUP (with a detail) when the saved CPUID, XSAVE area or XCR0 asks
+ * for a feature the host does not offer. */
+static int check_features(struct ehv_vcpu *v, const struct ehvi_sections *secs,
+			  const struct ehvi_section *cpid, const struct ehvi_section *xsav,
+			  const struct ehvi_section *xcrs)
+{
+	const struct kvm_cpuid2 *host;
+	int r = host_cpuid(v->vm, &host);
+	if (r < 0)
+		return ehvi_refuse(secs, r, "cannot read the host's CPUID (%d)", r);
+	const struct kvm_cpuid_entry2 *saved = (const void *)cpid->data;
+	uint32_t nsaved = cpid->len / sizeof(*saved);
+	for (uint32_t i = 0; i < nsaved && r == 0; i++) {
+		struct kvm_cpuid_entry2 e;
+		memcpy(&e, &saved[i], sizeof(e));
+		for (size_t f = 0; f < sizeof(feature_leaves) / sizeof(feature_leaves[0]); f++) {
+			const struct feature_leaf *fl = &feature_leaves[f];
+			if (e.function != fl->fn || e.index != fl->index)
+				continue;
+			const struct kvm_cpuid_entry2 *h = ekvm_cpuid_find(host, fl->fn, fl->index);
+			uint32_t want = cpuid_reg(&e, fl->reg) & ~fl->free_bits;
+			uint32_t have = h ? cpuid_reg(h, fl->reg) : 0;
+			if (want & ~have) {
+				r = ehvi_refuse(
+				    secs, -ENOTSUP,
+				    "CPUID 0x%x.%u %s bits 0x%08x are not offered by the "
+				    "host",
+				    fl->fn, fl->index,
+				    (const char *[]){"eax", "ebx", "ecx", "edx"}[fl->reg],
+				    want & ~have);
+				break;
+			}
+		}
+	}
+	const struct kvm_cpuid_entry2 *d = ekvm_cpuid_find(host, 0xd, 0);
+	uint64_t host_xcr0 = d ? ((uint64_t)d->edx << 32) | d->eax : 0;
+	if (r < 0)
+		return r;
+	if (xsav) {
+		if (ekvm_vm_check_extension(kvm_of(v->vm), KVM_CAP_XSAVE) <= 0)
+			return ehvi_refuse(secs, -ENOTSUP, "the host has no XSAVE (KVM_CAP_XSAVE)");
+		int size = ekvm_vcpu_xsave_size(kv(v));
+		if (size < 0)
+			return size;
+		if (xsav->len > (uint32_t)size)
+			return ehvi_refuse(secs, -ENOTSUP,
+					   "the XSAVE area is %u bytes, the host's only %d",
+					   xsav->len, size);
+		uint64_t bv;
+		memcpy(&bv, xsav->data + 512, 8);
+		if (bv & ~host_xcr0)
+			return ehvi_refuse(secs, -ENOTSUP,
+					   "XSAVE components 0x%llx are not supported by the host "
+					   "(XCR0 mask 0x%llx)",
+					   (unsigned long long)bv, (unsigned long long)host_xcr0);
+	}
+	if (xcrs) {
+		struct kvm_xcrs x;
+		memcpy(&x, xcrs->data, sizeof(x));
+		if (x.nr_xcrs > KVM_MAX_XCRS)
+			return ehvi_refuse(secs, -EINVAL, "section XCRS: %u XCRs", x.nr_xcrs);
+		for (uint32_t i = 0; i < x.nr_xcrs; i++)
+			if (x.xcrs[i].xcr == 0 && (x.xcrs[i].value & ~host_xcr0))
+				return ehvi_refuse(
+				    secs, -ENOTSUP,
+				    "XCR0 0x%llx has features the host lacks (0x%llx)",
+				    (unsigned long long)x.xcrs[i].value,
+				    (unsigned long long)host_xcr0);
+	}
+	return 0;
+}
+
+/* -ENOTSUP when a saved MSR is not in the host's index list. */
+static int check_msrs(struct ehv_vcpu *v, const struct ehvi_sections *secs,
+		      const struct ehvi_section *msrs, uint32_t n)
+{
+	const uint32_t *idx;
+	uint32_t nidx;
+	int r = host_msrs(v->vm, &idx, &nidx);
+	if (r < 0)
+		return ehvi_refuse(secs, r, "cannot read the host's MSR list (%d)", r);
+	for (uint32_t i = 0; i < n && r == 0; i++) {
+		struct kvm_msr_rec rec;
+		memcpy(&rec, msrs->data + 4 + (size_t)i * sizeof(rec), sizeof(rec));
+		bool listed = false;
+		for (uint32_t j = 0; j < nidx && !listed; j++)
+			listed = idx[j] == rec.index;
+		if (!listed)
+			r = ehvi_refuse(secs, -ENOTSUP, "MSR 0x%x not supported by the host",
+					rec.index);
+	}
+	return r;
+}
+
+/* Writes msrs[0..n-1]; -ENOTSUP naming the MSR KVM refuses. */
+static int set_msrs(struct ehv_vcpu *v, const struct ehvi_sections *secs,
+		    const struct kvm_msr_rec *recs, uint32_t n)
+{
+	if (n == 0)
+		return 0;
+	struct kvm_msrs *m = calloc(1, sizeof(*m) + (size_t)n * sizeof(m->entries[0]));
+	if (!m)
+		return -ENOMEM;
+	m->nmsrs = n;
+	for (uint32_t i = 0; i < n; i++) {
+		m->entries[i].index = recs[i].index;
+		m->entries[i].data = recs[i].value;
+	}
+	int r = ekvm_vcpu_set_msrs(kv(v), m);
+	if (r >= 0 && (uint32_t)r < n)
+		r = ehvi_refuse(secs, -ENOTSUP, "KVM refused MSR 0x%x = 0x%llx", recs[r].index,
+				(unsigned long long)recs[r].value);
+	free(m);
+	return r < 0 ? r : 0;
+}
+
+static int kvm_restore_state(struct ehv_vcpu *v, const struct ehvi_sections *secs)
+{
+	struct ekvm_vcpu *k = kv(v);
+	int r = 0;
+	const struct ehvi_section *cpid = sec_fixed(secs, "CPID", 0, true, &r);
+	const struct ehvi_section *tsck = sec_fixed(secs, "TSCK", 4, false, &r);
+	const struct ehvi_section *regs =
+	    sec_fixed(secs, "REGS", sizeof(struct kvm_regs), true, &r);
+	const struct ehvi_section *sregs =
+	    sec_fixed(secs, "SREG", sizeof(struct kvm_sregs), true, &r);
+	const struct ehvi_section *xsav = sec_fixed(secs, "XSAV", 0, false, &r);
+	const struct ehvi_section *fpu = sec_fixed(secs, "FPU ", sizeof(struct kvm_fpu), false, &r);
+	const struct ehvi_section *xcrs =
+	    sec_fixed(secs, "XCRS", sizeof(struct kvm_xcrs), false, &r);
+	const struct ehvi_section *msrs = sec_fixed(secs, "MSRS", 0, true, &r);
+	const struct ehvi_section *mp =
+	    sec_fixed(secs, "MPST", sizeof(struct kvm_mp_state), true, &r);
+	const struct ehvi_section *lapic =
+	    sec_fixed(secs, "LAPC", sizeof(struct kvm_lapic_state), false, &r);
+	const struct ehvi_section *ev =
+	    sec_fixed(secs, "EVNT", sizeof(struct kvm_vcpu_events), true, &r);
+	const struct ehvi_section *dr =
+	    sec_fixed(secs, "DBGR", sizeof(struct kvm_debugregs), true, &r);
+	if (r < 0)
+		return r;
+	unsigned known =
+	    8 + (tsck != NULL) + (xsav != NULL) + (fpu != NULL) + (xcrs != NULL) + (lapic != NULL);
+	if (known != secs->n)
+		return ehvi_refuse(secs, -EINVAL, "unknown sections in a vCPU blob");
+	if (cpid->len % sizeof(struct kvm_cpuid_entry2) ||
+	    cpid->len / sizeof(struct kvm_cpuid_entry2) > EHV_CPUID_MAX_ENTRIES)
+		return ehvi_refuse(secs, -EINVAL, "section CPID has a bad size");
+	if ((xsav != NULL) == (fpu != NULL))
+		return ehvi_refuse(secs, -EINVAL, "the blob needs one of XSAV and FPU");
+	if (xsav && xsav->len < sizeof(struct kvm_xsave))
+		return ehvi_refuse(secs, -EINVAL, "section XSAV is shorter than 4 KiB");
+	if ((lapic != NULL) != atomic_load(&v->vm->platform))
+		return ehvi_refuse(secs, -EINVAL, "the saved vCPU %s a LAPIC, this VM %s",
+				   lapic ? "has" : "has no", lapic ? "has none" : "has one");
+	uint32_t nmsr;
+	if (msrs->len < 4 || (memcpy(&nmsr, msrs->data, 4), nmsr > EHV_MSR_LIST_MAX) ||
+	    msrs->len != 4 + (size_t)nmsr * sizeof(struct kvm_msr_rec))
+		return ehvi_refuse(secs, -EINVAL, "section MSRS has a bad size");
+	uint32_t khz = 0;
+	if (tsck)
+		memcpy(&khz, tsck->data, 4);
+	int cur_khz = ekvm_vcpu_get_tsc_khz(k);
+	bool set_khz = khz && cur_khz > 0 && (uint32_t)cur_khz != khz;
+	/* KVM runs a rate within 250 ppm of the host's without scaling (its
+	 * tsc_tolerance_ppm); farther needs TSC scaling (KVM_CAP_TSC_CONTROL) */
+	uint64_t diff = khz > (uint32_t)cur_khz ? khz - (uint32_t)cur_khz : (uint32_t)cur_khz - khz;
+	if (set_khz && diff * 1000000 > (uint64_t)cur_khz * 250 &&
+	    ekvm_vm_check_extension(kvm_of(v->vm), KVM_CAP_TSC_CONTROL) <= 0)
+		return ehvi_refuse(
+		    secs, -ENOTSUP,
+		    "the TSC ran at %u kHz, the host's at %d kHz and it cannot scale", khz,
+		    cur_khz);
+	if ((r = check_features(v, secs, cpid, xsav, xcrs)) < 0 ||
+	    (r = check_msrs(v, secs, msrs, nmsr)) < 0)
+		return r;
+
+	/* checked: apply, in QEMU's order (registers, FPU, XCRs, special
+	 * registers, MSRs with the TSC first, MP state, LAPIC, the TSC
+	 * deadline, events, debug registers) */
+	struct kvm_msr_rec *recs = calloc(nmsr ? nmsr : 1, sizeof(*recs));
+	void *xbuf = NULL;
+	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + cpid->len);
+	if (!recs || !c) {
+		r = -ENOMEM;
+		goto out;
+	}
+	memcpy(recs, msrs->data + 4, (size_t)nmsr * sizeof(*recs));
+	c->nent = cpid->len / sizeof(struct kvm_cpuid_entry2);
+	memcpy(c->entries, cpid->data, cpid->len);
+	if (c->nent && (r = ekvm_vcpu_set_cpuid2(k, c)) < 0) {
+		r = ehvi_refuse(secs, r, "KVM refused the saved CPUID (%d)", r);
+		goto out;
+	}
+	if (set_khz && (r = ekvm_vcpu_set_tsc_khz(k, khz)) < 0) {
+		r = ehvi_refuse(secs, -ENOTSUP, "KVM cannot run the TSC at %u kHz (%d)", khz, r);
+		goto out;
+	}
+	struct kvm_regs kr;
+	struct kvm_sregs ks;
+	memcpy(&kr, regs->data, sizeof(kr));
+	memcpy(&ks, sregs->data, sizeof(ks));
+	if ((r = ekvm_vcpu_set_regs(k, &kr)) < 0)
+		goto out;
+	if (xsav) {
+		int size = ekvm_vcpu_xsave_size(k);
+		if (size < 0) {
+			r = size;
+			goto out;
+		}
+		xbuf = calloc(1, (size_t)size); /* a smaller saved area: the rest is zero */
+		if (!xbuf) {
+			r = -ENOMEM;
+			goto out;
+		}
+		memcpy(xbuf, xsav->data, xsav->len);
+		r = ekvm_vcpu_set_xsave2(k, xbuf, (size_t)size);
+	} else {
+		struct kvm_fpu f;
+		memcpy(&f, fpu->data, sizeof(f));
+		r = ekvm_vcpu_set_fpu(k, &f);
+	}
+	if (r < 0) {
+		r = ehvi_refuse(secs, r, "KVM refused the saved FPU/XSAVE state (%d)", r);
+		goto out;
+	}
+	if (xcrs) {
+		struct kvm_xcrs x;
+		memcpy(&x, xcrs->data, sizeof(x));
+		if ((r = ekvm_vcpu_set_xcrs(k, &x)) < 0) {
+			r = ehvi_refuse(secs, -ENOTSUP, "KVM refused the saved XCRs (%d)", r);
+			goto out;
+		}
+	}
+	if ((r = ekvm_vcpu_set_sregs(k, &ks)) < 0) {
+		r = ehvi_refuse(secs, r, "KVM refused the saved special registers (%d)", r);
+		goto out;
+	}
+	/* The TSC first: KVM (before Linux 6.6) takes a host write within a
+	 * second of the TSC it expects from the last write as an attempt to
+	 * synchronise vCPUs, and keeps its own value; in a new VM the last
+	 * write is the vCPU's creation (TSC 0), so a guest saved less than a
+	 * second or so after its start would get its TSC back near 0. The
+	 * first vCPU restored in a VM writes a value 4 s ahead first, which
+	 * is never "close", then the saved one, which then is not close
+	 * either; the other vCPUs write theirs once and are synchronised with
+	 * it, as KVM intends. */
+	if (nmsr && recs[0].index == MSR_IA32_TSC &&
+	    !atomic_exchange(&((struct kvm_vm_be *)v->vm->be)->tsc_restored, true)) {
+		uint64_t hz = (uint64_t)(khz ? khz : (uint32_t)(cur_khz > 0 ? cur_khz : 0)) * 1000;
+		struct kvm_msr_rec ahead = {MSR_IA32_TSC, 0, recs[0].value + 4 * hz};
+		if (hz && (r = set_msrs(v, secs, &ahead, 1)) < 0)
+			goto out;
+	}
+	/* every MSR but the TSC deadline (the list has IA32_TSC first) */
+	uint32_t deadline = nmsr;
+	for (uint32_t i = 0; i < nmsr; i++)
+		if (recs[i].index == MSR_IA32_TSC_DEADLINE) {
+			struct kvm_msr_rec t = recs[i];
+			memmove(&recs[i], &recs[i + 1], (size_t)(nmsr - i - 1) * sizeof(*recs));
+			recs[nmsr - 1] = t;
+			deadline = nmsr - 1;
+			break;
+		}
+	if ((r = set_msrs(v, secs, recs, deadline)) < 0)
+		goto out;
+	struct kvm_mp_state m;
+	memcpy(&m, mp->data, sizeof(m));
+	if ((r = ekvm_vcpu_set_mp_state(k, &m)) < 0)
+		goto out;
+	if (lapic) {
+		struct kvm_lapic_state l;
+		memcpy(&l, lapic->data, sizeof(l));
+		if ((r = ekvm_vcpu_set_lapic(k, &l)) < 0)
+			goto out;
+	}
+	if ((r = set_msrs(v, secs, recs + deadline, nmsr - deadline)) < 0)
+		goto out;
+	struct kvm_vcpu_events e;
+	memcpy(&e, ev->data, sizeof(e));
+	e.flags |= KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SIPI_VECTOR;
+	if ((r = ekvm_vcpu_set_vcpu_events(k, &e)) < 0) {
+		r = ehvi_refuse(secs, r, "KVM refused the saved vCPU events (%d)", r);
+		goto out;
+	}
+	struct kvm_debugregs d;
+	memcpy(&d, dr->data, sizeof(d));
+	d.flags = 0;
+	r = ekvm_vcpu_set_debugregs(k, &d);
+out:
+	if (r < 0 && !v->detail[0])
+		snprintf(v->detail, sizeof(v->detail),
+			 "KVM refused the saved state (%d): the vCPU is partly restored", r);
+	free(recs);
+	free(xbuf);
+	free(c);
+	return r;
+}
+
+static int kvm_get_dirty_log(struct ehv_vm *vm, uint32_t slot, uint64_t *bitmap, uint64_t pages)
+{
+	(void)pages;
+	return ekvm_vm_get_dirty_log(kvm_of(vm), slot, bitmap);
+}
+
 const struct ehvi_ops ehvi_kvm_ops = {
     .name = "kvm",
     .hyp_open = kvm_hyp_open,
@@ -702,4 +1268,7 @@ const struct ehvi_ops ehvi_kvm_ops = {
     .vcpu_set_mp_state = kvm_set_mp_state,
     .vcpu_get_lapic = kvm_get_lapic,
     .vcpu_set_lapic = kvm_set_lapic,
+    .vcpu_save_state = kvm_save_state,
+    .vcpu_restore_state = kvm_restore_state,
+    .vm_get_dirty_log = kvm_get_dirty_log,
 };

@@ -44,6 +44,11 @@ struct mock_vm {
 	uint64_t clock_set_ns;	 /* the clock's value at clock_set_host */
 	uint64_t clock_set_host; /* host CLOCK_MONOTONIC ns of the last set */
 	struct ehv_state_blob chips[EHV_IRQCHIP_MAX + 1]; /* the PIT last */
+	uint64_t *dirty[EHV_MAX_MEM_SLOTS];		  /* slots with EHV_MEM_LOG_DIRTY */
+	/* the hypervisor's tables when the VM was created, for restore's checks */
+	uint32_t *msr_index;
+	size_t nindex;
+	uint64_t xcr0_supported; /* CPUID 0xD.0 EDX:EAX; 0 = no leaf 0xD */
 };
 
 struct mock_vcpu {
@@ -142,7 +147,20 @@ static int mock_vm_create(struct ehv_hypervisor *hyp, struct ehv_vm *vm)
 	struct mock_vm *m = calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;
-	m->caps = ((struct mock_hyp *)hyp->be)->caps;
+	struct mock_hyp *h = hyp->be;
+	m->caps = h->caps;
+	if (h->nindex) {
+		m->msr_index = malloc(h->nindex * sizeof(*m->msr_index));
+		if (!m->msr_index) {
+			free(m);
+			return -ENOMEM;
+		}
+		memcpy(m->msr_index, h->msr_index, h->nindex * sizeof(*m->msr_index));
+		m->nindex = h->nindex;
+	}
+	for (size_t i = 0; i < h->ncpuid; i++)
+		if (h->cpuid[i].function == 0xd && h->cpuid[i].index == 0)
+			m->xcr0_supported = ((uint64_t)h->cpuid[i].edx << 32) | h->cpuid[i].eax;
 	m->clock_set_host = host_ns();
 	for (unsigned i = 0; i <= EHV_IRQCHIP_MAX; i++) {
 		m->chips[i].backend = EHV_BACKEND_MOCK;
@@ -157,6 +175,9 @@ static void mock_vm_destroy(struct ehv_vm *vm)
 {
 	struct mock_vm *m = vm->be;
 	pthread_mutex_destroy(&m->lock);
+	for (unsigned i = 0; i < EHV_MAX_MEM_SLOTS; i++)
+		free(m->dirty[i]);
+	free(m->msr_index);
 	free(m);
 }
 
@@ -171,9 +192,17 @@ static int mock_vm_set_memory(struct ehv_vm *vm, uint32_t slot, uint64_t gpa, ui
 {
 	struct mock_vm *m = vm->be;
 	int r = 0;
+	uint64_t *dirty = NULL;
+	if (size && (flags & EHV_MEM_LOG_DIRTY)) {
+		dirty = calloc((size / 4096 + 63) / 64, 8);
+		if (!dirty)
+			return -ENOMEM;
+	}
 	pthread_mutex_lock(&m->lock);
 	if (size == 0) {
 		memset(&m->st.slots[slot], 0, sizeof(m->st.slots[slot]));
+		free(m->dirty[slot]);
+		m->dirty[slot] = NULL;
 		goto out;
 	}
 	for (unsigned i = 0; i < EHV_MAX_MEM_SLOTS; i++) {
@@ -188,7 +217,45 @@ static int mock_vm_set_memory(struct ehv_vm *vm, uint32_t slot, uint64_t gpa, ui
 	m->st.slots[slot].size = size;
 	m->st.slots[slot].hva = hva;
 	m->st.slots[slot].flags = flags;
+	free(m->dirty[slot]);
+	m->dirty[slot] = dirty;
+	dirty = NULL;
 out:
+	pthread_mutex_unlock(&m->lock);
+	free(dirty);
+	return r;
+}
+
+static int mock_get_dirty_log(struct ehv_vm *vm, uint32_t slot, uint64_t *bitmap, uint64_t pages)
+{
+	struct mock_vm *m = vm->be;
+	size_t words = (size_t)((pages + 63) / 64);
+	pthread_mutex_lock(&m->lock);
+	int r = m->dirty[slot] ? 0 : -EINVAL;
+	if (r == 0) {
+		memcpy(bitmap, m->dirty[slot], words * 8);
+		memset(m->dirty[slot], 0, words * 8);
+	}
+	pthread_mutex_unlock(&m->lock);
+	return r;
+}
+
+int ehv_mock_vm_mark_dirty(struct ehv_vm *vm, uint64_t gpa, uint64_t len)
+{
+	if (!vm || vm->ops != &ehvi_mock_ops || len == 0 || gpa + len < gpa)
+		return -EINVAL;
+	struct mock_vm *m = vm->be;
+	int r = -ENOENT;
+	pthread_mutex_lock(&m->lock);
+	for (unsigned i = 0; i < EHV_MAX_MEM_SLOTS; i++) {
+		const uint64_t sg = m->st.slots[i].gpa, ss = m->st.slots[i].size;
+		if (!m->st.slots[i].used || !m->dirty[i] || gpa < sg || gpa + len > sg + ss)
+			continue;
+		for (uint64_t pg = (gpa - sg) / 4096; pg <= (gpa + len - 1 - sg) / 4096; pg++)
+			m->dirty[i][pg / 64] |= 1ull << (pg % 64);
+		r = 0;
+		break;
+	}
 	pthread_mutex_unlock(&m->lock);
 	return r;
 }
@@ -960,6 +1027,120 @@ int ehv_mock_vcpu_stats(struct ehv_vcpu *vcpu, struct ehv_mock_stats *out)
 	return 0;
 }
 
+/* ------------------------------------------------------ whole state */
+
+struct mock_msr_rec {
+	uint32_t index, zero;
+	uint64_t value;
+};
+
+static int mock_save_state(struct ehv_vcpu *v, struct ehvi_sw *w)
+{
+	struct mock_vcpu *m = v->be;
+	ehvi_sw_section(w, "CPID", 1, m->cpuid, m->ncpuid * sizeof(*m->cpuid));
+	ehvi_sw_section(w, "REGS", 1, &m->regs, sizeof(m->regs));
+	ehvi_sw_section(w, "SREG", 1, &m->sregs, sizeof(m->sregs));
+	uint64_t xcr0 = m->xcr0 ? m->xcr0 : 1;
+	ehvi_sw_section(w, "XCR0", 1, &xcr0, sizeof(xcr0));
+	size_t bytes = 4 + m->nmsrs * sizeof(struct mock_msr_rec);
+	uint8_t *msrs = calloc(1, bytes);
+	if (!msrs)
+		return -ENOMEM;
+	uint32_t n = (uint32_t)m->nmsrs;
+	memcpy(msrs, &n, 4);
+	for (size_t i = 0; i < m->nmsrs; i++) {
+		struct mock_msr_rec rec = {m->msrs[i].index, 0, m->msrs[i].value};
+		memcpy(msrs + 4 + i * sizeof(rec), &rec, sizeof(rec));
+	}
+	ehvi_sw_section(w, "MSRS", 1, msrs, bytes);
+	free(msrs);
+	uint32_t mp = (uint32_t)m->mp_state;
+	ehvi_sw_section(w, "MPST", 1, &mp, sizeof(mp));
+	if (atomic_load(&v->vm->platform))
+		ehvi_sw_section(w, "LAPC", 1, &m->lapic, sizeof(m->lapic));
+	return 0;
+}
+
+/* A fixed-size section: present, version 1, the structure's size. */
+static const struct ehvi_section *need(const struct ehvi_sections *secs, const char tag[4],
+				       size_t size, int *r)
+{
+	const struct ehvi_section *s = ehvi_find(secs, tag);
+	if (*r == 0 && (!s || s->version != 1 || (size && s->len != size)))
+		*r = ehvi_refuse(secs, -EINVAL, "section %.4s %s", tag,
+				 s ? "has the wrong version or size" : "is missing");
+	return s;
+}
+
+static int mock_restore_state(struct ehv_vcpu *v, const struct ehvi_sections *secs)
+{
+	struct mock_vcpu *m = v->be;
+	struct mock_vm *vm = m->vm;
+	int r = 0;
+	const struct ehvi_section *cpid = need(secs, "CPID", 0, &r);
+	const struct ehvi_section *regs = need(secs, "REGS", sizeof(m->regs), &r);
+	const struct ehvi_section *sregs = need(secs, "SREG", sizeof(m->sregs), &r);
+	const struct ehvi_section *xcr = need(secs, "XCR0", 8, &r);
+	const struct ehvi_section *msrs = need(secs, "MSRS", 0, &r);
+	const struct ehvi_section *mp = need(secs, "MPST", 4, &r);
+	bool platform = atomic_load(&v->vm->platform);
+	const struct ehvi_section *lapic = ehvi_find(secs, "LAPC");
+	unsigned known = 6 + (lapic != NULL) + (ehvi_find(secs, "VCID") != NULL);
+	if (r < 0)
+		return r;
+	if (cpid->len % sizeof(struct ehv_x86_cpuid_entry) ||
+	    cpid->len / sizeof(struct ehv_x86_cpuid_entry) > EHV_CPUID_MAX_ENTRIES)
+		return ehvi_refuse(secs, -EINVAL, "section CPID has a bad size");
+	if ((lapic != NULL) != platform || (lapic && lapic->len != sizeof(m->lapic)))
+		return ehvi_refuse(secs, -EINVAL, "the LAPIC section does not match the platform");
+	if (known != secs->n)
+		return ehvi_refuse(secs, -EINVAL, "unknown sections in a vCPU blob");
+	uint32_t n, mpv;
+	uint64_t xcr0;
+	memcpy(&xcr0, xcr->data, 8);
+	memcpy(&mpv, mp->data, 4);
+	if (msrs->len < 4 || (memcpy(&n, msrs->data, 4), n > MOCK_MAX_MSRS) ||
+	    msrs->len != 4 + n * sizeof(struct mock_msr_rec))
+		return ehvi_refuse(secs, -EINVAL, "section MSRS has a bad size");
+	if (mpv >= EHV_MP_MAX || !(xcr0 & 1))
+		return ehvi_refuse(secs, -EINVAL, "a bad MP state or XCR0");
+	if (vm->xcr0_supported && (xcr0 & ~vm->xcr0_supported))
+		return ehvi_refuse(
+		    secs, -ENOTSUP, "XCR0 0x%llx has features the host lacks (supported 0x%llx)",
+		    (unsigned long long)xcr0, (unsigned long long)vm->xcr0_supported);
+	struct ehv_msr *list = calloc(n ? n : 1, sizeof(*list));
+	if (!list)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < n; i++) {
+		struct mock_msr_rec rec;
+		memcpy(&rec, msrs->data + 4 + i * sizeof(rec), sizeof(rec));
+		list[i] = (struct ehv_msr){rec.index, rec.value};
+		bool listed = vm->nindex == 0;
+		for (size_t j = 0; j < vm->nindex && !listed; j++)
+			listed = vm->msr_index[j] == rec.index;
+		if (!listed || msr_refused(m, rec.index)) {
+			free(list);
+			return ehvi_refuse(secs, -ENOTSUP, "MSR 0x%x not supported by the host",
+					   rec.index);
+		}
+	}
+	/* checked: apply */
+	r = mock_set_cpuid(v, (const struct ehv_x86_cpuid_entry *)cpid->data,
+			   cpid->len / sizeof(struct ehv_x86_cpuid_entry));
+	if (r == 0) {
+		memcpy(&m->regs, regs->data, sizeof(m->regs));
+		memcpy(&m->sregs, sregs->data, sizeof(m->sregs));
+		m->xcr0 = xcr0;
+		m->nmsrs = 0;
+		r = mock_msrs(v, list, n, true) == (int)n ? 0 : -ENOTSUP;
+		m->mp_state = (enum ehv_mp_state)mpv;
+		if (lapic)
+			memcpy(&m->lapic, lapic->data, sizeof(m->lapic));
+	}
+	free(list);
+	return r;
+}
+
 const struct ehvi_ops ehvi_mock_ops = {
     .name = "mock",
     .hyp_open = mock_hyp_open,
@@ -1003,4 +1184,7 @@ const struct ehvi_ops ehvi_mock_ops = {
     .vcpu_set_mp_state = mock_set_mp_state,
     .vcpu_get_lapic = mock_get_lapic,
     .vcpu_set_lapic = mock_set_lapic,
+    .vcpu_save_state = mock_save_state,
+    .vcpu_restore_state = mock_restore_state,
+    .vm_get_dirty_log = mock_get_dirty_log,
 };

@@ -3,6 +3,8 @@
 #include "aml.h"
 #include "../../internal.h"
 
+#include "../../../devices/ged.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -78,6 +80,156 @@ static void gas_io8(uint8_t *g, uint16_t port)
 	vmm_put64(g + 4, port);
 }
 
+/* A named device with an EISA _HID and _UID 0 (the buttons). */
+static void button(struct aml *a, const char *name, const char *hid)
+{
+	size_t d = aml_device_begin(a, name);
+	aml_name(a, "_HID");
+	aml_eisaid(a, hid);
+	aml_name(a, "_UID");
+	aml_integer(a, 0);
+	aml_end(a, d);
+}
+
+/* If (And (Local0, bit)) { ...: the caller appends the body and aml_end. */
+static size_t if_event(struct aml *a, uint32_t bit)
+{
+	size_t m = aml_if_begin(a);
+	aml_op(a, AML_AND);
+	aml_op(a, AML_LOCAL0);
+	aml_integer(a, bit);
+	aml_op(a, AML_NULL_NAME);
+	return m;
+}
+
+static void notify(struct aml *a, const char *path, uint8_t value)
+{
+	aml_op(a, AML_NOTIFY);
+	aml_namestring(a, path);
+	aml_integer(a, value);
+}
+
+/* GPE-style event n's handler: Method (Gnnn) { Store (n, GACK) } */
+static void gpe_name(char out[5], unsigned n)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	out[0] = 'G';
+	out[1] = hex[(n >> 8) & 15];
+	out[2] = hex[(n >> 4) & 15];
+	out[3] = hex[n & 15];
+	out[4] = 0;
+}
+
+/* Name (_CRS, the resource template r), r ended here and freed. */
+static void name_crs(struct aml *a, struct aml *r)
+{
+	aml_res_end(r);
+	if (!aml_ok(r))
+		a->error = true;
+	aml_name(a, "_CRS");
+	aml_buffer(a, r->buf, r->len);
+	aml_free(r);
+}
+
+/* Inside \_SB: the buttons and the Generic Event Device (acpi.h). The
+ * register offsets and event bits are devices/ged.h's. */
+static void build_ged(const struct vmm_acpi_ged *g, struct aml *a)
+{
+	button(a, "PWRB", "PNP0C0C");
+	button(a, "SLPB", "PNP0C0E");
+	size_t d = aml_device_begin(a, "GED_");
+	aml_name(a, "_HID");
+	aml_string(a, "ACPI0013");
+	aml_name(a, "_UID");
+	aml_integer(a, 0);
+	struct aml r;
+	aml_init(&r);
+	aml_res_irq(&r, g->gsi, true, false);
+	name_crs(a, &r);
+	aml_opregion(a, "GDRG", AML_SPACE_MEMORY, g->mmio_base, GED_WINDOW);
+	size_t f = aml_field_begin(a, "GDRG", AML_FIELD_DWORD);
+	aml_field_unit(a, "GEVT", 32);
+	aml_field_unit(a, "GACK", 32);
+	aml_field_unit(a, "GSLT", 32);
+	aml_field_unit(a, "GEJC", 32);
+	aml_end(a, f);
+	for (unsigned n = 0; n < g->ngpe; n++) {
+		char name[5];
+		gpe_name(name, n);
+		size_t m = aml_method_begin(a, name, 0);
+		aml_op(a, AML_STORE);
+		aml_integer(a, n);
+		aml_namestring(a, "GACK");
+		aml_end(a, m);
+	}
+	/* _EVT(GSI): one read of the event register (it clears it), then
+	 * every event it holds */
+	size_t m = aml_method_begin(a, "_EVT", 1);
+	aml_op(a, AML_STORE);
+	aml_namestring(a, "GEVT");
+	aml_op(a, AML_LOCAL0);
+	size_t i = if_event(a, GED_EV_POWER);
+	notify(a, "\\_SB_.PWRB", 0x80);
+	aml_end(a, i);
+	i = if_event(a, GED_EV_SLEEP);
+	notify(a, "\\_SB_.SLPB", 0x80);
+	aml_end(a, i);
+	if (g->vmgenid) { /* a restore changed the ID: the guest's driver reseeds */
+		i = if_event(a, GED_EV_VMGENID);
+		notify(a, "\\_SB_.VGEN", 0x80);
+		aml_end(a, i);
+	}
+	for (unsigned n = 0; n < g->ngpe; n++) {
+		char name[5];
+		gpe_name(name, n);
+		i = if_event(a, GED_EV_GPE(n));
+		aml_namestring(a, name); /* a method call with no arguments */
+		aml_end(a, i);
+	}
+	if (g->nslots) {
+		i = if_event(a, GED_EV_HOTPLUG);
+		notify(a, "\\_SB_.HPB_", 0); /* bus check */
+		aml_end(a, i);
+	}
+	aml_end(a, m);
+	aml_end(a, d);
+	if (!g->nslots)
+		return;
+	d = aml_device_begin(a, "HPB_");
+	aml_name(a, "_HID");
+	aml_string(a, "ACPI0004");
+	aml_name(a, "_UID");
+	aml_integer(a, 0);
+	for (unsigned s = 0; s < g->nslots; s++) {
+		static const char hex[] = "0123456789ABCDEF";
+		char name[5] = {'S', '0', hex[(s >> 4) & 15], hex[s & 15], 0};
+		size_t sd = aml_device_begin(a, name);
+		aml_name(a, "_HID");
+		aml_string(a, "LNRO0005");
+		aml_name(a, "_UID");
+		aml_integer(a, 0x100 + s);
+		aml_init(&r);
+		aml_res_mem32(&r, g->slots[s].mmio_base, g->slots[s].mmio_size, true);
+		aml_res_irq(&r, g->slots[s].gsi, false, false);
+		name_crs(a, &r);
+		/* Method (_STA) { If (And (GSLT, 1 << s)) { Return (0x0f) } Return (0) } */
+		size_t sm = aml_method_begin(a, "_STA", 0);
+		size_t si = aml_if_begin(a);
+		aml_op(a, AML_AND);
+		aml_namestring(a, "\\_SB_.GED_.GSLT");
+		aml_integer(a, 1u << s);
+		aml_op(a, AML_NULL_NAME);
+		aml_return(a);
+		aml_integer(a, 0x0f);
+		aml_end(a, si);
+		aml_return(a);
+		aml_integer(a, 0);
+		aml_end(a, sm);
+		aml_end(a, sd);
+	}
+	aml_end(a, d);
+}
+
 static int build_dsdt(const struct vmm_acpi_config *cfg, struct aml *a, struct ember_error *err)
 {
 	size_t sb = aml_scope_begin(a, "\\_SB_");
@@ -143,6 +295,27 @@ static int build_dsdt(const struct vmm_acpi_config *cfg, struct aml *a, struct e
 					"cannot be encoded",
 					i, dev->name, dev->hid);
 	}
+	if (cfg->vmgenid_addr) {
+		/* The VM Generation ID (Microsoft's "Virtual Machine Generation ID"
+		 * paper; Linux drivers/virt/vmgenid.c matches the _HID or the
+		 * _CID and reads ADDR: a package of the 16-byte ID's guest
+		 * physical address, low and high 32 bits). */
+		size_t d = aml_device_begin(a, "VGEN");
+		aml_name(a, "_HID");
+		aml_string(a, "VMGENCTR");
+		aml_name(a, "_CID");
+		aml_string(a, "VM_GEN_COUNTER");
+		aml_name(a, "_DDN");
+		aml_string(a, "VM_Gen_Counter");
+		aml_name(a, "ADDR");
+		size_t pk = aml_package_begin(a, 2);
+		aml_integer(a, cfg->vmgenid_addr & 0xffffffffu);
+		aml_integer(a, cfg->vmgenid_addr >> 32);
+		aml_end(a, pk);
+		aml_end(a, d);
+	}
+	if (cfg->ged)
+		build_ged(cfg->ged, a);
 	aml_end(a, sb);
 	/* \_S5: soft-off, entered by writing SLP_TYP to the sleep control
 	 * register (hardware-reduced ACPI). */
@@ -164,6 +337,9 @@ int vmm_acpi_build(const struct vmm_acpi_config *cfg, uint8_t *buf, size_t cap, 
 	if (!cfg || !buf || !layout || cfg->ncpus == 0 || cfg->ncpus > EMBER_MAX_CPUS ||
 	    (cfg->ndevices && !cfg->devices))
 		return vmm_errf(err, -EINVAL, "ACPI: bad configuration");
+	if (cfg->ged && (cfg->ged->ngpe > GED_MAX_GPE || cfg->ged->gsi > 0xff ||
+			 cfg->ged->nslots > VMM_ACPI_MAX_SLOTS))
+		return vmm_errf(err, -EINVAL, "ACPI: bad Generic Event Device");
 	if (base_gpa & 15 || base_gpa + cap > (1ull << 32))
 		return vmm_errf(err, -EINVAL,
 				"ACPI: tables at %#llx must be 16-byte aligned below 4 GiB",
@@ -179,7 +355,8 @@ int vmm_acpi_build(const struct vmm_acpi_config *cfg, uint8_t *buf, size_t cap, 
 	}
 
 	size_t xsdt_len = HDR_LEN + 2 * 8;
-	size_t madt_len = HDR_LEN + 8 + 8 * (size_t)cfg->ncpus + 12 + 10 + 6;
+	bool ged_iso = cfg->ged && cfg->ged->gsi < 16;
+	size_t madt_len = HDR_LEN + 8 + 8 * (size_t)cfg->ncpus + 12 + 10 + (ged_iso ? 10 : 0) + 6;
 	size_t dsdt_len = HDR_LEN + dsdt.len;
 	size_t off = 0;
 	layout->rsdp = off;
@@ -234,6 +411,17 @@ int vmm_acpi_build(const struct vmm_acpi_config *cfg, uint8_t *buf, size_t cap, 
 	vmm_put32(e + 4, 2);
 	vmm_put16(e + 8, 0); /* conforms to the bus */
 	e += 10;
+	if (ged_iso) {
+		/* the GED's legacy GSI is level-triggered, active high (an ISA
+		 * IRQ is edge by default) */
+		e[0] = MADT_ISO;
+		e[1] = 10;
+		e[2] = 0;
+		e[3] = (uint8_t)cfg->ged->gsi;
+		vmm_put32(e + 4, cfg->ged->gsi);
+		vmm_put16(e + 8, 0x1 | 0x3 << 2); /* active high, level */
+		e += 10;
+	}
 	/* LINT1 of every processor is NMI */
 	e[0] = MADT_LAPIC_NMI;
 	e[1] = 6;

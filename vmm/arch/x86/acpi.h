@@ -47,6 +47,32 @@ struct vmm_acpi_device {
 #define VMM_ACPI_IAPC_PCIE_ASPM_CONTROLS   (1u << 4)
 #define VMM_ACPI_IAPC_CMOS_RTC_NOT_PRESENT (1u << 5)
 
+/*
+ * The Generic Event Device (devices/ged.h's registers at mmio_base, one
+ * level-triggered active-high GSI; a MADT interrupt source override makes
+ * a legacy GSI level-triggered too): the DSDT gets \_SB.PWRB (PNP0C0C),
+ * \_SB.SLPB (PNP0C0E) and \_SB.GED_ (ACPI0013) with an OperationRegion
+ * over the registers and an _EVT that reads the event register once and
+ * Notifies the buttons (0x80), calls \_SB.GED_.Gnnn for each GPE-style
+ * event n < ngpe (each writes n to the acknowledge register).
+ */
+struct vmm_acpi_ged {
+	uint32_t mmio_base;
+	uint32_t gsi;
+	unsigned ngpe; /* GPE handlers G000.. (at most 24) */
+	/* Hotplug slots: \_SB.HPB_ (ACPI0004, a container, whose scan handler
+	 * makes Linux act on a bus check) holding S000.. (LNRO0005, the
+	 * window and GSI below) whose _STA is 0xf while bit i of the GED's
+	 * slot register is set, else 0; the GED's hotplug event is
+	 * Notify(\_SB.HPB_, 0) (bus check). */
+	unsigned nslots; /* at most VMM_ACPI_MAX_SLOTS */
+	struct {
+		uint32_t mmio_base, mmio_size, gsi;
+	} slots[4];
+	bool vmgenid; /* GED_EV_VMGENID notifies \_SB.VGEN (its ID changed) */
+};
+#define VMM_ACPI_MAX_SLOTS 4
+
 struct vmm_acpi_config {
 	unsigned ncpus; /* processors; APIC ID i, ACPI UID i */
 	uint32_t lapic_addr;
@@ -62,6 +88,10 @@ struct vmm_acpi_config {
 	uint8_t rtc_century; /* CMOS index of the century, 0 for none */
 	const struct vmm_acpi_device *devices;
 	unsigned ndevices;
+	/* guest-physical address of the 16-byte VM Generation ID, 0: no
+	 * \_SB.VGEN device */
+	uint64_t vmgenid_addr;
+	const struct vmm_acpi_ged *ged; /* NULL: no GED, no buttons */
 };
 
 /* Offsets of each table in the built buffer (for tests and logs). */

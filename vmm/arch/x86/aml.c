@@ -22,6 +22,9 @@
 #define MULTI_NAME_PREFIX 0x2f
 #define EXT_OP_PREFIX	  0x5b
 #define DEVICE_OP	  0x82 /* after EXT_OP_PREFIX */
+#define OPREGION_OP	  0x80 /* after EXT_OP_PREFIX */
+#define FIELD_OP	  0x81 /* after EXT_OP_PREFIX */
+#define IF_OP		  0xa0
 #define ROOT_CHAR	  0x5c
 #define RETURN_OP	  0xa4
 #define ONES_OP		  0xff
@@ -295,6 +298,58 @@ void aml_end(struct aml *a, size_t mark)
 	memmove(a->buf + mark + n, a->buf + mark, body);
 	memcpy(a->buf + mark, pl, n);
 	a->len += n;
+}
+
+void aml_op(struct aml *a, uint8_t op)
+{
+	aml_byte(a, op);
+}
+
+size_t aml_if_begin(struct aml *a)
+{
+	static const uint8_t op[] = {IF_OP};
+	return begin(a, op, 1);
+}
+
+void aml_opregion(struct aml *a, const char *name, uint8_t space, uint64_t offset, uint64_t len)
+{
+	static const uint8_t op[] = {EXT_OP_PREFIX, OPREGION_OP};
+	aml_bytes(a, op, 2);
+	aml_namestring(a, name);
+	aml_byte(a, space);
+	aml_integer(a, offset);
+	aml_integer(a, len);
+}
+
+size_t aml_field_begin(struct aml *a, const char *region, uint8_t flags)
+{
+	static const uint8_t op[] = {EXT_OP_PREFIX, FIELD_OP};
+	size_t m = begin(a, op, 2);
+	aml_namestring(a, region);
+	aml_byte(a, flags);
+	return m;
+}
+
+void aml_field_unit(struct aml *a, const char *name, unsigned bits)
+{
+	/* NamedField: NameSeg, then the width as a PkgLength value (not
+	 * counting its own bytes) */
+	if (strlen(name) != 4 || strchr(name, '.') || strchr(name, '\\') || bits == 0 ||
+	    bits > 0xfffff) {
+		a->error = true;
+		return;
+	}
+	aml_namestring(a, name);
+	if (bits <= 0x3f) {
+		aml_byte(a, (uint8_t)bits);
+	} else if (bits <= 0xfff) {
+		aml_byte(a, (uint8_t)(0x40 | (bits & 0xf)));
+		aml_byte(a, (uint8_t)(bits >> 4));
+	} else {
+		aml_byte(a, (uint8_t)(0x80 | (bits & 0xf)));
+		aml_byte(a, (uint8_t)(bits >> 4));
+		aml_byte(a, (uint8_t)(bits >> 12));
+	}
 }
 
 void aml_buffer(struct aml *a, const uint8_t *p, size_t n)

@@ -52,6 +52,31 @@ void aml_return(struct aml *a); /* ReturnOp; append the value next */
 /* Closes the object opened at mark. */
 void aml_end(struct aml *a, size_t mark);
 
+/* Expressions and statements (ACPI 6.5 20.2.5), written in prefix order:
+ * an operator's opcode, then its operands as the grammar lists them (e.g.
+ * Store: aml_op(AML_STORE), the source, the target; And: AML_AND, two
+ * operands, a target, AML_NULL_NAME for none). */
+#define AML_NULL_NAME 0x00
+#define AML_LOCAL0    0x60 /* Local0..Local7: AML_LOCAL0 + i */
+#define AML_ARG0      0x68 /* Arg0..Arg6: AML_ARG0 + i */
+#define AML_STORE     0x70
+#define AML_AND	      0x7b
+#define AML_NOTIFY    0x86
+#define AML_LEQUAL    0x93
+void aml_op(struct aml *a, uint8_t op);
+/* If(predicate){...}: append the predicate, then the body, then aml_end. */
+size_t aml_if_begin(struct aml *a);
+/* OperationRegion(name, space, offset, length); space: AML_SPACE_*. */
+#define AML_SPACE_MEMORY 0x00
+#define AML_SPACE_IO	 0x01
+void aml_opregion(struct aml *a, const char *name, uint8_t space, uint64_t offset, uint64_t len);
+/* Field(region, flags){...}: append aml_field_unit()s, then aml_end.
+ * flags: access type (AML_FIELD_DWORD: DWordAcc), NoLock, Preserve. */
+#define AML_FIELD_DWORD 0x03
+size_t aml_field_begin(struct aml *a, const char *region, uint8_t flags);
+/* A named field unit of bits bits (name: one 4-character segment). */
+void aml_field_unit(struct aml *a, const char *name, unsigned bits);
+
 /* Buffer(){bytes} with a known content (e.g. a resource template). */
 void aml_buffer(struct aml *a, const uint8_t *p, size_t n);
 

@@ -12,6 +12,7 @@
 #include "../../config.h"
 
 #include "../../../devices/bootmarker.h"
+#include "../../../devices/ged.h"
 #include "../../../devices/i8042.h"
 #include "../../../devices/pci_host.h"
 #include "../../../devices/pvpanic.h"
@@ -21,10 +22,12 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 /*
@@ -40,7 +43,9 @@
  *            0xcf8-0xcff PCI config mechanism #1, host bridge at 00:00.0
  *                       (pci_host); its byte 0xcf9 is the reset control register
  *            0x600-0x602 ACPI sleep control, sleep status, reset registers
- *   MMIO bus: device windows from 0xd0000000 (devices.h); none attached yet
+ *   MMIO bus: device windows from 0xd0000000 (devices.h); the ACPI Generic
+ *            Event Device's registers at 0xfeb00000 (GSI 9, level: power and
+ *            sleep buttons, GPE-style events; devices/ged.h)
  *   ACPI:    RSDP/XSDT/FADT (hardware-reduced)/MADT/DSDT at 0xe0000; the DSDT
  *            lists the CPUs and every device of the device list with an ACPI
  *            name (COM1, the PS/2 keyboard, the RTC, pvpanic; virtio-mmio later).
@@ -54,6 +59,16 @@
 _Static_assert(EHV_X86_RESERVED_GPA >= X86_MMIO_HOLE_START &&
 		   EHV_X86_RESERVED_GPA + EHV_X86_RESERVED_SIZE <= X86_MMIO_HOLE_END,
 	       "the hypervisor's TSS/identity-map pages lie in the MMIO hole");
+
+/* A hotplug slot: its window on the MMIO bus is this proxy for good (the
+ * bus has no unregistering); the card it holds, if any, behind it. */
+struct hp_slot {
+	struct vmm_dev_desc *d;
+	pthread_rwlock_t lock; /* the target, against a vCPU's access */
+	struct dev *target;    /* the card's transport, or NULL (reads 0) */
+	struct vmm_virtio *v;  /* changed under the VM's dev_lock and hp_lock */
+	bool removing;	       /* the guest was told; waiting for it to let go */
+};
 
 struct vmm_board {
 	struct ember_vm *vm;
@@ -70,6 +85,12 @@ struct vmm_board {
 	struct reset_cf9 *cf9;
 	struct pci_host *pci; /* owns 0xcf8-0xcff; forwards 0xcf9 to cf9 */
 	struct acpi_pm pm;
+	struct dev pm_state; /* pm's saved state (vmm_board_state_device) */
+	struct ged *ged;     /* the ACPI Generic Event Device (buttons, GPE events) */
+	struct hp_slot slots[VMM_HOTPLUG_MAX_SLOTS];
+	unsigned nslots;
+	uint32_t present;	 /* slots holding a card, as the GED tells the guest */
+	pthread_mutex_t hp_lock; /* one hotplug change at a time */
 	bool registered;
 	/* virtio devices (one per --disk/--rng/--balloon) and the eventfds the
 	 * device manager's hooks made for them (closed at destroy) */
@@ -80,7 +101,7 @@ struct vmm_board {
 	unsigned nfds;
 	/* The device list (vmm/devmgr.h): where each device sits, its GSI. */
 	struct vmm_devmgr *dm;
-	struct vmm_dev_desc *d_com1, *d_kbd, *d_rtc;
+	struct vmm_dev_desc *d_com1, *d_kbd, *d_rtc, *d_ged;
 };
 
 void vmm_board_memory_hole(uint64_t *start, uint64_t *end)
@@ -207,6 +228,27 @@ static void rtc_tick(void *opaque, uint64_t n)
 	(void)n;
 	rtc_retime(opaque);
 }
+static void ged_irq(void *opaque, bool level)
+{
+	struct vmm_board *b = opaque;
+	vmm_dev_set_irq(b->d_ged, level);
+}
+/* A vCPU's access to a hotplug slot's window: to its card, if any. */
+static void slot_access(void *opaque, uint64_t offset, uint64_t addr, unsigned vcpu, uint8_t *data,
+			unsigned len, bool is_write)
+{
+	struct hp_slot *s = opaque;
+	pthread_rwlock_rdlock(&s->lock);
+	struct dev *t = s->target;
+	if (t && (t->ops->bus.sizes & len))
+		t->ops->bus.access(t, offset, addr, vcpu, data, len, is_write);
+	else if (!is_write)
+		memset(data, 0, len);
+	pthread_rwlock_unlock(&s->lock);
+}
+static const struct bus_ops slot_ops = {
+    .name = "hotplug-slot", .sizes = BUS_W_ALL, .access = slot_access};
+
 static void marker(void *opaque, uint8_t value, uint64_t ns)
 {
 	struct vmm_board *b = opaque;
@@ -286,7 +328,8 @@ int vmm_board_create(struct ember_vm *vm, struct ember_error *err)
 	b->d_com1 = vmm_devmgr_find(b->dm, "com1");
 	b->d_kbd = vmm_devmgr_find(b->dm, "i8042");
 	b->d_rtc = vmm_devmgr_find(b->dm, "rtc");
-	if (!b->d_com1 || !b->d_kbd || !b->d_rtc)
+	b->d_ged = vmm_devmgr_find(b->dm, X86_GED_NAME);
+	if (!b->d_com1 || !b->d_kbd || !b->d_rtc || !b->d_ged)
 		return vmm_errf(err, -EINVAL, "the board's device list lacks a legacy device");
 
 	/* The legacy devices. */
@@ -326,6 +369,8 @@ int vmm_board_create(struct ember_vm *vm, struct ember_error *err)
 		    &(struct pci_host_config){.cf9_ops = &reset_cf9_dev(b->cf9)->ops->bus,
 					      .cf9_opaque = reset_cf9_dev(b->cf9)},
 		    &b->pci);
+	if (r == 0)
+		r = ged_create(&(struct ged_config){.set_irq = ged_irq, .opaque = b}, &b->ged);
 	if (r < 0)
 		return vmm_errf(err, r, "cannot create the legacy devices: %s", strerror(-r));
 	b->pm = (struct acpi_pm){
@@ -350,6 +395,7 @@ int vmm_board_create(struct ember_vm *vm, struct ember_error *err)
 	    {"pvpanic", &pvpanic_dev(b->pvpanic)->ops->bus, pvpanic_dev(b->pvpanic)},
 	    {"pci-host", &pci_host_dev(b->pci)->ops->bus, pci_host_dev(b->pci)},
 	    {"acpi-pm", &acpi_pm_ops, &b->pm},
+	    {X86_GED_NAME, &ged_dev(b->ged)->ops->bus, ged_dev(b->ged)},
 	};
 	for (size_t i = 0; i < sizeof(inst) / sizeof(inst[0]); i++) {
 		struct vmm_dev_desc *d = vmm_devmgr_find(b->dm, inst[i].name);
@@ -358,6 +404,20 @@ int vmm_board_create(struct ember_vm *vm, struct ember_error *err)
 					inst[i].name);
 		d->ops = inst[i].ops;
 		d->opaque = inst[i].opaque;
+	}
+
+	/* hotplug slots: the proxy on the bus, empty */
+	pthread_mutex_init(&b->hp_lock, NULL);
+	for (unsigned i = 0; i < vm->cfg.hotplug_slots && i < VMM_HOTPLUG_MAX_SLOTS; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), X86_HOTPLUG_NAME "%u", i & 0xffu);
+		struct hp_slot *s = &b->slots[b->nslots];
+		if (!(s->d = vmm_devmgr_find(b->dm, name)))
+			return vmm_errf(err, -EINVAL, "the board's device list has no %s", name);
+		pthread_rwlock_init(&s->lock, NULL);
+		s->d->ops = &slot_ops;
+		s->d->opaque = s;
+		b->nslots++;
 	}
 
 	/* the virtio devices, one per device option, in the list's order */
@@ -431,8 +491,15 @@ void vmm_board_destroy(struct ember_vm *vm)
 		dev_destroy(pci_host_dev(b->pci));
 	if (b->cf9)
 		dev_destroy(reset_cf9_dev(b->cf9));
+	if (b->ged)
+		dev_destroy(ged_dev(b->ged));
 	for (unsigned i = 0; i < b->nvirtio; i++)
 		vmm_virtio_destroy(b->virtio[i]);
+	for (unsigned i = 0; i < b->nslots; i++) {
+		vmm_virtio_destroy(b->slots[i].v);
+		pthread_rwlock_destroy(&b->slots[i].lock);
+	}
+	pthread_mutex_destroy(&b->hp_lock);
 	for (unsigned i = 0; i < b->nfds; i++)
 		close(b->fds[i]);
 	free(b->supported);
@@ -532,6 +599,37 @@ static int set_entry_state(struct ehv_vcpu *vcpu, const struct vmm_boot_entry *e
 
 /* ------------------------------------------------------------ boot */
 
+/* ------------------------------------------------------------ VM Generation ID */
+
+/* A fresh random 128-bit ID (an RFC 4122 version 4 UUID) at X86_VMGENID_ADDR. */
+static int new_generation_id(struct ember_vm *vm, struct ember_error *err)
+{
+	uint8_t id[16];
+	if (getrandom(id, sizeof(id), 0) != (ssize_t)sizeof(id))
+		return vmm_errf(err, -errno, "VM Generation ID: getrandom: %s", strerror(errno));
+	id[6] = (uint8_t)((id[6] & 0x0f) | 0x40);
+	id[8] = (uint8_t)((id[8] & 0x3f) | 0x80);
+	if (vmm_mem_write(&vm->mem, X86_VMGENID_ADDR, id, sizeof(id)) < 0)
+		return vmm_errf(err, -E2BIG, "guest memory too small for the VM Generation ID");
+	return 0;
+}
+
+int vmm_board_generation_id(struct ember_vm *vm, uint8_t id[16])
+{
+	return vmm_mem_read(&vm->mem, X86_VMGENID_ADDR, id, 16);
+}
+
+int vmm_board_restored(struct ember_vm *vm, struct ember_error *err)
+{
+	/* a clone must not repeat its origin's randomness: the guest's driver
+	 * reseeds from the new ID when told (the GED's event, whose _EVT does
+	 * Notify (\_SB.VGEN, 0x80)); the line is up when the vCPUs start */
+	int r = new_generation_id(vm, err);
+	if (r == 0 && vm->board->ged && (r = ged_raise(vm->board->ged, GED_EV_VMGENID)) < 0)
+		vmm_errf(err, r, "VM Generation ID: cannot tell the guest: %s", strerror(-r));
+	return r;
+}
+
 int vmm_board_load(struct ember_vm *vm, struct ember_error *err)
 {
 	const struct ember_config *cfg = &vm->cfg;
@@ -545,6 +643,18 @@ int vmm_board_load(struct ember_vm *vm, struct ember_error *err)
 		return vmm_errf(err, nadevs, "ACPI: the device list does not fit the DSDT: %s",
 				strerror(-nadevs));
 
+	/* the Generic Event Device, where the device list put it */
+	struct vmm_acpi_ged ged = {.mmio_base = (uint32_t)b->d_ged->mmio_base,
+				   .gsi = b->d_ged->gsi,
+				   .ngpe = EMBER_GPE_COUNT,
+				   .nslots = b->nslots,
+				   .vmgenid = true};
+	for (unsigned i = 0; i < b->nslots; i++) {
+		const struct vmm_dev_desc *d = b->slots[i].d;
+		ged.slots[i].mmio_base = (uint32_t)d->mmio_base;
+		ged.slots[i].mmio_size = (uint32_t)d->mmio_size;
+		ged.slots[i].gsi = d->gsi;
+	}
 	/* ACPI, written straight into guest memory */
 	struct vmm_acpi_config acfg = {
 	    .ncpus = vm->ncpus,
@@ -562,6 +672,8 @@ int vmm_board_load(struct ember_vm *vm, struct ember_error *err)
 	    .rtc_century = RTC_CMOS_CENTURY,
 	    .devices = adevs,
 	    .ndevices = (unsigned)nadevs,
+	    .vmgenid_addr = X86_VMGENID_ADDR,
+	    .ged = &ged,
 	};
 	uint8_t *acpi = vmm_mem_ptr(&vm->mem, X86_ACPI_ADDR, X86_ACPI_SIZE);
 	struct vmm_acpi_layout lay;
@@ -585,6 +697,9 @@ int vmm_board_load(struct ember_vm *vm, struct ember_error *err)
 					     0xfd};
 	if (vmm_mem_write(&vm->mem, X86_RESET_VECTOR, reset_stub, sizeof(reset_stub)) < 0)
 		return vmm_errf(err, -E2BIG, "guest memory too small for the reset vector");
+	r = new_generation_id(vm, err);
+	if (r < 0)
+		return r;
 
 	struct vmm_e820 e820[VMM_E820_MAX];
 	unsigned ne820 = vmm_x86_e820(&vm->mem, e820, VMM_E820_MAX);
@@ -669,12 +784,15 @@ void vmm_board_devices_kick(struct ember_vm *vm)
 		return;
 	if (b->rtc_owed)
 		rtc_retime(b); /* its timer fired while paused */
-	if (!b->nvirtio)
+	if (!b->nvirtio && !b->nslots)
 		return;
 	pthread_mutex_lock(&vm->dev_lock);
-	if (!vm->devs_paused)
+	if (!vm->devs_paused) {
 		for (unsigned i = 0; i < b->nvirtio; i++)
 			vmm_virtio_kick(b->virtio[i]);
+		for (unsigned i = 0; i < b->nslots; i++)
+			vmm_virtio_kick(b->slots[i].v); /* NULL: an empty slot */
+	}
 	pthread_mutex_unlock(&vm->dev_lock);
 }
 
@@ -683,6 +801,28 @@ void vmm_board_devices_quiesce(struct ember_vm *vm)
 	struct vmm_board *b = vm->board;
 	for (unsigned i = 0; b && i < b->nvirtio; i++)
 		vmm_virtio_quiesce(b->virtio[i]);
+}
+
+void vmm_board_devices_reset(struct ember_vm *vm)
+{
+	struct vmm_board *b = vm->board;
+	if (!b)
+		return;
+	struct dev *legacy[] = {
+	    b->uart ? serial8250_dev(b->uart) : NULL,
+	    b->kbd ? i8042_dev(b->kbd) : NULL,
+	    b->rtc ? rtc_cmos_dev(b->rtc) : NULL,
+	    b->marker ? bootmarker_dev(b->marker) : NULL,
+	    b->pvpanic ? pvpanic_dev(b->pvpanic) : NULL,
+	    b->cf9 ? reset_cf9_dev(b->cf9) : NULL,
+	    b->pci ? pci_host_dev(b->pci) : NULL,
+	};
+	for (size_t i = 0; i < sizeof(legacy) / sizeof(legacy[0]); i++)
+		if (legacy[i])
+			dev_reset(legacy[i]);
+	for (unsigned i = 0; i < b->nvirtio; i++)
+		vmm_virtio_reset(b->virtio[i]);
+	b->rtc_owed = true; /* its timer follows the reset registers at the next kick */
 }
 
 struct vmm_virtio *vmm_board_virtio(struct ember_vm *vm, unsigned i)
@@ -695,8 +835,215 @@ void vmm_board_devices_report(struct ember_vm *vm)
 {
 	struct vmm_board *b = vm->board;
 	for (unsigned i = 0; b && i < b->nvirtio; i++) {
-		char line[256];
+		char line[384]; /* a NIC's line and its rate limits */
 		vmm_virtio_format(b->virtio[i], line, sizeof(line));
 		vmm_logf(&vm->cfg, EMBER_LOG_DEBUG, "%s", line);
 	}
+}
+
+/* ------------------------------------------------------------ saved state */
+
+/* The ACPI registers keep one thing: the sleep types already reported. */
+static int pm_save(struct dev *dev, struct vmm_state_w *w)
+{
+	struct vmm_board *b =
+	    (struct vmm_board *)((char *)dev - offsetof(struct vmm_board, pm_state));
+	vmm_sw_begin(w, "acpi-pm", 1);
+	vmm_sw_u8(w, __atomic_load_n(&b->pm.sleep_reported, __ATOMIC_RELAXED));
+	vmm_sw_end(w);
+	return vmm_sw_error(w);
+}
+
+static int pm_load(struct dev *dev, struct vmm_state_r *r)
+{
+	struct vmm_board *b =
+	    (struct vmm_board *)((char *)dev - offsetof(struct vmm_board, pm_state));
+	uint32_t version = 1;
+	vmm_sr_begin(r, "acpi-pm", &version);
+	uint8_t v = vmm_sr_u8(r);
+	if (vmm_sr_end(r))
+		return vmm_sr_error(r);
+	__atomic_store_n(&b->pm.sleep_reported, v, __ATOMIC_RELAXED);
+	return 0;
+}
+
+static const struct dev_ops pm_state_ops = {
+    .bus = {.name = "acpi-pm"}, /* never on a bus: its registers are acpi_pm_ops */
+    .save = pm_save,
+    .load = pm_load,
+};
+
+bool vmm_board_state_device(struct ember_vm *vm, unsigned i, struct vmm_board_state_dev *out)
+{
+	struct vmm_board *b = vm->board;
+	if (!b || !b->uart || !b->kbd || !b->rtc || !b->marker || !b->pvpanic || !b->pci ||
+	    !b->cf9 || !b->ged)
+		return false;
+	b->pm_state.ops = &pm_state_ops;
+	struct vmm_board_state_dev legacy[] = {
+	    {.name = "com1", .dev = serial8250_dev(b->uart)},
+	    {.name = "i8042", .dev = i8042_dev(b->kbd)},
+	    {.name = "rtc", .dev = rtc_cmos_dev(b->rtc)},
+	    {.name = "bootmarker", .dev = bootmarker_dev(b->marker)},
+	    {.name = "pvpanic", .dev = pvpanic_dev(b->pvpanic)},
+	    {.name = "pci-host", .dev = pci_host_dev(b->pci)},
+	    {.name = "reset-cf9", .dev = reset_cf9_dev(b->cf9)},
+	    {.name = "acpi-pm", .dev = &b->pm_state},
+	    {.name = X86_GED_NAME, .dev = ged_dev(b->ged)},
+	};
+	const unsigned nlegacy = sizeof(legacy) / sizeof(legacy[0]);
+	if (i < nlegacy) {
+		*out = legacy[i];
+		return true;
+	}
+	if (i - nlegacy >= b->nvirtio)
+		return false;
+	struct vmm_virtio *v = b->virtio[i - nlegacy];
+	const struct vmm_dev_desc *d = vmm_virtio_desc(v);
+	*out = (struct vmm_board_state_dev){.name = d->name, .detail = d->detail, .virtio = v};
+	return true;
+}
+
+/* ------------------------------------------------------------ guest-visible events */
+
+int vmm_board_acpi_event(struct ember_vm *vm, enum vmm_acpi_event ev, unsigned n,
+			 struct ember_error *err)
+{
+	struct vmm_board *b = vm->board;
+	if (!b || !b->ged)
+		return vmm_errf(err, -ENODEV, "no such device on this VM (no ACPI GED)");
+	uint32_t bits;
+	switch (ev) {
+	case VMM_ACPI_POWER_BUTTON:
+		bits = GED_EV_POWER;
+		break;
+	case VMM_ACPI_SLEEP_BUTTON:
+		bits = GED_EV_SLEEP;
+		break;
+	case VMM_ACPI_GPE:
+		/* the DSDT has handlers G000..G007 (vmm_board_load's ngpe) */
+		if (n >= EMBER_GPE_COUNT)
+			return vmm_errf(err, -ENOENT,
+					"GPE %u: the DSDT has no handler for it (0..%u have one)",
+					n, EMBER_GPE_COUNT - 1);
+		bits = GED_EV_GPE(n);
+		break;
+	default:
+		return vmm_errf(err, -EINVAL, "unknown ACPI event %d", (int)ev);
+	}
+	int r = ged_raise(b->ged, bits);
+	return r < 0 ? vmm_errf(err, r, "ACPI GED: cannot raise the event") : 0;
+}
+
+int vmm_board_acpi_stats(struct ember_vm *vm, struct ember_acpi_stats *out, struct ember_error *err)
+{
+	struct vmm_board *b = vm->board;
+	if (!b || !b->ged)
+		return vmm_errf(err, -ENODEV, "no such device on this VM (no ACPI GED)");
+	struct ged_stats s;
+	ged_get_stats(b->ged, &s);
+	*out = (struct ember_acpi_stats){
+	    .power_button = s.raised[0], .sleep_button = s.raised[1], .evt_reads = s.reads};
+	for (unsigned n = 0; n < EMBER_GPE_COUNT; n++) {
+		out->gpe[n] = s.gpe_raised[n];
+		out->gpe_handled[n] = s.gpe_handled[n];
+	}
+	return 0;
+}
+
+int vmm_board_rtc_event(struct ember_vm *vm, struct ember_error *err)
+{
+	struct vmm_board *b = vm->board;
+	if (!b || !b->rtc)
+		return vmm_errf(err, -ENODEV, "no such device on this VM (no RTC)");
+	return rtc_cmos_force_alarm(b->rtc) ? 1 : 0;
+}
+
+/* ------------------------------------------------------------ hotplug */
+
+/* hp_lock held: tells the guest the slots changed (a bus check). */
+static void slots_changed(struct vmm_board *b)
+{
+	ged_set_slots(b->ged, b->present);
+	(void)ged_raise(b->ged, GED_EV_HOTPLUG);
+}
+
+int vmm_board_hotplug_add(struct ember_vm *vm, const char *spec, unsigned *slot,
+			  struct ember_error *err)
+{
+	struct vmm_board *b = vm->board;
+	if (!b || !b->nslots || !b->ged)
+		return vmm_errf(err, -ENODEV,
+				"no such device on this VM (no hotplug slots: hotplug-slots=N)");
+	pthread_mutex_lock(&b->hp_lock);
+	unsigned i = 0;
+	while (i < b->nslots && (b->slots[i].v || b->slots[i].removing))
+		i++;
+	if (i == b->nslots) {
+		pthread_mutex_unlock(&b->hp_lock);
+		return vmm_errf(err, -ENOSPC, "net hotplug: all %u slots are taken", b->nslots);
+	}
+	struct hp_slot *s = &b->slots[i];
+	struct vmm_virtio *v;
+	int r = vmm_virtio_hotplug_net(vm, s->d, spec, &v, err);
+	if (r < 0) {
+		pthread_mutex_unlock(&b->hp_lock);
+		return r;
+	}
+	pthread_rwlock_wrlock(&s->lock);
+	s->target = vmm_virtio_bus_dev(v);
+	pthread_rwlock_unlock(&s->lock);
+	pthread_mutex_lock(&vm->dev_lock);
+	s->v = v;
+	pthread_mutex_unlock(&vm->dev_lock);
+	b->present |= 1u << i;
+	slots_changed(b);
+	pthread_mutex_unlock(&b->hp_lock);
+	vmm_logf(&vm->cfg, EMBER_LOG_INFO, "hotplug slot %u: virtio-net %s added", i, spec);
+	*slot = i;
+	return 0;
+}
+
+#define HOTPLUG_REMOVE_WAIT_MS 10000
+
+int vmm_board_hotplug_remove(struct ember_vm *vm, unsigned slot, struct ember_error *err)
+{
+	struct vmm_board *b = vm->board;
+	if (!b || !b->nslots || !b->ged)
+		return vmm_errf(err, -ENODEV,
+				"no such device on this VM (no hotplug slots: hotplug-slots=N)");
+	pthread_mutex_lock(&b->hp_lock);
+	struct hp_slot *s = slot < b->nslots ? &b->slots[slot] : NULL;
+	if (!s || !s->v) {
+		pthread_mutex_unlock(&b->hp_lock);
+		return vmm_errf(err, -ENODEV, "no such device on this VM (hotplug slot %u is %s)",
+				slot, s ? "empty" : "not there");
+	}
+	if (!s->removing) {
+		s->removing = true;
+		b->present &= ~(1u << slot);
+		slots_changed(b);
+	}
+	/* the guest lets go of the card: its driver resets it (status 0) */
+	for (unsigned ms = 0; vmm_virtio_status(s->v) && ms < HOTPLUG_REMOVE_WAIT_MS; ms += 10)
+		usleep(10000);
+	if (vmm_virtio_status(s->v)) {
+		pthread_mutex_unlock(&b->hp_lock);
+		return vmm_errf(err, -EBUSY,
+				"hotplug slot %u: the guest still drives the card after %u s (it "
+				"was told; call again to wait more)",
+				slot, HOTPLUG_REMOVE_WAIT_MS / 1000);
+	}
+	pthread_rwlock_wrlock(&s->lock);
+	s->target = NULL;
+	pthread_rwlock_unlock(&s->lock);
+	pthread_mutex_lock(&vm->dev_lock);
+	struct vmm_virtio *v = s->v;
+	s->v = NULL;
+	pthread_mutex_unlock(&vm->dev_lock);
+	s->removing = false;
+	pthread_mutex_unlock(&b->hp_lock);
+	vmm_virtio_destroy(v); /* not under dev_lock: it waits for the loop's callbacks */
+	vmm_logf(&vm->cfg, EMBER_LOG_INFO, "hotplug slot %u: card removed", slot);
+	return 0;
 }

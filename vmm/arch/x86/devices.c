@@ -7,6 +7,7 @@
 #include "../../config.h"
 #include "../../internal.h"
 
+#include "../../../devices/ged.h"
 #include "../../../devices/i8042.h"
 #include "../../../devices/pci_host.h"
 #include "../../../devices/pvpanic.h"
@@ -126,6 +127,17 @@ static const struct vmm_dev_desc legacy[] = {
      .kind = VMM_DEV_PLATFORM,
      .npio = 1,
      .pio = {PIO(X86_PORT_ACPI_SLEEP_CTL, ACPI_PM_WINDOW, 0, false)}},
+    /* Power and sleep buttons, GPE-style events (and hotplug): its DSDT
+     * entry (with _EVT) is acpi.c's own, so no acpi_name here. */
+    {.name = X86_GED_NAME,
+     .what = "ACPI Generic Event Device (power/sleep buttons, GPE events)",
+     .kind = VMM_DEV_PLATFORM,
+     .mmio_base = X86_GED_ADDR,
+     .mmio_size = 0x1000,
+     .has_irq = true,
+     .gsi_fixed = true,
+     .gsi = X86_IRQ_GED,
+     .level = true},
 };
 
 /* Virtqueues of a device kind (one ioeventfd on QueueNotify each): a disk
@@ -199,9 +211,27 @@ int vmm_board_plan(const struct ember_config *cfg, struct vmm_devmgr *m, struct 
 	}
 	/* --console virtio: receiveq and transmitq of port 0, after the
 	 * device options (their names and ACPI ids stay as they were) */
-	if (cfg && cfg->console_virtio)
-		return plan_virtio(m, X86_VIRTIO_CONSOLE_NAME, "virtio-console (hvc0)", NULL,
-				   cfg->ndevs, 2, err);
+	if (cfg && cfg->console_virtio) {
+		int r = plan_virtio(m, X86_VIRTIO_CONSOLE_NAME, "virtio-console (hvc0)", NULL,
+				    cfg->ndevs, 2, err);
+		if (r < 0)
+			return r;
+	}
+	/* hotplug slots last (the other devices keep their places): a window,
+	 * a GSI, the queues' ioeventfds and the irqfd of a virtio-net, made at
+	 * boot and used by whichever card a slot holds; the DSDT entry is the
+	 * GED block's (acpi.c), so no ACPI name here */
+	for (unsigned i = 0; cfg && i < cfg->hotplug_slots; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), X86_HOTPLUG_NAME "%u", i & 0xffu);
+		struct vmm_dev_desc *d;
+		int r = plan_virtio(m, name, "hotplug slot (virtio-net)", NULL, 0x100 + i, 2, err);
+		if (r < 0)
+			return r;
+		d = vmm_devmgr_find(m, name);
+		if (d)
+			d->acpi_name[0] = 0;
+	}
 	return 0;
 }
 

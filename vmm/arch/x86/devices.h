@@ -44,6 +44,12 @@ struct vmm_devopt;
  * others 1. */
 unsigned vmm_x86_virtio_queues(const struct ember_config *cfg, const struct vmm_devopt *o);
 
+/* The device list's names of the hotplug slots: "hotplug0"... */
+#define X86_HOTPLUG_NAME "hotplug"
+
+/* The device list's name of the ACPI Generic Event Device. */
+#define X86_GED_NAME "acpi-ged"
+
 /* The device list's name of the --console virtio device. */
 #define X86_VIRTIO_CONSOLE_NAME "console0"
 

@@ -18,10 +18,12 @@
  *   0x0002_0000  kernel command line (up to 64 KiB)
  *   0x0009_fc00  top of low RAM in the E820 map (the rest up to 1 MiB is not RAM)
  *   0x000e_0000  ACPI tables (RSDP first, found by the legacy scan too)
+ *   0x000f_f000  the VM Generation ID (16 bytes)
  *   0x000f_fff0  the reset vector: a stub that writes the ACPI reset register
  *   0x0010_0000  bzImage protected-mode kernel (ELF kernels load at their p_paddr)
  *   ...          RAM up to min(mem, 3 GiB); the initrd at the top of it
  *   0xc000_0000  MMIO hole: 0xd000_0000 device windows (devices.h: the device list),
+ *                0xfeb0_0000 the ACPI Generic Event Device (devices/ged.h),
  *                0xfec0_0000 IOAPIC, 0xfee0_0000 LAPIC
  *   0x1_0000_0000  RAM above 3 GiB continues here
  */
@@ -29,8 +31,11 @@
 #define X86_ACPI_ADDR	 0xe0000ULL
 #define X86_ACPI_SIZE	 0x1f000ULL /* up to 0xff000; the last page holds the reset vector */
 #define X86_RESET_VECTOR 0xffff0ULL /* F000:FFF0, where a BIOS would start */
+/* the VM Generation ID's 16 bytes, in the reset vector's page (reserved) */
+#define X86_VMGENID_ADDR 0xff000ULL
 
 #define X86_VIRTIO_MMIO_BASE 0xd0000000ULL
+#define X86_GED_ADDR	     0xfeb00000ULL /* the ACPI Generic Event Device's registers (4 KiB) */
 #define X86_IOAPIC_ADDR	     0xfec00000ULL
 #define X86_LAPIC_ADDR	     0xfee00000ULL
 
@@ -55,5 +60,6 @@
 #define X86_IRQ_KEYBOARD 1
 #define X86_IRQ_COM1	 4
 #define X86_IRQ_RTC	 8
+#define X86_IRQ_GED	 9 /* level, active high (a MADT override says so), as an SCI would be */
 
 #endif /* EMBER_VMM_X86_LAYOUT_H */

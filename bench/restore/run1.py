@@ -1,0 +1,182 @@
+#!/usr/bin/python3
+"""bench/restore/run1.py - one VMM run of bench/restore_bench.sh, timed on the host clock.
+
+  run1.py [options] -- CMD [ARGS...]
+
+Starts CMD (stdin, stdout and stderr pipes read here), and from the moment
+--ready TEXT has appeared on its stdout (at once without --ready) writes the
+probe line `echo RB$((6*7))` to its stdin every 20 ms until the line RB42 comes
+back on its stdout: the guest's shell answered on the console (the tty's
+echo of the probe shows "RB$((6*7))", never RB42, so only the shell can
+answer). Then, optionally, it takes a snapshot (--ember-snapshot DIR SOCKET:
+the control socket's request snapshot {command take, path DIR}, docs/PROTOCOL.md;
+--qemu-migrate QMP FILE: QMP
+`migrate exec:cat > FILE` until query-migrate says completed), and ends CMD
+(SIGTERM, SIGKILL after 5 s).
+
+Prints one line: console_ms running_ms take_ms
+  console_ms  CLOCK_MONOTONIC from just before the fork to RB42 read
+  running_ms  to the first stderr line containing "vCPUs running" (ember -v:
+              its vCPU threads started, the first KVM_RUN follows), "-" if none
+  take_ms     the snapshot's time, "-" if none
+Exits 1 with a message on stderr if the answer does not come within
+--timeout seconds.
+"""
+import json
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+PROBE = b"echo RB$((6*7))\n"
+ANSWER = b"RB42"
+
+
+def ms(t0):
+    return (time.monotonic() - t0) * 1000.0
+
+
+def qmp(path, cmds):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(path)
+    f = s.makefile("rwb", buffering=0)
+    f.readline()  # greeting
+
+    def call(cmd, args=None):
+        msg = {"execute": cmd}
+        if args is not None:
+            msg["arguments"] = args
+        f.write(json.dumps(msg).encode() + b"\n")
+        while True:
+            r = json.loads(f.readline())
+            if "return" in r or "error" in r:
+                if "error" in r:
+                    raise RuntimeError(f"QMP {cmd}: {r['error']}")
+                return r["return"]
+
+    call("qmp_capabilities")
+    return call, s
+
+
+def main():
+    a = sys.argv[1:]
+    opts = {"timeout": 300.0}
+    while a and a[0] != "--":
+        o = a.pop(0)
+        if o == "--ready":
+            opts["ready"] = a.pop(0).encode()
+        elif o == "--timeout":
+            opts["timeout"] = float(a.pop(0))
+        elif o == "--ember-snapshot":
+            opts["ember"] = (a.pop(0), a.pop(0))
+        elif o == "--qemu-migrate":
+            opts["qemu"] = (a.pop(0), a.pop(0))
+        elif o == "--stderr-log":
+            opts["errlog"] = a.pop(0)
+        else:
+            sys.exit(f"run1.py: unknown option {o}")
+    if not a or len(a) < 2:
+        sys.exit("usage: run1.py [options] -- CMD [ARGS...]")
+    cmd = a[1:]
+    errlog = open(opts.get("errlog", os.devnull), "ab")
+    t0 = time.monotonic()
+    p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, bufsize=0)
+    os.set_blocking(p.stdout.fileno(), False)
+    os.set_blocking(p.stderr.fileno(), False)
+    sel = selectors.DefaultSelector()
+    sel.register(p.stdout, selectors.EVENT_READ, "out")
+    sel.register(p.stderr, selectors.EVENT_READ, "err")
+    out = b""
+    err = b""
+    running = None
+    console = None
+    ready = "ready" not in opts
+    last_probe = 0.0
+    deadline = t0 + opts["timeout"]
+    while console is None:
+        now = time.monotonic()
+        if now > deadline or p.poll() is not None:
+            break
+        if ready and now - last_probe >= 0.02:
+            try:
+                p.stdin.write(PROBE)
+            except BrokenPipeError:
+                break
+            last_probe = now
+        for key, _ in sel.select(0.005):
+            try:
+                data = os.read(key.fileobj.fileno(), 65536)
+            except BlockingIOError:
+                continue
+            if key.data == "err":
+                errlog.write(data)
+                err += data
+                if running is None and b"vCPUs running" in err:
+                    running = ms(t0)
+                err = err[-4096:]
+            else:
+                out += data
+                if not ready and opts["ready"] in out:
+                    ready = True
+                if ANSWER in out:
+                    console = ms(t0)
+                out = out[-4096:]
+    take = None
+    if console is not None and "ember" in opts:
+        d, sock = opts["ember"]
+        s0 = time.monotonic()
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        c.connect(sock)
+        c.recv(65536)  # the server's hello
+        c.send(json.dumps({"hello": {"protocol": 1, "client": "restore-bench"}}).encode())
+        c.send(json.dumps({"id": 1, "request": "snapshot",
+                           "args": {"command": "take", "path": d}}).encode())
+        c.settimeout(opts["timeout"])
+        resp = c.recv(65536)
+        c.close()
+        r = json.loads(resp) if resp else {"ok": False, "closed": p.poll()}
+        take = ms(s0)
+        if not r.get("ok"):
+            print(f"run1.py: snapshot failed: {r}", file=sys.stderr)
+            console = None
+    if console is not None and "qemu" in opts:
+        path, f = opts["qemu"]
+        s0 = time.monotonic()
+        call, s = qmp(path, None)
+        call("migrate", {"uri": f"exec:cat > {f}"})
+        while True:
+            st = call("query-migrate").get("status")
+            if st == "completed":
+                break
+            if st in ("failed", "cancelled"):
+                print(f"run1.py: migrate {st}", file=sys.stderr)
+                console = None
+                break
+            time.sleep(0.01)
+        take = ms(s0)
+        s.close()
+    if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    try:
+        errlog.write(p.stderr.read() or b"")
+    except (BlockingIOError, ValueError):
+        pass
+    if console is None:
+        print(f"run1.py: no answer on the console within {opts['timeout']:.0f} s "
+              f"(status {p.returncode}): {' '.join(cmd)}", file=sys.stderr)
+        sys.exit(1)
+    f = lambda v: "-" if v is None else f"{v:.1f}"
+    print(f(console), f(running), f(take))
+
+
+if __name__ == "__main__":
+    main()

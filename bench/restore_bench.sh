@@ -1,0 +1,162 @@
+#!/bin/bash
+# bench/restore_bench.sh - snapshot restore against a cold boot (Ember), and
+# Ember's restore against QEMU's `-incoming` from a file of `migrate`, side by
+# side in one sandbox boot (run by tools/bench.sh inside tools/kvm-sandbox/run.sh;
+# needs a working /dev/kvm). Issue 11's benchmarks.
+#
+# The guest, the same for both VMMs: the e2e suite's Debian 6.1 vmlinux
+# (o/e2e/vmlinux, entered through PVH by both) or RESTORE_BENCH_KERNEL; an
+# initramfs of a static busybox whose /init (bench/restore/init.sh) prints
+# RESTORE-BENCH-READY and runs an interactive shell on ttyS0; 256 MiB, 1 vCPU;
+# boot_bench.sh's command line. Kernel and initramfs are copied to a tmpfs first.
+# QEMU 7.2 in its fastest configuration (docs/notes: peers.md):
+# -accel kvm -cpu host -M microvm,pit=on,pic=on,rtc=on, -serial stdio, a QMP socket.
+#
+# Each run is timed by bench/restore/run1.py on the host clock from just before
+# the VMM process is forked:
+#   console_ms  until the guest's shell answered a line typed on the console
+#               (`echo RB$((6*7))` typed every 20 ms, from the READY marker on
+#               in a cold boot, from the start in a restore, until RB42 comes back)
+#   running_ms  (Ember) until ember -v logged "vCPUs running": the vCPU threads
+#               started, the first KVM_RUN follows (a cold boot: the first guest
+#               instruction, the kernel's PVH entry; a restore: the first
+#               instruction after the saved one)
+# Round 1's cold boots end with a snapshot: the request snapshot (take) on Ember's
+# control socket (the guest idle at its prompt), QMP `migrate "exec:cat > FILE"`
+# for QEMU; every round then restores it: `ember run --restore DIR -v` and QEMU
+# with the same arguments plus `-incoming "exec:cat FILE"`. Rounds are
+# interleaved (ember cold, ember restore, qemu cold, qemu restore; the order
+# reversed every other round), RESTORE_BENCH_RUNS of them (default 3); figures
+# are medians. Snapshot sizes: bytes allocated on disk (du), Ember's whole
+# directory (its memory file is sparse) against QEMU's migration file.
+#
+# Only "BENCH name value unit" lines go to stdout; diagnostics to stderr.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+RUNS=${RESTORE_BENCH_RUNS:-3}
+TIMEOUT=${RESTORE_BENCH_TIMEOUT:-240}
+MEM_MIB=256
+EMBER=${EMBER:-$ROOT/o/release/ember}
+QEMU=${QEMU:-qemu-system-x86_64}
+CMDLINE="console=ttyS0 panic=-1 pci=noearly i8042.noaux i8042.nomux i8042.dumbkbd quiet"
+
+log() { echo "restore-bench: $*" >&2; }
+die() {
+	log "error: $*"
+	exit 1
+}
+
+[ -x "$EMBER" ] || die "$EMBER not built (make)"
+command -v "$QEMU" >/dev/null || die "$QEMU not found (apt-get install qemu-system-x86)"
+command -v python3 >/dev/null || die "python3 not found"
+command -v perl >/dev/null || die "perl not found"
+[ -r /dev/kvm ] && [ -w /dev/kvm ] || die "no usable /dev/kvm (run under tools/kvm-sandbox/run.sh)"
+KERNEL_SRC=${RESTORE_BENCH_KERNEL:-$ROOT/o/e2e/vmlinux}
+[ -r "$KERNEL_SRC" ] || die "$KERNEL_SRC not found (the e2e guest: tools/check.sh builds it)"
+BUSYBOX=${BUSYBOX:-/bin/busybox}
+[ -x "$BUSYBOX" ] || die "$BUSYBOX not found (apt-get install busybox-static)"
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/restore-bench.XXXXXX")
+cleanup() {
+	# RESTORE_BENCH_LOG=FILE keeps the VMMs' stderr (ember -v's phase lines)
+	[ -n "${RESTORE_BENCH_LOG:-}" ] && cp "$WORK/stderr.log" "$RESTORE_BENCH_LOG" 2>/dev/null
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+# the files on a tmpfs (reading over 9p would hide the VMMs' own costs)
+if ! mountpoint -q "$WORK" && [ "$(stat -f -c %T "$WORK")" != tmpfs ]; then
+	mount -t tmpfs -o size=1200M tmpfs "$WORK" 2>/dev/null || log "note: $WORK is not a tmpfs"
+fi
+KERNEL=$WORK/vmlinux
+cp "$KERNEL_SRC" "$KERNEL"
+INITRD=$WORK/initramfs.cpio
+perl bench/boot/mkinitramfs.pl "$INITRD" "$BUSYBOX" bench/restore/init.sh
+ESNAP=$WORK/ember.snap
+QSNAP=$WORK/qemu.migration
+ESOCK=$WORK/ember.sock
+QMP=$WORK/qmp.sock
+RUN1=(python3 bench/restore/run1.py --timeout "$TIMEOUT" --stderr-log "$WORK/stderr.log")
+
+EMBER_COLD=("$EMBER" run -v --kernel "$KERNEL" --initrd "$INITRD" --cmdline "$CMDLINE"
+	--mem "${MEM_MIB}M" --cpus 1 --socket "$ESOCK")
+EMBER_RESTORE=("$EMBER" run --restore "$ESNAP" -v)
+QEMU_COLD=("$QEMU" -accel kvm -cpu host -M microvm,pit=on,pic=on,rtc=on -m "${MEM_MIB}M"
+	-smp 1 -nodefaults -no-user-config -display none -serial stdio -monitor none
+	-qmp "unix:$QMP,server=on,wait=off" -no-reboot
+	-kernel "$KERNEL" -initrd "$INITRD" -append "${CMDLINE/pci=noearly/pci=off}")
+QEMU_RESTORE=("${QEMU_COLD[@]}" -incoming "exec:cat $QSNAP")
+log "kernel $KERNEL_SRC, initramfs $(stat -c %s "$INITRD") bytes, ${MEM_MIB}M, 1 vCPU, $RUNS rounds"
+
+# run1 NAME ARGS... : one run; its "console running take" into the file $WORK/NAME.txt
+run1() {
+	local name=$1
+	shift
+	local line
+	line=$("${RUN1[@]}" "$@") || die "$name failed (see above; last stderr: $(tail -n 3 "$WORK/stderr.log" | tr '\n' ' '))"
+	log "$name: console_ms running_ms take_ms = $line"
+	echo "$line" >>"$WORK/$name.txt"
+}
+# cold VMM ROUND: a cold boot (round 1 ends it with the snapshot); restore VMM
+cold() {
+	local snap=()
+	if [ "$2" = 1 ]; then
+		case $1 in
+		ember) rm -rf "$ESNAP" && snap=(--ember-snapshot "$ESNAP" "$ESOCK") ;;
+		qemu) rm -f "$QSNAP" && snap=(--qemu-migrate "$QMP" "$QSNAP") ;;
+		esac
+	fi
+	local -n cmd=${1^^}_COLD
+	run1 "$1_cold" --ready RESTORE-BENCH-READY "${snap[@]}" -- "${cmd[@]}"
+}
+restore() {
+	local -n cmd=${1^^}_RESTORE
+	run1 "$1_restore" -- "${cmd[@]}"
+}
+
+for r in $(seq 1 "$RUNS"); do
+	order="ember qemu"
+	[ $((r % 2)) = 1 ] || order="qemu ember"
+	for vmm in $order; do
+		cold "$vmm" "$r"
+		restore "$vmm"
+	done
+done
+
+# median FILE FIELD: the median of column FIELD (1-based) of FILE's lines
+median() {
+	cut -d' ' -f"$2" "$1" | grep -v '^-$' | sort -g | awk '{v[NR]=$1} END {
+		if (NR == 0) { print "-"; exit }
+		if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "-" }'; }
+
+ec=$(median "$WORK/ember_cold.txt" 1)
+er=$(median "$WORK/ember_restore.txt" 1)
+ecr=$(median "$WORK/ember_cold.txt" 2)
+err=$(median "$WORK/ember_restore.txt" 2)
+qc=$(median "$WORK/qemu_cold.txt" 1)
+qr=$(median "$WORK/qemu_restore.txt" 1)
+etake=$(head -n1 "$WORK/ember_cold.txt" | cut -d' ' -f3)
+qtake=$(head -n1 "$WORK/qemu_cold.txt" | cut -d' ' -f3)
+esize=$(du -s -B1 "$ESNAP" | cut -f1)
+qsize=$(du -s -B1 "$QSNAP" | cut -f1)
+for f in ember_cold ember_restore qemu_cold qemu_restore; do
+	log "$f per round (console_ms running_ms take_ms): $(tr '\n' ';' <"$WORK/$f.txt")"
+done
+echo "BENCH restore.rounds $RUNS n"
+echo "BENCH restore.ember.cold.to_console $ec ms"
+echo "BENCH restore.ember.restore.to_console $er ms"
+echo "BENCH restore.ember.restore_vs_cold.console_ratio $(ratio "$er" "$ec") x"
+echo "BENCH restore.ember.cold.to_running $ecr ms"
+echo "BENCH restore.ember.restore.to_running $err ms"
+echo "BENCH restore.ember.restore_vs_cold.running_ratio $(ratio "$err" "$ecr") x"
+echo "BENCH restore.qemu.cold.to_console $qc ms"
+echo "BENCH restore.qemu.restore.to_console $qr ms"
+echo "BENCH restore.qemu.restore_vs_cold.console_ratio $(ratio "$qr" "$qc") x"
+echo "BENCH restore.ember_vs_qemu.restore_console_ratio $(ratio "$er" "$qr") x"
+echo "BENCH restore.ember.take $etake ms"
+echo "BENCH restore.qemu.migrate $qtake ms"
+echo "BENCH restore.ember.snapshot_size $((esize >> 10)) KiB"
+echo "BENCH restore.qemu.migration_size $((qsize >> 10)) KiB"
+echo "BENCH restore.ember_vs_qemu.size_ratio $(ratio "$esize" "$qsize") x"

@@ -1,0 +1,963 @@
+/* tests/e2e/snapshot.c - snapshots of a running Linux guest on real KVM: restored it counts on, two clones at once, an incremental over its base, corrupt ones refused, restore time against a cold boot. */
+#include "../lib/test.h"
+
+#include <ember/vmm.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "e2e_vm.h"
+
+/*
+ * The guest is the e2e one (tests/e2e/e2e_vm.h): init.sh's "count" action
+ * prints "E2E count I" for I = 0, 1, ... from a counter in the guest's
+ * shell, so the count a restored guest prints says where it continued.
+ */
+
+static char *tmp_dir(const char *what)
+{
+	static char dirs[8][256];
+	static unsigned n;
+	char *d = dirs[n++ % 8];
+	const char *t = getenv("TMPDIR");
+	snprintf(d, 256, "%s/ember-e2e-%s-XXXXXX", t && *t ? t : "/tmp", what);
+	if (!mkdtemp(d))
+		TEST_FAIL("mkdtemp: %s", strerror(errno));
+	return d;
+}
+
+static void rm_rf(const char *dir)
+{
+	char cmd[400];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		test_log("could not remove %s", dir);
+}
+
+static struct ember_vm *restore_flags(const char *dir, int out_fd, unsigned flags,
+				      struct ember_error *err)
+{
+	struct ember_restore_opts o = {.flags = flags, .console_in = -1, .console_out = out_fd};
+	struct ember_vm *vm = NULL;
+	if (ember_vm_restore(dir, &o, &vm, err) < 0)
+		return NULL;
+	return vm;
+}
+
+static struct ember_vm *restore(const char *dir, int out_fd, struct ember_error *err)
+{
+	struct ember_restore_opts o = {.console_in = -1, .console_out = out_fd};
+	struct ember_vm *vm = NULL;
+	if (ember_vm_restore(dir, &o, &vm, err) < 0)
+		return NULL;
+	return vm;
+}
+
+/* The number of the first whole line "PREFIX N" of text, -1 if none. */
+static long first_num(const char *text, const char *prefix)
+{
+	size_t k = strlen(prefix);
+	for (const char *p = text; p && *p;) {
+		const char *eol = strchr(p, '\n');
+		if (!eol)
+			break;
+		if (!strncmp(p, prefix, k))
+			return strtol(p + k, NULL, 10);
+		p = eol + 1;
+	}
+	return -1;
+}
+
+/* The number of the last whole line "PREFIX N" of text, -1 if none. */
+static long last_num(const char *text, const char *prefix)
+{
+	size_t k = strlen(prefix);
+	long last = -1;
+	for (const char *p = text; p && *p;) {
+		const char *eol = strchr(p, '\n');
+		if (!eol)
+			break;
+		if (!strncmp(p, prefix, k))
+			last = strtol(p + k, NULL, 10);
+		p = eol + 1;
+	}
+	return last;
+}
+
+/* The first "PREFIX N" a restored guest printed, with a line the snapshot
+ * cut joined: the original's output after its last newline, then the
+ * restored one's. -1 if none. */
+static long joined_first_num(const char *orig, const char *restored, const char *prefix)
+{
+	const char *nl = orig ? strrchr(orig, '\n') : NULL;
+	const char *tail = nl ? nl + 1 : "";
+	size_t n = strlen(tail) + strlen(restored ? restored : "") + 1;
+	char *j = malloc(n);
+	if (!j)
+		return -1;
+	snprintf(j, n, "%s%s", tail, restored ? restored : "");
+	long f = first_num(j, prefix);
+	free(j);
+	return f;
+}
+
+static long first_count(const char *text)
+{
+	return first_num(text, "E2E count ");
+}
+static long last_count(const char *text)
+{
+	return last_num(text, "E2E count ");
+}
+static long joined_first_count(const char *orig, const char *restored)
+{
+	return joined_first_num(orig, restored, "E2E count ");
+}
+
+/* The count lines from the first whole one on go up by one each. */
+static bool counts_on(const char *text, long from, long *last)
+{
+	long expect = from;
+	for (const char *p = text; p && *p;) {
+		const char *eol = strchr(p, '\n');
+		if (!eol)
+			break;
+		if (!strncmp(p, "E2E count ", 10)) {
+			long v = strtol(p + 10, NULL, 10);
+			if (v != expect) {
+				test_log("count broken: %ld where %ld was due", v, expect);
+				return false;
+			}
+			expect++;
+		}
+		p = eol + 1;
+	}
+	*last = expect - 1;
+	return true;
+}
+
+/* Boots the guest with init action `action` ("count" or "clone") and lets
+ * its counter reach `upto`. */
+static struct ember_vm *action_guest(const char *action, struct capture *c, int p[2], unsigned cpus,
+				     long upto)
+{
+	capture_pipe(c, p, false);
+	struct ember_vm *vm = guest_vm(action, cpus, NULL, p[1]);
+	REQUIRE_OK(ember_vm_start(vm));
+	char want[64];
+	snprintf(want, sizeof(want), "E2E count %ld\n", upto);
+	if (!read_until(c, want, 400000))
+		TEST_FAIL("the guest's counter did not reach %ld (%zu bytes of output)", upto,
+			  c->len);
+	return vm;
+}
+
+static struct ember_vm *counting_guest(struct capture *c, int p[2], unsigned cpus, long upto)
+{
+	return action_guest("count", c, p, cpus, upto);
+}
+
+/* The value of the first "E2E KEY VALUE" line of text into out ("" if none). */
+static void e2e_value(const char *text, const char *key, char *out, size_t cap)
+{
+	char pre[64];
+	snprintf(pre, sizeof(pre), "E2E %s ", key);
+	out[0] = 0;
+	const char *p = text ? strstr(text, pre) : NULL;
+	if (!p)
+		return;
+	p += strlen(pre);
+	size_t n = strcspn(p, "\n");
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(out, p, n);
+	out[n] = 0;
+}
+
+static void take(struct ember_vm *vm, const char *dir, unsigned flags, const char *base)
+{
+	struct ember_error err = {0};
+	struct ember_snapshot_opts o = {.flags = flags, .base_dir = base};
+	uint64_t t0 = now_ms();
+	if (ember_vm_snapshot(vm, dir, &o, &err) < 0)
+		TEST_FAIL("snapshot %s: %s", dir, err.msg);
+	TEST_LOG("snapshot %s taken in %" PRIu64 " ms", dir, now_ms() - t0);
+}
+
+static uint64_t disk_bytes(const char *dir, const char *part)
+{
+	char p[512];
+	snprintf(p, sizeof(p), "%s/%s", dir, part);
+	struct stat st;
+	if (stat(p, &st) < 0)
+		TEST_FAIL("stat %s: %s", p, strerror(errno));
+	return (uint64_t)st.st_blocks * 512;
+}
+
+/* ------------------------------------------------------------ restore */
+
+/* Snapshotted while it counts, the guest restored in a new VM (the first
+ * one gone) goes on from the count it had reached, not from 0, and keeps
+ * counting. */
+KVM_TEST_T(snapshot_restored_guest_continues_its_count, 900)
+{
+	struct capture c;
+	int p[2];
+	struct ember_vm *vm = counting_guest(&c, p, 2, 40);
+	char *d = tmp_dir("snap");
+	char dir[300];
+	snprintf(dir, sizeof(dir), "%s/s", d);
+	take(vm, dir, 0, NULL);
+	CHECK_EQ(state_of(vm), EMBER_VM_PAUSED);
+	usleep(300000);
+	slurp(&c);
+	long printed = last_count(c.buf);
+	REQUIRE(printed >= 40);
+	ember_vm_destroy(vm);
+	close(p[0]);
+	close(p[1]);
+
+	struct capture r;
+	int q[2];
+	capture_pipe(&r, q, false);
+	struct ember_error err = {0};
+	uint64_t t0 = now_ms();
+	struct ember_vm *vm2 = restore(dir, q[1], &err);
+	if (!vm2)
+		TEST_FAIL("restore: %s", err.msg);
+	uint64_t t1 = now_ms();
+	CHECK_EQ(state_of(vm2), EMBER_VM_CREATED);
+	REQUIRE_OK(ember_vm_start(vm2));
+	char want[64];
+	snprintf(want, sizeof(want), "E2E count %ld\n", printed + 30);
+	if (!read_until(&r, want, 300000))
+		TEST_FAIL("the restored guest did not count to %ld (output: '%.200s')",
+			  printed + 30, r.buf ? r.buf : "");
+	/* it continues with the next count (a line the snapshot cut ends in
+	 * the restored output) */
+	long first = joined_first_count(c.buf, r.buf), last = 0;
+	free(c.buf);
+	if (first != printed + 1)
+		TEST_FAIL("restored, the guest printed %ld first; it had printed %ld", first,
+			  printed);
+	CHECK(counts_on(r.buf, first_count(r.buf), &last));
+	CHECK(last >= printed + 30);
+	TEST_LOG("snapshot at count %ld; restored in %" PRIu64 " ms, went on from %ld to %ld",
+		 printed, t1 - t0, first, last);
+	struct ember_run_result res;
+	REQUIRE_OK(ember_vm_stop(vm2));
+	REQUIRE_OK(ember_vm_wait(vm2, 0, &res));
+	ember_vm_destroy(vm2);
+	free(r.buf);
+	close(q[0]);
+	close(q[1]);
+
+	/* the same snapshot restored through the userfaultfd page server
+	 * (EMBER_RESTORE_UFFD) continues the same way, its pages served */
+	capture_pipe(&r, q, false);
+	t0 = now_ms();
+	vm2 = restore_flags(dir, q[1], EMBER_RESTORE_UFFD, &err);
+	if (!vm2)
+		TEST_FAIL("restore through userfaultfd: %s", err.msg);
+	t1 = now_ms();
+	REQUIRE_OK(ember_vm_start(vm2));
+	snprintf(want, sizeof(want), "E2E count %ld\n", printed + 10);
+	if (!read_until(&r, want, 300000))
+		TEST_FAIL("the uffd-restored guest did not count to %ld (output: '%.200s')",
+			  printed + 10, r.buf ? r.buf : "");
+	long ufirst = first_count(r.buf);
+	CHECK(ufirst == printed + 1 || ufirst == printed + 2); /* a line the snapshot cut */
+	CHECK(counts_on(r.buf, ufirst, &last));
+	struct ember_swap_status st;
+	REQUIRE_OK(ember_vm_swap(vm2, EMBER_SWAP_STATUS, NULL, &st, &err));
+	TEST_LOG("uffd restore in %" PRIu64 " ms, went on from %ld to %ld; %" PRIu64
+		 " faults served, %" PRIu64 " KiB copied, %" PRIu64 " zero pages",
+		 t1 - t0, ufirst, last, st.faults, st.bytes_in >> 10, st.zero_pages);
+	CHECK(st.faults > 0 && st.bytes_in > 0);
+	CHECK_EQ(st.errors, 0);
+	REQUIRE_OK(ember_vm_stop(vm2));
+	REQUIRE_OK(ember_vm_wait(vm2, 0, &res));
+	ember_vm_destroy(vm2);
+	free(r.buf);
+	rm_rf(d);
+}
+
+/* One snapshot restored twice at once: both clones run on from it, each
+ * with a VM Generation ID of its own (and not the original's); in each the
+ * kernel logs the VM fork (its vmgenid driver was notified and reseeded
+ * the RNG) while the boot id stays the original's. */
+KVM_TEST_T(snapshot_two_clones_run_with_their_own_generation_ids, 900)
+{
+	struct capture c;
+	int p[2];
+	struct ember_vm *vm = action_guest("clone", &c, p, 1, 20);
+	char boot_id[64];
+	e2e_value(c.buf, "boot_id", boot_id, sizeof(boot_id));
+	REQUIRE(strlen(boot_id) == 36);
+	CHECK(strstr(c.buf, "E2E vmfork") == NULL); /* not at a cold boot */
+	char *d = tmp_dir("clones");
+	char dir[300];
+	snprintf(dir, sizeof(dir), "%s/s", d);
+	take(vm, dir, EMBER_SNAPSHOT_RESUME, NULL);
+	CHECK_EQ(state_of(vm), EMBER_VM_RUNNING); /* resumed after saving */
+	uint8_t g0[16];
+	REQUIRE_OK(ember_vm_generation_id(vm, g0));
+	ember_vm_destroy(vm);
+	close(p[0]);
+	close(p[1]);
+	free(c.buf);
+
+	struct capture r[2];
+	int q[2][2];
+	struct ember_vm *cl[2];
+	uint8_t g[2][16];
+	struct ember_error err = {0};
+	for (int i = 0; i < 2; i++) {
+		capture_pipe(&r[i], q[i], false);
+		cl[i] = restore(dir, q[i][1], &err);
+		if (!cl[i])
+			TEST_FAIL("clone %d: %s", i, err.msg);
+		REQUIRE_OK(ember_vm_generation_id(cl[i], g[i]));
+	}
+	CHECK(memcmp(g[0], g[1], 16) != 0);
+	CHECK(memcmp(g[0], g0, 16) != 0 && memcmp(g[1], g0, 16) != 0);
+	for (int i = 0; i < 2; i++)
+		REQUIRE_OK(ember_vm_start(cl[i]));
+	for (int i = 0; i < 2; i++) {
+		if (!read_until(&r[i], "E2E vmfork ", 300000))
+			TEST_FAIL("clone %d: the kernel logged no VM fork ('%.300s')", i,
+				  r[i].buf ? r[i].buf : "");
+		/* the vmfork line may come before the first whole count line */
+		uint64_t end = now_ms() + 120000;
+		while (first_count(r[i].buf) < 0 && now_ms() < end) {
+			usleep(10000);
+			slurp(&r[i]);
+		}
+		long first = first_count(r[i].buf);
+		if (first < 0)
+			TEST_FAIL("clone %d printed no count ('%.300s')", i, r[i].buf);
+		char want[64];
+		snprintf(want, sizeof(want), "E2E count %ld\n", first + 20);
+		if (!read_until(&r[i], want, 300000))
+			TEST_FAIL("clone %d did not count on to %ld", i, first + 20);
+		char id[64];
+		e2e_value(r[i].buf, "vmfork", id, sizeof(id));
+		CHECK_STR(id, boot_id); /* the same boot, forked */
+		long last;
+		CHECK(first >= 20);
+		CHECK(counts_on(r[i].buf, first, &last));
+		TEST_LOG("clone %d went on from %ld; the kernel logged the VM fork", i, first);
+	}
+	for (int i = 0; i < 2; i++) {
+		REQUIRE_OK(ember_vm_stop(cl[i]));
+		ember_vm_destroy(cl[i]);
+	}
+	rm_rf(d);
+}
+
+/* Snapshotted while it writes and flushes its disk, the guest restored
+ * writes on: its next write is the next in its sequence and none fails
+ * (the virtqueue went on where it stopped; no request was in flight). */
+KVM_TEST_T(snapshot_restored_guest_writes_on_to_its_disk, 900)
+{
+	char *d = tmp_dir("disk");
+	char img[300], dir[300];
+	snprintf(img, sizeof(img), "%s/disk.img", d);
+	snprintf(dir, sizeof(dir), "%s/s", d);
+	int fd = open(img, O_RDWR | O_CREAT, 0600);
+	REQUIRE(fd >= 0 && ftruncate(fd, 4 << 20) == 0);
+	close(fd);
+	int p[2];
+	struct capture c;
+	capture_pipe(&c, p, false);
+	struct ember_vm *vm = guest_vm_disk("diskio", 1, NULL, p[1], img);
+	REQUIRE_OK(ember_vm_start(vm));
+	if (!read_until(&c, "E2E disk 5\n", 400000))
+		TEST_FAIL("the guest's disk writes did not start (%zu bytes of output)", c.len);
+	take(vm, dir, 0, NULL);
+	usleep(300000);
+	slurp(&c);
+	long done = last_num(c.buf, "E2E disk ");
+	REQUIRE(done >= 5);
+	ember_vm_destroy(vm); /* frees the image's lock */
+	close(p[0]);
+	close(p[1]);
+
+	struct capture r;
+	int q[2];
+	capture_pipe(&r, q, false);
+	struct ember_error err = {0};
+	struct ember_vm *vm2 = restore(dir, q[1], &err);
+	if (!vm2)
+		TEST_FAIL("restore: %s", err.msg);
+	REQUIRE_OK(ember_vm_start(vm2));
+	char want[64];
+	snprintf(want, sizeof(want), "E2E disk %ld\n", done + 10);
+	if (!read_until(&r, want, 300000))
+		TEST_FAIL("the restored guest did not write on to %ld ('%.300s')", done + 10,
+			  r.buf ? r.buf : "");
+	CHECK(strstr(r.buf, "E2E-FAIL") == NULL);
+	/* the next write in the sequence (a line the snapshot cut joined) */
+	long n = joined_first_num(c.buf, r.buf, "E2E disk ");
+	free(c.buf);
+	if (n != done + 1)
+		TEST_FAIL("restored, the guest wrote %ld first; it had written %ld", n, done);
+	TEST_LOG("snapshot after write %ld; restored, the guest wrote %ld..%ld", done, n,
+		 last_num(r.buf, "E2E disk "));
+	REQUIRE_OK(ember_vm_stop(vm2));
+	ember_vm_destroy(vm2);
+	rm_rf(d);
+}
+
+/* An e2e artifact next to the initrd (E2E_INITRD's folder), or env's value. */
+static const char *e2e_artifact(const char *env, const char *name, char *buf, size_t cap)
+{
+	const char *v = getenv(env);
+	if (v && *v)
+		return v;
+	const char *i = env_or("E2E_INITRD", "o/e2e/initramfs.cpio");
+	const char *sl = strrchr(i, '/');
+	snprintf(buf, cap, "%.*s%s", sl ? (int)(sl - i + 1) : 0, i, name);
+	return buf;
+}
+
+/* Runs argv in a child, its output into log. */
+static pid_t spawn(char *const argv[], const char *log)
+{
+	pid_t pid = fork();
+	if (pid < 0)
+		TEST_FAIL("fork: %s", strerror(errno));
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		int null = open("/dev/null", O_RDONLY);
+		if (fd < 0 || null < 0)
+			_exit(126);
+		dup2(null, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* The child's exit status, -1 if it did not end within ms (then killed). */
+static int reap(pid_t pid, int ms)
+{
+	int st = 0;
+	for (int t = 0; t < ms; t += 10) {
+		pid_t r = waitpid(pid, &st, WNOHANG);
+		if (r == pid)
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		usleep(10000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	return -1;
+}
+
+static void show_file(const char *what, const char *path)
+{
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd), "sed 's/^/     %s: /' '%s' 2>/dev/null | tail -n 5", what, path);
+	if (system(cmd) != 0)
+		test_log("cannot show %s", path);
+}
+
+/* The guest, on a NIC (a tap in a network namespace of this test's own,
+ * 10.0.4.1/24), a vsock (socket in a temporary folder, the host's echo
+ * server on its port 6000) and an ext4 disk, is snapshotted while it writes
+ * files to the disk with a vsock connection open; the restored VM (the
+ * first one gone) reattaches the tap by its name and listens again on the
+ * vsock path. After the restore: a console line typed is echoed, the files
+ * read back, the unmounted disk passes e2fsck, the guest pings the tap, the
+ * connection open at the snapshot was reset (transport reset event), a new
+ * guest-to-host connection and a host-to-guest one carry data both ways. */
+KVM_TEST_T(snapshot_restored_guest_has_net_vsock_console_and_a_clean_disk, 600)
+{
+	if (unshare(CLONE_NEWNET) < 0)
+		TEST_FAIL("unshare(CLONE_NEWNET): %s", strerror(errno));
+	if (system("{ [ -c /dev/net/tun ] || modprobe tun; } && ip link set lo up && "
+		   "ip tuntap add dev embsnap0 mode tap && ip addr add 10.0.4.1/24 dev embsnap0 && "
+		   "ip link set embsnap0 up") != 0)
+		TEST_FAIL("cannot make the tap embsnap0 in a new network namespace");
+	char *d = tmp_dir("net");
+	char img[300], dir[300], sock[300], echo_sock[320], echo_log[300], conn_log[300], cmd[700];
+	snprintf(img, sizeof(img), "%s/fs.img", d);
+	snprintf(dir, sizeof(dir), "%s/s", d);
+	snprintf(sock, sizeof(sock), "%s/v.sock", d);
+	snprintf(echo_sock, sizeof(echo_sock), "%s_6000", sock);
+	snprintf(echo_log, sizeof(echo_log), "%s/echo.log", d);
+	snprintf(conn_log, sizeof(conn_log), "%s/connect.log", d);
+	snprintf(cmd, sizeof(cmd), "truncate -s 16M '%s' && mke2fs -q -t ext4 -F '%s'", img, img);
+	REQUIRE(system(cmd) == 0);
+	char tool_buf[300], initrd_buf[300];
+	const char *tool = e2e_artifact("E2E_VSOCK_TOOL", "vsock-tool", tool_buf, sizeof(tool_buf));
+	const char *initrd =
+	    e2e_artifact("E2E_INITRD_FS", "initramfs-fs.cpio", initrd_buf, sizeof(initrd_buf));
+	/* the host's echo server: the connection held over the snapshot
+	 * (it ends when the first VM goes), then the restored guest's */
+	char *echo_argv[] = {(char *)tool, "host-echo", echo_sock, "2", NULL};
+	pid_t echo_pid = spawn(echo_argv, echo_log);
+	for (int t = 0; t < 500 && access(echo_sock, F_OK) < 0; t++)
+		usleep(10000);
+	REQUIRE(access(echo_sock, F_OK) == 0);
+	char vsock[400], disk[320];
+	snprintf(vsock, sizeof(vsock), "cid=3,socket=%s", sock);
+	snprintf(disk, sizeof(disk), "path=%s", img);
+	const char *sets[] = {"initrd", initrd, "disk",
+			      disk,	"net",	"tap=embsnap0,mac=52:54:00:e2:e0:04",
+			      "vsock",	vsock,	NULL};
+	struct capture c;
+	int p[2];
+	capture_pipe(&c, p, false);
+	uint64_t t0 = now_ms();
+	struct ember_vm *vm = guest_vm_with("snapnet", 1, NULL, p[1], sets);
+	REQUIRE_OK(ember_vm_start(vm));
+	if (!read_until(&c, "E2E fs 3\n", 400000))
+		TEST_FAIL("the guest did not write its files ('%.600s')", c.buf ? c.buf : "");
+	uint64_t t1 = now_ms();
+	take(vm, dir, 0, NULL);
+	usleep(300000);
+	slurp(&c);
+	const char *f = strstr(c.buf, "E2E-FAIL");
+	if (f)
+		TEST_FAIL("before the snapshot: %.80s", f);
+	long done = last_num(c.buf, "E2E fs ");
+	ember_vm_destroy(vm); /* the tap, the vsock socket, the disk's lock go */
+	close(p[0]);
+	close(p[1]);
+
+	struct capture r;
+	int q[2], in[2];
+	capture_pipe(&r, q, false);
+	REQUIRE(pipe2(in, O_CLOEXEC) == 0);
+	struct ember_restore_opts o = {.console_in = in[0], .console_out = q[1]};
+	struct ember_error err = {0};
+	uint64_t t2 = now_ms();
+	struct ember_vm *vm2 = NULL;
+	if (ember_vm_restore(dir, &o, &vm2, &err) < 0)
+		TEST_FAIL("restore: %s", err.msg);
+	REQUIRE_OK(ember_vm_start(vm2));
+	char *conn_argv[] = {(char *)tool, "host-connect", sock, "5000", "1", "65536", NULL};
+	pid_t conn_pid = spawn(conn_argv, conn_log);
+	static const char line[] = "e2e-line restored-4242\n";
+	REQUIRE(write(in[1], line, sizeof(line) - 1) == (ssize_t)(sizeof(line) - 1));
+	bool ended = read_until(&r, "E2E snapnet done", 120000);
+	for (int t = 0; ended && t < 1000 && !strchr(strstr(r.buf, "E2E snapnet done"), '\n');
+	     t++) {
+		usleep(10000); /* the rest of the line */
+		slurp(&r);
+	}
+	uint64_t t3 = now_ms();
+	int conn_rc = reap(conn_pid, 30000), echo_rc = reap(echo_pid, 10000);
+	if (!ended || conn_rc || echo_rc) {
+		show_file("host-connect", conn_log);
+		show_file("host-echo", echo_log);
+	}
+	if (!ended)
+		TEST_FAIL("the restored guest did not finish its checks ('%.900s')",
+			  r.buf ? r.buf : "");
+	const char *fail = strstr(r.buf, "E2E-FAIL");
+	if (fail) {
+		const char *from = strstr(r.buf, "E2E ok snap_ping");
+		printf("     the restored guest's output from its ping on:\n%s\n",
+		       from ? from : r.buf);
+	}
+	CHECK(fail == NULL);
+	CHECK(strstr(r.buf, "E2E echo restored-4242\n") != NULL); /* the console */
+	static const char *const oks[] = {"snap_files_read_back",
+					  "snap_umount",
+					  "snap_fsck",
+					  "snap_ping",
+					  "snap_vsock_held_reset",
+					  "snap_vsock_guest_to_host",
+					  "snap_vsock_host_to_guest"};
+	for (unsigned i = 0; i < sizeof(oks) / sizeof(oks[0]); i++) {
+		char want[80];
+		snprintf(want, sizeof(want), "E2E ok %s\n", oks[i]);
+		if (!strstr(r.buf, want))
+			TEST_FAIL("after the restore, no '%s' ('%.900s')", oks[i], r.buf);
+	}
+	CHECK(strstr(r.buf, "E2E snapnet done checks=7 failures=0") != NULL);
+	/* the connection open at the snapshot ended by the transport reset
+	 * (Linux: ENOTCONN on a read once the reset closed it) */
+	CHECK(strstr(r.buf, "E2E vsock held: vsock-tool: ended: Transport endpoint is not "
+			    "connected\n") != NULL ||
+	      strstr(r.buf, "E2E vsock held: vsock-tool: ended: Connection reset by peer\n") !=
+		  NULL);
+	CHECK_EQ(conn_rc, 0); /* host-to-guest: every byte echoed */
+	CHECK_EQ(echo_rc, 0); /* guest-to-host, and the held one to its end */
+	/* the writes went on from the saved one (a line the snapshot cut
+	 * joined), or none came before the console line stopped them */
+	long n = joined_first_num(c.buf, r.buf, "E2E fs ");
+	free(c.buf);
+	if (n != done + 1 && n != -1)
+		TEST_FAIL("restored, the guest wrote file %ld first; it had written %ld", n, done);
+	char fsck[200];
+	e2e_value(r.buf, "fsck /dev/vda:", fsck, sizeof(fsck));
+	TEST_LOG("booted and writing in %" PRIu64 " ms; snapshot after write %ld; restored, "
+		 "went on at %ld; the checks took %" PRIu64 " ms; fsck: %s",
+		 t1 - t0, done, n, t3 - t2, fsck);
+	REQUIRE_OK(ember_vm_stop(vm2));
+	ember_vm_destroy(vm2);
+	close(q[0]);
+	close(q[1]);
+	close(in[0]);
+	close(in[1]);
+	free(r.buf);
+	rm_rf(d);
+}
+
+/* `ember run --restore DIR`: the binary continues the guest on its
+ * console (stdout) from the saved count, and ends on SIGTERM. */
+KVM_TEST_T(snapshot_ember_run_restore_continues_on_the_console, 900)
+{
+	struct capture c;
+	int p[2];
+	struct ember_vm *vm = counting_guest(&c, p, 1, 10);
+	char *d = tmp_dir("cli");
+	char dir[300];
+	snprintf(dir, sizeof(dir), "%s/s", d);
+	take(vm, dir, 0, NULL);
+	usleep(300000);
+	slurp(&c);
+	long printed = last_count(c.buf);
+	ember_vm_destroy(vm);
+	close(p[0]);
+	close(p[1]);
+
+	struct capture r;
+	int q[2];
+	capture_pipe(&r, q, false);
+	const char *ember = env_or("EMBER_BIN", "o/release/ember");
+	pid_t pid = fork();
+	REQUIRE(pid >= 0);
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDONLY);
+		dup2(null, 0);
+		dup2(q[1], 1);
+		dup2(q[1], 2);
+		execl(ember, ember, "run", "--restore", dir, (char *)NULL);
+		_exit(127);
+	}
+	close(q[1]);
+	char want[64];
+	snprintf(want, sizeof(want), "E2E count %ld\n", printed + 20);
+	bool ok = read_until(&r, want, 300000);
+	kill(pid, SIGTERM);
+	int status = 0;
+	waitpid(pid, &status, 0);
+	if (!ok)
+		TEST_FAIL("ember run --restore did not count on to %ld ('%.300s')", printed + 20,
+			  r.buf ? r.buf : "");
+	long first = joined_first_count(c.buf, r.buf), last;
+	free(c.buf);
+	CHECK_EQ(first, printed + 1);
+	CHECK(counts_on(r.buf, first_count(r.buf), &last));
+	CHECK(WIFEXITED(status)); /* a clean stop, not killed */
+	TEST_LOG("ember run --restore went on from %ld to %ld, exit status %d", first, last,
+		 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	/* a snapshot that is not one: a clear error, exit status 1 */
+	pid = fork();
+	REQUIRE(pid >= 0);
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+		dup2(null, 2);
+		execl(ember, ember, "run", "--restore", d, (char *)NULL); /* no manifest */
+		_exit(127);
+	}
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+	close(q[0]);
+	rm_rf(d);
+}
+
+/* ------------------------------------------------------------ incremental */
+
+/* Reads page i of the memory file of dir. */
+static void read_page(int fd, uint64_t i, uint8_t *page)
+{
+	if (pread(fd, page, 4096, (off_t)(i * 4096)) != 4096)
+		TEST_FAIL("short read of page %" PRIu64, i);
+}
+
+static uint8_t *read_bitmap(const char *dir, size_t *len)
+{
+	char p[512];
+	snprintf(p, sizeof(p), "%s/pages", dir);
+	int fd = open(p, O_RDONLY);
+	REQUIRE(fd >= 0);
+	struct stat st;
+	REQUIRE(fstat(fd, &st) == 0);
+	uint8_t *bm = malloc((size_t)st.st_size);
+	REQUIRE(bm && read(fd, bm, (size_t)st.st_size) == st.st_size);
+	close(fd);
+	*len = (size_t)st.st_size;
+	return bm;
+}
+
+static int open_memory(const char *dir)
+{
+	char p[512];
+	snprintf(p, sizeof(p), "%s/memory", dir);
+	int fd = open(p, O_RDONLY);
+	if (fd < 0)
+		TEST_FAIL("%s: %s", p, strerror(errno));
+	return fd;
+}
+
+/* A full snapshot, the guest counts on, then at one paused moment an
+ * incremental over the full one and a second full snapshot: the increment
+ * is much smaller, and base + increment give every page of guest memory as
+ * the second full snapshot has it; the increment restores and counts on. */
+KVM_TEST_T(snapshot_incremental_is_smaller_and_layers_to_the_full_memory, 900)
+{
+	struct capture c;
+	int p[2];
+	struct ember_vm *vm = counting_guest(&c, p, 1, 20);
+	char *d = tmp_dir("incr");
+	char base[300], inc[300], full[300];
+	snprintf(base, sizeof(base), "%s/base", d);
+	snprintf(inc, sizeof(inc), "%s/inc", d);
+	snprintf(full, sizeof(full), "%s/full", d);
+	take(vm, base, EMBER_SNAPSHOT_RESUME, NULL);
+	char want[64];
+	snprintf(want, sizeof(want), "E2E count %ld\n", last_count(c.buf) + 40);
+	if (!read_until(&c, want, 300000))
+		TEST_FAIL("the guest did not count on after the base snapshot");
+	take(vm, inc, EMBER_SNAPSHOT_INCREMENTAL, base);
+	take(vm, full, 0, NULL); /* the same moment: still paused */
+	uint64_t b_base = disk_bytes(base, "memory"), b_inc = disk_bytes(inc, "memory"),
+		 b_full = disk_bytes(full, "memory");
+	TEST_LOG("memory on disk: base %" PRIu64 " KiB, incremental %" PRIu64 " KiB, full %" PRIu64
+		 " KiB",
+		 b_base >> 10, b_inc >> 10, b_full >> 10);
+	CHECK(b_inc * 4 < b_full); /* about the untouched memory smaller */
+
+	size_t nb, ni, nf;
+	uint8_t *bb = read_bitmap(base, &nb), *bi = read_bitmap(inc, &ni),
+		*bf = read_bitmap(full, &nf);
+	REQUIRE(nb == ni && ni == nf);
+	int fb = open_memory(base), fi = open_memory(inc), ff = open_memory(full);
+	uint8_t pg[4096], want_pg[4096];
+	uint64_t differ = 0, layered = 0;
+	for (uint64_t i = 0; i < nb * 8; i++) {
+		bool in_inc = bi[i / 8] >> (i % 8) & 1;
+		read_page(in_inc ? fi : fb, i, pg);
+		read_page(ff, i, want_pg);
+		layered += in_inc;
+		if (memcmp(pg, want_pg, 4096)) {
+			if (differ++ < 5)
+				test_log(
+				    "page %" PRIu64 " differs (in the increment: %d, full: %d, "
+				    "base: %d)",
+				    i, in_inc, bf[i / 8] >> (i % 8) & 1, bb[i / 8] >> (i % 8) & 1);
+		}
+	}
+	CHECK_EQ(differ, 0);
+	TEST_LOG("%" PRIu64 " pages in the increment, every page equal to the full snapshot's",
+		 layered);
+	close(fb);
+	close(fi);
+	close(ff);
+	free(bb);
+	free(bi);
+	free(bf);
+	usleep(300000); /* paused: what the guest wrote before drains */
+	slurp(&c);
+	long printed = last_count(c.buf);
+	ember_vm_destroy(vm);
+	close(p[0]);
+	close(p[1]);
+
+	/* and the increment, over its base, runs on */
+	struct capture r;
+	int q[2];
+	capture_pipe(&r, q, false);
+	struct ember_error err = {0};
+	struct ember_vm *vm2 = restore(inc, q[1], &err);
+	if (!vm2)
+		TEST_FAIL("restore of the increment: %s", err.msg);
+	REQUIRE_OK(ember_vm_start(vm2));
+	snprintf(want, sizeof(want), "E2E count %ld\n", printed + 20);
+	if (!read_until(&r, want, 300000))
+		TEST_FAIL("the restored increment did not count to %ld", printed + 20);
+	long first = joined_first_count(c.buf, r.buf), last;
+	free(c.buf);
+	CHECK_EQ(first, printed + 1);
+	CHECK(counts_on(r.buf, first_count(r.buf), &last));
+	REQUIRE_OK(ember_vm_stop(vm2));
+	ember_vm_destroy(vm2);
+	rm_rf(d);
+}
+
+/* ------------------------------------------------------------ refused */
+
+/* On real KVM too: a corrupt vCPU state and a disk that changed size are
+ * refused before any VM is built, with an error naming them. */
+KVM_TEST_T(snapshot_corrupt_or_stale_snapshot_is_refused_on_kvm, 600)
+{
+	char *d = tmp_dir("bad");
+	char disk[300], dir[300], cmd[1200];
+	snprintf(disk, sizeof(disk), "%s/disk.img", d);
+	snprintf(dir, sizeof(dir), "%s/s", d);
+	int fd = open(disk, O_RDWR | O_CREAT, 0600);
+	REQUIRE(fd >= 0 && ftruncate(fd, 8 << 20) == 0);
+	close(fd);
+	char spec[320];
+	snprintf(spec, sizeof(spec), "path=%s", disk);
+	int p[2];
+	struct capture c;
+	capture_pipe(&c, p, false);
+	struct ember_vm *vm = guest_vm_disk("count", 1, NULL, p[1], spec);
+	REQUIRE_OK(ember_vm_start(vm));
+	if (!read_until(&c, "E2E count 5\n", 400000))
+		TEST_FAIL("the guest did not count");
+	take(vm, dir, 0, NULL);
+	ember_vm_destroy(vm); /* frees the disk's lock */
+
+	struct ember_error err = {0};
+	char bad[300];
+	snprintf(bad, sizeof(bad), "%s/bad", d);
+	snprintf(cmd, sizeof(cmd),
+		 "cp -a '%s' '%s' && printf 'X' | dd of='%s/vcpu0.state' bs=1 seek=100 "
+		 "conv=notrunc 2>/dev/null",
+		 dir, bad, bad);
+	REQUIRE(system(cmd) == 0);
+	CHECK(restore(bad, -1, &err) == NULL);
+	CHECK_EQ(err.code, -EINVAL);
+	CHECK(strstr(err.msg, "vcpu0.state is corrupt") != NULL);
+	TEST_LOG("corrupt: %s", err.msg);
+
+	REQUIRE(truncate(disk, 16 << 20) == 0);
+	CHECK(restore(dir, -1, &err) == NULL);
+	CHECK_EQ(err.code, -ESTALE);
+	CHECK(strstr(err.msg, "disk 0") != NULL);
+	TEST_LOG("stale disk: %s", err.msg);
+	REQUIRE(truncate(disk, 8 << 20) == 0);
+	struct ember_vm *ok = restore(dir, -1, &err);
+	if (!ok)
+		TEST_FAIL("the intact snapshot: %s", err.msg);
+	ember_vm_destroy(ok);
+	close(p[0]);
+	close(p[1]);
+	free(c.buf);
+	rm_rf(d);
+}
+
+/* ------------------------------------------------------------ timing */
+
+/* Restore against a cold boot of the same 256 MiB guest: to its first
+ * instruction (ember_vm_start returned: the vCPUs entered KVM_RUN) and to
+ * its console answering (the first count line). Three of each; the first
+ * boot also takes a full snapshot and, 40 counts later, an incremental.
+ * Prints BENCH lines for make bench (tools/bench.sh). */
+KVM_TEST_T(snapshot_restore_time_against_cold_boot, 1200)
+{
+	double boot[3], first_boot[3], rest[3], first_rest[3], take_full = 0, take_inc = 0;
+	char *d = tmp_dir("bench");
+	char dir[300], inc[300];
+	snprintf(dir, sizeof(dir), "%s/s", d);
+	snprintf(inc, sizeof(inc), "%s/inc", d);
+	for (int i = 0; i < 3; i++) {
+		struct capture c;
+		int p[2];
+		capture_pipe(&c, p, false);
+		uint64_t t0 = now_ms();
+		struct ember_vm *vm = guest_vm("count", 1, NULL, p[1]);
+		REQUIRE_OK(ember_vm_start(vm));
+		uint64_t t1 = now_ms();
+		if (!read_until(&c, "E2E count 0\n", 400000))
+			TEST_FAIL("cold boot %d: no count", i);
+		uint64_t t2 = now_ms();
+		boot[i] = (double)(t2 - t0);
+		first_boot[i] = (double)(t1 - t0);
+		if (i == 0) {
+			/* a full snapshot, 40 counts more, an incremental over it */
+			uint64_t s0 = now_ms();
+			take(vm, dir, EMBER_SNAPSHOT_RESUME, NULL);
+			take_full = (double)(now_ms() - s0);
+			char want[64];
+			slurp(&c);
+			snprintf(want, sizeof(want), "E2E count %ld\n", last_count(c.buf) + 40);
+			if (!read_until(&c, want, 300000))
+				TEST_FAIL("no count after the snapshot");
+			s0 = now_ms();
+			take(vm, inc, EMBER_SNAPSHOT_INCREMENTAL, dir);
+			take_inc = (double)(now_ms() - s0);
+		}
+		ember_vm_destroy(vm);
+		close(p[0]);
+		close(p[1]);
+		free(c.buf);
+	}
+	for (int i = 0; i < 3; i++) {
+		struct capture c;
+		int p[2];
+		capture_pipe(&c, p, false);
+		struct ember_error err = {0};
+		uint64_t t0 = now_ms();
+		struct ember_vm *vm = restore(dir, p[1], &err);
+		if (!vm)
+			TEST_FAIL("restore %d: %s", i, err.msg);
+		REQUIRE_OK(ember_vm_start(vm));
+		uint64_t t1 = now_ms();
+		/* the first whole count line after the restore */
+		uint64_t end = t0 + 300000;
+		while (now_ms() < end) {
+			slurp(&c);
+			if (c.buf && first_count(c.buf) >= 0)
+				break;
+			usleep(1000);
+		}
+		uint64_t t2 = now_ms();
+		if (!c.buf || first_count(c.buf) < 0)
+			TEST_FAIL("restore %d: no count line", i);
+		rest[i] = (double)(t2 - t0);
+		first_rest[i] = (double)(t1 - t0);
+		ember_vm_destroy(vm);
+		close(p[0]);
+		close(p[1]);
+		free(c.buf);
+	}
+	for (int i = 0; i < 3; i++)
+		TEST_LOG("run %d: cold boot %.0f ms to running, %.0f ms to the console; restore "
+			 "%.1f ms to running, %.1f ms to the console",
+			 i, first_boot[i], boot[i], first_rest[i], rest[i]);
+	double sb = 0, sr = 0, sbf = 0, srf = 0;
+	for (int i = 0; i < 3; i++)
+		sb += boot[i], sr += rest[i], sbf += first_boot[i], srf += first_rest[i];
+	uint64_t full_kib = disk_bytes(dir, "memory") >> 10,
+		 inc_kib = disk_bytes(inc, "memory") >> 10;
+	TEST_LOG("mean: restore/boot to the console %.3f, to running %.3f (memory file %" PRIu64
+		 " KiB on disk; incremental %" PRIu64 " KiB)",
+		 sr / sb, srf / sbf, full_kib, inc_kib);
+	/* for make bench (tools/bench.sh): "BENCH name value unit" */
+	printf("BENCH snapshot.boot.to_console %.0f ms\n", sb / 3);
+	printf("BENCH snapshot.restore.to_console %.1f ms\n", sr / 3);
+	printf("BENCH snapshot.restore_vs_boot.console_ratio %.3f x\n", sr / sb);
+	printf("BENCH snapshot.boot.to_running %.0f ms\n", sbf / 3);
+	printf("BENCH snapshot.restore.to_running %.1f ms\n", srf / 3);
+	printf("BENCH snapshot.restore_vs_boot.running_ratio %.3f x\n", srf / sbf);
+	printf("BENCH snapshot.take.full %.0f ms\n", take_full);
+	printf("BENCH snapshot.take.incremental %.0f ms\n", take_inc);
+	printf("BENCH snapshot.memory.full %" PRIu64 " KiB\n", full_kib);
+	printf("BENCH snapshot.memory.incremental %" PRIu64 " KiB\n", inc_kib);
+	printf("BENCH snapshot.memory.incremental_vs_full_ratio %.4f x\n",
+	       full_kib ? (double)inc_kib / (double)full_kib : 0.0);
+	fflush(stdout);
+	CHECK(sr < sb); /* the least a restore must do */
+	CHECK(inc_kib < full_kib);
+	rm_rf(d);
+}

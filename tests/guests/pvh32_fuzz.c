@@ -1,0 +1,408 @@
+/* tests/guests/pvh32_fuzz.c - booted by the VMM: random accesses of random widths to every port and MMIO window of the board, random virtqueues; counts on ttyS0. */
+#include "guest.h"
+#include "board.h"
+#include "serial.h"
+
+/*
+ * The host (tests/kvm/hostile_fuzz.c) boots this as the kernel of a real
+ * Ember VM (PVH, 64 MiB, one vCPU) with every virtio device it can give a
+ * bare guest (disk, rng, balloon, vsock). The guest, from a fixed seed:
+ *   1. port I/O: reads and writes of 1, 2 and 4 bytes with random values,
+ *      half to the board's ports (UART, i8042, RTC, pvpanic, PCI
+ *      configuration, ACPI PM, the boot marker), half anywhere in 0..0xffff;
+ *   2. MMIO: reads and writes of 1, 2 and 4 bytes with random values to the
+ *      virtio-mmio windows (registers and configuration space) and anywhere
+ *      in the device region 0xd0000000-0xdfffffff;
+ *   3. virtqueues: for each virtio device, rounds of: reset, random
+ *      features, random queue sizes, a descriptor table, available ring and
+ *      notifications of random content, and random interrupt acks.
+ * Only what would end the run is held back: writes that power off, reset
+ * or report a panic (ACPI SLP_EN, the reset registers, i8042 pulse
+ * commands, pvpanic). Device DMA is steered away from the guest's own
+ * image and stack (below 16 MiB): descriptor and ring addresses are in the
+ * arena at 16..48 MiB, beyond RAM, in MMIO, or random 64-bit values.
+ * Then it re-initialises the UART, prints
+ *   "fuzz: done pio N mmio M vq K notify Q devices D"
+ * and powers off (ACPI S5).
+ */
+
+#define VIRTIO_REGION 0x10000000u
+#define MAX_DEVS      16u
+
+#define ARENA	  0x1000000u /* 16 MiB */
+#define ARENA_LEN 0x2000000u /* 32 MiB */
+#define MEM_END	  0x4000000u /* 64 MiB */
+
+#ifndef FUZZ_PIO
+#define FUZZ_PIO 40000u
+#endif
+#ifndef FUZZ_MMIO
+#define FUZZ_MMIO 40000u
+#endif
+#ifndef FUZZ_ROUNDS
+#define FUZZ_ROUNDS 60u /* virtqueue rounds per device */
+#endif
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static unsigned n_pio, n_mmio, n_vq, n_notify;
+
+static uint64_t rnd(void)
+{
+	uint64_t x = rng_state; /* xorshift64* */
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	rng_state = x;
+	return x * 0x2545f4914f6cdd1dull;
+}
+static uint32_t rnd32(void)
+{
+	return (uint32_t)(rnd() >> 32);
+}
+static uint32_t below(uint32_t n)
+{
+	return n ? rnd32() % n : 0;
+}
+static unsigned width(void)
+{
+	static const unsigned w[] = {1, 2, 4};
+	return w[below(3)];
+}
+
+static void putdec(unsigned v)
+{
+	char b[12];
+	int n = 11;
+	b[n] = 0;
+	do {
+		b[--n] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	serial_puts(b + n);
+}
+
+/* ---------------------------------------------------------------- ports */
+
+/* The board's ports and windows (vmm/arch/x86/layout.h, devices.c). */
+static const struct {
+	uint16_t base, len;
+} board_ports[] = {
+    {0x3f8, 8}, /* COM1 */
+    {0x60, 1},	/* i8042 data */
+    {0x64, 1},	/* i8042 command */
+    {0x70, 2},	/* RTC CMOS */
+    {0x505, 1}, /* pvpanic */
+    {0xcf8, 8}, /* PCI configuration mechanism #1, 0xcf9 reset */
+    {0x600, 3}, /* ACPI sleep control/status, reset */
+    {0x80, 1},	/* boot marker */
+    {0x2f8, 8}, /* COM2 (absent: unclaimed) */
+    {0x40, 4},	/* PIT (in-kernel) */
+    {0x20, 2},	/* PIC (in-kernel) */
+};
+
+/* The byte of value v that lands on port p for an access of w bytes at
+ * port at, or -1 when the access does not cover p. */
+static int byte_at(uint16_t at, unsigned w, uint32_t v, uint16_t p)
+{
+	if (p < at || p >= at + w)
+		return -1;
+	return (int)((v >> (8 * (p - at))) & 0xff);
+}
+
+/* Would this write end the run? (power off, reset, panic) */
+static bool ends_run(uint16_t port, unsigned w, uint32_t v)
+{
+	int b;
+	if (byte_at(port, w, v, 0x505) >= 0) /* pvpanic */
+		return true;
+	if (byte_at(port, w, v, 0x602) >= 0) /* ACPI reset register */
+		return true;
+	if ((b = byte_at(port, w, v, 0x600)) >= 0 && (b & 0x20)) /* SLP_EN */
+		return true;
+	if ((b = byte_at(port, w, v, 0xcf9)) >= 0 && (b & 0x06)) /* reset cf9 */
+		return true;
+	if ((b = byte_at(port, w, v, 0x64)) >= 0 && b >= 0xd0) /* output port, pulses */
+		return true;
+	return false;
+}
+
+static void pio_one(uint16_t port)
+{
+	unsigned w = width();
+	uint32_t v = rnd32();
+	n_pio++;
+	if (rnd32() & 1) {
+		if (w == 1)
+			(void)inb(port);
+		else if (w == 2)
+			(void)inw(port);
+		else
+			(void)inl(port);
+		return;
+	}
+	if (ends_run(port, w, v))
+		return;
+	if (w == 1)
+		outb(port, (uint8_t)v);
+	else if (w == 2)
+		outw(port, (uint16_t)v);
+	else
+		outl(port, v);
+}
+
+static void fuzz_pio(void)
+{
+	const unsigned nb = sizeof(board_ports) / sizeof(board_ports[0]);
+	for (unsigned i = 0; i < FUZZ_PIO; i++) {
+		uint16_t port;
+		if (rnd32() & 1) {
+			unsigned k = below(nb);
+			port =
+			    (uint16_t)(board_ports[k].base + below(board_ports[k].len + 3u) - 1u);
+		} else {
+			port = (uint16_t)rnd32();
+		}
+		pio_one(port);
+	}
+}
+
+/* ---------------------------------------------------------------- MMIO */
+
+/* An address for the device to use: mostly in the arena, else a hostile one. */
+static uint64_t dma_addr(void)
+{
+	switch (below(8)) {
+	case 0:
+		return rnd(); /* anywhere in 64 bits */
+	case 1:
+		return MEM_END - below(64); /* straddles the end of RAM */
+	case 2:
+		return VIRTIO_BASE + below(VIRTIO_WIN); /* MMIO, not RAM */
+	case 3:
+		return 0xfffffffffffff000ull + below(0x1000); /* wraps */
+	default:
+		return ARENA + below(ARENA_LEN);
+	}
+}
+
+static void mmio_write(uint32_t a, unsigned w, uint32_t v)
+{
+	if (w == 1)
+		mmio_write8(a, (uint8_t)v);
+	else if (w == 2)
+		mmio_write16(a, (uint16_t)v);
+	else
+		mmio_write32(a, v);
+}
+
+static void mmio_one(uint32_t a)
+{
+	unsigned w = width();
+	a &= ~(uint32_t)(w - 1) | (rnd32() & 7 ? 0 : 3); /* mostly aligned */
+	n_mmio++;
+	if (rnd32() & 1) {
+		if (w == 1)
+			(void)mmio_read8(a);
+		else if (w == 2)
+			(void)mmio_read16(a);
+		else
+			(void)mmio_read32(a);
+		return;
+	}
+	uint32_t off = a & (VIRTIO_WIN - 1);
+	uint32_t v = rnd32();
+	if (off >= R_DESC_LO && off < R_USED_HI + 4) /* queue addresses: steered DMA */
+		v = (off & 4) ? (uint32_t)(dma_addr() >> 32) : (uint32_t)dma_addr();
+	mmio_write(a, w, v);
+}
+
+static unsigned ndevs;
+static uint32_t devs[MAX_DEVS];
+
+static void find_devices(void)
+{
+	for (uint32_t k = 0; k < MAX_DEVS; k++) {
+		uint32_t b = VIRTIO_BASE + k * VIRTIO_WIN;
+		if (mmio_read32(b + R_MAGIC) == 0x74726976 && mmio_read32(b + R_DEVICE_ID))
+			devs[ndevs++] = b;
+	}
+}
+
+static void fuzz_mmio(void)
+{
+	for (unsigned i = 0; i < FUZZ_MMIO; i++) {
+		uint32_t a;
+		if (ndevs && below(4) != 0)
+			a = devs[below(ndevs)] + below(below(4) ? 0x100 : VIRTIO_WIN);
+		else
+			a = VIRTIO_BASE + below(VIRTIO_REGION);
+		mmio_one(a);
+	}
+}
+
+/* ---------------------------------------------------------------- virtqueues */
+
+struct desc {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t flags;
+	uint16_t next;
+};
+
+static void wr(uint32_t base, uint32_t off, uint32_t v)
+{
+	n_vq++;
+	mmio_write32(base + off, v);
+}
+static uint32_t rd(uint32_t base, uint32_t off)
+{
+	n_vq++;
+	return mmio_read32(base + off);
+}
+
+static uint32_t rand_len(void)
+{
+	switch (below(6)) {
+	case 0:
+		return rnd32(); /* anything, up to 4 GiB */
+	case 1:
+		return 0;
+	default:
+		return below(8192);
+	}
+}
+
+/* Fills n random descriptors at table; ring entries for an available ring. */
+static void random_table(volatile struct desc *t, unsigned n, unsigned qsize)
+{
+	for (unsigned i = 0; i < n; i++) {
+		t[i].addr = dma_addr();
+		t[i].len = rand_len();
+		t[i].flags = (uint16_t)(below(4) ? (rnd32() & 7) : rnd32());
+		t[i].next = (uint16_t)(below(8) ? below(qsize ? qsize : 1) : rnd32());
+	}
+}
+
+/* Random bytes in some buffers of the arena (request headers, PFNs). */
+static void scribble_arena(void)
+{
+	for (unsigned i = 0; i < 64; i++) {
+		volatile uint32_t *p =
+		    (volatile uint32_t *)(uintptr_t)((ARENA + below(ARENA_LEN)) & ~3u);
+		*p = below(4) ? below(16) : rnd32(); /* small values: valid types, ids */
+	}
+}
+
+static void vq_round(uint32_t b)
+{
+	wr(b, R_STATUS, 0);
+	wr(b, R_STATUS, 1);
+	wr(b, R_STATUS, 1 | 2);
+	for (uint32_t sel = 0; sel < 2; sel++) {
+		wr(b, R_DEV_FEAT_SEL, sel);
+		uint32_t f = rd(b, R_DEV_FEAT);
+		wr(b, R_DRV_FEAT_SEL, sel);
+		/* mostly a subset of what is offered (VERSION_1 kept), sometimes anything */
+		uint32_t want = below(4) ? (f & rnd32()) | (sel ? 1u : 0) : rnd32();
+		wr(b, R_DRV_FEAT, want);
+	}
+	wr(b, R_STATUS, 1 | 2 | 8);
+	unsigned nq = 1 + below(4);
+	uint32_t slot = ARENA + below(ARENA_LEN / 0x10000) * 0x10000; /* 64 KiB per round */
+	for (unsigned q = 0; q < nq; q++) {
+		wr(b, R_QUEUE_SEL, below(8) ? q : rnd32());
+		uint32_t max = rd(b, R_QUEUE_MAX);
+		uint32_t num = below(8) ? 1 + below(max ? max : 1) : rnd32() & 0xffff;
+		wr(b, R_QUEUE_NUM, num);
+		uint32_t dt = slot + q * 0x4000, av = dt + 0x2000, us = dt + 0x3000;
+		if (dt + 0x4000 > ARENA + ARENA_LEN)
+			dt = av = us = ARENA;
+		uint64_t d = below(8) ? dt : dma_addr(), a = below(8) ? av : dma_addr(),
+			 u = below(8) ? us : dma_addr();
+		wr(b, R_DESC_LO, (uint32_t)d);
+		wr(b, R_DESC_HI, (uint32_t)(d >> 32));
+		wr(b, R_AVAIL_LO, (uint32_t)a);
+		wr(b, R_AVAIL_HI, (uint32_t)(a >> 32));
+		wr(b, R_USED_LO, (uint32_t)u);
+		wr(b, R_USED_HI, (uint32_t)(u >> 32));
+		unsigned qs = num && num <= 256 ? num : 16;
+		random_table((volatile struct desc *)(uintptr_t)dt, qs, qs);
+		volatile uint16_t *ring = (volatile uint16_t *)(uintptr_t)av;
+		ring[0] = (uint16_t)(below(4) ? 0 : rnd32()); /* flags */
+		for (unsigned i = 0; i < qs; i++)
+			ring[2 + i] = (uint16_t)(below(8) ? below(qs) : rnd32());
+		ring[1] = (uint16_t)(below(4) ? 1 + below(qs) : rnd32()); /* idx */
+		wr(b, R_QUEUE_READY, below(8) ? 1 : rnd32());
+	}
+	wr(b, R_STATUS, below(8) ? (1 | 2 | 4 | 8) : rnd32() & 0xff);
+	scribble_arena();
+	for (unsigned k = 0; k < 4; k++) {
+		n_notify++;
+		wr(b, R_NOTIFY, below(8) ? below(nq) : rnd32());
+		/* more buffers on a random queue, as a driver refills */
+		volatile uint16_t *ring =
+		    (volatile uint16_t *)(uintptr_t)(slot + below(nq) * 0x4000 + 0x2000);
+		if ((uintptr_t)ring + 0x1000 <= ARENA + ARENA_LEN)
+			ring[1] = (uint16_t)(ring[1] + 1 + below(4));
+		for (unsigned s = 0; s < 20; s++)
+			pause();
+		uint32_t is = rd(b, R_INT_STATUS);
+		wr(b, R_INT_ACK, below(4) ? is : rnd32());
+	}
+	if (below(4) == 0) /* a configuration-space access or two */
+		(void)rd(b, 0x100 + (below(64) & ~3u));
+}
+
+static void fuzz_virtqueues(void)
+{
+	for (unsigned r = 0; r < FUZZ_ROUNDS; r++)
+		for (unsigned k = 0; k < ndevs; k++)
+			vq_round(devs[k]);
+	for (unsigned k = 0; k < ndevs; k++)
+		mmio_write32(devs[k] + R_STATUS, 0); /* leave them reset */
+}
+
+/* ---------------------------------------------------------------- main */
+
+/* The UART back to 8N1, no loopback, no interrupts, after random writes. */
+static void serial_reinit(void)
+{
+	outb(0x3f8 + 3, 0x80); /* DLAB */
+	outb(0x3f8 + 0, 1);
+	outb(0x3f8 + 1, 0);
+	outb(0x3f8 + 3, 0x03);
+	outb(0x3f8 + 1, 0x00);
+	outb(0x3f8 + 2, 0x07); /* FIFOs on, cleared */
+	outb(0x3f8 + 4, 0x03);
+}
+
+void guest_main(unsigned long cpu, unsigned long arg)
+{
+	(void)cpu;
+	(void)arg;
+	cli();
+	serial_puts("fuzz: start\n");
+	find_devices();
+	fuzz_pio();
+	serial_reinit();
+	serial_puts("fuzz: ports done\n");
+	fuzz_mmio();
+	serial_reinit();
+	serial_puts("fuzz: mmio done\n");
+	fuzz_virtqueues();
+	serial_reinit();
+	serial_puts("fuzz: done pio ");
+	putdec(n_pio);
+	serial_puts(" mmio ");
+	putdec(n_mmio);
+	serial_puts(" vq ");
+	putdec(n_vq);
+	serial_puts(" notify ");
+	putdec(n_notify);
+	serial_puts(" devices ");
+	putdec(ndevs);
+	serial_puts("\n");
+	outb(SLEEP_CTL, S5_POWER_OFF);
+	for (;;)
+		hlt();
+}
