@@ -91,36 +91,45 @@ static bool read_page(struct vmm_pageserver *ps, uint64_t i, uint8_t *buf)
 	return !all_zero(buf);
 }
 
-/* Puts page i in place. 0 (also when it was there already) or -errno. */
+/* Puts page i in place. 0 (also when it was there already) or -errno. The
+ * counters move before the ioctl that wakes the faulting thread (and back if
+ * it fails), so whoever the fault blocked sees them already counted. */
 static int serve(struct vmm_pageserver *ps, uint64_t i, uint8_t *buf, bool count_fault)
 {
 	uint64_t addr = (uint64_t)(uintptr_t)ps->host + i * PS_PAGE;
+	bool from_swap = get_src(ps, i) == SRC_SWAP;
+	bool data = read_page(ps, i, buf);
+	atomic_uint_fast64_t *counter = data ? &ps->bytes : &ps->zeros;
+	uint64_t inc = data ? PS_PAGE : 1;
+	atomic_fetch_add(counter, inc);
+	if (count_fault)
+		atomic_fetch_add(&ps->faults, 1);
+	if (from_swap) /* back: the swap file's copy is no longer needed */
+		set_src(ps, i, SRC_BASE);
 	int r;
-	if (read_page(ps, i, buf)) {
+	if (data) {
 		struct uffdio_copy c = {
 		    .dst = addr, .src = (uint64_t)(uintptr_t)buf, .len = PS_PAGE};
 		r = ioctl(ps->uffd, UFFDIO_COPY, &c);
-		if (r == 0)
-			atomic_fetch_add(&ps->bytes, PS_PAGE);
 	} else {
 		struct uffdio_zeropage z = {.range = {.start = addr, .len = PS_PAGE}};
 		r = ioctl(ps->uffd, UFFDIO_ZEROPAGE, &z);
-		if (r == 0)
-			atomic_fetch_add(&ps->zeros, 1);
 	}
-	if (r < 0 && errno == EEXIST) {
+	if (r == 0)
+		return 0;
+	int e = errno;
+	atomic_fetch_sub(counter, inc); /* nothing was copied by this call */
+	if (e == EEXIST) {
 		/* another thread put it in place first: wake who waits */
 		struct uffdio_range w = {.start = addr, .len = PS_PAGE};
 		ioctl(ps->uffd, UFFDIO_WAKE, &w);
-		r = 0;
+		return 0;
 	}
-	if (r < 0)
-		return -errno;
-	if (get_src(ps, i) == SRC_SWAP) /* back: the swap file's copy is no longer needed */
-		set_src(ps, i, SRC_BASE);
 	if (count_fault)
-		atomic_fetch_add(&ps->faults, 1);
-	return 0;
+		atomic_fetch_sub(&ps->faults, 1);
+	if (from_swap)
+		set_src(ps, i, SRC_SWAP);
+	return -e;
 }
 
 static void *ps_thread(void *arg)
