@@ -4,6 +4,9 @@
 #include <ember/hv.h>
 
 #include <errno.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <pthread.h>
 #include <linux/fs.h>
 #include <linux/if_tun.h>
 #include <seccomp.h>
@@ -391,25 +394,102 @@ static int build(scmp_filter_ctx ctx, const struct kind_desc *d)
 	return r;
 }
 
+/* ------------------------------------------------------------ programs */
+
+/* Every kind's program for the kill and log modes, built once (by the first
+ * vmm_seccomp_prepare, from ember_vm_create before the VM's threads start)
+ * and kept for the process's life, so a thread installs a ready program:
+ * no allocation, and no malloc arena of its own left holding a filter
+ * build's freed memory. */
+static pthread_mutex_t g_prog_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sock_fprog g_prog[EMBER_THREAD_KINDS][2];
+static atomic_bool g_prog_ready[2];
+
+/* kind's program in mode (KILL or LOG) into *out, the BPF read back from
+ * libseccomp's export through a memfd. */
+static int export_one(enum ember_thread_kind kind, enum vmm_seccomp_mode mode,
+		      struct sock_fprog *out)
+{
+	scmp_filter_ctx ctx =
+	    seccomp_init(mode == VMM_SECCOMP_KILL ? SCMP_ACT_KILL_PROCESS : SCMP_ACT_LOG);
+	if (!ctx)
+		return -ENOMEM;
+	int r = build(ctx, &kinds[kind]);
+	int fd = -1;
+	if (r == 0) {
+		fd = memfd_create("ember-seccomp", MFD_CLOEXEC);
+		r = fd < 0 ? -errno : seccomp_export_bpf(ctx, fd);
+	}
+	seccomp_release(ctx);
+	off_t size = r == 0 ? lseek(fd, 0, SEEK_END) : 0;
+	if (r == 0 && (size <= 0 || size % (off_t)sizeof(struct sock_filter) ||
+		       size / (off_t)sizeof(struct sock_filter) > BPF_MAXINSNS))
+		r = -E2BIG;
+	struct sock_filter *f = r == 0 ? malloc((size_t)size) : NULL;
+	if (r == 0 && !f)
+		r = -ENOMEM;
+	if (r == 0 && pread(fd, f, (size_t)size, 0) != size)
+		r = -EIO;
+	if (fd >= 0)
+		close(fd);
+	if (r < 0) {
+		free(f);
+		return r;
+	}
+	out->filter = f;
+	out->len = (unsigned short)(size / (off_t)sizeof(struct sock_filter));
+	return 0;
+}
+
+int vmm_seccomp_prepare(enum vmm_seccomp_mode mode)
+{
+	if ((unsigned)mode > VMM_SECCOMP_OFF)
+		return -EINVAL;
+	if (mode == VMM_SECCOMP_OFF || atomic_load(&g_prog_ready[mode]))
+		return 0;
+	pthread_mutex_lock(&g_prog_lock);
+	int r = 0;
+	if (!atomic_load(&g_prog_ready[mode])) {
+		struct sock_fprog p[EMBER_THREAD_KINDS] = {{0}};
+		for (int k = 0; r == 0 && k < EMBER_THREAD_KINDS; k++)
+			r = export_one((enum ember_thread_kind)k, mode, &p[k]);
+		if (r == 0) {
+			for (int k = 0; k < EMBER_THREAD_KINDS; k++)
+				g_prog[k][mode] = p[k];
+			atomic_store(&g_prog_ready[mode], true);
+		} else {
+			for (int k = 0; k < EMBER_THREAD_KINDS; k++)
+				free(p[k].filter);
+		}
+	}
+	pthread_mutex_unlock(&g_prog_lock);
+	return r;
+}
+
+const struct sock_fprog *vmm_seccomp_program(enum ember_thread_kind kind,
+					     enum vmm_seccomp_mode mode)
+{
+	if ((unsigned)kind >= EMBER_THREAD_KINDS || mode > VMM_SECCOMP_LOG ||
+	    !atomic_load(&g_prog_ready[mode]))
+		return NULL;
+	return &g_prog[kind][mode];
+}
+
 int vmm_seccomp_enter_mode(enum ember_thread_kind kind, enum vmm_seccomp_mode mode)
 {
 	if ((unsigned)kind >= EMBER_THREAD_KINDS || (unsigned)mode > VMM_SECCOMP_OFF)
 		return -EINVAL;
 	if (mode == VMM_SECCOMP_OFF)
 		return 0;
-	scmp_filter_ctx ctx =
-	    seccomp_init(mode == VMM_SECCOMP_KILL ? SCMP_ACT_KILL_PROCESS : SCMP_ACT_LOG);
-	if (!ctx)
-		return -ENOMEM;
-	/* libseccomp sets no_new_privs itself (SCMP_FLTATR_CTL_NNP, on by
-	 * default): the kernel takes a filter from an unprivileged thread only
-	 * with it */
-	int r = build(ctx, &kinds[kind]);
-	if (r == 0)
-		r = seccomp_load(ctx);
-	seccomp_release(ctx);
+	int r = vmm_seccomp_prepare(mode); /* nothing to do once prepared */
 	if (r < 0)
 		return r;
+	/* the kernel takes a filter from an unprivileged thread only with
+	 * no_new_privs */
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return -errno;
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &g_prog[kind][mode]) < 0)
+		return -errno;
 	if (atomic_load(&g_test_kinds) & (1u << kind)) {
 		/* the test hook: one syscall outside every list */
 		struct sysinfo si;

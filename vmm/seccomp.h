@@ -57,12 +57,31 @@ void vmm_seccomp_set_mode(enum vmm_seccomp_mode mode);
 enum vmm_seccomp_mode vmm_seccomp_mode(void);
 
 /*
+ * Builds every kind's BPF program for mode (kill or log; off needs none)
+ * once for the process's life (libseccomp, exported through a memfd), so
+ * that vmm_seccomp_enter later installs a ready program without allocating.
+ * ember_vm_create calls it from the creating thread before any VM thread
+ * starts. Thread-safe (a mutex; a no-op once done). 0, -EINVAL (bad mode),
+ * -ENOMEM, -E2BIG (a program longer than the kernel takes) or libseccomp's
+ * negative errno.
+ */
+int vmm_seccomp_prepare(enum vmm_seccomp_mode mode);
+
+struct sock_fprog;
+/* kind's prepared program in mode (KILL or LOG), or NULL before
+ * vmm_seccomp_prepare(mode) or for a bad argument. Owned by this module, valid
+ * for the process's life. For tests. */
+const struct sock_fprog *vmm_seccomp_program(enum ember_thread_kind kind,
+					     enum vmm_seccomp_mode mode);
+
+/*
  * Loads kind's filter on the calling thread (no_new_privs is set first, as
  * the kernel requires), in the process-wide mode; 0 with nothing done when
  * the mode is off. Call at the thread's start, before it touches guest
- * data. Allocates (libseccomp builds the program) and frees before it
- * returns. Errors: -EINVAL (bad kind), -ENOMEM, or the kernel's refusal
- * (-EACCES, -EFAULT, -ENOSYS: no seccomp in this kernel).
+ * data. Installs the program vmm_seccomp_prepare built (building it first,
+ * which allocates, when no one prepared the mode yet); allocates nothing
+ * after that. Errors: -EINVAL (bad kind), vmm_seccomp_prepare's, or the
+ * kernel's refusal (-EACCES, -EFAULT, -EINVAL, -ENOSYS: no seccomp here).
  */
 int vmm_seccomp_enter(enum ember_thread_kind kind);
 /* The same with an explicit mode (the VM's own threads use their VM's). */

@@ -685,6 +685,10 @@ static int vmm_vm_create(const struct ember_config *cfg, struct ehv_hypervisor *
 				"the configuration is not resolved (call ember_config_resolve)");
 	*out = NULL;
 	uint64_t t_begin = vmm_now_ns();
+	/* every thread's filter, built here before any VM thread starts */
+	int sr = vmm_seccomp_prepare(cfg->seccomp);
+	if (sr < 0)
+		return vmm_errf(err, sr, "cannot build the seccomp filters: %s", strerror(-sr));
 	struct ember_vm *vm = calloc(1, sizeof(*vm));
 	if (!vm)
 		return vmm_errf(err, -ENOMEM, "out of memory");
