@@ -369,10 +369,41 @@ static int run_vm(struct ember_vm *vm, struct ember_ctl_server *srv, uint64_t st
 	return status;
 }
 
+/* Serves --socket for vm (none when sock_arg is NULL), then runs it (run_vm);
+ * vm is destroyed when the socket cannot be served. The exit status. */
+static int serve_and_run(struct ember_vm *vm, const char *sock_arg, uint64_t start_ns)
+{
+	struct ember_ctl_server *srv = NULL;
+	if (sock_arg) {
+		char sock[256];
+		struct ember_error err = {0};
+		int r = cli_socket_path(sock_arg, true, sock, sizeof(sock));
+		if (r < 0) {
+			say("--socket %s: %s", sock_arg,
+			    r == -EINVAL ? "not a path (with a /) nor a name ([A-Za-z0-9._-])"
+					 : strerror(-r));
+			ember_vm_destroy(vm);
+			return EMBER_EXIT_USAGE;
+		}
+		if (ember_ctl_server_start(vm, sock, NULL, &srv, &err) < 0) {
+			say("%s", err.msg);
+			ember_vm_destroy(vm);
+			return EMBER_EXIT_ERROR;
+		}
+	}
+	return run_vm(vm, srv, start_ns);
+}
+
 /* `ember run --restore DIR`: the guest of a snapshot, continued. Only the
- * options that are not the configuration's (it comes from the snapshot). */
+ * options that are not the configuration's (it comes from the snapshot),
+ * and --socket. */
 static int cmd_restore(int argc, char **argv, uint64_t start_ns)
 {
+	const char *sock_arg = NULL;
+	if (take_socket_arg(&argc, argv, &sock_arg) < 0) {
+		say("--socket needs a path or a name");
+		return EMBER_EXIT_USAGE;
+	}
 	const char *dir = NULL;
 	struct ember_restore_opts o = {.console_in = -1, .console_out = STDOUT_FILENO};
 	log_level = EMBER_LOG_INFO;
@@ -394,8 +425,8 @@ static int cmd_restore(int argc, char **argv, uint64_t start_ns)
 			log_level = EMBER_LOG_WARN;
 		else {
 			say("--restore: '%s' does not apply (the configuration is the snapshot's; "
-			    "only -v, -q, --verify-memory and --restore-memory=map|uffd go with "
-			    "it)",
+			    "only -v, -q, --socket, --verify-memory and --restore-memory=map|uffd "
+			    "go with it)",
 			    a);
 			return EMBER_EXIT_USAGE;
 		}
@@ -416,7 +447,7 @@ static int cmd_restore(int argc, char **argv, uint64_t start_ns)
 	}
 	if (log_level >= EMBER_LOG_DEBUG)
 		say("restored %s in %.1f ms", dir, (double)(now_ns() - start_ns) / 1e6);
-	return run_vm(vm, NULL, start_ns);
+	return serve_and_run(vm, sock_arg, start_ns);
 }
 
 static int cmd_run(int argc, char **argv, uint64_t start_ns)
@@ -427,7 +458,6 @@ static int cmd_run(int argc, char **argv, uint64_t start_ns)
 	struct ember_config *cfg;
 	struct ember_error err = {0};
 	const char *sock_arg = NULL;
-	char sock[256];
 	if (take_socket_arg(&argc, argv, &sock_arg) < 0) {
 		say("--socket needs a path or a name");
 		return EMBER_EXIT_USAGE;
@@ -482,23 +512,7 @@ static int cmd_run(int argc, char **argv, uint64_t start_ns)
 		say("%s", err.msg[0] ? err.msg : strerror(-r));
 		return r == -EINVAL ? EMBER_EXIT_USAGE : EMBER_EXIT_ERROR;
 	}
-	struct ember_ctl_server *srv = NULL;
-	if (sock_arg) {
-		r = cli_socket_path(sock_arg, true, sock, sizeof(sock));
-		if (r < 0) {
-			say("--socket %s: %s", sock_arg,
-			    r == -EINVAL ? "not a path (with a /) nor a name ([A-Za-z0-9._-])"
-					 : strerror(-r));
-			ember_vm_destroy(vm);
-			return EMBER_EXIT_USAGE;
-		}
-		if (ember_ctl_server_start(vm, sock, NULL, &srv, &err) < 0) {
-			say("%s", err.msg);
-			ember_vm_destroy(vm);
-			return EMBER_EXIT_ERROR;
-		}
-	}
-	return run_vm(vm, srv, start_ns);
+	return serve_and_run(vm, sock_arg, start_ns);
 }
 
 int main(int argc, char **argv)
