@@ -178,6 +178,7 @@ static const int sys_ctl[] = {
     SCMP_SYS(readlink),	  /* realpath */
     SCMP_SYS(statx),
     SCMP_SYS(timerfd_settime),
+    SCMP_SYS(timerfd_create), /* a NIC hot-added through the socket: its rate limit timer */
     SCMP_SYS(getrandom),
     SCMP_SYS(sched_setscheduler), /* make-rt: the vCPU threads' SCHED_FIFO */
     /* swap (vmm/pageserver.c, whose thread the VM's start made): the

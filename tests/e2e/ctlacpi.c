@@ -1,6 +1,7 @@
-/* tests/e2e/ctlacpi.c - guest-visible control actions of the library on real KVM: ACPI power and sleep buttons and a GPE event through the GED, an RTC interrupt, a disk resize the guest sees (the Debian rootfs powering off on the power button is tests/e2e/run.sh's rootfs test). */
+/* tests/e2e/ctlacpi.c - guest-visible control actions through the control socket on real KVM (ember_ctl_server_start in this process, requests by the client library): ACPI power and sleep buttons and a GPE event through the GED, an RTC interrupt, a disk resize the guest sees, a NIC hot-added and removed (the Debian rootfs powering off on the power button is tests/e2e/run.sh's rootfs test). */
 #include "../lib/test.h"
 
+#include <ember/ctl.h>
 #include <ember/vmm.h>
 
 #include <errno.h>
@@ -89,6 +90,23 @@ static struct ember_vm *start_vm(const char *cmdline, const char *initrd, int p[
 	return vm;
 }
 
+/* The VM's control socket, served by a control thread of this process
+ * (with its seccomp filter, as under `ember run --socket`), and a client
+ * connected to it: what the tests send their requests through. */
+static struct ember_ctl *serve(struct ember_vm *vm, struct ember_ctl_server **srv, char *path,
+			       size_t len)
+{
+	struct ember_error err = {0};
+	snprintf(path, len, "%s/ember-ctlacpi-%d.sock", env_or("TMPDIR", "/tmp"), (int)getpid());
+	unlink(path);
+	if (ember_ctl_server_start(vm, path, NULL, srv, &err) < 0)
+		TEST_FAIL("ember_ctl_server_start: %s", err.msg);
+	struct ember_ctl *c = NULL;
+	if (ember_ctl_connect(path, 20000, &c, &err) < 0)
+		TEST_FAIL("ember_ctl_connect %s: %s", path, err.msg);
+	return c;
+}
+
 #define NEED(what, ms)                                                                    \
 	do {                                                                              \
 		if (!wait_console(vm, p[0], (what), (ms)))                                \
@@ -114,10 +132,14 @@ KVM_TEST_T(ctl_acpi_rtc_and_disk_resize_reach_the_guest, 300)
 	NEED("E2E ctl ready", 120000);
 	if (strstr(out, "E2E-FAIL"))
 		TEST_FAIL("the guest's checks failed:\n%s", out);
+	struct ember_ctl_server *srv = NULL;
+	char sock[512];
+	struct ember_ctl *ctl = serve(vm, &srv, sock, sizeof(sock));
 
 	/* GPE 5: the guest's _EVT calls the DSDT's G005, which acknowledges it */
-	CHECK_ERR(ember_vm_inject_gpe(vm, EMBER_GPE_COUNT, &err), -ENOENT);
-	REQUIRE_OK(ember_vm_inject_gpe(vm, 5, &err));
+	CHECK_ERR(ember_ctl_gpe(ctl, EMBER_GPE_COUNT, &err), -ENOENT);
+	CHECK_STR(ember_ctl_error_code(ctl), "not-found");
+	REQUIRE_OK(ember_ctl_gpe(ctl, 5, &err));
 	struct ember_acpi_stats as = {0};
 	uint64_t end = now_ms() + WAIT_MS;
 	for (;;) {
@@ -133,13 +155,14 @@ KVM_TEST_T(ctl_acpi_rtc_and_disk_resize_reach_the_guest, 300)
 	CHECK_EQ(as.gpe_handled[4], 0);
 
 	/* the RTC: the guest armed an alarm (AIE), so IRQ 8 goes up */
-	CHECK_EQ(ember_vm_rtc_interrupt(vm, &err), 1);
+	CHECK_OK(ember_ctl_rtc(ctl, &err));
 	NEED("E2E ctl rtc irq", WAIT_MS);
 
 	/* disk resize: refused shrink, then 1 MiB -> 4 MiB, seen without a reboot */
-	CHECK_ERR(ember_vm_disk_resize(vm, 0, DISK0_BYTES / 2, &err), -EINVAL);
-	CHECK_ERR(ember_vm_disk_resize(vm, 1, DISK1_BYTES, &err), -ENODEV);
-	REQUIRE_OK(ember_vm_disk_resize(vm, 0, DISK1_BYTES, &err));
+	CHECK_ERR(ember_ctl_disk_resize(ctl, 0, DISK0_BYTES / 2, &err), -EINVAL);
+	CHECK_ERR(ember_ctl_disk_resize(ctl, 1, DISK1_BYTES, &err), -ENODEV);
+	CHECK_STR(ember_ctl_error_code(ctl), "no-device");
+	REQUIRE_OK(ember_ctl_disk_resize(ctl, 0, DISK1_BYTES, &err));
 	char want[64];
 	snprintf(want, sizeof(want), "E2E ctl vda size %llu",
 		 (unsigned long long)(DISK1_BYTES / 512));
@@ -150,9 +173,9 @@ KVM_TEST_T(ctl_acpi_rtc_and_disk_resize_reach_the_guest, 300)
 	CHECK(!memcmp(buf, "GUEST-WROTE-GROWN", 17));
 
 	/* the buttons: KEY_SLEEP, then KEY_POWER, on which the guest powers off */
-	REQUIRE_OK(ember_vm_sleep_button(vm, &err));
+	REQUIRE_OK(ember_ctl_sleepbtn(ctl, &err));
 	NEED("E2E ctl sleepbtn 1 142", WAIT_MS);
-	REQUIRE_OK(ember_vm_power_button(vm, &err));
+	REQUIRE_OK(ember_ctl_powerbtn(ctl, &err));
 	NEED("E2E ctl powerbtn 1 116", WAIT_MS);
 	struct ember_run_result res;
 	if (ember_vm_wait(vm, 30000, &res) < 0)
@@ -163,6 +186,8 @@ KVM_TEST_T(ctl_acpi_rtc_and_disk_resize_reach_the_guest, 300)
 	CHECK_EQ(as.sleep_button, 1);
 	if (strstr(out, "E2E-FAIL"))
 		TEST_FAIL("the guest's checks failed:\n%s", out);
+	ember_ctl_close(ctl);
+	ember_ctl_server_stop(srv);
 	ember_vm_destroy(vm);
 	close(p[0]);
 	close(p[1]);
@@ -191,12 +216,15 @@ KVM_TEST_T(ctl_net_hotplug_add_use_remove, 300)
 	struct ember_vm *vm = start_vm(cmdline, env_or("E2E_INITRD", "o/e2e/initramfs.cpio"), p,
 				       "hotplug-slots", "1", NULL);
 	NEED("E2E hp ready", 120000);
+	struct ember_ctl_server *srv = NULL;
+	char sock[512];
+	struct ember_ctl *ctl = serve(vm, &srv, sock, sizeof(sock));
 	unsigned slot = 99;
 	uint64_t t0 = now_ms();
-	if (ember_vm_net_hotplug_add(vm, spec, &slot, &err) < 0)
-		TEST_FAIL("ember_vm_net_hotplug_add: %s", err.msg);
+	if (ember_ctl_net_add(ctl, spec, &slot, &err) < 0)
+		TEST_FAIL("net add through the socket: %s", err.msg);
 	CHECK_EQ(slot, 0);
-	CHECK_ERR(ember_vm_net_hotplug_add(vm, spec, &slot, &err), -ENOSPC);
+	CHECK_ERR(ember_ctl_net_add(ctl, spec, &slot, &err), -ENOSPC);
 	NEED("E2E hp used", WAIT_MS);
 	test_log("eth0 up and pinged %" PRIu64 " ms after the add", now_ms() - t0);
 	CHECK(strstr(out, "E2E hp mac 52:54:00:e2:e0:07") != NULL);
@@ -205,18 +233,20 @@ KVM_TEST_T(ctl_net_hotplug_add_use_remove, 300)
 	/* remove: the guest is told, lets go, the slot is free again */
 	t0 = now_ms();
 	int r;
-	while ((r = ember_vm_net_hotplug_remove(vm, 0, &err)) == -EBUSY && now_ms() < t0 + WAIT_MS)
-		;
+	while ((r = ember_ctl_net_remove(ctl, 0, &err)) == -EBUSY && now_ms() < t0 + WAIT_MS)
+		usleep(20000);
 	if (r < 0)
-		TEST_FAIL("ember_vm_net_hotplug_remove: %s; console:\n%s", err.msg, out);
+		TEST_FAIL("net remove through the socket: %s; console:\n%s", err.msg, out);
 	NEED("E2E hp gone", WAIT_MS);
 	test_log("removed %" PRIu64 " ms after the request", now_ms() - t0);
 	CHECK(strstr(out, "E2E ok hp_eth0_gone") != NULL);
-	CHECK_ERR(ember_vm_net_hotplug_remove(vm, 0, &err), -ENODEV);
-	REQUIRE_OK(ember_vm_net_hotplug_add(vm, spec, &slot, &err));
+	CHECK_ERR(ember_ctl_net_remove(ctl, 0, &err), -ENODEV);
+	REQUIRE_OK(ember_ctl_net_add(ctl, spec, &slot, &err));
 	CHECK_EQ(slot, 0);
 	if (strstr(out, "E2E-FAIL"))
 		TEST_FAIL("the guest's checks failed:\n%s", out);
+	ember_ctl_close(ctl);
+	ember_ctl_server_stop(srv);
 	ember_vm_stop(vm);
 	ember_vm_destroy(vm);
 	close(p[0]);
