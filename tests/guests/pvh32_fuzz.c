@@ -11,8 +11,9 @@
  *      half to the board's ports (UART, i8042, RTC, pvpanic, PCI
  *      configuration, ACPI PM, the boot marker), half anywhere in 0..0xffff;
  *   2. MMIO: reads and writes of 1, 2 and 4 bytes with random values to the
- *      virtio-mmio windows (registers and configuration space) and anywhere
- *      in the device region 0xd0000000-0xdfffffff;
+ *      virtio-mmio windows (registers and configuration space), anywhere
+ *      in the device region 0xd0000000-0xdfffffff, and to the ACPI Generic
+ *      Event Device's registers (events, GPE acks, hotplug slots, eject);
  *   3. virtqueues: for each virtio device, rounds of: reset, random
  *      features, random queue sizes, a descriptor table, available ring and
  *      notifications of random content, and random interrupt acks.
@@ -234,6 +235,8 @@ static void fuzz_mmio(void)
 		uint32_t a;
 		if (ndevs && below(4) != 0)
 			a = devs[below(ndevs)] + below(below(4) ? 0x100 : VIRTIO_WIN);
+		else if (below(2))
+			a = GED_BASE + below(0x40); /* its 16-byte window and past it */
 		else
 			a = VIRTIO_BASE + below(VIRTIO_REGION);
 		mmio_one(a);

@@ -2,6 +2,7 @@
 #include "../lib/test.h"
 #include "pvh_vm.h"
 
+#include <ember/ctl.h>
 #include <ember/vmm.h>
 
 #include <dirent.h>
@@ -15,14 +16,20 @@
 /*
  * The guest is tests/guests/pvh32_fuzz.c in a real Ember VM (the board's
  * legacy devices, a disk, an entropy source, a balloon and a vsock, served
- * by the I/O thread), with the seccomp filters in kill mode: a VMM thread
- * that tried to open, create, rename or remove a file, start a program or
- * open a socket other than AF_UNIX would end this whole test process with
- * SIGSYS. Under the asan build (o/asan/test-kvm) a sanitizer report ends it
- * too. The test asserts that the guest got to its end and powered off by
- * itself (the VMM served every access), reports the number of accesses,
- * that the VM's directory holds only its disk image (same size) and vsock
- * socket afterwards, and that the VM still answers queries.
+ * by the I/O thread), with the seccomp filters in kill mode: a vCPU thread
+ * that tried to open, create, rename or remove a file, any VMM thread that
+ * tried to start a program, create a thread or open a socket other than
+ * AF_UNIX, would end this whole test process with SIGSYS (the I/O thread's
+ * filter allows file calls for a machine reset: docs/SECURITY.md). Under
+ * the asan build (o/asan/test-kvm) a sanitizer report ends it too. The VM
+ * serves its control socket (a control thread of this process, as under
+ * `ember run --socket`), asked for its status every second while the guest
+ * attacks. The test asserts that the guest got to its end and powered off
+ * by itself (the VMM served every access), reports the number of accesses,
+ * that every status request was answered (and one more after the end),
+ * that the VM's directory holds only its disk image (same size), vsock
+ * socket and control socket afterwards, and that the VM still answers
+ * queries.
  */
 
 /* The names in dir, sorted, as one string "a b c". */
@@ -49,9 +56,10 @@ KVM_TEST_T(hostile_fuzz_every_port_window_and_queue, 900)
 	char dir[4096];
 	snprintf(dir, sizeof(dir), "%s/ember-fuzz-XXXXXX", tmp && *tmp ? tmp : "/tmp");
 	REQUIRE(mkdtemp(dir) != NULL);
-	char disk[4200], sock[4200], diskopt[4300], vsockopt[4300];
+	char disk[4200], sock[4200], ctlsock[4200], diskopt[4300], vsockopt[4300];
 	snprintf(disk, sizeof(disk), "%s/disk.img", dir);
 	snprintf(sock, sizeof(sock), "%s/vsock", dir);
+	snprintf(ctlsock, sizeof(ctlsock), "%s/ctl", dir);
 	FILE *f = fopen(disk, "w");
 	REQUIRE(f != NULL);
 	static unsigned char img[1 << 20]; /* 1 MiB: 2048 sectors */
@@ -67,13 +75,43 @@ KVM_TEST_T(hostile_fuzz_every_port_window_and_queue, 900)
 	struct ember_vm *vm = pvh_vm_create(PVH_GUEST(fuzz), "", 1, keys, &cfd);
 	char before[1024];
 	list_dir(dir, before, sizeof(before));
+	struct ember_error err = {0};
+	struct ember_ctl_server *srv = NULL;
+	if (ember_ctl_server_start(vm, ctlsock, NULL, &srv, &err) < 0)
+		TEST_FAIL("ember_ctl_server_start: %s", err.msg);
+	struct ember_ctl *ctl = NULL;
+	if (ember_ctl_connect(ctlsock, 20000, &ctl, &err) < 0)
+		TEST_FAIL("ember_ctl_connect: %s", err.msg);
 	REQUIRE_OK(ember_vm_start(vm));
 	struct ember_run_result res;
-	int r = ember_vm_wait(vm, 840 * 1000, &res);
+	int r;
+	unsigned asked = 0, answered = 0;
+	for (int s = 0; s < 840; s++) {
+		r = ember_vm_wait(vm, 1000, &res);
+		if (r != -ETIMEDOUT)
+			break;
+		struct ember_ctl_status cs;
+		asked++;
+		if (ember_ctl_status(ctl, &cs, &err) == 0 && cs.state == EMBER_VM_RUNNING)
+			answered++;
+		else
+			TEST_LOG("status request %u: %s", asked, err.msg);
+	}
 	if (r == -ETIMEDOUT) {
 		ember_vm_stop(vm);
 		ember_vm_wait(vm, -1, &res);
 	}
+	/* and at the end, the VM stopped, the socket still answers */
+	struct ember_ctl_status last = {0};
+	int lr = ember_ctl_status(ctl, &last, &err);
+	TEST_LOG("control socket: %u of %u status requests answered while the guest ran; "
+		 "after its end: %d (state %s)",
+		 answered, asked, lr, lr == 0 ? ember_vm_state_name(last.state) : err.msg);
+	CHECK_EQ(answered, asked);
+	CHECK_OK(lr);
+	CHECK_EQ(last.state, EMBER_VM_STOPPED);
+	ember_ctl_close(ctl);
+	ember_ctl_server_stop(srv);
 	char *out = pvh_vm_console(cfd);
 	const char *done = strstr(out, "fuzz: done ");
 	TEST_LOG("guest console (last lines): %s", done ? done : out);
@@ -103,6 +141,7 @@ KVM_TEST_T(hostile_fuzz_every_port_window_and_queue, 900)
 	list_dir(dir, after, sizeof(after));
 	TEST_LOG("the VM's directory before: %s; after: %s", before, after);
 	CHECK_STR(before, "disk.img vsock");
+	/* the control socket file is gone with ember_ctl_server_stop */
 	CHECK(!strcmp(after, "disk.img") || !strcmp(after, "disk.img vsock"));
 	struct stat st;
 	CHECK_OK(stat(disk, &st));

@@ -9,6 +9,8 @@
 /* the virtio-mmio windows: the first at VIRTIO_BASE, one every VIRTIO_WIN */
 #define VIRTIO_BASE 0xd0000000u
 #define VIRTIO_WIN  0x1000u
+/* the ACPI Generic Event Device's registers (vmm/arch/x86/layout.h X86_GED_ADDR) */
+#define GED_BASE 0xfeb00000u
 
 /* virtio-mmio registers */
 #define R_MAGIC	       0x000
