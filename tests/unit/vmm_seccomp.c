@@ -162,11 +162,13 @@ __attribute__((unused)) static int do_clone_thread(void)
 }
 
 static const enum ember_thread_kind all_kinds[] = {EMBER_THREAD_VCPU, EMBER_THREAD_IO,
-						   EMBER_THREAD_CTL, EMBER_THREAD_MAIN};
+						   EMBER_THREAD_CTL, EMBER_THREAD_MAIN,
+						   EMBER_THREAD_PAGESERVER};
+#define NKINDS (sizeof(all_kinds) / sizeof(all_kinds[0]))
 
 TEST(vmm_seccomp_kill_stops_each_kind_at_a_syscall_outside_its_list)
 {
-	for (size_t i = 0; i < 4; i++) {
+	for (size_t i = 0; i < NKINDS; i++) {
 		int st = confined(all_kinds[i], VMM_SECCOMP_KILL, do_sysinfo);
 		if (!killed_by_sigsys(st))
 			TEST_FAIL("%s: sysinfo under kill: status %#x, want SIGSYS",
@@ -181,7 +183,7 @@ TEST(vmm_seccomp_kill_stops_each_kind_at_a_syscall_outside_its_list)
 
 TEST(vmm_seccomp_each_kind_keeps_its_basics)
 {
-	for (size_t i = 0; i < 4; i++) {
+	for (size_t i = 0; i < NKINDS; i++) {
 		int st = confined(all_kinds[i], VMM_SECCOMP_KILL, do_allowed_basics);
 		if (!exited(st, 0))
 			TEST_FAIL("%s: memory, time and ids under kill: status %#x",
@@ -191,7 +193,7 @@ TEST(vmm_seccomp_each_kind_keeps_its_basics)
 
 TEST(vmm_seccomp_log_and_off_let_the_syscall_run)
 {
-	for (size_t i = 0; i < 4; i++) {
+	for (size_t i = 0; i < NKINDS; i++) {
 		int st = confined(all_kinds[i], VMM_SECCOMP_LOG, do_sysinfo);
 		if (!exited(st, 0))
 			TEST_FAIL("%s: sysinfo under log: status %#x, want exit 0 (the call ran)",
@@ -205,7 +207,7 @@ TEST(vmm_seccomp_log_and_off_let_the_syscall_run)
 
 TEST(vmm_seccomp_no_executable_memory)
 {
-	for (size_t i = 0; i < 4; i++) {
+	for (size_t i = 0; i < NKINDS; i++) {
 		CHECK(killed_by_sigsys(confined(all_kinds[i], VMM_SECCOMP_KILL, do_mmap_exec)));
 		CHECK(killed_by_sigsys(confined(all_kinds[i], VMM_SECCOMP_KILL, do_mprotect_exec)));
 	}
@@ -248,7 +250,7 @@ TEST(vmm_seccomp_sockets_unix_only_and_not_on_vcpus)
 #if !defined(__SANITIZE_ADDRESS__) /* the sanitizer's stop-the-world clones */
 	CHECK(
 	    killed_by_sigsys(confined(EMBER_THREAD_PAGESERVER, VMM_SECCOMP_KILL, do_clone_thread)));
-	for (size_t i = 0; i < 4; i++) {
+	for (size_t i = 0; i < NKINDS; i++) {
 		CHECK(killed_by_sigsys(confined(all_kinds[i], VMM_SECCOMP_KILL, do_clone_thread)));
 		CHECK(killed_by_sigsys(confined(all_kinds[i], VMM_SECCOMP_KILL, do_pipe2)));
 	}
@@ -349,8 +351,8 @@ TEST(vmm_seccomp_prebuilt_filters_install_without_allocating)
 TEST(vmm_seccomp_describe_counts_and_names)
 {
 	char names[4096];
-	int n[4];
-	for (size_t i = 0; i < 4; i++) {
+	int n[NKINDS];
+	for (size_t i = 0; i < NKINDS; i++) {
 		n[i] = vmm_seccomp_describe(all_kinds[i], names, sizeof(names));
 		CHECK(n[i] > 10);
 		CHECK(strstr(names, "futex") != NULL);
