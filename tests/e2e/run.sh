@@ -620,10 +620,10 @@ for t in balloon_inflate_lowers_rss_deflate_gives_it_back rate_limit_changed_whi
 	fi
 done
 
-# guest-visible control actions through the library: test-ctlacpi
+# guest-visible control actions through the control socket: test-ctlacpi
 # (tests/e2e/ctlacpi.c) next to ember: the ACPI buttons and a GPE event, an RTC
 # interrupt and a disk resize seen by the e2e guest (the Debian rootfs powering
-# off on the power button is rootfs_systemd_login_poweroff)
+# off on the power button is rootfs_powerbtn_powers_off)
 CTLACPI=${CTLACPI_BIN:-$(dirname "$EMBER")/test-ctlacpi}
 # the hotplug test in a network namespace of its own with a tap (10.0.3.1/24)
 name=ctl_net_hotplug_add_use_remove
@@ -791,15 +791,18 @@ fi
 # copy in $E2E_ROOTFS, shared writable with the sandbox): `--disk IMG --root` boots Debian's
 # generic kernel into systemd, a login prompt comes on the console, root logs in with no
 # password, the kernel log is clean, systemd is running with no failed unit; then
-# the power button (`ember powerbtn SOCKET`, the control plane's Powerbtn through
-# the ACPI GED) makes systemd-logind power the system off cleanly, which is
-# `systemctl poweroff`'s path (logind starts poweroff.target), and the VM ends
-# with status 0 (Linux's button driver only reports a key: nothing but user
-# space powers off on it). (One systemd boot for both: each costs ~30-70 s in the sandbox.)
-name=rootfs_systemd_login_poweroff
+# the guest is powered off and the VM ends with status 0, in two boots:
+# rootfs_systemd_login_poweroff types `systemctl poweroff`; rootfs_powerbtn_powers_off
+# presses the power button (`ember powerbtn SOCKET`, the control plane's Powerbtn through
+# the ACPI GED), on which systemd-logind powers the system off cleanly (Linux's button
+# driver only reports a key: nothing but user space powers off on it). Each systemd boot
+# costs ~30-70 s in the sandbox.
 E2E_ROOTFS=${E2E_ROOTFS:-$E2E_DIR/rootfs/root.img}
 E2E_ROOTFS_TIMEOUT=${E2E_ROOTFS_TIMEOUT:-900}
-if selected $name; then
+# rootfs_test NAME HOW: HOW is systemctl or powerbtn
+rootfs_test() {
+	local name=$1 how=$2
+	selected $name || return 0
 	log=$T/$name.log
 	if [ ! -s "$E2E_ROOTFS" ] || [ ! -w "$E2E_ROOTFS" ]; then
 		bad $name "no writable root filesystem image $E2E_ROOTFS (make e2e-rootfs makes it with" \
@@ -837,7 +840,11 @@ if selected $name; then
 				# systemd-analyze's lines are for the timing line only: the
 				# power button once they came or after 120 s
 				if rwait '^STATE=' 300 && { rwait '^ANALYZE ' 120 || true; }; then
-					btn=$("$EMBER" powerbtn "$sock" 2>&1) && btn=ok
+					if [ "$how" = powerbtn ]; then
+						btn=$("$EMBER" powerbtn "$sock" 2>&1) && btn=ok
+					else
+						printf 'systemctl poweroff\n' >&3 && btn=ok
+					fi
 				fi
 			fi
 		fi
@@ -855,9 +862,9 @@ if selected $name; then
 		elif [ -z "$t_shell" ]; then
 			bad $name "root did not get a shell after the login prompt (exit status $STATUS)"
 		elif [ "$btn" != ok ]; then
-			bad $name "ember powerbtn $sock: ${btn:-not sent (systemd never reached running)}"
+			bad $name "$how: ${btn:-not sent (systemd never reached running)}"
 		elif [ "$STATUS" != 0 ]; then
-			bad $name "the power button: exit status $STATUS, want 0"
+			bad $name "$how: exit status $STATUS, want 0"
 		elif ! grep -q '^KLOG-BAD=0$' "$log"; then
 			bad $name "the kernel log is not clean: $(grep '^KLOG-BAD' "$log")"
 		elif grep -q '^FAILED-UNIT ' "$log"; then
@@ -871,11 +878,13 @@ if selected $name; then
 			ok $name
 		fi
 		echo "     $name: login prompt after $t_login ms, root's shell after $t_shell ms," \
-			"powered off after $took ms (ember start to exit); systemd-analyze:" \
+			"powered off ($how) after $took ms (ember start to exit); systemd-analyze:" \
 			"$(sed -n 's/^ANALYZE //p' "$log"); slowest units: $(sed -n 's/^BLAME //p' "$log" |
 				tr -s ' ' | tr '\n' ',')"
 	fi
-fi
+}
+rootfs_test rootfs_systemd_login_poweroff systemctl
+rootfs_test rootfs_powerbtn_powers_off powerbtn
 
 # --- endings: reboot (Linux's default path, ACPI reset register, i8042), triple fault, SIGTERM
 name=reboot_default
