@@ -22,8 +22,10 @@
  *               (counted, ged_stats.gpe_handled[n]); read 0.
  *   0x08 SLOTS  read: bit i set = hotplug slot i holds a device (_STA of
  *               the slot's device is 0xf, else 0); write: ignored.
- *   0x0c EJECT  write i: the guest ejected slot i's device (its _EJ0):
- *               eject(opaque, i) is called; read 0.
+ *   0x0c EJECT  write i: the guest ejected slot i's device:
+ *               eject(opaque, i) is called; read 0. (The DSDT gives the
+ *               slots no _EJ0 today: Linux 6.1 cannot eject an
+ *               ACPI-enumerated platform device, see ember_vm_net_hotplug_remove.)
  * The interrupt line is high while any event is pending.
  *
  * Thread-safety: any thread; one mutex per device. set_irq() runs with it

@@ -851,9 +851,13 @@ int ember_vm_disk_resize(struct ember_vm *vm, unsigned index, uint64_t bytes,
  * virtio-net hotplug: a running VM configured with hotplug slots (config
  * key "hotplug-slots") gains a NIC described as --net's argument (tap=NAME
  * or fd=N, mac=MAC) in a free slot (*slot receives it); the guest is told
- * through the GED (ACPI bus check) and scans it. Remove asks the guest to
- * eject the slot's device (ACPI eject request); the slot is free once the
- * guest ejected it. Errors: -ENODEV (no hotplug slots on this VM, or
+ * through the GED (ACPI bus check) and scans it. Remove makes the slot's
+ * _STA read 0 and tells the guest (a bus check again); the slot is free once
+ * the guest's driver let go of the card (reset it, status 0), waited for up
+ * to 10 s a call (-EBUSY after that: call again). Linux 6.1 does not remove
+ * an ACPI-enumerated platform device by itself: its user space unbinds
+ * virtio-mmio from it (e.g. a udev rule on the slot's status), as
+ * tests/e2e/init.sh does. Errors: -ENODEV (no hotplug slots on this VM, or
  * nothing in that slot), -ENOSPC (every slot taken), -EINVAL (a bad spec),
  * and the errors of --net (the tap).
  */

@@ -234,7 +234,7 @@ KVM_TEST_T(ctl_net_hotplug_add_use_remove, 300)
 	t0 = now_ms();
 	int r;
 	while ((r = ember_ctl_net_remove(ctl, 0, &err)) == -EBUSY && now_ms() < t0 + WAIT_MS)
-		usleep(20000);
+		(void)wait_console(vm, p[0], "E2E hp gone", 20); /* the console meanwhile */
 	if (r < 0)
 		TEST_FAIL("net remove through the socket: %s; console:\n%s", err.msg, out);
 	NEED("E2E hp gone", WAIT_MS);
