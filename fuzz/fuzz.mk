@@ -1,4 +1,4 @@
-# fuzz/fuzz.mk - `make fuzz`: libFuzzer targets for the kernel loaders, the config parser, the virtqueue walker, virtio-blk, virtio-vsock, virtio-net, the device state reader, the control protocol's decoder and the vCPU layer's saved state (clang only; not part of `make`).
+# fuzz/fuzz.mk - `make fuzz`: libFuzzer targets for the kernel loaders, the config parser, the virtqueue walker, virtio-blk, virtio-vsock, virtio-net, virtio-balloon, virtio-console, virtio-rng, the device state reader, the control protocol's decoder and the vCPU layer's saved state (clang only; not part of `make`).
 #
 # Each target links its harness with just the library sources it needs,
 # compiled with -fsanitize=fuzzer-no-link,address,undefined into o/fuzz/obj.
@@ -10,7 +10,8 @@ FUZZ_O := o/fuzz
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -fno-omit-frame-pointer $(WARN) -D_GNU_SOURCE -Iinclude \
 	-fno-strict-aliasing -pthread -MMD -MP $(FUZZ_SAN)
-FUZZ_TARGETS := bzimage elf boot config virtqueue virtio_blk virtio_vsock virtio_net devstate ctl
+FUZZ_TARGETS := bzimage elf boot config virtqueue virtio_blk virtio_vsock virtio_net \
+	virtio_balloon virtio_console virtio_rng devstate ctl
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_O)/fuzz_%) $(FUZZ_O)/mkseeds
 
 # What the loaders pull in; the config parser adds vmm/config.c and the device list
@@ -51,6 +52,17 @@ $(FUZZ_O)/fuzz_virtio_blk: $(FUZZ_O)/obj/fuzz/fuzz_virtio_blk.o $(FUZZ_VIRTIO_OB
 $(FUZZ_O)/fuzz_virtio_vsock: $(FUZZ_O)/obj/fuzz/fuzz_virtio_vsock.o $(FUZZ_VIRTIO_OBJS) \
 	$(FUZZ_O)/obj/devices/virtio/vsock.o
 $(FUZZ_O)/fuzz_virtio_net: $(FUZZ_O)/obj/fuzz/fuzz_virtio_net.o $(FUZZ_VIRTIO_OBJS)
+# balloon, console, rng: the device's vq_pop and vq_push go through
+# fuzz/fuzz_vq.h's checks first (the balloon's vmm_mem_discard too)
+$(FUZZ_O)/fuzz_virtio_balloon: $(FUZZ_O)/obj/fuzz/fuzz_virtio_balloon.o $(FUZZ_VIRTIO_OBJS) \
+	$(FUZZ_O)/obj/devices/virtio/balloon.o
+$(FUZZ_O)/fuzz_virtio_console: $(FUZZ_O)/obj/fuzz/fuzz_virtio_console.o $(FUZZ_VIRTIO_OBJS) \
+	$(FUZZ_O)/obj/devices/virtio/console.o
+$(FUZZ_O)/fuzz_virtio_rng: $(FUZZ_O)/obj/fuzz/fuzz_virtio_rng.o $(FUZZ_VIRTIO_OBJS) \
+	$(FUZZ_O)/obj/devices/virtio/rng.o
+FUZZ_VQ_WRAP := -Wl,--wrap=vq_pop,--wrap=vq_push
+$(FUZZ_O)/fuzz_virtio_console $(FUZZ_O)/fuzz_virtio_rng: FUZZ_LDFLAGS = $(FUZZ_VQ_WRAP)
+$(FUZZ_O)/fuzz_virtio_balloon: FUZZ_LDFLAGS = $(FUZZ_VQ_WRAP),--wrap=vmm_mem_discard
 # the device state reader behind every device's load
 FUZZ_DEVSTATE_OBJS := $(addprefix $(FUZZ_O)/obj/,devices/serial8250.o devices/i8042.o \
 	devices/rtc_cmos.o devices/bootmarker.o devices/pvpanic.o devices/reset_cf9.o \
@@ -60,8 +72,8 @@ $(FUZZ_O)/fuzz_devstate: $(FUZZ_O)/obj/fuzz/fuzz_devstate.o $(FUZZ_DEVSTATE_OBJS
 # the control protocol's decoder (ctl/proto.c on json-c)
 $(FUZZ_O)/fuzz_ctl: $(FUZZ_O)/obj/fuzz/fuzz_ctl.o $(FUZZ_O)/obj/ctl/proto.o
 $(FUZZ_TARGETS:%=$(FUZZ_O)/fuzz_%):
-	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -pthread -o $@ $^ $(DECOMP_LIBS) $(URING_LIBS) \
-		$(JSON_LIBS) $(SECCOMP_LIBS)
+	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -pthread $(FUZZ_LDFLAGS) -o $@ $^ $(DECOMP_LIBS) \
+		$(URING_LIBS) $(JSON_LIBS) $(SECCOMP_LIBS)
 
 # the seed generator: a plain host program (no fuzzer runtime)
 $(FUZZ_O)/mkseeds: fuzz/mkseeds.c tests/unit/vmm_fixtures.h lib/io/util.h

@@ -23,7 +23,7 @@ case "$SECS" in
 esac
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT" || exit 2
-read -r -a TARGETS <<<"${FUZZ_TARGETS:-bzimage elf boot config virtqueue virtio_blk virtio_vsock virtio_net devstate ctl hv_state}"
+read -r -a TARGETS <<<"${FUZZ_TARGETS:-bzimage elf boot config virtqueue virtio_blk virtio_vsock virtio_net virtio_balloon virtio_console virtio_rng devstate ctl hv_state}"
 OUT=o/fuzz
 mkdir -p "$OUT"
 
