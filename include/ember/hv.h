@@ -1006,7 +1006,8 @@ const char *ehv_vm_state_detail(const struct ehv_vm *vm);
  * Which ioctl request numbers the KVM backend's calls issue, by group, so
  * that a seccomp filter above this layer can allow exactly those without
  * knowing the binding:
- *   VCPU_RUN    ehv_vcpu_run and what it needs (KVM_RUN, injections)
+ *   VCPU_RUN    ehv_vcpu_run and what it needs (KVM_RUN, injections); its
+ *               first entry is the run request itself, made on every exit
  *   VCPU_STATE  the vCPU state getters and setters (registers, MSRs,
  *               LAPIC, events, MP state, XSAVE, debug registers, kvmclock)
  *   VM_IRQ      the VM-level calls a device makes while the guest runs

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -324,6 +325,16 @@ TEST(vmm_seccomp_prebuilt_filters_install_without_allocating)
 			if (p->filter[0].code != (BPF_LD | BPF_W | BPF_ABS) || p->filter[0].k != 4)
 				_exit(104);
 		}
+		/* the vCPU's begins with KVM_RUN's fast path: allowed by the 7th
+		 * instruction (the rest of its ioctls are libseccomp's, after) */
+		const struct sock_fprog *vp =
+		    vmm_seccomp_program(EMBER_THREAD_VCPU, VMM_SECCOMP_LOG);
+		const unsigned long *run;
+		if (ehv_kvm_ioctls(EHV_IOCTLS_VCPU_RUN, &run) < 1 ||
+		    vp->filter[5].k != (uint32_t)run[0] ||
+		    vp->filter[6].code != (BPF_RET | BPF_K) ||
+		    vp->filter[6].k != SECCOMP_RET_ALLOW || vp->filter[7].k != 4)
+			_exit(110);
 		if (vmm_seccomp_program(EMBER_THREAD_IO, VMM_SECCOMP_KILL) ||
 		    vmm_seccomp_program(EMBER_THREAD_KINDS, VMM_SECCOMP_LOG) ||
 		    vmm_seccomp_program(EMBER_THREAD_IO, VMM_SECCOMP_OFF))
