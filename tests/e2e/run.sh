@@ -1522,8 +1522,9 @@ fi
 # namespaces rooted in DIR, which holds the kernel, initramfs and two disk
 # images (hard links of $T's, for blk_host_checks): the guest boots and
 # uses its disks; the VMM reports uid/gid 4242 and pid 1 from inside; it
-# makes its vsock socket in DIR as that uid; a host path outside DIR is not
-# found from inside.
+# makes its vsock socket in DIR as that uid, and 32 vsock connections each way
+# carry checked data through it; a host path outside DIR is not found from
+# inside.
 # jail_cgroup_seen PID (a BOOT_HOOK): once the jailed VMM (PID's child, pid 1
 # of its namespace) is in its cgroup, CG_SEEN = "its /proc cgroup line|
 # memory.max|cpu.max|pids.max|PID's own cgroup line" (the parent stays out)
@@ -1563,10 +1564,29 @@ if selected $name; then
 		cg="--jail-cgroup $cgname --jail-memory-max 1G --jail-cpu-max 200000 --jail-pids-max 64"
 		BOOT_HOOK=jail_cgroup_seen
 	fi
-	boot $name /vmlinux 2 256M poweroff 0 "e2e.blkio=1" \
+	# vsock traffic both ways through the jail (its /v.sock is $J/v.sock here):
+	# the guest's 32 connections to the host's echo server on port 6000, the
+	# host's 32 to the guest's on 5000, as in virtio_vsock
+	vt=$E2E_DIR/vsock-tool
+	vs=$J/v.sock
+	"$vt" host-echo "${vs}_6000" 33 >"$T/$name-echo.log" 2>&1 &
+	vecho=$!
+	for _ in $(seq 100); do [ -S "${vs}_6000" ] && break; snooze 0.05; done
+	chmod 0666 "${vs}_6000" # the jailed VMM connects to it as uid 4242
+	(
+		wait_for "$T/$name.log" '^E2E vsock-ready' "$E2E_TIMEOUT" || exit 3
+		exec "$vt" host-connect "$vs" 5000 32 65536 >"$T/$name-hc.log" 2>&1
+	) &
+	vhc=$!
+	boot $name /vmlinux 2 256M poweroff 0 "e2e.blkio=1 e2e.vsock=1" \
 		"--jail $J --jail-uid 4242 --jail-gid 4242 $cg --disk path=/a.img --disk /b.img,cache=writeback --vsock cid=3,socket=/v.sock -v"
 	BOOT_HOOK=""
 	INITRD=$saved_initrd
+	wait $vhc
+	hc=$?
+	kill $vecho 2>/dev/null
+	wait $vecho
+	ec=$?
 	if [ -z "$cg" ]; then
 		echo "SKIP jail_cgroup_limits: /sys/fs/cgroup is not cgroup v2 here ($(stat -f -c %T /sys/fs/cgroup 2>&1))"
 	else
@@ -1601,6 +1621,10 @@ if selected $name; then
 	fi
 	if [ "$STATUS" = 0 ] && ! grep -q "^ember: jail: uid 4242 gid 4242 pid 1 in $J" "$T/$name.log"; then
 		bad $name "the VMM did not run as uid/gid 4242, pid 1 of its namespace"
+	elif [ "$STATUS" = 0 ] && [ "$hc" != 0 ]; then
+		bad $name "vsock: host-to-guest connections through the jail failed ($hc): $(tail -n 3 "$T/$name-hc.log" | tr '\n' ' ')"
+	elif [ "$STATUS" = 0 ] && [ "$ec" != 0 ]; then
+		bad $name "vsock: the host's echo server (guest-to-host through the jail) failed ($ec): $(tail -n 3 "$T/$name-echo.log" | tr '\n' ' ')"
 	elif [ "$STATUS" != 0 ] || blk_host_checks $name "$before"; then
 		check_guest $name 0
 	fi
