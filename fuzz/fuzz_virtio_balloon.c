@@ -67,26 +67,13 @@ static struct rig *rig(void)
 	static int ready;
 	if (ready)
 		return &r;
-	if (vmm_mem_create(&r.mem, MEM, MEM, MEM, EMBER_MEM_ANON, false, NULL) < 0 ||
-	    bus_create("mmio", UINT64_MAX, &r.bus) < 0)
-		abort();
+	fuzz_vq_mem_bus(&r.mem, &r.bus, MEM);
 	struct virtio_mmio_config cfg = {.mem = &r.mem};
-	if (virtio_balloon_create(cfg, &r.b, &r.t) < 0 ||
-	    dev_register(r.bus, 0, VIRTIO_MMIO_WINDOW, virtio_mmio_dev(r.t)) < 0)
+	if (virtio_balloon_create(cfg, &r.b, &r.t) < 0)
 		abort();
-	r.m = (struct tdrv_mmio){.bus = r.bus};
+	fuzz_vq_window(r.bus, r.t, &r.m);
 	ready = 1;
 	return &r;
-}
-
-static void queue(struct rig *rp, unsigned q, uint16_t size)
-{
-	tdrv_wr(&rp->m, VIRTIO_MMIO_QUEUE_SEL, q);
-	tdrv_wr(&rp->m, VIRTIO_MMIO_QUEUE_NUM, size);
-	tdrv_wr(&rp->m, VIRTIO_MMIO_QUEUE_DESC_LOW, 0x800 * q);
-	tdrv_wr(&rp->m, VIRTIO_MMIO_QUEUE_AVAIL_LOW, 0x800 * q + 0x400);
-	tdrv_wr(&rp->m, VIRTIO_MMIO_QUEUE_USED_LOW, 0x800 * q + 0x600);
-	tdrv_wr(&rp->m, VIRTIO_MMIO_QUEUE_READY, 1);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -95,9 +82,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	struct rig *rp = rig();
 	uint16_t qsize = (uint16_t)(1u << (data[0] % 5));
-	uint64_t features = (1ull << VIRTIO_F_VERSION_1) |
-			    ((data[1] & 1) ? 1ull << VIRTIO_RING_F_EVENT_IDX : 0) |
-			    ((data[1] & 2) ? 1ull << VIRTIO_RING_F_INDIRECT_DESC : 0) |
+	uint64_t features = fuzz_vq_ring_features(data[1]) |
 			    ((data[1] & 4) ? 1ull << VIRTIO_BALLOON_F_STATS_VQ : 0) |
 			    ((data[1] & 8) ? 1ull << VIRTIO_BALLOON_F_REPORTING : 0) |
 			    ((data[1] & 16) ? 1ull << VIRTIO_BALLOON_F_DEFLATE_ON_OOM : 0);
@@ -118,7 +103,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	tdrv_accept(&rp->m, features);
 	FUZZ_CHECK(tdrv_rd(&rp->m, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_FEATURES_OK);
 	for (unsigned q = 0; q < nq; q++)
-		queue(rp, q, qsize);
+		fuzz_vq_queue(&rp->m, q, qsize, 0x800 * q, 0x800 * q + 0x400, 0x800 * q + 0x600);
 	tdrv_wr(&rp->m, VIRTIO_MMIO_STATUS,
 		VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK |
 		    VIRTIO_CONFIG_S_DRIVER_OK);

@@ -80,27 +80,14 @@ static struct rig *rig(void)
 	static int ready;
 	if (ready)
 		return &r;
-	if (vmm_mem_create(&r.mem, MEM, MEM, MEM, EMBER_MEM_ANON, false, NULL) < 0 ||
-	    bus_create("mmio", UINT64_MAX, &r.bus) < 0)
-		abort();
+	fuzz_vq_mem_bus(&r.mem, &r.bus, MEM);
 	struct virtio_mmio_config cfg = {.mem = &r.mem};
 	struct virtio_console_host host = {.tx = host_tx, .opaque = &r, .cols = 80, .rows = 25};
-	if (virtio_console_create(cfg, &host, &r.con, &r.t) < 0 ||
-	    dev_register(r.bus, 0, VIRTIO_MMIO_WINDOW, virtio_mmio_dev(r.t)) < 0)
+	if (virtio_console_create(cfg, &host, &r.con, &r.t) < 0)
 		abort();
-	r.m = (struct tdrv_mmio){.bus = r.bus};
+	fuzz_vq_window(r.bus, r.t, &r.m);
 	ready = 1;
 	return &r;
-}
-
-static void queue(struct rig *rp, unsigned q, uint16_t size, uint64_t base)
-{
-	tdrv_wr(&rp->m, VIRTIO_MMIO_QUEUE_SEL, q);
-	tdrv_wr(&rp->m, VIRTIO_MMIO_QUEUE_NUM, size);
-	tdrv_wr(&rp->m, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)base);
-	tdrv_wr(&rp->m, VIRTIO_MMIO_QUEUE_AVAIL_LOW, (uint32_t)base + 0x400);
-	tdrv_wr(&rp->m, VIRTIO_MMIO_QUEUE_USED_LOW, (uint32_t)base + 0x600);
-	tdrv_wr(&rp->m, VIRTIO_MMIO_QUEUE_READY, 1);
 }
 
 /* Sums of the chains taken from q: readable bytes of the good ones, used lengths. */
@@ -123,10 +110,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	struct rig *rp = rig();
 	uint16_t qsize = (uint16_t)(1u << (data[0] % 5));
-	uint64_t features = (1ull << VIRTIO_F_VERSION_1) |
-			    ((data[1] & 1) ? 1ull << VIRTIO_RING_F_EVENT_IDX : 0) |
-			    ((data[1] & 2) ? 1ull << VIRTIO_RING_F_INDIRECT_DESC : 0) |
-			    ((data[1] & 4) ? 1ull << VIRTIO_CONSOLE_F_SIZE : 0);
+	uint64_t features =
+	    fuzz_vq_ring_features(data[1]) | ((data[1] & 4) ? 1ull << VIRTIO_CONSOLE_F_SIZE : 0);
 	tdrv_wr(&rp->m, VIRTIO_MMIO_STATUS, 0);
 	fuzz_vq_reset();
 	rp->room = data[2];
@@ -141,8 +126,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	tdrv_wr(&rp->m, VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
 	tdrv_accept(&rp->m, features);
 	FUZZ_CHECK(tdrv_rd(&rp->m, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_FEATURES_OK);
-	queue(rp, VIRTIO_CONSOLE_Q_RX, qsize, 0);
-	queue(rp, VIRTIO_CONSOLE_Q_TX, qsize, 0x800);
+	fuzz_vq_queue(&rp->m, VIRTIO_CONSOLE_Q_RX, qsize, 0, 0x400, 0x600);
+	fuzz_vq_queue(&rp->m, VIRTIO_CONSOLE_Q_TX, qsize, 0x800, 0xc00, 0xe00);
 	tdrv_wr(&rp->m, VIRTIO_MMIO_STATUS,
 		VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK |
 		    VIRTIO_CONFIG_S_DRIVER_OK);

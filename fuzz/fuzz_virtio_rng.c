@@ -42,14 +42,11 @@ static struct rig *rig(void)
 	static int ready;
 	if (ready)
 		return &r;
-	if (vmm_mem_create(&r.mem, MEM, MEM, MEM, EMBER_MEM_ANON, false, NULL) < 0 ||
-	    bus_create("mmio", UINT64_MAX, &r.bus) < 0)
-		abort();
+	fuzz_vq_mem_bus(&r.mem, &r.bus, MEM);
 	struct virtio_mmio_config cfg = {.mem = &r.mem};
-	if (virtio_rng_create(cfg, &r.rng, &r.t) < 0 ||
-	    dev_register(r.bus, 0, VIRTIO_MMIO_WINDOW, virtio_mmio_dev(r.t)) < 0)
+	if (virtio_rng_create(cfg, &r.rng, &r.t) < 0)
 		abort();
-	r.m = (struct tdrv_mmio){.bus = r.bus};
+	fuzz_vq_window(r.bus, r.t, &r.m);
 	ready = 1;
 	return &r;
 }
@@ -60,9 +57,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	struct rig *r = rig();
 	uint16_t qsize = (uint16_t)(1u << (data[0] % 5));
-	uint64_t features = (1ull << VIRTIO_F_VERSION_1) |
-			    ((data[1] & 1) ? 1ull << VIRTIO_RING_F_EVENT_IDX : 0) |
-			    ((data[1] & 2) ? 1ull << VIRTIO_RING_F_INDIRECT_DESC : 0);
+	uint64_t features = fuzz_vq_ring_features(data[1]);
 	unsigned notifies = 1 + (data[1] >> 2) % 3;
 	tdrv_wr(&r->m, VIRTIO_MMIO_STATUS, 0);
 	fuzz_vq_reset();
@@ -74,12 +69,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint64_t bytes0 = virtio_rng_bytes(r->rng), requests0 = virtio_rng_requests(r->rng);
 	tdrv_wr(&r->m, VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
 	tdrv_accept(&r->m, features);
-	tdrv_wr(&r->m, VIRTIO_MMIO_QUEUE_SEL, 0);
-	tdrv_wr(&r->m, VIRTIO_MMIO_QUEUE_NUM, qsize);
-	tdrv_wr(&r->m, VIRTIO_MMIO_QUEUE_DESC_LOW, 0);
-	tdrv_wr(&r->m, VIRTIO_MMIO_QUEUE_AVAIL_LOW, AVAIL_GPA);
-	tdrv_wr(&r->m, VIRTIO_MMIO_QUEUE_USED_LOW, USED_GPA);
-	tdrv_wr(&r->m, VIRTIO_MMIO_QUEUE_READY, 1);
+	fuzz_vq_queue(&r->m, 0, qsize, 0, AVAIL_GPA, USED_GPA);
 	tdrv_wr(&r->m, VIRTIO_MMIO_STATUS,
 		VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK |
 		    VIRTIO_CONFIG_S_DRIVER_OK);

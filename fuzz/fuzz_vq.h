@@ -3,7 +3,11 @@
 #define EMBER_FUZZ_VQ_H
 
 #include "fuzz_common.h"
+#include "../tests/unit/virtio_mmio_access.h"
 #include "../devices/virtio/virtqueue.h"
+
+#include <linux/virtio_config.h>
+#include <linux/virtio_ring.h>
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -175,6 +179,46 @@ static inline void fuzz_vq_check_writes(const uint8_t *mem, const uint8_t *befor
 	for (uint64_t a = 0; a < size; a++)
 		FUZZ_CHECK(ok[a] ||
 			   mem[a] == before[a]); /* written outside what the device may write */
+}
+
+/* ---- a device's rig: guest memory, a bus, its window, its queues ---- */
+
+/* size bytes of anonymous guest memory into mem and an MMIO bus into *bus
+ * (aborts on failure: the rig is the harness, not the input). */
+static inline void fuzz_vq_mem_bus(struct vmm_mem *mem, struct bus **bus, uint64_t size)
+{
+	if (vmm_mem_create(mem, size, size, size, EMBER_MEM_ANON, false, NULL) < 0 ||
+	    bus_create("mmio", UINT64_MAX, bus) < 0)
+		abort();
+}
+
+/* Registers t's window at 0 on bus and points the test driver m at it. */
+static inline void fuzz_vq_window(struct bus *bus, struct virtio_mmio *t, struct tdrv_mmio *m)
+{
+	if (dev_register(bus, 0, VIRTIO_MMIO_WINDOW, virtio_mmio_dev(t)) < 0)
+		abort();
+	*m = (struct tdrv_mmio){.bus = bus};
+}
+
+/* Queue q: size entries, its descriptor table, available and used rings
+ * at those guest addresses, then ready. */
+static inline void fuzz_vq_queue(struct tdrv_mmio *m, unsigned q, uint16_t size, uint32_t desc,
+				 uint32_t avail, uint32_t used)
+{
+	tdrv_wr(m, VIRTIO_MMIO_QUEUE_SEL, q);
+	tdrv_wr(m, VIRTIO_MMIO_QUEUE_NUM, size);
+	tdrv_wr(m, VIRTIO_MMIO_QUEUE_DESC_LOW, desc);
+	tdrv_wr(m, VIRTIO_MMIO_QUEUE_AVAIL_LOW, avail);
+	tdrv_wr(m, VIRTIO_MMIO_QUEUE_USED_LOW, used);
+	tdrv_wr(m, VIRTIO_MMIO_QUEUE_READY, 1);
+}
+
+/* VIRTIO_F_VERSION_1 and, from an input byte b, the ring features: bit 0
+ * EVENT_IDX, bit 1 INDIRECT_DESC. */
+static inline uint64_t fuzz_vq_ring_features(uint8_t b)
+{
+	return (1ull << VIRTIO_F_VERSION_1) | ((b & 1) ? 1ull << VIRTIO_RING_F_EVENT_IDX : 0) |
+	       ((b & 2) ? 1ull << VIRTIO_RING_F_INDIRECT_DESC : 0);
 }
 
 #endif /* EMBER_FUZZ_VQ_H */
