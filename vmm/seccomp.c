@@ -446,8 +446,7 @@ static int export_one(enum ember_thread_kind kind, enum vmm_seccomp_mode mode,
 	}
 	seccomp_release(ctx);
 	off_t size = r == 0 ? lseek(fd, 0, SEEK_END) : 0;
-	if (r == 0 && (size <= 0 || size % (off_t)sizeof(struct sock_filter) ||
-		       size / (off_t)sizeof(struct sock_filter) > BPF_MAXINSNS))
+	if (r == 0 && (size <= 0 || size % (off_t)sizeof(struct sock_filter)))
 		r = -E2BIG;
 	/* the vCPU's program starts with KVM_RUN's fast path (see fast_run;
 	 * the hypervisor's run request is its VCPU_RUN group's first) */

@@ -57,11 +57,7 @@ static struct ember_vm *restore_flags(const char *dir, int out_fd, unsigned flag
 
 static struct ember_vm *restore(const char *dir, int out_fd, struct ember_error *err)
 {
-	struct ember_restore_opts o = {.console_in = -1, .console_out = out_fd};
-	struct ember_vm *vm = NULL;
-	if (ember_vm_restore(dir, &o, &vm, err) < 0)
-		return NULL;
-	return vm;
+	return restore_flags(dir, out_fd, 0, err);
 }
 
 /* The number of the first whole line "PREFIX N" of text, -1 if none. */
