@@ -1389,7 +1389,9 @@ if selected $name; then
 	pid=$!
 	watchdog "$E2E_TIMEOUT" "$pid"
 	dog=$!
-	last_count() { grep -a '^E2E count' "$log" | tail -n 1 | cut -d' ' -f3 | tr -dc 0-9; }
+	# the highest count in the log: its last line may be cut mid-number (a
+	# prefix of the next count, always lower than the count before it)
+	last_count() { grep -a '^E2E count [0-9]' "$log" | cut -d' ' -f3 | tr -dc '0-9\n' | sort -n | tail -n 1; }
 	wait_for "$log" '^E2E count [0-9]' "$E2E_TIMEOUT" "$pid"
 	why=""
 	"$EMBER" events "$sock" >"$T/$name.events" 2>&1 &
