@@ -5,8 +5,8 @@
 
 /*
  * The host (tests/kvm/hostile_fuzz.c) boots this as the kernel of a real
- * Ember VM (PVH, 64 MiB, one vCPU) with every virtio device it can give a
- * bare guest (disk, rng, balloon, vsock). The guest, from a fixed seed:
+ * Ember VM (PVH, 64 MiB, one vCPU) with every kind of virtio device: a
+ * disk, rng, balloon, vsock, a NIC on a tap and the virtio console. The guest, from a fixed seed:
  *   1. port I/O: reads and writes of 1, 2 and 4 bytes with random values,
  *      half to the board's ports (UART, i8042, RTC, pvpanic, PCI
  *      configuration, ACPI PM, the boot marker), half anywhere in 0..0xffff;
@@ -15,15 +15,20 @@
  *      in the device region 0xd0000000-0xdfffffff, and to the ACPI Generic
  *      Event Device's registers (events, GPE acks, hotplug slots, eject);
  *   3. virtqueues: for each virtio device, rounds of: reset, random
- *      features, random queue sizes, a descriptor table, available ring and
- *      notifications of random content, and random interrupt acks.
+ *      features, random queue sizes (mostly powers of two), a descriptor
+ *      table (half the rounds plausible chains in the arena, the others
+ *      hostile throughout), available ring and notifications of random
+ *      content, and random interrupt acks.
  * Only what would end the run is held back: writes that power off, reset
  * or report a panic (ACPI SLP_EN, the reset registers, i8042 pulse
- * commands, pvpanic). Device DMA is steered away from the guest's own
+ * commands, pvpanic), and balloon inflations of the guest's own code (the
+ * balloon's queues get only page lists of the arena and past RAM, see
+ * PFNS). Device DMA is steered away from the guest's own
  * image and stack (below 16 MiB): descriptor and ring addresses are in the
  * arena at 16..48 MiB, beyond RAM, in MMIO, or random 64-bit values.
  * Then it re-initialises the UART, prints
- *   "fuzz: done pio N mmio M vq K notify Q devices D"
+ *   "fuzz: done pio N mmio M vq K notify Q devices D ids I,J,..."
+ * (ids: the virtio device IDs found, in window order)
  * and powers off (ACPI S5).
  */
 
@@ -33,6 +38,16 @@
 #define ARENA	  0x1000000u /* 16 MiB */
 #define ARENA_LEN 0x2000000u /* 32 MiB */
 #define MEM_END	  0x4000000u /* 64 MiB */
+/* The balloon's page numbers: what its inflate queue reads is a list of
+ * pages to give up (and its reporting queue gives up the buffers
+ * themselves), so the balloon's rings and buffers are only here (the rings in its first 64 KiB, the buffers after them, filled once
+ * with page numbers in the arena or past RAM). Nothing else the guest
+ * hands a device points here (dma_addr stays out), so no other device's
+ * late write lands on them. */
+#define PFNS	   0x3000000u /* 48 MiB */
+#define PFNS_RINGS 0x10000u
+#define PFNS_LEN   0x100000u /* 1 MiB */
+#define BALLOON_ID 5u
 
 #ifndef FUZZ_PIO
 #define FUZZ_PIO 40000u
@@ -218,14 +233,17 @@ static void mmio_one(uint32_t a)
 }
 
 static unsigned ndevs;
-static uint32_t devs[MAX_DEVS];
+static uint32_t devs[MAX_DEVS], dev_ids[MAX_DEVS];
 
 static void find_devices(void)
 {
 	for (uint32_t k = 0; k < MAX_DEVS; k++) {
 		uint32_t b = VIRTIO_BASE + k * VIRTIO_WIN;
-		if (mmio_read32(b + R_MAGIC) == 0x74726976 && mmio_read32(b + R_DEVICE_ID))
+		uint32_t id;
+		if (mmio_read32(b + R_MAGIC) == 0x74726976 && (id = mmio_read32(b + R_DEVICE_ID))) {
+			dev_ids[ndevs] = id;
 			devs[ndevs++] = b;
+		}
 	}
 }
 
@@ -275,15 +293,50 @@ static uint32_t rand_len(void)
 	}
 }
 
-/* Fills n random descriptors at table; ring entries for an available ring. */
-static void random_table(volatile struct desc *t, unsigned n, unsigned qsize)
+/* Fills n random descriptors at table. In a plausible table (about half
+ * the rounds) the descriptors are what a driver might post, so the devices
+ * get past their first checks and parse requests: buffers in the arena of
+ * sane lengths, short chains linked forward, a mix of readable and
+ * writable parts, an indirect flag now and then; the rest are hostile
+ * throughout. */
+static void random_table(volatile struct desc *t, unsigned n, unsigned qsize, bool plausible)
 {
 	for (unsigned i = 0; i < n; i++) {
+		if (plausible && below(16) != 0) {
+			t[i].addr = ARENA + below(ARENA_LEN - 0x2000);
+			t[i].len = below(8) ? 1 + below(2048) : rand_len();
+			uint16_t f = (uint16_t)(below(2) ? 2 : 0); /* WRITE */
+			if (i + 1 < n && below(3) == 0)
+				f |= 1; /* NEXT */
+			if (below(32) == 0)
+				f |= 4; /* INDIRECT */
+			t[i].flags = f;
+			t[i].next = (uint16_t)(i + 1 < n ? i + 1 : 0);
+			continue;
+		}
 		t[i].addr = dma_addr();
 		t[i].len = rand_len();
 		t[i].flags = (uint16_t)(below(4) ? (rnd32() & 7) : rnd32());
 		t[i].next = (uint16_t)(below(8) ? below(qsize ? qsize : 1) : rnd32());
 	}
+}
+
+/* A queue size: mostly a power of two up to max (what the split ring
+ * needs), sometimes anything up to max, sometimes any 16-bit value. */
+static uint32_t queue_size(uint32_t max)
+{
+	unsigned k = below(8);
+	if (k == 0)
+		return rnd32() & 0xffff;
+	if (k == 1)
+		return 1 + below(max ? max : 1);
+	uint32_t top = 1;
+	while (top * 2 <= max && top < 0x8000)
+		top *= 2;
+	unsigned bits = 0;
+	while ((1u << bits) < top)
+		bits++;
+	return 1u << below(bits + 1);
 }
 
 /* Random bytes in some buffers of the arena (request headers, PFNs). */
@@ -296,7 +349,29 @@ static void scribble_arena(void)
 	}
 }
 
-static void vq_round(uint32_t b)
+/* A balloon queue: its table's buffers moved into
+ * the page-number region, no indirect tables (their contents would be
+ * taken as descriptors), lengths up to the region's end or a little past. */
+static void balloon_table(volatile struct desc *t, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		uint32_t off = (PFNS_RINGS + below(PFNS_LEN - PFNS_RINGS)) & ~3u;
+		t[i].addr = PFNS + off;
+		t[i].len = below(4) ? below(PFNS_LEN - off + 1) : below(0x2000);
+		t[i].flags = (uint16_t)(t[i].flags & 3); /* NEXT, WRITE */
+	}
+}
+
+static void fill_pfns(void)
+{
+	volatile uint32_t *p = (volatile uint32_t *)(uintptr_t)(PFNS + PFNS_RINGS);
+	for (unsigned i = 0; i < (PFNS_LEN - PFNS_RINGS) / 4; i++)
+		p[i] = below(4) ? (ARENA + below(ARENA_LEN)) >> 12 /* the arena's pages */
+				: (MEM_END >> 12) +
+				      (below(2) ? below(64) : rnd32() >> 12); /* past RAM */
+}
+
+static void vq_round(uint32_t b, uint32_t id)
 {
 	wr(b, R_STATUS, 0);
 	wr(b, R_STATUS, 1);
@@ -311,16 +386,21 @@ static void vq_round(uint32_t b)
 	}
 	wr(b, R_STATUS, 1 | 2 | 8);
 	unsigned nq = 1 + below(4);
+	bool plausible = below(2);
 	uint32_t slot = ARENA + below(ARENA_LEN / 0x10000) * 0x10000; /* 64 KiB per round */
 	for (unsigned q = 0; q < nq; q++) {
-		wr(b, R_QUEUE_SEL, below(8) ? q : rnd32());
+		uint32_t sel = below(8) ? q : rnd32();
+		wr(b, R_QUEUE_SEL, sel);
 		uint32_t max = rd(b, R_QUEUE_MAX);
-		uint32_t num = below(8) ? 1 + below(max ? max : 1) : rnd32() & 0xffff;
+		uint32_t num = queue_size(max);
 		wr(b, R_QUEUE_NUM, num);
-		uint32_t dt = slot + q * 0x4000, av = dt + 0x2000, us = dt + 0x3000;
-		if (dt + 0x4000 > ARENA + ARENA_LEN)
+		/* the balloon's queues: in PFNS, whole */
+		bool pages = id == BALLOON_ID;
+		uint32_t dt = pages ? PFNS + (sel & 3) * 0x4000 : slot + q * 0x4000,
+			 av = dt + 0x2000, us = dt + 0x3000;
+		if (dt + 0x4000 > ARENA + ARENA_LEN && !pages)
 			dt = av = us = ARENA;
-		uint64_t d = below(8) ? dt : dma_addr(), a = below(8) ? av : dma_addr(),
+		uint64_t d = below(8) || pages ? dt : dma_addr(), a = below(8) ? av : dma_addr(),
 			 u = below(8) ? us : dma_addr();
 		wr(b, R_DESC_LO, (uint32_t)d);
 		wr(b, R_DESC_HI, (uint32_t)(d >> 32));
@@ -329,7 +409,9 @@ static void vq_round(uint32_t b)
 		wr(b, R_USED_LO, (uint32_t)u);
 		wr(b, R_USED_HI, (uint32_t)(u >> 32));
 		unsigned qs = num && num <= 256 ? num : 16;
-		random_table((volatile struct desc *)(uintptr_t)dt, qs, qs);
+		random_table((volatile struct desc *)(uintptr_t)dt, qs, qs, plausible);
+		if (pages) /* every entry the device may read (up to queue_max) */
+			balloon_table((volatile struct desc *)(uintptr_t)dt, 256);
 		volatile uint16_t *ring = (volatile uint16_t *)(uintptr_t)av;
 		ring[0] = (uint16_t)(below(4) ? 0 : rnd32()); /* flags */
 		for (unsigned i = 0; i < qs; i++)
@@ -360,7 +442,7 @@ static void fuzz_virtqueues(void)
 {
 	for (unsigned r = 0; r < FUZZ_ROUNDS; r++)
 		for (unsigned k = 0; k < ndevs; k++)
-			vq_round(devs[k]);
+			vq_round(devs[k], dev_ids[k]);
 	for (unsigned k = 0; k < ndevs; k++)
 		mmio_write32(devs[k] + R_STATUS, 0); /* leave them reset */
 }
@@ -386,6 +468,7 @@ void guest_main(unsigned long cpu, unsigned long arg)
 	cli();
 	serial_puts("fuzz: start\n");
 	find_devices();
+	fill_pfns();
 	fuzz_pio();
 	serial_reinit();
 	serial_puts("fuzz: ports done\n");
@@ -404,6 +487,11 @@ void guest_main(unsigned long cpu, unsigned long arg)
 	putdec(n_notify);
 	serial_puts(" devices ");
 	putdec(ndevs);
+	serial_puts(" ids");
+	for (unsigned k = 0; k < ndevs; k++) {
+		serial_puts(k ? "," : " ");
+		putdec(dev_ids[k]);
+	}
 	serial_puts("\n");
 	outb(SLEEP_CTL, S5_POWER_OFF);
 	for (;;)

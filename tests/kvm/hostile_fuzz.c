@@ -5,18 +5,29 @@
 #include <ember/ctl.h>
 #include <ember/vmm.h>
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <linux/if_packet.h>
+#include <net/ethernet.h>
+#include <net/if.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /*
  * The guest is tests/guests/pvh32_fuzz.c in a real Ember VM (the board's
- * legacy devices, a disk, an entropy source, a balloon and a vsock, served
- * by the I/O thread), with the seccomp filters in kill mode: a vCPU thread
+ * legacy devices, a disk, an entropy source, a balloon, a vsock, a NIC on a
+ * tap in a network namespace of the test's own and the virtio console, all
+ * served by the I/O thread), with the seccomp filters in kill mode: a vCPU thread
  * that tried to open, create, rename or remove a file, any VMM thread that
  * tried to start a program, create a thread or open a socket other than
  * AF_UNIX, would end this whole test process with SIGSYS (the I/O thread's
@@ -29,8 +40,75 @@
  * that every status request was answered (and one more after the end),
  * that the VM's directory holds only its disk image (same size), vsock
  * socket and control socket afterwards, and that the VM still answers
- * queries.
+ * queries. While the guest runs, the test sends frames into the tap (an
+ * AF_PACKET socket on it: they arrive on the NIC's receive queue, whose
+ * random descriptors they meet) and the guest's random transmit chains go
+ * out on it; the NIC's and the console's counters (the VM's device report
+ * at its stop) show that both directions and the console's queues were
+ * driven.
  */
+
+/* The VM's device report lines for the NIC and the console (any VM thread
+ * logs: under the kill filter, nothing here but a lock and copies). */
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static char net_line[512], con_line[512];
+static void fuzz_log(void *opaque, enum ember_log_level level, const char *msg)
+{
+	(void)opaque;
+	(void)level;
+	char *dst = strstr(msg, ": tap ") && strstr(msg, "; rx ")		? net_line
+		    : strstr(msg, " bytes out, ") && strstr(msg, " waits for ") ? con_line
+										: NULL;
+	if (!dst)
+		return;
+	pthread_mutex_lock(&log_lock);
+	snprintf(dst, sizeof(net_line), "%s", msg);
+	pthread_mutex_unlock(&log_lock);
+}
+
+/* The tap up, with an address (frames both ways then pass its queue). */
+static void link_up(const char *name)
+{
+	int s = socket(AF_INET, SOCK_DGRAM, 0);
+	REQUIRE(s >= 0);
+	struct ifreq ifr = {0};
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	struct sockaddr_in *a = (struct sockaddr_in *)&ifr.ifr_addr;
+	a->sin_family = AF_INET;
+	a->sin_addr.s_addr = htonl(0x0a0b0001); /* 10.11.0.1 */
+	REQUIRE_OK(ioctl(s, SIOCSIFADDR, &ifr));
+	REQUIRE_OK(ioctl(s, SIOCGIFFLAGS, &ifr));
+	ifr.ifr_flags |= IFF_UP;
+	REQUIRE_OK(ioctl(s, SIOCSIFFLAGS, &ifr));
+	close(s);
+}
+
+/* Frames of random sizes (14..1514 bytes), broadcast, sent into the tap
+ * every 2 ms until stop is set; their count in sent. */
+struct sender {
+	int fd;
+	atomic_bool stop;
+	unsigned long sent;
+};
+static void *send_frames(void *arg)
+{
+	struct sender *s = arg;
+	unsigned char f[1514];
+	uint32_t x = 12345;
+	while (!atomic_load(&s->stop)) {
+		x = x * 1103515245u + 12345u;
+		size_t n = 14 + (x >> 8) % (sizeof(f) - 13);
+		memset(f, 0xff, 6);				       /* to everyone */
+		memcpy(f + 6, (unsigned char[]){2, 0, 0, 0, 0, 1}, 6); /* from a local MAC */
+		f[12] = 0x88, f[13] = 0xb5; /* a local experimental type */
+		for (size_t i = 14; i < n; i++)
+			f[i] = (unsigned char)(x >> (i & 15));
+		if (send(s->fd, f, n, 0) == (ssize_t)n)
+			s->sent++;
+		nanosleep(&(struct timespec){0, 2000000}, NULL);
+	}
+	return NULL;
+}
 
 /* The names in dir, sorted, as one string "a b c". */
 static void list_dir(const char *dir, char *out, size_t len)
@@ -69,10 +147,27 @@ KVM_TEST_T(hostile_fuzz_every_port_window_and_queue, 900)
 	fclose(f);
 	snprintf(diskopt, sizeof(diskopt), "path=%s,serial=fuzz", disk);
 	snprintf(vsockopt, sizeof(vsockopt), "cid=3,socket=%s", sock);
-	const char *const keys[] = {"disk",  diskopt,  "rng",	  "",	  "balloon", "",
-				    "vsock", vsockopt, "seccomp", "kill", NULL};
+	/* the NIC's tap in a network namespace of this test's own (the
+	 * runner forked this process for the test) */
+	REQUIRE_OK(unshare(CLONE_NEWNET));
+	if (access("/dev/net/tun", F_OK) < 0 && system("modprobe tun") != 0)
+		TEST_FAIL("no /dev/net/tun, and modprobe tun failed");
+	const char *const keys[] = {"disk",    diskopt,	 "rng",	      "",      "balloon",
+				    "",	       "vsock",	 vsockopt,    "net",   "tap=fuzz0",
+				    "console", "virtio", "log-level", "debug", "seccomp",
+				    "kill",    NULL};
 	int cfd;
-	struct ember_vm *vm = pvh_vm_create(PVH_GUEST(fuzz), "", 1, keys, &cfd);
+	struct ember_vm *vm = pvh_vm_create_log(PVH_GUEST(fuzz), "", 1, keys, &cfd, fuzz_log, NULL);
+	link_up("fuzz0");
+	struct sender snd = {.fd = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL))};
+	REQUIRE(snd.fd >= 0);
+	struct sockaddr_ll ll = {.sll_family = AF_PACKET,
+				 .sll_protocol = htons(ETH_P_ALL),
+				 .sll_ifindex = (int)if_nametoindex("fuzz0")};
+	REQUIRE(ll.sll_ifindex > 0);
+	REQUIRE_OK(bind(snd.fd, (struct sockaddr *)&ll, sizeof(ll)));
+	pthread_t sender;
+	REQUIRE(pthread_create(&sender, NULL, send_frames, &snd) == 0);
 	char before[1024];
 	list_dir(dir, before, sizeof(before));
 	struct ember_error err = {0};
@@ -101,6 +196,9 @@ KVM_TEST_T(hostile_fuzz_every_port_window_and_queue, 900)
 		ember_vm_stop(vm);
 		ember_vm_wait(vm, -1, &res);
 	}
+	atomic_store(&snd.stop, true);
+	pthread_join(sender, NULL);
+	close(snd.fd);
 	/* and at the end, the VM stopped, the socket still answers */
 	struct ember_ctl_status last = {0};
 	int lr = ember_ctl_status(ctl, &last, &err);
@@ -112,6 +210,7 @@ KVM_TEST_T(hostile_fuzz_every_port_window_and_queue, 900)
 	CHECK_EQ(last.state, EMBER_VM_STOPPED);
 	ember_ctl_close(ctl);
 	ember_ctl_server_stop(srv);
+	TEST_LOG("console output: %lld bytes", (long long)lseek(cfd, 0, SEEK_END));
 	char *out = pvh_vm_console(cfd);
 	const char *done = strstr(out, "fuzz: done ");
 	TEST_LOG("guest console (last lines): %s", done ? done : out);
@@ -121,16 +220,50 @@ KVM_TEST_T(hostile_fuzz_every_port_window_and_queue, 900)
 		TEST_LOG("stop: %s (%s)", ember_stop_reason_name(res.reason), res.detail);
 	REQUIRE(done != NULL);
 	unsigned pio = 0, mmio = 0, vq = 0, notify = 0, devs = 0;
-	CHECK_EQ(sscanf(done, "fuzz: done pio %u mmio %u vq %u notify %u devices %u", &pio, &mmio,
-			&vq, &notify, &devs),
-		 5);
+	char ids[64] = "";
+	CHECK_EQ(sscanf(done, "fuzz: done pio %u mmio %u vq %u notify %u devices %u ids %63s", &pio,
+			&mmio, &vq, &notify, &devs, ids),
+		 6);
 	TEST_LOG("accesses: %u port, %u MMIO, %u virtqueue register (%u notifies) on %u "
-		 "virtio devices: %u in all",
-		 pio, mmio, vq, notify, devs, pio + mmio + vq);
+		 "virtio devices (ids %s): %u in all",
+		 pio, mmio, vq, notify, devs, ids, pio + mmio + vq);
 	CHECK(pio >= 40000);
 	CHECK(mmio >= 40000);
-	CHECK_EQ(devs, 4); /* disk, rng, balloon, vsock */
-	CHECK(notify >= 4 * 60 * 4);
+	/* blk 2, rng 4, balloon 5, vsock 19, net 1, console 3, in the
+	 * options' order (the console after them) */
+	CHECK_EQ(devs, 6);
+	CHECK_STR(ids, "2,4,5,19,1,3");
+	CHECK(notify >= 6 * 60 * 4);
+	/* the NIC and the console were driven: frames the test sent met
+	 * the guest's receive queue (taken or dropped), the guest's chains
+	 * reached the transmit side (sent, dropped or refused) */
+	pthread_mutex_lock(&log_lock);
+	TEST_LOG("%lu frames sent into the tap; %s", snd.sent, net_line);
+	TEST_LOG("%s", con_line);
+	unsigned long long rxp = 0, rxb = 0, rxg = 0, rxd = 0, txp = 0, txb = 0, txg = 0, txd = 0,
+			   txf = 0, bad = 0, badh = 0;
+	const char *rx = strstr(net_line, "; rx ");
+	CHECK(rx != NULL);
+	if (rx)
+		CHECK_EQ(sscanf(rx,
+				"; rx %llu frames %llu B gso %llu drop %llu; tx %llu frames %llu B "
+				"gso %llu drop %llu full %llu; bad %llu+%llu",
+				&rxp, &rxb, &rxg, &rxd, &txp, &txb, &txg, &txd, &txf, &bad, &badh),
+			 11);
+	unsigned long long cout = 0, cin = 0, cwait = 0, cbad = 0;
+	const char *c = strstr(con_line, ": ");
+	CHECK(c != NULL);
+	if (c)
+		CHECK_EQ(sscanf(c,
+				": %llu bytes out, %llu bytes in, %llu waits for the console, bad "
+				"requests %llu",
+				&cout, &cin, &cwait, &cbad),
+			 4);
+	pthread_mutex_unlock(&log_lock);
+	CHECK(snd.sent > 100);
+	CHECK(rxp + rxd > 0);		   /* the receive side met frames */
+	CHECK(txp + txd + bad + badh > 0); /* the transmit side met chains */
+	CHECK(cout + cbad > 0);		   /* so did the console's */
 	/* the VM still answers */
 	struct ember_vm_info info;
 	CHECK_OK(ember_vm_query(vm, &info));

@@ -34,6 +34,13 @@ void pvh_write_all(int fd, const void *p, size_t n)
 struct ember_vm *pvh_vm_create(struct pvh_image img, const char *cmdline, unsigned cpus,
 			       const char *const *keys, int *console_fd)
 {
+	return pvh_vm_create_log(img, cmdline, cpus, keys, console_fd, NULL, NULL);
+}
+
+struct ember_vm *pvh_vm_create_log(struct pvh_image img, const char *cmdline, unsigned cpus,
+				   const char *const *keys, int *console_fd, ember_log_fn log,
+				   void *opaque)
+{
 	char kpath[4200], cpath[4200];
 	int kfd = pvh_tmpfile("kernel", kpath, sizeof(kpath));
 	pvh_write_all(kfd, img.data, img.size);
@@ -61,6 +68,8 @@ struct ember_vm *pvh_vm_create(struct pvh_image img, const char *cmdline, unsign
 			TEST_FAIL("configuration: %s", err.msg);
 	if (ember_config_set_console(cfg, -1, *console_fd) < 0)
 		TEST_FAIL("ember_config_set_console");
+	if (log)
+		ember_config_set_log(cfg, log, opaque);
 	if (ember_config_resolve(cfg, &err) < 0)
 		TEST_FAIL("ember_config_resolve: %s", err.msg);
 	char fmt[64];
@@ -78,7 +87,7 @@ struct ember_vm *pvh_vm_create(struct pvh_image img, const char *cmdline, unsign
 char *pvh_vm_console(int fd)
 {
 	off_t end = lseek(fd, 0, SEEK_END);
-	if (end < 0 || end > (1 << 20))
+	if (end < 0 || end > (16 << 20))
 		TEST_FAIL("console output: %lld bytes", (long long)end);
 	char *buf = calloc(1, (size_t)end + 1);
 	if (!buf || pread(fd, buf, (size_t)end, 0) != end)
@@ -86,7 +95,7 @@ char *pvh_vm_console(int fd)
 	size_t k = 0;
 	for (off_t i = 0; i < end; i++)
 		if (buf[i] != '\r')
-			buf[k++] = buf[i];
+			buf[k++] = buf[i] ? buf[i] : '?';
 	buf[k] = 0;
 	return buf;
 }

@@ -33,8 +33,14 @@ void pvh_write_all(int fd, const void *p, size_t n);
  */
 struct ember_vm *pvh_vm_create(struct pvh_image img, const char *cmdline, unsigned cpus,
 			       const char *const *keys, int *console_fd);
+/* pvh_vm_create with the VM's log (every level: the keys' "log-level"
+ * decides what comes) given to log(opaque, ...), from any VM thread. */
+struct ember_vm *pvh_vm_create_log(struct pvh_image img, const char *cmdline, unsigned cpus,
+				   const char *const *keys, int *console_fd, ember_log_fn log,
+				   void *opaque);
 
-/* The console output so far, NUL-terminated, without '\r' (free it). */
+/* The console output so far (at most 16 MiB), NUL-terminated, without
+ * '\r', a NUL byte in it read as '?' (free it). */
 char *pvh_vm_console(int console_fd);
 
 #endif /* EMBER_TESTS_KVM_PVH_VM_H */
