@@ -8,6 +8,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -214,6 +215,32 @@ int jail_parse(int *argc, char **argv, struct jail_opts *o, char *err, size_t le
 			return fail(err, len, 0, "--%s: '%s' is too long", names[k], val);
 	}
 	*argc = out;
+	for (int i = 0; o->dir && i < out; i++) { /* the taps passed in by fd stay open */
+		const char *v = !strcmp(argv[i], "--net") && i + 1 < out ? argv[i + 1]
+				: !strncmp(argv[i], "--net=", 6)	 ? argv[i] + 6
+									 : NULL;
+		for (const char *p = v; p && *p;) {
+			size_t n = strcspn(p, ",");
+			if (n > 3 && !strncmp(p, "fd=", 3)) {
+				char num[16];
+				uint64_t fd;
+				if (n - 3 >= sizeof(num))
+					return fail(err, len, 0, "--net %s: the fd is not a number",
+						    v);
+				memcpy(num, p + 3, n - 3);
+				num[n - 3] = 0;
+				if (parse_u64(num, &fd) < 0 || fd > INT32_MAX)
+					return fail(err, len, 0, "--net %s: '%s' is not an fd", v,
+						    num);
+				if (o->nkeep == JAIL_MAX_KEPT_FDS)
+					return fail(err, len, 0,
+						    "--jail: more than %d taps passed by fd",
+						    JAIL_MAX_KEPT_FDS);
+				o->keep_fds[o->nkeep++] = (int)fd;
+			}
+			p += n + (p[n] == ',');
+		}
+	}
 	if (!o->dir && (o->have_uid || o->have_gid || o->cgroup[0]))
 		return fail(err, len, 0, "--jail-* options need --jail DIR");
 	if ((o->mem_max[0] || o->cpu_max[0] || o->pids_max[0]) && !o->cgroup[0])
@@ -359,18 +386,42 @@ static int make_node(const char *host, const char *dst, mode_t mode, const struc
 	return 0;
 }
 
-static int close_stray_fds(void)
+static bool kept(const struct jail_opts *o, long fd)
 {
+	for (unsigned i = 0; i < o->nkeep; i++)
+		if (o->keep_fds[i] == fd)
+			return true;
+	return false;
+}
+
+/* Every fd from 3 up but the kept ones (the taps passed in). */
+static void close_stray_fds(const struct jail_opts *o)
+{
+	unsigned from = 3;
 #ifdef SYS_close_range
-	if (syscall(SYS_close_range, 3u, ~0u, 0u) == 0)
-		return 0;
+	bool ranges = true;
+	for (;;) { /* the gaps between kept fds, lowest first */
+		unsigned next = ~0u;
+		for (unsigned i = 0; i < o->nkeep; i++)
+			if ((unsigned)o->keep_fds[i] >= from && (unsigned)o->keep_fds[i] < next)
+				next = (unsigned)o->keep_fds[i];
+		if (next > from && syscall(SYS_close_range, from, next - 1, 0u) < 0) {
+			ranges = false;
+			break;
+		}
+		if (next == ~0u)
+			return;
+		from = next + 1;
+	}
+	if (ranges)
+		return;
 #endif
 	struct rlimit rl;
 	long max =
 	    getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 65536 ? (long)rl.rlim_cur : 65536;
-	for (long fd = 3; fd < max; fd++)
-		close((int)fd);
-	return 0;
+	for (long fd = from; fd < max; fd++)
+		if (!kept(o, fd))
+			close((int)fd);
 }
 
 /* In the child: the new root, its /dev, the limits and the drop. */
@@ -420,7 +471,7 @@ static int confine(const struct jail_opts *o, char *err, size_t len)
 		return fail(err, len, errno, "jail: chdir /");
 	if (sethostname("ember", 5) < 0)
 		return fail(err, len, errno, "jail: sethostname");
-	close_stray_fds();
+	close_stray_fds(o);
 	struct rlimit nofile = {o->nofile, o->nofile};
 	if (setrlimit(RLIMIT_NOFILE, &nofile) < 0)
 		return fail(err, len, errno, "jail: RLIMIT_NOFILE %" PRIu64, o->nofile);

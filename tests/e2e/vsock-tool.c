@@ -1,4 +1,4 @@
-/* tests/e2e/vsock-tool.c - the e2e vsock peer, static: echo servers and checking clients on AF_VSOCK (guest) and on Ember's hybrid-vsock Unix sockets (host). */
+/* tests/e2e/vsock-tool.c - the e2e vsock peer, static: echo servers and checking clients on AF_VSOCK (guest) and on Ember's hybrid-vsock Unix sockets (host); a TCP sender in large writes. */
 /*
  * usage:
  *   vsock-tool cid                          guest: the local cid (/dev/vsock)
@@ -11,6 +11,11 @@
  *   vsock-tool host-connect PATH PORT N BYTES
  *                                           host: N connections through Ember's PATH with
  *                                           "CONNECT PORT\n" / "OK <port>\n"
+ *   vsock-tool tap-exec NAME FD CMD...       host: attaches tap NAME (IFF_TAP, IFF_NO_PI,
+ *                                           IFF_VNET_HDR) as fd FD and runs CMD with it
+ *   vsock-tool tcp-send ADDR PORT            guest: stdin to TCP ADDR:PORT (IPv4) in
+ *                                           64 KiB writes (a TCP stack with TSO then
+ *                                           sends segments larger than the MTU), to EOF
  * A client connection sends BYTES of a pattern of its own while it reads the
  * echo, shuts its write side, reads to the end and checks that the echo is
  * the same bytes (count, every byte, and an FNV-1a checksum, printed). All N
@@ -18,9 +23,13 @@
  * A server serves each connection in a child and exits 0 when N were echoed
  * to their end. Exit status 0: everything checked out.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <linux/if_tun.h>
 #include <linux/vm_sockets.h>
+#include <net/if.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -271,6 +280,64 @@ static int hold(int argc, char **argv)
 	return n > 0;
 }
 
+/* tap-exec: the tap as fd FD of CMD (a VMM given --net fd=FD). */
+static int tap_exec(char **argv)
+{
+	int fd = open("/dev/net/tun", O_RDWR);
+	struct ifreq ifr = {.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR};
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", argv[2]);
+	if (fd < 0 || ioctl(fd, TUNSETIFF, &ifr) < 0)
+		return die("tap attach"), 1;
+	int want = (int)strtol(argv[3], NULL, 0);
+	if (fd != want && (dup2(fd, want) < 0 || close(fd) < 0))
+		return die("dup2"), 1;
+	execvp(argv[4], argv + 4);
+	return die(argv[4]), 127;
+}
+
+/* tcp-send: stdin to ADDR:PORT in writes of 64 KiB, then a clean close. */
+static int tcp_send(const char *addr, const char *port)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_port = htons((uint16_t)strtoul(port, NULL, 0))};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0 || inet_pton(AF_INET, addr, &a.sin_addr) != 1 ||
+	    connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
+		return die("tcp connect"), 1;
+	static char buf[65536];
+	for (;;) {
+		size_t n = 0;
+		while (n < sizeof(buf)) { /* whole 64 KiB writes, but for the last */
+			ssize_t r = read(0, buf + n, sizeof(buf) - n);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0)
+				return die("read stdin"), 1;
+			if (r == 0)
+				break;
+			n += (size_t)r;
+		}
+		if (n == 0)
+			break;
+		for (size_t off = 0; off < n;) {
+			ssize_t w = write(fd, buf + off, n - off);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0)
+				return die("tcp write"), 1;
+			off += (size_t)w;
+		}
+		if (n < sizeof(buf))
+			break;
+	}
+	if (shutdown(fd, SHUT_WR) < 0)
+		return die("tcp shutdown"), 1;
+	char c;
+	while (read(fd, &c, 1) > 0) /* the peer's close */
+		;
+	return close(fd) < 0 ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -308,8 +375,13 @@ int main(int argc, char **argv)
 		return clients(argc, argv, 0);
 	if (argc == 6 && !strcmp(argv[1], "host-connect"))
 		return clients(argc, argv, 1);
+	if (argc >= 5 && !strcmp(argv[1], "tap-exec"))
+		return tap_exec(argv);
+	if (argc == 4 && !strcmp(argv[1], "tcp-send"))
+		return tcp_send(argv[2], argv[3]);
 	fprintf(stderr,
 		"usage: vsock-tool cid | serve PORT N | connect CID PORT N BYTES |\n"
-		"       hold CID PORT SECS | host-echo PATH N | host-connect PATH PORT N BYTES\n");
+		"       hold CID PORT SECS | host-echo PATH N | host-connect PATH PORT N BYTES |\n"
+		"       tap-exec NAME FD CMD... | tcp-send ADDR PORT\n");
 	return 2;
 }
