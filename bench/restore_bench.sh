@@ -23,7 +23,8 @@
 #               instruction after the saved one)
 # Round 1's cold boots end with a snapshot: the request snapshot (take) on Ember's
 # control socket (the guest idle at its prompt), QMP `migrate "exec:cat > FILE"`
-# for QEMU; every round then restores it: `ember run --restore DIR -v` and QEMU
+# for QEMU; every round then restores it: `ember run --restore DIR -v` (and
+# again with --restore-memory=copy: restore_copy) and QEMU
 # with the same arguments plus `-incoming "exec:cat FILE"`. Rounds are
 # interleaved (ember cold, ember restore, qemu cold, qemu restore; the order
 # reversed every other round), RESTORE_BENCH_RUNS of them (default 3); figures
@@ -81,6 +82,7 @@ RUN1=(python3 bench/restore/run1.py --timeout "$TIMEOUT" --stderr-log "$WORK/std
 EMBER_COLD=("$EMBER" run -v --kernel "$KERNEL" --initrd "$INITRD" --cmdline "$CMDLINE"
 	--mem "${MEM_MIB}M" --cpus 1 --socket "$ESOCK")
 EMBER_RESTORE=("$EMBER" run --restore "$ESNAP" -v)
+EMBER_RESTORE_COPY=("$EMBER" run --restore "$ESNAP" --restore-memory=copy -v)
 QEMU_COLD=("$QEMU" -accel kvm -cpu host -M microvm,pit=on,pic=on,rtc=on -m "${MEM_MIB}M"
 	-smp 1 -nodefaults -no-user-config -display none -serial stdio -monitor none
 	-qmp "unix:$QMP,server=on,wait=off" -no-reboot
@@ -88,12 +90,41 @@ QEMU_COLD=("$QEMU" -accel kvm -cpu host -M microvm,pit=on,pic=on,rtc=on -m "${ME
 QEMU_RESTORE=("${QEMU_COLD[@]}" -incoming "exec:cat $QSNAP")
 log "kernel $KERNEL_SRC, initramfs $(stat -c %s "$INITRD") bytes, ${MEM_MIB}M, 1 vCPU, $RUNS rounds"
 
+# RESTORE_BENCH_TRACE=1: KVM exits counted per run with tracefs hist triggers
+# (kvm_exit by reason: 1024 is a nested page fault; kvm_userspace_exit by
+# reason), logged on stderr; RESTORE_BENCH_VMMS="ember" leaves QEMU out
+TRACE=${RESTORE_BENCH_TRACE:-0}
+VMMS=${RESTORE_BENCH_VMMS:-ember qemu}
+TR=/sys/kernel/tracing
+trace_on() {
+	[ "$TRACE" = 1 ] || return 0
+	[ -e $TR/events/kvm ] || mount -t tracefs nodev $TR 2>/dev/null || :
+	echo 'hist:keys=exit_reason' >$TR/events/kvm/kvm_exit/trigger
+	echo 'hist:keys=reason' >$TR/events/kvm/kvm_userspace_exit/trigger
+}
+trace_off() {
+	[ "$TRACE" = 1 ] || return 0
+	local ev
+	for ev in kvm_exit:exit_reason kvm_userspace_exit:reason; do
+		log "$1: ${ev%%:*}: $(grep -E '^\{|^Totals|Hits:' $TR/events/kvm/${ev%%:*}/hist |
+			sed 's/hitcount://; s/  */ /g' | tr '\n' ' ')"
+		echo "!hist:keys=${ev#*:}" >$TR/events/kvm/${ev%%:*}/trigger
+	done
+}
+
 # run1 NAME ARGS... : one run; its "console running take" into the file $WORK/NAME.txt
+# (after RESTORE_BENCH_SETTLE seconds, default 2, for the sandbox's one CPU to
+# finish the last VMM's teardown: without it the run after a cold boot paid
+# for it, e.g. 757 ms in a restore's first phase instead of 35-50)
+SETTLE=${RESTORE_BENCH_SETTLE:-2}
 run1() {
 	local name=$1
 	shift
 	local line
+	sleep "$SETTLE"
+	trace_on
 	line=$("${RUN1[@]}" "$@") || die "$name failed (see above; last stderr: $(tail -n 3 "$WORK/stderr.log" | tr '\n' ' '))"
+	trace_off "$name"
 	log "$name: console_ms running_ms take_ms = $line"
 	echo "$line" >>"$WORK/$name.txt"
 }
@@ -112,11 +143,14 @@ cold() {
 restore() {
 	local -n cmd=${1^^}_RESTORE
 	run1 "$1_restore" -- "${cmd[@]}"
+	# Ember's other way: memory read whole before the guest runs
+	[ "$1" = ember ] && run1 ember_restore_copy -- "${EMBER_RESTORE_COPY[@]}"
+	return 0
 }
 
 for r in $(seq 1 "$RUNS"); do
-	order="ember qemu"
-	[ $((r % 2)) = 1 ] || order="qemu ember"
+	order=$VMMS
+	[ $((r % 2)) = 1 ] || order=$(echo "$VMMS" | tr ' ' '\n' | tac | tr '\n' ' ')
 	for vmm in $order; do
 		cold "$vmm" "$r"
 		restore "$vmm"
@@ -131,6 +165,10 @@ median() {
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "-" }'; }
 
+# a VMM left out (RESTORE_BENCH_VMMS): its figures are "-"
+for f in ember_cold ember_restore ember_restore_copy qemu_cold qemu_restore; do
+	[ -s "$WORK/$f.txt" ] || echo "- - -" >"$WORK/$f.txt"
+done
 ec=$(median "$WORK/ember_cold.txt" 1)
 er=$(median "$WORK/ember_restore.txt" 1)
 ecr=$(median "$WORK/ember_cold.txt" 2)
@@ -139,9 +177,9 @@ qc=$(median "$WORK/qemu_cold.txt" 1)
 qr=$(median "$WORK/qemu_restore.txt" 1)
 etake=$(head -n1 "$WORK/ember_cold.txt" | cut -d' ' -f3)
 qtake=$(head -n1 "$WORK/qemu_cold.txt" | cut -d' ' -f3)
-esize=$(du -s -B1 "$ESNAP" | cut -f1)
-qsize=$(du -s -B1 "$QSNAP" | cut -f1)
-for f in ember_cold ember_restore qemu_cold qemu_restore; do
+esize=$( (du -s -B1 "$ESNAP" 2>/dev/null || echo 0) | cut -f1)
+qsize=$( (du -s -B1 "$QSNAP" 2>/dev/null || echo 0) | cut -f1)
+for f in ember_cold ember_restore ember_restore_copy qemu_cold qemu_restore; do
 	log "$f per round (console_ms running_ms take_ms): $(tr '\n' ';' <"$WORK/$f.txt")"
 done
 echo "BENCH restore.rounds $RUNS n"
@@ -151,6 +189,12 @@ echo "BENCH restore.ember.restore_vs_cold.console_ratio $(ratio "$er" "$ec") x"
 echo "BENCH restore.ember.cold.to_running $ecr ms"
 echo "BENCH restore.ember.restore.to_running $err ms"
 echo "BENCH restore.ember.restore_vs_cold.running_ratio $(ratio "$err" "$ecr") x"
+erc=$(median "$WORK/ember_restore_copy.txt" 1)
+ercr=$(median "$WORK/ember_restore_copy.txt" 2)
+echo "BENCH restore.ember.restore_copy.to_console $erc ms"
+echo "BENCH restore.ember.restore_copy_vs_cold.console_ratio $(ratio "$erc" "$ec") x"
+echo "BENCH restore.ember.restore_copy.to_running $ercr ms"
+echo "BENCH restore.ember.restore_copy_vs_cold.running_ratio $(ratio "$ercr" "$ecr") x"
 echo "BENCH restore.qemu.cold.to_console $qc ms"
 echo "BENCH restore.qemu.restore.to_console $qr ms"
 echo "BENCH restore.qemu.restore_vs_cold.console_ratio $(ratio "$qr" "$qc") x"

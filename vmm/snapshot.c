@@ -1376,7 +1376,14 @@ int ember_vm_restore(const char *dir, const struct ember_restore_opts *opts, str
 	uint64_t t_cfg = vmm_now_ns();
 	const struct layer *bottom = &ls[nl - 1];
 	bool uffd = opts && (opts->flags & EMBER_RESTORE_UFFD);
-	bool mapped = !uffd && cfg->mem_backing == EMBER_MEM_ANON && !cfg->hugepages;
+	bool copy = opts && (opts->flags & EMBER_RESTORE_COPY);
+	if (uffd && copy) {
+		r = vmm_errf(err, -EINVAL,
+			     "restore: guest memory can be served by the page server or copied, "
+			     "not both");
+		goto fail;
+	}
+	bool mapped = !uffd && !copy && cfg->mem_backing == EMBER_MEM_ANON && !cfg->hugepages;
 	r = vmm_vm_create_restored(cfg, hyp, mapped ? bottom->memfd : -1, &vm, err);
 	if (r < 0)
 		goto fail;

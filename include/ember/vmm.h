@@ -682,6 +682,14 @@ int ember_vm_snapshot(struct ember_vm *vm, const char *dir, const struct ember_s
  * needs userfaultfd (-EPERM otherwise). Such a VM can swap (ember_vm_swap);
  * its snapshot reads every page in first. */
 #define EMBER_RESTORE_UFFD 0x2u
+/* guest memory read from the memory file (its saved pages only) into fresh
+ * anonymous memory with transparent huge pages before any vCPU runs,
+ * instead of mapped from it privately: the restore itself takes longer
+ * (the reading), the guest then runs without first-touch faults on the
+ * file, and the hypervisor can map its memory in 2 MiB pages; the memory
+ * file may then be removed or replaced. Not with EMBER_RESTORE_UFFD
+ * (-EINVAL). */
+#define EMBER_RESTORE_COPY 0x4u
 
 struct ember_restore_opts {
 	unsigned flags;		     /* EMBER_RESTORE_* */
@@ -699,13 +707,14 @@ struct ember_restore_opts {
  * must equal the saved one), every disk image's size. Then the VM is built
  * from the saved configuration (its kernel and initrd are not read: the
  * memory holds them) with guest memory mapped from the memory file
- * privately (copy-on-write; nothing is read until the guest touches it), an
+ * privately (copy-on-write; nothing is read until the guest touches it;
+ * or as EMBER_RESTORE_UFFD or EMBER_RESTORE_COPY ask), an
  * incremental's pages copied over its base's, and the devices', VM's and
  * vCPUs' states loaded; the VM Generation ID changes. *out is then a VM in
  * state CREATED, ready for ember_vm_start, which continues the guest where
  * the snapshot left it. opts may be NULL (no console, no log). The
- * snapshot's files may be removed once ember_vm_restore returns only if the
- * memory file stays (it is mapped). Errors (err names the part; no VM is
+ * snapshot's files may be removed once ember_vm_restore returns, but for
+ * the memory file, which is mapped (with EMBER_RESTORE_COPY it may go too). Errors (err names the part; no VM is
  * left behind): -EINVAL (a malformed, truncated or corrupt part: a
  * checksum), -EPROTO (another format version), -ENOTSUP (a CPU or feature
  * this host lacks), -ESTALE (a disk image changed size), -ENOENT (a missing
