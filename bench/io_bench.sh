@@ -113,22 +113,8 @@ log "kernel $KERNEL ($KVER), initramfs $(stat -c %s "$INITRD") bytes, rootfs $RO
 # IO_BENCH_TRACE=1: KVM exits counted per boot with tracefs hist triggers
 # (kvm_exit by reason, kvm_userspace_exit by reason), logged on stderr
 TRACE=${IO_BENCH_TRACE:-0}
-TR=/sys/kernel/tracing
-trace_on() {
-	[ "$TRACE" = 1 ] || return 0
-	[ -e $TR/events/kvm ] || mount -t tracefs nodev $TR 2>/dev/null || :
-	echo 'hist:keys=exit_reason' >$TR/events/kvm/kvm_exit/trigger
-	echo 'hist:keys=reason' >$TR/events/kvm/kvm_userspace_exit/trigger
-}
-trace_off() {
-	[ "$TRACE" = 1 ] || return 0
-	local ev
-	for ev in kvm_exit:exit_reason kvm_userspace_exit:reason; do
-		log "$1: ${ev%%:*}: $(grep -E '^\{|^Totals|Hits:' $TR/events/kvm/${ev%%:*}/hist |
-			sed 's/hitcount://; s/  */ /g' | tr '\n' ' ')"
-		echo "!hist:keys=${ev#*:}" >$TR/events/kvm/${ev%%:*}/trigger
-	done
-}
+# shellcheck source=bench/trace.sh
+. bench/trace.sh
 
 # IO_BENCH_PERF=1: in part 1, each VMM under perf record (cpu-clock, call
 # graphs); the top of perf report per boot on stderr

@@ -95,22 +95,8 @@ log "kernel $KERNEL_SRC, initramfs $(stat -c %s "$INITRD") bytes, ${MEM_MIB}M, 1
 # reason), logged on stderr; RESTORE_BENCH_VMMS="ember" leaves QEMU out
 TRACE=${RESTORE_BENCH_TRACE:-0}
 VMMS=${RESTORE_BENCH_VMMS:-ember qemu}
-TR=/sys/kernel/tracing
-trace_on() {
-	[ "$TRACE" = 1 ] || return 0
-	[ -e $TR/events/kvm ] || mount -t tracefs nodev $TR 2>/dev/null || :
-	echo 'hist:keys=exit_reason' >$TR/events/kvm/kvm_exit/trigger
-	echo 'hist:keys=reason' >$TR/events/kvm/kvm_userspace_exit/trigger
-}
-trace_off() {
-	[ "$TRACE" = 1 ] || return 0
-	local ev
-	for ev in kvm_exit:exit_reason kvm_userspace_exit:reason; do
-		log "$1: ${ev%%:*}: $(grep -E '^\{|^Totals|Hits:' $TR/events/kvm/${ev%%:*}/hist |
-			sed 's/hitcount://; s/  */ /g' | tr '\n' ' ')"
-		echo "!hist:keys=${ev#*:}" >$TR/events/kvm/${ev%%:*}/trigger
-	done
-}
+# shellcheck source=bench/trace.sh
+. bench/trace.sh
 
 # run1 NAME ARGS... : one run; its "console running take" into the file $WORK/NAME.txt
 # (after RESTORE_BENCH_SETTLE seconds, default 2, for the sandbox's one CPU to

@@ -220,6 +220,36 @@ static bool maps_file(const char *path)
 	return found;
 }
 
+/* Starts a restored guest, reads its console until it counted 10 past
+ * printed; its first count (printed + 1, or + 2 after a line the snapshot
+ * cut) returned, the last in *last. */
+static long counts_on_after(struct ember_vm *vm, struct capture *r, long printed, const char *what,
+			    long *last)
+{
+	REQUIRE_OK(ember_vm_start(vm));
+	char want[64];
+	snprintf(want, sizeof(want), "E2E count %ld\n", printed + 10);
+	if (!read_until(r, want, 300000))
+		TEST_FAIL("the %s guest did not count to %ld (output: '%.200s')", what,
+			  printed + 10, r->buf ? r->buf : "");
+	long first = first_count(r->buf);
+	CHECK(first == printed + 1 || first == printed + 2);
+	CHECK(counts_on(r->buf, first, last));
+	return first;
+}
+
+/* Stops and destroys a restored VM; its console capture freed, pipe closed. */
+static void end_restored(struct ember_vm *vm, struct capture *r, int q[2])
+{
+	struct ember_run_result res;
+	REQUIRE_OK(ember_vm_stop(vm));
+	REQUIRE_OK(ember_vm_wait(vm, 0, &res));
+	ember_vm_destroy(vm);
+	free(r->buf);
+	close(q[0]);
+	close(q[1]);
+}
+
 /* Snapshotted while it counts, the guest restored in a new VM (the first
  * one gone) goes on from the count it had reached, not from 0, and keeps
  * counting. */
@@ -271,13 +301,7 @@ KVM_TEST_T(snapshot_restored_guest_continues_its_count, 900)
 	CHECK(last >= printed + 30);
 	TEST_LOG("snapshot at count %ld; restored in %" PRIu64 " ms, went on from %ld to %ld",
 		 printed, t1 - t0, first, last);
-	struct ember_run_result res;
-	REQUIRE_OK(ember_vm_stop(vm2));
-	REQUIRE_OK(ember_vm_wait(vm2, 0, &res));
-	ember_vm_destroy(vm2);
-	free(r.buf);
-	close(q[0]);
-	close(q[1]);
+	end_restored(vm2, &r, q);
 
 	/* the same snapshot restored through the userfaultfd page server
 	 * (EMBER_RESTORE_UFFD) continues the same way, its pages served */
@@ -287,14 +311,7 @@ KVM_TEST_T(snapshot_restored_guest_continues_its_count, 900)
 	if (!vm2)
 		TEST_FAIL("restore through userfaultfd: %s", err.msg);
 	t1 = now_ms();
-	REQUIRE_OK(ember_vm_start(vm2));
-	snprintf(want, sizeof(want), "E2E count %ld\n", printed + 10);
-	if (!read_until(&r, want, 300000))
-		TEST_FAIL("the uffd-restored guest did not count to %ld (output: '%.200s')",
-			  printed + 10, r.buf ? r.buf : "");
-	long ufirst = first_count(r.buf);
-	CHECK(ufirst == printed + 1 || ufirst == printed + 2); /* a line the snapshot cut */
-	CHECK(counts_on(r.buf, ufirst, &last));
+	long ufirst = counts_on_after(vm2, &r, printed, "uffd-restored", &last);
 	struct ember_swap_status st;
 	REQUIRE_OK(ember_vm_swap(vm2, EMBER_SWAP_STATUS, NULL, &st, &err));
 	TEST_LOG("uffd restore in %" PRIu64 " ms, went on from %ld to %ld; %" PRIu64
@@ -302,12 +319,7 @@ KVM_TEST_T(snapshot_restored_guest_continues_its_count, 900)
 		 t1 - t0, ufirst, last, st.faults, st.bytes_in >> 10, st.zero_pages);
 	CHECK(st.faults > 0 && st.bytes_in > 0);
 	CHECK_EQ(st.errors, 0);
-	REQUIRE_OK(ember_vm_stop(vm2));
-	REQUIRE_OK(ember_vm_wait(vm2, 0, &res));
-	ember_vm_destroy(vm2);
-	free(r.buf);
-	close(q[0]);
-	close(q[1]);
+	end_restored(vm2, &r, q);
 
 	/* and read whole into fresh memory (EMBER_RESTORE_COPY): the file is
 	 * not mapped and can go, the guest goes on all the same; the page
@@ -323,21 +335,9 @@ KVM_TEST_T(snapshot_restored_guest_continues_its_count, 900)
 	t1 = now_ms();
 	CHECK(!maps_file(memfile));
 	CHECK_OK(unlink(memfile));
-	REQUIRE_OK(ember_vm_start(vm2));
-	snprintf(want, sizeof(want), "E2E count %ld\n", printed + 10);
-	if (!read_until(&r, want, 300000))
-		TEST_FAIL("the copy-restored guest did not count to %ld (output: '%.200s')",
-			  printed + 10, r.buf ? r.buf : "");
-	long cfirst = first_count(r.buf);
-	CHECK(cfirst == printed + 1 || cfirst == printed + 2); /* a line the snapshot cut */
-	CHECK(counts_on(r.buf, cfirst, &last));
+	long cfirst = counts_on_after(vm2, &r, printed, "copy-restored", &last);
 	TEST_LOG("copy restore in %" PRIu64 " ms, went on from %ld to %ld", t1 - t0, cfirst, last);
-	REQUIRE_OK(ember_vm_stop(vm2));
-	REQUIRE_OK(ember_vm_wait(vm2, 0, &res));
-	ember_vm_destroy(vm2);
-	free(r.buf);
-	close(q[0]);
-	close(q[1]);
+	end_restored(vm2, &r, q);
 	rm_rf(d);
 }
 
