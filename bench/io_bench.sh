@@ -24,11 +24,15 @@
 #    iperf3 server on it; the guest (10.0.3.2) runs iperf3 -c for IO_BENCH_IPERF seconds
 #    (default 4, the first second omitted) each way: guest->host, and host->guest (-R).
 #    QEMU's net: -netdev tap (user space virtio-net, as Ember's; no vhost-net).
-# 2. Boot time to init (io.boot.*), Ember alone, IO_BENCH_BOOT_RUNS rounds (default 5),
+# 2. Boot time to init (io.boot.*), Ember alone, IO_BENCH_BOOT_RUNS rounds (default 9),
 #    interleaved (ABBA): no virtio device vs a disk (the scratch image), a NIC (the tap) and a
 #    vsock; init_ms to the line init prints first (the drivers are modules, loaded by init
 #    after it), devs_ms to the line it prints once /dev/vda, eth0 and the vsock transport
-#    are there (the drivers loaded in both cases, so devs_ms compares the probes).
+#    are there (the drivers loaded in both cases, so devs_ms compares the probes);
+#    first_insn_ms: ember -v's "vCPUs running at X ms" (the VMM's own setup, the
+#    devices' included, until the first KVM_RUN). Ratios of the medians, and the
+#    median of the per-round ratios (each round's two boots back to back: the
+#    sandbox's speed drifts by tens of percent between boots).
 # 3. VMM memory without guest RAM (io.rss.*): Ember with all six virtio devices (blk, net,
 #    vsock, console, rng, balloon) and with none, sampled from /proc/PID/smaps once the
 #    guest's drivers have bound every device (bench/boot/run1.pl: the sum of Rss over all
@@ -43,7 +47,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 RUNS=${IO_BENCH_RUNS:-3}
-BOOT_RUNS=${IO_BENCH_BOOT_RUNS:-5}
+BOOT_RUNS=${IO_BENCH_BOOT_RUNS:-9}
 FIO_SECS=${IO_BENCH_FIO:-4}
 IPERF_SECS=${IO_BENCH_IPERF:-4}
 TIMEOUT=${IO_BENCH_TIMEOUT:-240}
@@ -226,12 +230,12 @@ done
 BOOT_ARGS="bench.mode=boot"
 has_part boot || BOOT_RUNS=0
 boot_plain() {
-	run1 "boot.plain.$1" 0 "$EMBER" run -k "$KERNEL" -i "$INITRD" -m 256M --cpus 1 \
+	run1 "boot.plain.$1" 0 "$EMBER" run -v -k "$KERNEL" -i "$INITRD" -m 256M --cpus 1 \
 		--cmdline "$CMDLINE pci=noearly $BOOT_ARGS bench.want=none"
 }
 boot_devs() {
 	rm -f "$WORK/vsock.sock"
-	run1 "boot.devs.$1" 0 "$EMBER" run -k "$KERNEL" -i "$INITRD" -m 256M --cpus 1 \
+	run1 "boot.devs.$1" 0 "$EMBER" run -v -k "$KERNEL" -i "$INITRD" -m 256M --cpus 1 \
 		--cmdline "$CMDLINE pci=noearly $BOOT_ARGS bench.want=vda,eth0,vsock" \
 		--disk "path=$SCRATCH,serial=benchscratch" --net "tap=$TAP,mac=$MAC" \
 		--vsock "cid=3,socket=$WORK/vsock.sock"
@@ -245,17 +249,28 @@ for round in $(seq 1 "$BOOT_RUNS"); do # ABBA, as above
 		boot_plain "$round"
 	fi
 done
+# first_insn TAG: ember -v's "vCPUs running at X ms since start" of that boot
+first_insn() { sed -n 's/.*vCPUs running at \([0-9.]*\) ms since start.*/\1/p' "$WORK/$1.err" | head -n1; }
 for k in plain devs; do
 	[ "$BOOT_RUNS" != 0 ] || break
 	init=$(cat "$WORK"/boot."$k".*.res | cut -d' ' -f1 | median)
 	devs=$(cat "$WORK"/boot."$k".*.res | cut -d' ' -f8 | median)
+	fi_ms=$(for r in $(seq 1 "$BOOT_RUNS"); do first_insn "boot.$k.$r"; done | median)
 	echo "BENCH io.boot.$k.init_ms $init ms"
 	echo "BENCH io.boot.$k.devs_ms $devs ms"
-	eval "init_$k=$init devs_$k=$devs"
+	echo "BENCH io.boot.$k.first_insn_ms $fi_ms ms"
+	eval "init_$k=$init devs_$k=$devs fi_$k=$fi_ms"
 done
 if [ "$BOOT_RUNS" != 0 ]; then
 	awk -v a="$init_devs" -v b="$init_plain" 'BEGIN {printf "BENCH io.boot.devs_vs_plain.init_ratio %.3f ratio\n", a / b}'
 	awk -v a="$devs_devs" -v b="$devs_plain" 'BEGIN {printf "BENCH io.boot.devs_vs_plain.devs_ratio %.3f ratio\n", a / b}'
+	awk -v a="$fi_devs" -v b="$fi_plain" 'BEGIN {printf "BENCH io.boot.devs_vs_plain.first_insn_ratio %.3f ratio\n", a / b}'
+	# each round's devs/plain to init, and their median
+	pr=$(for r in $(seq 1 "$BOOT_RUNS"); do
+		paste -d' ' "$WORK/boot.devs.$r.res" "$WORK/boot.plain.$r.res" | awk '{printf "%.3f\n", $1 / $9}'
+	done)
+	echo "BENCH io.boot.devs_vs_plain.init_ratio_paired $(echo "$pr" | sort -n | awk '{v[NR] = $1} END {printf "%.3f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}') ratio"
+	echo "BENCH io.boot.devs_vs_plain.init_ratio_rounds $(echo "$pr" | tr '\n' ',' | sed 's/,$//') devs/plain,per-round"
 fi
 has_part rss || exit 0
 
