@@ -35,18 +35,6 @@ static uint64_t div64(uint64_t a, uint32_t b)
 	return q;
 }
 
-static void putdec(uint32_t v)
-{
-	char b[12];
-	int n = 11;
-	b[n] = 0;
-	do {
-		b[--n] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	serial_puts(b + n);
-}
-
 void guest_main(unsigned long cpu, unsigned long arg)
 {
 	(void)cpu;
@@ -60,13 +48,13 @@ void guest_main(unsigned long cpu, unsigned long arg)
 		if (c < best)
 			best = c;
 		serial_puts("exits: round ");
-		putdec(r);
+		serial_putdec(r);
 		serial_puts(" cycles_per_exit ");
-		putdec(c);
+		serial_putdec(c);
 		serial_puts("\n");
 	}
 	serial_puts("exits: best cycles_per_exit ");
-	putdec(best);
+	serial_putdec(best);
 	serial_puts("\n");
 	outb(SLEEP_CTL, S5_POWER_OFF);
 	for (;;)

@@ -85,18 +85,6 @@ static unsigned width(void)
 	return w[below(3)];
 }
 
-static void putdec(unsigned v)
-{
-	char b[12];
-	int n = 11;
-	b[n] = 0;
-	do {
-		b[--n] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	serial_puts(b + n);
-}
-
 /* ---------------------------------------------------------------- ports */
 
 /* The board's ports and windows (vmm/arch/x86/layout.h, devices.c). */
@@ -478,19 +466,19 @@ void guest_main(unsigned long cpu, unsigned long arg)
 	fuzz_virtqueues();
 	serial_reinit();
 	serial_puts("fuzz: done pio ");
-	putdec(n_pio);
+	serial_putdec(n_pio);
 	serial_puts(" mmio ");
-	putdec(n_mmio);
+	serial_putdec(n_mmio);
 	serial_puts(" vq ");
-	putdec(n_vq);
+	serial_putdec(n_vq);
 	serial_puts(" notify ");
-	putdec(n_notify);
+	serial_putdec(n_notify);
 	serial_puts(" devices ");
-	putdec(ndevs);
+	serial_putdec(ndevs);
 	serial_puts(" ids");
 	for (unsigned k = 0; k < ndevs; k++) {
 		serial_puts(k ? "," : " ");
-		putdec(dev_ids[k]);
+		serial_putdec(dev_ids[k]);
 	}
 	serial_puts("\n");
 	outb(SLEEP_CTL, S5_POWER_OFF);

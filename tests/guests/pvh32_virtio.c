@@ -69,18 +69,6 @@ static void puthex(uint64_t v)
 	b[n] = 0;
 	serial_puts(b);
 }
-static void putdec(unsigned v)
-{
-	char b[12];
-	int n = 11;
-	b[n] = 0;
-	do {
-		b[--n] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	serial_puts(b + n);
-}
-
 /* One case's verdict: ok, or FAIL with what was seen. */
 static void verdict(const char *name, bool ok, const char *what, uint64_t v1, uint64_t v2)
 {
@@ -517,9 +505,9 @@ void guest_main(unsigned long cpu, unsigned long arg)
 		}
 	}
 	serial_puts("hostile: done ");
-	putdec(cases);
+	serial_putdec(cases);
 	serial_puts(" failed ");
-	putdec(failures);
+	serial_putdec(failures);
 	serial_puts("\n");
 	outb(SLEEP_CTL, S5_POWER_OFF);
 	for (;;)

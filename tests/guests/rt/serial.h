@@ -21,4 +21,17 @@ static inline void serial_puts(const char *s)
 		serial_putc(*s++);
 }
 
+/* v in decimal. */
+static inline void serial_putdec(uint32_t v)
+{
+	char b[12];
+	int n = 11;
+	b[n] = 0;
+	do {
+		b[--n] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	serial_puts(b + n);
+}
+
 #endif /* EMBER_GUEST_SERIAL_H */
