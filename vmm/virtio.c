@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <linux/virtio_balloon.h>
 #include <linux/virtio_net.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -529,6 +530,27 @@ static int format_limits(struct vmm_virtio *v, char *buf, size_t len)
 	return snprintf(buf, len, "; rate limited: waited %" PRIu64 " times", waits);
 }
 
+/* Feature bits by name, for the stop summary's lines. */
+struct feature_name {
+	unsigned bit;
+	const char *name;
+};
+/* The names of the bits of FEATURES in TABLE, comma-separated ("none"). */
+static void feature_names(uint64_t features, const struct feature_name *table, size_t n, char *buf,
+			  size_t len)
+{
+	size_t used = 0;
+	buf[0] = 0;
+	for (size_t i = 0; i < n && used < len; i++)
+		if (features & (1ull << table[i].bit)) {
+			int w = snprintf(buf + used, len - used, "%s%s", used ? "," : "",
+					 table[i].name);
+			used += w < 0 ? 0 : (size_t)w;
+		}
+	if (!buf[0])
+		snprintf(buf, len, "none");
+}
+
 int vmm_virtio_format(struct vmm_virtio *v, char *buf, size_t len)
 {
 	int n = 0;
@@ -557,11 +579,8 @@ int vmm_virtio_format(struct vmm_virtio *v, char *buf, size_t len)
 	case K_NET: {
 		struct virtio_net_stats s;
 		virtio_net_get_stats(v->u.net, &s);
-		char feat[96] = "";
-		static const struct {
-			unsigned bit;
-			const char *name;
-		} names[] = {
+		char feat[96];
+		static const struct feature_name names[] = {
 		    {VIRTIO_NET_F_CSUM, "csum"},	{VIRTIO_NET_F_GUEST_CSUM, "gcsum"},
 		    {VIRTIO_NET_F_HOST_TSO4, "tso4"},	{VIRTIO_NET_F_HOST_TSO6, "tso6"},
 		    {VIRTIO_NET_F_HOST_ECN, "ecn"},	{VIRTIO_NET_F_GUEST_TSO4, "gtso4"},
@@ -569,10 +588,8 @@ int vmm_virtio_format(struct vmm_virtio *v, char *buf, size_t len)
 		    {VIRTIO_NET_F_MRG_RXBUF, "mrg"},	{VIRTIO_NET_F_MAC, "mac"},
 		    {VIRTIO_NET_F_STATUS, "status"},	{VIRTIO_NET_F_MTU, "mtu"},
 		};
-		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-			if (s.features & (1ull << names[i].bit))
-				snprintf(feat + strlen(feat), sizeof(feat) - strlen(feat), "%s%s",
-					 feat[0] ? "," : "", names[i].name);
+		feature_names(s.features, names, sizeof(names) / sizeof(names[0]), feat,
+			      sizeof(feat));
 		/* one line of at most 256 bytes (the stop summary's), then
 		 * the rate limits' */
 		n = snprintf(buf, len,
@@ -580,7 +597,7 @@ int vmm_virtio_format(struct vmm_virtio *v, char *buf, size_t len)
 			     " frames %" PRIu64 " B gso %" PRIu64 " drop %" PRIu64 "; tx %" PRIu64
 			     " frames %" PRIu64 " B gso %" PRIu64 " drop %" PRIu64 " full %" PRIu64
 			     "; bad %" PRIu64 "+%" PRIu64,
-			     v->desc->name, v->tap_name, v->mac, feat[0] ? feat : "none",
+			     v->desc->name, v->tap_name, v->mac, feat,
 			     s.offloads < 0 ? 0u : (unsigned)s.offloads, s.rx_packets, s.rx_bytes,
 			     s.rx_gso, s.rx_dropped, s.tx_packets, s.tx_bytes, s.tx_gso,
 			     s.tx_dropped, s.tx_blocked, s.bad_chains, s.bad_headers);
@@ -598,9 +615,21 @@ int vmm_virtio_format(struct vmm_virtio *v, char *buf, size_t len)
 	case K_BALLOON: {
 		struct virtio_balloon_stats s;
 		virtio_balloon_get_stats(v->u.balloon, &s);
+		/* what the driver negotiated: with deflate-on-oom its OOM
+		 * notifier takes pages back without the host asking */
+		static const struct feature_name names[] = {
+		    {VIRTIO_BALLOON_F_STATS_VQ, "stats"},
+		    {VIRTIO_BALLOON_F_DEFLATE_ON_OOM, "deflate-on-oom"},
+		    {VIRTIO_BALLOON_F_REPORTING, "reporting"},
+		};
+		char feat[48];
+		feature_names(s.features, names, sizeof(names) / sizeof(names[0]), feat,
+			      sizeof(feat));
 		n = snprintf(buf, len,
-			     "%s: target %u pages, guest holds %u; %" PRIu64 " pages given back",
-			     v->desc->name, s.target_pages, s.actual_pages, s.discarded);
+			     "%s: target %u pages, guest holds %u; %" PRIu64
+			     " pages given back, %" PRIu64 " taken back; features %s",
+			     v->desc->name, s.target_pages, s.actual_pages, s.discarded, s.deflated,
+			     feat);
 		break;
 	}
 	case K_VSOCK: {

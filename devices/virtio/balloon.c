@@ -159,6 +159,7 @@ static int activate(void *dev, uint64_t features)
 {
 	struct virtio_balloon *b = dev;
 	b->features = features;
+	b->st.features = features & b->ops.features;
 	return 0;
 }
 
@@ -166,6 +167,7 @@ static void reset(void *dev)
 {
 	struct virtio_balloon *b = dev;
 	b->features = 0;
+	b->st.features = 0;
 	b->stats_held = false;
 	b->st.actual_pages = 0;
 }

@@ -30,8 +30,9 @@
 struct virtio_balloon;
 
 struct virtio_balloon_stats {
-	uint32_t target_pages;		       /* the host's num_pages */
-	uint32_t actual_pages;		       /* what the driver says it holds */
+	uint32_t target_pages; /* the host's num_pages */
+	uint32_t actual_pages; /* what the driver says it holds */
+	uint64_t features;     /* the device bits the driver took (0 after a reset) */
 	uint64_t inflated, deflated, reported; /* 4 KiB pages seen in each queue */
 	uint64_t discarded;		       /* pages actually given back to the host */
 	uint64_t bad_pfns;		       /* frames outside guest RAM */

@@ -20,6 +20,9 @@
 #                    until a console line comes after the restore; then the checks) |
 #                    balloon (fill most free memory, free it, print "E2E balloon ready",
 #                    wait for the host to stop the VM: tests/e2e/devctl.c) |
+#                    oom (deflate-on-OOM, run.sh's balloon_deflate_on_oom: print the
+#                    free memory, at the host's console line write 32 MiB more
+#                    than is free into a tmpfs, print "E2E oom done ...", wait) |
 #                    rngread (read 64 KiB from /dev/hwrng, print "E2E rngread done N", wait) |
 #                    swap (32 MiB of a random pattern in a tmpfs, "E2E swap ready MD5", then
 #                    "E2E swap sum MD5" for each console line: tests/e2e/devctl.c) |
@@ -500,6 +503,38 @@ balloon) # touch most free memory (resident on the host), free it, let the host 
 	dd if=/dev/zero of=/fill/f bs=1M count=$((free_mb - 12)) 2>/dev/null
 	rm -f /fill/f
 	echo "E2E balloon ready (filled $((free_mb - 12)) MiB)"
+	while :; do sleep 1000; done
+	;;
+oom) # deflate-on-OOM (run.sh balloon_deflate_on_oom): the balloon's features as the
+	# driver negotiated them, "E2E oom ready free_kb N", then, at the host's console
+	# line (sent once the balloon holds most of that memory), 32 MiB more than is
+	# free written into a tmpfs. No swap, no page cache to speak of (the initramfs
+	# is not reclaimable): the allocations reach the OOM path, where the balloon
+	# driver's notifier (deflate-on-OOM) takes pages back from the balloon, 1 MiB a
+	# call, and the write goes on; without the feature a process is OOM-killed
+	checks=0
+	failures=0
+	oom_free() { sed -n 's/^MemFree: *\([0-9]*\) kB/\1/p' /proc/meminfo; }
+	bdev=$(ls -d /sys/bus/virtio/drivers/virtio_balloon/virtio* 2>/dev/null | head -n 1)
+	feat=$(cat "$bdev/features" 2>/dev/null)
+	# one character per feature bit, bit 0 first: bit 2 is DEFLATE_ON_OOM
+	echo "E2E oom features $feat"
+	mkdir -p /fill && mount -t tmpfs -o size=100% tmpfs /fill
+	echo "E2E oom ready free_kb $(oom_free)"
+	read -r -t 300 l _
+	free_mb=$(($(oom_free) / 1024))
+	want=$((free_mb + 32))
+	dd if=/dev/zero of=/fill/f bs=1M count=$want 2>/tmp/oom.dd
+	rc=$?
+	got=$(($(wc -c </fill/f) / 1048576))
+	echo "E2E oom wrote $got MiB of $want, free before $free_mb MiB, after $(($(oom_free) / 1024)) MiB, dd status $rc"
+	check oom_console_line [ "$l" = e2e-line ]
+	check oom_write_whole [ "$rc" = 0 -a "$got" = "$want" ]
+	dmesg | grep -E 'oom-kill|Out of memory|Killed process|allocation failure|Call Trace' >/tmp/oom.klog
+	while read -r k; do echo "E2E oom klog $k"; done </tmp/oom.klog
+	check oom_nothing_killed [ ! -s /tmp/oom.klog ]
+	check oom_deflate_on_oom_negotiated [ "$(echo "$feat" | cut -c3)" = 1 ]
+	echo "E2E oom done checks=$checks failures=$failures"
 	while :; do sleep 1000; done
 	;;
 swap) # a pattern in memory (tests/e2e/devctl.c), its sum again for each console line

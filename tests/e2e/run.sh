@@ -256,6 +256,27 @@ netns_tap() {
 		nsenter -t "$NSPID" -n ip link set "$2" up; } >"$T/$1.setup" 2>&1
 }
 
+# balloon_to SOCK BYTES SECS: the balloon's target set to BYTES through the
+# control socket, then its stats read every second until the driver holds
+# that much (status 0) or SECS pass (1, with the reason in BALLOON_WHY);
+# BALLOON_STATS is the last stats (JSON)
+balloon_to() {
+	BALLOON_STATS="" BALLOON_WHY=""
+	"$EMBER" balloon "$2" "$1" >/dev/null || {
+		BALLOON_WHY="ember balloon $2: status $?"
+		return 1
+	}
+	local t0=$SECONDS
+	until BALLOON_STATS=$("$EMBER" balloon stats "$1" --json) &&
+		[[ $BALLOON_STATS == *"\"target_bytes\":$2,"*"\"actual_bytes\":$2,"* ]]; do
+		if [ $((SECONDS - t0)) -gt "$3" ]; then
+			BALLOON_WHY="the balloon did not reach $2 bytes in $3 s: $BALLOON_STATS"
+			return 1
+		fi
+		snooze 1
+	done
+}
+
 # --- the guest sees --cpus and --mem, the RTC and the console work; power-off is 0
 for kind in bzimage pvh; do
 	kernel=$E2E_KERNEL
@@ -1450,15 +1471,7 @@ if selected $name; then
 	fi
 	if [ -z "$why" ]; then
 		# BalloonCommand: a 32 MiB target the guest's driver reaches (stats), as an event
-		"$EMBER" balloon 32M "$sock" >/dev/null || why="ember balloon 32M: status $?"
-		t0=$SECONDS
-		until "$EMBER" balloon stats "$sock" --json | grep -q '"actual_bytes":33554432'; do
-			[ $((SECONDS - t0)) -gt 60 ] && break
-			snooze 1
-		done
-		b=$("$EMBER" balloon stats "$sock" --json)
-		case "$b" in *'"target_bytes":33554432'*'"actual_bytes":33554432'*) ;;
-		*) why="${why:-balloon stats after 60 s: $b}" ;; esac
+		balloon_to "$sock" 33554432 60 || why=$BALLOON_WHY
 		"$EMBER" balloon 0 "$sock" >/dev/null || why="${why:-ember balloon 0: status $?}"
 		snooze 2
 	fi
@@ -1497,6 +1510,91 @@ if selected $name; then
 	[ -n "$why" ] || grep -q '"event":"balloon".*"actual_bytes":33554432' "$T/$name.events" ||
 		why="no balloon event at 32 MiB: $(grep balloon "$T/$name.events" | tr '\n' ' ')"
 	[ -n "$why" ] || [ ! -e "$sock" ] || why="the socket file was left behind"
+	if [ -z "$why" ]; then ok $name; else bad $name "$why"; fi
+fi
+
+# --- deflate-on-OOM (VIRTIO_BALLOON_F_DEFLATE_ON_OOM, issue 10): the host inflates
+# the balloon through the control socket until the guest has 24 MiB free, then the
+# guest (init.sh's action oom) writes 32 MiB more than is free into a tmpfs. The
+# balloon driver's OOM notifier takes pages back, 1 MiB a call, without the host
+# asking: the write succeeds, nothing is OOM-killed, the balloon's size as the host
+# sees it falls below the target (stats and an "oom" event), and the device line
+# of -v shows the feature negotiated
+name=balloon_deflate_on_oom
+if selected $name; then
+	sock=$T/oom.sock log=$T/$name.log fifo=$T/$name.in
+	rm -f "$fifo"
+	mkfifo "$fifo"
+	"$EMBER" run -k "$VMLINUX" -i "$INITRD" -c 1 -m 256M --socket "$sock" --balloon -v \
+		--cmdline "$BASE_CMDLINE e2e.cpus=1 e2e.mem=268435456 e2e.balloon=1 e2e.action=oom" \
+		<"$fifo" >"$log" 2>&1 &
+	pid=$!
+	exec 3>"$fifo" # the guest's console input
+	watchdog "$E2E_TIMEOUT" "$pid"
+	dog=$!
+	why=""
+	wait_for "$log" '^E2E oom ready free_kb [0-9]+' "$E2E_TIMEOUT" "$pid" ||
+		why="the guest never said its free memory"
+	evpid=""
+	if [ -z "$why" ]; then
+		"$EMBER" events "$sock" >"$T/$name.events" 2>&1 &
+		evpid=$!
+		free_kb=$(sed -n 's/^E2E oom ready free_kb \([0-9]*\).*/\1/p' "$log" | tr -d '\r')
+		target=$(((free_kb / 1024 - 24) << 20))
+		balloon_to "$sock" "$target" 120 || why=$BALLOON_WHY
+		before=$(echo "$BALLOON_STATS" | grep -o '"actual_bytes":[0-9]*' | cut -d: -f2)
+		echo "     $name: guest free $((free_kb >> 10)) MiB, balloon target $((target >> 20)) MiB, actual $((before >> 20)) MiB"
+	fi
+	if [ -z "$why" ]; then
+		# the guest writes; its OOM notifier deflates the balloon as it goes
+		printf 'e2e-line go\n' >&3
+		wait_for "$log" '^E2E oom done' 300 "$pid" || why="the guest did not finish its write"
+		snooze 1 # the driver's last size update, the watcher's event (every 0.25 s)
+	fi
+	b=$("$EMBER" balloon stats "$sock" --json 2>&1)
+	now_target=$(echo "$b" | grep -o '"target_bytes":[0-9]*' | cut -d: -f2)
+	after=$(echo "$b" | grep -o '"actual_bytes":[0-9]*' | cut -d: -f2)
+	deflated=$(echo "$b" | grep -o '"deflated_bytes":[0-9]*' | cut -d: -f2)
+	inflated=$(echo "$b" | grep -o '"inflated_bytes":[0-9]*' | cut -d: -f2)
+	wrote=$(grep -a '^E2E oom wrote' "$log" | tr -d '\r')
+	# (inflated and deflated may also count pages compaction moved: a
+	# migrated balloon page is inflated anew and its old frame deflated)
+	if [ -n "$after" ]; then
+		echo "     $name: ${wrote#E2E oom }; balloon after: target $((now_target >> 20)) MiB," \
+			"actual $((after >> 20)) MiB; inflated $((inflated >> 20)) MiB," \
+			"deflated $((deflated >> 20)) MiB in all"
+	else
+		echo "     $name: ${wrote:-the guest wrote nothing}; no balloon stats after it: $b"
+	fi
+	"$EMBER" stop "$sock" >/dev/null 2>&1
+	wait "$pid"
+	STATUS=$?
+	unwatch "$dog"
+	[ -n "$evpid" ] && wait "$evpid" 2>/dev/null
+	exec 3>&-
+	rm -f "$fifo"
+	tr -d '\r' <"$log" >"$log.tmp" && mv "$log.tmp" "$log"
+	if [ -n "$why" ]; then
+		# (without deflate-on-oom: the OOM killer's line, a panic, the status)
+		why="$why: $(grep -a 'Out of memory\|Kernel panic' "$log" | tr '\n' ' ')ember's status $STATUS"
+	elif ! has "$log" '^E2E result checks=[0-9]* failures=0'; then
+		why="guest checks failed: $(grep -E '^E2E-FAIL|^E2E result' "$log" | tr '\n' ' ')"
+	elif ! has "$log" '^E2E oom done checks=[0-9]* failures=0'; then
+		why="the guest's OOM checks failed: $(grep -E '^E2E-FAIL|^E2E oom' "$log" | tr '\n' ' ')"
+	elif [ "$now_target" != "$target" ]; then
+		why="the target moved: $b"
+	elif [ "${after:-$target}" -ge "$target" ] || [ "${deflated:-0}" = 0 ]; then
+		why="the balloon did not deflate on its own: $b"
+	elif [ $((target - after)) -lt $((16 << 20)) ]; then
+		# the guest wrote 32 MiB more than was free: most came from the balloon
+		why="the balloon gave back only $(((target - after) >> 20)) MiB: $b"
+	elif ! grep -q '"event":"balloon".*"oom":true' "$T/$name.events"; then
+		why="no balloon event with oom: $(grep balloon "$T/$name.events" | tail -n 3 | tr '\n' ' ')"
+	elif [ "$STATUS" != 34 ]; then
+		why="exit status $STATUS after ember stop, want 34"
+	elif ! grep -q 'debug: balloon0: .*features [a-z,-]*deflate-on-oom' "$log"; then
+		why="the device line does not show deflate-on-oom: $(grep 'debug: balloon0:' "$log")"
+	fi
 	if [ -z "$why" ]; then ok $name; else bad $name "$why"; fi
 fi
 

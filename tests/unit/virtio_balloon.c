@@ -99,6 +99,9 @@ TEST(virtio_balloon_inflate_gives_pages_back)
 	CHECK_EQ(st.bad_pfns, 1);
 	CHECK_EQ(st.actual_pages, 3);
 	CHECK_EQ(st.target_pages, 3);
+	/* the device bits the driver took (no deflate-on-oom: not asked for) */
+	CHECK_EQ(st.features,
+		 (1ull << VIRTIO_BALLOON_F_STATS_VQ) | (1ull << VIRTIO_BALLOON_F_REPORTING));
 	/* deflate: counted; the pages fault back in */
 	send(&r, 1, PFN_GPA, 8, false);
 	virtio_balloon_get_stats(r.b, &st);
