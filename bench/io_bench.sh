@@ -155,7 +155,7 @@ run1() {
 		tail -n 20 "$WORK/$tag.err" "$WORK/$tag.out" 2>/dev/null | sed 's/^/  | /' >&2
 		exit 1
 	fi
-	log "$tag: $res"
+	log "$tag: $res; $(grep -a -m1 -o 'vCPUs running at [0-9.]* ms' "$WORK/$tag.err" || echo 'no vCPUs running line')"
 	echo "$res" >"$WORK/$tag.res"
 }
 

@@ -1639,7 +1639,9 @@ fi
 # --- the jailer (cli/jail.c): `ember run --jail DIR` as uid/gid 4242 in new
 # namespaces rooted in DIR, which holds the kernel, initramfs and two disk
 # images (hard links of $T's, for blk_host_checks): the guest boots and
-# uses its disks; the VMM reports uid/gid 4242 and pid 1 from inside; it
+# uses its disks; the VMM reports uid/gid 4242 and pid 1 from inside, and
+# its /proc status from outside shows uid/gid 4242, no capabilities and
+# no_new_privs (jail_seen); it
 # makes its vsock socket in DIR as that uid, and 32 vsock connections each way
 # carry checked data through it; a host path outside DIR is not found from
 # inside.
@@ -1660,6 +1662,25 @@ jail_cgroup_seen() {
 		snooze 0.05
 	done
 }
+# jail_seen PID (a BOOT_HOOK): the jailed VMM (PID's child) seen from outside
+# once no_new_privs is on, its last step: IDS_SEEN = "uid U U U U gid G G G G
+# caps CAPEFF nnp 1" from its /proc status; then jail_cgroup_seen when a
+# cgroup was asked for ($cg)
+jail_seen() {
+	local t0=$SECONDS child="" st=""
+	IDS_SEEN=""
+	while kill -0 "$1" 2>/dev/null && [ $((SECONDS - t0)) -lt 30 ]; do
+		read -r child _ 2>/dev/null <"/proc/$1/task/$1/children"
+		st=$(awk '/^Uid:/ {u = $2 " " $3 " " $4 " " $5} /^Gid:/ {g = $2 " " $3 " " $4 " " $5}
+			/^CapEff:/ {c = $2} /^NoNewPrivs:/ {n = $2}
+			END {if (n == 1) print "uid " u " gid " g " caps " c " nnp " n}' \
+			"/proc/${child:-0}/status" 2>/dev/null)
+		[ -n "$child" ] && [ -n "$st" ] && break
+		snooze 0.05
+	done
+	IDS_SEEN=$st
+	[ -z "$cg" ] || jail_cgroup_seen "$1"
+}
 name=jail_boot_disks
 if selected $name; then
 	TOKEN=""
@@ -1677,11 +1698,11 @@ if selected $name; then
 	INITRD=/initramfs.cpio
 	# a cgroup v2 of its own where the host has cgroup v2 (the KVM sandbox
 	# mounts one): jail_cgroup_seen looks at the running VMM from outside
-	cg="" cgname=ember-e2e-$$ CG_SEEN=""
+	cg="" cgname=ember-e2e-$$ CG_SEEN="" IDS_SEEN=""
 	if [ "$(stat -f -c %T /sys/fs/cgroup 2>/dev/null)" = cgroup2fs ]; then
 		cg="--jail-cgroup $cgname --jail-memory-max 1G --jail-cpu-max 200000 --jail-pids-max 64"
-		BOOT_HOOK=jail_cgroup_seen
 	fi
+	BOOT_HOOK=jail_seen
 	# vsock traffic both ways through the jail (its /v.sock is $J/v.sock here):
 	# the guest's 32 connections to the host's echo server on port 6000, the
 	# host's 32 to the guest's on 5000, as in virtio_vsock
@@ -1739,6 +1760,8 @@ if selected $name; then
 	fi
 	if [ "$STATUS" = 0 ] && ! grep -q "^ember: jail: uid 4242 gid 4242 pid 1 in $J" "$T/$name.log"; then
 		bad $name "the VMM did not run as uid/gid 4242, pid 1 of its namespace"
+	elif [ "$STATUS" = 0 ] && [ "$IDS_SEEN" != "uid 4242 4242 4242 4242 gid 4242 4242 4242 4242 caps 0000000000000000 nnp 1" ]; then
+		bad $name "seen from outside, the jailed VMM is '$IDS_SEEN', want uid/gid 4242 (real, effective, saved, fs), no capabilities, no_new_privs"
 	elif [ "$STATUS" = 0 ] && [ "$hc" != 0 ]; then
 		bad $name "vsock: host-to-guest connections through the jail failed ($hc): $(tail -n 3 "$T/$name-hc.log" | tr '\n' ' ')"
 	elif [ "$STATUS" = 0 ] && [ "$ec" != 0 ]; then
