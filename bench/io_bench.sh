@@ -134,6 +134,8 @@ perf_report() {
 		grep -E '^ +[0-9.]+%' | head -n 40 | sed 's/^/  | /' >&2 || :
 }
 
+# first_insn TAG: ember -v's "vCPUs running at X ms since start" of that boot
+first_insn() { sed -n 's/.*vCPUs running at \([0-9.]*\) ms since start.*/\1/p' "$WORK/$1.err" | head -n1; }
 # run1 TAG GUEST_KIB CMD...: one boot through bench/boot/run1.pl (marker
 # EMBER-BENCH-INIT, then EMBER-BENCH-DEVS), stdout kept in $WORK/TAG.out;
 # its result line in $WORK/TAG.res
@@ -155,7 +157,7 @@ run1() {
 		tail -n 20 "$WORK/$tag.err" "$WORK/$tag.out" 2>/dev/null | sed 's/^/  | /' >&2
 		exit 1
 	fi
-	log "$tag: $res; $(grep -a -m1 -o 'vCPUs running at [0-9.]* ms' "$WORK/$tag.err" || echo 'no vCPUs running line')"
+	log "$tag: $res; vCPUs running at $(first_insn "$tag" | grep . || echo '?') ms"
 	echo "$res" >"$WORK/$tag.res"
 }
 
@@ -249,8 +251,6 @@ for round in $(seq 1 "$BOOT_RUNS"); do # ABBA, as above
 		boot_plain "$round"
 	fi
 done
-# first_insn TAG: ember -v's "vCPUs running at X ms since start" of that boot
-first_insn() { sed -n 's/.*vCPUs running at \([0-9.]*\) ms since start.*/\1/p' "$WORK/$1.err" | head -n1; }
 for k in plain devs; do
 	[ "$BOOT_RUNS" != 0 ] || break
 	init=$(cat "$WORK"/boot."$k".*.res | cut -d' ' -f1 | median)

@@ -399,22 +399,17 @@ static void close_stray_fds(const struct jail_opts *o)
 {
 	unsigned from = 3;
 #ifdef SYS_close_range
-	bool ranges = true;
-	for (;;) { /* the gaps between kept fds, lowest first */
+	for (;;) { /* the gaps between kept fds, lowest first; on a failure, one by one */
 		unsigned next = ~0u;
 		for (unsigned i = 0; i < o->nkeep; i++)
 			if ((unsigned)o->keep_fds[i] >= from && (unsigned)o->keep_fds[i] < next)
 				next = (unsigned)o->keep_fds[i];
-		if (next > from && syscall(SYS_close_range, from, next - 1, 0u) < 0) {
-			ranges = false;
+		if (next > from && syscall(SYS_close_range, from, next - 1, 0u) < 0)
 			break;
-		}
 		if (next == ~0u)
 			return;
 		from = next + 1;
 	}
-	if (ranges)
-		return;
 #endif
 	struct rlimit rl;
 	long max =

@@ -6,7 +6,8 @@
 /*
  * The host (tests/kvm/hostile_fuzz.c) boots this as the kernel of a real
  * Ember VM (PVH, 64 MiB, one vCPU) with every kind of virtio device: a
- * disk, rng, balloon, vsock, a NIC on a tap and the virtio console. The guest, from a fixed seed:
+ * disk, rng, balloon, vsock, a NIC on a tap and the virtio console. The
+ * guest, from a fixed seed:
  *   1. port I/O: reads and writes of 1, 2 and 4 bytes with random values,
  *      half to the board's ports (UART, i8042, RTC, pvpanic, PCI
  *      configuration, ACPI PM, the boot marker), half anywhere in 0..0xffff;
@@ -40,10 +41,11 @@
 #define MEM_END	  0x4000000u /* 64 MiB */
 /* The balloon's page numbers: what its inflate queue reads is a list of
  * pages to give up (and its reporting queue gives up the buffers
- * themselves), so the balloon's rings and buffers are only here (the rings in its first 64 KiB, the buffers after them, filled once
- * with page numbers in the arena or past RAM). Nothing else the guest
- * hands a device points here (dma_addr stays out), so no other device's
- * late write lands on them. */
+ * themselves), so the balloon's rings and buffers are only here: the
+ * rings in its first 64 KiB, the buffers after them, filled once with
+ * page numbers in the arena or past RAM. Nothing else the guest hands a
+ * device points here (dma_addr stays out), so no other device's late
+ * write lands on them. */
 #define PFNS	   0x3000000u /* 48 MiB */
 #define PFNS_RINGS 0x10000u
 #define PFNS_LEN   0x100000u /* 1 MiB */
@@ -318,11 +320,8 @@ static uint32_t queue_size(uint32_t max)
 		return rnd32() & 0xffff;
 	if (k == 1)
 		return 1 + below(max ? max : 1);
-	uint32_t top = 1;
-	while (top * 2 <= max && top < 0x8000)
-		top *= 2;
-	unsigned bits = 0;
-	while ((1u << bits) < top)
+	unsigned bits = 0; /* the largest power of two up to max (at most 2^15) */
+	while (bits < 15 && (2u << bits) <= max)
 		bits++;
 	return 1u << below(bits + 1);
 }
