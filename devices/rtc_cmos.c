@@ -429,6 +429,9 @@ static void rtc_access(void *opaque, uint64_t offset, uint64_t addr, unsigned vc
 		 * interrupt can come may have changed */
 		retime = rtc->index <= REG_B || rtc->index == REG_CENTURY;
 	} else {
+		/* reading C clears flags the timer skipped while they were up */
+		retime = rtc->index == REG_C && rtc->flags &&
+			 (rtc->ram[REG_B] & (B_PIE | B_AIE | B_UIE));
 		data[0] = read_reg(rtc, rtc->index);
 	}
 	update_irq(rtc);
@@ -590,8 +593,20 @@ int64_t rtc_cmos_poll(struct rtc_cmos *rtc)
 	eval_flags(rtc, now);
 	update_irq(rtc);
 	uint8_t b = rtc->ram[REG_B];
+	/* the enabled events whose flag is not already up: one that is stays
+	 * up until register C is read, which re-times (rtc_access), so no
+	 * wake-up is owed for it (a guest that enables the 8 kHz rate and
+	 * never reads C costs no timer at all) */
+	uint8_t want = b & (B_PIE | B_AIE | B_UIE);
+	if (rtc->flags & C_PF)
+		want &= (uint8_t)~B_PIE;
+	if (rtc->flags & C_AF)
+		want &= (uint8_t)~B_AIE;
+	if (rtc->flags & C_UF)
+		want &= (uint8_t)~B_UIE;
 	int64_t next = -1;
-	if (b & (B_PIE | B_AIE | B_UIE)) {
+	if (want) {
+		b = want;
 		next = NS; /* nothing can happen now (clock stopped): look again */
 		int64_t ticks = period_ticks(rtc);
 		if ((b & B_PIE) && ticks && divider_running(rtc)) {

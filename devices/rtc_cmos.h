@@ -37,7 +37,10 @@
  * rtc_cmos_poll() when timer_changed() says so (the guest wrote the clock,
  * an alarm, A or B; a reset) and again after the delay each poll returns,
  * and stops when a poll returns -1 (no interrupt enabled). The board does
- * it with a timer of the VM's event loop (vmm/arch/x86/board.c).
+ * it with a timer of the VM's event loop (vmm/arch/x86/board.c). An
+ * enabled event whose flag is already up needs no timer until the guest
+ * reads register C (which calls timer_changed()), so a guest that never
+ * acknowledges costs no wake-ups.
  *
  * A machine reset (dev_reset) keeps the time and the CMOS memory (they are
  * battery-backed) and clears PIE, AIE, UIE, SQWE and the flags.
@@ -89,8 +92,9 @@ bool rtc_cmos_nmi_masked(struct rtc_cmos *rtc);
 /*
  * Updates the interrupt flags to the current time and the line with them.
  * Returns nanoseconds until the next moment a flag with its interrupt
- * enabled can be set (when to call again), or -1 when no interrupt is
- * enabled.
+ * enabled can be set (when to call again), or -1 when none can: no
+ * interrupt enabled, or the flags of all enabled ones up already (reading
+ * register C then calls timer_changed()).
  */
 int64_t rtc_cmos_poll(struct rtc_cmos *rtc);
 

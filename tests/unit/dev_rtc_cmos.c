@@ -479,8 +479,12 @@ static int run_timer(struct rtc_cmos *rtc, struct host *h, int64_t duration, int
 		next = rtc_cmos_poll(rtc);
 		if (h->level) {
 			irqs++;
+			int retimes = h->retimes;
 			CHECK(rd(rtc, 0x0c) & 0x80); /* IRQF; reading clears it */
 			CHECK(!h->level);
+			/* and asks for a poll, as the board's timer_changed does */
+			CHECK_EQ(h->retimes, retimes + 1);
+			next = rtc_cmos_poll(rtc);
 		}
 	}
 	h->now = end;
@@ -515,6 +519,38 @@ TEST(dev_rtc_timer_gives_the_periodic_rate_of_register_a)
 	/* the divider held in reset stops it too */
 	wr(rtc, 0x0a, 0x66);
 	CHECK_EQ(run_timer(rtc, &h, NS, &polls), 0);
+	dev_destroy(rtc_cmos_dev(rtc));
+}
+
+/* A guest that enables interrupts and never reads C: once the flags are
+ * up, nothing more can happen, and the timer stops until C is read. */
+TEST(dev_rtc_unacknowledged_interrupts_cost_no_timer)
+{
+	struct host h;
+	struct rtc_cmos *rtc = rtc_new(&h, T0 * NS + 100000000);
+	wr(rtc, 0x0a, 0x23);		   /* 8192 Hz */
+	wr(rtc, 0x0b, 0x52);		   /* PIE, UIE */
+	int64_t next = rtc_cmos_poll(rtc); /* the next period */
+	CHECK(next > 0 && next <= 122071);
+	h.now += next;
+	next = rtc_cmos_poll(rtc); /* PF up: the second's end is still owed */
+	CHECK(h.level);
+	CHECK(next > 122071);
+	h.now += next;
+	CHECK_EQ(rtc_cmos_poll(rtc), -1); /* PF and UF up: nothing owed */
+	h.now += 5 * NS;
+	CHECK_EQ(rtc_cmos_poll(rtc), -1);
+	CHECK(h.level);
+	/* reading C clears both and asks for a poll, which owes the timer again */
+	int retimes = h.retimes;
+	CHECK_EQ(rd(rtc, 0x0c), 0xd0);
+	CHECK_EQ(h.retimes, retimes + 1);
+	CHECK(!h.level);
+	next = rtc_cmos_poll(rtc);
+	CHECK(next > 0 && next <= 122071);
+	/* a read of C with nothing up does not */
+	CHECK_EQ(rd(rtc, 0x0c), 0x00);
+	CHECK_EQ(h.retimes, retimes + 1);
 	dev_destroy(rtc_cmos_dev(rtc));
 }
 
