@@ -83,6 +83,17 @@ mount -t tmpfs -o mode=1777 tmpfs /host/dev/shm
 mount -t devpts devpts /host/dev/pts
 say "shares mounted at uptime $(uptime_s) s"
 
+# A heartbeat: the L1 uptime into the share every 5 s. run.sh on the host
+# watches its mtime (the host's clock): when it stops for --stall seconds
+# the L1 guest has stalled (docs/ARCHITECTURE.md, Known problems) and run.sh
+# ends this boot and retries it.
+(
+	while :; do
+		uptime_s >/share/heartbeat.tmp && mv /share/heartbeat.tmp /share/heartbeat
+		sleep 5
+	done
+) </dev/null >/dev/null 2>&1 &
+
 # cmd.sh (written by run.sh) sets the environment, cds, runs the command and
 # writes its output and exit status into the share.
 chroot /host /usr/bin/env -i /bin/bash --noprofile --norc "$rundir/cmd.sh"

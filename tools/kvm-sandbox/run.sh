@@ -22,6 +22,8 @@ chrooted, in the same working directory.
 
 options:
   --timeout SECS     kill the run after SECS seconds (default $TIMEOUT)
+  --stall SECS       end a boot whose L1 guest stopped (no heartbeat for SECS
+                     seconds, default $STALL; 0: never) and retry it
   --mem SIZE         L1 guest RAM, QEMU -m syntax (default $MEM)
   --smp N            L1 guest vCPUs (default $SMP); one host thread runs them all
   --mttcg            with --smp N: a host thread per vCPU (multi-threaded TCG),
@@ -36,14 +38,15 @@ options:
   -v, --verbose      show the whole serial log (on stderr) and timings
   -h, --help         this text
 
-exit status: CMD's exit status; 125 if the harness failed (a boot that hung
-or timed out, a kernel panic, no /dev/kvm, no exit status from CMD), after
+exit status: CMD's exit status; 125 if the harness failed (a boot that hung,
+stalled or timed out, a kernel panic, no /dev/kvm, no exit status from CMD), after
 one retry of the boot.
 EOF
 }
 
 # ------------------------------------------------------------------ options
 TIMEOUT=900
+STALL=${EMBER_SANDBOX_STALL:-120}
 MEM=1024M
 SMP=1
 MTTCG=0
@@ -64,6 +67,7 @@ need_arg() { [ "$2" -ge 2 ] || die "option $1 needs an argument (see --help)"; }
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--timeout) need_arg "$1" $#; TIMEOUT=$2; shift 2 ;;
+	--stall) need_arg "$1" $#; STALL=$2; shift 2 ;;
 	--mem) need_arg "$1" $#; MEM=$2; shift 2 ;;
 	--smp) need_arg "$1" $#; SMP=$2; shift 2 ;;
 	--mttcg) MTTCG=1; shift ;;
@@ -82,6 +86,7 @@ done
 [ $# -gt 0 ] || { usage >&2; die "no command given"; }
 [[ "$TIMEOUT" =~ ^[1-9][0-9]*$ ]] || die "--timeout wants a positive number of seconds"
 [[ "$SMP" =~ ^[1-9][0-9]*$ ]] || die "--smp wants a positive number"
+[[ "$STALL" =~ ^(0|[1-9][0-9]*)$ ]] || die "--stall wants a number of seconds (0: never)"
 case "$MODE" in auto | native | sandbox) ;; *) die "EMBER_KVM_SANDBOX must be auto, native or sandbox" ;; esac
 
 # ------------------------------------------------------------ native run
@@ -344,6 +349,28 @@ while (1) {
 }
 '
 
+# watch_heartbeat PID: ends QEMU (PID, its timeout process) when the L1
+# guest's heartbeat (init.sh writes $SHARE/heartbeat every 5 s) is older
+# than STALL seconds by the host's clock; says why in $RUN/stalled. The
+# stall this catches (docs/ARCHITECTURE.md, Known problems) stops the whole
+# L1 guest, its timeouts included, for minutes or for good; no command's
+# own watchdog would end it.
+watch_heartbeat() {
+	local m age
+	while kill -0 "$1" 2>/dev/null; do
+		sleep 5
+		m=$(stat -c %Y "$SHARE/heartbeat" 2>/dev/null) || continue
+		age=$(($(date +%s) - m))
+		if [ "$age" -gt "$STALL" ]; then
+			echo "no heartbeat for $age s (L1 uptime $(cat "$SHARE/heartbeat" 2>/dev/null) s at the last)" \
+				>"$RUN/stalled"
+			say "the L1 guest stalled (no heartbeat for $age s): ending this boot"
+			kill "$1" 2>/dev/null
+			return
+		fi
+	done
+}
+
 # boot ATTEMPT: one boot; sets REASON (empty on success) and CMD_RC.
 boot() {
 	local attempt=$1 log=$RUN/serial-$1.log qrc=0
@@ -364,8 +391,15 @@ boot() {
 	timeout --kill-after=10 "$TIMEOUT" "${QEMU[@]}" </dev/null >"$RUN/serial.fifo" 3>"$RUN/output.fifo" \
 		2>"$RUN/qemu.err" &
 	QEMU_PID=$!
+	rm -f "$RUN/stalled"
+	local watch_pid=""
+	if [ "$STALL" != 0 ]; then
+		watch_heartbeat "$QEMU_PID" &
+		watch_pid=$!
+	fi
 	wait "$QEMU_PID" || qrc=$?
 	QEMU_PID=""
+	[ -z "$watch_pid" ] || { kill "$watch_pid" 2>/dev/null; wait "$watch_pid" 2>/dev/null; } || true
 	wait "$FILTER_PID" || true
 	FILTER_PID=""
 	wait "$RELAY_PID" || true
@@ -382,6 +416,8 @@ boot() {
 		if [ -z "$REASON" ] && [ "$qrc" != 0 ]; then
 			say "warning: qemu exited with status $qrc after the command finished"
 		fi
+	elif [ -s "$RUN/stalled" ]; then
+		REASON="the L1 guest stalled: $(cat "$RUN/stalled")"
 	elif [ "$qrc" = 124 ] || [ "$qrc" = 137 ]; then
 		if grep -q -F "$BEGIN_MARK" "$log"; then
 			REASON="timed out after $TIMEOUT s while the command ran"
