@@ -235,10 +235,13 @@ NONCE=$(od -An -tx1 -N8 /dev/urandom | tr -d ' \n')
 BEGIN_MARK="@@kvm-sandbox-begin-$NONCE@@"
 END_MARK="@@kvm-sandbox-end-$NONCE@@"
 
-# The L1 kernel never halts (idle=poll): under TCG with nested SVM an idle
-# L1 vCPU at times missed its own timer interrupt and the whole L1 guest
-# stopped, QEMU idle, for 71 s to 20 min (docs/ARCHITECTURE.md, Known
-# problems); a polling idle loop keeps TCG running, so the timer is seen.
+# The L1 kernel never halts (idle=poll) and does not use its local APIC's
+# timer (nolapic_timer: the HPET drives its ticks): under TCG with nested
+# SVM the L1 guest at times lost its local APIC timer interrupt and stopped
+# for 71 s to 20 min or for good (docs/ARCHITECTURE.md, Known problems),
+# idle=poll alone did not cure it (seen in gdb: the L1 vCPU in its idle poll
+# loop, IF set, every task waiting for a timer). EMBER_SANDBOX_APPEND: more
+# L1 kernel parameters, for such experiments.
 # Two serial ports: ttyS0, the L1 console, on QEMU's stdout; ttyS1, the
 # command's output, into fd 3 (QEMU opens /dev/fd/3, a FIFO boot() sets up).
 # shellcheck disable=SC2054 # commas belong to QEMU's option syntax
@@ -246,7 +249,7 @@ QEMU=(qemu-system-x86_64 -M pc,i8042=off -cpu max -m "$MEM" -smp "$SMP"
 	-nodefaults -no-user-config -display none -monitor none -no-reboot
 	-serial stdio -chardev file,id=cmdout,path=/dev/fd/3 -serial chardev:cmdout
 	-kernel "$VMLINUX" -initrd "$INITRD"
-	-append "console=ttyS0 panic=-1 quiet i8042.noaux i8042.nokbd i8042.nopnp idle=poll"
+	-append "console=ttyS0 panic=-1 quiet i8042.noaux i8042.nokbd i8042.nopnp idle=poll nolapic_timer ${EMBER_SANDBOX_APPEND:-}"
 	-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap
 	-virtfs "local,path=$SHARE,mount_tag=emberrun,security_model=none")
 # Multi-threaded TCG hung once in 7 boots when first tried (2026-11-23):
@@ -256,6 +259,12 @@ if [ "$SMP" -gt 1 ] && [ "$MTTCG" != 1 ]; then
 	QEMU+=(-accel tcg,thread=single)
 else
 	QEMU+=(-accel tcg)
+fi
+# EMBER_SANDBOX_GDB=1: QEMU's gdb stub on a socket in the run's folder (its
+# path on stderr), to look at a stalled L1 guest: gdb -ex 'target remote PATH'
+if [ -n "${EMBER_SANDBOX_GDB:-}" ]; then
+	QEMU+=(-gdb "unix:$RUN/gdb.sock,server=on,wait=off")
+	say "gdb stub: $RUN/gdb.sock"
 fi
 rw_list=""
 for i in "${!RW_DIRS[@]}"; do
