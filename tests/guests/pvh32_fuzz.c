@@ -27,9 +27,11 @@
  * PFNS). Device DMA is steered away from the guest's own
  * image and stack (below 16 MiB): descriptor and ring addresses are in the
  * arena at 16..48 MiB, beyond RAM, in MMIO, or random 64-bit values.
- * Then it re-initialises the UART, prints
- *   "fuzz: done pio N mmio M vq K notify Q devices D ids I,J,..."
- * (ids: the virtio device IDs found, in window order)
+ * Then it sets the NIC up as a driver would and waits for a frame (the
+ * test sends them into its tap), re-initialises the UART, prints
+ *   "fuzz: done pio N mmio M vq K notify Q devices D ids I,J,... rx R"
+ * (ids: the virtio device IDs found, in window order; R: the frames the
+ * NIC's receive queue took then, 0 if none came)
  * and powers off (ACPI S5).
  */
 
@@ -375,6 +377,7 @@ static void vq_round(uint32_t b, uint32_t id)
 	unsigned nq = 1 + below(4);
 	bool plausible = below(2);
 	uint32_t slot = ARENA + below(ARENA_LEN / 0x10000) * 0x10000; /* 64 KiB per round */
+	uint64_t avail_at[4] = {0}; /* each queue's available ring, as given to the device */
 	for (unsigned q = 0; q < nq; q++) {
 		uint32_t sel = below(8) ? q : rnd32();
 		wr(b, R_QUEUE_SEL, sel);
@@ -391,6 +394,7 @@ static void vq_round(uint32_t b, uint32_t id)
 			 u = below(8) ? us : dma_addr();
 		wr(b, R_DESC_LO, (uint32_t)d);
 		wr(b, R_DESC_HI, (uint32_t)(d >> 32));
+		avail_at[q] = a;
 		wr(b, R_AVAIL_LO, (uint32_t)a);
 		wr(b, R_AVAIL_HI, (uint32_t)(a >> 32));
 		wr(b, R_USED_LO, (uint32_t)u);
@@ -411,11 +415,17 @@ static void vq_round(uint32_t b, uint32_t id)
 	for (unsigned k = 0; k < 4; k++) {
 		n_notify++;
 		wr(b, R_NOTIFY, below(8) ? below(nq) : rnd32());
-		/* more buffers on a random queue, as a driver refills */
-		volatile uint16_t *ring =
-		    (volatile uint16_t *)(uintptr_t)(slot + below(nq) * 0x4000 + 0x2000);
-		if ((uintptr_t)ring + 0x1000 <= ARENA + ARENA_LEN)
+		/* more buffers on a random queue, as a driver refills: its
+		 * available ring's index moves, where that ring is the guest's
+		 * own scratch memory (the arena, or the balloon's rings in
+		 * PFNS), not a hostile address */
+		uint64_t at = avail_at[below(nq)];
+		bool ours = (at >= ARENA && at + 4 <= ARENA + ARENA_LEN) ||
+			    (at >= PFNS && at + 4 <= PFNS + PFNS_RINGS);
+		if (ours) {
+			volatile uint16_t *ring = (volatile uint16_t *)(uintptr_t)at;
 			ring[1] = (uint16_t)(ring[1] + 1 + below(4));
+		}
 		for (unsigned s = 0; s < 20; s++)
 			pause();
 		uint32_t is = rd(b, R_INT_STATUS);
@@ -432,6 +442,65 @@ static void fuzz_virtqueues(void)
 			vq_round(devs[k], dev_ids[k]);
 	for (unsigned k = 0; k < ndevs; k++)
 		mmio_write32(devs[k] + R_STATUS, 0); /* leave them reset */
+}
+
+/* After the attack, the NIC driven as a driver would: VERSION_1 only, its
+ * receive queue given 8 buffers of 2 KiB (each holds a header and a whole
+ * frame), at the arena's end. The test keeps sending frames into the tap,
+ * so they must land there: the card recovered from the rounds before (its
+ * reset, a new setup). Returns the used ring's index once it moved (an
+ * MMIO read paces each look), 0 if no frame came in about 100000 looks. */
+static unsigned nic_receive(void)
+{
+	uint32_t b = 0;
+	for (unsigned k = 0; k < ndevs; k++)
+		if (dev_ids[k] == 1)
+			b = devs[k];
+	if (!b)
+		return 0;
+	const uint32_t base = ARENA + ARENA_LEN - 0x10000, av = base + 0x1000, us = base + 0x2000;
+	volatile struct desc *t = (volatile struct desc *)(uintptr_t)base;
+	volatile uint16_t *avail = (volatile uint16_t *)(uintptr_t)av;
+	volatile uint16_t *used = (volatile uint16_t *)(uintptr_t)us;
+	wr(b, R_STATUS, 0);
+	wr(b, R_STATUS, 1);
+	wr(b, R_STATUS, 1 | 2);
+	wr(b, R_DRV_FEAT_SEL, 1);
+	wr(b, R_DRV_FEAT, 1); /* VERSION_1 */
+	wr(b, R_DRV_FEAT_SEL, 0);
+	wr(b, R_DRV_FEAT, 0);
+	wr(b, R_STATUS, 1 | 2 | 8);
+	if (!(rd(b, R_STATUS) & 8))
+		return 0;
+	for (unsigned i = 0; i < 8; i++) {
+		t[i].addr = base + 0x4000 + i * 0x800;
+		t[i].len = 0x800;
+		t[i].flags = 2; /* WRITE */
+		t[i].next = 0;
+		avail[2 + i] = (uint16_t)i;
+	}
+	for (unsigned i = 0; i < 2 + 8 * 4 + 1; i++)
+		used[i] = 0;
+	avail[0] = 0;
+	avail[1] = 8;
+	wr(b, R_QUEUE_SEL, 0);
+	wr(b, R_QUEUE_NUM, 8);
+	wr(b, R_DESC_LO, base);
+	wr(b, R_DESC_HI, 0);
+	wr(b, R_AVAIL_LO, av);
+	wr(b, R_AVAIL_HI, 0);
+	wr(b, R_USED_LO, us);
+	wr(b, R_USED_HI, 0);
+	wr(b, R_QUEUE_READY, 1);
+	wr(b, R_STATUS, 1 | 2 | 4 | 8);
+	wr(b, R_NOTIFY, 0);
+	unsigned got = 0;
+	for (unsigned i = 0; i < 100000 && !got; i++) {
+		got = used[1];
+		(void)rd(b, R_INT_STATUS);
+	}
+	wr(b, R_STATUS, 0);
+	return got;
 }
 
 /* ---------------------------------------------------------------- main */
@@ -463,6 +532,7 @@ void guest_main(unsigned long cpu, unsigned long arg)
 	serial_reinit();
 	serial_puts("fuzz: mmio done\n");
 	fuzz_virtqueues();
+	unsigned rx = nic_receive();
 	serial_reinit();
 	serial_puts("fuzz: done pio ");
 	serial_putdec(n_pio);
@@ -479,6 +549,8 @@ void guest_main(unsigned long cpu, unsigned long arg)
 		serial_puts(k ? "," : " ");
 		serial_putdec(dev_ids[k]);
 	}
+	serial_puts(" rx ");
+	serial_putdec(rx);
 	serial_puts("\n");
 	outb(SLEEP_CTL, S5_POWER_OFF);
 	for (;;)

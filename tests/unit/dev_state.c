@@ -232,7 +232,7 @@ TEST(dev_state_rtc_cmos_clock_moves_on)
 	pio(da, 0, true, 0x8f); /* NMIs masked, index 0x0f */
 	ha.now += 2 * NS;
 	CHECK_EQ(rtc_cmos_poll(a), -1); /* UF up: no timer owed until C is read */
-	CHECK(ha.level); /* UF */
+	CHECK(ha.level);		/* UF */
 	CHECK_EQ(rtc_rd(da, 0x00), 5);
 	pio(da, 0, true, 0x8f);
 
