@@ -19,7 +19,9 @@ export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-stty -F /dev/console -onlcr 2>/dev/null
+# no echo: run.sh types a byte a second on the console (its interrupt
+# keeps a stalled L1 guest going)
+stty -F /dev/console -onlcr -echo 2>/dev/null
 
 say() { echo "kvm-sandbox-guest: $*"; }
 uptime_s() {

@@ -6,7 +6,7 @@
 # like kernel messages, all 256 byte values), L1 kernel messages on stderr
 # only, quoting, cwd,
 # environment, read-only root and --rw, and the harness-failure paths (a
-# timeout, a guest that powers off early, a kernel panic, a bad module) that
+# timeout, a stalled guest, a guest that powers off early, a kernel panic, a bad module) that
 # must end in 125 after one retry. Prints "N passed, N failed".
 set -euo pipefail
 
@@ -118,12 +118,16 @@ expect smp2 0 -- --force-sandbox --smp 2 -- sh -c '[ "$(nproc)" = 2 ] && "$0"' "
 
 # harness failures: 125, after one retry
 expect timeout 125 -- --force-sandbox --timeout 10 -- sleep 60
-grep -q 'retrying the boot once' "$T/err" || bad timeout-retry "no retry message"
+grep -q 'retrying the boot (attempt 2 of 2)' "$T/err" || bad timeout-retry "no retry message"
 expect guest-powers-off 125 -- --force-sandbox -- sh -c 'echo o >/proc/sysrq-trigger; sleep 10'
 grep -q 'harness failure: no exit-status file' "$T/err" || bad guest-powers-off-reason "$(grep -m1 'harness failure' "$T/err")"
 expect kernel-panic 125 -- --force-sandbox -- sh -c 'echo c >/proc/sysrq-trigger; sleep 10'
 grep -q 'harness failure: L1 kernel panic' "$T/err" || bad kernel-panic-reason "$(grep -m1 'harness failure' "$T/err")"
 expect bad-module 125 -- --force-sandbox --modules no_such_module -- true
+# a stalled L1 guest, as the watcher sees it: the heartbeat stops (its
+# temporary file made a folder, so init.sh's writes fail)
+expect stall 125 -- --force-sandbox --stall 10 -- sh -c 'mkdir "$TMPDIR/../heartbeat.tmp"; sleep 60'
+grep -q 'harness failure: the L1 guest stalled: no heartbeat' "$T/err" || bad stall-reason "$(grep -m1 'harness failure' "$T/err")"
 expect no-command 125 -- --force-sandbox --
 
 echo "$passed passed, $failed failed"
