@@ -81,8 +81,9 @@ if [ "${1:-}" = --inner ]; then
 		# guest stalled and boots again) goes on where the first stopped:
 		# what finished stays, what was under way runs again from its start
 		if [ -s "$out/$name.status" ]; then
-			echo "check: $name: done in an earlier boot (status $(cat "$out/$name.status"))"
-			[ "$(cat "$out/$name.status")" = 0 ]
+			s=$(cat "$out/$name.status")
+			echo "check: $name: done in an earlier boot (status $s)"
+			[ "$s" = 0 ]
 			return
 		fi
 		if [ -e "$out/$name.log" ]; then

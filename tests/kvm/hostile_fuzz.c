@@ -41,12 +41,12 @@
  * that the VM's directory holds only its disk image (same size), vsock
  * socket and control socket afterwards, and that the VM still answers
  * queries, and that the NIC, set up by the guest as a driver would after
- * the attack, took frames. While the guest runs, the test sends frames into the tap (an
- * AF_PACKET socket on it: they arrive on the NIC's receive queue, whose
- * random descriptors they meet) and the guest's random transmit chains go
- * out on it; the NIC's and the console's counters (the VM's device report
- * at its stop) show that both directions and the console's queues were
- * driven.
+ * the attack, took frames. While the guest runs, the test sends frames
+ * into the tap (an AF_PACKET socket on it: they arrive on the NIC's
+ * receive queue, whose random descriptors they meet) and the guest's
+ * random transmit chains go out on it; the NIC's and the console's
+ * counters (the VM's device report at its stop) show that both directions
+ * and the console's queues were driven.
  */
 
 /* The VM's device report lines for the NIC and the console (any VM thread

@@ -40,7 +40,7 @@ options:
 
 exit status: CMD's exit status; 125 if the harness failed (a boot that hung,
 stalled or timed out, a kernel panic, no /dev/kvm, no exit status from CMD), after
-one retry of the boot.
+one retry of the boot (two after a stall).
 EOF
 }
 

@@ -6,8 +6,9 @@
 # like kernel messages, all 256 byte values), L1 kernel messages on stderr
 # only, quoting, cwd,
 # environment, read-only root and --rw, and the harness-failure paths (a
-# timeout, a stalled guest, a guest that powers off early, a kernel panic, a bad module) that
-# must end in 125 after one retry. Prints "N passed, N failed".
+# timeout, a stalled guest, a guest that powers off early, a kernel panic, a
+# bad module) that must end in 125 after one retry (two after a stall).
+# Prints "N passed, N failed".
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
