@@ -1166,15 +1166,28 @@ static int open_layer(const char *dir, struct layer *l, unsigned flags, struct e
 	return 0;
 }
 
+/* One layer at a time: a layer is about 280 KiB (its manifest's disk paths),
+ * and an array of MAX_LAYERS of them would be a 4 MiB allocation that
+ * transparent huge pages (Debian's default: always) fill 2 MiB at a time as
+ * soon as its first bytes are written. */
+static struct layer *new_layer(void)
+{
+	struct layer *l = calloc(1, sizeof(*l));
+	if (l)
+		l->dirfd = l->memfd = -1;
+	return l;
+}
+
 static void close_layer(struct layer *l)
 {
+	if (!l)
+		return;
 	if (l->dirfd >= 0)
 		close(l->dirfd);
 	if (l->memfd >= 0)
 		close(l->memfd);
 	free(l->bm);
-	l->dirfd = l->memfd = -1;
-	l->bm = NULL;
+	free(l);
 }
 
 static int check_host(const struct snap_manifest *m, struct ehv_hypervisor *hyp,
@@ -1291,21 +1304,16 @@ int ember_vm_restore(const char *dir, const struct ember_restore_opts *opts, str
 		return vmm_errf(err, -EINVAL, "restore: no directory or no result pointer");
 	unsigned flags = opts ? opts->flags : 0;
 	uint64_t t0 = vmm_now_ns();
-	struct layer *ls = calloc(MAX_LAYERS, sizeof(*ls));
+	struct layer *ls[MAX_LAYERS] = {0};
 	struct ember_config *cfg = calloc(1, sizeof(*cfg));
 	struct ehv_hypervisor *hyp = opts ? opts->hyp : NULL;
 	bool own_hyp = false;
 	struct ember_vm *vm = NULL;
 	unsigned nl = 0;
 	int r = 0;
-	if (!ls || !cfg) {
-		free(ls);
-		free(cfg);
+	if (!cfg)
 		return vmm_errf(err, -ENOMEM, "out of memory");
-	}
 	vmm_config_init(cfg);
-	for (unsigned i = 0; i < MAX_LAYERS; i++)
-		ls[i].dirfd = ls[i].memfd = -1;
 
 	/* 1. every layer's manifest and parts, newest first */
 	const char *d = dir;
@@ -1314,25 +1322,29 @@ int ember_vm_restore(const char *dir, const struct ember_restore_opts *opts, str
 			r = vmm_errf(err, -EINVAL, "restore: more than %u layers", MAX_LAYERS);
 			goto fail;
 		}
-		struct layer *l = &ls[nl++];
+		struct layer *l = ls[nl++] = new_layer();
+		if (!l) {
+			r = vmm_errf(err, -ENOMEM, "out of memory");
+			goto fail;
+		}
 		r = open_layer(d, l, flags, err);
 		if (r < 0) {
 			vmm_err_prefix(err, r, "%s", d);
 			goto fail;
 		}
-		if (nl > 1 && (strcmp(l->man.id, ls[nl - 2].man.base_id) ||
-			       l->man.mem != ls[0].man.mem || l->man.vcpus != ls[0].man.vcpus)) {
+		if (nl > 1 && (strcmp(l->man.id, ls[nl - 2]->man.base_id) ||
+			       l->man.mem != ls[0]->man.mem || l->man.vcpus != ls[0]->man.vcpus)) {
 			r = vmm_errf(err, -EINVAL,
 				     "restore: %s is not the base %s was taken on (id %s, want %s)",
 				     d, nl > 1 ? "the increment" : "", l->man.id,
-				     ls[nl - 2].man.base_id);
+				     ls[nl - 2]->man.base_id);
 			goto fail;
 		}
 		if (!l->man.incremental)
 			break;
 		d = l->man.base;
 	}
-	const struct layer *top = &ls[0];
+	const struct layer *top = ls[0];
 	uint64_t t_parts = vmm_now_ns();
 
 	/* 2. the host: its CPU, the disks */
@@ -1374,7 +1386,7 @@ int ember_vm_restore(const char *dir, const struct ember_restore_opts *opts, str
 	/* 4. the VM, its memory from the oldest layer's file, the newer layers
 	 * copied over it */
 	uint64_t t_cfg = vmm_now_ns();
-	const struct layer *bottom = &ls[nl - 1];
+	const struct layer *bottom = ls[nl - 1];
 	bool uffd = opts && (opts->flags & EMBER_RESTORE_UFFD);
 	bool copy = opts && (opts->flags & EMBER_RESTORE_COPY);
 	if (uffd && copy) {
@@ -1397,7 +1409,7 @@ int ember_vm_restore(const char *dir, const struct ember_restore_opts *opts, str
 	if (uffd)
 		r = vmm_swap_restore_from(vm, bottom->memfd, err);
 	for (unsigned i = mapped || uffd ? nl - 1 : nl; i-- > 0 && r == 0;)
-		r = copy_layer(vm, &ls[i], err);
+		r = copy_layer(vm, ls[i], err);
 	if (r < 0)
 		goto fail;
 	uint64_t t1 = vmm_now_ns();
@@ -1420,8 +1432,7 @@ int ember_vm_restore(const char *dir, const struct ember_restore_opts *opts, str
 		 MS(t_host, t_cfg), MS(t_cfg, t1), MS(t1, t_states), MS(t_states, t_end));
 #undef MS
 	for (unsigned i = 0; i < nl; i++)
-		close_layer(&ls[i]);
-	free(ls);
+		close_layer(ls[i]);
 	vmm_config_fini(cfg);
 	free(cfg);
 	*out = vm;
@@ -1432,9 +1443,8 @@ fail:
 		ember_vm_destroy(vm); /* closes its hypervisor if it owns it */
 	if (own_hyp)
 		ehv_hypervisor_close(hyp);
-	for (unsigned i = 0; i < MAX_LAYERS; i++)
-		close_layer(&ls[i]);
-	free(ls);
+	for (unsigned i = 0; i < nl; i++)
+		close_layer(ls[i]);
 	vmm_config_fini(cfg);
 	free(cfg);
 	return r;
