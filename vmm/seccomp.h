@@ -57,9 +57,11 @@ void vmm_seccomp_set_mode(enum vmm_seccomp_mode mode);
 enum vmm_seccomp_mode vmm_seccomp_mode(void);
 
 /*
- * Builds every kind's BPF program for mode (kill or log; off needs none)
- * once for the process's life (libseccomp, exported through a memfd), so
- * that vmm_seccomp_enter later installs a ready program without allocating.
+ * Makes every kind's BPF program for mode (kill or log; off needs none)
+ * ready once for the process's life, so that vmm_seccomp_enter later
+ * installs a ready program without allocating: the programs the build
+ * compiled in (EMBER_SECCOMP_PREBUILT, the Makefile's way: no work at run
+ * time), else built now with libseccomp (vmm_seccomp_build).
  * ember_vm_create calls it from the creating thread before any VM thread
  * starts. Thread-safe (a mutex; a no-op once done). 0, -EINVAL (bad mode),
  * -ENOMEM, -E2BIG (a program longer than the kernel takes) or libseccomp's
@@ -68,6 +70,18 @@ enum vmm_seccomp_mode vmm_seccomp_mode(void);
 int vmm_seccomp_prepare(enum vmm_seccomp_mode mode);
 
 struct sock_fprog;
+/*
+ * kind's program in mode (KILL or LOG), built now with libseccomp, into *out
+ * (out->filter malloc'd: the caller frees it). What vmm_seccomp_prepare
+ * installs; for the build-time generator (tools/seccomp-gen.c) and the test
+ * that its output is current. 0, -EINVAL (bad kind or mode), -ENOMEM, -E2BIG
+ * or libseccomp's negative errno.
+ */
+int vmm_seccomp_build(enum ember_thread_kind kind, enum vmm_seccomp_mode mode,
+		      struct sock_fprog *out);
+/* Whether this build compiled its programs in (EMBER_SECCOMP_PREBUILT, the
+ * Makefile's library) rather than building them at run time. For tests. */
+bool vmm_seccomp_compiled_in(void);
 /* kind's prepared program in mode (KILL or LOG), or NULL before
  * vmm_seccomp_prepare(mode) or for a bad argument. Owned by this module, valid
  * for the process's life. For tests. */

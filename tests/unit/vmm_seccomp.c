@@ -359,6 +359,52 @@ TEST(vmm_seccomp_prebuilt_filters_install_without_allocating)
 	CHECK_ERR(vmm_seccomp_prepare((enum vmm_seccomp_mode)7), -EINVAL);
 }
 
+/* The programs the build compiled in are what libseccomp makes of the lists
+ * now, instruction for instruction, in both modes (in a child: preparing is
+ * for the process's life). */
+static int compare_compiled_in(void)
+{
+	if (!vmm_seccomp_compiled_in())
+		return 1;
+	if (vmm_seccomp_prepare(VMM_SECCOMP_KILL) || vmm_seccomp_prepare(VMM_SECCOMP_LOG))
+		return 2;
+	static const enum vmm_seccomp_mode modes[] = {VMM_SECCOMP_KILL, VMM_SECCOMP_LOG};
+	for (int k = 0; k < EMBER_THREAD_KINDS; k++) {
+		for (int m = 0; m < 2; m++) {
+			const struct sock_fprog *have =
+			    vmm_seccomp_program((enum ember_thread_kind)k, modes[m]);
+			struct sock_fprog now;
+			if (!have || vmm_seccomp_build((enum ember_thread_kind)k, modes[m], &now))
+				return 3;
+			bool same =
+			    now.len == have->len &&
+			    !memcmp(now.filter, have->filter, now.len * sizeof(now.filter[0]));
+			free(now.filter);
+			if (!same)
+				return 10 + k * 2 + m;
+		}
+	}
+	struct sock_fprog none;
+	if (vmm_seccomp_build(EMBER_THREAD_KINDS, VMM_SECCOMP_LOG, &none) != -EINVAL ||
+	    vmm_seccomp_build(EMBER_THREAD_IO, VMM_SECCOMP_OFF, &none) != -EINVAL)
+		return 4;
+	return 0;
+}
+
+TEST(vmm_seccomp_compiled_in_programs_equal_libseccomps)
+{
+	pid_t pid = fork();
+	REQUIRE(pid >= 0);
+	if (pid == 0)
+		_exit(compare_compiled_in());
+	int st;
+	REQUIRE(waitpid(pid, &st, 0) == pid);
+	CHECK(WIFEXITED(st));
+	/* 1: not compiled in; 2: not prepared; 3: no program; 4: bad
+	 * arguments taken; 10 + 2 * kind + mode: that program differs */
+	CHECK_EQ(WEXITSTATUS(st), 0);
+}
+
 TEST(vmm_seccomp_describe_counts_and_names)
 {
 	char names[4096];
