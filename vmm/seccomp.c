@@ -363,13 +363,30 @@ static int allow_ioctl(scmp_filter_ctx ctx, unsigned long req)
 				SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, (uint32_t)req));
 }
 
-static int build(scmp_filter_ctx ctx, const struct kind_desc *d)
+static bool in_sys_list(const int *list, int nr)
+{
+	for (; *list != END; list++)
+		if (*list == nr)
+			return true;
+	return false;
+}
+
+static int build(scmp_filter_ctx ctx, const struct kind_desc *d, enum vmm_seccomp_mode mode)
 {
 	int r = add_list(ctx, sys_common);
 	if (r == 0)
 		r = add_list(ctx, d->sys);
 	if (r == 0)
 		r = add_list(ctx, sys_sanitizer);
+	/* glibc's malloc opens /proc/sys/vm/overcommit_memory the first time an
+	 * arena gives memory back (shrink_heap), on whichever thread frees: the
+	 * main thread did, at its teardown after a snapshot from the control
+	 * thread, and died of SIGSYS. A kind without openat has it refused
+	 * (EACCES: malloc then takes its madvise way) instead of killed; no
+	 * file opens either way. (Log mode lets it run, logged.) */
+	if (r == 0 && mode == VMM_SECCOMP_KILL && !in_sys_list(d->sys, SCMP_SYS(openat)) &&
+	    !in_sys_list(sys_sanitizer, SCMP_SYS(openat)))
+		r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(openat), 0);
 	/* memory never becomes executable */
 	if (r == 0)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,
@@ -438,7 +455,7 @@ static int export_one(enum ember_thread_kind kind, enum vmm_seccomp_mode mode,
 	    seccomp_init(mode == VMM_SECCOMP_KILL ? SCMP_ACT_KILL_PROCESS : SCMP_ACT_LOG);
 	if (!ctx)
 		return -ENOMEM;
-	int r = build(ctx, &kinds[kind]);
+	int r = build(ctx, &kinds[kind], mode);
 	int fd = -1;
 	if (r == 0) {
 		fd = memfd_create("ember-seccomp", MFD_CLOEXEC);
