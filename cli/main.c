@@ -225,6 +225,13 @@ static const char restore_usage[] =
     "                          before the guest runs (copy: a longer restore, then\n"
     "                          no first-touch faults, 2 MiB pages)\n"
     "      --verify-memory     check the memory file's CRC-32 too (reads every page)\n"
+    "      --restore-disk [N,]path=IMAGE\n"
+    "      --restore-net [N,]tap=NAME|fd=FD\n"
+    "      --restore-vsock [N,]socket=PATH\n"
+    "                          a clone's own host side for the snapshot's disk, NIC or\n"
+    "                          vsock N (0, the first, if not given), so that clones run\n"
+    "                          at once: a copy of the image as it was at the snapshot,\n"
+    "                          a tap, a socket of its own (serials, MACs, CIDs stay)\n"
     "      --socket PATH|NAME, -v, -q  as above\n";
 
 /* The jailer's options (cli/jail.c), after the configuration's in --help. */
@@ -423,9 +430,45 @@ static int cmd_restore(int argc, char **argv, uint64_t start_ns)
 	}
 	const char *dir = NULL;
 	struct ember_restore_opts o = {.console_in = -1, .console_out = STDOUT_FILENO};
+	struct ember_restore_device devs[16];
 	log_level = EMBER_LOG_INFO;
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i];
+		static const char *const kinds[] = {"disk", "net", "vsock"};
+		const char *kind = NULL;
+		for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+			char opt[32];
+			snprintf(opt, sizeof(opt), "--restore-%s", kinds[k]);
+			if (!strcmp(a, opt))
+				kind = kinds[k];
+		}
+		if (kind) {
+			if (i + 1 >= argc) {
+				say("%s needs [N,]KEY=VALUE", a);
+				return EMBER_EXIT_USAGE;
+			}
+			if (o.ndevices == sizeof(devs) / sizeof(devs[0])) {
+				say("%s: more than %zu device changes", a,
+				    sizeof(devs) / sizeof(devs[0]));
+				return EMBER_EXIT_USAGE;
+			}
+			const char *v = argv[++i];
+			char *end;
+			unsigned long n = 0;
+			if (*v >= '0' && *v <= '9') { /* N, first */
+				errno = 0;
+				n = strtoul(v, &end, 10);
+				if (errno || *end != ',' || n > 1000) {
+					say("%s %s: not [N,]KEY=VALUE", a, v);
+					return EMBER_EXIT_USAGE;
+				}
+				v = end + 1;
+			}
+			devs[o.ndevices++] = (struct ember_restore_device){
+			    .kind = kind, .index = (unsigned)n, .spec = v};
+			o.devices = devs;
+			continue;
+		}
 		if (!strcmp(a, "--restore") && i + 1 < argc)
 			dir = argv[++i];
 		else if (!strncmp(a, "--restore=", 10))
@@ -444,8 +487,9 @@ static int cmd_restore(int argc, char **argv, uint64_t start_ns)
 			log_level = EMBER_LOG_WARN;
 		else {
 			say("--restore: '%s' does not apply (the configuration is the snapshot's; "
-			    "only -v, -q, --socket, --verify-memory and "
-			    "--restore-memory=map|uffd|copy go with it)",
+			    "only -v, -q, --socket, --verify-memory, "
+			    "--restore-memory=map|uffd|copy and --restore-disk|net|vsock go with "
+			    "it)",
 			    a);
 			return EMBER_EXIT_USAGE;
 		}

@@ -479,6 +479,121 @@ int vmm_config_add_device(struct ember_config *cfg, const struct vmm_devopt_type
 	return 0;
 }
 
+/* The sub-options a restore may give a device anew: its host side (what the
+ * guest cannot see), NULL-ended; "tap" and "fd" replace each other. */
+static const char *const *host_side_keys(const char *kind)
+{
+	static const char *const disk[] = {"path", NULL}, *const net[] = {"tap", "fd", NULL},
+				 *const vsock[] = {"socket", NULL};
+	if (!strcmp(kind, "disk"))
+		return disk;
+	if (!strcmp(kind, "net"))
+		return net;
+	if (!strcmp(kind, "vsock"))
+		return vsock;
+	return NULL;
+}
+
+static bool in_list(const char *const *list, const char *s)
+{
+	for (; *list; list++)
+		if (!strcmp(*list, s))
+			return true;
+	return false;
+}
+
+int vmm_config_override_device(struct ember_config *cfg, const char *kind, unsigned index,
+			       const char *spec, struct ember_error *err)
+{
+	const char *const *host = kind ? host_side_keys(kind) : NULL;
+	const struct vmm_devopt_type *t = kind ? vmm_devopt_type_find(kind) : NULL;
+	if (!host || !t)
+		return vmm_errf(err, -EINVAL,
+				"restore: '%.40s' is not a device whose host side a restore can "
+				"change (disk, net, vsock)",
+				kind ? kind : "");
+	struct vmm_devopt *d = NULL;
+	unsigned have = 0;
+	for (unsigned i = 0; i < cfg->ndevs; i++) {
+		if (cfg->devs[i].type != t)
+			continue;
+		have++;
+		if (cfg->devs[i].index == index)
+			d = &cfg->devs[i];
+	}
+	if (!d)
+		return vmm_errf(err, -ENOENT, "restore: the snapshot has no --%s %u (it has %u)",
+				kind, index, have);
+	if (!spec || !*spec)
+		return vmm_errf(err, -EINVAL, "restore: --%s %u: no sub-options given", kind,
+				index);
+	size_t cap = strlen(spec) + 1;
+	for (unsigned i = 0; i < d->nkv; i++)
+		cap += strlen(d->kv[i].key) + strlen(d->kv[i].value) + 2;
+	if (cap > EMBER_PATH_MAX + 256)
+		return vmm_errf(err, -ENAMETOOLONG,
+				"restore: --%s %u: the sub-options are too long", kind, index);
+	char *ov = strdup(spec), *merged = malloc(cap);
+	struct vmm_devopt nd = {0};
+	int r = ov && merged ? 0 : vmm_errf(err, -ENOMEM, "out of memory");
+	/* the new keys first: each the host side's, key=value */
+	bool tap_or_fd = false;
+	merged[0] = 0;
+	for (char *p = ov, *next; r == 0 && p; p = next) {
+		next = strchr(p, ',');
+		if (next)
+			*next++ = 0;
+		char *eq = strchr(p, '=');
+		if (!eq || eq == p || !eq[1]) {
+			r = vmm_errf(err, -EINVAL, "restore: --%s %u: '%.60s' is not key=value",
+				     kind, index, p);
+			break;
+		}
+		*eq = 0;
+		if (!in_list(host, p)) {
+			r = vmm_errf(err, -EINVAL,
+				     "restore: --%s %u: '%s' is what the guest saw; a restore can "
+				     "change only the host side (%s%s%s)",
+				     kind, index, p, host[0], host[1] ? ", " : "",
+				     host[1] ? host[1] : "");
+			break;
+		}
+		tap_or_fd |= !strcmp(p, "tap") || !strcmp(p, "fd");
+		size_t n = strlen(merged);
+		snprintf(merged + n, cap - n, "%s%s=%s", n ? "," : "", p, eq + 1);
+	}
+	/* then the saved ones the new do not replace */
+	for (unsigned i = 0; r == 0 && i < d->nkv; i++) {
+		const char *k = d->kv[i].key;
+		bool replaced = false;
+		for (const char *q = merged; *q;) { /* "key=" at a key's start */
+			size_t kl = strlen(k);
+			if (!strncmp(q, k, kl) && q[kl] == '=')
+				replaced = true;
+			q = strchr(q, ',');
+			if (!q)
+				break;
+			q++;
+		}
+		if (replaced || (tap_or_fd && (!strcmp(k, "tap") || !strcmp(k, "fd"))))
+			continue;
+		size_t n = strlen(merged);
+		snprintf(merged + n, cap - n, ",%s=%s", k, d->kv[i].value);
+	}
+	if (r == 0)
+		r = devopt_parse(t, merged, &nd, err);
+	free(ov);
+	free(merged);
+	if (r < 0) {
+		devopt_free(&nd);
+		return r;
+	}
+	nd.index = d->index;
+	devopt_free(d);
+	*d = nd;
+	return 0;
+}
+
 /* A disk image exists, is a file or a block device, and opens read-write
  * (read-only with ro=on). */
 static int disk_resolve(const struct ember_config *cfg, const struct vmm_devopt *d,

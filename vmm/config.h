@@ -206,6 +206,20 @@ int vmm_config_copy(struct ember_config *dst, const struct ember_config *src);
 int vmm_config_add_device(struct ember_config *cfg, const struct vmm_devopt_type *type,
 			  const char *spec, struct ember_error *err);
 
+/*
+ * A restore's change to one device of a saved configuration: the host side
+ * of device `index` (0: the first) of kind `kind` ("disk", "net", "vsock")
+ * takes the sub-options in spec ("key=value,..."), the device's other
+ * sub-options stay as saved. Only what the guest cannot see may change: a
+ * disk's path, a NIC's tap (or fd: one replaces the other), a vsock's
+ * socket. Errors (err says which): -EINVAL (an unknown kind, a key that is
+ * not the host side's or not key=value, a bad value), -ENOENT (the
+ * configuration has no such device), -ENAMETOOLONG, -ENOMEM. On error the
+ * configuration is unchanged.
+ */
+int vmm_config_override_device(struct ember_config *cfg, const char *kind, unsigned index,
+			       const char *spec, struct ember_error *err);
+
 /* ember_config_resolve for a configuration a snapshot saved (vmm/snapshot.c):
  * the checks that do not involve the kernel, initrd or command line (they
  * are in the saved guest memory); marks it resolved. Errors as resolve. */

@@ -1086,8 +1086,25 @@ struct layer {
 	int dirfd;
 	int memfd;
 	uint8_t *bm; /* its pages bitmap */
+	/* every small part, read and checked once by open_layer and kept for
+	 * the restore's later steps (layer_part), by the manifest's index */
+	void *part[MAX_PARTS];
+	size_t part_len[MAX_PARTS];
 	struct snap_manifest man;
 };
+
+/* A small part open_layer read and checked: the layer's buffer (freed with
+ * it; the caller may change its bytes). */
+static int layer_part(const struct layer *l, const char *name, void **buf, size_t *len,
+		      struct ember_error *err)
+{
+	const struct snap_part *p = find_part(&l->man, name);
+	if (!p || !l->part[p - l->man.parts])
+		return vmm_errf(err, -ENOENT, "snapshot: the manifest lists no part %s", name);
+	*buf = l->part[p - l->man.parts];
+	*len = l->part_len[p - l->man.parts];
+	return 0;
+}
 
 static int verify_memory(struct layer *l, uint64_t npages, struct ember_error *err)
 {
@@ -1130,23 +1147,18 @@ static int open_layer(const char *dir, struct layer *l, unsigned flags, struct e
 	int r = read_manifest(l->dirfd, &l->man, err);
 	if (r < 0)
 		return r;
-	/* every small part, read once to check it */
+	/* every small part, read and checked once, kept */
 	for (unsigned i = 0; i < l->man.nparts; i++) {
 		if (!strcmp(l->man.parts[i].name, "memory"))
 			continue;
-		void *buf;
-		size_t len;
-		r = get_part(l->dirfd, &l->man, l->man.parts[i].name, &buf, &len, err);
+		r = get_part(l->dirfd, &l->man, l->man.parts[i].name, &l->part[i], &l->part_len[i],
+			     err);
 		if (r < 0)
 			return r;
 		if (!strcmp(l->man.parts[i].name, "pages")) {
-			if (len != (l->man.mem / PAGE + 7) / 8) {
-				free(buf);
+			if (l->part_len[i] != (l->man.mem / PAGE + 7) / 8)
 				return vmm_errf(err, -EINVAL, "snapshot: pages: wrong size");
-			}
-			l->bm = buf;
-		} else {
-			free(buf);
+			l->bm = l->part[i];
 		}
 	}
 	const struct snap_part *mp = find_part(&l->man, "memory");
@@ -1186,7 +1198,8 @@ static void close_layer(struct layer *l)
 		close(l->dirfd);
 	if (l->memfd >= 0)
 		close(l->memfd);
-	free(l->bm);
+	for (unsigned i = 0; i < MAX_PARTS; i++)
+		free(l->part[i]); /* the pages bitmap (bm) among them */
 	free(l);
 }
 
@@ -1203,16 +1216,30 @@ static int check_host(const struct snap_manifest *m, struct ehv_hypervisor *hyp,
 				"snapshot: taken on CPU '%s', this host's is '%s' (its features "
 				"may be missing here)",
 				m->cpu, cpu);
+	return 0;
+}
+
+/* Every disk the snapshot recorded has its recorded size, at its path in
+ * cfg (the saved one, or a clone's own copy given at restore). */
+static int check_disks(const struct snap_manifest *m, const struct ember_config *cfg,
+		       struct ember_error *err)
+{
 	for (unsigned i = 0; i < m->ndisks; i++) {
+		const char *path = m->disks[i].path;
+		for (unsigned j = 0; j < cfg->ndevs; j++)
+			if (!strcmp(cfg->devs[j].type->name, "disk") &&
+			    cfg->devs[j].index == m->disks[i].index &&
+			    vmm_devopt_get(&cfg->devs[j], "path"))
+				path = vmm_devopt_get(&cfg->devs[j], "path");
 		struct stat st;
-		if (stat(m->disks[i].path, &st) < 0)
+		if (stat(path, &st) < 0)
 			return vmm_errf(err, -errno, "snapshot: disk %u (%s): %s",
-					m->disks[i].index, m->disks[i].path, strerror(errno));
+					m->disks[i].index, path, strerror(errno));
 		if ((uint64_t)st.st_size != m->disks[i].size)
 			return vmm_errf(err, -ESTALE,
 					"snapshot: disk %u (%s) is %lld bytes, it was %" PRIu64
 					" when the snapshot was taken",
-					m->disks[i].index, m->disks[i].path, (long long)st.st_size,
+					m->disks[i].index, path, (long long)st.st_size,
 					m->disks[i].size);
 	}
 	return 0;
@@ -1256,11 +1283,10 @@ static int load_states(struct ember_vm *vm, const struct layer *l, struct ember_
 		char name[24];
 		snprintf(name, sizeof(name), "vcpu%u.state", i);
 		struct vcpu_blob b = {0};
-		r = get_part(l->dirfd, &l->man, name, &b.buf, &b.len, err);
+		r = layer_part(l, name, &b.buf, &b.len, err);
 		if (r < 0)
 			return r;
 		int c = ehv_runner_call(vm->runner, (int)i, restore_vcpu, &b);
-		free(b.buf);
 		if (c < 0 || b.r < 0) {
 			r = c < 0 ? c : b.r;
 			return vmm_errf(err, r, "snapshot: %s: %s (%s)", name, strerror(-r),
@@ -1268,11 +1294,10 @@ static int load_states(struct ember_vm *vm, const struct layer *l, struct ember_
 		}
 	}
 	/* the VM's last: its clock after the vCPUs' TSCs */
-	r = get_part(l->dirfd, &l->man, "vm.state", &buf, &len, err);
+	r = layer_part(l, "vm.state", &buf, &len, err);
 	if (r < 0)
 		return r;
 	r = ehv_vm_restore_state(vm->hv, buf, len);
-	free(buf);
 	if (r < 0)
 		return vmm_errf(err, r, "snapshot: vm.state: %s (%s)", strerror(-r),
 				ehv_vm_state_detail(vm->hv));
@@ -1281,14 +1306,12 @@ static int load_states(struct ember_vm *vm, const struct layer *l, struct ember_
 	 * their load raises (virtio-vsock's transport reset event, a pending
 	 * one) would be lost under a LAPIC or IOAPIC state set after them,
 	 * and the guest would see the reset only at its next vsock interrupt */
-	r = get_part(l->dirfd, &l->man, "devices.state", &buf, &len, err);
+	r = layer_part(l, "devices.state", &buf, &len, err);
 	if (r < 0)
 		return r;
 	struct vmm_state_r rd;
 	vmm_sr_init(&rd, buf, len);
-	r = vmm_devices_load(vm, &rd, err);
-	free(buf);
-	return r;
+	return vmm_devices_load(vm, &rd, err);
 }
 
 int ember_vm_restore(const char *dir, const struct ember_restore_opts *opts, struct ember_vm **out,
@@ -1347,7 +1370,7 @@ int ember_vm_restore(const char *dir, const struct ember_restore_opts *opts, str
 	const struct layer *top = ls[0];
 	uint64_t t_parts = vmm_now_ns();
 
-	/* 2. the host: its CPU, the disks */
+	/* 2. the host: its CPU (the disks after the configuration) */
 	if (!hyp) {
 		r = ehv_hypervisor_open(NULL, &hyp);
 		if (r < 0) {
@@ -1364,13 +1387,19 @@ int ember_vm_restore(const char *dir, const struct ember_restore_opts *opts, str
 	/* 3. the configuration, as saved */
 	void *cbuf;
 	size_t clen;
-	r = get_part(top->dirfd, &top->man, "config", &cbuf, &clen, err);
+	r = layer_part(top, "config", &cbuf, &clen, err);
 	if (r < 0)
 		goto fail;
-	r = config_parse(cfg, cbuf, clen, err);
-	free(cbuf);
+	r = config_parse(cfg, cbuf, clen, err); /* in place: its last use */
 	if (r == 0 && (cfg->mem_size != top->man.mem || cfg->cpus != top->man.vcpus))
 		r = vmm_errf(err, -EINVAL, "restore: config and manifest disagree on mem or vcpus");
+	/* a clone's own host side: its disk copies, taps, sockets */
+	for (unsigned i = 0; r == 0 && opts && i < opts->ndevices; i++) {
+		const struct ember_restore_device *o = &opts->devices[i];
+		r = vmm_config_override_device(cfg, o->kind, o->index, o->spec, err);
+	}
+	if (r == 0)
+		r = check_disks(&top->man, cfg, err);
 	if (r < 0)
 		goto fail;
 	cfg->console_in = opts ? opts->console_in : -1;
@@ -1397,6 +1426,12 @@ int ember_vm_restore(const char *dir, const struct ember_restore_opts *opts, str
 	}
 	bool mapped = !uffd && !copy && cfg->mem_backing == EMBER_MEM_ANON && !cfg->hugepages;
 	r = vmm_vm_create_restored(cfg, hyp, mapped ? bottom->memfd : -1, &vm, err);
+	if (r == -EBUSY && err && top->man.ndisks) {
+		size_t n = strlen(err->msg);
+		snprintf(err->msg + n, sizeof(err->msg) - n,
+			 "; a clone needs its own copy of the image (--restore-disk, "
+			 "ember_restore_opts.devices)");
+	}
 	if (r < 0)
 		goto fail;
 	vm->own_hyp = own_hyp;

@@ -62,8 +62,9 @@
 extern "C" {
 #endif
 
-#define EMBER_VMM_API_MAJOR   0
-#define EMBER_VMM_API_MINOR   2 /* 2: struct ember_config became opaque */
+#define EMBER_VMM_API_MAJOR 0
+#define EMBER_VMM_API_MINOR \
+	3 /* 2: struct ember_config became opaque; 3: ember_restore_opts.devices */
 #define EMBER_VMM_API_VERSION ((EMBER_VMM_API_MAJOR << 16) | EMBER_VMM_API_MINOR)
 
 /* Returns EMBER_VMM_API_VERSION of the library actually linked. */
@@ -691,12 +692,27 @@ int ember_vm_snapshot(struct ember_vm *vm, const char *dir, const struct ember_s
  * (-EINVAL). */
 #define EMBER_RESTORE_COPY 0x4u
 
+/* A restored device's host side given anew, so that clones of one snapshot
+ * can run at once, each with its own: kind "disk" (path=: a copy of the
+ * image as it was when the snapshot was taken, of the same size), "net"
+ * (tap= or fd=) or "vsock" (socket=); index: the device among those of its
+ * kind, 0 for the first (--disk order); spec: "key=value,..." with only
+ * those keys (what the guest sees, a serial, a MAC, a CID, stays as saved).
+ * The strings are the caller's; read during ember_vm_restore only. */
+struct ember_restore_device {
+	const char *kind;
+	unsigned index;
+	const char *spec;
+};
+
 struct ember_restore_opts {
 	unsigned flags;		     /* EMBER_RESTORE_* */
 	int console_in, console_out; /* the restored VM's console fds (-1: none) */
 	ember_log_fn log;	     /* NULL: no log; else every message, debug included */
 	void *log_opaque;
 	struct ehv_hypervisor *hyp; /* NULL: open /dev/kvm (else as ember_vm_create_on) */
+	const struct ember_restore_device *devices; /* ndevices of them, or NULL */
+	unsigned ndevices;
 };
 
 /*
@@ -718,7 +734,9 @@ struct ember_restore_opts {
  * left behind): -EINVAL (a malformed, truncated or corrupt part: a
  * checksum), -EPROTO (another format version), -ENOTSUP (a CPU or feature
  * this host lacks), -ESTALE (a disk image changed size), -ENOENT (a missing
- * part), and ember_vm_create's errors.
+ * part, or opts->devices names a device the snapshot lacks), -EINVAL also
+ * for an opts->devices entry that changes more than the host side, and
+ * ember_vm_create's errors (a disk image another VM holds: -EBUSY).
  */
 int ember_vm_restore(const char *dir, const struct ember_restore_opts *opts, struct ember_vm **out,
 		     struct ember_error *err);

@@ -1,4 +1,4 @@
-/* tests/e2e/snapshot.c - snapshots of a running Linux guest on real KVM: restored it counts on, two clones at once, an incremental over its base, corrupt ones refused, restore time against a cold boot. */
+/* tests/e2e/snapshot.c - snapshots of a running Linux guest on real KVM: restored it counts on, two clones at once (on disks of their own too), an incremental over its base, corrupt ones refused, restore time against a cold boot. */
 #include "../lib/test.h"
 
 #include <ember/ctl.h>
@@ -417,27 +417,37 @@ KVM_TEST_T(snapshot_two_clones_run_with_their_own_generation_ids, 900)
 /* Snapshotted while it writes and flushes its disk, the guest restored
  * writes on: its next write is the next in its sequence and none fails
  * (the virtqueue went on where it stopped; no request was in flight). */
+/* A guest writing its disk (d/disk.img, 4 MiB) snapshotted into d/s after
+ * its fifth write and left paused (its image locked); *done: its last write. */
+static struct ember_vm *disk_writer_snapshotted(const char *d, char img[300], char dir[300],
+						struct capture *c, int p[2], long *done)
+{
+	snprintf(img, 300, "%s/disk.img", d);
+	snprintf(dir, 300, "%s/s", d);
+	int fd = open(img, O_RDWR | O_CREAT, 0600);
+	REQUIRE(fd >= 0 && ftruncate(fd, 4 << 20) == 0);
+	close(fd);
+	capture_pipe(c, p, false);
+	struct ember_vm *vm = guest_vm_disk("diskio", 1, NULL, p[1], img);
+	REQUIRE_OK(ember_vm_start(vm));
+	if (!read_until(c, "E2E disk 5\n", 400000))
+		TEST_FAIL("the guest's disk writes did not start (%zu bytes of output)", c->len);
+	take(vm, dir, 0, NULL);
+	usleep(300000);
+	slurp(c);
+	*done = last_num(c->buf, "E2E disk ");
+	REQUIRE(*done >= 5);
+	return vm;
+}
+
 KVM_TEST_T(snapshot_restored_guest_writes_on_to_its_disk, 900)
 {
 	char *d = tmp_dir("disk");
 	char img[300], dir[300];
-	snprintf(img, sizeof(img), "%s/disk.img", d);
-	snprintf(dir, sizeof(dir), "%s/s", d);
-	int fd = open(img, O_RDWR | O_CREAT, 0600);
-	REQUIRE(fd >= 0 && ftruncate(fd, 4 << 20) == 0);
-	close(fd);
 	int p[2];
 	struct capture c;
-	capture_pipe(&c, p, false);
-	struct ember_vm *vm = guest_vm_disk("diskio", 1, NULL, p[1], img);
-	REQUIRE_OK(ember_vm_start(vm));
-	if (!read_until(&c, "E2E disk 5\n", 400000))
-		TEST_FAIL("the guest's disk writes did not start (%zu bytes of output)", c.len);
-	take(vm, dir, 0, NULL);
-	usleep(300000);
-	slurp(&c);
-	long done = last_num(c.buf, "E2E disk ");
-	REQUIRE(done >= 5);
+	long done;
+	struct ember_vm *vm = disk_writer_snapshotted(d, img, dir, &c, p, &done);
 	ember_vm_destroy(vm); /* frees the image's lock */
 	close(p[0]);
 	close(p[1]);
@@ -465,6 +475,122 @@ KVM_TEST_T(snapshot_restored_guest_writes_on_to_its_disk, 900)
 		 last_num(r.buf, "E2E disk "));
 	REQUIRE_OK(ember_vm_stop(vm2));
 	ember_vm_destroy(vm2);
+	rm_rf(d);
+}
+
+/* Copies file from to to (a clone's disk: the image as the snapshot left it). */
+static void copy_file(const char *from, const char *to)
+{
+	int in = open(from, O_RDONLY | O_CLOEXEC);
+	int out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	REQUIRE(in >= 0 && out >= 0);
+	char buf[65536];
+	ssize_t n;
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		REQUIRE(write(out, buf, (size_t)n) == n);
+	REQUIRE(n == 0);
+	close(in);
+	REQUIRE(close(out) == 0);
+}
+
+/* The text of the disk image's 512-byte sector s ("" past its end). */
+static void read_sector(const char *img, long s, char out[513])
+{
+	int fd = open(img, O_RDONLY | O_CLOEXEC);
+	REQUIRE(fd >= 0);
+	ssize_t n = pread(fd, out, 512, (off_t)s * 512);
+	close(fd);
+	out[n > 0 ? n : 0] = 0;
+	out[strcspn(out, "\n")] = 0;
+}
+
+/* Clones of a guest that writes its disk run beside each other and beside
+ * the original, each on its own copy of the image (--restore-disk): each
+ * writes on from where the snapshot stopped into its copy, the original's
+ * image is not written; without its own copy a clone is refused (the image
+ * is the running original's) and nothing is left of it. */
+KVM_TEST_T(snapshot_clones_write_disks_of_their_own, 900)
+{
+	char *d = tmp_dir("diskclones");
+	char img[300], dir[300], cimg[2][320];
+	int p[2];
+	struct capture c;
+	long done; /* the original stays paused, its image locked */
+	struct ember_vm *vm = disk_writer_snapshotted(d, img, dir, &c, p, &done);
+	for (int i = 0; i < 2; i++) {
+		snprintf(cimg[i], sizeof(cimg[i]), "%s/clone%d.img", d, i);
+		copy_file(img, cimg[i]);
+	}
+
+	/* the saved image is the original's: a clone without its own is refused */
+	struct ember_error err = {0};
+	struct capture r[2];
+	int q[2][2];
+	capture_pipe(&r[0], q[0], false);
+	struct ember_vm *none = restore(dir, q[0][1], &err);
+	CHECK(none == NULL);
+	CHECK_EQ(err.code, -EBUSY);
+	CHECK(strstr(err.msg, "a clone needs its own copy of the image (--restore-disk") != NULL);
+	TEST_LOG("a clone on the original's image: %s", err.msg);
+	/* a change to what the guest saw is refused before anything is built */
+	struct ember_restore_device bad = {.kind = "disk", .index = 0, .spec = "serial=x"};
+	struct ember_restore_opts bo = {
+	    .console_in = -1, .console_out = q[0][1], .devices = &bad, .ndevices = 1};
+	CHECK_EQ(ember_vm_restore(dir, &bo, &none, &err), -EINVAL);
+	CHECK(none == NULL);
+	close(q[0][0]);
+	close(q[0][1]);
+
+	struct ember_vm *cl[2];
+	for (int i = 0; i < 2; i++) {
+		capture_pipe(&r[i], q[i], false);
+		struct ember_restore_device own = {.kind = "disk", .index = 0, .spec = NULL};
+		char spec[700];
+		snprintf(spec, sizeof(spec), "path=%s", cimg[i]);
+		own.spec = spec;
+		struct ember_restore_opts o = {
+		    .console_in = -1, .console_out = q[i][1], .devices = &own, .ndevices = 1};
+		if (ember_vm_restore(dir, &o, &cl[i], &err) < 0)
+			TEST_FAIL("clone %d on %s: %s", i, cimg[i], err.msg);
+	}
+	for (int i = 0; i < 2; i++)
+		REQUIRE_OK(ember_vm_start(cl[i]));
+	for (int i = 0; i < 2; i++) {
+		char want[64];
+		snprintf(want, sizeof(want), "E2E disk %ld\n", done + 10);
+		if (!read_until(&r[i], want, 300000))
+			TEST_FAIL("clone %d did not write on to %ld ('%.300s')", i, done + 10,
+				  r[i].buf ? r[i].buf : "");
+		CHECK(strstr(r[i].buf, "E2E-FAIL") == NULL);
+		long n = joined_first_num(c.buf, r[i].buf, "E2E disk ");
+		CHECK_EQ(n, done + 1);
+	}
+	for (int i = 0; i < 2; i++) {
+		REQUIRE_OK(ember_vm_stop(cl[i]));
+		ember_vm_destroy(cl[i]);
+	}
+	/* write done + 5 went into each clone's copy, not the original's image */
+	long k = done + 5;
+	char want[64], got[513];
+	snprintf(want, sizeof(want), "E2E-ITER %ld", k);
+	for (int i = 0; i < 2; i++) {
+		read_sector(cimg[i], k % 64, got);
+		CHECK_STR(got, want);
+	}
+	read_sector(img, k % 64, got);
+	CHECK(strcmp(got, want) != 0);
+	TEST_LOG("snapshot after write %ld; two clones wrote on to %ld, each into its own "
+		 "image; the original's sector %ld: '%s'",
+		 done, done + 10, k % 64, got);
+	ember_vm_destroy(vm);
+	close(p[0]);
+	close(p[1]);
+	free(c.buf);
+	for (int i = 0; i < 2; i++) {
+		close(q[i][0]);
+		close(q[i][1]);
+		free(r[i].buf);
+	}
 	rm_rf(d);
 }
 
@@ -527,8 +653,10 @@ static void show_file(const char *what, const char *path)
  * 10.0.4.1/24), a vsock (socket in a temporary folder, the host's echo
  * server on its port 6000) and an ext4 disk, is snapshotted while it writes
  * files to the disk with a vsock connection open; the restored VM (the
- * first one gone) reattaches the tap by its name and listens again on the
- * vsock path. After the restore: a console line typed is echoed, the files
+ * first one gone) is given a host side of its own, as a clone would be
+ * (ember_restore_opts.devices): a new tap, embsnap1 (embsnap0 deleted), and
+ * a copy of the disk image; it listens again on the vsock path. After the
+ * restore: a console line typed is echoed, the files
  * read back, the unmounted disk passes e2fsck, the guest pings the tap, the
  * connection open at the snapshot was reset (transport reset event), a new
  * guest-to-host connection and a host-to-guest one carry data both ways. */
@@ -586,12 +714,27 @@ KVM_TEST_T(snapshot_restored_guest_has_net_vsock_console_and_a_clean_disk, 600)
 	ember_vm_destroy(vm); /* the tap, the vsock socket, the disk's lock go */
 	close(p[0]);
 	close(p[1]);
+	/* the new tap as the old was, its MAC too (the guest's ARP cache holds it) */
+	if (system("m=$(ip -o link show embsnap0 | sed -n 's|.*link/ether "
+		   "\\([0-9a-f:]*\\).*|\\1|p') && "
+		   "[ -n \"$m\" ] && ip link del embsnap0 && "
+		   "ip tuntap add dev embsnap1 mode tap && ip link set embsnap1 address \"$m\" && "
+		   "ip addr add 10.0.4.1/24 dev embsnap1 && ip link set embsnap1 up") != 0)
+		TEST_FAIL("cannot replace the tap embsnap0 by embsnap1");
+	char img2[320], disk2[340];
+	snprintf(img2, sizeof(img2), "%s/fs-restored.img", d);
+	copy_file(img, img2);
+	snprintf(disk2, sizeof(disk2), "path=%s", img2);
+	const struct ember_restore_device own[] = {
+	    {.kind = "disk", .index = 0, .spec = disk2},
+	    {.kind = "net", .index = 0, .spec = "tap=embsnap1"}};
 
 	struct capture r;
 	int q[2], in[2];
 	capture_pipe(&r, q, false);
 	REQUIRE(pipe2(in, O_CLOEXEC) == 0);
-	struct ember_restore_opts o = {.console_in = in[0], .console_out = q[1]};
+	struct ember_restore_opts o = {
+	    .console_in = in[0], .console_out = q[1], .devices = own, .ndevices = 2};
 	struct ember_error err = {0};
 	uint64_t t2 = now_ms();
 	struct ember_vm *vm2 = NULL;
@@ -744,6 +887,12 @@ KVM_TEST_T(snapshot_ember_run_restore_continues_on_the_console, 900)
 	CHECK_EQ(er, 0);
 	/* stopped by the exit request: its documented status 34 */
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 34);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 34) {
+		slurp(&r);
+		size_t n = r.len > 600 ? r.len - 600 : 0;
+		TEST_LOG("ember run --restore ended with wait status %#x; its last output: %s",
+			 status, r.buf ? r.buf + n : "");
+	}
 	TEST_LOG("ember run --restore went on from %ld to %ld, exit status %d", first, last,
 		 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 	/* a snapshot that is not one: a clear error, exit status 1 */
@@ -757,6 +906,23 @@ KVM_TEST_T(snapshot_ember_run_restore_continues_on_the_console, 900)
 	}
 	waitpid(pid, &status, 0);
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+	/* a clone's disk for a snapshot without one: refused (status 1); a
+	 * --restore-net without its value: a usage error (status 2) */
+	static const char *const bad[][2] = {{"--restore-disk", "path=/nonexistent.img"},
+					     {"--restore-net", NULL}};
+	for (int i = 0; i < 2; i++) {
+		pid = fork();
+		REQUIRE(pid >= 0);
+		if (pid == 0) {
+			int null = open("/dev/null", O_WRONLY);
+			dup2(null, 2);
+			execl(ember, ember, "run", "--restore", dir, bad[i][0], bad[i][1],
+			      (char *)NULL);
+			_exit(127);
+		}
+		waitpid(pid, &status, 0);
+		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 1 + i);
+	}
 	close(q[0]);
 	rm_rf(d);
 }

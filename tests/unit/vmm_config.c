@@ -805,3 +805,75 @@ TEST(vmm_vm_create_needs_resolved_config)
 	CHECK_EQ(ember_vm_format_registers(NULL, buf, sizeof(buf)), 0);
 	CHECK_STR(buf, "");
 }
+
+static void add(struct ember_config *c, const char *kind, const char *spec)
+{
+	struct ember_error err = {0};
+	REQUIRE(vmm_config_add_device(c, vmm_devopt_type_find(kind), spec, &err) == 0);
+}
+
+/* A restore gives a clone's devices their own host side: only that, each
+ * device keeping its place, its index and what the guest saw. */
+TEST(vmm_config_override_device_changes_only_the_host_side)
+{
+	struct ember_config c;
+	struct ember_error err = {0};
+	vmm_config_init(&c);
+	add(&c, "disk", "/a.img,serial=first");
+	add(&c, "net", "tap=tap0,mac=52:54:00:12:34:56");
+	add(&c, "disk", "path=/b.img,ro=on");
+	add(&c, "vsock", "cid=7,socket=/run/v.sock");
+
+	REQUIRE_OK(vmm_config_override_device(&c, "disk", 1, "path=/b2.img", &err));
+	CHECK_STR(vmm_devopt_get(&c.devs[2], "path"), "/b2.img");
+	CHECK(vmm_devopt_bool(&c.devs[2], "ro", false));
+	CHECK_EQ(c.devs[2].index, 1);
+	CHECK_STR(vmm_devopt_get(&c.devs[0], "path"), "/a.img"); /* disk 0 untouched */
+
+	REQUIRE_OK(vmm_config_override_device(&c, "disk", 0, "path=/a2.img", &err));
+	CHECK_STR(vmm_devopt_get(&c.devs[0], "path"), "/a2.img");
+	CHECK_STR(vmm_devopt_get(&c.devs[0], "serial"), "first");
+	CHECK_EQ(c.devs[0].index, 0);
+
+	/* fd replaces tap (and tap fd); the MAC stays */
+	REQUIRE_OK(vmm_config_override_device(&c, "net", 0, "fd=5", &err));
+	CHECK(vmm_devopt_get(&c.devs[1], "tap") == NULL);
+	CHECK_EQ(vmm_devopt_u64(&c.devs[1], "fd", 0), 5);
+	CHECK_STR(vmm_devopt_get(&c.devs[1], "mac"), "52:54:00:12:34:56");
+	REQUIRE_OK(vmm_config_override_device(&c, "net", 0, "tap=clone1", &err));
+	CHECK_STR(vmm_devopt_get(&c.devs[1], "tap"), "clone1");
+	CHECK(vmm_devopt_get(&c.devs[1], "fd") == NULL);
+
+	REQUIRE_OK(vmm_config_override_device(&c, "vsock", 0, "socket=/run/v2.sock", &err));
+	CHECK_STR(vmm_devopt_get(&c.devs[3], "socket"), "/run/v2.sock");
+	CHECK_EQ(vmm_devopt_u64(&c.devs[3], "cid", 0), 7);
+	CHECK_EQ(c.ndevs, 4);
+
+	/* what the guest saw, refused, the configuration unchanged */
+	CHECK_EQ(vmm_config_override_device(&c, "disk", 0, "serial=other", &err), -EINVAL);
+	CHECK(strstr(err.msg, "'serial' is what the guest saw") != NULL);
+	CHECK_EQ(vmm_config_override_device(&c, "disk", 0, "path=/x.img,ro=on", &err), -EINVAL);
+	CHECK_EQ(vmm_config_override_device(&c, "net", 0, "mac=52:54:00:00:00:01", &err), -EINVAL);
+	CHECK_EQ(vmm_config_override_device(&c, "vsock", 0, "cid=8", &err), -EINVAL);
+	CHECK_STR(vmm_devopt_get(&c.devs[0], "path"), "/a2.img");
+	CHECK(!vmm_devopt_bool(&c.devs[0], "ro", false));
+	/* not key=value, empty, no such device, not a device with a host side */
+	CHECK_EQ(vmm_config_override_device(&c, "disk", 0, "/y.img", &err), -EINVAL);
+	CHECK_EQ(vmm_config_override_device(&c, "disk", 0, "path=", &err), -EINVAL);
+	CHECK_EQ(vmm_config_override_device(&c, "disk", 0, "", &err), -EINVAL);
+	CHECK_EQ(vmm_config_override_device(&c, "disk", 2, "path=/c.img", &err), -ENOENT);
+	CHECK(strstr(err.msg, "has no --disk 2 (it has 2)") != NULL);
+	CHECK_EQ(vmm_config_override_device(&c, "vsock", 1, "socket=/s", &err), -ENOENT);
+	CHECK_EQ(vmm_config_override_device(&c, "rng", 0, "x=1", &err), -EINVAL);
+	CHECK_EQ(vmm_config_override_device(&c, NULL, 0, "path=/x", &err), -EINVAL);
+	/* a path too long for the sub-options */
+	char *big = malloc(EMBER_PATH_MAX + 300);
+	REQUIRE(big);
+	memset(big, 'a', EMBER_PATH_MAX + 299);
+	memcpy(big, "path=/", 6);
+	big[EMBER_PATH_MAX + 299] = 0;
+	CHECK_EQ(vmm_config_override_device(&c, "disk", 0, big, &err), -ENAMETOOLONG);
+	free(big);
+	CHECK_STR(vmm_devopt_get(&c.devs[0], "path"), "/a2.img");
+	vmm_config_fini(&c);
+}
