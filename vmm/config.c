@@ -502,6 +502,24 @@ static bool in_list(const char *const *list, const char *s)
 	return false;
 }
 
+struct vmm_devopt *vmm_config_device(const struct ember_config *cfg,
+				     const struct vmm_devopt_type *t, unsigned index,
+				     unsigned *count)
+{
+	struct vmm_devopt *d = NULL;
+	unsigned n = 0;
+	for (unsigned i = 0; i < cfg->ndevs; i++) {
+		if (cfg->devs[i].type != t)
+			continue;
+		n++;
+		if (cfg->devs[i].index == index)
+			d = &cfg->devs[i];
+	}
+	if (count)
+		*count = n;
+	return d;
+}
+
 int vmm_config_override_device(struct ember_config *cfg, const char *kind, unsigned index,
 			       const char *spec, struct ember_error *err)
 {
@@ -512,15 +530,8 @@ int vmm_config_override_device(struct ember_config *cfg, const char *kind, unsig
 				"restore: '%.40s' is not a device whose host side a restore can "
 				"change (disk, net, vsock)",
 				kind ? kind : "");
-	struct vmm_devopt *d = NULL;
-	unsigned have = 0;
-	for (unsigned i = 0; i < cfg->ndevs; i++) {
-		if (cfg->devs[i].type != t)
-			continue;
-		have++;
-		if (cfg->devs[i].index == index)
-			d = &cfg->devs[i];
-	}
+	unsigned have;
+	struct vmm_devopt *d = vmm_config_device(cfg, t, index, &have);
 	if (!d)
 		return vmm_errf(err, -ENOENT, "restore: the snapshot has no --%s %u (it has %u)",
 				kind, index, have);
@@ -536,9 +547,9 @@ int vmm_config_override_device(struct ember_config *cfg, const char *kind, unsig
 	char *ov = strdup(spec), *merged = malloc(cap);
 	struct vmm_devopt nd = {0};
 	int r = ov && merged ? 0 : vmm_errf(err, -ENOMEM, "out of memory");
+	if (merged)
+		merged[0] = 0;
 	/* the new keys first: each the host side's, key=value */
-	bool tap_or_fd = false;
-	merged[0] = 0;
 	for (char *p = ov, *next; r == 0 && p; p = next) {
 		next = strchr(p, ',');
 		if (next)
@@ -558,27 +569,16 @@ int vmm_config_override_device(struct ember_config *cfg, const char *kind, unsig
 				     host[1] ? host[1] : "");
 			break;
 		}
-		tap_or_fd |= !strcmp(p, "tap") || !strcmp(p, "fd");
 		size_t n = strlen(merged);
 		snprintf(merged + n, cap - n, "%s%s=%s", n ? "," : "", p, eq + 1);
 	}
-	/* then the saved ones the new do not replace */
+	/* then the saved ones but the host side, which the new keys (at least
+	 * one) replace whole: a NIC's tap= replaces its fd= too, and fd= its tap= */
 	for (unsigned i = 0; r == 0 && i < d->nkv; i++) {
-		const char *k = d->kv[i].key;
-		bool replaced = false;
-		for (const char *q = merged; *q;) { /* "key=" at a key's start */
-			size_t kl = strlen(k);
-			if (!strncmp(q, k, kl) && q[kl] == '=')
-				replaced = true;
-			q = strchr(q, ',');
-			if (!q)
-				break;
-			q++;
-		}
-		if (replaced || (tap_or_fd && (!strcmp(k, "tap") || !strcmp(k, "fd"))))
+		if (in_list(host, d->kv[i].key))
 			continue;
 		size_t n = strlen(merged);
-		snprintf(merged + n, cap - n, ",%s=%s", k, d->kv[i].value);
+		snprintf(merged + n, cap - n, ",%s=%s", d->kv[i].key, d->kv[i].value);
 	}
 	if (r == 0)
 		r = devopt_parse(t, merged, &nd, err);

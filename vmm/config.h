@@ -206,6 +206,12 @@ int vmm_config_copy(struct ember_config *dst, const struct ember_config *src);
 int vmm_config_add_device(struct ember_config *cfg, const struct vmm_devopt_type *type,
 			  const char *spec, struct ember_error *err);
 
+/* cfg's device of type t numbered index among that type's (0: the first), or
+ * NULL if it has none; *count (if not NULL): how many of type t it has. */
+struct vmm_devopt *vmm_config_device(const struct ember_config *cfg,
+				     const struct vmm_devopt_type *t, unsigned index,
+				     unsigned *count);
+
 /*
  * A restore's change to one device of a saved configuration: the host side
  * of device `index` (0: the first) of kind `kind` ("disk", "net", "vsock")

@@ -531,13 +531,11 @@ int vmm_seccomp_prepare(enum vmm_seccomp_mode mode)
 		struct sock_fprog p[EMBER_THREAD_KINDS] = {{0}};
 #ifdef EMBER_SECCOMP_PREBUILT
 		for (int k = 0; k < EMBER_THREAD_KINDS; k++)
-			g_prog[k][mode] = seccomp_prebuilt[k][mode];
-		atomic_store(&g_prog_ready[mode], true);
-		pthread_mutex_unlock(&g_prog_lock);
-		return 0;
-#endif
+			p[k] = seccomp_prebuilt[k][mode];
+#else
 		for (int k = 0; r == 0 && k < EMBER_THREAD_KINDS; k++)
 			r = export_one((enum ember_thread_kind)k, mode, &p[k]);
+#endif
 		if (r == 0) {
 			for (int k = 0; k < EMBER_THREAD_KINDS; k++)
 				g_prog[k][mode] = p[k];

@@ -1224,13 +1224,11 @@ static int check_host(const struct snap_manifest *m, struct ehv_hypervisor *hyp,
 static int check_disks(const struct snap_manifest *m, const struct ember_config *cfg,
 		       struct ember_error *err)
 {
+	const struct vmm_devopt_type *disk = vmm_devopt_type_find("disk");
 	for (unsigned i = 0; i < m->ndisks; i++) {
-		const char *path = m->disks[i].path;
-		for (unsigned j = 0; j < cfg->ndevs; j++)
-			if (!strcmp(cfg->devs[j].type->name, "disk") &&
-			    cfg->devs[j].index == m->disks[i].index &&
-			    vmm_devopt_get(&cfg->devs[j], "path"))
-				path = vmm_devopt_get(&cfg->devs[j], "path");
+		const struct vmm_devopt *d = vmm_config_device(cfg, disk, m->disks[i].index, NULL);
+		const char *path =
+		    d && vmm_devopt_get(d, "path") ? vmm_devopt_get(d, "path") : m->disks[i].path;
 		struct stat st;
 		if (stat(path, &st) < 0)
 			return vmm_errf(err, -errno, "snapshot: disk %u (%s): %s",
@@ -1426,11 +1424,11 @@ int ember_vm_restore(const char *dir, const struct ember_restore_opts *opts, str
 	}
 	bool mapped = !uffd && !copy && cfg->mem_backing == EMBER_MEM_ANON && !cfg->hugepages;
 	r = vmm_vm_create_restored(cfg, hyp, mapped ? bottom->memfd : -1, &vm, err);
-	if (r == -EBUSY && err && top->man.ndisks) {
+	if (r == -EBUSY && err) { /* a disk image's lock, a tap another VM has */
 		size_t n = strlen(err->msg);
 		snprintf(err->msg + n, sizeof(err->msg) - n,
-			 "; a clone needs its own copy of the image (--restore-disk, "
-			 "ember_restore_opts.devices)");
+			 "; a clone needs a disk image copy, tap or socket of its own "
+			 "(--restore-disk|net|vsock, ember_restore_opts.devices)");
 	}
 	if (r < 0)
 		goto fail;

@@ -530,7 +530,8 @@ KVM_TEST_T(snapshot_clones_write_disks_of_their_own, 900)
 	struct ember_vm *none = restore(dir, q[0][1], &err);
 	CHECK(none == NULL);
 	CHECK_EQ(err.code, -EBUSY);
-	CHECK(strstr(err.msg, "a clone needs its own copy of the image (--restore-disk") != NULL);
+	CHECK(strstr(err.msg, "a clone needs a disk image copy, tap or socket of its own "
+			      "(--restore-disk") != NULL);
 	TEST_LOG("a clone on the original's image: %s", err.msg);
 	/* a change to what the guest saw is refused before anything is built */
 	struct ember_restore_device bad = {.kind = "disk", .index = 0, .spec = "serial=x"};
