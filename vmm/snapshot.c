@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -370,7 +371,11 @@ static int manifest_line(struct snap_manifest *m, char *line, bool *seen_end)
 
 static int read_manifest(int dirfd, struct snap_manifest *m, struct ember_error *err)
 {
-	memset(m, 0, sizeof(*m));
+	/* the fixed fields only: the part and disk tables (about 260 KiB, room
+	 * for every device a configuration can have) are read no further than
+	 * their counts, and clearing them would fault in every page of them */
+	memset(m, 0, offsetof(struct snap_manifest, parts));
+	m->ndisks = 0;
 	int fd = openat(dirfd, "manifest", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return vmm_errf(err, errno == ENOENT ? -ENOENT : -errno,
