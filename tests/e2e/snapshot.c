@@ -655,8 +655,9 @@ static void show_file(const char *what, const char *path)
  * server on its port 6000) and an ext4 disk, is snapshotted while it writes
  * files to the disk with a vsock connection open; the restored VM (the
  * first one gone) is given a host side of its own, as a clone would be
- * (ember_restore_opts.devices): a new tap, embsnap1 (embsnap0 deleted), and
- * a copy of the disk image; it listens again on the vsock path. After the
+ * (ember_restore_opts.devices): a new tap, embsnap1 (embsnap0 deleted), a
+ * copy of the disk image and a vsock socket at a new path, with an echo
+ * server of its own (the old path is left unbound). After the
  * restore: a console line typed is echoed, the files
  * read back, the unmounted disk passes e2fsck, the guest pings the tap, the
  * connection open at the snapshot was reset (transport reset event), a new
@@ -671,11 +672,15 @@ KVM_TEST_T(snapshot_restored_guest_has_net_vsock_console_and_a_clean_disk, 600)
 		TEST_FAIL("cannot make the tap embsnap0 in a new network namespace");
 	char *d = tmp_dir("net");
 	char img[300], dir[300], sock[300], echo_sock[320], echo_log[300], conn_log[300], cmd[700];
+	char sock2[300], echo2_sock[320], echo2_log[300];
 	snprintf(img, sizeof(img), "%s/fs.img", d);
 	snprintf(dir, sizeof(dir), "%s/s", d);
 	snprintf(sock, sizeof(sock), "%s/v.sock", d);
 	snprintf(echo_sock, sizeof(echo_sock), "%s_6000", sock);
 	snprintf(echo_log, sizeof(echo_log), "%s/echo.log", d);
+	snprintf(sock2, sizeof(sock2), "%s/v2.sock", d);
+	snprintf(echo2_sock, sizeof(echo2_sock), "%s_6000", sock2);
+	snprintf(echo2_log, sizeof(echo2_log), "%s/echo2.log", d);
 	snprintf(conn_log, sizeof(conn_log), "%s/connect.log", d);
 	snprintf(cmd, sizeof(cmd), "truncate -s 16M '%s' && mke2fs -q -t ext4 -F '%s'", img, img);
 	REQUIRE(system(cmd) == 0);
@@ -683,9 +688,9 @@ KVM_TEST_T(snapshot_restored_guest_has_net_vsock_console_and_a_clean_disk, 600)
 	const char *tool = e2e_artifact("E2E_VSOCK_TOOL", "vsock-tool", tool_buf, sizeof(tool_buf));
 	const char *initrd =
 	    e2e_artifact("E2E_INITRD_FS", "initramfs-fs.cpio", initrd_buf, sizeof(initrd_buf));
-	/* the host's echo server: the connection held over the snapshot
-	 * (it ends when the first VM goes), then the restored guest's */
-	char *echo_argv[] = {(char *)tool, "host-echo", echo_sock, "2", NULL};
+	/* the host's echo server of the first VM: the connection held over the
+	 * snapshot (it ends when the first VM goes) */
+	char *echo_argv[] = {(char *)tool, "host-echo", echo_sock, "1", NULL};
 	pid_t echo_pid = spawn(echo_argv, echo_log);
 	for (int t = 0; t < 500 && access(echo_sock, F_OK) < 0; t++)
 		usleep(10000);
@@ -726,23 +731,35 @@ KVM_TEST_T(snapshot_restored_guest_has_net_vsock_console_and_a_clean_disk, 600)
 	snprintf(img2, sizeof(img2), "%s/fs-restored.img", d);
 	copy_file(img, img2);
 	snprintf(disk2, sizeof(disk2), "path=%s", img2);
+	/* the restored guest's echo server, on its own socket's port 6000 */
+	char *echo2_argv[] = {(char *)tool, "host-echo", echo2_sock, "1", NULL};
+	pid_t echo2_pid = spawn(echo2_argv, echo2_log);
+	for (int t = 0; t < 500 && access(echo2_sock, F_OK) < 0; t++)
+		usleep(10000);
+	REQUIRE(access(echo2_sock, F_OK) == 0);
+	char vsock2[320];
+	snprintf(vsock2, sizeof(vsock2), "socket=%s", sock2);
 	const struct ember_restore_device own[] = {
 	    {.kind = "disk", .index = 0, .spec = disk2},
-	    {.kind = "net", .index = 0, .spec = "tap=embsnap1"}};
+	    {.kind = "net", .index = 0, .spec = "tap=embsnap1"},
+	    {.kind = "vsock", .index = 0, .spec = vsock2}};
 
 	struct capture r;
 	int q[2], in[2];
 	capture_pipe(&r, q, false);
 	REQUIRE(pipe2(in, O_CLOEXEC) == 0);
 	struct ember_restore_opts o = {
-	    .console_in = in[0], .console_out = q[1], .devices = own, .ndevices = 2};
+	    .console_in = in[0], .console_out = q[1], .devices = own, .ndevices = 3};
 	struct ember_error err = {0};
 	uint64_t t2 = now_ms();
 	struct ember_vm *vm2 = NULL;
 	if (ember_vm_restore(dir, &o, &vm2, &err) < 0)
 		TEST_FAIL("restore: %s", err.msg);
 	REQUIRE_OK(ember_vm_start(vm2));
-	char *conn_argv[] = {(char *)tool, "host-connect", sock, "5000", "1", "65536", NULL};
+	/* the clone listens at its own path, not at the saved one */
+	CHECK(access(sock2, F_OK) == 0);
+	CHECK(access(sock, F_OK) < 0);
+	char *conn_argv[] = {(char *)tool, "host-connect", sock2, "5000", "1", "65536", NULL};
 	pid_t conn_pid = spawn(conn_argv, conn_log);
 	static const char line[] = "e2e-line restored-4242\n";
 	REQUIRE(write(in[1], line, sizeof(line) - 1) == (ssize_t)(sizeof(line) - 1));
@@ -754,9 +771,11 @@ KVM_TEST_T(snapshot_restored_guest_has_net_vsock_console_and_a_clean_disk, 600)
 	}
 	uint64_t t3 = now_ms();
 	int conn_rc = reap(conn_pid, 30000), echo_rc = reap(echo_pid, 10000);
-	if (!ended || conn_rc || echo_rc) {
+	int echo2_rc = reap(echo2_pid, 10000);
+	if (!ended || conn_rc || echo_rc || echo2_rc) {
 		show_file("host-connect", conn_log);
 		show_file("host-echo", echo_log);
+		show_file("host-echo (restored)", echo2_log);
 	}
 	if (!ended)
 		TEST_FAIL("the restored guest did not finish its checks ('%.900s')",
@@ -789,8 +808,9 @@ KVM_TEST_T(snapshot_restored_guest_has_net_vsock_console_and_a_clean_disk, 600)
 			    "connected\n") != NULL ||
 	      strstr(r.buf, "E2E vsock held: vsock-tool: ended: Connection reset by peer\n") !=
 		  NULL);
-	CHECK_EQ(conn_rc, 0); /* host-to-guest: every byte echoed */
-	CHECK_EQ(echo_rc, 0); /* guest-to-host, and the held one to its end */
+	CHECK_EQ(conn_rc, 0);  /* host-to-guest, on the new path: every byte echoed */
+	CHECK_EQ(echo_rc, 0);  /* the held one, to its end */
+	CHECK_EQ(echo2_rc, 0); /* guest-to-host, to the new path's port 6000 */
 	/* the writes went on from the saved one (a line the snapshot cut
 	 * joined), or none came before the console line stopped them */
 	long n = joined_first_num(c.buf, r.buf, "E2E fs ");
