@@ -5,8 +5,9 @@
 
 Starts CMD (stdin, stdout and stderr pipes read here), and from the moment
 --ready TEXT has appeared on its stdout (at once without --ready) writes the
-probe line `echo RB$((6*7))` to its stdin every 20 ms until the line RB42 comes
-back on its stdout: the guest's shell answered on the console (the tty's
+probe line `echo RB$((6*7))` to its stdin, again every --every MS (default 20)
+until the line RB42 comes back on its stdout: the guest's shell answered on
+the console (the tty's
 echo of the probe shows "RB$((6*7))", never RB42, so only the shell can
 answer). Then, optionally, it takes a snapshot (--ember-snapshot DIR SOCKET:
 the control socket's request snapshot {command take, path DIR}, docs/PROTOCOL.md;
@@ -14,11 +15,12 @@ the control socket's request snapshot {command take, path DIR}, docs/PROTOCOL.md
 `migrate exec:cat > FILE` until query-migrate says completed), and ends CMD
 (SIGTERM, SIGKILL after 5 s).
 
-Prints one line: console_ms running_ms take_ms
+Prints one line: console_ms running_ms take_ms typed
   console_ms  CLOCK_MONOTONIC from just before the fork to RB42 read
   running_ms  to the first stderr line containing "vCPUs running" (ember -v:
               its vCPU threads started, the first KVM_RUN follows), "-" if none
   take_ms     the snapshot's time, "-" if none
+  typed       how many probe lines were written
 Exits 1 with a message on stderr if the answer does not come within
 --timeout seconds.
 """
@@ -63,11 +65,13 @@ def qmp(path, cmds):
 
 def main():
     a = sys.argv[1:]
-    opts = {"timeout": 300.0}
+    opts = {"timeout": 300.0, "every": 0.02}
     while a and a[0] != "--":
         o = a.pop(0)
         if o == "--ready":
             opts["ready"] = a.pop(0).encode()
+        elif o == "--every":
+            opts["every"] = float(a.pop(0)) / 1000.0
         elif o == "--timeout":
             opts["timeout"] = float(a.pop(0))
         elif o == "--ember-snapshot":
@@ -96,17 +100,19 @@ def main():
     console = None
     ready = "ready" not in opts
     last_probe = 0.0
+    typed = 0
     deadline = t0 + opts["timeout"]
     while console is None:
         now = time.monotonic()
         if now > deadline or p.poll() is not None:
             break
-        if ready and now - last_probe >= 0.02:
+        if ready and (typed == 0 or now - last_probe >= opts["every"]):
             try:
                 p.stdin.write(PROBE)
             except BrokenPipeError:
                 break
             last_probe = now
+            typed += 1
         for key, _ in sel.select(0.005):
             try:
                 data = os.read(key.fileobj.fileno(), 65536)
@@ -175,7 +181,7 @@ def main():
               f"(status {p.returncode}): {' '.join(cmd)}", file=sys.stderr)
         sys.exit(1)
     f = lambda v: "-" if v is None else f"{v:.1f}"
-    print(f(console), f(running), f(take))
+    print(f(console), f(running), f(take), typed)
 
 
 if __name__ == "__main__":
