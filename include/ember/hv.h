@@ -390,8 +390,9 @@ int ehv_hypervisor_feature_msr_index_list(struct ehv_hypervisor *hyp, uint32_t *
  * (display family and model: base + extended), and HASH is 16 hex digits of
  * an FNV-1a 64 hash over the supported-CPUID table (ehv_hypervisor_supported_
  * cpuid, in the hypervisor's order, fields function, index, flags, eax, ebx,
- * ecx, edx as little-endian u32; leaf 1 EBX's APIC-id byte is left out, it
- * varies per host CPU). Two hosts with the same identity offer guests the
+ * ecx, edx as little-endian u32; what varies per host CPU is left out as
+ * zero: leaf 1 EBX's APIC-id byte, leaves 0xB and 0x1F EDX (the x2APIC id),
+ * leaf 0x8000001E EAX, EBX and ECX (AMD's extended APIC, core and node ids)). Two hosts with the same identity offer guests the
  * same CPUID. Writes a NUL-terminated string and returns its length (without
  * the NUL). Any thread. Errors: -EINVAL (NULL hyp or buf), -ERANGE (len too
  * small: 128 bytes always suffice, EHV_CPU_IDENTITY_MAX), -ENODATA (the

@@ -466,14 +466,27 @@ int ehv_hypervisor_cpu_identity(struct ehv_hypervisor *hyp, char *buf, size_t le
 			l0 = &e[i];
 		if (e[i].function == 1 && !l1)
 			l1 = &e[i];
-		uint32_t ebx = e[i].function == 1 ? e[i].ebx & 0x00ffffffu : e[i].ebx;
-		h = fnv1a(h, e[i].function);
+		/* what names the host CPU the call ran on, not what it offers:
+		 * leaf 1 EBX's initial APIC id (bits 31-24), leaves 0xB and 0x1F
+		 * EDX's x2APIC id (KVM passes the caller's CPU's through: two
+		 * CPUs of one host differed there in the sandbox), leaf
+		 * 0x8000001E's extended APIC, core and node ids (AMD; zero in
+		 * KVM's table since Linux 6.0) */
+		uint32_t f = e[i].function, eax = e[i].eax, ebx = e[i].ebx, ecx = e[i].ecx,
+			 edx = e[i].edx;
+		if (f == 1)
+			ebx &= 0x00ffffffu;
+		if (f == 0xb || f == 0x1f)
+			edx = 0;
+		if (f == 0x8000001eu)
+			eax = ebx = ecx = 0;
+		h = fnv1a(h, f);
 		h = fnv1a(h, e[i].index);
 		h = fnv1a(h, e[i].flags);
-		h = fnv1a(h, e[i].eax);
+		h = fnv1a(h, eax);
 		h = fnv1a(h, ebx);
-		h = fnv1a(h, e[i].ecx);
-		h = fnv1a(h, e[i].edx);
+		h = fnv1a(h, ecx);
+		h = fnv1a(h, edx);
 	}
 	int r = -ENODATA;
 	if (l0 && l1) {

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -687,5 +688,25 @@ TEST(hv_snap_cpu_identity_of_this_host)
 	CHECK(strstr(a, " family ") && strstr(a, " cpuid "));
 	REQUIRE_EQ(ehv_hypervisor_cpu_identity(h, b, sizeof(b)), n);
 	CHECK_STR(a, b);
+	/* the same on every CPU of this host: KVM fills some leaves from the
+	 * CPU the call runs on (the APIC and x2APIC ids), and a snapshot must
+	 * restore whichever CPU either process ran on */
+	cpu_set_t all, one;
+	REQUIRE(sched_getaffinity(0, sizeof(all), &all) == 0);
+	unsigned cpus = 0;
+	for (int c = 0; c < CPU_SETSIZE; c++) {
+		if (!CPU_ISSET(c, &all))
+			continue;
+		CPU_ZERO(&one);
+		CPU_SET(c, &one);
+		REQUIRE(sched_setaffinity(0, sizeof(one), &one) == 0);
+		REQUIRE_EQ(ehv_hypervisor_cpu_identity(h, b, sizeof(b)), n);
+		if (strcmp(a, b))
+			TEST_FAIL("CPU %d: identity \"%s\", CPU of the first call: \"%s\"", c, b,
+				  a);
+		cpus++;
+	}
+	REQUIRE(sched_setaffinity(0, sizeof(all), &all) == 0);
+	TEST_LOG("the same identity on each of %u CPUs", cpus);
 	ehv_hypervisor_close(h);
 }

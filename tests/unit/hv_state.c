@@ -533,13 +533,16 @@ TEST(hv_state_cpu_identity_is_stable_and_tracks_the_cpuid)
 	CHECK_ERR(ehv_hypervisor_cpu_identity(NULL, a, sizeof(a)), -EINVAL);
 	CHECK_ERR(ehv_hypervisor_cpu_identity(hyp, NULL, sizeof(a)), -EINVAL);
 	CHECK_ERR(ehv_hypervisor_cpu_identity(hyp, a, sizeof(a)), -ENODATA);
-	struct ehv_x86_cpuid_entry t[3] = {
+	struct ehv_x86_cpuid_entry t[6] = {
 	    /* "GenuineIntel" in EBX, EDX, ECX */
 	    {.function = 0, .eax = 0x16, .ebx = 0x756e6547, .ecx = 0x6c65746e, .edx = 0x49656e69},
 	    {.function = 1, .eax = 0x000506e3, .ebx = 0x01100800, .ecx = 0x7ffafbff},
 	    {.function = 7, .flags = EHV_CPUID_SIGNIFICANT_INDEX, .ebx = 0x029c67af},
+	    {.function = 0xb, .flags = EHV_CPUID_SIGNIFICANT_INDEX, .ecx = 0x100, .edx = 0},
+	    {.function = 0x1f, .flags = EHV_CPUID_SIGNIFICANT_INDEX, .ecx = 0x100, .edx = 0},
+	    {.function = 0x8000001e, .eax = 0, .ebx = 0x100, .ecx = 0},
 	};
-	REQUIRE_OK(ehv_mock_set_supported_cpuid(hyp, t, 3));
+	REQUIRE_OK(ehv_mock_set_supported_cpuid(hyp, t, 6));
 	int n = ehv_hypervisor_cpu_identity(hyp, a, sizeof(a));
 	REQUIRE(n > 0);
 	CHECK_EQ((size_t)n, strlen(a));
@@ -550,14 +553,24 @@ TEST(hv_state_cpu_identity_is_stable_and_tracks_the_cpuid)
 	REQUIRE_EQ(ehv_hypervisor_cpu_identity(hyp, b, sizeof(b)), n);
 	CHECK_STR(a, b);
 	CHECK_ERR(ehv_hypervisor_cpu_identity(hyp, b, (size_t)n), -ERANGE);
-	/* another APIC id (leaf 1 EBX[31:24]) is the same CPU */
+	/* another host CPU of the same host (the call ran there): another
+	 * APIC id (leaf 1 EBX[31:24]), x2APIC id (leaves 0xB and 0x1F EDX),
+	 * extended APIC, core and node ids (0x8000001E) is the same CPU */
 	t[1].ebx = 0x07100800;
-	REQUIRE_OK(ehv_mock_set_supported_cpuid(hyp, t, 3));
+	t[3].edx = t[4].edx = 7;
+	t[5].eax = 7, t[5].ebx = 0x103, t[5].ecx = 1;
+	REQUIRE_OK(ehv_mock_set_supported_cpuid(hyp, t, 6));
 	REQUIRE_EQ(ehv_hypervisor_cpu_identity(hyp, b, sizeof(b)), n);
 	CHECK_STR(a, b);
+	/* another topology is not (leaf 0xB ECX: the level's type and number) */
+	t[3].ecx = 0x201;
+	REQUIRE_OK(ehv_mock_set_supported_cpuid(hyp, t, 6));
+	REQUIRE_EQ(ehv_hypervisor_cpu_identity(hyp, b, sizeof(b)), n);
+	CHECK(strcmp(a, b) != 0);
+	t[3].ecx = 0x100;
 	/* one feature bit less is not */
 	t[2].ebx &= ~(1u << 5);
-	REQUIRE_OK(ehv_mock_set_supported_cpuid(hyp, t, 3));
+	REQUIRE_OK(ehv_mock_set_supported_cpuid(hyp, t, 6));
 	REQUIRE_EQ(ehv_hypervisor_cpu_identity(hyp, b, sizeof(b)), n);
 	CHECK(strcmp(a, b) != 0);
 	CHECK(!strncmp(a, b, 48));
@@ -566,7 +579,7 @@ TEST(hv_state_cpu_identity_is_stable_and_tracks_the_cpuid)
 	t[0].edx = 0x69746e65;
 	t[0].ecx = 0x444d4163;
 	t[1].eax = 0x00a20f10;
-	REQUIRE_OK(ehv_mock_set_supported_cpuid(hyp, t, 3));
+	REQUIRE_OK(ehv_mock_set_supported_cpuid(hyp, t, 6));
 	REQUIRE(ehv_hypervisor_cpu_identity(hyp, b, sizeof(b)) > 0);
 	if (strncmp(b, "AuthenticAMD family 25 model 33 stepping 0 cpuid ", 49) != 0)
 		TEST_FAIL("identity \"%s\"", b);
