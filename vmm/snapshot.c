@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1317,6 +1318,49 @@ static int load_states(struct ember_vm *vm, const struct layer *l, struct ember_
 	return vmm_devices_load(vm, &rd, err);
 }
 
+/* KVM_CREATE_VM waits: Linux (6.1) starts the VM's NX huge page recovery
+ * thread in it and moves that thread into the caller's cgroups, which waits
+ * for an RCU grace period (percpu_down_write of cgroup_threadgroup_rwsem).
+ * In the KVM sandbox that is about 9 of its 15 ms, with the CPU idle. A
+ * restore makes its VM in a thread of this kind while it reads and checks
+ * the snapshot, and takes it when it builds the VM. */
+struct vm_maker {
+	struct ehv_hypervisor *hyp;
+	struct ehv_vm *hv;
+	int r;
+	bool running;
+	pthread_t thread;
+};
+
+static void *make_vm(void *arg)
+{
+	struct vm_maker *m = arg;
+	m->r = ehv_vm_create(m->hyp, &m->hv);
+	return NULL;
+}
+
+static void vm_maker_start(struct vm_maker *m, struct ehv_hypervisor *hyp)
+{
+	m->hyp = hyp;
+	m->hv = NULL;
+	m->r = 0;
+	/* if no thread can be had, the VM is made in its turn as in a boot */
+	m->running = hyp && pthread_create(&m->thread, NULL, make_vm, m) == 0;
+}
+
+/* The VM made (NULL if none was, or its making failed: the build makes one
+ * then, and says why it cannot). */
+static struct ehv_vm *vm_maker_take(struct vm_maker *m)
+{
+	if (m->running) {
+		pthread_join(m->thread, NULL);
+		m->running = false;
+	}
+	struct ehv_vm *hv = m->r == 0 ? m->hv : NULL;
+	m->hv = NULL;
+	return hv;
+}
+
 int ember_vm_restore(const char *dir, const struct ember_restore_opts *opts, struct ember_vm **out,
 		     struct ember_error *err)
 {
@@ -1335,11 +1379,17 @@ int ember_vm_restore(const char *dir, const struct ember_restore_opts *opts, str
 	struct ehv_hypervisor *hyp = opts ? opts->hyp : NULL;
 	bool own_hyp = false;
 	struct ember_vm *vm = NULL;
+	struct vm_maker maker = {0};
 	unsigned nl = 0;
 	int r = 0;
 	if (!cfg)
 		return vmm_errf(err, -ENOMEM, "out of memory");
 	vmm_config_init(cfg);
+	/* the hypervisor first, for the VM made while the snapshot is read (if
+	 * /dev/kvm cannot be opened, step 2 says so after the snapshot's checks) */
+	if (!hyp && ehv_hypervisor_open(NULL, &hyp) == 0)
+		own_hyp = true;
+	vm_maker_start(&maker, hyp);
 
 	/* 1. every layer's manifest and parts, newest first */
 	const char *d = dir;
@@ -1428,7 +1478,8 @@ int ember_vm_restore(const char *dir, const struct ember_restore_opts *opts, str
 		goto fail;
 	}
 	bool mapped = !uffd && !copy && cfg->mem_backing == EMBER_MEM_ANON && !cfg->hugepages;
-	r = vmm_vm_create_restored(cfg, hyp, mapped ? bottom->memfd : -1, &vm, err);
+	r = vmm_vm_create_restored(cfg, hyp, mapped ? bottom->memfd : -1, vm_maker_take(&maker),
+				   &vm, err);
 	if (r == -EBUSY && err) { /* a disk image's lock, a tap another VM has */
 		size_t n = strlen(err->msg);
 		snprintf(err->msg + n, sizeof(err->msg) - n,
@@ -1477,6 +1528,7 @@ int ember_vm_restore(const char *dir, const struct ember_restore_opts *opts, str
 	return 0;
 
 fail:
+	ehv_vm_destroy(vm_maker_take(&maker)); /* before the hypervisor it was made on */
 	if (vm)
 		ember_vm_destroy(vm); /* closes its hypervisor if it owns it */
 	if (own_hyp)

@@ -520,7 +520,7 @@ static int create(struct ember_vm *vm, struct ember_error *err)
 						     : "");
 		vm->own_hyp = true;
 	}
-	r = ehv_vm_create(vm->hyp, &vm->hv);
+	r = vm->hv ? 0 : ehv_vm_create(vm->hyp, &vm->hv); /* a restore's may be made */
 	if (r < 0)
 		return vmm_errf(err, r, "cannot create the VM: %s", strerror(-r));
 	for (unsigned i = 0; i < vm->mem.nregions; i++) {
@@ -586,7 +586,7 @@ static int create(struct ember_vm *vm, struct ember_error *err)
 }
 
 static int vmm_vm_create(const struct ember_config *cfg, struct ehv_hypervisor *hyp, int mem_fd,
-			 struct ember_vm **out, struct ember_error *err);
+			 struct ehv_vm *hv, struct ember_vm **out, struct ember_error *err);
 
 static void on_stop_wake(void *opaque, uint64_t n);
 static void on_kick(void *opaque, uint64_t n);
@@ -648,7 +648,7 @@ static int create_io(struct ember_vm *vm, struct ember_error *err)
 
 int ember_vm_create(const struct ember_config *cfg, struct ember_vm **out, struct ember_error *err)
 {
-	return vmm_vm_create(cfg, NULL, -2, out, err);
+	return vmm_vm_create(cfg, NULL, -2, NULL, out, err);
 }
 
 int ember_vm_create_on(const struct ember_config *cfg, struct ehv_hypervisor *hyp,
@@ -659,44 +659,51 @@ int ember_vm_create_on(const struct ember_config *cfg, struct ehv_hypervisor *hy
 			*out = NULL;
 		return vmm_errf(err, -EINVAL, "no hypervisor");
 	}
-	return vmm_vm_create(cfg, hyp, -2, out, err);
+	return vmm_vm_create(cfg, hyp, -2, NULL, out, err);
 }
 
 /* A restore (vmm/snapshot.c): see vm.h. */
 int vmm_vm_create_restored(const struct ember_config *cfg, struct ehv_hypervisor *hyp, int mem_fd,
-			   struct ember_vm **out, struct ember_error *err)
+			   struct ehv_vm *hv, struct ember_vm **out, struct ember_error *err)
 {
-	return vmm_vm_create(cfg, hyp, mem_fd < 0 ? -1 : mem_fd, out, err);
+	return vmm_vm_create(cfg, hyp, mem_fd < 0 ? -1 : mem_fd, hv, out, err);
 }
 
 /* mem_fd: -2 a boot; -1 a restore whose memory the caller fills; >= 0 a
- * restore mapping guest memory from that file. */
+ * restore mapping guest memory from that file. hv: a VM made on hyp, or
+ * NULL (one is made); the VM's from here on. */
 static int vmm_vm_create(const struct ember_config *cfg, struct ehv_hypervisor *hyp, int mem_fd,
-			 struct ember_vm **out, struct ember_error *err)
+			 struct ehv_vm *hv, struct ember_vm **out, struct ember_error *err)
 {
 	if (err) {
 		err->code = 0;
 		err->msg[0] = 0;
 	}
+	if (out)
+		*out = NULL;
+	int sr = 0;
 	if (!cfg || !out)
-		return vmm_errf(err, -EINVAL, "no configuration");
-	if (!cfg->resolved)
-		return vmm_errf(err, -EINVAL,
-				"the configuration is not resolved (call ember_config_resolve)");
-	*out = NULL;
+		sr = vmm_errf(err, -EINVAL, "no configuration");
+	else if (!cfg->resolved)
+		sr = vmm_errf(err, -EINVAL,
+			      "the configuration is not resolved (call ember_config_resolve)");
 	uint64_t t_begin = vmm_now_ns();
 	/* every thread's filter, built here before any VM thread starts */
-	int sr = vmm_seccomp_prepare(cfg->seccomp);
-	if (sr < 0)
-		return vmm_errf(err, sr, "cannot build the seccomp filters: %s", strerror(-sr));
-	struct ember_vm *vm = calloc(1, sizeof(*vm));
-	if (!vm)
-		return vmm_errf(err, -ENOMEM, "out of memory");
-	if (vmm_config_copy(&vm->cfg, cfg) < 0) {
+	if (sr == 0 && (sr = vmm_seccomp_prepare(cfg->seccomp)) < 0)
+		vmm_errf(err, sr, "cannot build the seccomp filters: %s", strerror(-sr));
+	struct ember_vm *vm = sr == 0 ? calloc(1, sizeof(*vm)) : NULL;
+	if (sr == 0 && !vm)
+		sr = vmm_errf(err, -ENOMEM, "out of memory");
+	if (sr == 0 && vmm_config_copy(&vm->cfg, cfg) < 0) {
 		free(vm);
-		return vmm_errf(err, -ENOMEM, "out of memory");
+		sr = vmm_errf(err, -ENOMEM, "out of memory");
+	}
+	if (sr < 0) {
+		ehv_vm_destroy(hv);
+		return sr;
 	}
 	vm->hyp = hyp;
+	vm->hv = hv;
 	vm->restoring = mem_fd != -2;
 	vm->restore_mem_fd = mem_fd;
 	vmm_seccomp_set_mode(cfg->seccomp); /* for threads that know no VM (control) */

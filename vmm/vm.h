@@ -182,9 +182,11 @@ int vmm_halt_watch_start(struct ember_vm *vm);
 /* ember_vm_create_on for a restore (vmm/snapshot.c): no boot loading (the
  * memory holds the guest); guest memory mapped privately from mem_fd
  * (vmm_mem_map_file), or left zero for the caller to fill when mem_fd < 0.
+ * hv: a VM the caller created on hyp (ehv_vm_create) to be used in place of
+ * a new one, or NULL; it is the VM's from this call on, whatever it returns.
  * The vCPUs are as created, for the caller to load. Errors as create. */
 int vmm_vm_create_restored(const struct ember_config *cfg, struct ehv_hypervisor *hyp, int mem_fd,
-			   struct ember_vm **out, struct ember_error *err);
+			   struct ehv_vm *hv, struct ember_vm **out, struct ember_error *err);
 
 /* Milliseconds since the run's origin. */
 double vmm_vm_ms(const struct ember_vm *vm);
