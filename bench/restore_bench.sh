@@ -170,7 +170,7 @@ done
 
 # median FILE FIELD: the median of column FIELD (1-based) of FILE's lines
 median() {
-	cut -d' ' -f"$2" "$1" | grep -v '^-$' | sort -g | awk '{v[NR]=$1} END {
+	cut -d' ' -f"$2" "$1" | { grep -v '^-$' || :; } | sort -g | awk '{v[NR]=$1} END {
 		if (NR == 0) { print "-"; exit }
 		if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
