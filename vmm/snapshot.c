@@ -375,6 +375,9 @@ static int read_manifest(int dirfd, struct snap_manifest *m, struct ember_error 
 	/* the fixed fields only: the part and disk tables (about 260 KiB, room
 	 * for every device a configuration can have) are read no further than
 	 * their counts, and clearing them would fault in every page of them */
+	_Static_assert(offsetof(struct snap_manifest, nparts) <
+			   offsetof(struct snap_manifest, parts),
+		       "the part count is among the fields cleared");
 	memset(m, 0, offsetof(struct snap_manifest, parts));
 	m->ndisks = 0;
 	int fd = openat(dirfd, "manifest", O_RDONLY | O_CLOEXEC);
@@ -1387,8 +1390,11 @@ int ember_vm_restore(const char *dir, const struct ember_restore_opts *opts, str
 	vmm_config_init(cfg);
 	/* the hypervisor first, for the VM made while the snapshot is read (if
 	 * /dev/kvm cannot be opened, step 2 says so after the snapshot's checks) */
-	if (!hyp && ehv_hypervisor_open(NULL, &hyp) == 0)
-		own_hyp = true;
+	int hyp_r = 0;
+	if (!hyp) {
+		hyp_r = ehv_hypervisor_open(NULL, &hyp);
+		own_hyp = hyp_r == 0;
+	}
 	vm_maker_start(&maker, hyp);
 
 	/* 1. every layer's manifest and parts, newest first */
@@ -1424,13 +1430,9 @@ int ember_vm_restore(const char *dir, const struct ember_restore_opts *opts, str
 	uint64_t t_parts = vmm_now_ns();
 
 	/* 2. the host: its CPU (the disks after the configuration) */
-	if (!hyp) {
-		r = ehv_hypervisor_open(NULL, &hyp);
-		if (r < 0) {
-			r = vmm_errf(err, r, "cannot open /dev/kvm: %s", strerror(-r));
-			goto fail;
-		}
-		own_hyp = true;
+	if (hyp_r < 0) {
+		r = vmm_errf(err, hyp_r, "cannot open /dev/kvm: %s", strerror(-hyp_r));
+		goto fail;
 	}
 	r = check_host(&top->man, hyp, err);
 	if (r < 0)

@@ -669,38 +669,48 @@ int vmm_vm_create_restored(const struct ember_config *cfg, struct ehv_hypervisor
 	return vmm_vm_create(cfg, hyp, mem_fd < 0 ? -1 : mem_fd, hv, out, err);
 }
 
+/* The checks and the allocation before a VM is built: the seccomp filters
+ * prepared, *vmp a zeroed VM holding a copy of cfg. */
+static int vm_alloc(const struct ember_config *cfg, struct ember_vm **out, struct ember_vm **vmp,
+		    struct ember_error *err)
+{
+	if (err) {
+		err->code = 0;
+		err->msg[0] = 0;
+	}
+	if (!cfg || !out)
+		return vmm_errf(err, -EINVAL, "no configuration");
+	if (!cfg->resolved)
+		return vmm_errf(err, -EINVAL,
+				"the configuration is not resolved (call ember_config_resolve)");
+	*out = NULL;
+	/* every thread's filter, built here before any VM thread starts */
+	int sr = vmm_seccomp_prepare(cfg->seccomp);
+	if (sr < 0)
+		return vmm_errf(err, sr, "cannot build the seccomp filters: %s", strerror(-sr));
+	struct ember_vm *vm = calloc(1, sizeof(*vm));
+	if (!vm)
+		return vmm_errf(err, -ENOMEM, "out of memory");
+	if (vmm_config_copy(&vm->cfg, cfg) < 0) {
+		free(vm);
+		return vmm_errf(err, -ENOMEM, "out of memory");
+	}
+	*vmp = vm;
+	return 0;
+}
+
 /* mem_fd: -2 a boot; -1 a restore whose memory the caller fills; >= 0 a
  * restore mapping guest memory from that file. hv: a VM made on hyp, or
  * NULL (one is made); the VM's from here on. */
 static int vmm_vm_create(const struct ember_config *cfg, struct ehv_hypervisor *hyp, int mem_fd,
 			 struct ehv_vm *hv, struct ember_vm **out, struct ember_error *err)
 {
-	if (err) {
-		err->code = 0;
-		err->msg[0] = 0;
-	}
-	if (out)
-		*out = NULL;
-	int sr = 0;
-	if (!cfg || !out)
-		sr = vmm_errf(err, -EINVAL, "no configuration");
-	else if (!cfg->resolved)
-		sr = vmm_errf(err, -EINVAL,
-			      "the configuration is not resolved (call ember_config_resolve)");
 	uint64_t t_begin = vmm_now_ns();
-	/* every thread's filter, built here before any VM thread starts */
-	if (sr == 0 && (sr = vmm_seccomp_prepare(cfg->seccomp)) < 0)
-		vmm_errf(err, sr, "cannot build the seccomp filters: %s", strerror(-sr));
-	struct ember_vm *vm = sr == 0 ? calloc(1, sizeof(*vm)) : NULL;
-	if (sr == 0 && !vm)
-		sr = vmm_errf(err, -ENOMEM, "out of memory");
-	if (sr == 0 && vmm_config_copy(&vm->cfg, cfg) < 0) {
-		free(vm);
-		sr = vmm_errf(err, -ENOMEM, "out of memory");
-	}
-	if (sr < 0) {
+	struct ember_vm *vm = NULL;
+	int ar = vm_alloc(cfg, out, &vm, err);
+	if (ar < 0) {
 		ehv_vm_destroy(hv);
-		return sr;
+		return ar;
 	}
 	vm->hyp = hyp;
 	vm->hv = hv;
