@@ -33,6 +33,9 @@
 # control socket (the guest idle at its prompt), QMP `migrate "exec:cat > FILE"`
 # for QEMU; every round then restores it: `ember run --restore DIR -v` from a
 # fresh copy of the snapshot (restore), that copy once more (restore_again),
+# another fresh copy by a VMM started ahead (`ember run --restore-on-request`),
+# timed from its restore request on the control socket, as Firecracker times
+# its snapshot load (restore_ahead),
 # the snapshot with --restore-memory=copy (restore_copy), and QEMU with the
 # same arguments plus `-incoming "exec:cat FILE"`.
 # Why a fresh copy: the sandbox's QEMU (TCG) translates the L2 guest's code
@@ -102,6 +105,8 @@ EMBER_COLD=("$EMBER" run -v --kernel "$KERNEL" --initrd "$INITRD" --cmdline "$CM
 EFRESH=$WORK/ember.fresh
 EMBER_RESTORE=("$EMBER" run --restore "$EFRESH" -v)
 EMBER_RESTORE_COPY=("$EMBER" run --restore "$ESNAP" --restore-memory=copy -v)
+EASOCK=$WORK/ember-ahead.sock
+EMBER_AHEAD=("$EMBER" run --restore-on-request --socket "$EASOCK" -v)
 QEMU_COLD=("$QEMU" -accel kvm -cpu host -M microvm,pit=on,pic=on,rtc=on -m "${MEM_MIB}M"
 	-smp 1 -nodefaults -no-user-config -display none -serial stdio -monitor none
 	-qmp "unix:$QMP,server=on,wait=off" -no-reboot
@@ -151,6 +156,9 @@ restore() {
 		rm -rf "$EFRESH" && cp -r --sparse=always "$ESNAP" "$EFRESH"
 		run1 ember_restore --every 1000 -- "${cmd[@]}"
 		run1 ember_restore_again --every 1000 -- "${cmd[@]}"
+		# a VMM started ahead, timed from its restore request, of a fresh copy
+		rm -rf "$EFRESH" && cp -r --sparse=always "$ESNAP" "$EFRESH"
+		run1 ember_restore_ahead --every 1000 --ahead "$EASOCK" "$EFRESH" -- "${EMBER_AHEAD[@]}"
 		rm -rf "$EFRESH"
 		# Ember's other way: memory read whole before the guest runs
 		run1 ember_restore_copy --every 1000 -- "${EMBER_RESTORE_COPY[@]}"
@@ -177,7 +185,8 @@ median() {
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "-" }'; }
 
 # a VMM left out (RESTORE_BENCH_VMMS): its figures are "-"
-for f in ember_cold ember_restore ember_restore_again ember_restore_copy qemu_cold qemu_restore; do
+for f in ember_cold ember_restore ember_restore_again ember_restore_ahead ember_restore_copy \
+	qemu_cold qemu_restore; do
 	[ -s "$WORK/$f.txt" ] || echo "- - -" >"$WORK/$f.txt"
 done
 ec=$(median "$WORK/ember_cold.txt" 1)
@@ -190,7 +199,8 @@ etake=$(head -n1 "$WORK/ember_cold.txt" | cut -d' ' -f3)
 qtake=$(head -n1 "$WORK/qemu_cold.txt" | cut -d' ' -f3)
 esize=$( (du -s -B1 "$ESNAP" 2>/dev/null || echo 0) | cut -f1)
 qsize=$( (du -s -B1 "$QSNAP" 2>/dev/null || echo 0) | cut -f1)
-for f in ember_cold ember_restore ember_restore_again ember_restore_copy qemu_cold qemu_restore; do
+for f in ember_cold ember_restore ember_restore_again ember_restore_ahead ember_restore_copy \
+	qemu_cold qemu_restore; do
 	log "$f per round (console_ms running_ms take_ms typed): $(tr '\n' ';' <"$WORK/$f.txt")"
 done
 echo "BENCH restore.rounds $RUNS n"
@@ -200,17 +210,20 @@ echo "BENCH restore.ember.restore_vs_cold.console_ratio $(ratio "$er" "$ec") x"
 echo "BENCH restore.ember.cold.to_running $ecr ms"
 echo "BENCH restore.ember.restore.to_running $err ms"
 echo "BENCH restore.ember.restore_vs_cold.running_ratio $(ratio "$err" "$ecr") x"
-era=$(median "$WORK/ember_restore_again.txt" 1)
-erar=$(median "$WORK/ember_restore_again.txt" 2)
-echo "BENCH restore.ember.restore_again.to_console $era ms"
-echo "BENCH restore.ember.restore_again_vs_cold.console_ratio $(ratio "$era" "$ec") x"
-echo "BENCH restore.ember.restore_again.to_running $erar ms"
-erc=$(median "$WORK/ember_restore_copy.txt" 1)
-ercr=$(median "$WORK/ember_restore_copy.txt" 2)
-echo "BENCH restore.ember.restore_copy.to_console $erc ms"
-echo "BENCH restore.ember.restore_copy_vs_cold.console_ratio $(ratio "$erc" "$ec") x"
-echo "BENCH restore.ember.restore_copy.to_running $ercr ms"
-echo "BENCH restore.ember.restore_copy_vs_cold.running_ratio $(ratio "$ercr" "$ecr") x"
+# rows KIND: the BENCH lines of Ember's restore KIND (its file ember_KIND.txt),
+# to the console and to running, each with its ratio to the cold boot
+rows() {
+	local c r
+	c=$(median "$WORK/ember_$1.txt" 1)
+	r=$(median "$WORK/ember_$1.txt" 2)
+	echo "BENCH restore.ember.$1.to_console $c ms"
+	echo "BENCH restore.ember.$1_vs_cold.console_ratio $(ratio "$c" "$ec") x"
+	echo "BENCH restore.ember.$1.to_running $r ms"
+	echo "BENCH restore.ember.$1_vs_cold.running_ratio $(ratio "$r" "$ecr") x"
+}
+rows restore_again
+rows restore_ahead
+rows restore_copy
 echo "BENCH restore.qemu.cold.to_console $qc ms"
 echo "BENCH restore.qemu.restore.to_console $qr ms"
 echo "BENCH restore.qemu.restore_vs_cold.console_ratio $(ratio "$qr" "$qc") x"

@@ -58,7 +58,8 @@ static void tty_raw(void)
  * reaches every process of the job, so one request often arrives twice. */
 #define STOP_SAME_NS 1000000000ll
 static volatile sig_atomic_t stop_signal;
-static struct timespec stop_first; /* when the first stop signal came */
+static volatile sig_atomic_t waiting_restore; /* --restore-on-request, no VM yet */
+static struct timespec stop_first;	      /* when the first stop signal came */
 static void on_stop_signal(int sig)
 {
 	struct timespec now;
@@ -68,6 +69,11 @@ static void on_stop_signal(int sig)
 			       (now.tv_nsec - stop_first.tv_nsec);
 		if (dt >= 0 && dt < STOP_SAME_NS)
 			return; /* the same request */
+	}
+	if (waiting_restore) { /* main stops the waiting server and exits */
+		stop_first = now;
+		stop_signal = sig;
+		return;
 	}
 	if (stop_signal || !running_vm) {
 		tty_restore();
@@ -232,7 +238,12 @@ static const char restore_usage[] =
     "                          vsock N (0, the first, if not given), so that clones run\n"
     "                          at once: a copy of the image as it was at the snapshot,\n"
     "                          a tap, a socket of its own (serials, MACs, CIDs stay)\n"
-    "      --socket PATH|NAME, -v, -q  as above\n";
+    "      --socket PATH|NAME, -v, -q  as above\n"
+    "      --restore-on-request\n"
+    "                          instead of --restore DIR: start now, with /dev/kvm open\n"
+    "                          and a KVM VM made, and restore when `ember restore DIR\n"
+    "                          SOCKET` asks on the --socket (needed); --restore-memory\n"
+    "                          and --verify-memory are then the requests' defaults\n";
 
 /* The jailer's options (cli/jail.c), after the configuration's in --help. */
 static const char jail_usage[] =
@@ -418,6 +429,48 @@ static int serve_and_run(struct ember_vm *vm, const char *sock_arg, uint64_t sta
 	return run_vm(vm, srv, start_ns);
 }
 
+/* `ember run --restore-on-request --socket S`: serves S with no VM until
+ * a restore request (`ember restore DIR S`) brings one in, then runs it as
+ * `ember run --restore DIR` would. The exit status. */
+static int restore_on_request(const char *sock_arg, const struct ember_restore_opts *base)
+{
+	char sock[256];
+	int r = cli_socket_path(sock_arg, true, sock, sizeof(sock));
+	if (r < 0) {
+		say("--socket %s: %s", sock_arg,
+		    r == -EINVAL ? "not a path (with a /) nor a name ([A-Za-z0-9._-])"
+				 : strerror(-r));
+		return EMBER_EXIT_USAGE;
+	}
+	struct ember_ctl_server *srv;
+	struct ember_error err = {0};
+	if (ember_ctl_server_start_waiting(sock, NULL, base, &srv, &err) < 0) {
+		say("%s", err.msg);
+		return EMBER_EXIT_ERROR;
+	}
+	if (log_level >= EMBER_LOG_INFO)
+		say("waiting for a restore request on %s (ember restore DIR %s)", sock, sock_arg);
+	waiting_restore = 1;
+	install_signals(); /* a stop signal now ends the wait, and the server */
+	struct ember_vm *vm = NULL;
+	do
+		r = ember_ctl_server_wait_vm(srv, 200, &vm);
+	while (r == -ETIMEDOUT && !stop_signal);
+	waiting_restore = 0;
+	if (r < 0) {
+		ember_ctl_server_stop(srv); /* and a VM restored meanwhile with it */
+		if (stop_signal)
+			say("stopped by %s while waiting for a restore request",
+			    strsignal(stop_signal));
+		else
+			say("exit requested before any restore");
+		return ember_stop_reason_exit_status(EMBER_STOP_REQUESTED);
+	}
+	if (log_level >= EMBER_LOG_DEBUG)
+		say("restored on request");
+	return run_vm(vm, srv, now_ns());
+}
+
 /* `ember run --restore DIR`: the guest of a snapshot, continued. Only the
  * options that are not the configuration's (it comes from the snapshot),
  * and --socket. */
@@ -429,6 +482,7 @@ static int cmd_restore(int argc, char **argv, uint64_t start_ns)
 		return EMBER_EXIT_USAGE;
 	}
 	const char *dir = NULL;
+	bool on_request = false;
 	struct ember_restore_opts o = {.console_in = -1, .console_out = STDOUT_FILENO};
 	struct ember_restore_device devs[16];
 	log_level = EMBER_LOG_INFO;
@@ -473,6 +527,8 @@ static int cmd_restore(int argc, char **argv, uint64_t start_ns)
 			dir = argv[++i];
 		else if (!strncmp(a, "--restore=", 10))
 			dir = a + 10;
+		else if (!strcmp(a, "--restore-on-request"))
+			on_request = true;
 		else if (!strcmp(a, "--verify-memory"))
 			o.flags |= EMBER_RESTORE_VERIFY_MEMORY;
 		else if (!strcmp(a, "--restore-memory=uffd"))
@@ -494,13 +550,29 @@ static int cmd_restore(int argc, char **argv, uint64_t start_ns)
 			return EMBER_EXIT_USAGE;
 		}
 	}
-	if (!dir || !*dir) {
+	if (on_request && dir) {
+		say("--restore DIR or --restore-on-request, not both");
+		return EMBER_EXIT_USAGE;
+	}
+	if (on_request && !sock_arg) {
+		say("--restore-on-request needs --socket PATH|NAME: the restore request comes "
+		    "there");
+		return EMBER_EXIT_USAGE;
+	}
+	if (on_request && o.ndevices) {
+		say("--restore-on-request: a clone's disk, NIC and vsock come with the restore "
+		    "request (ember restore DIR SOCKET --disk|--net|--vsock SPEC)");
+		return EMBER_EXIT_USAGE;
+	}
+	if (!on_request && (!dir || !*dir)) {
 		say("--restore needs a snapshot directory");
 		return EMBER_EXIT_USAGE;
 	}
 	bool background = stdin_tty_in_background();
 	o.console_in = background ? -1 : STDIN_FILENO;
 	o.log = on_log;
+	if (on_request)
+		return restore_on_request(sock_arg, &o);
 	struct ember_vm *vm;
 	struct ember_error err = {0};
 	int r = ember_vm_restore(dir, &o, &vm, &err);
@@ -516,7 +588,8 @@ static int cmd_restore(int argc, char **argv, uint64_t start_ns)
 static int cmd_run(int argc, char **argv, uint64_t start_ns)
 {
 	for (int i = 0; i < argc; i++)
-		if (!strcmp(argv[i], "--restore") || !strncmp(argv[i], "--restore=", 10))
+		if (!strcmp(argv[i], "--restore") || !strncmp(argv[i], "--restore=", 10) ||
+		    !strcmp(argv[i], "--restore-on-request"))
 			return cmd_restore(argc, argv, start_ns);
 	struct ember_config *cfg;
 	struct ember_error err = {0};

@@ -447,6 +447,31 @@ int ember_ctl_snapshot(struct ember_ctl *c, const char *dir, unsigned flags, con
 	return call_obj(c, "snapshot", a, NULL, err);
 }
 
+int ember_ctl_restore(struct ember_ctl *c, const char *dir, const char *memory, unsigned flags,
+		      const char *disk, const char *net, const char *vsock, uint64_t *us,
+		      struct ember_error *err)
+{
+	struct json_object *a = args_new(), *res;
+	add_s(a, "path", dir);
+	if (memory)
+		add_s(a, "memory", memory);
+	if (a && (flags & EMBER_CTL_RESTORE_VERIFY))
+		json_object_object_add(a, "verify", json_object_new_boolean(1));
+	if (disk)
+		add_s(a, "disk", disk);
+	if (net)
+		add_s(a, "net", net);
+	if (vsock)
+		add_s(a, "vsock", vsock);
+	int r = call_obj(c, "restore", a, &res, err);
+	if (r < 0)
+		return r;
+	if (us)
+		*us = get_u(res, "restore_us");
+	json_object_put(res);
+	return 0;
+}
+
 int ember_ctl_swap(struct ember_ctl *c, const char *command, char **status, struct ember_error *err)
 {
 	char args[128];
@@ -603,7 +628,9 @@ int ember_ctl_status(struct ember_ctl *c, struct ember_ctl_status *out, struct e
 	int r = call_obj(c, "status", NULL, &res, err);
 	if (r < 0)
 		return r;
-	out->state = state_of(get_s(res, "state"));
+	const char *st = get_s(res, "state");
+	out->waiting = st && !strcmp(st, "waiting");
+	out->state = state_of(st);
 	out->vcpus_paused = get_b(res, "vcpus_paused");
 	out->vcpus = (unsigned)get_u(res, "vcpus");
 	out->mem_size = get_u(res, "mem_size");

@@ -148,6 +148,24 @@ static const struct ember_ctl_command commands[] = {
 	      ARG_S("path", true, 4095, "the snapshot's directory"),
 	      ARG_B("resume", "resume the VM after saving"),
 	      ARG_S("base", false, 4095, "an incremental snapshot's base directory")}},
+    {.name = "restore",
+     .crosvm = NULL,
+     .cli = "restore PATH [--memory MODE] [--verify] [--disk SPEC] [--net SPEC] [--vsock SPEC]",
+     .doc = "Only on a VMM started waiting (`ember run --restore-on-request`): restores "
+	    "the snapshot in directory PATH as its VM, which then runs (as `ember run "
+	    "--restore PATH`); memory map (default), uffd or copy as --restore-memory; "
+	    "verify checks every saved page's checksum; disk, net, vsock give a clone its "
+	    "own host side, as --restore-disk|net|vsock ([N,]KEY=VALUE, several separated "
+	    "by ';'). A failed restore leaves the VMM waiting for another.",
+     .example = "{\"path\":\"/tmp/snap\",\"vsock\":\"socket=/tmp/v2.sock\"}",
+     .result = "{\"vcpus\":N,\"mem_size\":N,\"restore_us\":N}",
+     .errors = "has-vm, stopped, invalid, not-found, unsupported",
+     .args = {ARG_S("path", true, 4095, "the snapshot's directory"),
+	      ARG_E("memory", false, "map|uffd|copy", "how guest memory comes back"),
+	      ARG_B("verify", "check every saved page's CRC-32 first"),
+	      ARG_S("disk", false, 4095, "disk image copies: [N,]path=IMAGE;..."),
+	      ARG_S("net", false, 4095, "taps: [N,]tap=NAME;..."),
+	      ARG_S("vsock", false, 4095, "vsock sockets: [N,]socket=PATH;...")}},
     {.name = "swap",
      .crosvm = "Swap",
      .cli = "swap COMMAND",
@@ -302,6 +320,10 @@ static const struct ember_ctl_error_code codes[] = {
     {"bad-state", -EBADFD, "the VM is not in a state where this applies"},
     {"stopped", -ESRCH, "the VM has stopped or is stopping"},
     {"no-device", -ENODEV, "no such device on this VM"},
+    {"no-vm", -ENXIO,
+     "the VMM waits for a restore request (`ember run --restore-on-request`) and has no VM "
+     "yet"},
+    {"has-vm", -EEXIST, "restore: the VMM has its VM already"},
     {"not-found", -ENOENT, "no such thing (e.g. a GPE without a handler)"},
     {"not-implemented", -ENOSYS, "this Ember has no implementation of it yet"},
     {"unsupported", -ENOTSUP,

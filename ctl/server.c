@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -48,6 +49,16 @@ struct ember_ctl_server {
 	unsigned nclients;
 	char *rbuf; /* EMBER_CTL_MAX_MESSAGE + 1 */
 	uint64_t events_sent, events_dropped;
+	/* A server started waiting (ember_ctl_server_start_waiting): vm is NULL
+	 * until a restore request brings one in. The control thread alone
+	 * changes vm, under lock, and signals vm_cond; until
+	 * ember_ctl_server_wait_vm takes it, the VM is the server's (vm_owned). */
+	bool waiting;
+	bool vm_owned, vm_taken, cancelled;
+	bool want_ahead; /* a VM to make ahead, on the control thread */
+	pthread_cond_t vm_cond;
+	struct ember_restore_opts base; /* flags, console, log, hyp */
+	struct ember_vm_ahead *ahead;	/* the next restore's VM, made ahead */
 };
 
 /* ------------------------------------------------------------ sending */
@@ -181,7 +192,15 @@ static bool arg_has(struct json_object *args, const char *name)
 
 static int h_exit(struct req *r)
 {
-	ember_vm_request_stop(r->srv->vm);
+	struct ember_ctl_server *srv = r->srv;
+	if (!srv->vm) { /* a waiting server: no restore will come */
+		pthread_mutex_lock(&srv->lock);
+		srv->cancelled = true;
+		pthread_cond_broadcast(&srv->vm_cond);
+		pthread_mutex_unlock(&srv->lock);
+		return 0;
+	}
+	ember_vm_request_stop(srv->vm);
 	return 0;
 }
 
@@ -507,8 +526,128 @@ static int h_hotplug_vfio(struct req *r)
 	return no_hw(r, "no-vfio", "VFIO (no PCI)");
 }
 
+/* One kind's device changes of a restore request: "[N,]KEY=VALUE", several
+ * separated by ';' (parsed in place in buf). */
+static int restore_devices(struct req *r, const char *kind, char *buf,
+			   struct ember_restore_device *devs, unsigned *n, unsigned max)
+{
+	char *save = NULL;
+	for (char *t = strtok_r(buf, ";", &save); t; t = strtok_r(NULL, ";", &save)) {
+		unsigned long idx = 0;
+		if (*t >= '0' && *t <= '9') { /* N, first */
+			char *end;
+			errno = 0;
+			idx = strtoul(t, &end, 10);
+			if (errno || *end != ',' || idx > 1000)
+				return vmm_errf(&r->err, -EINVAL,
+						"restore: %s '%s' is not [N,]KEY=VALUE", kind, t);
+			t = end + 1;
+		}
+		if (*n == max)
+			return vmm_errf(&r->err, -EINVAL, "restore: more than %u device changes",
+					max);
+		devs[(*n)++] =
+		    (struct ember_restore_device){.kind = kind, .index = (unsigned)idx, .spec = t};
+	}
+	return 0;
+}
+
+#define RESTORE_MAX_DEVICES 16
+
+/* restore: on a waiting server, the VM of a snapshot; it becomes the
+ * server's VM, handed to ember_ctl_server_wait_vm. */
+static int h_restore(struct req *r)
+{
+	struct ember_ctl_server *srv = r->srv;
+	if (srv->vm) {
+		r->code = "has-vm";
+		return vmm_errf(&r->err, -EEXIST, "restore: this VMM has its VM already");
+	}
+	if (!srv->waiting || srv->cancelled) {
+		r->code = "stopped";
+		return vmm_errf(&r->err, -ESRCH, "restore: this VMM is exiting");
+	}
+	struct ember_restore_opts o = srv->base;
+	const char *mem = arg_s(r->args, "memory");
+	if (mem && !strcmp(mem, "uffd"))
+		o.flags = (o.flags & ~EMBER_RESTORE_COPY) | EMBER_RESTORE_UFFD;
+	else if (mem && !strcmp(mem, "copy"))
+		o.flags = (o.flags & ~EMBER_RESTORE_UFFD) | EMBER_RESTORE_COPY;
+	else if (mem) /* map */
+		o.flags &= ~(EMBER_RESTORE_UFFD | EMBER_RESTORE_COPY);
+	struct json_object *v;
+	if (json_object_object_get_ex(r->args, "verify", &v) && json_object_get_boolean(v))
+		o.flags |= EMBER_RESTORE_VERIFY_MEMORY;
+	static const char *const kinds[] = {"disk", "net", "vsock"};
+	char *bufs[3] = {0};
+	struct ember_restore_device devs[RESTORE_MAX_DEVICES];
+	unsigned nd = 0;
+	int e = 0;
+	for (unsigned k = 0; k < 3 && e == 0; k++) {
+		const char *spec = arg_s(r->args, kinds[k]);
+		if (!spec)
+			continue;
+		bufs[k] = strdup(spec);
+		e = bufs[k] ? restore_devices(r, kinds[k], bufs[k], devs, &nd, RESTORE_MAX_DEVICES)
+			    : vmm_errf(&r->err, -ENOMEM, "out of memory");
+	}
+	o.devices = nd ? devs : NULL;
+	o.ndevices = nd;
+	struct ember_vm *vm = NULL;
+	uint64_t t0 = vmm_now_ns();
+	if (e == 0) {
+		if (srv->ahead) { /* made on base.hyp; taken whatever the result */
+			o.ahead = srv->ahead;
+			o.hyp = NULL;
+			srv->ahead = NULL;
+		}
+		e = ember_vm_restore(arg_s(r->args, "path"), &o, &vm, &r->err);
+	}
+	uint64_t us = (vmm_now_ns() - t0) / 1000;
+	for (unsigned k = 0; k < 3; k++)
+		free(bufs[k]);
+	if (e < 0) {
+		srv->want_ahead = true; /* the server waits on, for another restore */
+		return e;
+	}
+	/* this thread confined as it would have been from its start */
+	e = vmm_seccomp_enter(EMBER_THREAD_CTL);
+	const char *fail = e < 0 ? "cannot load the control thread's seccomp filter" : NULL;
+	if (!fail && (e = ember_vm_add_event_listener(vm, on_vm_event, srv)) < 0)
+		fail = "cannot listen to the VM's events";
+	if (fail) {
+		ember_vm_destroy(vm);
+		srv->want_ahead = true;
+		return vmm_errf(&r->err, e, "restore: %s: %s", fail, strerror(-e));
+	}
+	struct ember_vm_info info;
+	ember_vm_query(vm, &info);
+	pthread_mutex_lock(&srv->lock);
+	srv->vm = vm;
+	srv->listening = true;
+	srv->vm_owned = true;
+	pthread_cond_broadcast(&srv->vm_cond);
+	pthread_mutex_unlock(&srv->lock);
+	struct json_object *res = json_object_new_object();
+	json_object_object_add(res, "vcpus", json_object_new_int((int)info.vcpus));
+	json_object_object_add(res, "mem_size", json_object_new_uint64(info.mem_size));
+	json_object_object_add(res, "restore_us", json_object_new_uint64(us));
+	r->result = res;
+	return 0;
+}
+
 static int h_status(struct req *r)
 {
+	if (!r->srv->vm) { /* a waiting server */
+		struct json_object *o = json_object_new_object();
+		json_object_object_add(o, "state", json_object_new_string("waiting"));
+		json_object_object_add(o, "vcpus_paused", json_object_new_boolean(0));
+		json_object_object_add(o, "vcpus", json_object_new_int(0));
+		json_object_object_add(o, "mem_size", json_object_new_uint64(0));
+		json_object_object_add(o, "pid", json_object_new_int((int)getpid()));
+		r->result = o;
+		return 0;
+	}
 	struct ember_vm_info info;
 	int e = ember_vm_query(r->srv->vm, &info);
 	if (e < 0)
@@ -531,6 +670,7 @@ static const struct {
 	handler_fn fn;
 } handlers[] = {
     {"exit", h_exit},
+    {"restore", h_restore},
     {"powerbtn", h_powerbtn},
     {"sleepbtn", h_sleepbtn},
     {"rtc", h_rtc},
@@ -613,6 +753,18 @@ static void on_accept(struct ember_ctl_server *srv)
 	close(fd);
 }
 
+/* The requests a waiting server (no VM yet) serves; the others answer
+ * no-vm. */
+static bool waiting_request(const char *name)
+{
+	static const char *const ok[] = {
+	    "restore", "status", "exit", "register-listener", "unregister-listener", "unregister"};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		if (!strcmp(ok[i], name))
+			return true;
+	return false;
+}
+
 /* Serves one datagram of c; false: close the connection. */
 static bool serve(struct ember_ctl_server *srv, struct client *c, const char *buf, size_t len)
 {
@@ -642,7 +794,15 @@ static bool serve(struct ember_ctl_server *srv, struct client *c, const char *bu
 	} else {
 		struct req q = {.srv = srv, .client = c, .args = m.args};
 		handler_fn fn = find_handler(m.cmd->name);
-		r = fn ? fn(&q) : vmm_errf(&q.err, -ENOSYS, "no handler");
+		if (!srv->vm && fn && !waiting_request(m.cmd->name)) {
+			fn = NULL;
+			q.code = "no-vm";
+			r = vmm_errf(&q.err, -ENXIO,
+				     "%s: no VM yet (this VMM waits for a restore request)",
+				     m.cmd->name);
+		} else {
+			r = fn ? fn(&q) : vmm_errf(&q.err, -ENOSYS, "no handler");
+		}
 		if (r < 0) {
 			json_object_put(q.result);
 			keep = send_error(c->fd, m.id, q.code ? q.code : ctl_errno_code(r),
@@ -710,8 +870,9 @@ static void *ctl_thread(void *arg)
 	struct ember_ctl_server *srv = arg;
 	pthread_setname_np(pthread_self(), "ember-ctl");
 	/* the control thread's seccomp filter (the mode of the last VM created);
-	 * a thread that cannot be confined serves nothing */
-	if (vmm_seccomp_enter(EMBER_THREAD_CTL) < 0)
+	 * a thread that cannot be confined serves nothing. A waiting server's
+	 * thread is confined once its restore has built the VM (h_restore). */
+	if (!srv->waiting && vmm_seccomp_enter(EMBER_THREAD_CTL) < 0)
 		return NULL;
 	unsigned nfds = srv->o.max_clients + 2;
 	struct pollfd *p = calloc(nfds, sizeof(*p));
@@ -722,6 +883,11 @@ static void *ctl_thread(void *arg)
 		return NULL;
 	}
 	for (;;) {
+		/* a waiting server keeps a VM made ahead for its next restore (none
+		 * if it cannot be made: the restore then says why) */
+		if (srv->want_ahead && !srv->ahead && !srv->vm && !srv->cancelled)
+			(void)ember_vm_ahead_make(srv->base.hyp, &srv->ahead, NULL);
+		srv->want_ahead = false;
 		int timeout = expire(srv);
 		unsigned n = 0;
 		p[n++] = (struct pollfd){.fd = srv->wake_fd, .events = POLLIN};
@@ -789,6 +955,9 @@ static void server_free(struct ember_ctl_server *srv)
 {
 	if (srv->listening)
 		ember_vm_remove_event_listener(srv->vm, on_vm_event, srv);
+	if (srv->vm_owned) /* restored, never taken by ember_ctl_server_wait_vm */
+		ember_vm_destroy(srv->vm);
+	ember_vm_ahead_free(srv->ahead);
 	for (unsigned i = 0; srv->clients && i < srv->o.max_clients; i++)
 		if (srv->clients[i].fd >= 0)
 			close(srv->clients[i].fd);
@@ -801,17 +970,21 @@ static void server_free(struct ember_ctl_server *srv)
 	if (srv->wake_fd >= 0)
 		close(srv->wake_fd);
 	pthread_mutex_destroy(&srv->lock);
+	pthread_cond_destroy(&srv->vm_cond);
 	free(srv->clients);
 	free(srv->rbuf);
 	free(srv);
 }
 
-int ember_ctl_server_start(struct ember_vm *vm, const char *path,
-			   const struct ember_ctl_server_opts *opts, struct ember_ctl_server **out,
-			   struct ember_error *err)
+/* ember_ctl_server_start, or with vm NULL ember_ctl_server_start_waiting's
+ * (base given). */
+static int server_start(struct ember_vm *vm, const char *path,
+			const struct ember_ctl_server_opts *opts,
+			const struct ember_restore_opts *base, struct ember_ctl_server **out,
+			struct ember_error *err)
 {
-	if (!vm || !path || !out || !*path)
-		return vmm_errf(err, -EINVAL, "control socket: no VM or no path");
+	if (!path || !out || !*path)
+		return vmm_errf(err, -EINVAL, "control socket: no path");
 	*out = NULL;
 	struct ember_ctl_server *srv = calloc(1, sizeof(*srv));
 	if (!srv)
@@ -825,6 +998,15 @@ int ember_ctl_server_start(struct ember_vm *vm, const char *path,
 	srv->vm = vm;
 	srv->lfd = srv->wake_fd = -1;
 	pthread_mutex_init(&srv->lock, NULL);
+	pthread_cond_init(&srv->vm_cond, NULL);
+	if (!vm) {
+		srv->waiting = true;
+		srv->want_ahead = true;
+		srv->base = *base;
+		srv->base.devices = NULL; /* the request's own */
+		srv->base.ndevices = 0;
+		srv->base.ahead = NULL;
+	}
 	if (opts)
 		srv->o = *opts;
 	if (!srv->o.max_clients)
@@ -881,13 +1063,13 @@ int ember_ctl_server_start(struct ember_vm *vm, const char *path,
 		server_free(srv);
 		return vmm_errf(err, r, "control socket %s: listen: %s", path, strerror(-r));
 	}
-	r = ember_vm_add_event_listener(vm, on_vm_event, srv);
+	r = vm ? ember_vm_add_event_listener(vm, on_vm_event, srv) : 0;
 	if (r < 0) {
 		server_free(srv);
 		return vmm_errf(err, r, "control socket: cannot listen to the VM's events: %s",
 				strerror(-r));
 	}
-	srv->listening = true;
+	srv->listening = vm != NULL;
 	sigset_t all, oldset;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &oldset);
@@ -902,13 +1084,78 @@ int ember_ctl_server_start(struct ember_vm *vm, const char *path,
 	return 0;
 }
 
+int ember_ctl_server_start(struct ember_vm *vm, const char *path,
+			   const struct ember_ctl_server_opts *opts, struct ember_ctl_server **out,
+			   struct ember_error *err)
+{
+	if (!vm)
+		return vmm_errf(err, -EINVAL, "control socket: no VM");
+	return server_start(vm, path, opts, NULL, out, err);
+}
+
+int ember_ctl_server_start_waiting(const char *path, const struct ember_ctl_server_opts *opts,
+				   const struct ember_restore_opts *base,
+				   struct ember_ctl_server **out, struct ember_error *err)
+{
+	struct ember_restore_opts none = {.console_in = -1, .console_out = -1};
+	if (base && base->ahead)
+		return vmm_errf(err, -EINVAL, "control socket: a VM made ahead in base");
+	return server_start(NULL, path, opts, base ? base : &none, out, err);
+}
+
+int ember_ctl_server_wait_vm(struct ember_ctl_server *srv, int timeout_ms, struct ember_vm **vm)
+{
+	if (!srv || !vm || !srv->waiting)
+		return -EINVAL;
+	*vm = NULL;
+	struct timespec dl;
+	clock_gettime(CLOCK_REALTIME, &dl);
+	if (timeout_ms > 0) {
+		dl.tv_sec += timeout_ms / 1000;
+		dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000l;
+		if (dl.tv_nsec >= 1000000000l) {
+			dl.tv_sec++;
+			dl.tv_nsec -= 1000000000l;
+		}
+	}
+	int r = 0;
+	pthread_mutex_lock(&srv->lock);
+	while (!srv->vm_owned && !srv->cancelled && !srv->vm_taken && r == 0) {
+		if (timeout_ms < 0)
+			pthread_cond_wait(&srv->vm_cond, &srv->lock);
+		else if (timeout_ms == 0 ||
+			 pthread_cond_timedwait(&srv->vm_cond, &srv->lock, &dl) == ETIMEDOUT)
+			r = -ETIMEDOUT;
+	}
+	if (srv->vm_owned) {
+		*vm = srv->vm;
+		srv->vm_owned = false;
+		srv->vm_taken = true;
+		r = 0;
+	} else if (srv->vm_taken) {
+		r = -EINVAL;
+	} else if (srv->cancelled) {
+		r = -ECANCELED;
+	}
+	pthread_mutex_unlock(&srv->lock);
+	return r;
+}
+
 void ember_ctl_server_stop(struct ember_ctl_server *srv)
 {
 	if (!srv)
 		return;
-	if (srv->listening) { /* no event comes after this */
-		ember_vm_remove_event_listener(srv->vm, on_vm_event, srv);
+	/* no event comes after this (a waiting server's restore under way may
+	 * yet add its listener: server_free removes that one) */
+	pthread_mutex_lock(&srv->lock);
+	bool listening = srv->listening;
+	struct ember_vm *vm = srv->vm;
+	pthread_mutex_unlock(&srv->lock);
+	if (listening) {
+		ember_vm_remove_event_listener(vm, on_vm_event, srv);
+		pthread_mutex_lock(&srv->lock);
 		srv->listening = false;
+		pthread_mutex_unlock(&srv->lock);
 	}
 	if (srv->thread_started) {
 		uint64_t one = 1;

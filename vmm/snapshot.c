@@ -1151,8 +1151,8 @@ static int open_layer(const char *dir, struct layer *l, unsigned flags, struct e
 	l->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	l->memfd = -1;
 	if (l->dirfd < 0)
-		return vmm_errf(err, errno == ENOENT ? -ENOENT : -errno, "snapshot: %s: %s", dir,
-				strerror(errno));
+		return vmm_errf(err, errno == ENOENT ? -ENOENT : -errno,
+				"no snapshot directory: %s", strerror(errno)); /* after "dir: " */
 	int r = read_manifest(l->dirfd, &l->man, err);
 	if (r < 0)
 		return r;
@@ -1364,6 +1364,50 @@ static struct ehv_vm *vm_maker_take(struct vm_maker *m)
 	return hv;
 }
 
+struct ember_vm_ahead {
+	struct ehv_hypervisor *hyp;
+	bool own_hyp;
+	struct ehv_vm *hv;
+};
+
+int ember_vm_ahead_make(struct ehv_hypervisor *hyp, struct ember_vm_ahead **out,
+			struct ember_error *err)
+{
+	if (!out)
+		return vmm_errf(err, -EINVAL, "no result pointer");
+	*out = NULL;
+	struct ember_vm_ahead *a = calloc(1, sizeof(*a));
+	if (!a)
+		return vmm_errf(err, -ENOMEM, "out of memory");
+	a->hyp = hyp;
+	int r = 0;
+	if (!hyp) {
+		r = ehv_hypervisor_open(NULL, &a->hyp);
+		if (r < 0) {
+			free(a);
+			return vmm_errf(err, r, "cannot open /dev/kvm: %s", strerror(-r));
+		}
+		a->own_hyp = true;
+	}
+	r = ehv_vm_create(a->hyp, &a->hv);
+	if (r < 0) {
+		ember_vm_ahead_free(a);
+		return vmm_errf(err, r, "cannot create the hypervisor's VM: %s", strerror(-r));
+	}
+	*out = a;
+	return 0;
+}
+
+void ember_vm_ahead_free(struct ember_vm_ahead *a)
+{
+	if (!a)
+		return;
+	ehv_vm_destroy(a->hv); /* before the hypervisor it was made on */
+	if (a->own_hyp)
+		ehv_hypervisor_close(a->hyp);
+	free(a);
+}
+
 int ember_vm_restore(const char *dir, const struct ember_restore_opts *opts, struct ember_vm **out,
 		     struct ember_error *err)
 {
@@ -1373,8 +1417,13 @@ int ember_vm_restore(const char *dir, const struct ember_restore_opts *opts, str
 	}
 	if (out)
 		*out = NULL;
-	if (!dir || !out)
-		return vmm_errf(err, -EINVAL, "restore: no directory or no result pointer");
+	struct ember_vm_ahead *ahead = opts ? opts->ahead : NULL;
+	if (!dir || !out || (ahead && opts->hyp)) {
+		ember_vm_ahead_free(ahead); /* taken whatever the result */
+		return vmm_errf(err, -EINVAL,
+				!dir || !out ? "restore: no directory or no result pointer"
+					     : "restore: a VM made ahead and a hypervisor");
+	}
 	unsigned flags = opts ? opts->flags : 0;
 	uint64_t t0 = vmm_now_ns();
 	struct layer *ls[MAX_LAYERS] = {0};
@@ -1385,17 +1434,28 @@ int ember_vm_restore(const char *dir, const struct ember_restore_opts *opts, str
 	struct vm_maker maker = {0};
 	unsigned nl = 0;
 	int r = 0;
-	if (!cfg)
+	if (!cfg) {
+		ember_vm_ahead_free(ahead);
 		return vmm_errf(err, -ENOMEM, "out of memory");
+	}
 	vmm_config_init(cfg);
 	/* the hypervisor first, for the VM made while the snapshot is read (if
-	 * /dev/kvm cannot be opened, step 2 says so after the snapshot's checks) */
+	 * /dev/kvm cannot be opened, step 2 says so after the snapshot's checks),
+	 * unless both were made ahead */
 	int hyp_r = 0;
-	if (!hyp) {
-		hyp_r = ehv_hypervisor_open(NULL, &hyp);
-		own_hyp = hyp_r == 0;
+	if (ahead) {
+		hyp = ahead->hyp;
+		own_hyp = ahead->own_hyp;
+		maker.hyp = hyp;
+		maker.hv = ahead->hv; /* taken at the build, as the thread's would be */
+		free(ahead);
+	} else {
+		if (!hyp) {
+			hyp_r = ehv_hypervisor_open(NULL, &hyp);
+			own_hyp = hyp_r == 0;
+		}
+		vm_maker_start(&maker, hyp);
 	}
-	vm_maker_start(&maker, hyp);
 
 	/* 1. every layer's manifest and parts, newest first */
 	const char *d = dir;

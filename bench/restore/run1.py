@@ -15,8 +15,15 @@ the control socket's request snapshot {command take, path DIR}, docs/PROTOCOL.md
 `migrate exec:cat > FILE` until query-migrate says completed), and ends CMD
 (SIGTERM, SIGKILL after 5 s).
 
+--ahead SOCKET DIR: CMD is a VMM started ahead of its snapshot (`ember run
+--restore-on-request --socket SOCKET`): once SOCKET answers the hello (the
+VMM's KVM VM made), the clock starts, the request restore {path DIR} goes
+out and the probe is typed (the VMM's console reads it once the guest runs).
+The time until then is logged on stderr (startup).
+
 Prints one line: console_ms running_ms take_ms typed
-  console_ms  CLOCK_MONOTONIC from just before the fork to RB42 read
+  console_ms  CLOCK_MONOTONIC from just before the fork (--ahead: the restore
+              request) to RB42 read
   running_ms  to the first stderr line containing "vCPUs running" (ember -v:
               its vCPU threads started, the first KVM_RUN follows), "-" if none
   take_ms     the snapshot's time, "-" if none
@@ -78,6 +85,8 @@ def main():
             opts["ember"] = (a.pop(0), a.pop(0))
         elif o == "--qemu-migrate":
             opts["qemu"] = (a.pop(0), a.pop(0))
+        elif o == "--ahead":
+            opts["ahead"] = (a.pop(0), a.pop(0))
         elif o == "--stderr-log":
             opts["errlog"] = a.pop(0)
         else:
@@ -102,6 +111,24 @@ def main():
     last_probe = 0.0
     typed = 0
     deadline = t0 + opts["timeout"]
+    if "ahead" in opts:  # the VMM waits on its socket: the clock starts at the request
+        sock, d = opts["ahead"]
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        while True:
+            if time.monotonic() > deadline or p.poll() is not None:
+                sys.exit(f"run1.py: no control socket at {sock} (status {p.returncode})")
+            try:
+                c.connect(sock)
+                break
+            except (FileNotFoundError, ConnectionRefusedError):
+                time.sleep(0.005)
+        c.recv(65536)  # the server's hello: its VM is made ahead by now
+        c.send(json.dumps({"hello": {"protocol": 1, "client": "restore-bench"}}).encode())
+        print(f"run1.py: startup {ms(t0):.1f} ms", file=sys.stderr)
+        t0 = time.monotonic()
+        deadline = t0 + opts["timeout"]
+        c.send(json.dumps({"id": 1, "request": "restore", "args": {"path": d}}).encode())
+        sel.register(c, selectors.EVENT_READ, "ctl")
     while console is None:
         now = time.monotonic()
         if now > deadline or p.poll() is not None:
@@ -114,6 +141,14 @@ def main():
             last_probe = now
             typed += 1
         for key, _ in sel.select(0.005):
+            if key.data == "ctl":
+                sel.unregister(c)
+                resp = c.recv(65536)
+                r = json.loads(resp) if resp else {"ok": False, "closed": p.poll()}
+                if not r.get("ok"):
+                    print(f"run1.py: restore failed: {r}", file=sys.stderr)
+                    deadline = 0
+                continue
             try:
                 data = os.read(key.fileobj.fileno(), 65536)
             except BlockingIOError:

@@ -14,9 +14,9 @@
  * or {"id":N,"ok":false,"error":{"code":CODE,"message":LINE,"errno":E}}
  * per request, and events {"event":KIND,...} on connections registered as
  * listeners. The requests are crosvm's VmRequest vocabulary (all 24), plus
- * "status". One command table (ember_ctl_command) drives the server's
- * dispatch, this client library, the `ember` subcommands and the
- * document.
+ * "status" and "restore" (a VMM started waiting for its VM). One command
+ * table (ember_ctl_command) drives the server's dispatch, this client
+ * library, the `ember` subcommands and the document.
  *
  * Error contract: as <ember/vmm.h>: 0 (or a documented non-negative
  * value) or a negative errno, with err (may be NULL) filled. For a request
@@ -125,6 +125,42 @@ int ember_ctl_server_start(struct ember_vm *vm, const char *path,
 			   const struct ember_ctl_server_opts *opts, struct ember_ctl_server **out,
 			   struct ember_error *err);
 
+/*
+ * A VMM started ahead of its VM (`ember run --restore-on-request`,
+ * Firecracker's snapshot load): serves path as ember_ctl_server_start does
+ * but with no VM, until a "restore" request brings one in from a snapshot.
+ * Until then the server answers status (state "waiting"), exit (no VM will
+ * come: ember_ctl_server_wait_vm returns -ECANCELED), the listener
+ * requests (their events flow once the VM is there), restore, and every
+ * other request with the error no-vm; it keeps a VM made ahead
+ * (ember_vm_ahead_make, on base->hyp) for the next restore, made again
+ * after a restore that failed. A restore runs on the control thread, as
+ * ember_vm_restore with base's flags, console fds, log and hypervisor (the
+ * request's memory, verify and device arguments over them); a failed one
+ * answers its error and the server waits on. Once one has succeeded the
+ * server is that VM's, as ember_ctl_server_start's (restore then answers
+ * has-vm), and the control thread takes its seccomp filter. base may be
+ * NULL (no console, no log, /dev/kvm); it is copied but for its log
+ * callback's opaque and hyp, which must outlive the server (and hyp the
+ * VM); base->ahead and base->devices are not used. Errors: as
+ * ember_ctl_server_start, -EINVAL also for base->ahead set.
+ */
+int ember_ctl_server_start_waiting(const char *path, const struct ember_ctl_server_opts *opts,
+				   const struct ember_restore_opts *base,
+				   struct ember_ctl_server **out, struct ember_error *err);
+
+/*
+ * Waits until a restore request has brought the waiting server srv its VM,
+ * at most timeout_ms (< 0: forever; 0: only look). 0 with *vm: the VM, in
+ * state CREATED, is the caller's from now on (it starts it with
+ * ember_vm_start, and destroys it after ember_ctl_server_stop, as with
+ * ember_ctl_server_start). -ETIMEDOUT: none yet; -ECANCELED: the exit
+ * request came instead; -EINVAL: NULL, a server not started waiting, or
+ * its VM taken already. One thread at a time. A server stopped without its
+ * VM taken destroys the VM.
+ */
+int ember_ctl_server_wait_vm(struct ember_ctl_server *srv, int timeout_ms, struct ember_vm **vm);
+
 /* Stops the control thread, closes every connection and removes the
  * socket file. NULL is allowed. Not from the control thread itself (an
  * event listener or a request handler). */
@@ -203,6 +239,17 @@ int ember_ctl_disk_resize(struct ember_ctl *c, unsigned index, uint64_t bytes,
 #define EMBER_CTL_SNAPSHOT_INCREMENTAL (1u << 1)
 int ember_ctl_snapshot(struct ember_ctl *c, const char *dir, unsigned flags, const char *base,
 		       struct ember_error *err);
+/* On a waiting server (ember_ctl_server_start_waiting): restores the
+ * snapshot in dir as its VM. memory: "map", "uffd", "copy" or NULL (the
+ * server's default); flags: EMBER_CTL_RESTORE_VERIFY; disk, net, vsock:
+ * each NULL or a clone's host side of that kind, "[N,]KEY=VALUE" (as
+ * `ember run --restore-disk|net|vsock`), several separated by ';'. *us
+ * (may be NULL) receives the restore's time on the server. Errors as
+ * ember_ctl_call; codes has-vm (the server has its VM), no-vm never. */
+#define EMBER_CTL_RESTORE_VERIFY (1u << 0)
+int ember_ctl_restore(struct ember_ctl *c, const char *dir, const char *memory, unsigned flags,
+		      const char *disk, const char *net, const char *vsock, uint64_t *us,
+		      struct ember_error *err);
 /* command: "enable", "trim", "out", "disable", "status"; *status (may be
  * NULL) receives the result as JSON text (free() it). */
 int ember_ctl_swap(struct ember_ctl *c, const char *command, char **status,
@@ -233,13 +280,15 @@ int ember_ctl_gpu(struct ember_ctl *c, const char *command, struct ember_error *
 int ember_ctl_bat(struct ember_ctl *c, const char *command, struct ember_error *err);
 int ember_ctl_hotplug_vfio(struct ember_ctl *c, const char *command, struct ember_error *err);
 
-/* The no-op query: the VM's state and size. */
+/* The no-op query: the VM's state and size; waiting (state CREATED, no
+ * vCPUs, no memory): a server with no VM yet, waiting for its restore. */
 struct ember_ctl_status {
 	enum ember_vm_state state;
 	bool vcpus_paused;
 	unsigned vcpus;
 	uint64_t mem_size;
 	pid_t pid;
+	bool waiting;
 };
 int ember_ctl_status(struct ember_ctl *c, struct ember_ctl_status *out, struct ember_error *err);
 

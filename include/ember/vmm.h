@@ -64,7 +64,8 @@ extern "C" {
 
 #define EMBER_VMM_API_MAJOR 0
 #define EMBER_VMM_API_MINOR \
-	3 /* 2: struct ember_config became opaque; 3: ember_restore_opts.devices */
+	4 /* 2: struct ember_config became opaque; 3: ember_restore_opts.devices;  \
+	     4: ember_restore_opts.ahead, ember_vm_ahead_make */
 #define EMBER_VMM_API_VERSION ((EMBER_VMM_API_MAJOR << 16) | EMBER_VMM_API_MINOR)
 
 /* Returns EMBER_VMM_API_VERSION of the library actually linked. */
@@ -713,7 +714,30 @@ struct ember_restore_opts {
 	struct ehv_hypervisor *hyp; /* NULL: open /dev/kvm (else as ember_vm_create_on) */
 	const struct ember_restore_device *devices; /* ndevices of them, or NULL */
 	unsigned ndevices;
+	/* NULL, or what ember_vm_ahead_make made before the snapshot was known:
+	 * the restore takes it whatever it returns (the caller neither frees nor
+	 * reuses it); hyp must then be NULL (it is the ahead's hypervisor) */
+	struct ember_vm_ahead *ahead;
 };
+
+/*
+ * A VM made ahead of its restore: the hypervisor opened and its VM made
+ * (KVM_CREATE_VM: 15 ms in the KVM sandbox, most of it waiting for an RCU
+ * grace period while Linux moves the VM's NX huge page recovery thread into
+ * the caller's cgroups) before the snapshot to restore is known, as a VMM
+ * started ahead of its restore request does (`ember run
+ * --restore-on-request`). ember_vm_restore takes it through
+ * ember_restore_opts.ahead. hyp: the hypervisor to make it on, borrowed
+ * (it must outlive the restored VM), or NULL to open /dev/kvm (then owned:
+ * the restored VM closes it). Any thread. Errors (err says which): -ENOMEM,
+ * the errno of opening /dev/kvm or of making the VM.
+ */
+struct ember_vm_ahead;
+int ember_vm_ahead_make(struct ehv_hypervisor *hyp, struct ember_vm_ahead **out,
+			struct ember_error *err);
+/* Frees one that no restore took (its VM, and its hypervisor if it opened
+ * it). NULL is allowed. */
+void ember_vm_ahead_free(struct ember_vm_ahead *a);
 
 /*
  * Builds a VM from the snapshot in dir. Everything that can be checked is

@@ -832,23 +832,32 @@ KVM_TEST_T(snapshot_restored_guest_has_net_vsock_console_and_a_clean_disk, 600)
 	rm_rf(d);
 }
 
+/* The counting guest (one vCPU, to 10) snapshotted into *d/s (*d: a new
+ * temporary directory for what; dir: 300 bytes) and destroyed: its console
+ * output in c (c->buf the caller's), the last count it printed. */
+static long counted_into(const char *what, char **d, char *dir, struct capture *c)
+{
+	*d = tmp_dir(what);
+	snprintf(dir, 300, "%s/s", *d);
+	int p[2];
+	struct ember_vm *vm = counting_guest(c, p, 1, 10);
+	take(vm, dir, 0, NULL);
+	usleep(300000);
+	slurp(c);
+	long printed = last_count(c->buf);
+	ember_vm_destroy(vm);
+	close(p[0]);
+	close(p[1]);
+	return printed;
+}
+
 /* `ember run --restore DIR`: the binary continues the guest on its
  * console (stdout) from the saved count, and ends on SIGTERM. */
 KVM_TEST_T(snapshot_ember_run_restore_continues_on_the_console, 900)
 {
 	struct capture c;
-	int p[2];
-	struct ember_vm *vm = counting_guest(&c, p, 1, 10);
-	char *d = tmp_dir("cli");
-	char dir[300];
-	snprintf(dir, sizeof(dir), "%s/s", d);
-	take(vm, dir, 0, NULL);
-	usleep(300000);
-	slurp(&c);
-	long printed = last_count(c.buf);
-	ember_vm_destroy(vm);
-	close(p[0]);
-	close(p[1]);
+	char *d, dir[300];
+	long printed = counted_into("cli", &d, dir, &c);
 
 	struct capture r;
 	int q[2];
@@ -945,6 +954,140 @@ KVM_TEST_T(snapshot_ember_run_restore_continues_on_the_console, 900)
 		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 1 + i);
 	}
 	close(q[0]);
+	rm_rf(d);
+}
+
+/* Connects to sock, retrying while the VMM starts (up to ms). */
+static struct ember_ctl *connect_retry(const char *sock, int ms, struct ember_error *err)
+{
+	struct ember_ctl *c = NULL;
+	for (int t = 0; t < ms; t += 50) {
+		if (ember_ctl_connect(sock, 20000, &c, err) == 0)
+			return c;
+		usleep(50000);
+	}
+	return NULL;
+}
+
+/* `ember run --restore-on-request --socket S`: a VMM started ahead of its
+ * snapshot serves S with no VM (status waiting, other requests no-vm); a
+ * restore request for a directory that is no snapshot is refused and it
+ * waits on; `ember restore DIR S` (the CLI) then brings the snapshot's
+ * guest in, which counts on on the VMM's console; a second restore is
+ * refused (has-vm); exit ends it with status 34. A second VMM started so
+ * ends on the exit request before any restore, a third on SIGTERM, each
+ * with status 34 and its socket removed; without --socket it is a usage
+ * error. */
+KVM_TEST_T(snapshot_restore_on_request_in_a_vmm_started_ahead, 900)
+{
+	struct capture c;
+	char *d, dir[300];
+	long printed = counted_into("ahead", &d, dir, &c);
+
+	struct capture r;
+	int q[2];
+	capture_pipe(&r, q, false);
+	const char *ember = env_or("EMBER_BIN", "o/release/ember");
+	char sock[320], elog[320];
+	snprintf(sock, sizeof(sock), "%s/ctl.sock", d);
+	snprintf(elog, sizeof(elog), "%s/ahead.err", d);
+	pid_t pid = fork();
+	REQUIRE(pid >= 0);
+	if (pid == 0) { /* the console on the pipe, its messages in elog */
+		int null = open("/dev/null", O_RDONLY);
+		int e = open(elog, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		dup2(null, 0);
+		dup2(q[1], 1);
+		dup2(e, 2);
+		execl(ember, ember, "run", "--restore-on-request", "--socket", sock, "-v",
+		      (char *)NULL);
+		_exit(127);
+	}
+	close(q[1]);
+	struct ember_error err = {0};
+	struct ember_ctl *ctl = connect_retry(sock, 60000, &err);
+	if (!ctl) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		TEST_FAIL("no control socket from ember run --restore-on-request: %s", err.msg);
+	}
+	struct ember_ctl_status st = {0};
+	CHECK_EQ(ember_ctl_status(ctl, &st, &err), 0);
+	CHECK(st.waiting);
+	CHECK_EQ(st.pid, pid);
+	CHECK_ERR(ember_ctl_suspend_vm(ctl, &err), -ENXIO);
+	CHECK(!strcmp(ember_ctl_error_code(ctl), "no-vm"));
+	/* no snapshot there: refused, the VMM waits on */
+	CHECK_ERR(ember_ctl_restore(ctl, d, NULL, 0, NULL, NULL, NULL, NULL, &err), -ENOENT);
+	TEST_LOG("a restore of a directory without a snapshot: %s", err.msg);
+	CHECK_EQ(ember_ctl_status(ctl, &st, &err), 0);
+	CHECK(st.waiting);
+	/* the CLI's request */
+	char log[320];
+	snprintf(log, sizeof(log), "%s/restore.out", d);
+	char *const rargv[] = {(char *)ember, "restore", dir, sock, "--json", NULL};
+	int rs = reap(spawn(rargv, log), 120000);
+	CHECK_EQ(rs, 0);
+	show_file("ember restore", log);
+	char want[64];
+	snprintf(want, sizeof(want), "E2E count %ld\n", printed + 20);
+	bool ok = rs == 0 && read_until(&r, want, 300000);
+	if (!ok) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		TEST_FAIL("the restored guest did not count on to %ld ('%.300s')", printed + 20,
+			  r.buf ? r.buf : "");
+	}
+	long first = joined_first_count(c.buf, r.buf), last;
+	free(c.buf);
+	CHECK_EQ(first, printed + 1);
+	CHECK(counts_on(r.buf, first_count(r.buf), &last));
+	CHECK_EQ(ember_ctl_status(ctl, &st, &err), 0);
+	CHECK(!st.waiting);
+	CHECK_EQ(st.state, EMBER_VM_RUNNING);
+	CHECK_EQ(st.vcpus, 1);
+	CHECK_ERR(ember_ctl_restore(ctl, dir, NULL, 0, NULL, NULL, NULL, NULL, &err), -EEXIST);
+	CHECK(!strcmp(ember_ctl_error_code(ctl), "has-vm"));
+	CHECK_EQ(ember_ctl_exit(ctl, &err), 0);
+	ember_ctl_close(ctl);
+	int status = reap(pid, 60000);
+	CHECK_EQ(status, 34);
+	FILE *ef = fopen(elog, "r");
+	char line[1024];
+	bool said = false;
+	while (ef && fgets(line, sizeof(line), ef))
+		said |= strstr(line, "waiting for a restore request on") != NULL;
+	if (ef)
+		fclose(ef);
+	CHECK(said);
+	show_file("ember run --restore-on-request", elog);
+	TEST_LOG("restored on request: counted on from %ld to %ld, exit status %d", first, last,
+		 status);
+	free(r.buf);
+	close(q[0]);
+
+	/* ended while waiting: by the exit request, by SIGTERM */
+	for (int how = 0; how < 2; how++) {
+		snprintf(log, sizeof(log), "%s/wait%d.out", d, how);
+		char *const wargv[] = {(char *)ember, "run", "--restore-on-request",
+				       "--socket",    sock,  NULL};
+		pid = spawn(wargv, log);
+		ctl = connect_retry(sock, 60000, &err);
+		CHECK(ctl != NULL);
+		if (how == 0 && ctl)
+			CHECK_EQ(ember_ctl_exit(ctl, &err), 0);
+		else
+			kill(pid, SIGTERM);
+		ember_ctl_close(ctl);
+		status = reap(pid, 60000);
+		CHECK_EQ(status, 34);
+		CHECK(access(sock, F_OK) < 0); /* the socket went with it */
+		show_file(how ? "SIGTERM" : "exit", log);
+	}
+	snprintf(log, sizeof(log), "%s/usage.out", d);
+	char *const uargv[] = {(char *)ember, "run", "--restore-on-request", NULL};
+	CHECK_EQ(reap(spawn(uargv, log), 60000), 2);
+	show_file("no --socket", log);
 	rm_rf(d);
 }
 

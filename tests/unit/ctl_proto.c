@@ -179,7 +179,7 @@ TEST(ctl_table_names_every_crosvm_request_and_each_has_a_handler)
 			TEST_FAIL("crosvm's %s is not in the table", crosvm[i]);
 	size_t n;
 	const struct ember_ctl_command *t = ember_ctl_commands(&n);
-	CHECK_EQ(n, 25); /* the 24 and status */
+	CHECK_EQ(n, 26); /* the 24, status and restore */
 	for (size_t i = 0; i < n; i++) {
 		if (!ctl_server_has_handler(t[i].name))
 			TEST_FAIL("%s has no handler in ctl/server.c", t[i].name);

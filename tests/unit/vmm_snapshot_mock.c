@@ -1,10 +1,12 @@
-/* tests/unit/vmm_snapshot_mock.c - ember_vm_snapshot/ember_vm_restore on the mock hypervisor: the directory, a round trip, incremental layers, every corrupt snapshot refused. */
+/* tests/unit/vmm_snapshot_mock.c - ember_vm_snapshot/ember_vm_restore on the mock hypervisor: the directory, a round trip, incremental layers, every corrupt snapshot refused, a VM made ahead, and the control server that waits for its restore request. */
 #include "../lib/test.h"
 
 #include "vmm_fixtures.h"
 
 #include "../../vmm/arch/x86/layout.h"
 #include "../../vmm/vm.h"
+
+#include <ember/ctl.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -412,5 +414,182 @@ TEST(vmm_snapshot_every_corrupt_snapshot_is_refused)
 		TEST_FAIL("restore: %s", err.msg);
 	ember_vm_destroy(vm2);
 	ehv_hypervisor_close(hyp2);
+	fx_destroy(&f);
+}
+
+/* The fixture's VM (no disk) started and snapshotted into dir (128 bytes:
+ * TMP/snap); sock (NULL, or 128 bytes) receives TMP/ctl.sock. */
+static void fx_snapshotted(struct snap_fx *f, char *dir, char *sock)
+{
+	fx_create(f, false);
+	fx_start(f);
+	snprintf(dir, 128, "%s/snap", f->tmp);
+	if (sock)
+		snprintf(sock, 128, "%s/ctl.sock", f->tmp);
+	struct ember_error err = {0};
+	if (ember_vm_snapshot(f->vm, dir, NULL, &err) < 0)
+		TEST_FAIL("snapshot: %s", err.msg);
+}
+
+/* A VM made ahead (ember_vm_ahead_make) is the one the restore builds on,
+ * and is taken whatever the restore returns. */
+TEST(vmm_snapshot_restore_takes_a_vm_made_ahead)
+{
+	struct snap_fx f;
+	char dir[128];
+	fx_snapshotted(&f, dir, NULL);
+	struct ember_error err = {0};
+	uint32_t want = mem_crc(f.vm);
+	struct ember_vm_ahead *a;
+	REQUIRE_OK(ember_vm_ahead_make(f.hyp, &a, &err));
+	struct ember_restore_opts o = {.console_in = -1, .console_out = -1, .ahead = a};
+	struct ember_vm *vm;
+	if (ember_vm_restore(dir, &o, &vm, &err) < 0)
+		TEST_FAIL("restore with a VM made ahead: %s", err.msg);
+	CHECK_EQ(mem_crc(vm), want);
+	CHECK(vm->hyp == f.hyp); /* the ahead's hypervisor, borrowed */
+	CHECK(!vm->own_hyp);
+	REQUIRE_OK(ember_vm_start(vm));
+	ember_vm_destroy(vm);
+	/* taken by failures too (the leak checker sees one that is not): a
+	 * missing snapshot, and an ahead given with a hypervisor */
+	REQUIRE_OK(ember_vm_ahead_make(f.hyp, &a, &err));
+	o.ahead = a;
+	CHECK_ERR(ember_vm_restore("/nonexistent-ember-snap", &o, &vm, &err), -ENOENT);
+	CHECK(vm == NULL);
+	REQUIRE_OK(ember_vm_ahead_make(f.hyp, &a, &err));
+	o.ahead = a;
+	o.hyp = f.hyp;
+	CHECK_ERR(ember_vm_restore(dir, &o, &vm, &err), -EINVAL);
+	CHECK(strstr(err.msg, "made ahead") != NULL);
+	CHECK_ERR(ember_vm_ahead_make(f.hyp, NULL, &err), -EINVAL);
+	ember_vm_ahead_free(NULL);
+	fx_destroy(&f);
+}
+
+static struct ember_ctl *waiting_conn(const char *sock)
+{
+	struct ember_ctl *c;
+	struct ember_error err = {0};
+	if (ember_ctl_connect(sock, 5000, &c, &err) < 0)
+		TEST_FAIL("connect: %s", err.msg);
+	return c;
+}
+
+/* A VMM started waiting (ember_ctl_server_start_waiting): no VM until a
+ * restore request brings one in; a failed restore leaves it waiting; the
+ * restored VM is the snapshot's, handed to ember_ctl_server_wait_vm, and
+ * the server is then that VM's. */
+TEST(ctl_server_waiting_restores_on_request)
+{
+	struct snap_fx f;
+	char dir[128], sock[128];
+	fx_snapshotted(&f, dir, sock);
+	struct ember_error err = {0};
+	uint32_t want = mem_crc(f.vm);
+	struct ember_restore_opts base = {.console_in = -1, .console_out = -1, .hyp = f.hyp};
+	struct ember_ctl_server *srv;
+	if (ember_ctl_server_start_waiting(sock, NULL, &base, &srv, &err) < 0)
+		TEST_FAIL("waiting server: %s", err.msg);
+	struct ember_vm *vm = (struct ember_vm *)1;
+	CHECK_ERR(ember_ctl_server_wait_vm(srv, 0, &vm), -ETIMEDOUT);
+	CHECK(vm == NULL);
+
+	struct ember_ctl *c = waiting_conn(sock), *l = waiting_conn(sock);
+	struct ember_ctl_status st;
+	REQUIRE_OK(ember_ctl_status(c, &st, &err));
+	CHECK(st.waiting);
+	CHECK_EQ(st.vcpus, 0);
+	CHECK_EQ(st.pid, getpid());
+	/* what needs a VM answers no-vm */
+	CHECK_ERR(ember_ctl_suspend_vcpus(c, &err), -ENXIO);
+	CHECK(!strcmp(ember_ctl_error_code(c), "no-vm"));
+	CHECK(strstr(err.msg, "waits for a restore") != NULL);
+	CHECK_ERR(ember_ctl_balloon_target(c, 1 << 20, &err), -ENXIO);
+	/* a listener registered now gets the VM's events once it is there */
+	REQUIRE_OK(ember_ctl_register_listener(l, EMBER_CTL_EVENTS_ALL, &err));
+	/* bad requests: refused, the server waits on */
+	CHECK_ERR(
+	    ember_ctl_restore(c, "/nonexistent-ember-snap", NULL, 0, NULL, NULL, NULL, NULL, &err),
+	    -ENOENT);
+	CHECK(!strcmp(ember_ctl_error_code(c), "not-found"));
+	CHECK_ERR(ember_ctl_call(c, "restore", "{\"path\":\"x\",\"memory\":\"disk\"}", NULL, &err),
+		  -EINVAL);
+	CHECK(!strcmp(ember_ctl_error_code(c), "bad-args"));
+	CHECK_ERR(ember_ctl_restore(c, dir, NULL, 0, NULL, NULL, "1x,socket=/tmp/v", NULL, &err),
+		  -EINVAL);
+	CHECK(strstr(err.msg, "[N,]KEY=VALUE") != NULL);
+	CHECK_ERR(ember_ctl_restore(c, dir, NULL, 0, NULL, NULL, "socket=/tmp/v", NULL, &err),
+		  -ENOENT); /* the snapshot has no vsock */
+	CHECK_ERR(ember_ctl_server_wait_vm(srv, 0, &vm), -ETIMEDOUT);
+	REQUIRE_OK(ember_ctl_status(c, &st, &err));
+	CHECK(st.waiting);
+
+	/* the restore: the snapshot's memory, two vCPUs */
+	uint64_t us = 0;
+	if (ember_ctl_restore(c, dir, "map", EMBER_CTL_RESTORE_VERIFY, NULL, NULL, NULL, &us,
+			      &err) < 0)
+		TEST_FAIL("restore request: %s", err.msg);
+	CHECK(us > 0);
+	REQUIRE_OK(ember_ctl_server_wait_vm(srv, 5000, &vm));
+	REQUIRE(vm != NULL);
+	CHECK_EQ(mem_crc(vm), want);
+	struct ember_vm *again;
+	CHECK_ERR(ember_ctl_server_wait_vm(srv, 0, &again), -EINVAL); /* taken */
+	REQUIRE_OK(ember_vm_start(vm));
+	struct ember_ctl_event ev;
+	REQUIRE_OK(ember_ctl_next_event(l, 5000, &ev, &err));
+	CHECK_EQ(ev.kind, EMBER_VM_EVENT_STATE);
+	CHECK_EQ(ev.state, EMBER_VM_RUNNING);
+	REQUIRE_OK(ember_ctl_status(c, &st, &err));
+	CHECK(!st.waiting);
+	CHECK_EQ(st.state, EMBER_VM_RUNNING);
+	CHECK_EQ(st.vcpus, 2);
+	/* the server is the VM's now */
+	REQUIRE_OK(ember_ctl_suspend_vcpus(c, &err));
+	REQUIRE_OK(ember_ctl_resume_vcpus(c, &err));
+	CHECK_ERR(ember_ctl_restore(c, dir, NULL, 0, NULL, NULL, NULL, NULL, &err), -EEXIST);
+	CHECK(!strcmp(ember_ctl_error_code(c), "has-vm"));
+	ember_ctl_close(c);
+	ember_ctl_close(l);
+	ember_ctl_server_stop(srv);
+	ember_vm_destroy(vm);
+	fx_destroy(&f);
+}
+
+/* exit on a waiting server: no VM will come; and a server stopped with a
+ * restored VM nobody took destroys it (the leak checker sees it). */
+TEST(ctl_server_waiting_exit_and_stop)
+{
+	struct snap_fx f;
+	char dir[128], sock[128];
+	fx_snapshotted(&f, dir, sock);
+	struct ember_error err = {0};
+	struct ember_restore_opts base = {.console_in = -1, .console_out = -1, .hyp = f.hyp};
+	struct ember_ctl_server *srv;
+	REQUIRE_OK(ember_ctl_server_start_waiting(sock, NULL, &base, &srv, &err));
+	struct ember_ctl *c = waiting_conn(sock);
+	REQUIRE_OK(ember_ctl_exit(c, &err));
+	struct ember_vm *vm;
+	CHECK_ERR(ember_ctl_server_wait_vm(srv, 5000, &vm), -ECANCELED);
+	CHECK_ERR(ember_ctl_restore(c, dir, NULL, 0, NULL, NULL, NULL, NULL, &err), -ESRCH);
+	CHECK(!strcmp(ember_ctl_error_code(c), "stopped"));
+	ember_ctl_close(c);
+	ember_ctl_server_stop(srv);
+	struct stat sb;
+	CHECK(lstat(sock, &sb) < 0); /* the socket file went with it */
+
+	REQUIRE_OK(ember_ctl_server_start_waiting(sock, NULL, &base, &srv, &err));
+	c = waiting_conn(sock);
+	REQUIRE_OK(ember_ctl_restore(c, dir, NULL, 0, NULL, NULL, NULL, NULL, &err));
+	ember_ctl_close(c);
+	ember_ctl_server_stop(srv); /* the restored VM, never taken, with it */
+	/* misuse */
+	CHECK_ERR(ember_ctl_server_wait_vm(NULL, 0, &vm), -EINVAL);
+	struct ember_vm_ahead *a;
+	REQUIRE_OK(ember_vm_ahead_make(f.hyp, &a, &err));
+	base.ahead = a;
+	CHECK_ERR(ember_ctl_server_start_waiting(sock, NULL, &base, &srv, &err), -EINVAL);
+	ember_vm_ahead_free(a);
 	fx_destroy(&f);
 }
