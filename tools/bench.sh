@@ -114,7 +114,7 @@ sed -n "/^$MARK\$/,\$p" docs/PERFORMANCE.md >"$KEEP" 2>/dev/null || :
 		boot.*ratio*) goal="≤ 0.5" ;;
 		boot.*rss*) goal="" ;;
 		snapshot.restore_vs_boot.*) goal="≤ 0.05" ;;
-		restore.ember.restore_vs_cold.*) goal="≤ 0.05" ;;
+		restore.ember.restore_vs_cold.* | restore.ember.restore_ahead_vs_cold.*) goal="≤ 0.05" ;;
 		io.blk.*.ratio | io.net.*.ratio) goal="≥ 1.0" ;;
 		io.boot.devs_vs_plain.init_ratio) goal="≤ 1.05" ;;
 		io.rss.ember_all6.excl_guest_kib) goal="≤ 3072" ;;
