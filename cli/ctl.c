@@ -42,10 +42,12 @@ void cli_ctl_usage(FILE *f)
 		}
 	}
 	fprintf(f, "  ember %-46s %s\n", "list [--json]", "the VMs of this user and their state");
-	fprintf(f, "SOCKET: the last argument or --socket PATH; a bare NAME is a socket in the\n"
-		   "per-user directory. Options: --json (print the result as one JSON line),\n"
-		   "--timeout MS (default 5000). Exit status: 0 done, 1 refused by the VM (the\n"
-		   "error's code and message on stderr), 2 usage, 3 no VM at SOCKET.\n");
+	fprintf(f,
+		"SOCKET: the last argument or --socket PATH; a bare NAME is a socket in the\n"
+		"per-user directory. Options: --json (print the result as one JSON line),\n"
+		"--timeout MS (default 5000). A relative PATH or DIR is made absolute (the\n"
+		"VMM resolves paths in its own directory). Exit status: 0 done, 1 refused by\n"
+		"the VM (the error's code and message on stderr), 2 usage, 3 no VM at SOCKET.\n");
 }
 
 /* ------------------------------------------------------------ socket paths */
@@ -120,6 +122,18 @@ static int set_arg(struct json_object *args, const struct ember_ctl_arg *a, cons
 		return 0;
 	}
 	case EMBER_CTL_ARG_STRING:
+		if ((!strcmp(a->name, "path") || !strcmp(a->name, "base")) && *s && *s != '/') {
+			/* the VMM resolves a path in its own directory: a relative
+			 * one is made this directory's */
+			char cwd[4096], abs[8192];
+			if (!getcwd(cwd, sizeof(cwd)))
+				return -1;
+			snprintf(abs, sizeof(abs), "%s/%s", cwd, s);
+			json_object_object_add(args, a->name, json_object_new_string(abs));
+			return 0;
+		}
+		json_object_object_add(args, a->name, json_object_new_string(s));
+		return 0;
 	case EMBER_CTL_ARG_ENUM:
 		json_object_object_add(args, a->name, json_object_new_string(s));
 		return 0;

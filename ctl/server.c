@@ -998,7 +998,11 @@ static int server_start(struct ember_vm *vm, const char *path,
 	srv->vm = vm;
 	srv->lfd = srv->wake_fd = -1;
 	pthread_mutex_init(&srv->lock, NULL);
-	pthread_cond_init(&srv->vm_cond, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* ember_ctl_server_wait_vm's deadline */
+	pthread_cond_init(&srv->vm_cond, &ca);
+	pthread_condattr_destroy(&ca);
 	if (!vm) {
 		srv->waiting = true;
 		srv->want_ahead = true;
@@ -1109,7 +1113,7 @@ int ember_ctl_server_wait_vm(struct ember_ctl_server *srv, int timeout_ms, struc
 		return -EINVAL;
 	*vm = NULL;
 	struct timespec dl;
-	clock_gettime(CLOCK_REALTIME, &dl);
+	clock_gettime(CLOCK_MONOTONIC, &dl);
 	if (timeout_ms > 0) {
 		dl.tv_sec += timeout_ms / 1000;
 		dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000l;
