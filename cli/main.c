@@ -238,7 +238,8 @@ static const char restore_usage[] =
     "                          vsock N (0, the first, if not given), so that clones run\n"
     "                          at once: a copy of the image as it was at the snapshot,\n"
     "                          a tap, a socket of its own (serials, MACs, CIDs stay)\n"
-    "      --socket PATH|NAME, -v, -q  as above\n"
+    "      --socket PATH|NAME, -v, -q, --jail*  as above (in a jail, DIR and every\n"
+    "                          path of the snapshot inside the jail's directory)\n"
     "      --restore-on-request\n"
     "                          instead of --restore DIR: start now, with /dev/kvm open\n"
     "                          and a KVM VM made, and restore when `ember restore DIR\n"
@@ -429,10 +430,60 @@ static int serve_and_run(struct ember_vm *vm, const char *sock_arg, uint64_t sta
 	return run_vm(vm, srv, start_ns);
 }
 
+/* --jail: parse_jail takes the --jail* options out of argv; enter_jail,
+ * when --jail DIR was there, enters the jail. Both return -1 to go on (in
+ * the jailed child, or with no jail), else the exit status to end with (a
+ * usage error; the parent, once the child ended; an error). */
+static int parse_jail(int *argc, char **argv, struct jail_opts *jo)
+{
+	char jerr[512];
+	if (jail_parse(argc, argv, jo, jerr, sizeof(jerr)) < 0) {
+		say("%s", jerr);
+		return EMBER_EXIT_USAGE;
+	}
+	return -1;
+}
+
+static int enter_jail(const struct jail_opts *jo)
+{
+	char jerr[512];
+	if (!jo->dir)
+		return -1;
+	bool parent;
+	int jr = jail_enter(jo, &parent, jerr, sizeof(jerr));
+	if (jr < 0) {
+		say("%s", jerr);
+		return EMBER_EXIT_ERROR;
+	}
+	if (parent) {
+		if (jerr[0])
+			say("%s", jerr);
+		return jr;
+	}
+	/* what the jailed VMM is, seen from inside */
+	say("jail: uid %u gid %u pid %d in %s", (unsigned)getuid(), (unsigned)getgid(),
+	    (int)getpid(), jo->dir);
+	return -1;
+}
+
 /* `ember run --restore-on-request --socket S`: serves S with no VM until
  * a restore request (`ember restore DIR S`) brings one in, then runs it as
  * `ember run --restore DIR` would. The exit status. */
-static int restore_on_request(const char *sock_arg, const struct ember_restore_opts *base)
+/* A restored VM whose RAM is above --jail-memory-max's cgroup memory.max
+ * (0: none) would be OOM-killed once the guest used it: said, true. */
+static bool ram_over_jail_limit(struct ember_vm *vm, uint64_t mem_max)
+{
+	struct ember_vm_info info;
+	if (!mem_max || ember_vm_query(vm, &info) < 0 || info.mem_size <= mem_max)
+		return false;
+	say("--jail-memory-max is below the restored guest's RAM (%" PRIu64
+	    " MiB): the VMM would be OOM-killed",
+	    info.mem_size >> 20);
+	return true;
+}
+
+static int restore_on_request(const char *sock_arg, const struct ember_restore_opts *base,
+			      uint64_t mem_max)
 {
 	char sock[256];
 	int r = cli_socket_path(sock_arg, true, sock, sizeof(sock));
@@ -466,6 +517,11 @@ static int restore_on_request(const char *sock_arg, const struct ember_restore_o
 			say("exit requested before any restore");
 		return ember_stop_reason_exit_status(EMBER_STOP_REQUESTED);
 	}
+	if (ram_over_jail_limit(vm, mem_max)) {
+		ember_ctl_server_stop(srv);
+		ember_vm_destroy(vm);
+		return EMBER_EXIT_USAGE;
+	}
 	if (log_level >= EMBER_LOG_DEBUG)
 		say("restored on request");
 	return run_vm(vm, srv, now_ns());
@@ -481,6 +537,10 @@ static int cmd_restore(int argc, char **argv, uint64_t start_ns)
 		say("--socket needs a path or a name");
 		return EMBER_EXIT_USAGE;
 	}
+	struct jail_opts jo;
+	int r = parse_jail(&argc, argv, &jo);
+	if (r >= 0)
+		return r;
 	const char *dir = NULL;
 	bool on_request = false;
 	struct ember_restore_opts o = {.console_in = -1, .console_out = STDOUT_FILENO};
@@ -544,8 +604,9 @@ static int cmd_restore(int argc, char **argv, uint64_t start_ns)
 		else {
 			say("--restore: '%s' does not apply (the configuration is the snapshot's; "
 			    "only -v, -q, --socket, --verify-memory, "
-			    "--restore-memory=map|uffd|copy and --restore-disk|net|vsock go with "
-			    "it)",
+			    "--restore-memory=map|uffd|copy, --restore-disk|net|vsock and --jail* "
+			    "go "
+			    "with it)",
 			    a);
 			return EMBER_EXIT_USAGE;
 		}
@@ -568,17 +629,25 @@ static int cmd_restore(int argc, char **argv, uint64_t start_ns)
 		say("--restore needs a snapshot directory");
 		return EMBER_EXIT_USAGE;
 	}
+	/* --jail: from here on this is the jailed child (its paths inside the
+	 * jail), or the parent that waits for it and ends as it did */
+	if ((r = enter_jail(&jo)) >= 0)
+		return r;
 	bool background = stdin_tty_in_background();
 	o.console_in = background ? -1 : STDIN_FILENO;
 	o.log = on_log;
 	if (on_request)
-		return restore_on_request(sock_arg, &o);
+		return restore_on_request(sock_arg, &o, jo.mem_max_bytes);
 	struct ember_vm *vm;
 	struct ember_error err = {0};
-	int r = ember_vm_restore(dir, &o, &vm, &err);
+	r = ember_vm_restore(dir, &o, &vm, &err);
 	if (r < 0) {
 		say("%s", err.msg[0] ? err.msg : strerror(-r));
 		return EMBER_EXIT_ERROR;
+	}
+	if (ram_over_jail_limit(vm, jo.mem_max_bytes)) {
+		ember_vm_destroy(vm);
+		return EMBER_EXIT_USAGE;
 	}
 	if (log_level >= EMBER_LOG_DEBUG)
 		say("restored %s in %.1f ms", dir, (double)(now_ns() - start_ns) / 1e6);
@@ -594,39 +663,19 @@ static int cmd_run(int argc, char **argv, uint64_t start_ns)
 	struct ember_config *cfg;
 	struct ember_error err = {0};
 	const char *sock_arg = NULL;
+	int r;
 	if (take_socket_arg(&argc, argv, &sock_arg) < 0) {
 		say("--socket needs a path or a name");
 		return EMBER_EXIT_USAGE;
 	}
-	/* --jail: from here on this is the jailed child (or the parent that
-	 * waits for it and ends as it did) */
 	struct jail_opts jo;
-	char jerr[512];
-	if (jail_parse(&argc, argv, &jo, jerr, sizeof(jerr)) < 0) {
-		say("%s", jerr);
-		return EMBER_EXIT_USAGE;
-	}
-	if (jo.dir) {
-		bool parent;
-		int jr = jail_enter(&jo, &parent, jerr, sizeof(jerr));
-		if (jr < 0) {
-			say("%s", jerr);
-			return EMBER_EXIT_ERROR;
-		}
-		if (parent) {
-			if (jerr[0])
-				say("%s", jerr);
-			return jr;
-		}
-		/* what the jailed VMM is, seen from inside */
-		say("jail: uid %u gid %u pid %d in %s", (unsigned)getuid(), (unsigned)getgid(),
-		    (int)getpid(), jo.dir);
-	}
+	if ((r = parse_jail(&argc, argv, &jo)) >= 0 || (r = enter_jail(&jo)) >= 0)
+		return r;
 	if (ember_config_new(&cfg) < 0) {
 		say("out of memory");
 		return EMBER_EXIT_ERROR;
 	}
-	int r = configure(cfg, argc, argv, start_ns);
+	r = configure(cfg, argc, argv, start_ns);
 	if (r >= 0) {
 		ember_config_free(cfg);
 		return r;

@@ -642,7 +642,8 @@ int ember_vm_balloon_stats(struct ember_vm *vm, struct ember_balloon_stats *out,
  * hypervisor state ("vm.state", "vcpuN.state"), the devices' state
  * ("devices.state"), and guest memory ("memory", a sparse file as large as
  * guest RAM: only the pages the guest touched are written, found with
- * /proc/self/pagemap for anonymous memory and SEEK_DATA for a memfd, and
+ * /proc/self/pagemap for anonymous memory (every page is read where /proc
+ * is not mounted, as in `ember run --jail`) and SEEK_DATA for a memfd, and
  * all-zero pages are left out too; "pages" is the bitmap of the pages the
  * file holds). It is written in a temporary directory beside dir and
  * renamed to dir at the end: dir either appears whole or not at all.

@@ -979,8 +979,8 @@ static struct ember_ctl *connect_retry(const char *sock, int ms, struct ember_er
 /* `ember run --restore-on-request --socket S`: a VMM started ahead of its
  * snapshot serves S with no VM (status waiting, other requests no-vm); a
  * restore request for a directory that is no snapshot is refused and it
- * waits on; `ember restore DIR S` (the CLI) then brings the snapshot's
- * guest in, which counts on on the VMM's console; a second restore is
+ * waits on; `ember restore DIR S --memory uffd` (the CLI) then brings the
+ * snapshot's guest in, which counts on on the VMM's console; a second restore is
  * refused (has-vm); exit ends it with status 34. A second VMM started so
  * ends on the exit request before any restore, a third on SIGTERM, each
  * with status 34 and its socket removed; without --socket it is a usage
@@ -1030,12 +1030,14 @@ KVM_TEST_T(snapshot_restore_on_request_in_a_vmm_started_ahead, 900)
 	CHECK_EQ(ember_ctl_status(ctl, &st, &err), 0);
 	CHECK(st.waiting);
 	/* the CLI's request, from the snapshot's parent with a relative path
-	 * (the CLI makes it absolute: the VMM has another directory) */
+	 * (the CLI makes it absolute: the VMM has another directory), memory
+	 * served by the page server (its thread made by the control thread
+	 * before that takes its seccomp filter) */
 	char log[320];
 	snprintf(log, sizeof(log), "%s/restore.out", d);
 	char ebin[PATH_MAX];
 	REQUIRE(realpath(ember, ebin) != NULL);
-	char *const rargv[] = {ebin, "restore", "s", sock, "--json", NULL};
+	char *const rargv[] = {ebin, "restore", "s", "--memory", "uffd", sock, "--json", NULL};
 	int rs = reap(spawn_in(d, rargv, log), 120000);
 	CHECK_EQ(rs, 0);
 	show_file("ember restore", log);

@@ -9,9 +9,12 @@
 #include <ember/ctl.h>
 
 #include <errno.h>
+#include <inttypes.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -591,5 +594,52 @@ TEST(ctl_server_waiting_exit_and_stop)
 	base.ahead = a;
 	CHECK_ERR(ember_ctl_server_start_waiting(sock, NULL, &base, &srv, &err), -EINVAL);
 	ember_vm_ahead_free(a);
+	fx_destroy(&f);
+}
+
+/* Bytes the file part of dir takes on disk. */
+static uint64_t disk_bytes(const char *dir, const char *part)
+{
+	char p[192];
+	snprintf(p, sizeof(p), "%s/%s", dir, part);
+	struct stat st;
+	REQUIRE(stat(p, &st) == 0);
+	return (uint64_t)st.st_blocks * 512;
+}
+
+/* A snapshot where /proc/self/pagemap cannot be read (a jail mounts no
+ * /proc): every page is read, the all-zero ones left out, so the memory
+ * file is as sparse and the restore the same. The test hides /proc in a
+ * mount namespace of its own (needs CAP_SYS_ADMIN) and puts it back. */
+TEST(vmm_snapshot_without_proc_reads_every_page)
+{
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		TEST_SKIP("no mount namespace of its own: %s", strerror(errno));
+	struct snap_fx f;
+	char dir[128], nodir[160];
+	fx_snapshotted(&f, dir, NULL); /* with /proc: the pagemap's pages */
+	uint32_t want = mem_crc(f.vm);
+	REQUIRE_OK(ember_vm_resume(f.vm));
+	snprintf(nodir, sizeof(nodir), "%s/noproc", f.tmp);
+	REQUIRE(mount("none", "/proc", "tmpfs", 0, NULL) == 0);
+	bool hidden = access("/proc/self/pagemap", F_OK) < 0;
+	struct ember_error err = {0};
+	int r = ember_vm_snapshot(f.vm, nodir, NULL, &err);
+	REQUIRE(umount("/proc") == 0);
+	CHECK(hidden);
+	if (r < 0)
+		TEST_FAIL("snapshot without /proc: %s", err.msg);
+	/* as sparse as the pagemap's (the guest ran on between the two: its
+	 * vCPUs idle on the mock, its mark and registers unchanged) */
+	uint64_t with = disk_bytes(dir, "memory"), without = disk_bytes(nodir, "memory");
+	TEST_LOG("memory file: %" PRIu64 " bytes allocated with the pagemap, %" PRIu64 " without",
+		 with, without);
+	CHECK(without <= with);
+	CHECK(without < f.vm->mem.size / 4);
+	struct ember_vm *vm = restore_on(nodir, f.hyp, 0, &err);
+	if (!vm)
+		TEST_FAIL("restore: %s", err.msg);
+	CHECK_EQ(mem_crc(vm), want);
+	ember_vm_destroy(vm);
 	fx_destroy(&f);
 }
