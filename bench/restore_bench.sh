@@ -15,7 +15,9 @@
 # Each run is timed by bench/restore/run1.py on the host clock from just before
 # the VMM process is forked:
 #   console_ms  until the guest's shell answered a line typed on the console
-#               (`echo RB$((6*7))`, until RB42 comes back). A cold boot: typed
+#               (`echo RB$((6*7))`, until RB42 comes back; a restore types
+#               `echo RS$((6*7))` and waits for RS42, so that no answer to a
+#               probe from before the snapshot counts). A cold boot: typed
 #               every 20 ms from the READY marker on (/init prints it before the
 #               shell reads its tty; a slower retype would only lengthen the cold
 #               boot). A restore: typed once at the start, as a user would, and
@@ -29,7 +31,10 @@
 #               started, the first KVM_RUN follows (a cold boot: the first guest
 #               instruction, the kernel's PVH entry; a restore: the first
 #               instruction after the saved one)
-# Round 1's cold boots end with a snapshot: the request snapshot (take) on Ember's
+# Round 1's cold boots end with a snapshot, taken once the console has been quiet
+# for a second (the probes typed before the answer are answered too; until
+# 2026-12-04 evening it was taken at once, while the shell still had them to
+# answer): the request snapshot (take) on Ember's
 # control socket (the guest idle at its prompt), QMP `migrate "exec:cat > FILE"`
 # for QEMU; every round then restores it: `ember run --restore DIR -v` from a
 # fresh copy of the snapshot (restore), that copy once more (restore_again),
@@ -154,17 +159,17 @@ restore() {
 	local -n cmd=${1^^}_RESTORE
 	if [ "$1" = ember ]; then # from a fresh copy (see the top), then that copy again
 		rm -rf "$EFRESH" && cp -r --sparse=always "$ESNAP" "$EFRESH"
-		run1 ember_restore --every 1000 -- "${cmd[@]}"
-		run1 ember_restore_again --every 1000 -- "${cmd[@]}"
+		run1 ember_restore --every 1000 --tag RS -- "${cmd[@]}"
+		run1 ember_restore_again --every 1000 --tag RS -- "${cmd[@]}"
 		# a VMM started ahead, timed from its restore request, of a fresh copy
 		rm -rf "$EFRESH" && cp -r --sparse=always "$ESNAP" "$EFRESH"
-		run1 ember_restore_ahead --every 1000 --ahead "$EASOCK" "$EFRESH" -- "${EMBER_AHEAD[@]}"
+		run1 ember_restore_ahead --every 1000 --tag RS --ahead "$EASOCK" "$EFRESH" -- "${EMBER_AHEAD[@]}"
 		rm -rf "$EFRESH"
 		# Ember's other way: memory read whole before the guest runs
-		run1 ember_restore_copy --every 1000 -- "${EMBER_RESTORE_COPY[@]}"
+		run1 ember_restore_copy --every 1000 --tag RS -- "${EMBER_RESTORE_COPY[@]}"
 		return 0
 	fi
-	run1 "$1_restore" --every 1000 -- "${cmd[@]}"
+	run1 "$1_restore" --every 1000 --tag RS -- "${cmd[@]}"
 }
 
 for r in $(seq 1 "$RUNS"); do

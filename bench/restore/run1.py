@@ -5,11 +5,13 @@
 
 Starts CMD (stdin, stdout and stderr pipes read here), and from the moment
 --ready TEXT has appeared on its stdout (at once without --ready) writes the
-probe line `echo RB$((6*7))` to its stdin, again every --every MS (default 20)
-until the line RB42 comes back on its stdout: the guest's shell answered on
-the console (the tty's
-echo of the probe shows "RB$((6*7))", never RB42, so only the shell can
-answer). Then, optionally, it takes a snapshot (--ember-snapshot DIR SOCKET:
+probe line `echo TAG$((6*7))` (--tag TAG, default RB) to its stdin, again
+every --every MS (default 20) until the line TAG42 comes back on its stdout:
+the guest's shell answered on the console (the tty's echo of the probe shows
+"TAG$((6*7))", never TAG42, so only the shell can answer; a restore's own tag
+tells its answer from one to a probe queued before the snapshot). Then,
+optionally, once the console has been quiet for a second (the probes typed
+meanwhile answered), it takes a snapshot (--ember-snapshot DIR SOCKET:
 the control socket's request snapshot {command take, path DIR}, docs/PROTOCOL.md;
 --qemu-migrate QMP FILE: QMP
 `migrate exec:cat > FILE` until query-migrate says completed), and ends CMD
@@ -40,8 +42,9 @@ import subprocess
 import sys
 import time
 
-PROBE = b"echo RB$((6*7))\n"
-ANSWER = b"RB42"
+PROBE = "echo {}$((6*7))\n"
+ANSWER = "{}42"
+QUIET = 1.0  # s of console silence before a snapshot: the queued probes answered
 
 
 def ms(t0):
@@ -85,6 +88,8 @@ def main():
             opts["ember"] = (a.pop(0), a.pop(0))
         elif o == "--qemu-migrate":
             opts["qemu"] = (a.pop(0), a.pop(0))
+        elif o == "--tag":
+            opts["tag"] = a.pop(0)
         elif o == "--ahead":
             opts["ahead"] = (a.pop(0), a.pop(0))
         elif o == "--stderr-log":
@@ -94,6 +99,9 @@ def main():
     if not a or len(a) < 2:
         sys.exit("usage: run1.py [options] -- CMD [ARGS...]")
     cmd = a[1:]
+    tag = opts.get("tag", "RB")
+    probe = PROBE.format(tag).encode()
+    answer = ANSWER.format(tag).encode()
     errlog = open(opts.get("errlog", os.devnull), "ab")
     t0 = time.monotonic()
     p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -135,7 +143,7 @@ def main():
             break
         if ready and (typed == 0 or now - last_probe >= opts["every"]):
             try:
-                p.stdin.write(PROBE)
+                p.stdin.write(probe)
             except BrokenPipeError:
                 break
             last_probe = now
@@ -163,10 +171,26 @@ def main():
                 out += data
                 if not ready and opts["ready"] in out:
                     ready = True
-                if ANSWER in out:
+                if answer in out:
                     console = ms(t0)
                 out = out[-4096:]
     take = None
+    if console is not None and ("ember" in opts or "qemu" in opts):
+        # the probes typed before the answer are still queued in the guest's
+        # tty: the snapshot waits until the shell has answered them all and
+        # the console has been quiet for QUIET s (the shell at its prompt,
+        # reading), so a restore has none left to answer
+        quiet_from = time.monotonic()
+        while time.monotonic() - quiet_from < QUIET and time.monotonic() < deadline:
+            for key, _ in sel.select(0.05):
+                try:
+                    data = os.read(key.fileobj.fileno(), 65536)
+                except BlockingIOError:
+                    continue
+                if key.data == "out" and data:
+                    quiet_from = time.monotonic()
+                elif key.data == "err":
+                    errlog.write(data)
     if console is not None and "ember" in opts:
         d, sock = opts["ember"]
         s0 = time.monotonic()
