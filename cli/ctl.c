@@ -122,21 +122,20 @@ static int set_arg(struct json_object *args, const struct ember_ctl_arg *a, cons
 		return 0;
 	}
 	case EMBER_CTL_ARG_STRING:
-		if ((!strcmp(a->name, "path") || !strcmp(a->name, "base")) && *s && *s != '/') {
+	case EMBER_CTL_ARG_ENUM: {
+		char cwd[4096], abs[8192];
+		if (a->type == EMBER_CTL_ARG_STRING &&
+		    (!strcmp(a->name, "path") || !strcmp(a->name, "base")) && *s && *s != '/') {
 			/* the VMM resolves a path in its own directory: a relative
 			 * one is made this directory's */
-			char cwd[4096], abs[8192];
 			if (!getcwd(cwd, sizeof(cwd)))
 				return -1;
 			snprintf(abs, sizeof(abs), "%s/%s", cwd, s);
-			json_object_object_add(args, a->name, json_object_new_string(abs));
-			return 0;
+			s = abs;
 		}
 		json_object_object_add(args, a->name, json_object_new_string(s));
 		return 0;
-	case EMBER_CTL_ARG_ENUM:
-		json_object_object_add(args, a->name, json_object_new_string(s));
-		return 0;
+	}
 	}
 	return -1;
 }

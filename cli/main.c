@@ -405,6 +405,18 @@ static int run_vm(struct ember_vm *vm, struct ember_ctl_server *srv, uint64_t st
 	return status;
 }
 
+/* --socket's path (cli_socket_path, the per-user directory made for a
+ * NAME) into buf; a bad one is said: -1. */
+static int socket_path(const char *sock_arg, char *buf, size_t len)
+{
+	int r = cli_socket_path(sock_arg, true, buf, len);
+	if (r < 0)
+		say("--socket %s: %s", sock_arg,
+		    r == -EINVAL ? "not a path (with a /) nor a name ([A-Za-z0-9._-])"
+				 : strerror(-r));
+	return r < 0 ? -1 : 0;
+}
+
 /* Serves --socket for vm (none when sock_arg is NULL), then runs it (run_vm);
  * vm is destroyed when the socket cannot be served. The exit status. */
 static int serve_and_run(struct ember_vm *vm, const char *sock_arg, uint64_t start_ns)
@@ -413,11 +425,7 @@ static int serve_and_run(struct ember_vm *vm, const char *sock_arg, uint64_t sta
 	if (sock_arg) {
 		char sock[256];
 		struct ember_error err = {0};
-		int r = cli_socket_path(sock_arg, true, sock, sizeof(sock));
-		if (r < 0) {
-			say("--socket %s: %s", sock_arg,
-			    r == -EINVAL ? "not a path (with a /) nor a name ([A-Za-z0-9._-])"
-					 : strerror(-r));
+		if (socket_path(sock_arg, sock, sizeof(sock)) < 0) {
 			ember_vm_destroy(vm);
 			return EMBER_EXIT_USAGE;
 		}
@@ -466,9 +474,6 @@ static int enter_jail(const struct jail_opts *jo)
 	return -1;
 }
 
-/* `ember run --restore-on-request --socket S`: serves S with no VM until
- * a restore request (`ember restore DIR S`) brings one in, then runs it as
- * `ember run --restore DIR` would. The exit status. */
 /* A restored VM whose RAM is above --jail-memory-max's cgroup memory.max
  * (0: none) would be OOM-killed once the guest used it: said, true. */
 static bool ram_over_jail_limit(struct ember_vm *vm, uint64_t mem_max)
@@ -482,17 +487,16 @@ static bool ram_over_jail_limit(struct ember_vm *vm, uint64_t mem_max)
 	return true;
 }
 
+/* `ember run --restore-on-request --socket S`: serves S with no VM until
+ * a restore request (`ember restore DIR S`) brings one in, then runs it as
+ * `ember run --restore DIR` would. The exit status. */
 static int restore_on_request(const char *sock_arg, const struct ember_restore_opts *base,
 			      uint64_t mem_max)
 {
 	char sock[256];
-	int r = cli_socket_path(sock_arg, true, sock, sizeof(sock));
-	if (r < 0) {
-		say("--socket %s: %s", sock_arg,
-		    r == -EINVAL ? "not a path (with a /) nor a name ([A-Za-z0-9._-])"
-				 : strerror(-r));
+	int r = socket_path(sock_arg, sock, sizeof(sock));
+	if (r < 0)
 		return EMBER_EXIT_USAGE;
-	}
 	struct ember_ctl_server *srv;
 	struct ember_error err = {0};
 	if (ember_ctl_server_start_waiting(sock, NULL, base, &srv, &err) < 0) {
@@ -567,19 +571,11 @@ static int cmd_restore(int argc, char **argv, uint64_t start_ns)
 				return EMBER_EXIT_USAGE;
 			}
 			const char *v = argv[++i];
-			char *end;
-			unsigned long n = 0;
-			if (*v >= '0' && *v <= '9') { /* N, first */
-				errno = 0;
-				n = strtoul(v, &end, 10);
-				if (errno || *end != ',' || n > 1000) {
-					say("%s %s: not [N,]KEY=VALUE", a, v);
-					return EMBER_EXIT_USAGE;
-				}
-				v = end + 1;
+			if (ember_restore_device_parse(kind, v, &devs[o.ndevices]) < 0) {
+				say("%s %s: not [N,]KEY=VALUE", a, v);
+				return EMBER_EXIT_USAGE;
 			}
-			devs[o.ndevices++] = (struct ember_restore_device){
-			    .kind = kind, .index = (unsigned)n, .spec = v};
+			o.ndevices++;
 			o.devices = devs;
 			continue;
 		}
@@ -605,8 +601,7 @@ static int cmd_restore(int argc, char **argv, uint64_t start_ns)
 			say("--restore: '%s' does not apply (the configuration is the snapshot's; "
 			    "only -v, -q, --socket, --verify-memory, "
 			    "--restore-memory=map|uffd|copy, --restore-disk|net|vsock and --jail* "
-			    "go "
-			    "with it)",
+			    "go with it)",
 			    a);
 			return EMBER_EXIT_USAGE;
 		}

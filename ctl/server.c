@@ -1,6 +1,7 @@
 /* ctl/server.c - the VM's control socket: the control thread, its bounded clients, the dispatch of the command table's requests to the VMM library, and the event stream. */
 #include "proto.h"
 
+#include "../lib/base/deadline.h"
 #include "../lib/io/util.h"
 #include "../vmm/seccomp.h"
 
@@ -14,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -533,21 +533,13 @@ static int restore_devices(struct req *r, const char *kind, char *buf,
 {
 	char *save = NULL;
 	for (char *t = strtok_r(buf, ";", &save); t; t = strtok_r(NULL, ";", &save)) {
-		unsigned long idx = 0;
-		if (*t >= '0' && *t <= '9') { /* N, first */
-			char *end;
-			errno = 0;
-			idx = strtoul(t, &end, 10);
-			if (errno || *end != ',' || idx > 1000)
-				return vmm_errf(&r->err, -EINVAL,
-						"restore: %s '%s' is not [N,]KEY=VALUE", kind, t);
-			t = end + 1;
-		}
 		if (*n == max)
 			return vmm_errf(&r->err, -EINVAL, "restore: more than %u device changes",
 					max);
-		devs[(*n)++] =
-		    (struct ember_restore_device){.kind = kind, .index = (unsigned)idx, .spec = t};
+		if (ember_restore_device_parse(kind, t, &devs[*n]) < 0)
+			return vmm_errf(&r->err, -EINVAL, "restore: %s '%s' is not [N,]KEY=VALUE",
+					kind, t);
+		(*n)++;
 	}
 	return 0;
 }
@@ -1113,24 +1105,14 @@ int ember_ctl_server_wait_vm(struct ember_ctl_server *srv, int timeout_ms, struc
 		return -EINVAL;
 	*vm = NULL;
 	struct timespec dl;
-	clock_gettime(CLOCK_MONOTONIC, &dl);
-	if (timeout_ms > 0) {
-		dl.tv_sec += timeout_ms / 1000;
-		dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000l;
-		if (dl.tv_nsec >= 1000000000l) {
-			dl.tv_sec++;
-			dl.tv_nsec -= 1000000000l;
-		}
-	}
+	if (timeout_ms >= 0)
+		base_deadline_after_ms(&dl, timeout_ms);
 	int r = 0;
 	pthread_mutex_lock(&srv->lock);
-	while (!srv->vm_owned && !srv->cancelled && !srv->vm_taken && r == 0) {
-		if (timeout_ms < 0)
-			pthread_cond_wait(&srv->vm_cond, &srv->lock);
-		else if (timeout_ms == 0 ||
-			 pthread_cond_timedwait(&srv->vm_cond, &srv->lock, &dl) == ETIMEDOUT)
+	while (!srv->vm_owned && !srv->cancelled && !srv->vm_taken && r == 0)
+		if (base_cond_wait_until(&srv->vm_cond, &srv->lock, timeout_ms < 0 ? NULL : &dl) ==
+		    ETIMEDOUT)
 			r = -ETIMEDOUT;
-	}
 	if (srv->vm_owned) {
 		*vm = srv->vm;
 		srv->vm_owned = false;

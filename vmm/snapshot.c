@@ -649,8 +649,7 @@ static int touched_pages(struct ember_vm *vm, uint8_t *bm, struct ember_error *e
 		vmm_logf(&vm->cfg, EMBER_LOG_DEBUG,
 			 "snapshot: no /proc/self/pagemap (%s): every page of guest memory read",
 			 strerror(errno));
-		memset(bm, 0xff, (size_t)(n / 8));
-		for (uint64_t p = n / 8 * 8; p < n; p++)
+		for (uint64_t p = 0; p < n; p++)
 			bit_set(bm, p);
 		return 0;
 	}
@@ -1375,6 +1374,23 @@ static struct ehv_vm *vm_maker_take(struct vm_maker *m)
 	struct ehv_vm *hv = m->r == 0 ? m->hv : NULL;
 	m->hv = NULL;
 	return hv;
+}
+
+int ember_restore_device_parse(const char *kind, const char *text, struct ember_restore_device *out)
+{
+	if (!kind || !text || !out)
+		return -EINVAL;
+	unsigned long n = 0;
+	if (*text >= '0' && *text <= '9') { /* N, first */
+		char *end;
+		errno = 0;
+		n = strtoul(text, &end, 10);
+		if (errno || *end != ',' || n > 1000)
+			return -EINVAL;
+		text = end + 1;
+	}
+	*out = (struct ember_restore_device){.kind = kind, .index = (unsigned)n, .spec = text};
+	return 0;
 }
 
 struct ember_vm_ahead {

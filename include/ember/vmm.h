@@ -707,6 +707,14 @@ struct ember_restore_device {
 	const char *spec;
 };
 
+/* Parses text "[N,]KEY=VALUE,..." (N: the device's index, 0..1000, 0 when
+ * not given) into *out for kind (borrowed, as text: out->spec points into
+ * it), as `ember run --restore-disk|net|vsock` and the control protocol's
+ * restore request take it. -EINVAL for an N that is not a number up to
+ * 1000 followed by a comma, or NULL arguments. */
+int ember_restore_device_parse(const char *kind, const char *text,
+			       struct ember_restore_device *out);
+
 struct ember_restore_opts {
 	unsigned flags;		     /* EMBER_RESTORE_* */
 	int console_in, console_out; /* the restored VM's console fds (-1: none) */

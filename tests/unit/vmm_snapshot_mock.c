@@ -643,3 +643,19 @@ TEST(vmm_snapshot_without_proc_reads_every_page)
 	ember_vm_destroy(vm);
 	fx_destroy(&f);
 }
+
+/* A clone's device change as the CLI and the restore request take it. */
+TEST(vmm_restore_device_parse_takes_an_index_first)
+{
+	struct ember_restore_device d;
+	REQUIRE_OK(ember_restore_device_parse("vsock", "socket=/tmp/v.sock", &d));
+	CHECK(!strcmp(d.kind, "vsock") && d.index == 0 && !strcmp(d.spec, "socket=/tmp/v.sock"));
+	REQUIRE_OK(ember_restore_device_parse("disk", "2,path=/b.img", &d));
+	CHECK(d.index == 2 && !strcmp(d.spec, "path=/b.img"));
+	REQUIRE_OK(ember_restore_device_parse("net", "1000,tap=t0", &d));
+	CHECK_EQ(d.index, 1000);
+	CHECK_ERR(ember_restore_device_parse("net", "1001,tap=t0", &d), -EINVAL);
+	CHECK_ERR(ember_restore_device_parse("net", "1x,tap=t0", &d), -EINVAL);
+	CHECK_ERR(ember_restore_device_parse("net", "99999999999999999999,tap=t0", &d), -EINVAL);
+	CHECK_ERR(ember_restore_device_parse("net", NULL, &d), -EINVAL);
+}
