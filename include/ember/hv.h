@@ -694,6 +694,15 @@ int ehv_vcpu_complete_pending(struct ehv_vcpu *vcpu, struct ehv_exit *exit);
  * guest's soft-lockup watchdog does not fire). Returns 0 also when the guest
  * has no paravirtual clock (nothing to tell). vCPU thread, not in run. */
 int ehv_vcpu_on_suspend(struct ehv_vcpu *vcpu);
+/* Maps the guest-physical range [gpa, gpa + size) (page-aligned, size > 0,
+ * inside memory given with ehv_vm_set_memory) in the hypervisor's stage-2
+ * page tables ahead of the guest's first access, so that access takes no
+ * exit (KVM: KVM_PRE_FAULT_MEMORY, Linux 6.10+; a read mapping: a private
+ * file mapping's page stays the file's until the guest writes it). Returns 0,
+ * -EOPNOTSUPP when the hypervisor cannot (KVM before 6.10: nothing done), or
+ * -errno (-ENOENT: part of the range is in no memory; -EINTR: a signal came
+ * first). Not while the vCPU runs: before its first run, or paused. */
+int ehv_vcpu_pre_fault_memory(struct ehv_vcpu *vcpu, uint64_t gpa, uint64_t size);
 /* Enables a backend capability on the vCPU (KVM: KVM_ENABLE_CAP on the vCPU
  * fd). args may be NULL for all zero. Errors: the backend's. */
 int ehv_vcpu_enable_raw_capability(struct ehv_vcpu *vcpu, uint32_t cap, const uint64_t args[4]);

@@ -74,8 +74,8 @@
  *        CONFIG_KVM_XEN), KVM_HYPERV_EVENTFD;
  *      . confidential guests (SEV): KVM_MEMORY_ENCRYPT_*;
  *      . ioctls newer than 6.1's headers (KVM_SET_USER_MEMORY_REGION2,
- *        KVM_SET_MEMORY_ATTRIBUTES, KVM_CREATE_GUEST_MEMFD,
- *        KVM_PRE_FAULT_MEMORY, ...).
+ *        KVM_SET_MEMORY_ATTRIBUTES, KVM_CREATE_GUEST_MEMFD, ...), but for
+ *        KVM_PRE_FAULT_MEMORY (6.10), wrapped with its own definition.
  *    The attribute ioctls of an in-kernel device fd (from KVM_CREATE_DEVICE)
  *    are wrapped by ekvm_device_{has,get,set}_attr.
  *  - Convenience calls on top (ekvm_sys_supported_cpuid allocates the right
@@ -489,6 +489,15 @@ int ekvm_vcpu_get_tsc_khz(struct ekvm_vcpu *vcpu);
 int ekvm_vcpu_set_tsc_khz(struct ekvm_vcpu *vcpu, uint32_t khz);
 /* KVM_TRANSLATE: tr->linear_address in, physical_address/valid/... out. */
 int ekvm_vcpu_translate(struct ekvm_vcpu *vcpu, struct kvm_translation *tr);
+/* KVM_PRE_FAULT_MEMORY (Linux 6.10+, KVM_CAP_PRE_FAULT_MEMORY): maps the
+ * guest-physical range [gpa, gpa + size) in KVM's stage-2 (NPT/EPT) page
+ * tables as this vCPU would on a fault, without running the guest (a read
+ * access: a copy-on-write page stays unwritten). Both page-aligned, size > 0.
+ * Loops until the whole range is mapped; returns 0, or -errno with *left (if
+ * not NULL) the bytes not mapped: -ENOENT a page in no memory slot, -EINTR
+ * a signal came first, -ENOTTY an older kernel (check the capability), -EINVAL
+ * an unaligned or empty range. vCPU not in run. */
+int ekvm_vcpu_pre_fault_memory(struct ekvm_vcpu *vcpu, uint64_t gpa, uint64_t size, uint64_t *left);
 /* KVM_SMI, KVM_NMI, KVM_INTERRUPT (only without an in-kernel irqchip). */
 int ekvm_vcpu_smi(struct ekvm_vcpu *vcpu);
 int ekvm_vcpu_nmi(struct ekvm_vcpu *vcpu);

@@ -677,6 +677,13 @@ int ehv_vcpu_on_suspend(struct ehv_vcpu *vcpu)
 	return vcpu->ops->vcpu_on_suspend(vcpu);
 }
 
+int ehv_vcpu_pre_fault_memory(struct ehv_vcpu *vcpu, uint64_t gpa, uint64_t size)
+{
+	if (!vcpu || !size || ((gpa | size) & 4095) || gpa + size < gpa)
+		return -EINVAL;
+	return vcpu->ops->vcpu_pre_fault ? vcpu->ops->vcpu_pre_fault(vcpu, gpa, size) : -EOPNOTSUPP;
+}
+
 int ehv_vcpu_enable_raw_capability(struct ehv_vcpu *vcpu, uint32_t cap, const uint64_t args[4])
 {
 	static const uint64_t zero[4];

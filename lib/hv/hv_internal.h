@@ -140,6 +140,7 @@ struct ehvi_ops {
 	int (*vcpu_run)(struct ehv_vcpu *vcpu, struct ehv_exit *exit);
 	int (*vcpu_enable_cap)(struct ehv_vcpu *vcpu, uint32_t cap, const uint64_t args[4]);
 	int (*vcpu_on_suspend)(struct ehv_vcpu *vcpu);
+	int (*vcpu_pre_fault)(struct ehv_vcpu *vcpu, uint64_t gpa, uint64_t size);
 	int (*vcpu_get_regs)(struct ehv_vcpu *vcpu, struct ehv_x86_regs *regs);
 	int (*vcpu_set_regs)(struct ehv_vcpu *vcpu, const struct ehv_x86_regs *regs);
 	int (*vcpu_get_sregs)(struct ehv_vcpu *vcpu, struct ehv_x86_sregs *sregs);

@@ -301,6 +301,37 @@ int ekvm_vcpu_translate(struct ekvm_vcpu *vcpu, struct kvm_translation *tr)
 	return EKVM_FD_IOCTL(vcpu->fd, KVM_TRANSLATE, tr);
 }
 
+#ifndef KVM_PRE_FAULT_MEMORY /* Linux 6.10's, absent from older headers */
+struct kvm_pre_fault_memory {
+	__u64 gpa;
+	__u64 size;
+	__u64 flags;
+	__u64 padding[5];
+};
+#define KVM_PRE_FAULT_MEMORY _IOWR(KVMIO, 0xd5, struct kvm_pre_fault_memory)
+#endif
+
+int ekvm_vcpu_pre_fault_memory(struct ekvm_vcpu *vcpu, uint64_t gpa, uint64_t size, uint64_t *left)
+{
+	if (left)
+		*left = size;
+	if (!vcpu || !size) /* an empty range would be no call at all */
+		return -EINVAL;
+	struct kvm_pre_fault_memory p = {.gpa = gpa, .size = size};
+	int r = 0;
+	/* each call maps at least one page, returns 0 and moves the range on;
+	 * -EAGAIN: a race with the MMU before any progress, worth a retry */
+	while (p.size) {
+		r = EKVM_FD_IOCTL(vcpu->fd, KVM_PRE_FAULT_MEMORY, &p);
+		if (r < 0 && r != -EAGAIN)
+			break;
+		r = 0;
+	}
+	if (left)
+		*left = p.size;
+	return r < 0 ? r : 0;
+}
+
 int ekvm_vcpu_smi(struct ekvm_vcpu *vcpu)
 {
 	return vcpu_ioctl_val(vcpu, KVM_SMI, 0);

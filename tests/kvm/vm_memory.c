@@ -229,3 +229,72 @@ KVM_TEST(vm_dirty_log_manual_clear)
 	rm_close(&t);
 	munmap(ram, DIRTY_PAGES * PAGE);
 }
+
+/* Reads one byte of each of the 16 pages at 0x20000, OUT 0x10, then of the
+ * 16 at 0x30000, OUT 0x10, halts. */
+RM_GUEST(prefault_guest, "mov $0x2000, %ax\n"
+			 "1:\n"
+			 "mov %ax, %ds\n"
+			 "mov 0x0, %bl\n"
+			 "add $0x100, %ax\n"
+			 "cmp $0x3000, %ax\n"
+			 "jne 2f\n"
+			 "out %al, $0x10\n"
+			 "2:\n"
+			 "cmp $0x4000, %ax\n"
+			 "jne 1b\n"
+			 "out %al, $0x10\n"
+			 "hlt\n");
+
+#ifndef KVM_CAP_PRE_FAULT_MEMORY
+#define KVM_CAP_PRE_FAULT_MEMORY 236 /* Linux 6.10 */
+#endif
+
+KVM_TEST(vm_memory_pre_fault)
+{
+	struct rm_vm t;
+	rm_setup(&t, prefault_guest, prefault_guest_end);
+	uint8_t *ram1 = rm_alloc(2 * DIRTY_PAGES * PAGE);
+	memset(ram1, 0x5a, 2 * DIRTY_PAGES * PAGE); /* present in the host */
+	REQUIRE_OK(ekvm_vm_set_memory(t.vm, 1, 0, 0x20000, 2 * DIRTY_PAGES * PAGE, ram1));
+	uint64_t left = 0;
+	if (!rm_has_cap(t.sys, KVM_CAP_PRE_FAULT_MEMORY)) {
+		/* an older kernel refuses the ioctl and says nothing was mapped */
+		int r = ekvm_vcpu_pre_fault_memory(t.vcpu, 0x20000, PAGE, &left);
+		TEST_LOG("no KVM_CAP_PRE_FAULT_MEMORY (Linux < 6.10): %s", strerror(-r));
+		CHECK(r < 0);
+		CHECK_EQ(left, PAGE);
+		munmap(ram1, 2 * DIRTY_PAGES * PAGE);
+		rm_close(&t);
+		return;
+	}
+	/* the code page first, so that only the data pages remain to fault */
+	int vfd = ekvm_vcpu_stats_fd(t.vcpu);
+	REQUIRE(vfd >= 0);
+	REQUIRE_OK(ekvm_vcpu_pre_fault_memory(t.vcpu, 0, RM_MEM_SIZE, &left));
+	CHECK_EQ(left, 0);
+	/* the whole slot mapped ahead: the guest's reads take no page fault */
+	REQUIRE_OK(ekvm_vcpu_pre_fault_memory(t.vcpu, 0x20000, DIRTY_PAGES * PAGE, &left));
+	CHECK_EQ(left, 0);
+	uint64_t pf0 = 0, pf1 = 0, pf2 = 0;
+	REQUIRE_OK(ekvm_stats_read_by_name(vfd, "pf_taken", &pf0));
+	rm_expect_kind(&t, EKVM_EXIT_IO_OUT);
+	REQUIRE_OK(ekvm_stats_read_by_name(vfd, "pf_taken", &pf1));
+	/* the next 16 pages, not pre-faulted, fault as the guest reads them */
+	rm_expect_kind(&t, EKVM_EXIT_IO_OUT);
+	REQUIRE_OK(ekvm_stats_read_by_name(vfd, "pf_taken", &pf2));
+	TEST_LOG("pf_taken %llu -> %llu over 16 pre-faulted pages, -> %llu over 16 others",
+		 (unsigned long long)pf0, (unsigned long long)pf1, (unsigned long long)pf2);
+	CHECK_EQ(pf1 - pf0, 0);
+	CHECK(pf2 - pf1 >= 1);
+	rm_expect_kind(&t, EKVM_EXIT_HLT);
+	/* errors: unaligned or empty (-EINVAL), outside every slot (-ENOENT,
+	 * nothing mapped) */
+	CHECK_ERR(ekvm_vcpu_pre_fault_memory(t.vcpu, 0x20001, PAGE, &left), -EINVAL);
+	CHECK_ERR(ekvm_vcpu_pre_fault_memory(t.vcpu, 0x20000, 0, &left), -EINVAL);
+	CHECK_ERR(ekvm_vcpu_pre_fault_memory(t.vcpu, 0x40000000, PAGE, &left), -ENOENT);
+	CHECK_EQ(left, PAGE);
+	close(vfd);
+	munmap(ram1, 2 * DIRTY_PAGES * PAGE);
+	rm_close(&t);
+}

@@ -113,6 +113,12 @@ TEST(hv_mock_handles)
 	CHECK_EQ(st.last_cap, 7);
 	CHECK_EQ(st.last_cap_args[3], 4);
 	CHECK_OK(ehv_vcpu_on_suspend(v));
+	/* pre-faulting: the range checked first, then the mock cannot */
+	CHECK_ERR(ehv_vcpu_pre_fault_memory(v, 0x1000, 0), -EINVAL);
+	CHECK_ERR(ehv_vcpu_pre_fault_memory(v, 0x1001, 4096), -EINVAL);
+	CHECK_ERR(ehv_vcpu_pre_fault_memory(v, UINT64_MAX & ~4095ull, 8192), -EINVAL);
+	CHECK_ERR(ehv_vcpu_pre_fault_memory(NULL, 0, 4096), -EINVAL);
+	CHECK_ERR(ehv_vcpu_pre_fault_memory(v, 0x1000, 4096), -EOPNOTSUPP);
 
 	/* registers */
 	CHECK_OK(ehv_vcpu_set_real_mode(v, 0x1000, 0x8000));

@@ -33,6 +33,9 @@ options:
   --env NAME[=VAL]   pass NAME (from the caller's environment, or VAL) to CMD
   --native-only      never boot a guest; use any usable /dev/kvm, else fail (125)
   --force-sandbox    boot a guest even when /dev/kvm works natively
+  --kernel-root DIR  the L1 kernel from DIR/boot and DIR/lib/modules instead of
+                     the host's /boot (a Debian linux-image package unpacked
+                     with dpkg -x, e.g. linux-image-6.12 for KVM_PRE_FAULT_MEMORY)
   --cache-dir DIR    cache for the vmlinux, initramfs and logs
                      (default \${XDG_CACHE_HOME:-~/.cache}/ember-sandbox)
   -v, --verbose      show the whole serial log (on stderr) and timings
@@ -51,6 +54,7 @@ MEM=1024M
 SMP=1
 MTTCG=0
 EXTRA_MODULES=""
+KROOT=${EMBER_SANDBOX_KERNEL_ROOT:-}
 RW_DIRS=()
 ENV_VARS=()
 MODE=${EMBER_KVM_SANDBOX:-auto} # auto | native | sandbox (the options win)
@@ -76,6 +80,7 @@ while [ $# -gt 0 ]; do
 	--env) need_arg "$1" $#; ENV_VARS+=("$2"); shift 2 ;;
 	--native-only) MODE=native; shift ;;
 	--force-sandbox) MODE=sandbox; shift ;;
+	--kernel-root) need_arg "$1" $#; KROOT=$2; shift 2 ;;
 	--cache-dir) need_arg "$1" $#; CACHE=$2; shift 2 ;;
 	-v | --verbose) VERBOSE=1; shift ;;
 	-h | --help) usage; exit 0 ;;
@@ -130,16 +135,24 @@ fi
 mkdir -p "$CACHE" || die "cannot create the cache dir $CACHE"
 CACHE=$(cd "$CACHE" && pwd)
 
-# The kernel: the newest /boot/vmlinuz-* that has kvm_amd among its modules.
+# The kernel: the newest /boot/vmlinuz-* that has kvm_amd among its modules
+# (under --kernel-root's DIR if given: modprobe -d DIR finds its modules).
+MODPROBE=(modprobe)
+if [ -n "$KROOT" ]; then
+	[ -d "$KROOT/boot" ] && [ -d "$KROOT/lib/modules" ] ||
+		die "--kernel-root $KROOT: no boot/ and lib/modules/ in it (dpkg -x a linux-image .deb DIR)"
+	KROOT=$(cd "$KROOT" && pwd)
+	MODPROBE=(modprobe -d "$KROOT")
+fi
 KVER=""
 while read -r k; do
-	if modprobe -S "$k" --show-depends kvm_amd >/dev/null 2>&1; then
+	if "${MODPROBE[@]}" -S "$k" --show-depends kvm_amd >/dev/null 2>&1; then
 		KVER=$k
 		break
 	fi
-done < <(find /boot -maxdepth 1 -name 'vmlinuz-*' -printf '%f\n' | sed 's/^vmlinuz-//' | sort -V -r)
-[ -n "$KVER" ] || die "no /boot/vmlinuz-* with a kvm_amd module; apt-get install linux-image-amd64"
-BZIMAGE=/boot/vmlinuz-$KVER
+done < <(find "$KROOT/boot" -maxdepth 1 -name 'vmlinuz-*' -printf '%f\n' | sed 's/^vmlinuz-//' | sort -V -r)
+[ -n "$KVER" ] || die "no $KROOT/boot/vmlinuz-* with a kvm_amd module; apt-get install linux-image-amd64"
+BZIMAGE=$KROOT/boot/vmlinuz-$KVER
 [ -r "$BZIMAGE" ] || die "cannot read $BZIMAGE (run as root, or make it readable)"
 
 # Everything built goes into the cache, under a lock (concurrent runs share it).
@@ -147,15 +160,22 @@ exec 9>"$CACHE/.lock"
 flock 9
 
 # Boot the uncompressed vmlinux through its PVH entry (Debian: CONFIG_PVH=y):
-# that skips the XZ decompression which costs seconds under TCG. The
-# bzImage's payload is one XZ stream starting with FD 37 7A 58 5A 00.
+# that skips the decompression which costs seconds under TCG. The bzImage's
+# payload is one XZ stream starting with FD 37 7A 58 5A 00 (Debian's 6.1) or
+# one zstd frame starting with 28 B5 2F FD (Debian's 6.12).
 VMLINUX=$CACHE/vmlinux-$KVER-$(stat -c '%s-%Y' "$BZIMAGE")
 if [ ! -s "$VMLINUX" ]; then
 	say "extracting the vmlinux of $KVER into $CACHE (once)"
 	off=$(perl -0777 -ne 'print index($_, "\xfd7zXZ\x00")' "$BZIMAGE")
-	[ "$off" -ge 0 ] || die "no XZ payload in $BZIMAGE"
-	# xz stops after the stream; tail may then die of SIGPIPE: check the result.
-	tail -c "+$((off + 1))" "$BZIMAGE" | xz -dc --single-stream >"$VMLINUX.tmp" 2>/dev/null || true
+	unpack=(xz -dc --single-stream)
+	if [ "$off" -lt 0 ]; then
+		off=$(perl -0777 -ne 'print index($_, "\x28\xb5\x2f\xfd")' "$BZIMAGE")
+		unpack=(zstd -qdc)
+	fi
+	[ "$off" -ge 0 ] || die "no XZ or zstd payload in $BZIMAGE"
+	# the decompressor stops after the stream (zstd warns of the trailing
+	# bytes); tail may then die of SIGPIPE: check the result.
+	tail -c "+$((off + 1))" "$BZIMAGE" | "${unpack[@]}" >"$VMLINUX.tmp" 2>/dev/null || true
 	[ "$(head -c 4 "$VMLINUX.tmp" | od -An -tx1 | tr -d ' ')" = 7f454c46 ] ||
 		die "could not extract an ELF vmlinux from $BZIMAGE"
 	mv "$VMLINUX.tmp" "$VMLINUX"
@@ -166,7 +186,7 @@ read -r -a extra <<<"$EXTRA_MODULES"
 MODULE_NAMES=(kvm_amd virtio_pci 9pnet_virtio 9p "${extra[@]+"${extra[@]}"}")
 MODULE_PATHS=()
 for m in "${MODULE_NAMES[@]}"; do
-	deps=$(modprobe -S "$KVER" --show-depends "$m" 2>&1) ||
+	deps=$("${MODPROBE[@]}" -S "$KVER" --show-depends "$m" 2>&1) ||
 		die "kernel $KVER has no module '$m': $deps"
 	while read -r cmd path _; do
 		[ "$cmd" = insmod ] || continue # "builtin NAME": nothing to load

@@ -274,6 +274,18 @@ static int kvm_vcpu_on_suspend(struct ehv_vcpu *v)
 	return r == -EINVAL ? 0 : r;
 }
 
+#ifndef KVM_CAP_PRE_FAULT_MEMORY /* Linux 6.10's, absent from older headers */
+#define KVM_CAP_PRE_FAULT_MEMORY 236
+#endif
+
+static int kvm_vcpu_pre_fault(struct ehv_vcpu *v, uint64_t gpa, uint64_t size)
+{
+	/* an older KVM answers the unknown vCPU ioctl -EINVAL: ask first */
+	if (ekvm_vm_check_extension(kvm_of(v->vm), KVM_CAP_PRE_FAULT_MEMORY) <= 0)
+		return -EOPNOTSUPP;
+	return ekvm_vcpu_pre_fault_memory(kv(v), gpa, size, NULL);
+}
+
 static int kvm_get_regs(struct ehv_vcpu *v, struct ehv_x86_regs *o)
 {
 	struct kvm_regs r;
@@ -1244,6 +1256,7 @@ const struct ehvi_ops ehvi_kvm_ops = {
     .vcpu_run = kvm_vcpu_run,
     .vcpu_enable_cap = kvm_vcpu_enable_cap,
     .vcpu_on_suspend = kvm_vcpu_on_suspend,
+    .vcpu_pre_fault = kvm_vcpu_pre_fault,
     .vcpu_get_regs = kvm_get_regs,
     .vcpu_set_regs = kvm_set_regs,
     .vcpu_get_sregs = kvm_get_sregs,
