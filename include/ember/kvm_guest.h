@@ -167,7 +167,11 @@ int ekvm_vcpu_setup_prot32(struct ekvm_vcpu *vcpu, struct ekvm_guest_mem *mem,
  * OSFXSR | OSXMMEXCPT (SSE usable), EFER = LME | LMA, CR3 = the PML4;
  * identity map as described above. RIP = entry, RSP = stack. Writes the
  * GDT, TSS and page tables (tables: NULL for the defaults: the block at
- * EKVM_GUEST_TABLES_GPA, 2 MiB pages up to the end of mem). -EINVAL for a
+ * EKVM_GUEST_TABLES_GPA, 2 MiB pages up to the end of mem). A vCPU with no
+ * CPUID yet gets one that has long mode and nothing else (leaves 0x80000000
+ * and 0x80000001.EDX.LM: newer KVMs refuse EFER.LME without it; every other
+ * leaf reads 0, as before any CPUID is set); set a fuller one first with
+ * ekvm_vcpu_set_cpuid2 (it is kept, and must have LM). -EINVAL for a
  * NULL vcpu or mem, a bad page size, a map_size above EKVM_GUEST_MAP_MAX,
  * a tables block not page-aligned or not inside mem, mem of another VM than
  * the vCPU's; or the ioctl's error. */

@@ -329,6 +329,34 @@ static void prot_segments(struct kvm_sregs *sregs, const struct tables *t, bool 
 }
 
 /* Protected mode (lm false) or long mode: tables, segments, control registers. */
+/*
+ * Long mode needs a CPUID that has it: KVM (seen on Linux 6.12, not on 6.1)
+ * refuses KVM_SET_SREGS with EFER.LME for a vCPU whose CPUID lacks LM. A
+ * vCPU with no CPUID at all (none set yet: every leaf reads 0) gets the two
+ * leaves that say long mode, 0x80000000 (the highest extended leaf) and
+ * 0x80000001 (EDX.LM); one the caller gave a CPUID keeps it. 0 or -errno.
+ */
+static int cpuid_for_long_mode(struct ekvm_vcpu *vcpu)
+{
+	struct kvm_cpuid2 none = {.nent = 0};
+	int r = ekvm_vcpu_get_cpuid2(vcpu, &none);
+	if (r == -E2BIG) /* it has entries: the caller's */
+		return 0;
+	if (r < 0 || none.nent > 0)
+		return r < 0 ? r : 0;
+	struct {
+		struct kvm_cpuid2 h;
+		struct kvm_cpuid_entry2 e[2];
+	} c;
+	memset(&c, 0, sizeof(c));
+	c.h.nent = 2;
+	c.e[0].function = 0x80000000u;
+	c.e[0].eax = 0x80000001u;
+	c.e[1].function = 0x80000001u;
+	c.e[1].edx = 1u << 29; /* LM */
+	return ekvm_vcpu_set_cpuid2(vcpu, &c.h);
+}
+
 static int setup_prot(struct ekvm_vcpu *vcpu, struct ekvm_guest_mem *mem,
 		      const struct ekvm_guest_tables *tables, bool lm, uint64_t entry,
 		      uint64_t stack)
@@ -337,6 +365,8 @@ static int setup_prot(struct ekvm_vcpu *vcpu, struct ekvm_guest_mem *mem,
 	struct kvm_sregs sregs;
 	int r = resolve_tables(vcpu, mem, tables, lm, &t);
 	if (r < 0)
+		return r;
+	if (lm && (r = cpuid_for_long_mode(vcpu)) < 0)
 		return r;
 	if ((r = ekvm_vcpu_get_sregs(vcpu, &sregs)) < 0)
 		return r;

@@ -59,10 +59,13 @@ static void synic(void)
 static uint64_t xen_hypercall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2)
 {
 	uint64_t ret;
+	/* asked first: a call between the register variables' setting and the
+	 * asm would clobber them (r8-r10 are the caller's to save) */
+	bool amd = guest_is_amd();
 	register uint64_t r10 __asm__("r10") = 0x1010;
 	register uint64_t r8 __asm__("r8") = 0x1008;
 	register uint64_t r9 __asm__("r9") = 0x1009;
-	if (guest_is_amd())
+	if (amd)
 		__asm__ __volatile__("vmmcall"
 				     : "=a"(ret)
 				     : "a"(nr), "D"(a0), "S"(a1), "d"(a2), "r"(r10), "r"(r8),

@@ -154,7 +154,11 @@ KVM_TEST(exits_xen_hypercall)
 	int xen = ekvm_vm_check_extension(vm->vm, KVM_CAP_XEN_HVM);
 	if (xen <= 0 || !(xen & KVM_XEN_HVM_CONFIG_INTERCEPT_HCALL))
 		TEST_SKIP("KVM without Xen hypercall interception (KVM_CAP_XEN_HVM 0x%x)", xen);
-	struct kvm_xen_hvm_config cfg = {.flags = KVM_XEN_HVM_CONFIG_INTERCEPT_HCALL};
+	/* with a hypercall page MSR: KVM turns its Xen emulation on only for a
+	 * VM that names one (with msr 0 the VMCALL is KVM's own: -KVM_ENOSYS);
+	 * 0x40000200, in the synthetic range newer kernels require */
+	struct kvm_xen_hvm_config cfg = {.flags = KVM_XEN_HVM_CONFIG_INTERCEPT_HCALL,
+					 .msr = 0x40000200};
 	REQUIRE_OK(EKVM_IOCTL(ekvm_vm_ioctl_raw, vm->vm, KVM_XEN_HVM_CONFIG, &cfg));
 	struct kvmu_vcpu *v = kvmu_vcpu_add_guest(vm, 0, &g, MORE_ARG(MORE_XEN, 0));
 
