@@ -75,7 +75,8 @@
  *      . confidential guests (SEV): KVM_MEMORY_ENCRYPT_*;
  *      . ioctls newer than 6.1's headers (KVM_SET_USER_MEMORY_REGION2,
  *        KVM_SET_MEMORY_ATTRIBUTES, KVM_CREATE_GUEST_MEMFD, ...), but for
- *        KVM_PRE_FAULT_MEMORY (6.10), wrapped with its own definition.
+ *        KVM_PRE_FAULT_MEMORY (6.10), wrapped, defined below where the
+ *        headers lack it ("Newer ABI").
  *    The attribute ioctls of an in-kernel device fd (from KVM_CREATE_DEVICE)
  *    are wrapped by ekvm_device_{has,get,set}_attr.
  *  - Convenience calls on top (ekvm_sys_supported_cpuid allocates the right
@@ -137,6 +138,18 @@ unsigned ekvm_library_version(void);
 #endif
 #ifndef KVM_CAP_MEMORY_FAULT_INFO
 #define KVM_CAP_MEMORY_FAULT_INFO 232 /* Linux 6.8 */
+#endif
+#ifndef KVM_CAP_PRE_FAULT_MEMORY
+#define KVM_CAP_PRE_FAULT_MEMORY 236 /* Linux 6.10 */
+#endif
+#ifndef KVM_PRE_FAULT_MEMORY /* Linux 6.10 */
+struct kvm_pre_fault_memory {
+	__u64 gpa;
+	__u64 size;
+	__u64 flags;
+	__u64 padding[5];
+};
+#define KVM_PRE_FAULT_MEMORY _IOWR(KVMIO, 0xd5, struct kvm_pre_fault_memory)
 #endif
 
 /* ------------------------------------------------------------------------
@@ -495,8 +508,9 @@ int ekvm_vcpu_translate(struct ekvm_vcpu *vcpu, struct kvm_translation *tr);
  * access: a copy-on-write page stays unwritten). Both page-aligned, size > 0.
  * Loops until the whole range is mapped; returns 0, or -errno with *left (if
  * not NULL) the bytes not mapped: -ENOENT a page in no memory slot, -EINTR
- * a signal came first, -ENOTTY an older kernel (check the capability), -EINVAL
- * an unaligned or empty range. vCPU not in run. */
+ * a signal came first, -EINVAL an unaligned or empty range, and also from
+ * a kernel before 6.10 (x86 KVM's answer to an unknown vCPU ioctl: check
+ * KVM_CAP_PRE_FAULT_MEMORY first). vCPU not in run. */
 int ekvm_vcpu_pre_fault_memory(struct ekvm_vcpu *vcpu, uint64_t gpa, uint64_t size, uint64_t *left);
 /* KVM_SMI, KVM_NMI, KVM_INTERRUPT (only without an in-kernel irqchip). */
 int ekvm_vcpu_smi(struct ekvm_vcpu *vcpu);

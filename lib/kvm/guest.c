@@ -328,7 +328,6 @@ static void prot_segments(struct kvm_sregs *sregs, const struct tables *t, bool 
 	sregs->ldt.unusable = 1;
 }
 
-/* Protected mode (lm false) or long mode: tables, segments, control registers. */
 /*
  * Long mode needs a CPUID that has it: KVM (seen on Linux 6.12, not on 6.1)
  * refuses KVM_SET_SREGS with EFER.LME for a vCPU whose CPUID lacks LM. A
@@ -340,10 +339,10 @@ static int cpuid_for_long_mode(struct ekvm_vcpu *vcpu)
 {
 	struct kvm_cpuid2 none = {.nent = 0};
 	int r = ekvm_vcpu_get_cpuid2(vcpu, &none);
-	if (r == -E2BIG) /* it has entries: the caller's */
+	if (r == -E2BIG || (r == 0 && none.nent > 0)) /* it has entries: the caller's */
 		return 0;
-	if (r < 0 || none.nent > 0)
-		return r < 0 ? r : 0;
+	if (r < 0)
+		return r;
 	struct {
 		struct kvm_cpuid2 h;
 		struct kvm_cpuid_entry2 e[2];
@@ -357,6 +356,7 @@ static int cpuid_for_long_mode(struct ekvm_vcpu *vcpu)
 	return ekvm_vcpu_set_cpuid2(vcpu, &c.h);
 }
 
+/* Protected mode (lm false) or long mode: tables, segments, control registers. */
 static int setup_prot(struct ekvm_vcpu *vcpu, struct ekvm_guest_mem *mem,
 		      const struct ekvm_guest_tables *tables, bool lm, uint64_t entry,
 		      uint64_t stack)

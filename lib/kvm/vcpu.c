@@ -301,16 +301,6 @@ int ekvm_vcpu_translate(struct ekvm_vcpu *vcpu, struct kvm_translation *tr)
 	return EKVM_FD_IOCTL(vcpu->fd, KVM_TRANSLATE, tr);
 }
 
-#ifndef KVM_PRE_FAULT_MEMORY /* Linux 6.10's, absent from older headers */
-struct kvm_pre_fault_memory {
-	__u64 gpa;
-	__u64 size;
-	__u64 flags;
-	__u64 padding[5];
-};
-#define KVM_PRE_FAULT_MEMORY _IOWR(KVMIO, 0xd5, struct kvm_pre_fault_memory)
-#endif
-
 int ekvm_vcpu_pre_fault_memory(struct ekvm_vcpu *vcpu, uint64_t gpa, uint64_t size, uint64_t *left)
 {
 	if (left)

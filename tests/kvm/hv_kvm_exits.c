@@ -714,7 +714,7 @@ KVM_TEST(hv_kvm_handles)
 	/* an unknown vCPU capability */
 	CHECK_ERR(ehv_vcpu_enable_raw_capability(v, 0xfffff, NULL), -EINVAL);
 	/* pre-faulting guest memory: done where KVM can (6.10+), else said so */
-	int pf = ehv_vm_check_raw_capability(env.vm, 236 /* KVM_CAP_PRE_FAULT_MEMORY */);
+	int pf = ehv_vm_check_raw_capability(env.vm, KVM_CAP_PRE_FAULT_MEMORY);
 	TEST_LOG("KVM_CAP_PRE_FAULT_MEMORY: %d", pf);
 	CHECK_ERR(ehv_vcpu_pre_fault_memory(v, 0, 0x1000), pf > 0 ? 0 : -EOPNOTSUPP);
 	if (pf > 0) /* a range in no memory */

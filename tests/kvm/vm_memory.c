@@ -246,10 +246,6 @@ RM_GUEST(prefault_guest, "mov $0x2000, %ax\n"
 			 "out %al, $0x10\n"
 			 "hlt\n");
 
-#ifndef KVM_CAP_PRE_FAULT_MEMORY
-#define KVM_CAP_PRE_FAULT_MEMORY 236 /* Linux 6.10 */
-#endif
-
 KVM_TEST(vm_memory_pre_fault)
 {
 	struct rm_vm t;
@@ -273,7 +269,8 @@ KVM_TEST(vm_memory_pre_fault)
 	REQUIRE(vfd >= 0);
 	REQUIRE_OK(ekvm_vcpu_pre_fault_memory(t.vcpu, 0, RM_MEM_SIZE, &left));
 	CHECK_EQ(left, 0);
-	/* the whole slot mapped ahead: the guest's reads take no page fault */
+	/* slot 1's first 16 pages mapped ahead: the guest's reads of them take
+	 * no page fault */
 	REQUIRE_OK(ekvm_vcpu_pre_fault_memory(t.vcpu, 0x20000, DIRTY_PAGES * PAGE, &left));
 	CHECK_EQ(left, 0);
 	uint64_t pf0 = 0, pf1 = 0, pf2 = 0;

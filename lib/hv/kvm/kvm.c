@@ -274,10 +274,6 @@ static int kvm_vcpu_on_suspend(struct ehv_vcpu *v)
 	return r == -EINVAL ? 0 : r;
 }
 
-#ifndef KVM_CAP_PRE_FAULT_MEMORY /* Linux 6.10's, absent from older headers */
-#define KVM_CAP_PRE_FAULT_MEMORY 236
-#endif
-
 static int kvm_vcpu_pre_fault(struct ehv_vcpu *v, uint64_t gpa, uint64_t size)
 {
 	/* an older KVM answers the unknown vCPU ioctl -EINVAL: ask first */
