@@ -918,6 +918,10 @@ int ehv_vcpu_inject_interrupt(struct ehv_vcpu *vcpu, uint32_t vector);
  *          Intel PT or LBR MSRs of features the guest lacks, AMD-only MSRs
  *          on Intel): they hold no state for this guest. After a save,
  *          ehv_vcpu_state_detail() says how many were skipped.
+ *   "TSCT" the TSC read alone, and when: i64 host CLOCK_MONOTONIC ns (the
+ *          middle of the read), u64 IA32_TSC; restore writes this TSC
+ *          (below). Optional: a blob without it (before 2026-12-06) has
+ *          its TSC restored from "MSRS", untimed.
  *   "MPST" struct kvm_mp_state        "LAPC" struct kvm_lapic_state (with
  *          an in-kernel irqchip; KVM_SET_LAPIC restarts the LAPIC timer
  *          from its initial count)
@@ -936,7 +940,22 @@ int ehv_vcpu_inject_interrupt(struct ehv_vcpu *vcpu, uint32_t vector);
  * write close (within a second) to what it expects as a vCPU
  * synchronisation and keeps its own value, which in a new VM is near 0: the
  * first vCPU restored in a VM therefore writes a value 4 s ahead, then the
- * saved one; the others write theirs once and KVM keeps them in sync. kvmclock: the runner tells KVM about a
+ * saved one; the others write theirs once and KVM keeps them in sync.
+ * The clock and the TSCs together: Linux's clocksource watchdog compares
+ * kvm-clock with the TSC every 0.5 s and marks the TSC unstable at a skew
+ * of more than about 0.5 ms (for good: sched_clock and the TSC clocksource
+ * are lost), yet a snapshot reads them at different times (the VM's clock
+ * first, each vCPU's TSC later) and a restore writes them at different
+ * times (the TSCs first, the clock last). So each reading is timed ("TSCT",
+ * the VM blob's "CLCK" version 2), and a restore ties everything to one
+ * instant: the first vCPU restored with a "TSCT" has its TSC read time as
+ * the saved reference and its write time as the restore reference; every
+ * vCPU's TSC is written as it was at the saved reference, plus the time
+ * since the restore reference, and the VM's clock likewise (in
+ * ehv_vm_restore_state). The guest then sees its clock and TSCs as one
+ * paused instant, the ioctls' latency apart (tens of microseconds). Times
+ * more than EHVI's 60 s apart are not one snapshot's: the values are then
+ * written as saved. kvmclock: the runner tells KVM about a
  * pause (KVM_KVMCLOCK_CTRL, ehv_vcpu_on_suspend) so the guest's watchdogs
  * do not fire; the VM blob holds the kvmclock base (below), and the
  * per-vCPU kvmclock MSRs (MSR_KVM_SYSTEM_TIME_NEW, ...) are in "MSRS".
@@ -993,8 +1012,12 @@ const char *ehv_vcpu_state_detail(const struct ehv_vcpu *vcpu);
 
 /* The VM's in-kernel platform state and clock as one blob: sections "PICM",
  * "PICS", "IOAP" (the ehv_vm_get_irqchip blobs; with the platform), "PIT2"
- * (ehv_vm_get_pit; with EHV_PLATFORM_PIT) and "CLCK" (the ehv_clock: ns and
- * flags). Every vCPU paused. Restore: into a VM with the same platform
+ * (ehv_vm_get_pit; with EHV_PLATFORM_PIT) and "CLCK" (version 2: u64 ns,
+ * u32 flags of the ehv_clock, u32 zero, i64 the host CLOCK_MONOTONIC ns of
+ * the reading; restore also takes version 1, 16 bytes without the time).
+ * Every vCPU paused. With version 2 and vCPUs restored with timed TSCs
+ * (the whole-state comment above) the clock is restored as it was at their
+ * reference instant, plus the time since it. Restore: into a VM with the same platform
  * flags, AFTER every vCPU's ehv_vcpu_restore_state, so that the clock is
  * set last (KVM then recomputes each vCPU's kvmclock from the restored
  * TSCs; with EHV_CLOCK_STABLE, KVM's master clock, the saved value is the

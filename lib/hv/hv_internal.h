@@ -68,6 +68,25 @@ const struct ehvi_section *ehvi_find(const struct ehvi_sections *secs, const cha
 int ehvi_refuse(const struct ehvi_sections *secs, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* The host's CLOCK_MONOTONIC in ns: the time base of the saved clock's and
+ * TSCs' reading times (state.c, the backends' vCPU blobs). */
+int64_t ehvi_mono_ns(void);
+/* The instant a restored VM's clock and TSCs are tied to: the host times
+ * (ehvi_mono_ns) at which the first vCPU restored with a timed TSC had it
+ * read, when saved (saved, the saving host's), and written back (restored,
+ * this host's). ehv_vm_restore_state moves the saved clock to it. */
+struct ehvi_tsc_ref {
+	int64_t saved, restored;
+};
+/* A vCPU restore's: makes *ref the VM's reference unless a vCPU made one
+ * before, and sets *ref to the reference in force. Thread-safe. */
+void ehvi_tsc_ref(struct ehv_vm *vm, struct ehvi_tsc_ref *ref);
+/* The VM's reference, if a vCPU restore made one (false otherwise). */
+bool ehvi_tsc_ref_get(struct ehv_vm *vm, struct ehvi_tsc_ref *ref);
+/* Saved and restore times further apart than this are not one snapshot's:
+ * nothing is moved by them. */
+#define EHVI_TSC_REF_MAX_NS (60ll * 1000000000ll)
+
 struct ehv_hypervisor {
 	const struct ehvi_ops *ops;
 	enum ehv_backend backend;
@@ -84,6 +103,9 @@ struct ehv_vm {
 	atomic_bool platform;
 	unsigned platform_flags;
 	bool had_vcpu; /* a vCPU was created (under plat_lock) */
+	/* ehvi_tsc_ref's (under plat_lock) */
+	bool has_tsc_ref;
+	struct ehvi_tsc_ref tsc_ref;
 	/* memory slots as set (size 0 = unused), for the dirty log's checks */
 	struct {
 		uint64_t size;

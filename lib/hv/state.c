@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ------------------------------------------------------------ container */
 
@@ -290,10 +291,42 @@ const char *ehv_vcpu_state_detail(const struct ehv_vcpu *vcpu)
 
 /* --------------------------------------------------------------- VM */
 
+/* "CLCK": version 1 without mono (16 bytes), version 2 with it: the host
+ * time (ehvi_mono_ns) of the reading */
 struct clock_sec {
 	uint64_t ns;
 	uint32_t flags, zero;
+	int64_t mono;
 };
+#define CLOCK_SEC_V1 16u
+
+int64_t ehvi_mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void ehvi_tsc_ref(struct ehv_vm *vm, struct ehvi_tsc_ref *ref)
+{
+	pthread_mutex_lock(&vm->plat_lock);
+	if (!vm->has_tsc_ref) {
+		vm->tsc_ref = *ref;
+		vm->has_tsc_ref = true;
+	}
+	*ref = vm->tsc_ref;
+	pthread_mutex_unlock(&vm->plat_lock);
+}
+
+bool ehvi_tsc_ref_get(struct ehv_vm *vm, struct ehvi_tsc_ref *ref)
+{
+	pthread_mutex_lock(&vm->plat_lock);
+	bool has = vm->has_tsc_ref;
+	if (has)
+		*ref = vm->tsc_ref;
+	pthread_mutex_unlock(&vm->plat_lock);
+	return has;
+}
 
 static const char *const chip_tags[EHV_IRQCHIP_MAX + 1] = {"PICM", "PICS", "IOAP", "PIT2"};
 
@@ -330,14 +363,16 @@ int ehv_vm_save_state(struct ehv_vm *vm, void **buf, size_t *len)
 	}
 	free(st);
 	struct ehv_clock clk;
+	int64_t t0 = ehvi_mono_ns();
 	if (r == 0)
 		r = ehv_vm_get_clock(vm, &clk);
 	if (r < 0) {
 		free(w.buf);
 		return r;
 	}
-	struct clock_sec cs = {clk.ns, clk.flags, 0};
-	ehvi_sw_section(&w, "CLCK", 1, &cs, sizeof(cs));
+	/* when it was read: the middle of the call */
+	struct clock_sec cs = {clk.ns, clk.flags, 0, t0 + (ehvi_mono_ns() - t0) / 2};
+	ehvi_sw_section(&w, "CLCK", 2, &cs, sizeof(cs));
 	return sw_finish(&w, KIND_VM, vm->backend, buf, len);
 }
 
@@ -383,7 +418,8 @@ int ehv_vm_restore_state(struct ehv_vm *vm, const void *buf, size_t len)
 		memcpy(st[chip].data, s->data, s->len);
 	}
 	const struct ehvi_section *c = ehvi_find(secs, "CLCK");
-	if (!c || c->version != 1 || c->len != sizeof(struct clock_sec)) {
+	if (!c || !((c->version == 1 && c->len == CLOCK_SEC_V1) ||
+		    (c->version == 2 && c->len == sizeof(struct clock_sec)))) {
 		r = ehvi_refuse(secs, -EINVAL, "the clock section is missing or malformed");
 		goto out;
 	}
@@ -391,8 +427,8 @@ int ehv_vm_restore_state(struct ehv_vm *vm, const void *buf, size_t len)
 		r = ehvi_refuse(secs, -EINVAL, "unknown sections in a VM blob");
 		goto out;
 	}
-	struct clock_sec cs;
-	memcpy(&cs, c->data, sizeof(cs));
+	struct clock_sec cs = {0};
+	memcpy(&cs, c->data, c->len);
 	/* apply: the chips, then the clock */
 	for (unsigned chip = 0; chip <= EHV_IRQCHIP_MAX && r == 0; chip++)
 		if (vm_has_chip(vm, chip))
@@ -402,6 +438,15 @@ int ehv_vm_restore_state(struct ehv_vm *vm, const void *buf, size_t len)
 		struct ehv_clock clk = {cs.ns, 0};
 		if (!(cs.flags & EHV_CLOCK_STABLE))
 			clk.ns += EHV_CLOCK_UNSTABLE_MARGIN_NS;
+		/* the clock as it was when the reference TSC was read, and as it
+		 * is now that it runs again from there (hv.h) */
+		struct ehvi_tsc_ref ref;
+		if (c->version == 2 && ehvi_tsc_ref_get(vm, &ref) &&
+		    llabs(ref.saved - cs.mono) <= EHVI_TSC_REF_MAX_NS) {
+			int64_t d = ref.saved - cs.mono + (ehvi_mono_ns() - ref.restored);
+			if (d >= 0 || (uint64_t)-d < clk.ns)
+				clk.ns += (uint64_t)d;
+		}
 		r = ehv_vm_set_clock(vm, &clk);
 	}
 	if (r < 0 && !vm->detail[0])

@@ -13,7 +13,8 @@
 #                    panic (sysrq-c: the kernel panics; pvpanic tells the VMM) |
 #                    flood (print e2e.lines=N lines "E2E seq I", then power off) |
 #                    count (print "E2E count I" for I = 0, 1, ... until the host stops the VM) |
-#                    clone (count, with the boot id and "E2E vmfork ID" once a restore reseeded) |
+#                    clone (count, with the boot id and "E2E vmfork ID" once a restore reseeded,
+#                    2 s later "E2E tsc unstable N": N kernel lines that marked the TSC unstable) |
 #                    diskio (write and flush /dev/vda, print "E2E disk I", until stopped) |
 #                    snapnet (tests/e2e/snapshot.c, with initramfs-fs.cpio: eth0, a vsock
 #                    server and a held vsock connection, files written to ext4 on vda
@@ -407,6 +408,17 @@ clone) # snapshots (tests/e2e/snapshot.c): the boot id, the counter of "count", 
 		if [ $seen = 0 ] && dmesg | grep -q 'virtual machine fork'; then
 			seen=1
 			echo "E2E vmfork $(cat /proc/sys/kernel/random/boot_id)"
+			read -r up _ </proc/uptime
+			forked=${up%.*}
+		fi
+		# 2 s later (the clocksource watchdog checks every 0.5 s): did it
+		# find the restored TSC and kvm-clock apart?
+		if [ $seen = 1 ]; then
+			read -r up _ </proc/uptime
+			if [ "${up%.*}" -ge $((forked + 2)) ]; then
+				seen=2
+				echo "E2E tsc unstable $(dmesg | grep -c "clocksource 'tsc' as unstable")"
+			fi
 		fi
 		i=$((i + 1))
 	done

@@ -468,6 +468,35 @@ TEST(hv_state_vm_round_trip_and_refusals)
 	CHECK_ERR(ehv_vm_restore_state(b.vm, p, n), -EINVAL);
 	free(p);
 	tb_free(&tb);
+	/* the clock section: version 2 holds the time of the reading (24
+	 * bytes); version 1 (16 bytes, without it) is still taken; any other
+	 * size or version is refused */
+	tb_parse(&tb, blob, len);
+	CHECK_EQ(tb_find(&tb, "CLCK")->version, 2u);
+	CHECK_EQ(tb_find(&tb, "CLCK")->len, 24u);
+	tb_find(&tb, "CLCK")->len = 16;
+	p = tb_build(&tb, &n);
+	CHECK_ERR(ehv_vm_restore_state(b.vm, p, n), -EINVAL); /* version 2, 16 bytes */
+	free(p);
+	tb_find(&tb, "CLCK")->version = 3;
+	tb_find(&tb, "CLCK")->len = 24;
+	p = tb_build(&tb, &n);
+	CHECK_ERR(ehv_vm_restore_state(b.vm, p, n), -EINVAL);
+	CHECK(strstr(ehv_vm_state_detail(b.vm), "clock") != NULL);
+	free(p);
+	tb_find(&tb, "CLCK")->version = 1;
+	tb_find(&tb, "CLCK")->len = 16;
+	p = tb_build(&tb, &n);
+	{
+		struct env v1;
+		env_open(&v1, NULL, true, EHV_PLATFORM_PIT);
+		CHECK_OK(ehv_vm_restore_state(v1.vm, p, n));
+		REQUIRE_OK(ehv_vm_get_clock(v1.vm, &c));
+		CHECK(c.ns >= saved.ns - 1000000000ull && c.ns < saved.ns + 1000000000ull);
+		env_close(&v1);
+	}
+	free(p);
+	tb_free(&tb);
 	/* none of the refusals changed the VM: its chips are still zero */
 	REQUIRE_OK(ehv_vm_get_irqchip(b.vm, EHV_IRQCHIP_PIC_SLAVE, &y));
 	for (unsigned i = 0; i < y.size; i++)

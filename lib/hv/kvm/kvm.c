@@ -804,6 +804,40 @@ out:
 	return r;
 }
 
+/* "TSCT": the TSC read alone, with the host time of the read (the middle
+ * of the ioctl), which ties it to the VM blob's clock (hv.h) */
+struct tsc_time {
+	int64_t mono;
+	uint64_t tsc;
+};
+
+static int save_tsc_time(struct ehv_vcpu *v, struct ehvi_sw *w)
+{
+	struct {
+		struct kvm_msrs h;
+		struct kvm_msr_entry e;
+	} m;
+	memset(&m, 0, sizeof(m));
+	m.h.nmsrs = 1;
+	m.e.index = MSR_IA32_TSC;
+	int64_t t0 = ehvi_mono_ns();
+	int r = ekvm_vcpu_get_msrs(kv(v), &m.h);
+	int64_t t1 = ehvi_mono_ns();
+	if (r < 0)
+		return r;
+	if (r == 1) { /* KVM reads the TSC of every x86 vCPU */
+		struct tsc_time t = {t0 + (t1 - t0) / 2, m.e.data};
+		ehvi_sw_section(w, "TSCT", 1, &t, sizeof(t));
+	}
+	return 0;
+}
+
+/* TSC ticks in ns nanoseconds at khz (|ns| within EHVI_TSC_REF_MAX_NS). */
+static int64_t tsc_ticks(int64_t ns, uint32_t khz)
+{
+	return ns * (int64_t)khz / 1000000;
+}
+
 static int kvm_save_state(struct ehv_vcpu *v, struct ehvi_sw *w)
 {
 	struct ekvm_vcpu *k = kv(v);
@@ -859,7 +893,7 @@ static int kvm_save_state(struct ehv_vcpu *v, struct ehvi_sw *w)
 		ehvi_sw_section(w, "XCRS", 1, &x, sizeof(x));
 	}
 	uint32_t skipped = 0;
-	if ((r = save_msrs(v, w, &skipped)) < 0)
+	if ((r = save_msrs(v, w, &skipped)) < 0 || (r = save_tsc_time(v, w)) < 0)
 		return r;
 	struct kvm_mp_state mp;
 	if ((r = ekvm_vcpu_get_mp_state(k, &mp)) < 0)
@@ -1050,6 +1084,8 @@ static int kvm_restore_state(struct ehv_vcpu *v, const struct ehvi_sections *sec
 	int r = 0;
 	const struct ehvi_section *cpid = sec_fixed(secs, "CPID", 0, true, &r);
 	const struct ehvi_section *tsck = sec_fixed(secs, "TSCK", 4, false, &r);
+	const struct ehvi_section *tsct =
+	    sec_fixed(secs, "TSCT", sizeof(struct tsc_time), false, &r);
 	const struct ehvi_section *regs =
 	    sec_fixed(secs, "REGS", sizeof(struct kvm_regs), true, &r);
 	const struct ehvi_section *sregs =
@@ -1069,8 +1105,8 @@ static int kvm_restore_state(struct ehv_vcpu *v, const struct ehvi_sections *sec
 	    sec_fixed(secs, "DBGR", sizeof(struct kvm_debugregs), true, &r);
 	if (r < 0)
 		return r;
-	unsigned known =
-	    8 + (tsck != NULL) + (xsav != NULL) + (fpu != NULL) + (xcrs != NULL) + (lapic != NULL);
+	unsigned known = 8 + (tsck != NULL) + (tsct != NULL) + (xsav != NULL) + (fpu != NULL) +
+			 (xcrs != NULL) + (lapic != NULL);
 	if (known != secs->n)
 		return ehvi_refuse(secs, -EINVAL, "unknown sections in a vCPU blob");
 	if (cpid->len % sizeof(struct kvm_cpuid_entry2) ||
@@ -1175,12 +1211,30 @@ static int kvm_restore_state(struct ehv_vcpu *v, const struct ehvi_sections *sec
 	 * is never "close", then the saved one, which then is not close
 	 * either; the other vCPUs write theirs once and are synchronised with
 	 * it, as KVM intends. */
-	if (nmsr && recs[0].index == MSR_IA32_TSC &&
-	    !atomic_exchange(&((struct kvm_vm_be *)v->vm->be)->tsc_restored, true)) {
+	if (nmsr && recs[0].index == MSR_IA32_TSC) {
 		uint64_t hz = (uint64_t)(khz ? khz : (uint32_t)(cur_khz > 0 ? cur_khz : 0)) * 1000;
-		struct kvm_msr_rec ahead = {MSR_IA32_TSC, 0, recs[0].value + 4 * hz};
-		if (hz && (r = set_msrs(v, secs, &ahead, 1)) < 0)
-			goto out;
+		if (!atomic_exchange(&((struct kvm_vm_be *)v->vm->be)->tsc_restored, true)) {
+			struct kvm_msr_rec ahead = {MSR_IA32_TSC, 0, recs[0].value + 4 * hz};
+			if (hz && (r = set_msrs(v, secs, &ahead, 1)) < 0)
+				goto out;
+		}
+		/* A timed TSC: every vCPU's TSC as it was at one saved instant
+		 * (the first restored vCPU's reading) and runs on from there
+		 * since one restore instant (its write), to which the VM's clock
+		 * is moved too (ehv_vm_restore_state): vCPUs saved or restored
+		 * at different times keep their TSCs and the clock together. */
+		if (tsct && hz) {
+			struct tsc_time t;
+			memcpy(&t, tsct->data, sizeof(t));
+			struct ehvi_tsc_ref ref = {t.mono, ehvi_mono_ns()};
+			int64_t now = ref.restored;
+			ehvi_tsc_ref(v->vm, &ref);
+			if (llabs(ref.saved - t.mono) <= EHVI_TSC_REF_MAX_NS &&
+			    llabs(now - ref.restored) <= EHVI_TSC_REF_MAX_NS)
+				recs[0].value = t.tsc + (uint64_t)tsc_ticks(ref.saved - t.mono +
+										now - ref.restored,
+									    (uint32_t)(hz / 1000));
+		}
 	}
 	/* every MSR but the TSC deadline (the list has IA32_TSC first) */
 	uint32_t deadline = nmsr;
