@@ -40,6 +40,11 @@ int vmm_conout_init(struct vmm_conout *c, int fd, size_t cap)
 		/* else: written as it is (a POLLOUT first keeps most writes
 		 * from waiting) */
 	}
+	/* writes that cannot wait: a non-blocking pipe or tty, a regular file */
+	c->direct =
+	    !c->is_socket &&
+	    (c->own_fd || S_ISREG(st.st_mode) ||
+	     (fl >= 0 && (fl & O_NONBLOCK) && (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode))));
 	return 0;
 }
 
@@ -58,20 +63,43 @@ size_t vmm_conout_push(struct vmm_conout *c, const uint8_t *p, size_t n, bool *w
 {
 	pthread_mutex_lock(&c->lock);
 	if (was_empty)
-		*was_empty = c->len == 0;
+		*was_empty = false;
+	size_t done = 0;
+	if (!c->dead && c->direct && c->len == 0 && n) {
+		ssize_t w;
+		do
+			w = write(c->fd, p, n);
+		while (w < 0 && errno == EINTR);
+		if (w > 0) {
+			c->written += (uint64_t)w;
+			done = (size_t)w;
+			p += w;
+			n -= (size_t)w;
+		} else if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+			c->dead = true; /* the console failed, as in flush */
+		}
+		if (n == 0) {
+			pthread_mutex_unlock(&c->lock);
+			return done;
+		}
+	}
 	if (c->dead) {
 		c->dropped += n;
 		pthread_mutex_unlock(&c->lock);
-		return n;
+		return done + n;
 	}
+	if (was_empty)
+		*was_empty = c->len == 0;
 	size_t room = c->cap - c->len, take = n < room ? n : room;
 	size_t tail = (c->head + c->len) % c->cap;
 	size_t first = take < c->cap - tail ? take : c->cap - tail;
 	memcpy(c->buf + tail, p, first);
 	memcpy(c->buf, p + first, take - first);
 	c->len += take;
+	if (was_empty && take == 0)
+		*was_empty = false;
 	pthread_mutex_unlock(&c->lock);
-	return take;
+	return done + take;
 }
 
 bool vmm_conout_full(struct vmm_conout *c)

@@ -11,7 +11,13 @@
  * Output: the UART (on a vCPU thread) pushes bytes into a ring of fixed
  * size; the VM's I/O thread writes them to the console fd without ever
  * blocking. The producer never waits for the consumer's write(): the
- * consumer copies out under the lock and writes outside it.
+ * consumer copies out under the lock and writes outside it. When the ring
+ * is empty and the fd is non-blocking (and not a socket: a vCPU thread's
+ * syscall filter has write, not send), the producer writes the bytes
+ * itself, under the lock, and rings only what the fd did not take: the
+ * same one syscall as waking the I/O thread, without the wake-up (on a
+ * busy host CPU, two context switches per burst of output). Bytes in the
+ * ring go first, so nothing is reordered.
  *
  * The fd is written non-blocking without changing the caller's file: a
  * pipe, FIFO or terminal that is not already O_NONBLOCK is reopened through
@@ -30,6 +36,7 @@ struct vmm_conout {
 	bool own_fd;	       /* fd was reopened here: closed by fini */
 	bool is_socket;
 	bool pollable; /* fd works with epoll */
+	bool direct;   /* the producer may write fd itself (see above) */
 	bool dead;     /* no console or it failed: output dropped */
 	uint64_t written, dropped;
 };
@@ -37,9 +44,10 @@ struct vmm_conout {
 /* fd < 0: no console (output dropped). cap 0: VMM_CONOUT_SIZE. 0 or -ENOMEM. */
 int vmm_conout_init(struct vmm_conout *c, int fd, size_t cap);
 void vmm_conout_fini(struct vmm_conout *c);
-/* Producer: copies up to n bytes; returns how many fit (all of them when the
- * console is gone); *was_empty tells whether the buffer was empty before
- * (then the consumer needs a wake-up). */
+/* Producer: writes or copies up to n bytes; returns how many it took (all
+ * of them when the console is gone); *was_empty tells whether the buffer
+ * was empty before and holds bytes now (then the consumer needs a
+ * wake-up). */
 size_t vmm_conout_push(struct vmm_conout *c, const uint8_t *p, size_t n, bool *was_empty);
 /* True when not one more byte fits (never for a dead console). */
 bool vmm_conout_full(struct vmm_conout *c);

@@ -49,17 +49,30 @@ TEST(console_out_bounded_nonblocking_and_lossless)
 		src[i] = (uint8_t)(i * 7 + i / 251);
 	size_t pushed = 0, read_back = 0;
 	bool was_empty = false;
-	/* fill: the buffer takes 8192, the pipe 4096 after a flush */
+	/* fill: the buffer empty, the push writes what the pipe takes (4096)
+	 * itself and rings the next 8192 */
+	CHECK(c.direct);
 	pushed += vmm_conout_push(&c, src, sizeof(src), &was_empty);
 	CHECK(was_empty);
-	CHECK_EQ(pushed, 8192);
+	CHECK_EQ(pushed, 4096 + 8192);
+	CHECK_EQ(c.written, 4096);
 	CHECK(vmm_conout_full(&c));
 	CHECK_EQ(vmm_conout_push(&c, src + pushed, 1, &was_empty), 0);
 	CHECK(!was_empty);
-	long w = vmm_conout_flush(&c);
-	CHECK_EQ(w, 4096); /* the pipe is full: flush returns, it does not wait */
-	CHECK_EQ(vmm_conout_flush(&c), 0);
-	CHECK_EQ(vmm_conout_pending(&c), 4096);
+	CHECK_EQ(vmm_conout_flush(&c), 0); /* the pipe is full: flush returns, it does not wait */
+	CHECK_EQ(vmm_conout_pending(&c), 8192);
+	/* a reader makes room: while the ring holds bytes a push goes behind
+	 * them, not to the pipe */
+	read_back += drain(p[0], got, sizeof(got));
+	CHECK_EQ(read_back, 4096);
+	CHECK_EQ(vmm_conout_flush(&c), 4096);
+	read_back += drain(p[0], got + read_back, sizeof(got) - read_back);
+	CHECK_EQ(read_back, 8192);
+	CHECK_EQ(vmm_conout_push(&c, src + pushed, 50, &was_empty), 50);
+	CHECK(!was_empty);
+	pushed += 50;
+	CHECK_EQ(vmm_conout_pending(&c), 4096 + 50);
+	CHECK_EQ(drain(p[0], got + read_back, sizeof(got) - read_back), 0);
 	/* a reader drains in steps; pushes wrap around the ring */
 	while (read_back < sizeof(src)) {
 		read_back += drain(p[0], got + read_back, sizeof(got) - read_back);
@@ -87,7 +100,9 @@ TEST(console_out_reader_gone_drops_without_stalling)
 	struct vmm_conout c;
 	REQUIRE_OK(vmm_conout_init(&c, p[1], 1024));
 	close(p[0]);
+	/* the push's own write fails: the console is gone */
 	CHECK_EQ(vmm_conout_push(&c, (const uint8_t *)"hello", 5, NULL), 5);
+	CHECK(c.dead);
 	CHECK_ERR(vmm_conout_flush(&c), -EPIPE);
 	CHECK(!vmm_conout_full(&c));
 	/* the console is gone: everything is taken (and dropped) */
@@ -116,9 +131,11 @@ TEST(console_out_regular_file_and_socket)
 	REQUIRE_OK(vmm_conout_init(&c, f, 0));
 	CHECK(!c.pollable);
 	CHECK(!c.own_fd);
-	CHECK_EQ(vmm_conout_push(&c, (const uint8_t *)"file\n", 5, NULL), 5);
-	CHECK_EQ(vmm_conout_flush(&c), 5);
+	bool was_empty = true;
+	CHECK_EQ(vmm_conout_push(&c, (const uint8_t *)"file\n", 5, &was_empty), 5);
+	CHECK(!was_empty); /* written by the push itself: nothing for the I/O thread */
 	CHECK_EQ(lseek(f, 0, SEEK_CUR), 5);
+	CHECK_EQ(vmm_conout_flush(&c), 0);
 	vmm_conout_fini(&c);
 	close(f);
 
@@ -126,6 +143,7 @@ TEST(console_out_regular_file_and_socket)
 	REQUIRE_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
 	REQUIRE_OK(vmm_conout_init(&c, sv[0], 0));
 	CHECK(c.is_socket);
+	CHECK(!c.direct); /* a vCPU thread may not send(): the I/O thread does */
 	CHECK(!(fcntl(sv[0], F_GETFL) & O_NONBLOCK));
 	/* more than the socket buffer: the flush returns instead of blocking */
 	static uint8_t big[VMM_CONOUT_SIZE];
