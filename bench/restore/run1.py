@@ -17,6 +17,10 @@ the control socket's request snapshot {command take, path DIR}, docs/PROTOCOL.md
 `migrate exec:cat > FILE` until query-migrate says completed), and ends CMD
 (SIGTERM, SIGKILL after 5 s).
 
+The harness answers the guest's cursor position requests (ESC [ 6 n) as a
+terminal does (class Terminal): busybox's line editor asks at every prompt
+and, unanswered, sleeps 20 ms after each line it reads.
+
 --ahead SOCKET DIR: CMD is a VMM started ahead of its snapshot (`ember run
 --restore-on-request --socket SOCKET`): once SOCKET answers the hello (the
 VMM's KVM VM made), the clock starts, the request restore {path DIR} goes
@@ -45,6 +49,42 @@ import time
 PROBE = "echo {}$((6*7))\n"
 ANSWER = "{}42"
 QUIET = 1.0  # s of console silence before a snapshot: the queued probes answered
+
+
+class Terminal:
+    """Answers the guest's cursor position requests (ESC [ 6 n) as a terminal
+    does. The guest's shell (busybox ash's line editor) asks at every prompt;
+    unanswered, it sleeps 20 ms after reading the next line (lineedit.c, for
+    the reply it still expects) before it runs it."""
+
+    def __init__(self, stdin):
+        self.stdin = stdin
+        self.col = 0  # printable characters since the last CR or LF
+        self.seq = None  # an escape sequence being read
+        self.answered = 0
+
+    def feed(self, data):
+        for b in data:
+            if self.seq is not None:
+                self.seq.append(b)
+                if len(self.seq) == 2 and b != ord("["):
+                    self.seq = None
+                elif len(self.seq) > 2 and 0x40 <= b <= 0x7E:  # its final byte
+                    if self.seq == b"\x1b[6n":
+                        try:
+                            self.stdin.write(b"\x1b[1;%dR" % (self.col + 1))
+                            self.answered += 1
+                        except BrokenPipeError:
+                            pass
+                    self.seq = None
+                elif len(self.seq) > 16:
+                    self.seq = None
+            elif b == 0x1B:
+                self.seq = bytearray([b])
+            elif b in (0x0A, 0x0D):
+                self.col = 0
+            elif 0x20 <= b <= 0x7E:
+                self.col += 1
 
 
 def ms(t0):
@@ -108,6 +148,7 @@ def main():
                          stderr=subprocess.PIPE, bufsize=0)
     os.set_blocking(p.stdout.fileno(), False)
     os.set_blocking(p.stderr.fileno(), False)
+    term = Terminal(p.stdin)
     sel = selectors.DefaultSelector()
     sel.register(p.stdout, selectors.EVENT_READ, "out")
     sel.register(p.stderr, selectors.EVENT_READ, "err")
@@ -177,6 +218,7 @@ def main():
                     running = ms(t0)
                 err = err[-4096:]
             else:
+                term.feed(data)
                 out += data
                 if not ready and opts["ready"] in out:
                     ready = True
@@ -197,6 +239,7 @@ def main():
                 except BlockingIOError:
                     continue
                 if key.data == "out" and data:
+                    term.feed(data)
                     quiet_from = time.monotonic()
                 elif key.data == "err":
                     errlog.write(data)
