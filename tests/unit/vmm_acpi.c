@@ -431,6 +431,14 @@ TEST(vmm_acpi_ged_in_the_dsdt)
 	CHECK_EQ(w->regions[0].space, 0);
 	CHECK_EQ(w->regions[0].offset, X86_GED_ADDR);
 	CHECK_EQ(w->regions[0].len, 16);
+	/* _INI reads the acknowledge register (0, no effect): the guest maps
+	 * the window at boot, not at its first event */
+	int ini = find_method(w, "\\_SB_.GED_._INI");
+	REQUIRE(ini >= 0);
+	CHECK_EQ(w->methods[ini].nargs, 0);
+	static const uint8_t ack[] = {0x70, 'G', 'A', 'C', 'K', 0x60};
+	CHECK_EQ(w->methods[ini].len, sizeof(ack));
+	CHECK(!memcmp(w->methods[ini].body, ack, sizeof(ack)));
 	int evt = find_method(w, "\\_SB_.GED_._EVT");
 	REQUIRE(evt >= 0);
 	CHECK_EQ(w->methods[evt].nargs, 1);

@@ -153,6 +153,18 @@ static void build_ged(const struct vmm_acpi_ged *g, struct aml *a)
 	aml_field_unit(a, "GSLT", 32);
 	aml_field_unit(a, "GEJC", 32);
 	aml_end(a, f);
+	/* _INI (run at boot): one read of the acknowledge register, which reads
+	 * 0 and does nothing, so that the guest maps the register window then
+	 * and keeps the mapping (Linux: ACPICA's memory handler). Its first
+	 * event is often a restore's VM Generation ID: without it, that
+	 * event's handler maps the window first (ioremap: a page-table update
+	 * and a memtype check, milliseconds under nested TCG) while the guest's
+	 * RNG waits for its reseed. */
+	size_t ini = aml_method_begin(a, "_INI", 0);
+	aml_op(a, AML_STORE);
+	aml_namestring(a, "GACK");
+	aml_op(a, AML_LOCAL0);
+	aml_end(a, ini);
 	for (unsigned n = 0; n < g->ngpe; n++) {
 		char name[5];
 		gpe_name(name, n);
