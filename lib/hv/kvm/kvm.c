@@ -813,20 +813,18 @@ struct tsc_time {
 
 static int save_tsc_time(struct ehv_vcpu *v, struct ehvi_sw *w)
 {
-	struct {
-		struct kvm_msrs h;
-		struct kvm_msr_entry e;
-	} m;
-	memset(&m, 0, sizeof(m));
-	m.h.nmsrs = 1;
-	m.e.index = MSR_IA32_TSC;
+	_Alignas(struct kvm_msrs)
+	    uint8_t buf[sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)] = {0};
+	struct kvm_msrs *m = (struct kvm_msrs *)buf;
+	m->nmsrs = 1;
+	m->entries[0].index = MSR_IA32_TSC;
 	int64_t t0 = ehvi_mono_ns();
-	int r = ekvm_vcpu_get_msrs(kv(v), &m.h);
+	int r = ekvm_vcpu_get_msrs(kv(v), m);
 	int64_t t1 = ehvi_mono_ns();
 	if (r < 0)
 		return r;
 	if (r == 1) { /* KVM reads the TSC of every x86 vCPU */
-		struct tsc_time t = {t0 + (t1 - t0) / 2, m.e.data};
+		struct tsc_time t = {t0 + (t1 - t0) / 2, m->entries[0].data};
 		ehvi_sw_section(w, "TSCT", 1, &t, sizeof(t));
 	}
 	return 0;
