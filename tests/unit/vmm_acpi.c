@@ -569,6 +569,13 @@ TEST(vmm_acpi_vmgenid_device_and_its_notify)
 	static const uint8_t notify[] = {0x86, '\\', 0x2e, '_', 'S',  'B', '_',
 					 'V',  'G',  'E',  'N', 0x0a, 0x80};
 	CHECK(memmem(w->methods[evt].body, w->methods[evt].len, notify, sizeof(notify)) != NULL);
+	/* first, right after the read: If (LEqual (Local0, 8)) { Notify (\_SB.VGEN,
+	 * 0x80); Return (Zero) }, a lone VMGENID event tests no other bit */
+	static const uint8_t fast[] = {0xa0, 0x14, 0x93, 0x60, 0x0a, 0x08, 0x86,
+				       '\\', 0x2e, '_',	 'S',  'B',  '_',  'V',
+				       'G',  'E',  'N',	 0x0a, 0x80, 0xa4, 0x00};
+	REQUIRE(w->methods[evt].len > 6 + sizeof(fast));
+	CHECK(!memcmp(w->methods[evt].body + 6, fast, sizeof(fast)));
 	/* without the device nothing names it */
 	cfg.vmgenid_addr = 0;
 	ged.vmgenid = false;

@@ -180,6 +180,18 @@ static void build_ged(const struct vmm_acpi_ged *g, struct aml *a)
 	aml_op(a, AML_STORE);
 	aml_namestring(a, "GEVT");
 	aml_op(a, AML_LOCAL0);
+	if (g->vmgenid) {
+		/* a restore's event, usually alone: notify and return, without
+		 * testing every other bit (the guest's RNG waits for the reseed) */
+		size_t only = aml_if_begin(a);
+		aml_op(a, AML_LEQUAL);
+		aml_op(a, AML_LOCAL0);
+		aml_integer(a, GED_EV_VMGENID);
+		notify(a, "\\_SB_.VGEN", 0x80);
+		aml_return(a);
+		aml_integer(a, 0);
+		aml_end(a, only);
+	}
 	size_t i = if_event(a, GED_EV_POWER);
 	notify(a, "\\_SB_.PWRB", 0x80);
 	aml_end(a, i);
