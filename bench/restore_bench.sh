@@ -27,6 +27,9 @@
 #               2026-12-04 it was typed every 20 ms from the start there too,
 #               and the guest answered only after echoing the 8-10 lines queued
 #               while the VMM started: 435 port I/O exits, 143 with one line.
+#               The harness answers the shell's cursor position requests as a
+#               terminal does (from 2026-12-06; busybox sleeps 20 ms after a
+#               line read while one is unanswered) and no longer polls.
 #   running_ms  (Ember) until ember -v logged "vCPUs running": the vCPU threads
 #               started, the first KVM_RUN follows (a cold boot: the first guest
 #               instruction, the kernel's PVH entry; a restore: the first
