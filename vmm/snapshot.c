@@ -37,13 +37,17 @@
  * the pages the bitmap names, in order (holes read as zeros).
  */
 
-#define FORMAT_VERSION 1
-#define PAGE	       4096u
-#define MAX_PARTS      (4 + EMBER_MAX_CPUS)
-#define MAX_DISKS      VMM_CONFIG_MAX_DEVICES
-#define MAX_LAYERS     16	   /* an incremental's chain of bases */
-#define MAX_SMALL_PART (64u << 20) /* a state or configuration part */
-#define MANIFEST_MAX   (64u << 10)
+/* Version 2 (2026-12-06): the vCPU and VM states time their TSC and clock
+ * readings (hv.h: "TSCT", "CLCK" version 2), which an Ember reading version
+ * 1 only refuses as malformed; version 1 snapshots still restore (untimed). */
+#define FORMAT_VERSION	   2
+#define FORMAT_VERSION_MIN 1
+#define PAGE		   4096u
+#define MAX_PARTS	   (4 + EMBER_MAX_CPUS)
+#define MAX_DISKS	   VMM_CONFIG_MAX_DEVICES
+#define MAX_LAYERS	   16	       /* an incremental's chain of bases */
+#define MAX_SMALL_PART	   (64u << 20) /* a state or configuration part */
+#define MANIFEST_MAX	   (64u << 10)
 
 struct snap_part {
 	char name[24];
@@ -414,10 +418,10 @@ static int read_manifest(int dirfd, struct snap_manifest *m, struct ember_error 
 		r = vmm_errf(err, -EINVAL, "snapshot: not an Ember snapshot manifest");
 		goto out;
 	}
-	if (version != FORMAT_VERSION) {
+	if (version < FORMAT_VERSION_MIN || version > FORMAT_VERSION) {
 		r = vmm_errf(err, -EPROTO,
-			     "snapshot: format version %u, this Ember reads version %u", version,
-			     FORMAT_VERSION);
+			     "snapshot: format version %u, this Ember reads versions %u to %u",
+			     version, FORMAT_VERSION_MIN, FORMAT_VERSION);
 		goto out;
 	}
 	/* the last line is "end CRC" over everything before it */

@@ -637,6 +637,8 @@ int ember_vm_balloon_stats(struct ember_vm *vm, struct ember_balloon_stats *out,
  * Snapshots
  * ------------------------------------------------------------------------
  * A snapshot is a directory: a text manifest ("manifest": format version,
+ * 2 since 2026-12-06, whose states time the TSC and clock readings; this
+ * Ember restores versions 1 and 2,
  * the host CPU's identity, each part's size and CRC-32 (zlib's crc32), the
  * disks' sizes), the configuration ("config"), the VM's and every vCPU's
  * hypervisor state ("vm.state", "vcpuN.state"), the devices' state
@@ -765,7 +767,7 @@ void ember_vm_ahead_free(struct ember_vm_ahead *a);
  * snapshot's files may be removed once ember_vm_restore returns, but for
  * the memory file, which is mapped (with EMBER_RESTORE_COPY it may go too). Errors (err names the part; no VM is
  * left behind): -EINVAL (a malformed, truncated or corrupt part: a
- * checksum), -EPROTO (another format version), -ENOTSUP (a CPU or feature
+ * checksum), -EPROTO (a format version this Ember does not read), -ENOTSUP (a CPU or feature
  * this host lacks), -ESTALE (a disk image changed size), -ENOENT (a missing
  * part, or opts->devices names a device the snapshot lacks), -EINVAL also
  * for an opts->devices entry that changes more than the host side, and
